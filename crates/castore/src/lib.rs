@@ -1,0 +1,1 @@
+//! ferrix-castore: content-addressed blobs (BLAKE3) and merkle directories.

@@ -1,0 +1,63 @@
+//! The `ferrix` binary: thin command-line glue over the library crates.
+//!
+//! Each command group lives in its own module with an `Args` type (clap) and
+//! a `run` function; this file only dispatches.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod derivation;
+mod eval;
+mod hash;
+mod instantiate;
+mod nar;
+mod repl;
+mod store;
+
+/// ferrix: a Nix evaluator and content-addressed store, compatible with C++ Nix.
+#[derive(Parser)]
+#[command(name = "ferrix", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compute and convert Nix hashes (like `nix hash` / `nix-hash`).
+    Hash(hash::Args),
+    /// Write, read and list NAR archives (like `nix-store --dump/--restore`).
+    Nar(nar::Args),
+    /// Inspect `.drv` files (like `nix show-derivation`).
+    Derivation(derivation::Args),
+    /// Evaluate a Nix expression and print the result.
+    Eval(eval::Args),
+    /// Evaluate and instantiate Nix expressions (accepts nix-instantiate's flags).
+    #[command(disable_help_flag = true)]
+    Instantiate(instantiate::Args),
+    /// Interactive read-eval-print loop.
+    Repl(repl::Args),
+    /// Work with the content-addressed store.
+    Store(store::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hash(a) => hash::run(a),
+        Command::Nar(a) => nar::run(a),
+        Command::Derivation(a) => derivation::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Instantiate(a) => instantiate::run(a),
+        Command::Repl(a) => repl::run(a),
+        Command::Store(a) => store::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! ferrix-eval: the Nix language (lowering, lazy evaluation, builtins that need no store).

@@ -1,0 +1,1 @@
+//! ferrix-glue: derivation builtins, string contexts, path import and store-backed evaluation IO.

@@ -1,0 +1,1 @@
+//! ferrix-store: Nix store paths on top of castore (PathInfo, NAR rendering and import).
