@@ -1,0 +1,2 @@
+# Start-up: the smallest evaluation.
+1
