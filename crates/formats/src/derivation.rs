@@ -70,6 +70,8 @@ pub enum DerivationError {
     MissingOutputPath(String),
     #[error("derivation name '{0}' is not a valid store path name")]
     BadName(String),
+    #[error("{0}")]
+    BadAttr(String),
     #[error(transparent)]
     StorePath(#[from] StorePathError),
     #[error(transparent)]
@@ -460,6 +462,85 @@ impl Derivation {
     }
 }
 
+/// The content address of a fixed-output derivation from its
+/// `outputHash`, `outputHashAlgo` and `outputHashMode` attributes, as
+/// `derivationStrict` in C++ Nix 2.8 reads them: the algorithm may come from
+/// the attribute or from the hash's own prefix (SRI or `algo:`), the mode is
+/// `flat` (default) or `recursive`, and an empty hash with a known algorithm
+/// means the all-zero hash.
+pub fn fixed_output_ca(output_hash: &str, algo: Option<&str>, mode: Option<&str>) -> Result<CAHash, DerivationError> {
+    let method = match mode {
+        None | Some("flat") => CaMethod::Flat,
+        Some("recursive") => CaMethod::Recursive,
+        Some(m) => return Err(DerivationError::BadAttr(format!("invalid value '{m}' for 'outputHashMode' attribute"))),
+    };
+    let algo = match algo {
+        None | Some("") => None,
+        Some(a) => Some(a.parse::<HashAlgo>().map_err(|e| DerivationError::BadAttr(e.to_string()))?),
+    };
+    let hash = if output_hash.is_empty() {
+        let a = algo.ok_or_else(|| DerivationError::BadAttr("empty hash requires explicit hash type".into()))?;
+        NixHash::from_digest(a, &[0u8; 64][..a.size()]).expect("size matches")
+    } else {
+        NixHash::parse(output_hash, algo).map_err(|e| match e {
+            crate::hash::HashError::MissingAlgo(h) => DerivationError::BadAttr(format!(
+                "hash '{h}' does not include a type, nor is the type otherwise known from context"
+            )),
+            e => DerivationError::BadAttr(e.to_string()),
+        })?
+    };
+    Ok(CAHash::new(method, hash))
+}
+
+/// What the evaluator's `derivationStrict` needs back: the finished
+/// derivation, its `.drv` path and the exact `.drv` file bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedDerivation {
+    pub derivation: Derivation,
+    pub drv_path: StorePath,
+    pub aterm: Vec<u8>,
+}
+
+impl Derivation {
+    /// A derivation with these outputs (all input-addressed, paths unknown)
+    /// and nothing else set yet; fill in inputs, system, builder, args and env,
+    /// then call [`Derivation::finish`].
+    pub fn with_outputs<'a>(outputs: impl IntoIterator<Item = &'a str>) -> Derivation {
+        Derivation {
+            outputs: outputs.into_iter().map(|o| (o.to_owned(), Output { path: None, ca: None })).collect(),
+            ..Derivation::default()
+        }
+    }
+
+    /// A fixed-output derivation (single output `out`).
+    pub fn fixed_output(ca: CAHash) -> Derivation {
+        let mut d = Derivation::default();
+        d.outputs.insert("out".into(), Output { path: None, ca: Some(OutputCa::Fixed(ca)) });
+        d
+    }
+
+    /// Validate, fill in output paths (and their `env` entries), and compute
+    /// the `.drv` path and bytes. `name` is the derivation name;
+    /// `input_hash` gives each input derivation's [`Derivation::hash_modulo`].
+    pub fn finish(
+        mut self,
+        store_dir: &StoreDir,
+        name: &str,
+        input_hash: &mut dyn FnMut(&StorePath) -> Option<[u8; 32]>,
+    ) -> Result<FinishedDerivation, DerivationError> {
+        crate::store_path::validate_name(name.as_bytes(), name).map_err(|_| DerivationError::BadName(name.to_owned()))?;
+        self.fill_output_paths(store_dir, name, input_hash)?;
+        let aterm = self.to_aterm(store_dir);
+        let drv_path = self.drv_path_for_aterm(store_dir, name, &aterm)?;
+        Ok(FinishedDerivation { derivation: self, drv_path, aterm })
+    }
+
+    /// Output name → path, for outputs whose path is known.
+    pub fn output_paths(&self) -> BTreeMap<&str, &StorePath> {
+        self.outputs.iter().filter_map(|(n, o)| o.path.as_ref().map(|p| (n.as_str(), p))).collect()
+    }
+}
+
 /// Render `{ "<drv path>": <drv json>, … }` like `nix show-derivation`.
 pub fn show_derivations_json<'a>(
     store_dir: &StoreDir,
@@ -647,4 +728,50 @@ pub fn json_string(s: &[u8]) -> String {
     }
     o.push('"');
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of /work/shared/vectors/derivations.tsv, built through the glue-facing API.
+    #[test]
+    fn glue_api_matches_vectors() {
+        let sd = StoreDir::default();
+        let q = "sha256-Q3QXOoy+iN4VK2CflvRulYvPZXYgF0dO7FoF7CvWFTA=";
+        let cases: &[(&str, Option<&str>, Option<&str>, &str, &str)] = &[
+            (q, Some("sha256"), Some("recursive"), "17wgs52s7kcamcyin4ja58njkf91ipq8-foo", "j1xpqyk662dyzsrkkj4idwfllh78bymp-foo.drv"),
+            (q, None, Some("recursive"), "17wgs52s7kcamcyin4ja58njkf91ipq8-foo", "2ssy12mvzhgckm1c7gpybyxy9xc40kry-foo.drv"),
+            (q, None, None, "q4pkwkxdib797fhk22p0k3g1q32jmxvf-foo", "m77ka2bg7ngbyyl58kbwxdbc90z01cwj-foo.drv"),
+            ("4374173a8cbe88de152b609f96f46e958bcf65762017474eec5a05ec2bd61530", Some("sha256"), Some("recursive"),
+             "17wgs52s7kcamcyin4ja58njkf91ipq8-foo", "hmhk6z9f09wcha8hj2q8nyym4iakks16-foo.drv"),
+            ("md5-07BzhNET7exJ6qYjitX/AA==", Some("md5"), Some("flat"), "jfhcwnq1852ccy9ad9nakybp2wadngnd-foo", "r9ain5mccyzqbh3q23nv934239wsqc79-foo.drv"),
+        ];
+        for &(h, algo, mode, out, drv) in cases {
+            let ca = fixed_output_ca(h, algo, mode).unwrap();
+            let mut d = Derivation::fixed_output(ca);
+            d.system = b"x86_64-linux".to_vec();
+            d.builder = b"/bin/sh".to_vec();
+            let mut env: Vec<(&str, &str)> = vec![("builder", "/bin/sh"), ("name", "foo"), ("system", "x86_64-linux"), ("outputHash", h)];
+            if let Some(a) = algo { env.push(("outputHashAlgo", a)); }
+            if let Some(m) = mode { env.push(("outputHashMode", m)); }
+            for (k, v) in env { d.env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec()); }
+            let f = d.finish(&sd, "foo", &mut |_| None).unwrap();
+            assert_eq!(f.derivation.output_paths()["out"].to_string(), out);
+            assert_eq!(f.drv_path.to_string(), drv);
+        }
+        // input-addressed, two outputs
+        let mut d = Derivation::with_outputs(["foo", "bar"]);
+        d.system = b"x86_64-linux".to_vec();
+        d.builder = b"/bin/sh".to_vec();
+        for (k, v) in [("builder", "/bin/sh"), ("name", "foo"), ("system", "x86_64-linux"), ("outputs", "foo bar")] {
+            d.env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        }
+        let f = d.finish(&sd, "foo", &mut |_| None).unwrap();
+        assert_eq!(f.derivation.output_paths()["foo"].to_string(), "hkwdinvz2jpzgnjy9lv34d2zxvclj4s3-foo-foo");
+        assert_eq!(f.drv_path.to_string(), "la0scvv0d3qgm2drg561gpflynh7iswx-foo.drv");
+        assert!(matches!(fixed_output_ca("abc", None, None), Err(DerivationError::BadAttr(m)) if m.contains("does not include a type")));
+        assert!(fixed_output_ca(q, None, Some("text")).is_err());
+        assert!(Derivation::with_outputs(["drv"]).finish(&sd, "x", &mut |_| None).is_err());
+    }
 }
