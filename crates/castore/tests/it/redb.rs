@@ -102,3 +102,43 @@ fn url_errors_are_clear() {
     assert!(msg("grpc+http://[::1]:8000").ends_with("this backend is not implemented yet"));
     assert!(msg("s3://bucket").ends_with("unknown scheme; known: memory://, redb:///path"));
 }
+
+/// A process that dies without closing the store keeps every blob that was
+/// flushed or that a stored directory points to. The child is this test
+/// binary, re-run on this one test.
+#[test]
+fn killed_process_keeps_flushed_blobs_and_directories() {
+    if let Ok(path) = std::env::var("FERRIX_CASTORE_CRASH_PROBE") {
+        let store = RedbStore::open(std::path::Path::new(&path)).unwrap();
+        let (blobs, dirs) = (store.blob_service(), store.directory_service());
+        blobs.put(b"a: closed, then flushed by b").unwrap();
+        blobs.put(b"b: flushed").unwrap();
+        blobs.flush().unwrap();
+        let d = blobs.put(b"d: named by a directory").unwrap();
+        let dir = Directory::new(vec![Entry::new(
+            Name::try_from("d").unwrap(),
+            Node::File { digest: d, size: 23, executable: false },
+        )])
+        .unwrap();
+        dirs.put(&dir).unwrap();
+        blobs.put(b"c: closed, never flushed").unwrap();
+        std::process::exit(7); // no destructors run: like a crash of this process
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("db");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "redb::killed_process_keeps_flushed_blobs_and_directories", "--nocapture"])
+        .env("FERRIX_CASTORE_CRASH_PROBE", &path)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(7));
+    let store = RedbStore::open(&path).unwrap();
+    let blobs = store.blob_service();
+    for kept in [&b"a: closed, then flushed by b"[..], b"b: flushed", b"d: named by a directory"] {
+        assert!(blobs.has(&B3Digest::of(kept)).unwrap(), "{:?} lost", String::from_utf8_lossy(kept));
+    }
+    let dir = store.stats().unwrap().directories;
+    assert_eq!(dir, 1);
+    // "c" was never made durable; whether it survives a process exit is up to
+    // redb (the OS keeps written pages), so it is not asserted either way.
+}
