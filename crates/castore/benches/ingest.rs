@@ -70,7 +70,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("file_256MiB/memory", |b| {
         b.iter_batched(
-            || ferrix_castore::backend::memory::services(),
+            ferrix_castore::backend::memory::services,
             |s| ingest(&*s.blobs, &*s.directories, &big).expect("ingest"),
             BatchSize::PerIteration,
         )
@@ -86,7 +86,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("small_files_10000/memory", |b| {
         b.iter_batched(
-            || ferrix_castore::backend::memory::services(),
+            ferrix_castore::backend::memory::services,
             |s| ingest(&*s.blobs, &*s.directories, &small).expect("ingest"),
             BatchSize::PerIteration,
         )
