@@ -6,6 +6,9 @@
 //! digest (so identical chunks are stored once), plus a chunk list. A reader
 //! loads one chunk at a time and checks each chunk's digest as it loads it, so
 //! ranged reads never load the whole blob and corrupt data is never returned.
+//!
+//! Not yet: garbage collection. Chunks written by a writer that was dropped
+//! without `close` stay stored, unreferenced.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
