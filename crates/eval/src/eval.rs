@@ -926,7 +926,7 @@ impl Eval {
                 return Ok(Value::path(full.into_bytes()));
             }
         }
-        Err(Error::eval(format!(
+        Err(Error::throw(format!(
             "file '{path}' was not found in the Nix search path (add it using $NIX_PATH or -I)"
         )))
     }

@@ -197,13 +197,30 @@ impl Eval {
     /// Parse and lower a source text; `name` is shown in positions and
     /// `base_dir` resolves relative paths.
     pub fn parse(&self, text: &str, name: &str, base_dir: &str) -> Result<&'static ir::Expr> {
-        let text = if text.contains('\r') { text.replace("\r\n", "\n") } else { text.to_string() };
+        let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
         let file = source::add(name, &text);
         let cx = lower::LowerCtx {
             file,
             base_dir,
             globals: &self.global_names,
             home: self.opts.home.as_deref(),
+            scope: None,
+        };
+        let e = lower::parse_and_lower(&text, &cx)?;
+        Ok(Box::leak(Box::new(e)))
+    }
+
+    /// Parse and lower with an extra outermost frame binding `names`
+    /// (slot i = names[i]); used by `scopedImport`.
+    pub fn parse_scoped(&self, text: &str, name: &str, base_dir: &str, names: &[Symbol]) -> Result<&'static ir::Expr> {
+        let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
+        let file = source::add(name, &text);
+        let cx = lower::LowerCtx {
+            file,
+            base_dir,
+            globals: &self.global_names,
+            home: self.opts.home.as_deref(),
+            scope: Some(names),
         };
         let e = lower::parse_and_lower(&text, &cx)?;
         Ok(Box::leak(Box::new(e)))

@@ -20,6 +20,8 @@ pub struct LowerCtx<'a> {
     /// Names of the base environment (builtins and friends) → global index.
     pub globals: &'a FxHashMap<Symbol, u32>,
     pub home: Option<&'a str>,
+    /// Names bound in an outermost frame (for `scopedImport`).
+    pub scope: Option<&'a [Symbol]>,
 }
 
 /// Parse and lower a source text. `\r\n` is normalised to `\n` first.
@@ -33,6 +35,9 @@ pub fn parse_and_lower(text: &str, cx: &LowerCtx<'_>) -> Result<Expr> {
         return Err(Error::parse("syntax error, unexpected end of file", Span { file: cx.file, offset: text.len() as u32 }));
     };
     let mut l = Lowerer { cx, scopes: Vec::new() };
+    if let Some(names) = cx.scope {
+        l.scopes.push(Scope::Frame(names.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect()));
+    }
     l.expr(expr)
 }
 
@@ -462,7 +467,13 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             ast::Expr::PathSearch(p) => {
                 let text = p.content().map(|c| c.text().to_string()).unwrap_or_default();
                 let inner = text.trim_start_matches('<').trim_end_matches('>');
-                Expr::SearchPath { path: inner.into(), pos }
+                let find = self.resolve(Symbol::new("__findFile"), pos, 0)?;
+                let np = self.resolve(Symbol::new("__nixPath"), pos, 0)?;
+                Expr::Apply {
+                    f: Box::new(find),
+                    args: Box::new([np, Expr::Const(Value::str(inner))]),
+                    pos,
+                }
             }
             ast::Expr::List(l) => {
                 let items: Result<Vec<Expr>> = l.items().map(|i| self.expr(i)).collect();

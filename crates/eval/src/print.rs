@@ -100,11 +100,23 @@ pub fn is_plain_ident(s: &[u8]) -> bool {
 pub fn print_value(v: &Value) -> String {
     let mut out = String::new();
     let mut seen = FxHashSet::default();
-    print_ambiguous(&mut out, v, &mut seen);
+    print_ambiguous(&mut out, v, &mut seen, 0, "<CODE>");
     out
 }
 
-fn print_ambiguous(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>) {
+/// Like [`print_value`] but unevaluated thunks show as `«thunk»` (how
+/// `builtins.trace` prints).
+pub fn print_value_trace(v: &Value) -> String {
+    let mut out = String::new();
+    let mut seen = FxHashSet::default();
+    print_ambiguous(&mut out, v, &mut seen, 0, "«thunk»");
+    out
+}
+
+/// `via` identifies the heap cell the value was reached through (a thunk),
+/// standing in for C++ Nix's `Value*`: small lists (up to two elements) are
+/// stored inside the Value there, so their identity is the cell's.
+fn print_ambiguous(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>, via: usize, thunk: &str) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -128,19 +140,20 @@ fn print_ambiguous(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>) {
                     escape_string(out, name);
                 }
                 out.push_str(" = ");
-                print_ambiguous(out, &attr.value, seen);
+                print_ambiguous(out, &attr.value, seen, 0, thunk);
                 out.push_str("; ");
             }
             out.push('}');
         }
         Value::List(l) => {
-            if !l.is_empty() && !seen.insert(Rc::as_ptr(l) as usize) {
+            let key = if l.len() <= 2 { via } else { Rc::as_ptr(l) as usize };
+            if !l.is_empty() && key != 0 && !seen.insert(key) {
                 out.push_str("«repeated»");
                 return;
             }
             out.push_str("[ ");
             for x in l.iter() {
-                print_ambiguous(out, x, seen);
+                print_ambiguous(out, x, seen, 0, thunk);
                 out.push(' ');
             }
             out.push(']');
@@ -149,8 +162,8 @@ fn print_ambiguous(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>) {
         Value::PrimOp(_) => out.push_str("<PRIMOP>"),
         Value::PrimOpApp(_) => out.push_str("<PRIMOP-APP>"),
         Value::Thunk(t) => match t.value() {
-            Some(v) => print_ambiguous(out, v, seen),
-            None => out.push_str("<CODE>"),
+            Some(v) => print_ambiguous(out, v, seen, Rc::as_ptr(t) as usize, thunk),
+            None => out.push_str(thunk),
         },
     }
 }
@@ -224,6 +237,6 @@ fn print_err(out: &mut String, v: &Value, depth: usize) {
             Some(v) => print_err(out, v, depth),
             None => out.push_str("«thunk»"),
         },
-        other => print_ambiguous(out, other, &mut FxHashSet::default()),
+        other => print_ambiguous(out, other, &mut FxHashSet::default(), 0, "«thunk»"),
     }
 }

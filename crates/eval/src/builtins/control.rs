@@ -81,7 +81,7 @@ fn trace(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let v = ev.force(&a[0])?;
     match &v {
         Value::String(s) => eprintln!("trace: {}", s.to_str_lossy()),
-        _ => eprintln!("trace: {}", crate::print::print_value(&v)),
+        _ => eprintln!("trace: {}", crate::print::print_value_trace(&v)),
     }
     ev.force(&a[1])
 }

@@ -74,15 +74,16 @@ fn scoped_import(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         path = format!("{path}/default.nix");
     }
     let bytes = ev.io.read_file(&path).map_err(Error::eval)?;
-    let text = String::from_utf8_lossy(&bytes);
+    let text = crate::lower::decode_source(&bytes);
     let dir = path.rsplit_once('/').map_or("/".to_string(), |(d, _)| if d.is_empty() { "/".into() } else { d.into() });
-    // The file is wrapped in `with scope;` (by source text), so names not
-    // bound statically resolve through the scope.
-    let wrapped = format!("with __scopedImportScope; ({text}\n)");
-    let _ = wrapped;
-    let e = ev.parse(&text, &path, &dir)?;
-    let _ = scope;
-    ev.eval(e, &ev.root_env.clone())
+    // The scope's attributes are bound in a frame above the base
+    // environment, so they shadow builtins.
+    let scope = ev.force_attrs(&scope)?;
+    let names: Vec<Symbol> = scope.attrs.iter().map(|a| a.name).collect();
+    let slots = scope.attrs.iter().map(|a| a.value.clone()).collect();
+    let e = ev.parse_scoped(&text, &path, &dir, &names)?;
+    let env = Env::new(Some(ev.root_env.clone()), slots);
+    ev.eval(e, &env)
 }
 /// `builtins.readFile ./file`
 fn read_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -155,7 +156,7 @@ fn find_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             return Ok(Value::path(full.into_bytes()));
         }
     }
-    Err(Error::eval(format!("file '{name}' was not found in the Nix search path (add it using $NIX_PATH or -I)")))
+    Err(Error::throw(format!("file '{name}' was not found in the Nix search path (add it using $NIX_PATH or -I)")))
 }
 fn to_path(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let p = path_arg(ev, &a[0])?;

@@ -144,6 +144,7 @@ fn regex(re: &[u8], anchored: bool) -> Result<Rc<regex::bytes::Regex>> {
     let pat = if anchored { format!("^(?:{translated})$") } else { translated };
     let r = regex::bytes::RegexBuilder::new(&pat)
         .unicode(false)
+        .dot_matches_new_line(true)
         .build()
         .map_err(|_| Error::eval(format!("invalid regular expression '{text}'")))?;
     let r = Rc::new(r);

@@ -173,6 +173,6 @@ pub fn to_xml_string(ev: &Eval, v: &Value, location: bool, ctx: &mut Context) ->
 /// `builtins.toXML 1`
 fn to_xml(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut ctx = Context::new();
-    let s = to_xml_string(ev, &a[0], true, &mut ctx)?;
+    let s = to_xml_string(ev, &a[0], false, &mut ctx)?;
     Ok(Value::string_ctx(s.into_bytes(), ctx))
 }
