@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::ca::{CAHash, CaMethod};
-use crate::hash::{compress_hash, sha256, Encoding, HashAlgo, NixHash};
+use crate::hash::{Encoding, HashAlgo, NixHash, compress_hash, sha256};
 use crate::nixbase32;
 
 /// Characters in the nix32 hash part of a store path.
@@ -32,7 +32,9 @@ pub enum StorePathError {
     BadChar { path: String, ch: char },
     #[error("derivation name '{0}' must not end in '.drv' for output paths")]
     DrvName(String),
-    #[error("cannot compute fixed-output path: references are not allowed unless the method is recursive sha256")]
+    #[error(
+        "cannot compute fixed-output path: references are not allowed unless the method is recursive sha256"
+    )]
     RefsNotAllowed,
 }
 
@@ -47,8 +49,14 @@ pub fn validate_name(name: &[u8], whole: &str) -> Result<(), StorePathError> {
     if name[0] == b'.' {
         return Err(StorePathError::LeadingDot(whole.to_owned()));
     }
-    if let Some(&c) = name.iter().find(|&&c| !(c.is_ascii_alphanumeric() || b"+-._?=".contains(&c))) {
-        return Err(StorePathError::BadChar { path: whole.to_owned(), ch: c as char });
+    if let Some(&c) = name
+        .iter()
+        .find(|&&c| !(c.is_ascii_alphanumeric() || b"+-._?=".contains(&c)))
+    {
+        return Err(StorePathError::BadChar {
+            path: whole.to_owned(),
+            ch: c as char,
+        });
     }
     Ok(())
 }
@@ -113,7 +121,10 @@ impl<'a> StorePathRef<'a> {
     }
 
     pub fn to_owned(&self) -> StorePath {
-        StorePath { hash_part: self.hash_part, name: self.name.to_owned() }
+        StorePath {
+            hash_part: self.hash_part,
+            name: self.name.to_owned(),
+        }
     }
 }
 
@@ -122,9 +133,16 @@ impl StorePath {
     pub fn from_digest(digest: &[u8; DIGEST_LEN], name: &str) -> Result<StorePath, StorePathError> {
         let mut hash_part = [0u8; HASH_PART_LEN];
         nixbase32::encode_into(digest, &mut hash_part);
-        let whole = format!("{}-{}", std::str::from_utf8(&hash_part).expect("ascii"), name);
+        let whole = format!(
+            "{}-{}",
+            std::str::from_utf8(&hash_part).expect("ascii"),
+            name
+        );
         validate_name(name.as_bytes(), &whole)?;
-        Ok(StorePath { hash_part, name: name.to_owned() })
+        Ok(StorePath {
+            hash_part,
+            name: name.to_owned(),
+        })
     }
 
     /// Parse a base name `<hash>-<name>`.
@@ -133,7 +151,10 @@ impl StorePath {
     }
 
     pub fn as_ref(&self) -> StorePathRef<'_> {
-        StorePathRef { hash_part: self.hash_part, name: &self.name }
+        StorePathRef {
+            hash_part: self.hash_part,
+            name: &self.name,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -206,7 +227,10 @@ impl StoreDir {
 
     /// Parse an absolute store path that may have a sub-path after it;
     /// returns the store path and the rest (empty or starting with `/`).
-    pub fn parse_prefix<'a>(&self, path: &'a str) -> Result<(StorePathRef<'a>, &'a str), StorePathError> {
+    pub fn parse_prefix<'a>(
+        &self,
+        path: &'a str,
+    ) -> Result<(StorePathRef<'a>, &'a str), StorePathError> {
         let rest = path
             .strip_prefix(self.0.as_str())
             .and_then(|r| r.strip_prefix('/'))
@@ -228,13 +252,23 @@ impl StoreDir {
 
     /// Nix's `makeStorePath`: fingerprint `type:sha256:<hex>:<dir>:<name>`,
     /// sha256, XOR-folded to 20 bytes.
-    pub fn make_store_path(&self, ty: &str, hash: &NixHash, name: &str) -> Result<StorePath, StorePathError> {
+    pub fn make_store_path(
+        &self,
+        ty: &str,
+        hash: &NixHash,
+        name: &str,
+    ) -> Result<StorePath, StorePathError> {
         let fp = format!("{ty}:{}:{}:{name}", hash.to_typed(Encoding::Base16), self.0);
         let digest = compress_hash::<DIGEST_LEN>(&sha256(fp.as_bytes()));
         StorePath::from_digest(&digest, name)
     }
 
-    fn make_type<'a>(&self, ty: &str, refs: impl IntoIterator<Item = &'a StorePath>, self_ref: bool) -> String {
+    fn make_type<'a>(
+        &self,
+        ty: &str,
+        refs: impl IntoIterator<Item = &'a StorePath>,
+        self_ref: bool,
+    ) -> String {
         let mut s = ty.to_owned();
         for r in refs {
             s.push(':');
@@ -290,10 +324,18 @@ impl StoreDir {
                 }
                 let inner = format!(
                     "fixed:out:{}{}:",
-                    if method == CaMethod::Recursive { "r:" } else { "" },
+                    if method == CaMethod::Recursive {
+                        "r:"
+                    } else {
+                        ""
+                    },
                     hash.to_typed(Encoding::Base16)
                 );
-                self.make_store_path("output:out", &HashAlgo::Sha256.digest(inner.as_bytes()), name)
+                self.make_store_path(
+                    "output:out",
+                    &HashAlgo::Sha256.digest(inner.as_bytes()),
+                    name,
+                )
             }
         }
     }
@@ -305,7 +347,12 @@ impl StoreDir {
 
     /// An input-addressed derivation output path: `output:<id>` with the
     /// derivation's modulo hash; the name is `<drv>` or `<drv>-<output>`.
-    pub fn make_output_path(&self, output: &str, drv_hash: &[u8; 32], drv_name: &str) -> Result<StorePath, StorePathError> {
+    pub fn make_output_path(
+        &self,
+        output: &str,
+        drv_hash: &[u8; 32],
+        drv_name: &str,
+    ) -> Result<StorePath, StorePathError> {
         let name = output_path_name(drv_name, output);
         let h = NixHash::from_digest(HashAlgo::Sha256, drv_hash).expect("32 bytes");
         self.make_store_path(&format!("output:{output}"), &h, &name)
@@ -328,19 +375,29 @@ fn rewrite_whole(e: StorePathError, whole: &str) -> StorePathError {
 
 /// `<drv>` for the `out` output, `<drv>-<output>` otherwise.
 pub fn output_path_name(drv_name: &str, output: &str) -> String {
-    if output == "out" { drv_name.to_owned() } else { format!("{drv_name}-{output}") }
+    if output == "out" {
+        drv_name.to_owned()
+    } else {
+        format!("{drv_name}-{output}")
+    }
 }
 
 /// `/` followed by the nix32 of sha256(`nix-output:<output>`): what
 /// `builtins.placeholder` returns.
 pub fn hash_placeholder(output: &str) -> String {
-    format!("/{}", nixbase32::encode(&sha256(format!("nix-output:{output}").as_bytes())))
+    format!(
+        "/{}",
+        nixbase32::encode(&sha256(format!("nix-output:{output}").as_bytes()))
+    )
 }
 
 /// Placeholder for an output of a content-addressed derivation that is not
 /// built yet (`nix-upstream-output:<drvhash>:<output name>`).
 pub fn downstream_placeholder(drv_path: &StorePath, output: &str) -> String {
-    let drv_name = drv_path.name().strip_suffix(".drv").unwrap_or(drv_path.name());
+    let drv_name = drv_path
+        .name()
+        .strip_suffix(".drv")
+        .unwrap_or(drv_path.name());
     let clear = format!(
         "nix-upstream-output:{}:{}",
         drv_path.hash_part(),
@@ -356,16 +413,30 @@ mod tests {
     #[test]
     fn placeholder_out() {
         // builtins.placeholder "out"
-        assert_eq!(hash_placeholder("out"), "/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9");
+        assert_eq!(
+            hash_placeholder("out"),
+            "/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9"
+        );
     }
 
     #[test]
     fn parse_and_errors() {
         let sd = StoreDir::default();
-        let p = sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo").unwrap();
+        let p = sd
+            .parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo")
+            .unwrap();
         assert_eq!(p.name(), "foo");
-        assert!(matches!(sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-.foo"), Err(StorePathError::LeadingDot(_))));
-        assert!(matches!(sd.parse("/nix/store/epcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"), Err(StorePathError::BadHash(_))));
-        assert!(matches!(sd.parse("/nix/stor/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"), Err(StorePathError::NotInStore(_))));
+        assert!(matches!(
+            sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-.foo"),
+            Err(StorePathError::LeadingDot(_))
+        ));
+        assert!(matches!(
+            sd.parse("/nix/store/epcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"),
+            Err(StorePathError::BadHash(_))
+        ));
+        assert!(matches!(
+            sd.parse("/nix/stor/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"),
+            Err(StorePathError::NotInStore(_))
+        ));
     }
 }
