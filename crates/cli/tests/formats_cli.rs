@@ -269,7 +269,8 @@ fn nix_path(tool: &str) -> String {
 fn nar_dump_single_file_and_symlink() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("f");
-    fs::write(&f, vec![7u8; 100_000]).unwrap();
+    // bigger than the 8 MiB threshold of the read-ahead thread
+    fs::write(&f, (0..(9u32 << 20) + 5).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
     fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
     let l = tmp.path().join("l");
     symlink("f", &l).unwrap();

@@ -504,3 +504,18 @@ fn narinfo_roundtrip_and_signatures() {
         );
     }
 }
+
+#[test]
+fn big_file_dump_uses_read_ahead_and_matches_in_memory_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("big");
+    let data: Vec<u8> = (0..(17u32 << 20) + 3).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+    fs::write(&f, &data).unwrap();
+    let dumped = nar::dump_path(&f, Vec::new()).unwrap();
+    let mut expected = Vec::new();
+    let mut w = nar::NarWriter::new(&mut expected).unwrap();
+    w.root().bytes(false, &data).unwrap();
+    assert!(dumped == expected);
+    let (h, n) = nar::dump_path_hashed(&f, HashAlgo::Sha256).unwrap();
+    assert_eq!((h, n), (HashAlgo::Sha256.digest(&expected), expected.len() as u64));
+}

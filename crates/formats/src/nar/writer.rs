@@ -224,8 +224,14 @@ fn dump_node<W: Write>(path: &Path, node: Node<'_, W>, buf: &mut [u8]) -> io::Re
     if ft.is_file() {
         let mut f = fs::File::open(path).map_err(ctx)?;
         let exec = md.permissions().mode() & 0o100 != 0;
-        node.file_with_buffer(exec, md.len(), &mut f, buf)
-            .map_err(ctx)
+        if md.len() >= PIPELINE_MIN {
+            let mut r = PipelinedReader::new(f);
+            let res = node.file_with_buffer(exec, md.len(), &mut r, buf);
+            r.finish();
+            res.map_err(ctx)
+        } else {
+            node.file_with_buffer(exec, md.len(), &mut f, buf).map_err(ctx)
+        }
     } else if ft.is_symlink() {
         let t = fs::read_link(path).map_err(ctx)?;
         node.symlink(t.as_os_str().as_bytes())
@@ -247,5 +253,102 @@ fn dump_node<W: Write>(path: &Path, node: Node<'_, W>, buf: &mut [u8]) -> io::Re
             io::ErrorKind::InvalidInput,
             format!("file '{}' has an unsupported type", path.display()),
         ))
+    }
+}
+
+/// Files at least this big are read on a helper thread, so reading and
+/// hashing/writing overlap.
+const PIPELINE_MIN: u64 = 8 << 20;
+const PIPELINE_CHUNK: usize = 1 << 20;
+
+type Chunk = io::Result<Vec<u8>>;
+
+/// Reads a file ahead on a helper thread and hands over filled buffers
+/// through a small channel (buffers are recycled), so that reading the
+/// next chunk overlaps with hashing or writing the current one.
+struct PipelinedReader {
+    rx: Option<std::sync::mpsc::Receiver<Chunk>>,
+    back: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PipelinedReader {
+    fn new(mut f: fs::File) -> PipelinedReader {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
+        let (back, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        for _ in 0..3 {
+            let _ = back.try_send(vec![0u8; PIPELINE_CHUNK]);
+        }
+        let handle = std::thread::spawn(move || {
+            while let Ok(mut b) = free.recv() {
+                b.resize(PIPELINE_CHUNK, 0);
+                let mut n = 0;
+                let res = loop {
+                    match f.read(&mut b[n..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => {
+                            n += k;
+                            if n == b.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                b.truncate(n);
+                let stop = n == 0 || res.is_err();
+                let msg = res.map(|()| b);
+                if tx.send(msg).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        PipelinedReader { rx: Some(rx), back: Some(back), cur: Vec::new(), pos: 0, done: false, handle: Some(handle) }
+    }
+
+    /// Stop the helper thread and wait for it.
+    fn finish(mut self) {
+        self.rx = None;
+        self.back = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Read for PipelinedReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let old = std::mem::take(&mut self.cur);
+            if let Some(back) = &self.back {
+                let _ = back.try_send(old);
+            }
+            let next = self.rx.as_ref().map(|rx| rx.recv());
+            match next {
+                Some(Ok(Ok(b))) if !b.is_empty() => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Some(Ok(Err(e))) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                _ => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
