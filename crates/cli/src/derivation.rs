@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use anyhow::Context;
 use clap::Subcommand;
 use ferrix_formats::derivation::show_derivations_json;
@@ -63,10 +65,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             // like nix, one object keyed by path (sorted, duplicates merged)
             drvs.sort_by(|a, b| a.0.cmp(&b.0));
             drvs.dedup_by(|a, b| a.0 == b.0);
-            println!(
-                "{}",
-                show_derivations_json(&sd, drvs.iter().map(|(p, d)| (p, d)))
-            );
+            let mut json = show_derivations_json(&sd, drvs.iter().map(|(p, d)| (p, d)));
+            json.push(b'\n');
+            let mut out = std::io::stdout().lock();
+            out.write_all(&json)
+                .and_then(|()| out.flush())
+                .context("writing to stdout")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -270,7 +270,13 @@ fn nar_dump_single_file_and_symlink() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("f");
     // bigger than the 8 MiB threshold of the read-ahead thread
-    fs::write(&f, (0..(9u32 << 20) + 5).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+    fs::write(
+        &f,
+        (0..(9u32 << 20) + 5)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
     let l = tmp.path().join("l");
     symlink("f", &l).unwrap();

@@ -459,7 +459,7 @@ impl Derivation {
 
     /// The JSON object `nix show-derivation` (2.8) prints for this derivation
     /// (without the outer `{ "<drv path>": … }`), pretty-printed at `indent`.
-    pub fn to_json(&self, store_dir: &StoreDir) -> String {
+    pub fn to_json(&self, store_dir: &StoreDir) -> Vec<u8> {
         let mut j = JsonWriter::default();
         j.begin_object();
         j.key("outputs");
@@ -650,14 +650,20 @@ impl Derivation {
 pub fn show_derivations_json<'a>(
     store_dir: &StoreDir,
     drvs: impl IntoIterator<Item = (&'a StorePath, &'a Derivation)>,
-) -> String {
+) -> Vec<u8> {
     let mut j = JsonWriter::default();
     j.begin_object();
     for (p, d) in drvs {
         j.key(&store_dir.display(p));
         let inner = d.to_json(store_dir);
         // re-indent the inner object by one level
-        let ind = inner.replace('\n', "\n  ");
+        let mut ind = Vec::with_capacity(inner.len() + inner.len() / 8);
+        for &c in &inner {
+            ind.push(c);
+            if c == b'\n' {
+                ind.extend_from_slice(b"  ");
+            }
+        }
         j.raw(&ind);
     }
     j.end_object();
@@ -765,28 +771,28 @@ impl Parser<'_> {
 /// (two-space indent, `"key": value`, empty containers as `{}` / `[]`).
 #[derive(Default)]
 struct JsonWriter {
-    out: String,
+    out: Vec<u8>,
     /// per open container: number of items so far
     stack: Vec<usize>,
 }
 
 impl JsonWriter {
     fn newline_indent(&mut self) {
-        self.out.push('\n');
+        self.out.push(b'\n');
         for _ in 0..self.stack.len() {
-            self.out.push_str("  ");
+            self.out.extend_from_slice(b"  ");
         }
     }
     fn item(&mut self) {
         let n = self.stack.last_mut().expect("inside a container");
         if *n > 0 {
-            self.out.push(',');
+            self.out.push(b',');
         }
         *n += 1;
         self.newline_indent();
     }
     fn begin_object(&mut self) {
-        self.out.push('{');
+        self.out.push(b'{');
         self.stack.push(0);
     }
     fn end_object(&mut self) {
@@ -794,10 +800,10 @@ impl JsonWriter {
         if n > 0 {
             self.newline_indent();
         }
-        self.out.push('}');
+        self.out.push(b'}');
     }
     fn begin_array(&mut self) {
-        self.out.push('[');
+        self.out.push(b'[');
         self.stack.push(0);
     }
     fn end_array(&mut self) {
@@ -805,7 +811,7 @@ impl JsonWriter {
         if n > 0 {
             self.newline_indent();
         }
-        self.out.push(']');
+        self.out.push(b']');
     }
     fn elem(&mut self) {
         self.item();
@@ -816,39 +822,34 @@ impl JsonWriter {
     fn key_bytes(&mut self, k: &[u8]) {
         self.item();
         self.string(k);
-        self.out.push_str(": ");
+        self.out.extend_from_slice(b": ");
     }
-    fn raw(&mut self, s: &str) {
-        self.out.push_str(s);
+    fn raw(&mut self, s: &[u8]) {
+        self.out.extend_from_slice(s);
     }
     fn string(&mut self, s: &[u8]) {
-        self.out.push_str(&json_string(s));
+        json_string_into(&mut self.out, s);
     }
 }
 
-/// A JSON string literal the way Nix 2.8 escapes it; bytes that are not UTF-8
-/// are replaced with U+FFFD.
-pub fn json_string(s: &[u8]) -> String {
-    let s = String::from_utf8_lossy(s);
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
+/// Append a JSON string literal escaped the way Nix 2.8 does: `"`, `\\`,
+/// `\n`, `\r`, `\t`; other control characters (`\b` and `\f` too) as `\u00XX`;
+/// every other byte (including non-UTF-8) is copied as is.
+pub fn json_string_into(o: &mut Vec<u8>, s: &[u8]) {
+    o.push(b'"');
+    for &c in s {
         match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            '\u{8}' => o.push_str("\\b"),
-            '\u{c}' => o.push_str("\\f"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            b'"' => o.extend_from_slice(b"\\\""),
+            b'\\' => o.extend_from_slice(b"\\\\"),
+            b'\n' => o.extend_from_slice(b"\\n"),
+            b'\r' => o.extend_from_slice(b"\\r"),
+            b'\t' => o.extend_from_slice(b"\\t"),
+            c if c < 0x20 => o.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
             c => o.push(c),
         }
     }
-    o.push('"');
-    o
+    o.push(b'"');
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

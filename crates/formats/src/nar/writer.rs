@@ -230,7 +230,8 @@ fn dump_node<W: Write>(path: &Path, node: Node<'_, W>, buf: &mut [u8]) -> io::Re
             r.finish();
             res.map_err(ctx)
         } else {
-            node.file_with_buffer(exec, md.len(), &mut f, buf).map_err(ctx)
+            node.file_with_buffer(exec, md.len(), &mut f, buf)
+                .map_err(ctx)
         }
     } else if ft.is_symlink() {
         let t = fs::read_link(path).map_err(ctx)?;
@@ -307,7 +308,14 @@ impl PipelinedReader {
                 }
             }
         });
-        PipelinedReader { rx: Some(rx), back: Some(back), cur: Vec::new(), pos: 0, done: false, handle: Some(handle) }
+        PipelinedReader {
+            rx: Some(rx),
+            back: Some(back),
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+            handle: Some(handle),
+        }
     }
 
     /// Stop the helper thread and wait for it.
