@@ -26,8 +26,6 @@ pub enum StorePathError {
     EmptyName(String),
     #[error("store path '{0}' has a name longer than {MAX_NAME_LEN} characters")]
     NameTooLong(String),
-    #[error("store path '{0}' starts with illegal character '.'")]
-    LeadingDot(String),
     #[error("store path '{path}' contains illegal character {ch:?}")]
     BadChar { path: String, ch: char },
     #[error("derivation name '{0}' must not end in '.drv' for output paths")]
@@ -38,16 +36,16 @@ pub enum StorePathError {
     RefsNotAllowed,
 }
 
-/// Check a store path name (the part after `hash-`).
+/// Check a store path name (the part after `hash-`): 1 to 211 characters
+/// from `[A-Za-z0-9+-._?=]`. Like C++ Nix 2.8 (the oracle), a leading `.` is
+/// allowed (`builtins.toFile ".foo"` works there); newer Nix versions are
+/// stricter about `.`/`..`.
 pub fn validate_name(name: &[u8], whole: &str) -> Result<(), StorePathError> {
     if name.is_empty() {
         return Err(StorePathError::EmptyName(whole.to_owned()));
     }
     if name.len() > MAX_NAME_LEN {
         return Err(StorePathError::NameTooLong(whole.to_owned()));
-    }
-    if name[0] == b'.' {
-        return Err(StorePathError::LeadingDot(whole.to_owned()));
     }
     if let Some(&c) = name
         .iter()
@@ -367,7 +365,6 @@ fn rewrite_whole(e: StorePathError, whole: &str) -> StorePathError {
         BadHash(_) => BadHash(w),
         EmptyName(_) => EmptyName(w),
         NameTooLong(_) => NameTooLong(w),
-        LeadingDot(_) => LeadingDot(w),
         BadChar { ch, .. } => BadChar { path: w, ch },
         e => e,
     }
@@ -426,10 +423,13 @@ mod tests {
             .parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo")
             .unwrap();
         assert_eq!(p.name(), "foo");
-        assert!(matches!(
-            sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-.foo"),
-            Err(StorePathError::LeadingDot(_))
-        ));
+        // Nix 2.8 accepts a leading dot (builtins.toFile ".foo" "x")
+        assert_eq!(sd.parse("/nix/store/q144f75swlv405pb69crqqkdwiza7nlk-.foo").unwrap().name(), ".foo");
+        let long = format!("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-{}", "a".repeat(211));
+        assert!(sd.parse(&long).is_ok());
+        assert!(matches!(sd.parse(&format!("{long}b")), Err(StorePathError::NameTooLong(_))));
+        assert!(matches!(sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-"), Err(StorePathError::TooShort(_))));
+        assert!(matches!(sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-a b"), Err(StorePathError::BadChar { ch: ' ', .. })));
         assert!(matches!(
             sd.parse("/nix/store/epcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"),
             Err(StorePathError::BadHash(_))
