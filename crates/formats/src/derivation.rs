@@ -423,7 +423,11 @@ impl Derivation {
             self.env.insert(o.as_bytes().to_vec(), Vec::new());
         }
         if self.outputs.values().any(|o| o.ca.is_some()) {
-            // Floating CA outputs stay deferred: their paths are known only after building.
+            // Floating CA outputs (experimental ca-derivations): paths are
+            // known only after building; env gets the output placeholders.
+            for o in self.outputs.keys() {
+                self.env.insert(o.as_bytes().to_vec(), crate::store_path::hash_placeholder(o).into_bytes());
+            }
             return Ok(());
         }
         let h = self.hash_modulo(store_dir, true, input_hash)?;
