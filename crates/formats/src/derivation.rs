@@ -462,7 +462,7 @@ impl Derivation {
     }
 
     /// The JSON object `nix show-derivation` (2.8) prints for this derivation
-    /// (without the outer `{ "<drv path>": … }`), pretty-printed at `indent`.
+    /// (without the outer `{ "<drv path>": … }`), as bytes (strings need not be UTF-8).
     pub fn to_json(&self, store_dir: &StoreDir) -> Vec<u8> {
         let mut j = JsonWriter::default();
         j.begin_object();
