@@ -393,3 +393,100 @@ fn errors_are_clean() {
         "parse error",
     );
 }
+
+/// Keys from `nix-store --generate-binary-cache-key` work both ways: C++ Nix
+/// accepts our signatures (`nix store verify --sigs-needed 1`) and we accept
+/// the ones it makes (`nix copy` with `secret-key`).
+#[test]
+fn narinfo_signatures_interoperate_with_nix() {
+    use ferrix_formats::{NarInfo, PublicKey, SecretKey, StoreDir};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (sec, public) = (t.join("sec"), t.join("pub"));
+    ok(
+        nix(
+            "nix-store",
+            &[
+                "--generate-binary-cache-key",
+                "ferrix-interop-1",
+                sec.to_str().unwrap(),
+                public.to_str().unwrap(),
+            ],
+        ),
+        "generate key",
+    );
+    let f = t.join("payload");
+    let unique = format!("{:?} {}", std::time::SystemTime::now(), std::process::id());
+    fs::write(&f, unique).unwrap();
+    let path = s(ok(
+        nix("nix-store", &["--add", f.to_str().unwrap()]),
+        "nix-store --add",
+    ));
+    let path = path.trim();
+    let hash_part = &path["/nix/store/".len().."/nix/store/".len() + 32];
+    let sd = StoreDir::default();
+    let public_text = fs::read_to_string(&public).unwrap();
+
+    // ours → Nix
+    let ours = t.join("cache-ours");
+    let url = format!("file://{}?compression=none", ours.display());
+    ok(nix("nix", &["copy", "--to", &url, path]), "nix copy");
+    let ni_file = ours.join(format!("{hash_part}.narinfo"));
+    let mut ni = NarInfo::parse(&fs::read_to_string(&ni_file).unwrap(), &sd).unwrap();
+    // without a CA field Nix insists on a signature
+    ni.ca = None;
+    ni.sigs.clear();
+    fs::write(&ni_file, ni.to_text(&sd)).unwrap();
+    let verify = |keys: &str| {
+        nix(
+            "nix",
+            &[
+                "store",
+                "verify",
+                "--no-contents",
+                "--sigs-needed",
+                "1",
+                "--store",
+                &url,
+                "--trusted-public-keys",
+                keys,
+                path,
+            ],
+        )
+    };
+    assert!(
+        !verify(&public_text).status.success(),
+        "unsigned path must not verify"
+    );
+    ni.sign(
+        &sd,
+        &SecretKey::parse(&fs::read_to_string(&sec).unwrap()).unwrap(),
+    )
+    .unwrap();
+    fs::write(&ni_file, ni.to_text(&sd)).unwrap();
+    let v = verify(public_text.trim());
+    assert!(
+        v.status.success(),
+        "Nix rejected our signature: {}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+
+    // Nix → ours
+    let theirs = t.join("cache-nix");
+    let url = format!(
+        "file://{}?compression=none&secret-key={}",
+        theirs.display(),
+        sec.display()
+    );
+    ok(
+        nix("nix", &["copy", "--to", &url, path]),
+        "nix copy with secret-key",
+    );
+    let text = fs::read_to_string(theirs.join(format!("{hash_part}.narinfo"))).unwrap();
+    let ni = NarInfo::parse(&text, &sd).unwrap();
+    assert_eq!(ni.to_text(&sd), text);
+    assert_eq!(
+        ni.count_valid_sigs(&sd, &[PublicKey::parse(&public_text).unwrap()]),
+        1
+    );
+}
