@@ -426,7 +426,10 @@ impl Derivation {
             // Floating CA outputs (experimental ca-derivations): paths are
             // known only after building; env gets the output placeholders.
             for o in self.outputs.keys() {
-                self.env.insert(o.as_bytes().to_vec(), crate::store_path::hash_placeholder(o).into_bytes());
+                self.env.insert(
+                    o.as_bytes().to_vec(),
+                    crate::store_path::hash_placeholder(o).into_bytes(),
+                );
             }
             return Ok(());
         }

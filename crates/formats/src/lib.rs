@@ -50,8 +50,8 @@ pub mod store_path;
 
 pub use ca::{CAHash, CaMethod};
 pub use derivation::{
-    fixed_output_ca, Derivation, DerivationError, FinishedDerivation, Output, OutputCa,
+    Derivation, DerivationError, FinishedDerivation, Output, OutputCa, fixed_output_ca,
 };
 pub use hash::{Encoding, HashAlgo, HashError, Hasher, NixHash};
 pub use narinfo::{NarInfo, NarInfoError, PublicKey, SecretKey};
-pub use store_path::{hash_placeholder, StoreDir, StorePath, StorePathError, StorePathRef};
+pub use store_path::{StoreDir, StorePath, StorePathError, StorePathRef, hash_placeholder};

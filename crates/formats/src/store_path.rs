@@ -424,12 +424,29 @@ mod tests {
             .unwrap();
         assert_eq!(p.name(), "foo");
         // Nix 2.8 accepts a leading dot (builtins.toFile ".foo" "x")
-        assert_eq!(sd.parse("/nix/store/q144f75swlv405pb69crqqkdwiza7nlk-.foo").unwrap().name(), ".foo");
-        let long = format!("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-{}", "a".repeat(211));
+        assert_eq!(
+            sd.parse("/nix/store/q144f75swlv405pb69crqqkdwiza7nlk-.foo")
+                .unwrap()
+                .name(),
+            ".foo"
+        );
+        let long = format!(
+            "/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-{}",
+            "a".repeat(211)
+        );
         assert!(sd.parse(&long).is_ok());
-        assert!(matches!(sd.parse(&format!("{long}b")), Err(StorePathError::NameTooLong(_))));
-        assert!(matches!(sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-"), Err(StorePathError::TooShort(_))));
-        assert!(matches!(sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-a b"), Err(StorePathError::BadChar { ch: ' ', .. })));
+        assert!(matches!(
+            sd.parse(&format!("{long}b")),
+            Err(StorePathError::NameTooLong(_))
+        ));
+        assert!(matches!(
+            sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-"),
+            Err(StorePathError::TooShort(_))
+        ));
+        assert!(matches!(
+            sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-a b"),
+            Err(StorePathError::BadChar { ch: ' ', .. })
+        ));
         assert!(matches!(
             sd.parse("/nix/store/epcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"),
             Err(StorePathError::BadHash(_))
@@ -438,5 +455,25 @@ mod tests {
             sd.parse("/nix/stor/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"),
             Err(StorePathError::NotInStore(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::*;
+
+    /// `"${a}"` / `"${a.dev}"` for a floating content-addressed derivation in
+    /// C++ Nix 2.8 (`--extra-experimental-features ca-derivations`).
+    #[test]
+    fn downstream_placeholder_matches_nix() {
+        let drv = StorePath::from_base_name("wchyfjsvgy0fwrk2kak0dxj7xk7c8bm4-fl.drv").unwrap();
+        assert_eq!(
+            downstream_placeholder(&drv, "out"),
+            "/148crsnhdi48fs4i72gpln610rr5dpz9vzhabs95f09xsshms9fz"
+        );
+        assert_eq!(
+            downstream_placeholder(&drv, "dev"),
+            "/1n7jz55y0bbrqm78hjfxmfcm4l1ynmb0iqswyaalmmxs5mh1py9c"
+        );
     }
 }

@@ -407,7 +407,12 @@ fn derivation_cases_table() {
         let outs: Vec<String> = drv
             .outputs
             .iter()
-            .map(|(n, o)| format!("{n}={}", o.path.as_ref().map(|p| d.sd.display(p)).unwrap_or_default()))
+            .map(|(n, o)| {
+                format!(
+                    "{n}={}",
+                    o.path.as_ref().map(|p| d.sd.display(p)).unwrap_or_default()
+                )
+            })
             .collect();
         assert_eq!(outs.join(";"), r[2], "{}", r[0]);
         d.modulo(&p);
