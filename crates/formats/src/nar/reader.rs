@@ -106,7 +106,9 @@ enum State {
     Failed,
 }
 
-/// A pull parser over any `Read`; never holds more than one token in memory.
+/// A pull parser over any `Read`; never holds more than one token in memory
+/// and never allocates by a size the archive declares. It reads small tokens
+/// with `read_exact`, so wrap unbuffered sources in a `BufReader`.
 pub struct NarReader<R> {
     r: R,
     state: State,
