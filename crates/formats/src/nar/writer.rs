@@ -199,9 +199,16 @@ impl<W: Write> Directory<'_, W> {
 
 /// Serialise the host path `path` (not following a top-level symlink) as a NAR into `w`.
 pub fn dump_path<W: Write>(path: &Path, w: W) -> io::Result<W> {
-    // fail before writing anything if the root does not exist
-    fs::symlink_metadata(path)
+    // fail before writing anything if the root does not exist or cannot be archived
+    let md = fs::symlink_metadata(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let ft = md.file_type();
+    if !(ft.is_file() || ft.is_dir() || ft.is_symlink()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("file '{}' has an unsupported type", path.display()),
+        ));
+    }
     let mut nar = NarWriter::new(w)?;
     let mut buf = vec![0u8; 1 << 20];
     dump_node(path, nar.root(), &mut buf)?;
