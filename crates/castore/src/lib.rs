@@ -11,6 +11,8 @@
 //! - [`backend`]: `memory://` and `redb:///path` backends, built by
 //!   [`from_url`]; both run through one shared test suite (`tests/it/suite.rs`).
 //! - [`ingest`] / [`restore`]: move a host file tree into castore and back.
+//! - [`tree::TreeBuilder`]: build directories from a depth-first entry stream
+//!   (NAR import).
 //!
 //! The services are synchronous (`std::io`), `Send + Sync`, and shared as
 //! `Arc<dyn …>`: nothing here needs an async runtime. This crate knows
@@ -36,6 +38,7 @@ pub mod digest;
 pub mod directory;
 pub mod error;
 pub mod fs;
+pub mod tree;
 
 pub use backend::{Services, from_url};
 pub use blob::{BlobReader, BlobService, BlobWriter, CHUNK_SIZE};
