@@ -25,6 +25,12 @@ pub fn redb() -> Backend {
     Backend { services: ferrix_castore::from_url(&url).expect("redb store opens"), _dir: Some(dir) }
 }
 
+pub fn objectstore_file() -> Backend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("objectstore+file://{}", dir.path().join("objects").display());
+    Backend { services: ferrix_castore::from_url(&url).expect("object store opens"), _dir: Some(dir) }
+}
+
 pub fn redb_store() -> (RedbStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     (RedbStore::open(&dir.path().join("store.redb")).expect("redb store opens"), dir)

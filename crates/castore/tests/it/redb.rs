@@ -100,7 +100,7 @@ fn url_errors_are_clear() {
     assert_eq!(msg("memory"), "invalid castore URL \"memory\": expected SCHEME://…");
     assert_eq!(msg("memory://x"), "invalid castore URL \"memory://x\": memory:// takes no path");
     assert!(msg("grpc+http://[::1]:8000").ends_with("this backend is not implemented yet"));
-    assert!(msg("s3://bucket").ends_with("unknown scheme; known: memory://, redb:///path"));
+    assert!(msg("s3://bucket").ends_with("unknown scheme; known: memory://, redb:///path, objectstore+file:///dir"));
 }
 
 /// A process that dies without closing the store keeps every blob that was
