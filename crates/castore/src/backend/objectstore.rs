@@ -8,8 +8,8 @@
 //! system backend writes a temporary file, fsyncs it and renames it), and
 //! objects are written children-first: a blob's chunk list after its chunks,
 //! a directory after everything it names. A crash can leave unreferenced
-//! objects, never a reference to a missing one. Do not call these services
-//! from inside an async runtime (use `spawn_blocking`).
+//! objects, never a reference to a missing one. Called from inside an async
+//! runtime, each call blocks that runtime's thread (prefer `spawn_blocking`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -72,8 +72,17 @@ impl ObjectStoreBackend {
         }
     }
 
-    fn block_on<T>(&self, f: impl Future<Output = T>) -> T {
-        self.rt.block_on(f)
+    /// Runs `f` on the private runtime. Called from inside another tokio
+    /// runtime (where `block_on` would panic), it blocks on a helper thread.
+    fn block_on<T: Send>(&self, f: impl Future<Output = T> + Send) -> T {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.rt.block_on(f);
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| self.rt.block_on(f))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// An object's bytes, `None` if absent.

@@ -1,9 +1,9 @@
 //! Integration tests of ferrix-castore through its public API: the shared
 //! backend suite, the directory encoding, ingest and restore.
 
+mod backends;
 mod encoding;
 mod fs;
-mod redb;
 mod suite;
 
 use ferrix_castore::Services;

@@ -1,5 +1,5 @@
-//! Behaviour specific to the redb backend: locking, durability across
-//! reopening, corruption detection.
+//! Behaviour specific to one backend or to URLs: redb locking, durability
+//! across reopening and process death, corruption detection, URL errors.
 
 use std::io::Read;
 
@@ -35,7 +35,7 @@ fn second_process_reports_store_locked() {
     let (store, _tmp) = redb_store();
     let exe = std::env::current_exe().unwrap();
     let status = std::process::Command::new(exe)
-        .args(["--exact", "redb::second_process_reports_store_locked", "--nocapture"])
+        .args(["--exact", "backends::second_process_reports_store_locked", "--nocapture"])
         .env("FERRIX_CASTORE_LOCK_PROBE", store.path())
         .status()
         .unwrap();
@@ -127,7 +127,7 @@ fn killed_process_keeps_flushed_blobs_and_directories() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("db");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "redb::killed_process_keeps_flushed_blobs_and_directories", "--nocapture"])
+        .args(["--exact", "backends::killed_process_keeps_flushed_blobs_and_directories", "--nocapture"])
         .env("FERRIX_CASTORE_CRASH_PROBE", &path)
         .status()
         .unwrap();
@@ -141,4 +141,15 @@ fn killed_process_keeps_flushed_blobs_and_directories() {
     assert_eq!(dir, 1);
     // "c" was never made durable; whether it survives a process exit is up to
     // redb (the OS keeps written pages), so it is not asserted either way.
+}
+
+#[test]
+fn objectstore_memory_url_and_use_inside_an_async_runtime() {
+    let s = ferrix_castore::from_url("objectstore+memory://").unwrap();
+    // A caller that is itself inside a tokio runtime must not panic.
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let d = rt.block_on(async { s.blobs.put(b"from async").unwrap() });
+    assert_eq!(s.blobs.get(&d).unwrap().as_deref(), Some(&b"from async"[..]));
+    let msg = ferrix_castore::from_url("objectstore+file://rel").err().unwrap().to_string();
+    assert!(msg.ends_with("expected an absolute path: objectstore+file:///absolute/dir"), "{msg}");
 }
