@@ -109,6 +109,11 @@ impl DirectoryService for MemoryDirectoryService {
         Ok(m.get(digest).cloned())
     }
 
+    fn has(&self, digest: &B3Digest) -> Result<bool> {
+        let m = self.dirs.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(m.contains_key(digest))
+    }
+
     fn put_tree(&self, dirs: &[Directory]) -> Result<B3Digest> {
         // Validate all first, then insert: all or nothing.
         let mut m = self.dirs.write().unwrap_or_else(PoisonError::into_inner);
