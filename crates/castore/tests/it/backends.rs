@@ -153,3 +153,24 @@ fn objectstore_memory_url_and_use_inside_an_async_runtime() {
     let msg = ferrix_castore::from_url("objectstore+file://rel").err().unwrap().to_string();
     assert!(msg.ends_with("expected an absolute path: objectstore+file:///absolute/dir"), "{msg}");
 }
+
+#[test]
+fn objectstore_file_data_survives_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("objectstore+file://{}", tmp.path().join("objects").display());
+    let big = data(2 * CHUNK_SIZE + 3, 11);
+    let dir = {
+        let s = ferrix_castore::from_url(&url).unwrap();
+        let digest = s.blobs.put(&big).unwrap();
+        let dir = Directory::new(vec![Entry::new(
+            Name::try_from("big").unwrap(),
+            Node::File { digest, size: big.len() as u64, executable: true },
+        )])
+        .unwrap();
+        s.directories.put(&dir).unwrap();
+        dir
+    };
+    let s = ferrix_castore::from_url(&url).unwrap();
+    assert_eq!(s.directories.get(&dir.digest()).unwrap().as_ref(), Some(&dir));
+    assert!(s.blobs.get(&B3Digest::of(&big)).unwrap().unwrap() == big);
+}
