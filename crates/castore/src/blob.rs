@@ -8,7 +8,11 @@
 //! ranged reads never load the whole blob and corrupt data is never returned.
 //!
 //! Not yet: garbage collection. Chunks written by a writer that was dropped
-//! without `close` stay stored, unreferenced.
+//! without `close` stay stored, unreferenced. Also not yet: checking a blob's
+//! chunk list against the blob digest on read. Each chunk is checked against
+//! its own digest, but a corrupted chunk list that names other valid chunks
+//! would go unnoticed (storing BLAKE3 chaining values per chunk would close
+//! this without an extra hashing pass).
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
