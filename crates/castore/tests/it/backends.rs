@@ -174,3 +174,15 @@ fn objectstore_file_data_survives_reopen() {
     assert_eq!(s.directories.get(&dir.digest()).unwrap().as_ref(), Some(&dir));
     assert!(s.blobs.get(&B3Digest::of(&big)).unwrap().unwrap() == big);
 }
+
+/// Every chunk is intact, but the chunk list is wrong: opening the blob
+/// notices, because the list is checked against the blob digest.
+#[test]
+fn memory_reordered_chunk_list_is_detected_on_open() {
+    let blobs = ferrix_castore::backend::memory::MemoryBlobService::default();
+    let bytes = data(3 * CHUNK_SIZE + 1, 8);
+    let digest = blobs.put(&bytes).unwrap();
+    assert!(blobs.reverse_chunk_list_for_tests(&digest));
+    let err = blobs.open_read(&digest).err().expect("must fail");
+    assert_eq!(err.to_string(), format!("store is corrupt: chunk list of blob {digest} does not match its digest"));
+}
