@@ -1,8 +1,8 @@
 //! ferrix-castore: content-addressed blobs (BLAKE3) and merkle directories.
 //!
 //! - [`BlobService`]: blobs by BLAKE3 digest; streaming writes hashed in the
-//!   same pass, seekable reads that load one ≤1 MiB chunk at a time and check
-//!   its digest.
+//!   same pass, seekable reads that load one ≤1 MiB chunk at a time and
+//!   verify it against the blob digest (see [`blob`]).
 //! - [`DirectoryService`]: merkle [`Directory`] nodes by the digest of their
 //!   canonical encoding (see [`directory`]); a directory is only stored once
 //!   everything it points to is, so a stored directory's closure is complete.
