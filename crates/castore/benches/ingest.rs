@@ -1,12 +1,14 @@
 //! Ingest benchmarks: one 256 MiB file and 10 000 small files into a fresh
-//! redb store (and, for comparison, into memory).
+//! redb store (and, for comparison, into memory); then reading that 256 MiB
+//! blob back from redb, whole and as random 4 KiB ranges.
 
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ferrix_castore::backend::redb::RedbStore;
-use ferrix_castore::{Services, ingest};
+use ferrix_castore::{Node, Services, ingest};
 
 const BIG: usize = 256 << 20;
 const SMALL_FILES: usize = 10_000;
@@ -90,6 +92,37 @@ fn bench(c: &mut Criterion) {
             |s| ingest(&*s.blobs, &*s.directories, &small).expect("ingest"),
             BatchSize::PerIteration,
         )
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("read");
+    g.sample_size(10);
+    let (_store, s) = fresh_redb(stores.path());
+    let Node::File { digest, .. } = ingest(&*s.blobs, &*s.directories, &big).expect("ingest") else {
+        unreachable!("a regular file ingests as a file node")
+    };
+    g.throughput(Throughput::Bytes(BIG as u64));
+    g.bench_function("blob_256MiB_whole/redb", |b| {
+        b.iter(|| {
+            let mut r = s.blobs.open_read(&digest).expect("read").expect("present");
+            std::io::copy(&mut r, &mut std::io::sink()).expect("copy")
+        })
+    });
+    const READS: u64 = 1000;
+    g.throughput(Throughput::Elements(READS));
+    g.bench_function("blob_256MiB_1000_random_4KiB/redb", |b| {
+        b.iter(|| {
+            let mut r = s.blobs.open_read(&digest).expect("read").expect("present");
+            let mut buf = [0u8; 4096];
+            let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+            for _ in 0..READS {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                r.seek(SeekFrom::Start(x % (BIG as u64 - 4096))).expect("seek");
+                r.read_exact(&mut buf).expect("read");
+            }
+        })
     });
     g.finish();
 }

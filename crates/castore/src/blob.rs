@@ -7,6 +7,14 @@
 //! loads one chunk at a time and checks each chunk's digest as it loads it, so
 //! ranged reads never load the whole blob and corrupt data is never returned.
 //!
+//! How reads are verified: every chunk but the last is exactly
+//! [`CHUNK_SIZE`] (a power of two), so each chunk is a complete subtree of the
+//! blob's BLAKE3 tree. The chunk list stores each chunk's BLAKE3 *chaining
+//! value* at its offset. Opening a blob merges those chaining values up to
+//! the root and compares it with the blob digest (so the chunk list itself is
+//! authenticated); loading a chunk recomputes its chaining value (one hashing
+//! pass) and compares. A blob of at most one chunk is checked by its digest.
+//!
 //! Not yet: garbage collection. Chunks written by a writer that was dropped
 //! without `close` stay stored, unreferenced.
 
@@ -88,31 +96,88 @@ pub trait BlobReader: Read + Seek + Send {
 /// One entry of a blob's chunk list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ChunkRef {
+    /// BLAKE3 of the chunk alone: its name in the chunk store.
     pub digest: B3Digest,
+    /// The chunk's BLAKE3 chaining value at its offset in this blob.
+    pub cv: [u8; 32],
     pub len: u32,
 }
 
-/// Encodes a chunk list: per chunk, 32-byte digest then u32 LE length.
+const CHUNK_REF_LEN: usize = 32 + 32 + 4;
+
+/// Encodes a chunk list: per chunk, digest, chaining value, u32 LE length.
 pub(crate) fn encode_chunks(chunks: &[ChunkRef]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(chunks.len() * 36);
+    let mut out = Vec::with_capacity(chunks.len() * CHUNK_REF_LEN);
     for c in chunks {
         out.extend_from_slice(c.digest.as_bytes());
+        out.extend_from_slice(&c.cv);
         out.extend_from_slice(&c.len.to_le_bytes());
     }
     out
 }
 
 pub(crate) fn decode_chunks(bytes: &[u8]) -> Result<Vec<ChunkRef>> {
-    if !bytes.len().is_multiple_of(36) {
-        return Err(Error::Corrupt(format!("chunk list has length {}, not a multiple of 36", bytes.len())));
+    if !bytes.len().is_multiple_of(CHUNK_REF_LEN) {
+        return Err(Error::Corrupt(format!(
+            "chunk list has length {}, not a multiple of {CHUNK_REF_LEN}",
+            bytes.len()
+        )));
     }
     Ok(bytes
-        .chunks_exact(36)
+        .chunks_exact(CHUNK_REF_LEN)
         .map(|c| ChunkRef {
             digest: B3Digest::try_from(&c[..32]).expect("32 bytes"),
-            len: u32::from_le_bytes(c[32..].try_into().expect("4 bytes")),
+            cv: c[32..64].try_into().expect("32 bytes"),
+            len: u32::from_le_bytes(c[64..].try_into().expect("4 bytes")),
         })
         .collect())
+}
+
+/// The chaining value of `data` as the subtree starting at `offset`.
+fn chaining_value(data: &[u8], offset: u64) -> [u8; 32] {
+    use blake3::hazmat::HasherExt;
+    let mut h = blake3::Hasher::new();
+    h.set_input_offset(offset);
+    if data.len() >= 128 * 1024 {
+        h.update_rayon(data);
+    } else {
+        h.update(data);
+    }
+    h.finalize_non_root()
+}
+
+/// The blob digest a chunk list describes: chaining values merged the way
+/// BLAKE3 shapes its tree. `None` if the list is malformed (a chunk other
+/// than the last is not CHUNK_SIZE, or the last is empty or too long).
+fn root_of(chunks: &[ChunkRef]) -> Option<B3Digest> {
+    use blake3::hazmat::{Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
+    let (last, full) = chunks.split_last()?;
+    if full.iter().any(|c| c.len as usize != CHUNK_SIZE) || last.len == 0 || last.len as usize > CHUNK_SIZE {
+        return None;
+    }
+    if chunks.len() == 1 {
+        return Some(last.digest); // a one-chunk blob's digest is its chunk's digest
+    }
+    // Merges chunks[..] covering `len` bytes into one chaining value.
+    fn merge(chunks: &[ChunkRef], len: u64) -> [u8; 32] {
+        if chunks.len() == 1 {
+            return chunks[0].cv;
+        }
+        let left = left_subtree_len(len);
+        let split = (left / CHUNK_SIZE as u64) as usize;
+        merge_subtrees_non_root(&merge(&chunks[..split], left), &merge(&chunks[split..], len - left), Mode::Hash)
+    }
+    let len = total_len(chunks);
+    let left = left_subtree_len(len);
+    let split = (left / CHUNK_SIZE as u64) as usize;
+    let root = merge_subtrees_root(&merge(&chunks[..split], left), &merge(&chunks[split..], len - left), Mode::Hash);
+    Some(B3Digest::from(root))
+}
+
+/// Checks a chunk list against the digest of the blob it claims to be.
+fn verify_chunk_list(digest: &B3Digest, chunks: &[ChunkRef]) -> Result<()> {
+    let ok = if chunks.is_empty() { *digest == B3Digest::of(b"") } else { root_of(chunks) == Some(*digest) };
+    if ok { Ok(()) } else { Err(Error::Corrupt(format!("chunk list of blob {digest} does not match its digest"))) }
 }
 
 pub(crate) fn total_len(chunks: &[ChunkRef]) -> u64 {
@@ -137,7 +202,6 @@ const PENDING_LIMIT: usize = 8 * CHUNK_SIZE;
 
 pub(crate) struct ChunkedWriter<S: ChunkStore> {
     store: S,
-    hasher: blake3::Hasher,
     buf: Vec<u8>,
     chunks: Vec<ChunkRef>,
     pending: Vec<(B3Digest, Vec<u8>)>,
@@ -149,7 +213,6 @@ impl<S: ChunkStore> ChunkedWriter<S> {
     pub(crate) fn new(store: S) -> Self {
         Self {
             store,
-            hasher: blake3::Hasher::new(),
             buf: Vec::new(),
             chunks: Vec::new(),
             pending: Vec::new(),
@@ -161,16 +224,11 @@ impl<S: ChunkStore> ChunkedWriter<S> {
     /// Moves the buffer into `pending` as a finished chunk.
     fn cut_chunk(&mut self) {
         let data = std::mem::take(&mut self.buf);
-        // Large chunks are hashed on several threads.
-        let digest = if data.len() >= 128 * 1024 {
-            self.hasher.update_rayon(&data);
-            B3Digest::from(blake3::Hasher::new().update_rayon(&data).finalize())
-        } else {
-            self.hasher.update(&data);
-            B3Digest::of(&data)
-        };
+        let offset = self.chunks.len() as u64 * CHUNK_SIZE as u64;
+        // Two independent hashing passes: run them on two threads.
+        let (digest, cv) = rayon::join(|| B3Digest::of(&data), || chaining_value(&data, offset));
         let len = u32::try_from(data.len()).expect("chunk is at most CHUNK_SIZE");
-        self.chunks.push(ChunkRef { digest, len });
+        self.chunks.push(ChunkRef { digest, cv, len });
         self.pending_bytes += data.len();
         self.pending.push((digest, data));
     }
@@ -179,7 +237,11 @@ impl<S: ChunkStore> ChunkedWriter<S> {
         if !self.buf.is_empty() {
             self.cut_chunk();
         }
-        let digest = B3Digest::from(self.hasher.finalize());
+        let digest = if self.chunks.is_empty() {
+            B3Digest::of(b"")
+        } else {
+            root_of(&self.chunks).expect("the writer cuts every chunk but the last at CHUNK_SIZE")
+        };
         if let Some(expected) = expected
             && *expected != digest
         {
@@ -239,6 +301,7 @@ pub(crate) struct ChunkedReader<S: ChunkStore> {
 }
 
 impl<S: ChunkStore> ChunkedReader<S> {
+    /// `chunks` must have passed [`verify_chunk_list`].
     pub(crate) fn new(store: S, chunks: Vec<ChunkRef>) -> Self {
         let mut starts = Vec::with_capacity(chunks.len() + 1);
         let mut at = 0u64;
@@ -262,13 +325,18 @@ impl<S: ChunkStore> ChunkedReader<S> {
             .get_chunk(&want.digest)
             .map_err(Error::into_io)?
             .ok_or_else(|| Error::Corrupt(format!("chunk {} is missing", want.digest)).into_io())?;
-        let actual = B3Digest::of(&data);
-        if actual != want.digest || data.len() != want.len as usize {
+        let ok = data.len() == want.len as usize
+            && if self.chunks.len() == 1 {
+                B3Digest::of(&data) == want.digest
+            } else {
+                chaining_value(&data, self.starts[i]) == want.cv
+            };
+        if !ok {
             return Err(Error::Corrupt(format!(
-                "chunk {} has digest {actual} and length {} (expected length {})",
+                "chunk {} (bytes {}..{}) does not match the blob's chunk list",
                 want.digest,
-                data.len(),
-                want.len
+                self.starts[i],
+                self.starts[i + 1]
             ))
             .into_io());
         }
@@ -318,9 +386,9 @@ impl<S: ChunkStore> BlobReader for ChunkedReader<S> {
 
 /// Implements [`BlobService`] for a [`ChunkStore`].
 pub(crate) fn open_read<S: ChunkStore>(store: &S, digest: &B3Digest) -> Result<Option<Box<dyn BlobReader>>> {
-    Ok(store
-        .get_blob(digest)?
-        .map(|chunks| Box::new(ChunkedReader::new(store.clone(), chunks)) as Box<dyn BlobReader>))
+    let Some(chunks) = store.get_blob(digest)? else { return Ok(None) };
+    verify_chunk_list(digest, &chunks)?;
+    Ok(Some(Box::new(ChunkedReader::new(store.clone(), chunks))))
 }
 
 pub(crate) fn open_write<S: ChunkStore>(store: &S) -> Box<dyn BlobWriter> {
@@ -329,4 +397,41 @@ pub(crate) fn open_write<S: ChunkStore>(store: &S) -> Box<dyn BlobWriter> {
 
 pub(crate) fn size<S: ChunkStore>(store: &S, digest: &B3Digest) -> Result<Option<u64>> {
     Ok(store.get_blob(digest)?.map(|c| total_len(&c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Merging per-chunk chaining values gives exactly BLAKE3 of the whole,
+    /// for every tree shape up to 9 chunks.
+    #[test]
+    fn root_of_matches_blake3() {
+        let data: Vec<u8> = (0..9 * CHUNK_SIZE + 1).map(|i| (i * 31 + i / 7) as u8).collect();
+        for k in 1..=9 {
+            for len in [k * CHUNK_SIZE - 1, k * CHUNK_SIZE, k * CHUNK_SIZE + 1] {
+                let chunks: Vec<ChunkRef> = data[..len]
+                    .chunks(CHUNK_SIZE)
+                    .enumerate()
+                    .map(|(i, c)| ChunkRef {
+                        digest: B3Digest::of(c),
+                        cv: chaining_value(c, (i * CHUNK_SIZE) as u64),
+                        len: c.len() as u32,
+                    })
+                    .collect();
+                assert_eq!(root_of(&chunks), Some(B3Digest::of(&data[..len])), "length {len}");
+                assert_eq!(decode_chunks(&encode_chunks(&chunks)).unwrap(), chunks);
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_chunk_lists_have_no_root() {
+        let c = |len| ChunkRef { digest: B3Digest::of(b""), cv: [0; 32], len };
+        assert_eq!(root_of(&[]), None);
+        assert_eq!(root_of(&[c(0)]), None);
+        assert_eq!(root_of(&[c(CHUNK_SIZE as u32 + 1)]), None);
+        assert_eq!(root_of(&[c(5), c(5)]), None);
+        assert!(decode_chunks(&[0; 67]).is_err());
+    }
 }

@@ -1,8 +1,8 @@
 //! ferrix-castore: content-addressed blobs (BLAKE3) and merkle directories.
 //!
 //! - [`BlobService`]: blobs by BLAKE3 digest; streaming writes hashed in the
-//!   same pass, seekable reads that load one ≤1 MiB chunk at a time and check
-//!   its digest.
+//!   same pass, seekable reads that load one ≤1 MiB chunk at a time and
+//!   verify it against the blob digest (see [`blob`]).
 //! - [`DirectoryService`]: merkle [`Directory`] nodes by the digest of their
 //!   canonical encoding (see [`directory`]); a directory is only stored once
 //!   everything it points to is, so a stored directory's closure is complete.
@@ -11,6 +11,8 @@
 //! - [`backend`]: `memory://` and `redb:///path` backends, built by
 //!   [`from_url`]; both run through one shared test suite (`tests/it/suite.rs`).
 //! - [`ingest`] / [`restore`]: move a host file tree into castore and back.
+//! - [`tree::TreeBuilder`]: build directories from a depth-first entry stream
+//!   (NAR import).
 //!
 //! The services are synchronous (`std::io`), `Send + Sync`, and shared as
 //! `Arc<dyn …>`: nothing here needs an async runtime. This crate knows
@@ -36,6 +38,7 @@ pub mod digest;
 pub mod directory;
 pub mod error;
 pub mod fs;
+pub mod tree;
 
 pub use backend::{Services, from_url};
 pub use blob::{BlobReader, BlobService, BlobWriter, CHUNK_SIZE};

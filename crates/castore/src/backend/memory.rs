@@ -37,6 +37,13 @@ impl MemoryBlobService {
         m.chunks.values().map(|c| c.len() as u64).sum()
     }
 
+    /// Reverses a stored blob's chunk list: for tests of chunk-list checks.
+    #[doc(hidden)]
+    pub fn reverse_chunk_list_for_tests(&self, digest: &B3Digest) -> bool {
+        let mut m = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        m.blobs.get_mut(digest).map(|c| c.reverse()).is_some()
+    }
+
     /// Replaces a stored chunk's bytes without changing its name: for tests of
     /// corruption detection.
     #[doc(hidden)]
@@ -107,6 +114,11 @@ impl DirectoryService for MemoryDirectoryService {
     fn get(&self, digest: &B3Digest) -> Result<Option<Directory>> {
         let m = self.dirs.read().unwrap_or_else(PoisonError::into_inner);
         Ok(m.get(digest).cloned())
+    }
+
+    fn has(&self, digest: &B3Digest) -> Result<bool> {
+        let m = self.dirs.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(m.contains_key(digest))
     }
 
     fn put_tree(&self, dirs: &[Directory]) -> Result<B3Digest> {

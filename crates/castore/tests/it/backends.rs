@@ -1,5 +1,5 @@
-//! Behaviour specific to the redb backend: locking, durability across
-//! reopening, corruption detection.
+//! Behaviour specific to one backend or to URLs: redb locking, durability
+//! across reopening and process death, corruption detection, URL errors.
 
 use std::io::Read;
 
@@ -35,7 +35,7 @@ fn second_process_reports_store_locked() {
     let (store, _tmp) = redb_store();
     let exe = std::env::current_exe().unwrap();
     let status = std::process::Command::new(exe)
-        .args(["--exact", "redb::second_process_reports_store_locked", "--nocapture"])
+        .args(["--exact", "backends::second_process_reports_store_locked", "--nocapture"])
         .env("FERRIX_CASTORE_LOCK_PROBE", store.path())
         .status()
         .unwrap();
@@ -100,7 +100,7 @@ fn url_errors_are_clear() {
     assert_eq!(msg("memory"), "invalid castore URL \"memory\": expected SCHEME://…");
     assert_eq!(msg("memory://x"), "invalid castore URL \"memory://x\": memory:// takes no path");
     assert!(msg("grpc+http://[::1]:8000").ends_with("this backend is not implemented yet"));
-    assert!(msg("s3://bucket").ends_with("unknown scheme; known: memory://, redb:///path"));
+    assert!(msg("s3://bucket").ends_with("unknown scheme; known: memory://, redb:///path, objectstore+file:///dir"));
 }
 
 /// A process that dies without closing the store keeps every blob that was
@@ -127,7 +127,7 @@ fn killed_process_keeps_flushed_blobs_and_directories() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("db");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "redb::killed_process_keeps_flushed_blobs_and_directories", "--nocapture"])
+        .args(["--exact", "backends::killed_process_keeps_flushed_blobs_and_directories", "--nocapture"])
         .env("FERRIX_CASTORE_CRASH_PROBE", &path)
         .status()
         .unwrap();
@@ -141,4 +141,48 @@ fn killed_process_keeps_flushed_blobs_and_directories() {
     assert_eq!(dir, 1);
     // "c" was never made durable; whether it survives a process exit is up to
     // redb (the OS keeps written pages), so it is not asserted either way.
+}
+
+#[test]
+fn objectstore_memory_url_and_use_inside_an_async_runtime() {
+    let s = ferrix_castore::from_url("objectstore+memory://").unwrap();
+    // A caller that is itself inside a tokio runtime must not panic.
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let d = rt.block_on(async { s.blobs.put(b"from async").unwrap() });
+    assert_eq!(s.blobs.get(&d).unwrap().as_deref(), Some(&b"from async"[..]));
+    let msg = ferrix_castore::from_url("objectstore+file://rel").err().unwrap().to_string();
+    assert!(msg.ends_with("expected an absolute path: objectstore+file:///absolute/dir"), "{msg}");
+}
+
+#[test]
+fn objectstore_file_data_survives_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("objectstore+file://{}", tmp.path().join("objects").display());
+    let big = data(2 * CHUNK_SIZE + 3, 11);
+    let dir = {
+        let s = ferrix_castore::from_url(&url).unwrap();
+        let digest = s.blobs.put(&big).unwrap();
+        let dir = Directory::new(vec![Entry::new(
+            Name::try_from("big").unwrap(),
+            Node::File { digest, size: big.len() as u64, executable: true },
+        )])
+        .unwrap();
+        s.directories.put(&dir).unwrap();
+        dir
+    };
+    let s = ferrix_castore::from_url(&url).unwrap();
+    assert_eq!(s.directories.get(&dir.digest()).unwrap().as_ref(), Some(&dir));
+    assert!(s.blobs.get(&B3Digest::of(&big)).unwrap().unwrap() == big);
+}
+
+/// Every chunk is intact, but the chunk list is wrong: opening the blob
+/// notices, because the list is checked against the blob digest.
+#[test]
+fn memory_reordered_chunk_list_is_detected_on_open() {
+    let blobs = ferrix_castore::backend::memory::MemoryBlobService::default();
+    let bytes = data(3 * CHUNK_SIZE + 1, 8);
+    let digest = blobs.put(&bytes).unwrap();
+    assert!(blobs.reverse_chunk_list_for_tests(&digest));
+    let err = blobs.open_read(&digest).err().expect("must fail");
+    assert_eq!(err.to_string(), format!("store is corrupt: chunk list of blob {digest} does not match its digest"));
 }
