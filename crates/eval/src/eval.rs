@@ -75,8 +75,16 @@ pub fn show_value_short(v: &Value) -> String {
 
 impl Eval {
     /// Evaluate `e` in `env` to weak head normal form.
+    #[inline]
     pub fn eval(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
-        stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || self.eval_inner(e, env))
+        self.eval_inner(e, env)
+    }
+
+    /// [`Eval::eval`] at a recursion point (function bodies, thunks): grows
+    /// the stack on demand so deep programs never overflow it.
+    #[inline]
+    pub fn eval_deep(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || self.eval_inner(e, env))
     }
 
     /// A lazy value for `e` in `env`: constants and variables are returned
@@ -345,6 +353,29 @@ impl Eval {
     }
 
     fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: Span, env: &Rc<Env>) -> Result<Value> {
+        if !matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
+            let a = self.eval(l, env)?;
+            let b = self.eval(r, env)?;
+            if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+                let (x, y) = (*x, *y);
+                let fast = match op {
+                    BinOp::Add => x.checked_add(y).map(Value::Int),
+                    BinOp::Sub => x.checked_sub(y).map(Value::Int),
+                    BinOp::Mul => x.checked_mul(y).map(Value::Int),
+                    BinOp::Lt => Some(Value::Bool(x < y)),
+                    BinOp::Le => Some(Value::Bool(x <= y)),
+                    BinOp::Gt => Some(Value::Bool(x > y)),
+                    BinOp::Ge => Some(Value::Bool(x >= y)),
+                    BinOp::Eq => Some(Value::Bool(x == y)),
+                    BinOp::Neq => Some(Value::Bool(x != y)),
+                    _ => None,
+                };
+                if let Some(v) = fast {
+                    return Ok(v);
+                }
+            }
+            return self.bin_values(op, a, b, pos);
+        }
         match op {
             BinOp::And | BinOp::Or | BinOp::Impl => {
                 let lv = self.eval(l, env)?;
@@ -373,33 +404,31 @@ impl Eval {
                     )),
                 }
             }
+            _ => unreachable!("handled by bin_values"),
+        }
+    }
+
+    fn bin_values(&self, op: BinOp, a: Value, b: Value, pos: Span) -> Result<Value> {
+        match op {
             BinOp::Eq => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(self.equal(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(self.equal(&a, &b).map_err(|e| e.at(pos))?))
             }
             BinOp::Neq => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(!self.equal(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(!self.equal(&a, &b).map_err(|e| e.at(pos))?))
             }
             BinOp::Lt => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(self.less_than(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(self.less_than(&a, &b).map_err(|e| e.at(pos))?))
             }
             BinOp::Gt => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(self.less_than(&b, &a).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(self.less_than(&b, &a).map_err(|e| e.at(pos))?))
             }
             BinOp::Le => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(!self.less_than(&b, &a).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(!self.less_than(&b, &a).map_err(|e| e.at(pos))?))
             }
             BinOp::Ge => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(!self.less_than(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(!self.less_than(&a, &b).map_err(|e| e.at(pos))?))
             }
             BinOp::Update => {
-                let a = self.eval(l, env)?;
-                let b = self.eval(r, env)?;
                 match (&a, &b) {
                     (Value::Attrs(x), Value::Attrs(y)) => {
                         if y.is_empty() {
@@ -415,8 +444,6 @@ impl Eval {
                 }
             }
             BinOp::Concat => {
-                let a = self.eval(l, env)?;
-                let b = self.eval(r, env)?;
                 match (&a, &b) {
                     (Value::List(x), Value::List(y)) => {
                         if y.is_empty() {
@@ -435,15 +462,10 @@ impl Eval {
                 }
             }
             BinOp::Add => {
-                let a = self.eval(l, env)?;
-                let b = self.eval(r, env)?;
                 self.add(a, b).map_err(|e| e.at(pos))
             }
-            BinOp::Sub | BinOp::Mul | BinOp::Div => {
-                let a = self.eval(l, env)?;
-                let b = self.eval(r, env)?;
-                self.arith(op, a, b).map_err(|e| e.at(pos))
-            }
+            BinOp::Sub | BinOp::Mul | BinOp::Div => self.arith(op, a, b).map_err(|e| e.at(pos)),
+            BinOp::And | BinOp::Or | BinOp::Impl => unreachable!("short-circuit operators are handled in eval_bin"),
         }
     }
 
@@ -643,7 +665,7 @@ impl Eval {
             let mut slots = SmallVec::new();
             slots.push(arg);
             let env = Env::new(Some(c.env.clone()), slots);
-            return self.eval(&l.body, &env);
+            return self.eval_deep(&l.body, &env);
         };
         let argv = self.force(&arg)?;
         let Value::Attrs(attrs) = &argv else {
@@ -692,7 +714,7 @@ impl Eval {
         if formals.at.is_some() {
             env.set(formals.entries.len(), argv.clone());
         }
-        self.eval(&l.body, &env)
+        self.eval_deep(&l.body, &env)
     }
 
     /// Deep equality as `==` defines it.

@@ -241,8 +241,10 @@ impl Thunk {
         }
         let taken = std::mem::replace(state, ThunkState::Blackhole);
         let r = match &taken {
-            ThunkState::Suspended(e, env) => ev.eval(e, env).and_then(|v| ev.force(&v)),
-            ThunkState::Apply(fa) => ev.call(&fa.0, fa.1.clone(), Span::NONE).and_then(|v| ev.force(&v)),
+            ThunkState::Suspended(e, env) => ev.eval_deep(e, env),
+            ThunkState::Apply(fa) => {
+                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&fa.0, fa.1.clone(), Span::NONE))
+            }
             _ => unreachable!(),
         };
         let state = unsafe { &mut *self.0.get() };
