@@ -266,7 +266,7 @@ fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
         })();
         if let Err(e) = r {
             let _ = out.flush();
-            eprintln!("{}", e.render(flags.show_trace));
+            eprintln!("{}", e.render(true));
             return Ok(ExitCode::from(1));
         }
     }

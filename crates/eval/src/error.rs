@@ -97,8 +97,8 @@ impl Error {
         if show_trace {
             for (msg, span) in e.trace.iter().rev() {
                 let _ = write!(out, "\n       … {msg}");
-                if !span.is_none() {
-                    let _ = write!(out, "\n");
+                if !span.is_none() && crate::source::get(span.file).is_some() {
+                    out.push('\n');
                     render_pos(&mut out, *span, "         ");
                 }
                 out.push('\n');

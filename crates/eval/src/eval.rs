@@ -123,10 +123,7 @@ impl Eval {
     fn eval_inner(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Var { depth, slot } => {
-                let v = env.up(*depth).get(*slot as usize);
-                self.force(&v)
-            }
+            Expr::Var { depth, slot } => env.up(*depth).force_slot(*slot as usize, self),
             Expr::Global(g) => {
                 let v = self.globals.borrow()[*g as usize].clone();
                 self.force(&v)
@@ -613,7 +610,8 @@ impl Eval {
             Value::Lambda(c) => self.call_lambda(c, arg, pos),
             Value::PrimOp(op) => {
                 if op.arity == 1 {
-                    (op.func)(self, &[arg], pos).map_err(|e| e.at(pos))
+                    let args = [arg];
+                    (op.func)(self, &args, pos).map_err(|e| builtin_error(e, op, &args, pos))
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op, args: vec![arg] })))
                 }
@@ -623,7 +621,7 @@ impl Eval {
                 args.extend_from_slice(&app.args);
                 args.push(arg);
                 if args.len() == app.op.arity {
-                    (app.op.func)(self, &args, pos).map_err(|e| e.at(pos))
+                    (app.op.func)(self, &args, pos).map_err(|e| builtin_error(e, app.op, &args, pos))
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: app.op, args })))
                 }
@@ -1007,6 +1005,37 @@ impl Eval {
         }
         Ok(s)
     }
+}
+
+/// Add C++ Nix's frames to an error raised inside a builtin: which argument
+/// had the wrong type (found by matching the message against the evaluated
+/// arguments) and "while calling the 'NAME' builtin".
+#[cold]
+fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Error {
+    if e.0.trace.is_empty() && e.0.span.is_none() && e.kind() == ErrorKind::Eval && e.msg().starts_with("expected ") {
+        for (i, a) in args.iter().enumerate() {
+            let v = match a {
+                Value::Thunk(t) => match t.value() {
+                    Some(v) => v.clone(),
+                    None => continue,
+                },
+                v => v.clone(),
+            };
+            if e.msg().ends_with(&show_value_short(&v)) {
+                let which = if op.arity == 1 {
+                    "the argument".to_string()
+                } else {
+                    format!("the {} argument", ["first", "second", "third", "fourth"][i.min(3)])
+                };
+                e = e.while_(format!("while evaluating {which} passed to builtins.{}", op.name), Span::NONE);
+                break;
+            }
+        }
+    }
+    if e.kind() == ErrorKind::StackOverflow {
+        return e.at(pos);
+    }
+    e.while_(format!("while calling the '{}' builtin", op.name), pos)
 }
 
 /// Identity of two values (same heap object), as C++ Nix's `&v1 == &v2`.

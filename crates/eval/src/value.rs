@@ -157,6 +157,19 @@ impl Env {
         // SAFETY: single-threaded; no reference into the slots outlives this call.
         unsafe { (&(*self.slots.get()))[slot].clone() }
     }
+    /// Force the value in a slot without cloning the thunk handle.
+    #[inline]
+    pub fn force_slot(&self, slot: usize, ev: &Eval) -> Result<Value> {
+        // SAFETY: single-threaded; slots are only written while a frame is
+        // being built, before any code runs in it, so the reference stays
+        // valid while the thunk (kept alive by this frame) is forced.
+        let v: &Value = unsafe { &(&(*self.slots.get()))[slot] };
+        match v {
+            Value::Thunk(t) => t.force(ev),
+            other => Ok(other.clone()),
+        }
+    }
+
     /// Set a slot (used while building recursive frames).
     #[inline]
     pub fn set(&self, slot: usize, v: Value) {
@@ -230,14 +243,22 @@ impl Thunk {
             _ => None,
         }
     }
+    #[inline]
     pub(crate) fn force(&self, ev: &Eval) -> Result<Value> {
+        // SAFETY: single-threaded; Done is never overwritten.
+        if let ThunkState::Done(v) = unsafe { &*self.0.get() } {
+            return Ok(v.clone());
+        }
+        self.force_slow(ev)
+    }
+
+    #[inline(never)]
+    fn force_slow(&self, ev: &Eval) -> Result<Value> {
         // SAFETY: single-threaded; we never hold a reference into the state
         // across evaluation (the state is moved out first).
         let state = unsafe { &mut *self.0.get() };
-        match state {
-            ThunkState::Done(v) => return Ok(v.clone()),
-            ThunkState::Blackhole => return Err(Error::infinite_recursion()),
-            _ => {}
+        if let ThunkState::Blackhole = state {
+            return Err(Error::infinite_recursion());
         }
         let taken = std::mem::replace(state, ThunkState::Blackhole);
         let r = match &taken {
