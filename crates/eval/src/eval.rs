@@ -454,8 +454,10 @@ impl Eval {
                         v.extend_from_slice(y);
                         Ok(Value::list(v))
                     }
-                    (Value::List(_), _) => Err(type_err(&b, "a list").at(pos)),
-                    _ => Err(type_err(&a, "a list").at(pos)),
+                    (Value::List(_), _) => {
+                        Err(type_err(&b, "a list").while_("while evaluating one of the elements to concatenate", pos))
+                    }
+                    _ => Err(type_err(&a, "a list").while_("while evaluating one of the elements to concatenate", pos)),
                 }
             }
             BinOp::Add => {
@@ -653,7 +655,7 @@ impl Eval {
     fn lambda_name(l: &LambdaIR) -> String {
         match l.name {
             Some(n) => format!("'{n}'"),
-            None => "anonymous lambda".into(),
+            None => "'anonymous lambda'".into(),
         }
     }
 
@@ -663,7 +665,7 @@ impl Eval {
             let mut slots = SmallVec::new();
             slots.push(arg);
             let env = Env::new(Some(c.env.clone()), slots);
-            return self.eval_deep(&l.body, &env);
+            return self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos));
         };
         let argv = self.force(&arg)?;
         let Value::Attrs(attrs) = &argv else {
@@ -712,7 +714,7 @@ impl Eval {
         if formals.at.is_some() {
             env.set(formals.entries.len(), argv.clone());
         }
-        self.eval_deep(&l.body, &env)
+        self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos))
     }
 
     /// Deep equality as `==` defines it.
@@ -907,8 +909,10 @@ impl Eval {
                     }
                     Value::List(l) => {
                         if seen.insert(Rc::as_ptr(l) as usize) {
-                            for x in l.iter() {
-                                self.force_deep_inner(x, seen)?;
+                            for (i, x) in l.iter().enumerate() {
+                                self.force_deep_inner(x, seen).map_err(|e| {
+                                    e.while_(format!("while evaluating list element at index {i}"), Span::NONE)
+                                })?;
                             }
                         }
                     }
@@ -1022,12 +1026,13 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
                 v => v.clone(),
             };
             if e.msg().ends_with(&show_value_short(&v)) {
-                let which = if op.arity == 1 {
+                let which = if matches!(op.name, "attrNames" | "attrValues" | "derivationStrict" | "listToAttrs" | "stringLength") {
                     "the argument".to_string()
                 } else {
                     format!("the {} argument", ["first", "second", "third", "fourth"][i.min(3)])
                 };
-                e = e.while_(format!("while evaluating {which} passed to builtins.{}", op.name), Span::NONE);
+                let name = if op.name == "foldl'" { "foldlStrict" } else { op.name };
+                e = e.while_(format!("while evaluating {which} passed to builtins.{name}"), Span::NONE);
                 break;
             }
         }
@@ -1036,6 +1041,21 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
         return e.at(pos);
     }
     e.while_(format!("while calling the '{}' builtin", op.name), pos)
+}
+
+/// "while calling 'f'" and "from call site" frames for an error raised in a
+/// function body.
+#[cold]
+fn lambda_frames(e: Error, l: &LambdaIR, pos: Span) -> Error {
+    if e.kind() == ErrorKind::StackOverflow {
+        return e;
+    }
+    let what = match l.name {
+        Some(n) => format!("while calling '{n}'"),
+        None => "while calling anonymous lambda".to_string(),
+    };
+    let e = e.while_(what, l.pos);
+    if pos.is_none() { e } else { e.while_("from call site", pos) }
 }
 
 /// Identity of two values (same heap object), as C++ Nix's `&v1 == &v2`.

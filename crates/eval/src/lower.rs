@@ -337,7 +337,10 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         let r = (|| {
             let mut attrs = Vec::with_capacity(pa.entries.len());
             for (name, e) in pa.entries {
-                let value = self.lower_pval(e.val, pa.rec)?;
+                let mut value = self.lower_pval(e.val, pa.rec)?;
+                if let Expr::Lambda(l) = &mut value {
+                    l.name = Some(name);
+                }
                 attrs.push(AttrDef { name, value, pos: e.pos });
             }
             let mut dynamic = Vec::new();
@@ -363,8 +366,12 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         self.scopes.push(Scope::Frame(map));
         let r = (|| {
             let mut binds = Vec::with_capacity(pa.entries.len());
-            for (_, e) in pa.entries {
-                binds.push(self.lower_pval(e.val, true)?);
+            for (name, e) in pa.entries {
+                let mut value = self.lower_pval(e.val, true)?;
+                if let Expr::Lambda(l) = &mut value {
+                    l.name = Some(name);
+                }
+                binds.push(value);
             }
             let body = self.expr(body)?;
             Ok(Expr::Let { binds: binds.into(), body: Box::new(body) })
