@@ -31,6 +31,7 @@ pub struct Flags {
     pub show_trace: bool,
     pub files: Vec<String>,
     pub raw: bool,
+    pub lints: ferrix_eval::Lints,
 }
 
 pub enum AutoArg {
@@ -78,6 +79,20 @@ pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
                 let _v = need(&mut it, a)?;
                 let _ = n;
             }
+            "--lint-absolute-path-literals" | "--lint-short-path-literals" | "--lint-url-literals" => {
+                let v = need(&mut it, a)?;
+                let level = match v.as_str() {
+                    "warn" => ferrix_eval::LintLevel::Warn,
+                    "fatal" => ferrix_eval::LintLevel::Fatal,
+                    "ignore" => ferrix_eval::LintLevel::Ignore,
+                    other => anyhow::bail!("invalid value '{other}' for {a}"),
+                };
+                match a.as_str() {
+                    "--lint-absolute-path-literals" => f.lints.absolute_path_literals = level,
+                    "--lint-short-path-literals" => f.lints.short_path_literals = level,
+                    _ => f.lints.url_literals = level,
+                }
+            }
             "-" => f.files.push("-".into()),
             s if s.starts_with("-I") && s.len() > 2 => f.include.push(s[2..].to_string()),
             s if s.starts_with('-') && s.len() > 1 => anyhow::bail!("unrecognised flag '{s}'"),
@@ -102,7 +117,7 @@ pub fn search_path(include: &[String]) -> Vec<(String, String)> {
 }
 
 pub fn make_eval(flags: &Flags) -> Eval {
-    let opts = EvalOptions { search_path: search_path(&flags.include), ..EvalOptions::default() };
+    let opts = EvalOptions { search_path: search_path(&flags.include), lints: flags.lints, ..EvalOptions::default() };
     Eval::new(Box::new(HostIO), opts, Builtins::default())
 }
 

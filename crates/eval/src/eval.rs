@@ -27,6 +27,8 @@ pub struct EvalOptions {
     pub store_dir: String,
     /// Allow `builtins.getEnv` to see the real environment.
     pub pure: bool,
+    /// `--lint-*` settings.
+    pub lints: crate::lower::Lints,
 }
 
 impl Default for EvalOptions {
@@ -37,6 +39,7 @@ impl Default for EvalOptions {
             home: std::env::var("HOME").ok(),
             store_dir: std::env::var("NIX_STORE_DIR").unwrap_or_else(|_| "/nix/store".into()),
             pure: false,
+            lints: Default::default(),
         }
     }
 }

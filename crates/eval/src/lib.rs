@@ -32,7 +32,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use eval::{missing_attr, show_value_short, Coerce, Eval, EvalOptions};
 pub use io::{EvalIO, FileType, HostIO};
 pub use ir::Span;
-pub use lower::{canon_path, decode_source};
+pub use lower::{canon_path, decode_source, LintLevel, Lints};
 pub use symbol::Symbol;
 pub use value::{Attr, AttrSet, Context, Env, NixString, PrimOpDef, Thunk, Value};
 
@@ -205,6 +205,7 @@ impl Eval {
             globals: &self.global_names,
             home: self.opts.home.as_deref(),
             scope: None,
+            lints: self.opts.lints,
         };
         let e = lower::parse_and_lower(&text, &cx)?;
         Ok(Box::leak(Box::new(e)))
@@ -221,6 +222,7 @@ impl Eval {
             globals: &self.global_names,
             home: self.opts.home.as_deref(),
             scope: Some(names),
+            lints: self.opts.lints,
         };
         let e = lower::parse_and_lower(&text, &cx)?;
         Ok(Box::leak(Box::new(e)))

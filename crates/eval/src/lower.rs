@@ -20,8 +20,26 @@ pub struct LowerCtx<'a> {
     /// Names of the base environment (builtins and friends) → global index.
     pub globals: &'a FxHashMap<Symbol, u32>,
     pub home: Option<&'a str>,
+    pub lints: Lints,
     /// Names bound in an outermost frame (for `scopedImport`).
     pub scope: Option<&'a [Symbol]>,
+}
+
+/// How a lint reports: not at all, as a warning on stderr, or as an error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LintLevel {
+    #[default]
+    Ignore,
+    Warn,
+    Fatal,
+}
+
+/// The `--lint-*` settings of recent Nix.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lints {
+    pub absolute_path_literals: LintLevel,
+    pub short_path_literals: LintLevel,
+    pub url_literals: LintLevel,
 }
 
 /// Parse and lower a source text. `\r\n` is normalised to `\n` first.
@@ -115,6 +133,19 @@ impl PAttrs {
 }
 
 impl<'a, 'b> Lowerer<'a, 'b> {
+    fn lint(&self, level: LintLevel, msg: String, pos: Span) -> Result<()> {
+        match level {
+            LintLevel::Ignore => Ok(()),
+            LintLevel::Fatal => Err(Error::parse(msg, pos)),
+            LintLevel::Warn => {
+                let mut out = format!("warning: {msg}\n");
+                crate::error::render_pos_w(&mut out, pos, "         ", 15);
+                eprintln!("{out}");
+                Ok(())
+            }
+        }
+    }
+
     fn span(&self, node: &rowan::SyntaxNode<rnix::NixLanguage>) -> Span {
         Span { file: self.cx.file, offset: u32::from(node.text_range().start()) }
     }
@@ -410,7 +441,17 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     Ok(v) => Expr::Const(Value::Float(v)),
                     Err(_) => return Err(Error::parse(format!("invalid float '{}'", f.syntax().text()), pos)),
                 },
-                ast::LiteralKind::Uri(u) => Expr::Const(Value::str(u.syntax().text())),
+                ast::LiteralKind::Uri(u) => {
+                    let text = u.syntax().text();
+                    let level = self.cx.lints.url_literals;
+                    let verb = if level == LintLevel::Fatal { "disallowed" } else { "discouraged" };
+                    self.lint(
+                        level,
+                        format!("URL literals are {verb}. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
+                        pos,
+                    )?;
+                    Expr::Const(Value::str(text))
+                }
             },
             ast::Expr::Ident(id) => {
                 let text = id.syntax().text().to_string();
@@ -451,6 +492,26 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 }
             }
             ast::Expr::PathAbs(_) | ast::Expr::PathRel(_) | ast::Expr::PathHome(_) => {
+                let text = e.syntax().text().to_string();
+                let lints = self.cx.lints;
+                match &e {
+                    ast::Expr::PathAbs(_) => self.lint(
+                        lints.absolute_path_literals,
+                        format!("absolute path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                        pos,
+                    )?,
+                    ast::Expr::PathHome(_) => self.lint(
+                        lints.absolute_path_literals,
+                        format!("home path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                        pos,
+                    )?,
+                    _ if !text.starts_with("./") && !text.starts_with("../") => self.lint(
+                        lints.short_path_literals,
+                        format!("relative path literal '{text}' should be prefixed with '.' for clarity: './{text}' (lint-short-path-literals)"),
+                        pos,
+                    )?,
+                    _ => {}
+                }
                 let path = ast::Path::cast(e.syntax().clone()).expect("is a path");
                 let parts = path.parts();
                 let mut out = Vec::new();
