@@ -99,8 +99,41 @@ impl Eval {
             Expr::Var { depth, slot } => env.up(*depth).get(*slot as usize),
             Expr::Global(g) => self.globals.borrow()[*g as usize].clone(),
             Expr::Lambda(l) => Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() })),
+            Expr::Bin { op, l, r, .. } => match self.speculate_int(*op, l, r, env) {
+                Some(v) => v,
+                None => Thunk::suspended(e, env.clone()),
+            },
             _ => Thunk::suspended(e, env.clone()),
         }
+    }
+
+    /// Integer arithmetic or comparison whose operands are already
+    /// evaluated integers cannot fail or diverge (overflow excepted, which
+    /// returns None), so it is computed right away instead of allocating a
+    /// thunk. Evaluation is pure, so this is not observable.
+    #[inline]
+    fn speculate_int(&self, op: BinOp, l: &'static Expr, r: &'static Expr, env: &Rc<Env>) -> Option<Value> {
+        let peek = |e: &'static Expr| -> Option<i64> {
+            match e {
+                Expr::Const(Value::Int(i)) => Some(*i),
+                Expr::Var { depth, slot } => env.up(*depth).peek_int(*slot as usize),
+                _ => None,
+            }
+        };
+        let x = peek(l)?;
+        let y = peek(r)?;
+        Some(match op {
+            BinOp::Add => Value::Int(x.checked_add(y)?),
+            BinOp::Sub => Value::Int(x.checked_sub(y)?),
+            BinOp::Mul => Value::Int(x.checked_mul(y)?),
+            BinOp::Lt => Value::Bool(x < y),
+            BinOp::Le => Value::Bool(x <= y),
+            BinOp::Gt => Value::Bool(x > y),
+            BinOp::Ge => Value::Bool(x >= y),
+            BinOp::Eq => Value::Bool(x == y),
+            BinOp::Neq => Value::Bool(x != y),
+            _ => return None,
+        })
     }
 
     /// Like [`Eval::thunk`] for a frame that is still being filled in:

@@ -170,6 +170,20 @@ impl Env {
         }
     }
 
+    /// The slot's value if it is an already evaluated integer.
+    #[inline]
+    pub fn peek_int(&self, slot: usize) -> Option<i64> {
+        // SAFETY: as in `get`.
+        match unsafe { &(&(*self.slots.get()))[slot] } {
+            Value::Int(i) => Some(*i),
+            Value::Thunk(t) => match t.value() {
+                Some(Value::Int(i)) => Some(*i),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Set a slot (used while building recursive frames).
     #[inline]
     pub fn set(&self, slot: usize, v: Value) {
