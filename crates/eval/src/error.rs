@@ -25,7 +25,7 @@ pub enum ErrorKind {
     Eval,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ErrorInner {
     pub kind: ErrorKind,
     pub msg: String,
@@ -37,7 +37,7 @@ pub struct ErrorInner {
 }
 
 /// An evaluation error.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Error(pub Box<ErrorInner>);
 
 impl Error {

@@ -99,12 +99,20 @@ impl Eval {
             Expr::Var { depth, slot } => env.up(*depth).get(*slot as usize),
             Expr::Global(g) => self.globals.borrow()[*g as usize].clone(),
             Expr::Lambda(l) => Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() })),
-            Expr::Bin { op, l, r, .. } => match self.speculate_int(*op, l, r, env) {
-                Some(v) => v,
-                None => Thunk::suspended(e, env.clone()),
-            },
             _ => Thunk::suspended(e, env.clone()),
         }
+    }
+
+    /// [`Eval::thunk`] for a function argument: integer arithmetic on
+    /// evaluated operands is done right away (see `speculate_int`).
+    #[inline]
+    fn arg_thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+        if let Expr::Bin { op, l, r, .. } = e
+            && let Some(v) = self.speculate_int(*op, l, r, env)
+        {
+            return v;
+        }
+        self.thunk(e, env)
     }
 
     /// Integer arithmetic or comparison whose operands are already
@@ -182,7 +190,7 @@ impl Eval {
             Expr::Apply { f, args, pos } => {
                 let mut fv = self.eval(f, env)?;
                 for a in args.iter() {
-                    fv = self.call(&fv, self.thunk(a, env), *pos)?;
+                    fv = self.call(&fv, self.arg_thunk(a, env), *pos)?;
                 }
                 Ok(fv)
             }
@@ -326,10 +334,14 @@ impl Eval {
     fn eval_attrs(&self, a: &'static AttrsIR, env: &Rc<Env>) -> Result<Value> {
         let inner;
         let venv = if a.rec {
-            let slots: SmallVec<[Value; 3]> = a.attrs.iter().map(|_| Value::Null).collect();
+            let n = a.attrs.len();
+            let slots: SmallVec<[Value; 3]> = (0..n + a.hidden.len()).map(|_| Value::Null).collect();
             inner = Env::new(Some(env.clone()), slots);
             for (i, d) in a.attrs.iter().enumerate() {
                 inner.set(i, self.thunk_rec(&d.value, &inner));
+            }
+            for (i, h) in a.hidden.iter().enumerate() {
+                inner.set(n + i, self.thunk_rec(h, &inner));
             }
             &inner
         } else {

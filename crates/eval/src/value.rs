@@ -231,6 +231,8 @@ pub enum ThunkState {
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
     Done(Value),
+    /// Evaluation failed; forcing again gives the same error (like Nix ≥ 2.34).
+    Failed(Error),
 }
 
 impl Thunk {
@@ -271,8 +273,10 @@ impl Thunk {
         // SAFETY: single-threaded; we never hold a reference into the state
         // across evaluation (the state is moved out first).
         let state = unsafe { &mut *self.0.get() };
-        if let ThunkState::Blackhole = state {
-            return Err(Error::infinite_recursion());
+        match state {
+            ThunkState::Blackhole => return Err(Error::infinite_recursion()),
+            ThunkState::Failed(e) => return Err(e.clone()),
+            _ => {}
         }
         let taken = std::mem::replace(state, ThunkState::Blackhole);
         let r = match &taken {
@@ -290,7 +294,12 @@ impl Thunk {
                 Ok(v)
             }
             Err(e) => {
-                *state = taken;
+                if matches!(e.kind(), crate::ErrorKind::StackOverflow | crate::ErrorKind::InfiniteRecursion) {
+                    *state = taken;
+                } else {
+                    *state = ThunkState::Failed(e.clone());
+                    drop(taken);
+                }
                 Err(e)
             }
         }
