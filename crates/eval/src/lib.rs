@@ -166,6 +166,10 @@ impl Eval {
                 add_global(&mut globals, &mut names, &n, v);
             }
         }
+        // `builtins.derivation` is filled in once the wrapper is evaluated.
+        let drv_thunk = Thunk::blackhole();
+        set.retain(|a| a.name != Symbol::new("derivation"));
+        set.push(Attr { name: Symbol::new("derivation"), value: Value::Thunk(drv_thunk.clone()), pos: Span::NONE });
         // `builtins` contains itself: a thunk filled in after the set exists.
         let self_thunk = Thunk::blackhole();
         set.push(Attr { name: Symbol::new("builtins"), value: Value::Thunk(self_thunk.clone()), pos: Span::NONE });
@@ -191,6 +195,7 @@ impl Eval {
                 .expect("the built-in derivation.nix evaluates");
             ev.globals.borrow_mut()[drv_idx] = v;
         }
+        drv_thunk.set_done(ev.globals.borrow()[drv_idx].clone());
         ev
     }
 

@@ -80,3 +80,32 @@ fn failed_thunks_fail_again() {
         .expect("evaluates");
     assert_eq!(print_value(&v), "[ false false ]");
 }
+
+/// The glue's hook: registering `derivationStrict` enables the `derivation`
+/// wrapper (C++ Nix's derivation.nix).
+#[test]
+fn derivation_wrapper_uses_registered_derivation_strict() {
+    use ferrix_eval::{Builtins, EvalOptions, HostIO, PrimOpDef, Span, Symbol, Value};
+    fn fake_strict(ev: &Eval, a: &[Value], _: Span) -> ferrix_eval::Result<Value> {
+        let attrs = ev.force_attrs(&a[0])?;
+        let name = ev.force_str_nocontext(attrs.get(Symbol::new("name")).expect("name"))?;
+        Ok(Value::attrs_from([
+            (Symbol::new("drvPath"), Value::str(&format!("/nix/store/fake-{name}.drv"))),
+            (Symbol::new("out"), Value::str(&format!("/nix/store/fake-{name}"))),
+        ]))
+    }
+    let mut b = Builtins::default();
+    b.add(PrimOpDef { name: "derivationStrict", arity: 1, func: fake_strict });
+    let ev = Eval::new(Box::new(HostIO), EvalOptions::default(), b);
+    let v = ev
+        .eval_string(
+            "let d = derivation { name = \"x\"; builder = \"/bin/sh\"; system = \"x86_64-linux\"; }; in [ d.outPath d.drvPath d.type \"${d}\" (builtins.derivation == derivation) ]",
+            "/",
+        )
+        .and_then(|v| ev.force_deep(&v))
+        .expect("evaluates");
+    assert_eq!(
+        print_value(&v),
+        "[ \"/nix/store/fake-x\" \"/nix/store/fake-x.drv\" \"derivation\" \"/nix/store/fake-x\" false ]"
+    );
+}
