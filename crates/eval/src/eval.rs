@@ -524,9 +524,7 @@ impl Eval {
                 let mut ctx = Context::new();
                 let s = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: false })?;
                 if !ctx.is_empty() {
-                    return Err(Error::eval(format!(
-                        "a string that refers to a store path cannot be appended to a path"
-                    )));
+                    return Err(Error::eval("a string that refers to a store path cannot be appended to a path".to_string()));
                 }
                 let mut out = p.as_bytes().to_vec();
                 out.extend_from_slice(&s);
@@ -796,11 +794,10 @@ impl Eval {
                 if Rc::ptr_eq(x, y) {
                     return Ok(true);
                 }
-                if self.is_derivation(x)? && self.is_derivation(y)? {
-                    if let (Some(p), Some(q)) = (x.get(sym::out_path()), y.get(sym::out_path())) {
+                if self.is_derivation(x)? && self.is_derivation(y)?
+                    && let (Some(p), Some(q)) = (x.get(sym::out_path()), y.get(sym::out_path())) {
                         return self.equal(p, q);
                     }
-                }
                 if x.len() != y.len() {
                     return Ok(false);
                 }
@@ -898,15 +895,11 @@ impl Eval {
                 let mut out = Vec::new();
                 for (i, x) in l.iter().enumerate() {
                     let s = self.coerce_to_string(x, ctx, how)?;
-                    if i > 0 {
-                        let xv = self.force(&l[i - 1])?;
-                        if !(matches!(xv, Value::List(ref p) if p.is_empty())) {
-                            out.push(b' ');
-                        } else {
-                            out.push(b' ');
-                        }
-                    }
                     out.extend_from_slice(&s);
+                    // like C++ Nix: no separator after an empty list
+                    if i + 1 < l.len() && !matches!(self.force(x)?, Value::List(ref p) if p.is_empty()) {
+                        out.push(b' ');
+                    }
                 }
                 Ok(out)
             }
@@ -924,7 +917,7 @@ impl Eval {
         if let Some(p) = self.copied.borrow().get(path) {
             return Ok(p.clone());
         }
-        let sp = self.io.import_path(path).map_err(|e| Error::eval(e))?;
+        let sp = self.io.import_path(path).map_err(Error::eval)?;
         self.copied.borrow_mut().insert(path.to_string(), sp.clone());
         Ok(sp)
     }
@@ -946,24 +939,22 @@ impl Eval {
             self.call_depth.set(depth + 1);
             let r = (|| {
                 match &v {
-                    Value::Attrs(a) => {
-                        if seen.insert(Rc::as_ptr(a) as usize) {
+                    Value::Attrs(a)
+                        if seen.insert(Rc::as_ptr(a) as usize) => {
                             for x in &a.attrs {
                                 self.force_deep_inner(&x.value, seen).map_err(|e| {
                                     e.while_(format!("while evaluating the attribute '{}'", x.name), x.pos)
                                 })?;
                             }
                         }
-                    }
-                    Value::List(l) => {
-                        if seen.insert(Rc::as_ptr(l) as usize) {
+                    Value::List(l)
+                        if seen.insert(Rc::as_ptr(l) as usize) => {
                             for (i, x) in l.iter().enumerate() {
                                 self.force_deep_inner(x, seen).map_err(|e| {
                                     e.while_(format!("while evaluating list element at index {i}"), Span::NONE)
                                 })?;
                             }
                         }
-                    }
                     _ => {}
                 }
                 Ok(())
@@ -981,11 +972,7 @@ impl Eval {
                 Some(path.to_string())
             } else if path == prefix {
                 Some(String::new())
-            } else if let Some(r) = path.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')) {
-                Some(r.to_string())
-            } else {
-                None
-            };
+            } else { path.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')).map(|r| r.to_string()) };
             let Some(rest) = rest else { continue };
             let full = if rest.is_empty() { dir.clone() } else { format!("{dir}/{rest}") };
             let full = if full.starts_with('/') {

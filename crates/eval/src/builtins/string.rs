@@ -468,7 +468,7 @@ fn add_drv_output_deps(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     if e.starts_with('!') {
         return Err(Error::eval(format!(
             "`addDrvOutputDependencies` can only act on derivations, not on a derivation output such as '{}'",
-            e.splitn(3, '!').nth(1).unwrap_or("out")
+            e.split('!').nth(1).unwrap_or("out")
         )));
     }
     if e.starts_with('=') {
