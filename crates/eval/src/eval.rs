@@ -189,7 +189,12 @@ impl Eval {
             Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() }))),
             Expr::Apply { f, args, pos } => {
                 let mut fv = self.eval(f, env)?;
-                for a in args.iter() {
+                let mut rest = &args[..];
+                while rest.len() >= 2 {
+                    fv = self.call2(&fv, self.arg_thunk(&rest[0], env), self.arg_thunk(&rest[1], env), *pos)?;
+                    rest = &rest[2..];
+                }
+                if let [a] = rest {
                     fv = self.call(&fv, self.arg_thunk(a, env), *pos)?;
                 }
                 Ok(fv)
@@ -651,6 +656,35 @@ impl Eval {
         let r = self.call_inner(f, arg, pos);
         self.call_depth.set(depth);
         r
+    }
+
+    /// `f a b`. A curried two-argument lambda (`a: b: …`) is entered
+    /// directly, without allocating the intermediate closure.
+    pub fn call2(&self, f: &Value, a: Value, b: Value, pos: Span) -> Result<Value> {
+        if let Value::Lambda(c) = f
+            && c.lambda.formals.is_none()
+            && let Expr::Lambda(inner) = &c.lambda.body
+            && inner.formals.is_none()
+        {
+            let depth = self.call_depth.get();
+            if depth + 2 >= self.opts.max_call_depth {
+                return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos));
+            }
+            self.call_depth.set(depth + 2);
+            let mut s1 = SmallVec::new();
+            s1.push(a);
+            let env1 = Env::new(Some(c.env.clone()), s1);
+            let mut s2 = SmallVec::new();
+            s2.push(b);
+            let env2 = Env::new(Some(env1), s2);
+            let r = self
+                .eval_deep(&inner.body, &env2)
+                .map_err(|e| lambda_frames(e, inner, pos));
+            self.call_depth.set(depth);
+            return r;
+        }
+        let g = self.call(f, a, pos)?;
+        self.call(&g, b, pos)
     }
 
     fn call_inner(&self, f: &Value, arg: Value, pos: Span) -> Result<Value> {

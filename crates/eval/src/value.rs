@@ -228,6 +228,8 @@ pub enum ThunkState {
     Suspended(&'static Expr, Rc<Env>),
     /// A function application waiting to happen (built by builtins).
     Apply(Box<(Value, Value)>),
+    /// `f i` for an integer argument (genList): no second allocation.
+    ApplyInt(Value, i64),
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
     Done(Value),
@@ -241,6 +243,10 @@ impl Thunk {
     }
     pub fn apply(f: Value, arg: Value) -> Value {
         Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply(Box::new((f, arg)))))))
+    }
+    /// `f i` as a thunk (one allocation).
+    pub fn apply_int(f: Value, i: i64) -> Value {
+        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::ApplyInt(f, i)))))
     }
     /// A thunk that is being filled in (used for self-referencing constants).
     pub fn blackhole() -> Rc<Thunk> {
@@ -283,6 +289,9 @@ impl Thunk {
             ThunkState::Suspended(e, env) => ev.eval_deep(e, env),
             ThunkState::Apply(fa) => {
                 stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&fa.0, fa.1.clone(), Span::NONE))
+            }
+            ThunkState::ApplyInt(f, i) => {
+                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(f, Value::Int(*i), Span::NONE))
             }
             _ => unreachable!(),
         };

@@ -57,8 +57,7 @@ fn foldl(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     let mut acc = a[1].clone();
     for x in l.iter() {
-        let g = ev.call(&f, acc, Span::NONE)?;
-        acc = ev.call(&g, x.clone(), Span::NONE)?;
+        acc = ev.call2(&f, acc, x.clone(), Span::NONE)?;
     }
     ev.force(&acc)
 }
@@ -69,7 +68,7 @@ fn gen_list(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         return Err(Error::eval(format!("cannot create list of size {n}")));
     }
     let f = ev.force(&a[0])?;
-    Ok(Value::list((0..n).map(|i| Thunk::apply(f.clone(), Value::Int(i))).collect()))
+    Ok(Value::list((0..n).map(|i| Thunk::apply_int(f.clone(), i)).collect()))
 }
 /// `builtins.elem 2 [ 1 2 ]` → `true`
 fn elem(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
