@@ -4,6 +4,31 @@
 //! glue adds store builtins (`derivationStrict`, `toFile`, `path`, …) through
 //! [`Builtins`] before constructing an [`Eval`].
 //!
+//! # How it works
+//! - `lower`: rnix parses; the tree is lowered once into [`ir::Expr`] with
+//!   variables resolved to (frame depth, slot), `with` only as a dynamic
+//!   fallback ([`ir::Expr::WithVar`]), names interned ([`Symbol`]), literal
+//!   attribute sets sorted and nested paths merged. Duplicate attributes and
+//!   formals and undefined variables are reported here. IR lives forever
+//!   (leaked, like C++ Nix's AST), so thunks hold `&'static Expr`.
+//! - `eval`: [`Eval::eval`] evaluates to weak head normal form; anything lazy
+//!   is a [`Thunk`] (suspended → blackhole → done / failed, errors are
+//!   memoised). Forcing a done thunk clones an `Rc` at most. Frames are
+//!   [`Env`]s (one allocation per call). Deep recursion grows the stack with
+//!   `stacker` and stops at `max_call_depth` with "stack overflow".
+//! - Values are 16 bytes ([`Value`]); strings are bytes plus a [`Context`];
+//!   attribute sets are vectors sorted by symbol id.
+//!
+//! # Hooking in (the glue)
+//! - Implement [`EvalIO`] (a store-backed `import_path` makes `"${./file}"`
+//!   work) and pass it to [`Eval::new`].
+//! - Register builtins with [`Builtins::add`] (a [`PrimOpDef`]: name, arity,
+//!   `fn(&Eval, &[Value], Span) -> Result<Value>`). Registering
+//!   `derivationStrict` enables `derivation` ([`DERIVATION_NIX`], C++ Nix's
+//!   wrapper). Use [`Eval::force`], [`Eval::force_attrs`],
+//!   [`Eval::coerce_to_string`] (collects string context), [`Eval::call`]
+//!   and the [`Value`] constructors in builtins.
+//!
 //! ```
 //! use ferrix_eval::{Eval, print::print_value};
 //! let ev = Eval::default();
@@ -12,6 +37,7 @@
 //! assert_eq!(print_value(&v), "[ 2 4 6 ]");
 //! ```
 
+pub mod alloc;
 pub mod builtins;
 pub mod error;
 mod eval;
@@ -217,7 +243,7 @@ impl Eval {
     }
 
     /// Parse and lower with an extra outermost frame binding `names`
-    /// (slot i = names[i]); used by `scopedImport`.
+    /// (slot `i` holds `names[i]`); used by `scopedImport`.
     pub fn parse_scoped(&self, text: &str, name: &str, base_dir: &str, names: &[Symbol]) -> Result<&'static ir::Expr> {
         let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
         let file = source::add(name, &text);

@@ -801,7 +801,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
 }
 
 /// Decode source bytes; bytes that are not UTF-8 become private-use
-/// characters that [`lit_bytes`] turns back into the original bytes.
+/// characters that string-literal lowering turns back into the original bytes.
 pub fn decode_source(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),

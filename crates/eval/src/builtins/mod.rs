@@ -1,5 +1,5 @@
 //! Builtins that need no store, in families (one file each). Each family
-//! exports `DEFS`, a table of [`PrimOpDef`]s; [`core`] collects them all.
+//! exports `DEFS`, a table of [`PrimOpDef`]s; [`core()`] collects them all.
 //! A builtin is a plain function `fn(&Eval, &[Value], Span) -> Result<Value>`
 //! receiving exactly `arity` unforced arguments.
 
