@@ -799,6 +799,10 @@ impl Eval {
 
     /// Deep equality as `==` defines it.
     pub fn equal(&self, a: &Value, b: &Value) -> Result<bool> {
+        stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || self.equal_inner(a, b))
+    }
+
+    fn equal_inner(&self, a: &Value, b: &Value) -> Result<bool> {
         let a = self.force(a)?;
         let b = self.force(b)?;
         Ok(match (&a, &b) {
