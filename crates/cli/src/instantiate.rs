@@ -39,6 +39,7 @@ pub struct Flags {
     pub files: Vec<String>,
     pub raw: bool,
     pub lints: ferrix_eval::Lints,
+    pub experimental: Vec<String>,
 }
 
 pub enum AutoArg {
@@ -77,8 +78,11 @@ pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
             "--show-trace" => f.show_trace = true,
             "--read-write-mode" | "--readonly-mode" | "--raw" if a == "--raw" => f.raw = true,
             "--read-write-mode" | "--readonly-mode" | "--quiet" | "-v" | "--verbose" | "--impure" | "--pure-eval" => {}
-            "--timeout" | "--max-jobs" | "-j" | "--add-root" | "--extra-experimental-features"
-            | "--experimental-features" | "--store" => {
+            "--extra-experimental-features" | "--experimental-features" => {
+                let v = need(&mut it, a)?;
+                f.experimental.extend(v.split_whitespace().map(String::from));
+            }
+            "--timeout" | "--max-jobs" | "-j" | "--add-root" | "--store" => {
                 need(&mut it, a)?;
             }
             "--option" => {
@@ -124,7 +128,10 @@ pub fn search_path(include: &[String]) -> Vec<(String, String)> {
 }
 
 pub fn make_eval(flags: &Flags) -> Eval {
-    let opts = EvalOptions { search_path: search_path(&flags.include), lints: flags.lints, ..EvalOptions::default() };
+    let opts = EvalOptions { search_path: search_path(&flags.include), lints: flags.lints,
+        experimental: flags.experimental.clone(),
+        ..EvalOptions::default()
+    };
     Eval::new(Box::new(HostIO), opts, Builtins::default())
 }
 

@@ -29,6 +29,8 @@ pub struct EvalOptions {
     pub pure: bool,
     /// `--lint-*` settings.
     pub lints: crate::lower::Lints,
+    /// Enabled experimental features (`--extra-experimental-features`).
+    pub experimental: Vec<String>,
 }
 
 impl Default for EvalOptions {
@@ -40,6 +42,7 @@ impl Default for EvalOptions {
             store_dir: std::env::var("NIX_STORE_DIR").unwrap_or_else(|_| "/nix/store".into()),
             pure: false,
             lints: Default::default(),
+            experimental: Vec::new(),
         }
     }
 }
