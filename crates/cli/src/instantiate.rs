@@ -8,6 +8,13 @@ use std::process::ExitCode;
 
 use ferrix_eval::{Builtins, Eval, EvalOptions, HostIO, Symbol, Value};
 
+/// The evaluator allocates many small objects (thunks, frames); a pooled
+/// small-object allocator makes that several times cheaper than malloc.
+/// (Declared here because this is the evaluator's entry point; it applies to
+/// the whole binary and could move to main.rs.)
+#[global_allocator]
+static ALLOC: ferrix_eval::alloc::PoolAlloc = ferrix_eval::alloc::PoolAlloc;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// nix-instantiate's arguments, parsed by hand.
@@ -31,6 +38,8 @@ pub struct Flags {
     pub show_trace: bool,
     pub files: Vec<String>,
     pub raw: bool,
+    pub lints: ferrix_eval::Lints,
+    pub experimental: Vec<String>,
 }
 
 pub enum AutoArg {
@@ -69,14 +78,31 @@ pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
             "--show-trace" => f.show_trace = true,
             "--read-write-mode" | "--readonly-mode" | "--raw" if a == "--raw" => f.raw = true,
             "--read-write-mode" | "--readonly-mode" | "--quiet" | "-v" | "--verbose" | "--impure" | "--pure-eval" => {}
-            "--timeout" | "--max-jobs" | "-j" | "--add-root" | "--extra-experimental-features"
-            | "--experimental-features" | "--store" => {
+            "--extra-experimental-features" | "--experimental-features" => {
+                let v = need(&mut it, a)?;
+                f.experimental.extend(v.split_whitespace().map(String::from));
+            }
+            "--timeout" | "--max-jobs" | "-j" | "--add-root" | "--store" => {
                 need(&mut it, a)?;
             }
             "--option" => {
                 let n = need(&mut it, a)?;
                 let _v = need(&mut it, a)?;
                 let _ = n;
+            }
+            "--lint-absolute-path-literals" | "--lint-short-path-literals" | "--lint-url-literals" => {
+                let v = need(&mut it, a)?;
+                let level = match v.as_str() {
+                    "warn" => ferrix_eval::LintLevel::Warn,
+                    "fatal" => ferrix_eval::LintLevel::Fatal,
+                    "ignore" => ferrix_eval::LintLevel::Ignore,
+                    other => anyhow::bail!("invalid value '{other}' for {a}"),
+                };
+                match a.as_str() {
+                    "--lint-absolute-path-literals" => f.lints.absolute_path_literals = level,
+                    "--lint-short-path-literals" => f.lints.short_path_literals = level,
+                    _ => f.lints.url_literals = level,
+                }
             }
             "-" => f.files.push("-".into()),
             s if s.starts_with("-I") && s.len() > 2 => f.include.push(s[2..].to_string()),
@@ -102,7 +128,10 @@ pub fn search_path(include: &[String]) -> Vec<(String, String)> {
 }
 
 pub fn make_eval(flags: &Flags) -> Eval {
-    let opts = EvalOptions { search_path: search_path(&flags.include), ..EvalOptions::default() };
+    let opts = EvalOptions { search_path: search_path(&flags.include), lints: flags.lints,
+        experimental: flags.experimental.clone(),
+        ..EvalOptions::default()
+    };
     Eval::new(Box::new(HostIO), opts, Builtins::default())
 }
 
@@ -266,7 +295,7 @@ fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
         })();
         if let Err(e) = r {
             let _ = out.flush();
-            eprintln!("{}", e.render(flags.show_trace));
+            eprintln!("{}", e.render(true));
             return Ok(ExitCode::from(1));
         }
     }

@@ -164,7 +164,19 @@ fn from_json(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     from_serde(v)
 }
 
-fn from_toml_value(v: toml::Value) -> Result<Value> {
+/// A TOML date/time as Nix prints it: fractional seconds padded to 3, 6 or 9 digits.
+fn toml_timestamp(d: &toml::value::Datetime) -> String {
+    let s = d.to_string();
+    let Some(dot) = s.find('.') else { return s };
+    let digits = s[dot + 1..].bytes().take_while(|b| b.is_ascii_digit()).count();
+    let target: usize = if digits <= 3 { 3 } else if digits <= 6 { 6 } else { 9 };
+    let mut out = s[..dot + 1 + digits.min(9)].to_string();
+    out.extend(std::iter::repeat_n('0', target.saturating_sub(digits)));
+    out.push_str(&s[dot + 1 + digits..]);
+    out
+}
+
+fn from_toml_value(v: toml::Value, timestamps: bool) -> Result<Value> {
     Ok(match v {
         toml::Value::String(s) => {
             if s.contains('\0') {
@@ -176,18 +188,26 @@ fn from_toml_value(v: toml::Value) -> Result<Value> {
         toml::Value::Float(f) => Value::Float(f),
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(d) => {
-            return Err(Error::eval(format!(
-                "while parsing TOML: Dates and times are not supported ({d})"
-            )));
+            if !timestamps {
+                return Err(Error::eval(format!(
+                    "while parsing TOML: Dates and times are not supported ({d})"
+                )));
+            }
+            Value::attrs_from([
+                (Symbol::new("_type"), Value::str("timestamp")),
+                (sym::value(), Value::str(&toml_timestamp(&d))),
+            ])
         }
-        toml::Value::Array(a) => Value::list(a.into_iter().map(from_toml_value).collect::<Result<_>>()?),
+        toml::Value::Array(a) => {
+            Value::list(a.into_iter().map(|x| from_toml_value(x, timestamps)).collect::<Result<_>>()?)
+        }
         toml::Value::Table(t) => {
             let mut attrs = Vec::with_capacity(t.len());
             for (k, v) in t {
                 if k.contains('\0') {
                     return Err(Error::eval(crate::lower::nul_message(&k)));
                 }
-                attrs.push(Attr { name: Symbol::new(&k), value: from_toml_value(v)?, pos: Span::NONE });
+                attrs.push(Attr { name: Symbol::new(&k), value: from_toml_value(v, timestamps)?, pos: Span::NONE });
             }
             Value::attrs(AttrSet::from_unsorted(attrs))
         }
@@ -199,5 +219,6 @@ fn from_toml(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_string(&a[0])?;
     let text = String::from_utf8_lossy(&s.bytes);
     let t: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::eval(format!("while parsing TOML: {}", e.message())))?;
-    from_toml_value(toml::Value::Table(t))
+    let timestamps = ev.opts.experimental.iter().any(|f| f == "parse-toml-timestamps");
+    from_toml_value(toml::Value::Table(t), timestamps)
 }
