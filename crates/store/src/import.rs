@@ -326,6 +326,13 @@ pub fn import_nar(
 ) -> Result<PathInfo> {
     store.store_dir.make_store_path("source", &HashAlgo::Sha256.digest(b""), name)?;
     let ing = ingest_nar(&*store.blobs, &*store.directories, r, expect, progress)?;
+    register_nar(store, name, ing)
+}
+
+/// Registers an ingested NAR as the content-addressed path (`fixed:r:sha256`)
+/// named `name`: the second half of [`import_nar`], for callers that check
+/// something (such as trailing input) between ingesting and registering.
+pub fn register_nar(store: &Store, name: &str, ing: IngestedNar) -> Result<PathInfo> {
     let hash = NixHash::from_digest(HashAlgo::Sha256, &ing.nar_sha256).expect("32 bytes");
     register_ca(store, name, ing.root, hash.clone(), ing.nar_size, CAHash::new(CaMethod::Recursive, hash))
 }
