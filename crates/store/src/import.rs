@@ -30,7 +30,8 @@ pub enum Method {
     #[default]
     Recursive,
     /// A single regular file's bytes are hashed (`nix-store --add-fixed
-    /// sha256 FILE`): `fixed:sha256`. Symlinks to files are followed.
+    /// sha256 FILE`): `fixed:sha256`. As C++ Nix 2.8 does there, the stored
+    /// file keeps its executable bit; a symlink is refused.
     Flat,
 }
 
@@ -66,7 +67,7 @@ pub fn add_path(store: &Store, path: &Path, opts: &AddOptions, progress: &mut dy
         }
         Method::Flat => {
             let ctx = || format!("reading {}", path.display());
-            let meta = fs::metadata(path).map_err(|e| Error::io(ctx(), e))?;
+            let meta = fs::symlink_metadata(path).map_err(|e| Error::io(ctx(), e))?;
             if !meta.is_file() {
                 return Err(Error::io(
                     ctx(),
@@ -75,7 +76,8 @@ pub fn add_path(store: &Store, path: &Path, opts: &AddOptions, progress: &mut dy
             }
             let mut flat = Hasher::new(HashAlgo::Sha256);
             let mut ing = Ingester { blobs: &*store.blobs, directories: &mut directories, progress };
-            let node = ing.file(path, meta.len(), false, nar.root(), &mut buf, Some(&mut flat))?;
+            let executable = meta.permissions().mode() & 0o100 != 0;
+            let node = ing.file(path, meta.len(), executable, nar.root(), &mut buf, Some(&mut flat))?;
             (node, Some(flat.finish()))
         }
     };

@@ -172,18 +172,22 @@ fn add_flat_file(s: &Store) {
     let f = tmp.path().join("blob.bin");
     let bytes = data(2 * 1024 * 1024 + 3, 9);
     std::fs::write(&f, &bytes).unwrap();
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let opts = AddOptions { method: Method::Flat, name: None };
     let info = add_path(s, &f, &opts, &mut nothing).unwrap();
     let ca = CAHash::new(CaMethod::Flat, HashAlgo::Sha256.digest(&bytes));
     assert_eq!(info.store_path, s.store_dir.make_ca_path("blob.bin", &ca).unwrap());
     assert_eq!(info.ca, Some(ca));
-    // The stored file is not executable, whatever the host mode.
-    assert!(matches!(info.node, Node::File { executable: false, .. }));
+    // As with `nix-store --add-fixed`, the executable bit is kept.
+    assert!(matches!(info.node, Node::File { executable: true, .. }));
     assert_eq!(render(s, &info), nar_of(&f));
     // Flat import of a directory is refused, registering nothing.
     let n = s.path_info.list().unwrap().len();
     std::fs::create_dir(tmp.path().join("dir")).unwrap();
     let err = add_path(s, &tmp.path().join("dir"), &opts, &mut nothing).unwrap_err();
+    assert!(err.to_string().contains("needs a regular file"), "{err}");
+    std::os::unix::fs::symlink("blob.bin", tmp.path().join("lnk")).unwrap();
+    let err = add_path(s, &tmp.path().join("lnk"), &opts, &mut nothing).unwrap_err();
     assert!(err.to_string().contains("needs a regular file"), "{err}");
     assert_eq!(s.path_info.list().unwrap().len(), n);
 }
