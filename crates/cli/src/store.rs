@@ -72,6 +72,27 @@ enum Cmd {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    run_inner(args).map_err(dedup_chain)
+}
+
+/// Flattens an error chain into one message, dropping causes whose text the
+/// message already contains (library errors often print their source too).
+fn dedup_chain(e: anyhow::Error) -> anyhow::Error {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    anyhow::anyhow!(msg)
+}
+
+fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let url = match args.store {
         Some(u) => u,
         None => default_store_url()?,

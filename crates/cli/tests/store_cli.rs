@@ -277,7 +277,13 @@ fn clear_errors_for_bad_paths() {
     let err = env.fails(&["cat", &format!("{p}/sub")], b"");
     assert!(err.contains("is a directory"), "{err}");
     let err = env.fails(&["add", "no-such-file"], b"");
-    assert!(err.contains("no-such-file") && err.contains("No such file"), "{err}");
+    assert_eq!(
+        err,
+        "error: adding no-such-file: reading no-such-file: No such file or directory (os error 2)\n"
+    );
+    file(&env.path("bad name"), b"x", false);
+    let err = env.fails(&["add", "bad name"], b"");
+    assert!(err.contains("store path 'bad name' contains illegal character ' '"), "{err}");
     let err = env.fails(&["restore", &p, "tree"], b"");
     assert!(err.contains("File exists"), "{err}");
     let out = Command::new(env!("CARGO_BIN_EXE_ferrix")).args(["store", "--store", "redb://relative", "list"]).output().unwrap();

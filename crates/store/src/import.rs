@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use ferrix_castore::{BlobService, BlobWriter, Directory, DirectoryService, Entry, Error as CaError, Name, Node};
 use ferrix_formats::hash::HashingWriter;
 use ferrix_formats::nar::{self, Event, NarReader, NarWriter, NodeKind};
+use ferrix_formats::store_path::validate_name;
 use ferrix_formats::{CAHash, CaMethod, HashAlgo, Hasher, NixHash};
 
 use crate::error::{Error, Result};
@@ -54,7 +55,7 @@ pub fn add_path(store: &Store, path: &Path, opts: &AddOptions, progress: &mut dy
         None => default_name(path)?,
     };
     // Check the name before doing any work.
-    store.store_dir.make_store_path("source", &HashAlgo::Sha256.digest(b""), &name)?;
+    validate_name(name.as_bytes(), &name)?;
 
     let mut buf = vec![0u8; 1 << 20];
     let mut directories = Vec::new();
@@ -95,6 +96,14 @@ pub fn add_path(store: &Store, path: &Path, opts: &AddOptions, progress: &mut dy
 /// Puts the path info of a content-addressed path without references.
 fn register_ca(store: &Store, name: &str, node: Node, nar_hash: NixHash, nar_size: u64, ca: CAHash) -> Result<PathInfo> {
     let store_path = store.store_dir.make_ca_path(name, &ca)?;
+    // Already registered with the same contents: keep what is on record
+    // (signatures, deriver) rather than overwrite it.
+    if let Some(existing) = store.path_info.get_path(&store_path)?
+        && existing.node == node
+        && existing.nar_sha256 == nar_hash.digest()
+    {
+        return Ok(existing);
+    }
     store.path_info.put(PathInfo {
         store_path,
         node,
@@ -326,7 +335,7 @@ pub fn import_nar(
     expect: &NarExpect,
     progress: &mut dyn FnMut(u64),
 ) -> Result<PathInfo> {
-    store.store_dir.make_store_path("source", &HashAlgo::Sha256.digest(b""), name)?;
+    validate_name(name.as_bytes(), name)?;
     let ing = ingest_nar(&*store.blobs, &*store.directories, r, expect, progress)?;
     register_nar(store, name, ing)
 }
