@@ -342,7 +342,7 @@ fn sigkill_during_add_leaves_no_damage() {
     assert_eq!(env.ok_lines(&["list"]), Vec::<String>::new(), "a killed add must register nothing");
     let out = env.run(&["verify"]);
     assert!(out.status.success(), "verify after kill: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(env.ok_lines(&["add", "big"]), [expected.clone()]);
+    assert_eq!(env.ok_lines(&["add", "big"]), std::slice::from_ref(&expected));
     let out = env.run(&["verify"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stderr).contains("checked 1 store paths: 0 damaged"));
