@@ -6,6 +6,9 @@
 //! digest (so identical chunks are stored once), plus a chunk list. A reader
 //! loads one chunk at a time and checks each chunk's digest as it loads it, so
 //! ranged reads never load the whole blob and corrupt data is never returned.
+//!
+//! Not yet: garbage collection. Chunks written by a writer that was dropped
+//! without `close` stay stored, unreferenced.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -29,9 +32,19 @@ pub trait BlobService: Send + Sync {
     /// Opens a stored blob for reading, `None` if absent.
     fn open_read(&self, digest: &B3Digest) -> Result<Option<Box<dyn BlobReader>>>;
 
-    /// Starts a new blob. It becomes visible (and durable) when the writer is
-    /// closed; dropping the writer abandons it.
+    /// Starts a new blob. It becomes visible when the writer is closed;
+    /// dropping the writer abandons it.
     fn open_write(&self) -> Box<dyn BlobWriter>;
+
+    /// Makes every blob whose `close` returned before this call durable.
+    ///
+    /// Backends may defer the fsync of a closed blob until this call, or until
+    /// the next durable write to the same store (the redb backend makes them
+    /// durable with every directory put). The default does nothing, for
+    /// backends that are durable on close or never durable.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Stores `data` as one blob.
     fn put(&self, data: &[u8]) -> Result<B3Digest> {
@@ -55,7 +68,8 @@ pub trait BlobWriter: Write + Send {
     /// Bytes written so far.
     fn bytes_written(&self) -> u64;
 
-    /// Finishes the blob, makes it visible and returns its digest.
+    /// Finishes the blob, makes it visible and returns its digest. See
+    /// [`BlobService::flush`] for when it becomes durable.
     fn close(self: Box<Self>) -> Result<B3Digest>;
 
     /// Like [`BlobWriter::close`], but only stores the blob if its digest is
@@ -112,7 +126,7 @@ pub(crate) trait ChunkStore: Clone + Send + Sync + 'static {
     fn get_chunk(&self, digest: &B3Digest) -> Result<Option<Arc<[u8]>>>;
     /// Stores chunks that no blob references yet (need not be durable).
     fn put_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<()>;
-    /// Atomically and durably stores `tail` chunks and the blob's chunk list.
+    /// Atomically stores `tail` chunks and the blob's chunk list.
     fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, Vec<u8>)]) -> Result<()>;
     /// A blob's chunk list.
     fn get_blob(&self, digest: &B3Digest) -> Result<Option<Vec<ChunkRef>>>;

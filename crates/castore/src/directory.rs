@@ -398,41 +398,60 @@ pub enum WalkEvent<'a> {
 }
 
 /// Walks the tree under `root` depth-first, entries in sorted byte order (the
-/// order NAR serialisation needs), calling `visit` for every node.
+/// order NAR serialisation needs), calling `visit` for every node. Iterative,
+/// so however deep a stored tree is, the walk cannot overflow the stack.
 pub fn walk(
     dirs: &dyn DirectoryService,
     root: &Node,
     visit: &mut dyn FnMut(WalkEvent<'_>) -> Result<()>,
 ) -> Result<()> {
+    /// A directory being walked: its remaining entries, and the path length
+    /// to restore when leaving it.
+    struct Frame {
+        rest: std::vec::IntoIter<Entry>,
+        path_len: usize,
+    }
+    let open = |digest: &B3Digest| -> Result<std::vec::IntoIter<Entry>> {
+        Ok(dirs.get(digest)?.ok_or(Error::DanglingDirectory(*digest))?.into_entries().into_iter())
+    };
     let mut path = Vec::new();
-    walk_node(dirs, root, &mut path, visit)
+    let Node::Directory { digest, .. } = root else {
+        return visit_leaf(root, &path, visit);
+    };
+    let rest = open(digest)?;
+    visit(WalkEvent::EnterDirectory { path: &path })?;
+    let mut stack = vec![Frame { rest, path_len: 0 }];
+    while let Some(top) = stack.last_mut() {
+        let Some(entry) = top.rest.next() else {
+            visit(WalkEvent::LeaveDirectory { path: &path })?;
+            path.truncate(top.path_len);
+            stack.pop();
+            continue;
+        };
+        let path_len = path.len();
+        if path_len > 0 {
+            path.push(b'/');
+        }
+        path.extend_from_slice(entry.name.as_bytes());
+        if let Node::Directory { digest, .. } = &entry.node {
+            let rest = open(digest)?;
+            visit(WalkEvent::EnterDirectory { path: &path })?;
+            stack.push(Frame { rest, path_len });
+        } else {
+            visit_leaf(&entry.node, &path, visit)?;
+            path.truncate(path_len);
+        }
+    }
+    Ok(())
 }
 
-fn walk_node(
-    dirs: &dyn DirectoryService,
-    node: &Node,
-    path: &mut Vec<u8>,
-    visit: &mut dyn FnMut(WalkEvent<'_>) -> Result<()>,
-) -> Result<()> {
+fn visit_leaf(node: &Node, path: &[u8], visit: &mut dyn FnMut(WalkEvent<'_>) -> Result<()>) -> Result<()> {
     match node {
         Node::File { digest, size, executable } => {
             visit(WalkEvent::File { path, digest, size: *size, executable: *executable })
         }
         Node::Symlink { target } => visit(WalkEvent::Symlink { path, target }),
-        Node::Directory { digest, .. } => {
-            let dir = dirs.get(digest)?.ok_or(Error::DanglingDirectory(*digest))?;
-            visit(WalkEvent::EnterDirectory { path })?;
-            for e in dir.entries() {
-                let len = path.len();
-                if len > 0 {
-                    path.push(b'/');
-                }
-                path.extend_from_slice(e.name.as_bytes());
-                walk_node(dirs, &e.node, path, visit)?;
-                path.truncate(len);
-            }
-            visit(WalkEvent::LeaveDirectory { path })
-        }
+        Node::Directory { .. } => unreachable!("visit_leaf is only called on files and symlinks"),
     }
 }
 

@@ -91,7 +91,8 @@ fn build(s: Scanned, uploaded: &[(B3Digest, u64)], out: &mut Vec<Directory>) -> 
 /// Ingests the file, directory or symlink at `path` (symlinks are not
 /// followed) and returns its root node. File contents are uploaded on all
 /// cores (rayon); the directories are then stored in one all-or-nothing
-/// `put_tree`. A file is executable if its owner-execute bit is set.
+/// `put_tree`, and everything is durable when this returns. A file is
+/// executable if its owner-execute bit is set.
 pub fn ingest(blobs: &dyn BlobService, dirs: &dyn DirectoryService, path: &Path) -> Result<Node> {
     let mut files = Vec::new();
     let scanned = scan(path, &mut files)?;
@@ -101,6 +102,9 @@ pub fn ingest(blobs: &dyn BlobService, dirs: &dyn DirectoryService, path: &Path)
     if !tree.is_empty() {
         dirs.put_tree(&tree)?;
     }
+    // Usually a no-op after put_tree, but needed for a lone-file root or for
+    // services that do not share one store.
+    blobs.flush()?;
     Ok(root)
 }
 

@@ -4,11 +4,14 @@
 //! |--------------------------|----------------------------------------------|
 //! | `memory://`              | [`memory`]: in-process, lost on exit          |
 //! | `redb:///abs/path/to/db` | [`redb`]: one embedded database file (default) |
+//! | `objectstore+file:///abs/dir` | [`objectstore`]: objects in a local directory |
+//! | `objectstore+memory://`  | [`objectstore`] over an in-process store (tests) |
 //!
-//! `grpc+http://…` and `objectstore+file://…` are reserved for the gRPC client
-//! and object-storage backends, which do not exist yet.
+//! `grpc+http://…` is reserved for the gRPC client, which does not exist yet.
+//! Paths are taken literally (no percent-decoding).
 
 pub mod memory;
+pub mod objectstore;
 pub mod redb;
 
 use std::path::Path;
@@ -46,9 +49,22 @@ pub fn from_url(url: &str) -> Result<Services> {
             }
             Ok(redb::RedbStore::open(path)?.services())
         }
-        "grpc+http" | "grpc+https" | "grpc+unix" | "objectstore+file" | "objectstore+s3" => {
+        "objectstore+file" => {
+            let path = Path::new(rest);
+            if !path.is_absolute() {
+                return Err(bad("expected an absolute path: objectstore+file:///absolute/dir"));
+            }
+            Ok(objectstore::ObjectStoreBackend::local(path)?.services())
+        }
+        "objectstore+memory" => {
+            if !rest.is_empty() {
+                return Err(bad("objectstore+memory:// takes no path"));
+            }
+            Ok(objectstore::ObjectStoreBackend::in_memory()?.services())
+        }
+        "grpc+http" | "grpc+https" | "grpc+unix" | "objectstore+s3" => {
             Err(bad("this backend is not implemented yet"))
         }
-        _ => Err(bad("unknown scheme; known: memory://, redb:///path")),
+        _ => Err(bad("unknown scheme; known: memory://, redb:///path, objectstore+file:///dir")),
     }
 }

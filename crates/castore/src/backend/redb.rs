@@ -1,10 +1,18 @@
 //! Embedded backend (`redb:///path`): blobs, chunks and directories in one
-//! redb database file. Every blob close and directory put is one ACID
-//! transaction committed with fsync; only one process (or handle) may have the
-//! file open, others get [`Error::StoreLocked`].
+//! redb database file.
+//!
+//! Every blob close and directory put is one all-or-nothing transaction. A
+//! directory put (and [`BlobService::flush`]) commits with fsync, which also
+//! makes every earlier blob commit durable; blob closes alone skip the fsync,
+//! so ingesting many small files does not pay one fsync per file. A crash
+//! can lose blobs closed since the last durable commit, but never a blob that
+//! a stored directory points to. Closing the store (dropping its last handle)
+//! makes everything durable. Only one process (or handle) may have the file
+//! open; others get [`Error::StoreLocked`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -30,8 +38,43 @@ fn db_err(e: impl Into<redb::Error>) -> Error {
 /// share it.
 #[derive(Clone)]
 pub struct RedbStore {
-    db: Arc<Database>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
     path: PathBuf,
+    /// Set after a commit without fsync; cleared when a durable commit starts.
+    dirty: AtomicBool,
+}
+
+impl Inner {
+    /// Commits nothing, durably, if a non-durable commit may be pending.
+    fn flush(&self) -> Result<()> {
+        if self.dirty.load(Ordering::SeqCst) {
+            let txn = self.db.begin_write().map_err(db_err)?;
+            self.commit_durable(txn)?;
+        }
+        Ok(())
+    }
+
+    /// Commits `txn` with fsync, which also persists every earlier commit.
+    fn commit_durable(&self, txn: redb::WriteTransaction) -> Result<()> {
+        // We hold the write lock: every non-durable commit so far is before ours.
+        self.dirty.store(false, Ordering::SeqCst);
+        txn.commit().map_err(|e| {
+            self.dirty.store(true, Ordering::SeqCst);
+            db_err(e)
+        })
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Best effort: nothing can report an error from here, and a failure
+        // loses only blobs that no stored directory points to yet.
+        let _ = self.flush();
+    }
 }
 
 /// What a redb store holds (for tests and diagnostics).
@@ -58,11 +101,11 @@ impl RedbStore {
             txn.open_table(t).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
-        Ok(Self { db: Arc::new(db), path: path.to_owned() })
+        Ok(Self { inner: Arc::new(Inner { db, path: path.to_owned(), dirty: AtomicBool::new(false) }) })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     pub fn blob_service(&self) -> RedbBlobService {
@@ -79,7 +122,7 @@ impl RedbStore {
 
     /// Counts what is stored (walks the chunk table).
     pub fn stats(&self) -> Result<StoreStats> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.inner.db.begin_read().map_err(db_err)?;
         let chunks = txn.open_table(CHUNKS).map_err(db_err)?;
         let mut chunk_bytes = 0;
         for item in chunks.iter().map_err(db_err)? {
@@ -97,7 +140,7 @@ impl RedbStore {
     /// Overwrites a stored chunk's bytes: for tests of corruption detection.
     #[doc(hidden)]
     pub fn corrupt_chunk_for_tests(&self, digest: &B3Digest, data: &[u8]) -> Result<()> {
-        let txn = self.db.begin_write().map_err(db_err)?;
+        let txn = self.inner.db.begin_write().map_err(db_err)?;
         txn.open_table(CHUNKS).map_err(db_err)?.insert(digest.as_bytes(), data).map_err(db_err)?;
         txn.commit().map_err(db_err)
     }
@@ -125,7 +168,7 @@ pub struct RedbBlobService {
 
 impl ChunkStore for RedbBlobService {
     fn get_chunk(&self, digest: &B3Digest) -> Result<Option<Arc<[u8]>>> {
-        let txn = self.store.db.begin_read().map_err(db_err)?;
+        let txn = self.store.inner.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(CHUNKS).map_err(db_err)?;
         Ok(table.get(digest.as_bytes()).map_err(db_err)?.map(|v| Arc::from(v.value())))
     }
@@ -133,7 +176,7 @@ impl ChunkStore for RedbBlobService {
     fn put_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<()> {
         // Not yet referenced by any blob, so not yet worth an fsync: the
         // durable commit of the blob itself makes them durable too.
-        let mut txn = self.store.db.begin_write().map_err(db_err)?;
+        let mut txn = self.store.inner.db.begin_write().map_err(db_err)?;
         txn.set_durability(Durability::None).map_err(db_err)?;
         {
             let mut table = txn.open_table(CHUNKS).map_err(db_err)?;
@@ -141,11 +184,14 @@ impl ChunkStore for RedbBlobService {
                 put_chunk_if_absent(&mut table, d, data)?;
             }
         }
-        txn.commit().map_err(db_err)
+        txn.commit().map_err(db_err)?;
+        self.store.inner.dirty.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, Vec<u8>)]) -> Result<()> {
-        let txn = self.store.db.begin_write().map_err(db_err)?;
+        let mut txn = self.store.inner.db.begin_write().map_err(db_err)?;
+        txn.set_durability(Durability::None).map_err(db_err)?;
         {
             let mut table = txn.open_table(CHUNKS).map_err(db_err)?;
             for (d, data) in tail {
@@ -160,11 +206,13 @@ impl ChunkStore for RedbBlobService {
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
             blobs.insert(digest.as_bytes(), encode_chunks(chunks).as_slice()).map_err(db_err)?;
         }
-        txn.commit().map_err(db_err)
+        txn.commit().map_err(db_err)?;
+        self.store.inner.dirty.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     fn get_blob(&self, digest: &B3Digest) -> Result<Option<Vec<ChunkRef>>> {
-        let txn = self.store.db.begin_read().map_err(db_err)?;
+        let txn = self.store.inner.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(BLOBS).map_err(db_err)?;
         match table.get(digest.as_bytes()).map_err(db_err)? {
             Some(v) => Ok(Some(decode_chunks(v.value())?)),
@@ -175,7 +223,7 @@ impl ChunkStore for RedbBlobService {
 
 impl BlobService for RedbBlobService {
     fn size(&self, digest: &B3Digest) -> Result<Option<u64>> {
-        let txn = self.store.db.begin_read().map_err(db_err)?;
+        let txn = self.store.inner.db.begin_read().map_err(db_err)?;
         blob_size(&txn.open_table(BLOBS).map_err(db_err)?, digest)
     }
     fn open_read(&self, digest: &B3Digest) -> Result<Option<Box<dyn BlobReader>>> {
@@ -183,6 +231,9 @@ impl BlobService for RedbBlobService {
     }
     fn open_write(&self) -> Box<dyn BlobWriter> {
         blob::open_write(self)
+    }
+    fn flush(&self) -> Result<()> {
+        self.store.inner.flush()
     }
 }
 
@@ -195,7 +246,7 @@ pub struct RedbDirectoryService {
 
 impl DirectoryService for RedbDirectoryService {
     fn get(&self, digest: &B3Digest) -> Result<Option<Directory>> {
-        let txn = self.store.db.begin_read().map_err(db_err)?;
+        let txn = self.store.inner.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(DIRS).map_err(db_err)?;
         match table.get(digest.as_bytes()).map_err(db_err)? {
             Some(v) => {
@@ -210,13 +261,13 @@ impl DirectoryService for RedbDirectoryService {
     }
 
     fn has(&self, digest: &B3Digest) -> Result<bool> {
-        let txn = self.store.db.begin_read().map_err(db_err)?;
+        let txn = self.store.inner.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(DIRS).map_err(db_err)?;
         Ok(table.get(digest.as_bytes()).map_err(db_err)?.is_some())
     }
 
     fn put_tree(&self, dirs: &[Directory]) -> Result<B3Digest> {
-        let txn = self.store.db.begin_write().map_err(db_err)?;
+        let txn = self.store.inner.db.begin_write().map_err(db_err)?;
         let mut last = None;
         {
             let mut table = txn.open_table(DIRS).map_err(db_err)?;
@@ -242,7 +293,7 @@ impl DirectoryService for RedbDirectoryService {
         }
         let last = last.ok_or(Error::EmptyTree)?;
         // Dropping `txn` on an error above aborts it: nothing is stored.
-        txn.commit().map_err(db_err)?;
+        self.store.inner.commit_durable(txn)?;
         Ok(last)
     }
 }

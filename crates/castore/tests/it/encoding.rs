@@ -125,3 +125,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn tree_builder_rejects_malformed_streams() {
+    use ferrix_castore::tree::{TreeBuilder, TreeError};
+    let link = || Node::Symlink { target: b"t".to_vec() };
+    let mut t = TreeBuilder::default();
+    assert_eq!(t.enter_directory(Some(name("x"))), Err(TreeError::NamedRoot("x".into())));
+    assert_eq!(t.leave_directory(), Err(TreeError::Unbalanced));
+    t.enter_directory(None).unwrap();
+    assert_eq!(t.add(None, link()), Err(TreeError::UnnamedEntry));
+    t.add(Some(name("a")), link()).unwrap();
+    t.add(Some(name("a")), link()).unwrap();
+    assert_eq!(t.leave_directory(), Err(TreeError::Directory(DirectoryError::Duplicate("a".into()))));
+
+    let mut t = TreeBuilder::default();
+    t.enter_directory(None).unwrap();
+    t.enter_directory(Some(name("d"))).unwrap();
+    t.leave_directory().unwrap();
+    assert_eq!(TreeBuilder::default().finish().unwrap_err(), TreeError::Empty);
+    t.leave_directory().unwrap();
+    assert!(matches!(t.add(Some(name("late")), link()), Err(TreeError::AfterRoot(_))));
+    let (root, dirs) = t.finish().unwrap();
+    assert_eq!(dirs.len(), 2);
+    assert_eq!(root, Node::Directory { digest: dirs[1].digest(), size: 1 });
+
+    let mut t = TreeBuilder::default();
+    t.enter_directory(None).unwrap();
+    assert_eq!(t.finish().unwrap_err(), TreeError::Unfinished(1));
+    let mut t = TreeBuilder::default();
+    assert!(matches!(t.add(None, Node::Symlink { target: vec![] }), Err(TreeError::InvalidSymlinkTarget { .. })));
+    t.add(None, link()).unwrap();
+    assert_eq!(t.finish().unwrap().0, link());
+}

@@ -1,9 +1,9 @@
 //! Integration tests of ferrix-castore through its public API: the shared
 //! backend suite, the directory encoding, ingest and restore.
 
+mod backends;
 mod encoding;
 mod fs;
-mod redb;
 mod suite;
 
 use ferrix_castore::Services;
@@ -23,6 +23,12 @@ pub fn redb() -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("redb://{}", dir.path().join("store.redb").display());
     Backend { services: ferrix_castore::from_url(&url).expect("redb store opens"), _dir: Some(dir) }
+}
+
+pub fn objectstore_file() -> Backend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("objectstore+file://{}", dir.path().join("objects").display());
+    Backend { services: ferrix_castore::from_url(&url).expect("object store opens"), _dir: Some(dir) }
 }
 
 pub fn redb_store() -> (RedbStore, tempfile::TempDir) {

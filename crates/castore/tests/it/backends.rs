@@ -1,5 +1,5 @@
-//! Behaviour specific to the redb backend: locking, durability across
-//! reopening, corruption detection.
+//! Behaviour specific to one backend or to URLs: redb locking, durability
+//! across reopening and process death, corruption detection, URL errors.
 
 use std::io::Read;
 
@@ -35,7 +35,7 @@ fn second_process_reports_store_locked() {
     let (store, _tmp) = redb_store();
     let exe = std::env::current_exe().unwrap();
     let status = std::process::Command::new(exe)
-        .args(["--exact", "redb::second_process_reports_store_locked", "--nocapture"])
+        .args(["--exact", "backends::second_process_reports_store_locked", "--nocapture"])
         .env("FERRIX_CASTORE_LOCK_PROBE", store.path())
         .status()
         .unwrap();
@@ -100,5 +100,56 @@ fn url_errors_are_clear() {
     assert_eq!(msg("memory"), "invalid castore URL \"memory\": expected SCHEME://…");
     assert_eq!(msg("memory://x"), "invalid castore URL \"memory://x\": memory:// takes no path");
     assert!(msg("grpc+http://[::1]:8000").ends_with("this backend is not implemented yet"));
-    assert!(msg("s3://bucket").ends_with("unknown scheme; known: memory://, redb:///path"));
+    assert!(msg("s3://bucket").ends_with("unknown scheme; known: memory://, redb:///path, objectstore+file:///dir"));
+}
+
+/// A process that dies without closing the store keeps every blob that was
+/// flushed or that a stored directory points to. The child is this test
+/// binary, re-run on this one test.
+#[test]
+fn killed_process_keeps_flushed_blobs_and_directories() {
+    if let Ok(path) = std::env::var("FERRIX_CASTORE_CRASH_PROBE") {
+        let store = RedbStore::open(std::path::Path::new(&path)).unwrap();
+        let (blobs, dirs) = (store.blob_service(), store.directory_service());
+        blobs.put(b"a: closed, then flushed by b").unwrap();
+        blobs.put(b"b: flushed").unwrap();
+        blobs.flush().unwrap();
+        let d = blobs.put(b"d: named by a directory").unwrap();
+        let dir = Directory::new(vec![Entry::new(
+            Name::try_from("d").unwrap(),
+            Node::File { digest: d, size: 23, executable: false },
+        )])
+        .unwrap();
+        dirs.put(&dir).unwrap();
+        blobs.put(b"c: closed, never flushed").unwrap();
+        std::process::exit(7); // no destructors run: like a crash of this process
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("db");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "backends::killed_process_keeps_flushed_blobs_and_directories", "--nocapture"])
+        .env("FERRIX_CASTORE_CRASH_PROBE", &path)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(7));
+    let store = RedbStore::open(&path).unwrap();
+    let blobs = store.blob_service();
+    for kept in [&b"a: closed, then flushed by b"[..], b"b: flushed", b"d: named by a directory"] {
+        assert!(blobs.has(&B3Digest::of(kept)).unwrap(), "{:?} lost", String::from_utf8_lossy(kept));
+    }
+    let dir = store.stats().unwrap().directories;
+    assert_eq!(dir, 1);
+    // "c" was never made durable; whether it survives a process exit is up to
+    // redb (the OS keeps written pages), so it is not asserted either way.
+}
+
+#[test]
+fn objectstore_memory_url_and_use_inside_an_async_runtime() {
+    let s = ferrix_castore::from_url("objectstore+memory://").unwrap();
+    // A caller that is itself inside a tokio runtime must not panic.
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let d = rt.block_on(async { s.blobs.put(b"from async").unwrap() });
+    assert_eq!(s.blobs.get(&d).unwrap().as_deref(), Some(&b"from async"[..]));
+    let msg = ferrix_castore::from_url("objectstore+file://rel").err().unwrap().to_string();
+    assert!(msg.ends_with("expected an absolute path: objectstore+file:///absolute/dir"), "{msg}");
 }
