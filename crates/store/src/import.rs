@@ -14,12 +14,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use ferrix_castore::{BlobService, BlobWriter, Directory, DirectoryService, Entry, Error as CaError, Name, Node};
-use ferrix_formats::hash::HashingWriter;
 use ferrix_formats::nar::{self, Event, NarReader, NarWriter, NodeKind};
 use ferrix_formats::store_path::validate_name;
 use ferrix_formats::{CAHash, CaMethod, HashAlgo, Hasher, NixHash};
 
 use crate::error::{Error, Result};
+use crate::hashing::ThreadedSha256;
 use crate::path_info::PathInfo;
 use crate::store::Store;
 
@@ -59,7 +59,7 @@ pub fn add_path(store: &Store, path: &Path, opts: &AddOptions, progress: &mut dy
 
     let mut buf = vec![0u8; 1 << 20];
     let mut directories = Vec::new();
-    let hashing = HashingWriter::new(io::sink(), HashAlgo::Sha256);
+    let hashing = ThreadedSha256::new().map_err(|e| Error::io("starting the NAR hasher", e))?;
     let mut nar = NarWriter::new(hashing).map_err(|e| Error::io("hashing NAR", e))?;
     let (root, flat_hash) = match opts.method {
         Method::Recursive => {
@@ -82,7 +82,7 @@ pub fn add_path(store: &Store, path: &Path, opts: &AddOptions, progress: &mut dy
             (node, Some(flat.finish()))
         }
     };
-    let (_, nar_hash, nar_size) = nar.into_inner().finish();
+    let (nar_hash, nar_size) = nar.into_inner().finish().map_err(|e| Error::io("hashing NAR", e))?;
     if !directories.is_empty() {
         store.directories.put_tree(&directories)?;
     }

@@ -24,6 +24,7 @@
 
 pub mod error;
 pub mod export;
+pub mod hashing;
 pub mod import;
 pub mod nar;
 pub mod path_info;
