@@ -100,7 +100,14 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let store = open_store(&url).with_context(|| format!("opening store {url}"))?;
     match args.command {
         Cmd::Add { flat, paths } => {
-            let opts = AddOptions { method: if flat { Method::Flat } else { Method::Recursive }, name: None };
+            let opts = AddOptions {
+                method: if flat {
+                    Method::Flat
+                } else {
+                    Method::Recursive
+                },
+                name: None,
+            };
             let mut progress = Progress::new("adding");
             let mut out = io::stdout().lock();
             for p in &paths {
@@ -116,16 +123,29 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             let out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
             write_nar(&*store.blobs, &*store.directories, &node, out)?.flush()?;
         }
-        Cmd::ImportNar { name, nar_hash, nar_size } => {
+        Cmd::ImportNar {
+            name,
+            nar_hash,
+            nar_size,
+        } => {
             let sha256 = nar_hash
                 .map(|h| NixHash::parse(&h, Some(ferrix_formats::HashAlgo::Sha256)))
                 .transpose()
                 .context("--nar-hash")?;
-            let expect = NarExpect { sha256, size: nar_size };
+            let expect = NarExpect {
+                sha256,
+                size: nar_size,
+            };
             let mut progress = Progress::new("importing");
             let mut stdin = io::BufReader::with_capacity(1 << 16, io::stdin().lock());
-            let ing = ingest_nar(&*store.blobs, &*store.directories, &mut stdin, &expect, &mut |n| progress.inc(n))
-                .context("importing NAR from stdin")?;
+            let ing = ingest_nar(
+                &*store.blobs,
+                &*store.directories,
+                &mut stdin,
+                &expect,
+                &mut |n| progress.inc(n),
+            )
+            .context("importing NAR from stdin")?;
             progress.finish();
             if !stdin.fill_buf().context("reading stdin")?.is_empty() {
                 bail!("importing NAR from stdin: trailing data after the end of the NAR");
@@ -138,7 +158,8 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             if !sub.is_empty() {
                 bail!("restore takes a store path, not a path inside one: {path}");
             }
-            restore_path(&store, &info, &dest).with_context(|| format!("restoring {path} to {}", dest.display()))?;
+            restore_path(&store, &info, &dest)
+                .with_context(|| format!("restoring {path} to {}", dest.display()))?;
         }
         Cmd::Ls { long, path } => {
             let (info, sub) = lookup(&store, &path)?;
@@ -167,9 +188,12 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
                         .ok_or(ferrix_castore::Error::DanglingBlob(digest))
                         .with_context(|| format!("reading {path}"))?;
                     let mut out = io::stdout().lock();
-                    let n = io::copy(&mut (&mut r).take(size), &mut out).with_context(|| format!("reading {path}"))?;
+                    let n = io::copy(&mut (&mut r).take(size), &mut out)
+                        .with_context(|| format!("reading {path}"))?;
                     if n != size {
-                        bail!("{path}: blob {digest} is shorter ({n} bytes) than its node says ({size})");
+                        bail!(
+                            "{path}: blob {digest} is shorter ({n} bytes) than its node says ({size})"
+                        );
                     }
                 }
                 Node::Directory { .. } => bail!("{path}: is a directory"),
@@ -189,7 +213,12 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
         }
         Cmd::List => {
             let mut out = BufWriter::new(io::stdout().lock());
-            let mut paths: Vec<_> = store.path_info.list()?.into_iter().map(|i| i.store_path).collect();
+            let mut paths: Vec<_> = store
+                .path_info
+                .list()?
+                .into_iter()
+                .map(|i| i.store_path)
+                .collect();
             paths.sort();
             for p in paths {
                 writeln!(out, "{}", store.store_dir.display(&p))?;
@@ -199,10 +228,17 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Verify => {
             let report = verify_store(&store, &mut |info, problem| {
                 if let Some(problem) = problem {
-                    println!("damaged: {}: {problem}", store.store_dir.display(&info.store_path));
+                    println!(
+                        "damaged: {}: {problem}",
+                        store.store_dir.display(&info.store_path)
+                    );
                 }
             })?;
-            eprintln!("checked {} store paths: {} damaged", report.checked, report.damaged.len());
+            eprintln!(
+                "checked {} store paths: {} damaged",
+                report.checked,
+                report.damaged.len()
+            );
             if !report.damaged.is_empty() {
                 return Ok(ExitCode::FAILURE);
             }
@@ -226,7 +262,11 @@ fn ls_line(out: &mut impl Write, long: bool, name: &[u8], node: &Node) -> io::Re
     if long {
         let (mode, size) = match node {
             Node::Directory { .. } => ("dr-xr-xr-x", 0),
-            Node::File { size, executable: true, .. } => ("-r-xr-xr-x", *size),
+            Node::File {
+                size,
+                executable: true,
+                ..
+            } => ("-r-xr-xr-x", *size),
             Node::File { size, .. } => ("-r--r--r--", *size),
             Node::Symlink { .. } => ("lrwxrwxrwx", 0),
         };
@@ -243,8 +283,15 @@ fn ls_line(out: &mut impl Write, long: bool, name: &[u8], node: &Node) -> io::Re
 fn describe(node: &Node) -> String {
     match node {
         Node::Directory { digest, size } => format!("directory {digest} ({size} entries below)"),
-        Node::File { digest, size, executable } => {
-            format!("{} file {digest} ({size} bytes)", if *executable { "executable" } else { "regular" })
+        Node::File {
+            digest,
+            size,
+            executable,
+        } => {
+            format!(
+                "{} file {digest} ({size} bytes)",
+                if *executable { "executable" } else { "regular" }
+            )
         }
         Node::Symlink { target } => format!("symlink -> {}", String::from_utf8_lossy(target)),
     }
@@ -286,11 +333,18 @@ impl Progress {
     fn new(what: &'static str) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {bytes} ({binary_bytes_per_sec}, {elapsed})")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} {msg} {bytes} ({binary_bytes_per_sec}, {elapsed})",
+            )
+            .expect("valid template"),
         );
         bar.set_message(what);
-        Self { start: Instant::now(), bar, tty: io::stderr().is_terminal(), shown: false }
+        Self {
+            start: Instant::now(),
+            bar,
+            tty: io::stderr().is_terminal(),
+            shown: false,
+        }
     }
 
     fn inc(&mut self, n: u64) {

@@ -28,13 +28,23 @@ impl Env {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ferrix"));
-        c.arg("store").arg("--store").arg(&self.url).args(args).current_dir(self.tmp.path());
+        c.arg("store")
+            .arg("--store")
+            .arg(&self.url)
+            .args(args)
+            .current_dir(self.tmp.path());
         c
     }
 
     /// Runs `ferrix store ARGS` with `stdin`.
     fn run_in(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut input = child.stdin.take().unwrap();
         let data = stdin.to_vec();
         let writer = std::thread::spawn(move || {
@@ -52,7 +62,11 @@ impl Env {
     /// Runs and expects success; returns stdout.
     fn ok(&self, args: &[&str]) -> Vec<u8> {
         let out = self.run(args);
-        assert!(out.status.success(), "ferrix store {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ferrix store {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 
@@ -63,13 +77,19 @@ impl Env {
     /// Runs and expects failure; returns stderr.
     fn fails(&self, args: &[&str], stdin: &[u8]) -> String {
         let out = self.run_in(args, stdin);
-        assert!(!out.status.success(), "ferrix store {args:?} should have failed");
+        assert!(
+            !out.status.success(),
+            "ferrix store {args:?} should have failed"
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 }
 
 fn lines(b: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(b).lines().map(str::to_owned).collect()
+    String::from_utf8_lossy(b)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs C++ Nix's `nix-store` (the oracle) and returns stdout.
@@ -80,7 +100,11 @@ fn nix_store(args: &[&str], dir: &Path) -> Vec<u8> {
              Install it (Debian: apt-get install nix-bin) and make sure it is on PATH."
         )
     });
-    assert!(out.status.success(), "nix-store {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nix-store {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -100,24 +124,44 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
 
 fn file(p: &Path, bytes: &[u8], exec: bool) {
     fs::write(p, bytes).unwrap();
-    fs::set_permissions(p, fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 })).unwrap();
+    fs::set_permissions(
+        p,
+        fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }),
+    )
+    .unwrap();
 }
 
 /// A tree with every node kind and awkward names and sizes.
 fn make_tree(root: &Path, seed: u64) {
     fs::create_dir(root).unwrap();
-    file(&root.join("a.txt"), format!("hello {seed}\n").as_bytes(), false);
+    file(
+        &root.join("a.txt"),
+        format!("hello {seed}\n").as_bytes(),
+        false,
+    );
     file(&root.join("run.sh"), b"#!/bin/sh\necho hi\n", true);
     file(&root.join("empty"), b"", false);
     file(&root.join("empty-exec"), b"", true);
     file(&root.join("eight"), b"12345678", false);
-    file(&root.join("big.bin"), &data(2 * 1024 * 1024 + 5, seed), false);
+    file(
+        &root.join("big.bin"),
+        &data(2 * 1024 * 1024 + 5, seed),
+        false,
+    );
     file(&root.join("B"), b"upper", false);
     file(&root.join("a b"), b"space", false);
     file(&root.join("é"), b"unicode", false);
-    file(&root.join(std::ffi::OsStr::from_bytes(b"raw\xff")), b"not utf-8", false);
+    file(
+        &root.join(std::ffi::OsStr::from_bytes(b"raw\xff")),
+        b"not utf-8",
+        false,
+    );
     symlink("a.txt", root.join("link")).unwrap();
-    symlink("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x", root.join("abs-link")).unwrap();
+    symlink(
+        "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x",
+        root.join("abs-link"),
+    )
+    .unwrap();
     symlink("does/not/exist", root.join("dangling")).unwrap();
     fs::create_dir_all(root.join("sub/deeper")).unwrap();
     file(&root.join("sub/deeper/x"), b"x", true);
@@ -157,15 +201,27 @@ fn add_flat_matches_add_fixed() {
     file(&env.path("data.bin"), &data(3 * 1024 * 1024 + 1, 5), true);
     file(&env.path("small"), b"abc", false);
     let ours = env.ok_lines(&["add", "--flat", "data.bin", "small"]);
-    assert_eq!(ours, lines(&nix_store(&["--add-fixed", "sha256", "data.bin", "small"], env.tmp.path())));
+    assert_eq!(
+        ours,
+        lines(&nix_store(
+            &["--add-fixed", "sha256", "data.bin", "small"],
+            env.tmp.path()
+        ))
+    );
     // --add-fixed --recursive sha256 is what plain add does.
     make_tree(&env.path("tree"), 2);
     assert_eq!(
         env.ok_lines(&["add", "tree"]),
-        lines(&nix_store(&["--add-fixed", "--recursive", "sha256", "tree"], env.tmp.path()))
+        lines(&nix_store(
+            &["--add-fixed", "--recursive", "sha256", "tree"],
+            env.tmp.path()
+        ))
     );
     // A flat store path holds a non-executable file: dump matches Nix's dump of it.
-    assert!(env.ok(&["dump", &ours[0]]) == nix_store(&["--dump", &ours[0]], env.tmp.path()), "dump of a flat path");
+    assert!(
+        env.ok(&["dump", &ours[0]]) == nix_store(&["--dump", &ours[0]], env.tmp.path()),
+        "dump of a flat path"
+    );
     let err = env.fails(&["add", "--flat", "tree"], b"");
     assert!(err.contains("needs a regular file"), "{err}");
 }
@@ -177,7 +233,10 @@ fn dump_matches_nix_store_dump() {
     for root in roots {
         let path = env.ok_lines(&["add", root]).remove(0);
         let ours = env.ok(&["dump", &path]);
-        assert!(ours == nix_store(&["--dump", root], env.tmp.path()), "dump of {root} differs from nix-store --dump");
+        assert!(
+            ours == nix_store(&["--dump", root], env.tmp.path()),
+            "dump of {root} differs from nix-store --dump"
+        );
     }
 }
 
@@ -188,14 +247,34 @@ fn import_nar_gives_nix_store_add_path() {
     let nar = nix_store(&["--dump", "tree"], env.tmp.path());
     let hash = String::from_utf8(nix_store(&["--add", "tree"], env.tmp.path())).unwrap();
     let nix_path = hash.trim();
-    let nix_hash = String::from_utf8(nix_store(&["-q", "--hash", nix_path], env.tmp.path())).unwrap();
-    let out = env.run_in(&["import-nar", "--name", "tree", "--nar-hash", nix_hash.trim()], &nar);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nix_hash =
+        String::from_utf8(nix_store(&["-q", "--hash", nix_path], env.tmp.path())).unwrap();
+    let out = env.run_in(
+        &[
+            "import-nar",
+            "--name",
+            "tree",
+            "--nar-hash",
+            nix_hash.trim(),
+        ],
+        &nar,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(lines(&out.stdout), vec![nix_path.to_owned()]);
     assert!(env.ok(&["dump", nix_path]) == nar);
     let info = String::from_utf8(env.ok(&["info", nix_path])).unwrap();
-    assert!(info.contains(&format!("NarHash: {}", nix_hash.trim())), "{info}");
-    assert!(info.contains(&format!("NarSize: {}\n", nar.len())), "{info}");
+    assert!(
+        info.contains(&format!("NarHash: {}", nix_hash.trim())),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!("NarSize: {}\n", nar.len())),
+        "{info}"
+    );
 }
 
 #[test]
@@ -213,7 +292,16 @@ fn bad_nar_imports_register_nothing() {
     corrupt[at] = b'D';
     let err = env.fails(&import, &corrupt);
     assert!(err.contains("unknown node type \"Directory\""), "{err}");
-    let err = env.fails(&["import-nar", "--name", "tree", "--nar-hash", &format!("sha256:{}", "0".repeat(52))], &nar);
+    let err = env.fails(
+        &[
+            "import-nar",
+            "--name",
+            "tree",
+            "--nar-hash",
+            &format!("sha256:{}", "0".repeat(52)),
+        ],
+        &nar,
+    );
     assert!(err.contains("NAR hash mismatch"), "{err}");
     let err = env.fails(&["import-nar", "--name", "tree", "--nar-size", "8"], &nar);
     assert!(err.contains("NAR size mismatch"), "{err}");
@@ -221,11 +309,19 @@ fn bad_nar_imports_register_nothing() {
     assert!(err.contains("trailing data"), "{err}");
     let err = env.fails(&["import-nar", "--name", "bad/name"], &nar);
     assert!(err.contains("illegal character '/'"), "{err}");
-    assert_eq!(env.ok_lines(&["list"]), Vec::<String>::new(), "nothing may be registered");
+    assert_eq!(
+        env.ok_lines(&["list"]),
+        Vec::<String>::new(),
+        "nothing may be registered"
+    );
     assert_eq!(env.ok_lines(&["verify"]), Vec::<String>::new());
     // The good NAR still imports.
     let out = env.run_in(&import, &nar);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(env.ok_lines(&["list"]), lines(&out.stdout));
 }
 
@@ -235,16 +331,25 @@ fn restore_ls_cat_info() {
     make_tree(&env.path("tree"), 5);
     let p = env.ok_lines(&["add", "tree"]).remove(0);
     env.ok(&["restore", &p, "out"]);
-    assert!(nix_store(&["--dump", "out"], env.tmp.path()) == nix_store(&["--dump", "tree"], env.tmp.path()));
+    assert!(
+        nix_store(&["--dump", "out"], env.tmp.path())
+            == nix_store(&["--dump", "tree"], env.tmp.path())
+    );
     let ls = env.ok_lines(&["ls", &p]);
     assert_eq!(ls[..4], ["B", "a b", "a.txt", "abs-link"]);
     let ls = env.ok_lines(&["ls", "-l", &format!("{p}/sub")]);
-    assert_eq!(ls, [
-        "-r--r--r--            6 a.txt",
-        "dr-xr-xr-x            0 deeper",
-        "-r--r--r--         1000 y",
-    ]);
-    assert_eq!(env.ok_lines(&["ls", "-l", &format!("{p}/link")]), ["lrwxrwxrwx            0 link -> a.txt"]);
+    assert_eq!(
+        ls,
+        [
+            "-r--r--r--            6 a.txt",
+            "dr-xr-xr-x            0 deeper",
+            "-r--r--r--         1000 y",
+        ]
+    );
+    assert_eq!(
+        env.ok_lines(&["ls", "-l", &format!("{p}/link")]),
+        ["lrwxrwxrwx            0 link -> a.txt"]
+    );
     assert_eq!(env.ok(&["cat", &format!("{p}/a.txt")]), b"hello 5\n");
     assert!(env.ok(&["cat", &format!("{p}/big.bin")]) == data(2 * 1024 * 1024 + 5, 5));
     let info = String::from_utf8(env.ok(&["info", &p])).unwrap();
@@ -252,12 +357,18 @@ fn restore_ls_cat_info() {
     let nix_p = String::from_utf8(nix_store(&["--add", "tree"], env.tmp.path())).unwrap();
     assert_eq!(nix_p.trim(), p);
     let nix_hash = String::from_utf8(nix_store(&["-q", "--hash", &p], env.tmp.path())).unwrap();
-    assert!(info.contains(&format!("NarHash: {}\n", nix_hash.trim())), "{info}");
+    assert!(
+        info.contains(&format!("NarHash: {}\n", nix_hash.trim())),
+        "{info}"
+    );
     assert!(info.contains("CA: fixed:r:sha256:"), "{info}");
     let sub = String::from_utf8(env.ok(&["info", &format!("{p}/run.sh")])).unwrap();
     assert!(sub.contains("Node: executable file"), "{sub}");
     // Dumping a sub-path gives the NAR of that node.
-    assert!(env.ok(&["dump", &format!("{p}/sub")]) == nix_store(&["--dump", "tree/sub"], env.tmp.path()));
+    assert!(
+        env.ok(&["dump", &format!("{p}/sub")])
+            == nix_store(&["--dump", "tree/sub"], env.tmp.path())
+    );
 }
 
 #[test]
@@ -268,12 +379,18 @@ fn clear_errors_for_bad_paths() {
     let unknown = "/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-nope";
     for cmd in ["dump", "cat", "info", "ls"] {
         let err = env.fails(&[cmd, unknown], b"");
-        assert!(err.contains(&format!("error: {unknown} is not in the store")), "{cmd}: {err}");
+        assert!(
+            err.contains(&format!("error: {unknown} is not in the store")),
+            "{cmd}: {err}"
+        );
     }
     let err = env.fails(&["info", "/tmp/not-a-store-path"], b"");
     assert!(err.contains("is not in the Nix store"), "{err}");
     let err = env.fails(&["cat", &format!("{p}/missing")], b"");
-    assert!(err.contains("missing: no such file or directory in the store"), "{err}");
+    assert!(
+        err.contains("missing: no such file or directory in the store"),
+        "{err}"
+    );
     let err = env.fails(&["cat", &format!("{p}/sub")], b"");
     assert!(err.contains("is a directory"), "{err}");
     let err = env.fails(&["add", "no-such-file"], b"");
@@ -283,10 +400,16 @@ fn clear_errors_for_bad_paths() {
     );
     file(&env.path("bad name"), b"x", false);
     let err = env.fails(&["add", "bad name"], b"");
-    assert!(err.contains("store path 'bad name' contains illegal character ' '"), "{err}");
+    assert!(
+        err.contains("store path 'bad name' contains illegal character ' '"),
+        "{err}"
+    );
     let err = env.fails(&["restore", &p, "tree"], b"");
     assert!(err.contains("File exists"), "{err}");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrix")).args(["store", "--store", "redb://relative", "list"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrix"))
+        .args(["store", "--store", "redb://relative", "list"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected an absolute directory"));
 }
 
@@ -302,7 +425,10 @@ fn verify_reports_lost_castore() {
     assert_eq!(out.status.code(), Some(1));
     let report = lines(&out.stdout);
     assert_eq!(report.len(), 1, "{report:?}");
-    assert!(report[0].starts_with(&format!("damaged: {p}: directory ")), "{report:?}");
+    assert!(
+        report[0].starts_with(&format!("damaged: {p}: directory ")),
+        "{report:?}"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("checked 1 store paths: 1 damaged"));
 }
 
@@ -314,14 +440,24 @@ fn sigkill_during_add_leaves_no_damage() {
     let root = env.path("big");
     fs::create_dir(&root).unwrap();
     for i in 0..100 {
-        file(&root.join(format!("f{i:03}")), &data(2 * 1024 * 1024, 1000 + i), i % 7 == 0);
+        file(
+            &root.join(format!("f{i:03}")),
+            &data(2 * 1024 * 1024, 1000 + i),
+            i % 7 == 0,
+        );
     }
-    let (hash, _) = ferrix_formats::nar::dump_path_hashed(&root, ferrix_formats::HashAlgo::Sha256).unwrap();
+    let (hash, _) =
+        ferrix_formats::nar::dump_path_hashed(&root, ferrix_formats::HashAlgo::Sha256).unwrap();
     let ca = ferrix_formats::CAHash::new(ferrix_formats::CaMethod::Recursive, hash);
     let sd = ferrix_formats::StoreDir::default();
     let expected = sd.display(&sd.make_ca_path("big", &ca).unwrap());
 
-    let mut child = env.cmd(&["add", "big"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = env
+        .cmd(&["add", "big"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let db = env.path("store/castore.redb");
     let start = Instant::now();
     // Wait until a good part (but not all) of the data is in.
@@ -332,19 +468,40 @@ fn sigkill_during_add_leaves_no_damage() {
         if fs::metadata(&db).map(|m| m.len()).unwrap_or(0) > 60 << 20 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "add made no progress");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "add made no progress"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
 
-    assert_eq!(env.ok_lines(&["list"]), Vec::<String>::new(), "a killed add must register nothing");
+    assert_eq!(
+        env.ok_lines(&["list"]),
+        Vec::<String>::new(),
+        "a killed add must register nothing"
+    );
     let out = env.run(&["verify"]);
-    assert!(out.status.success(), "verify after kill: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(env.ok_lines(&["add", "big"]), std::slice::from_ref(&expected));
+    assert!(
+        out.status.success(),
+        "verify after kill: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.ok_lines(&["add", "big"]),
+        std::slice::from_ref(&expected)
+    );
     let out = env.run(&["verify"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("checked 1 store paths: 0 damaged"));
     assert_eq!(env.ok_lines(&["list"]), [expected]);
 }

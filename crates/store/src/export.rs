@@ -29,12 +29,18 @@ pub fn resolve(store: &Store, root: &Node, sub: &str, display: &str) -> Result<N
         };
         at.push('/');
         at.push_str(comp);
-        node = dir.get(comp.as_bytes()).cloned().ok_or_else(|| Error::NoSuchEntry { path: at.clone() })?;
+        node = dir
+            .get(comp.as_bytes())
+            .cloned()
+            .ok_or_else(|| Error::NoSuchEntry { path: at.clone() })?;
     }
     Ok(node)
 }
 
 /// A stored directory; a missing one is a damaged store.
 pub fn directory(store: &Store, digest: &ferrix_castore::B3Digest) -> Result<Directory> {
-    Ok(store.directories.get(digest)?.ok_or(CaError::DanglingDirectory(*digest))?)
+    Ok(store
+        .directories
+        .get(digest)?
+        .ok_or(CaError::DanglingDirectory(*digest))?)
 }

@@ -25,16 +25,22 @@ impl ThreadedSha256 {
     pub fn new() -> io::Result<Self> {
         // A few batches in flight: enough to keep both threads busy, little memory.
         let (tx, rx) = sync_channel::<Vec<u8>>(4);
-        let worker = std::thread::Builder::new().name("nar-sha256".into()).spawn(move || {
-            let mut h = Hasher::new(HashAlgo::Sha256);
-            let mut n = 0u64;
-            for batch in rx {
-                h.update(&batch);
-                n += batch.len() as u64;
-            }
-            (h.finish(), n)
-        })?;
-        Ok(Self { buf: Vec::with_capacity(BATCH), tx: Some(tx), worker: Some(worker) })
+        let worker = std::thread::Builder::new()
+            .name("nar-sha256".into())
+            .spawn(move || {
+                let mut h = Hasher::new(HashAlgo::Sha256);
+                let mut n = 0u64;
+                for batch in rx {
+                    h.update(&batch);
+                    n += batch.len() as u64;
+                }
+                (h.finish(), n)
+            })?;
+        Ok(Self {
+            buf: Vec::with_capacity(BATCH),
+            tx: Some(tx),
+            worker: Some(worker),
+        })
     }
 
     fn send(&mut self) -> io::Result<()> {
@@ -43,7 +49,8 @@ impl ThreadedSha256 {
         }
         let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
         let tx = self.tx.as_ref().expect("sender lives until finish");
-        tx.send(batch).map_err(|_| io::Error::other("the NAR hashing thread stopped"))
+        tx.send(batch)
+            .map_err(|_| io::Error::other("the NAR hashing thread stopped"))
     }
 
     /// The sha256 and size of everything written.
@@ -51,7 +58,9 @@ impl ThreadedSha256 {
         self.send()?;
         drop(self.tx.take());
         let worker = self.worker.take().expect("worker lives until finish");
-        worker.join().map_err(|_| io::Error::other("the NAR hashing thread panicked"))
+        worker
+            .join()
+            .map_err(|_| io::Error::other("the NAR hashing thread panicked"))
     }
 }
 
@@ -63,7 +72,8 @@ impl Write for ThreadedSha256 {
         if data.len() >= BATCH {
             // Large writes go over as they are, without another copy into `buf`.
             let tx = self.tx.as_ref().expect("sender lives until finish");
-            tx.send(data.to_vec()).map_err(|_| io::Error::other("the NAR hashing thread stopped"))?;
+            tx.send(data.to_vec())
+                .map_err(|_| io::Error::other("the NAR hashing thread stopped"))?;
         } else {
             self.buf.extend_from_slice(data);
         }
@@ -97,7 +107,11 @@ mod tests {
             for piece in data.chunks(split) {
                 t.write_all(piece).unwrap();
             }
-            assert_eq!(t.finish().unwrap(), (HashAlgo::Sha256.digest(&data), data.len() as u64), "split {split}");
+            assert_eq!(
+                t.finish().unwrap(),
+                (HashAlgo::Sha256.digest(&data), data.len() as u64),
+                "split {split}"
+            );
         }
         let empty = ThreadedSha256::new().unwrap();
         assert_eq!(empty.finish().unwrap(), (HashAlgo::Sha256.digest(b""), 0));

@@ -13,7 +13,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use ferrix_castore::{BlobService, BlobWriter, Directory, DirectoryService, Entry, Error as CaError, Name, Node};
+use ferrix_castore::{
+    BlobService, BlobWriter, Directory, DirectoryService, Entry, Error as CaError, Name, Node,
+};
 use ferrix_formats::nar::{self, Event, NarReader, NarWriter, NodeKind};
 use ferrix_formats::store_path::validate_name;
 use ferrix_formats::{CAHash, CaMethod, HashAlgo, Hasher, NixHash};
@@ -49,7 +51,12 @@ pub struct AddOptions {
 /// exactly the path `nix-store --add` (recursive) or `nix-store --add-fixed
 /// sha256` (flat) gives. `progress` is called with the number of file bytes
 /// read since the previous call.
-pub fn add_path(store: &Store, path: &Path, opts: &AddOptions, progress: &mut dyn FnMut(u64)) -> Result<PathInfo> {
+pub fn add_path(
+    store: &Store,
+    path: &Path,
+    opts: &AddOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<PathInfo> {
     let name = match &opts.name {
         Some(n) => n.clone(),
         None => default_name(path)?,
@@ -63,7 +70,11 @@ pub fn add_path(store: &Store, path: &Path, opts: &AddOptions, progress: &mut dy
     let mut nar = NarWriter::new(hashing).map_err(|e| Error::io("hashing NAR", e))?;
     let (root, flat_hash) = match opts.method {
         Method::Recursive => {
-            let mut ing = Ingester { blobs: &*store.blobs, directories: &mut directories, progress };
+            let mut ing = Ingester {
+                blobs: &*store.blobs,
+                directories: &mut directories,
+                progress,
+            };
             (ing.node(path, nar.root(), &mut buf)?, None)
         }
         Method::Flat => {
@@ -72,17 +83,34 @@ pub fn add_path(store: &Store, path: &Path, opts: &AddOptions, progress: &mut dy
             if !meta.is_file() {
                 return Err(Error::io(
                     ctx(),
-                    io::Error::new(io::ErrorKind::InvalidInput, "flat (--flat / --add-fixed) import needs a regular file"),
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "flat (--flat / --add-fixed) import needs a regular file",
+                    ),
                 ));
             }
             let mut flat = Hasher::new(HashAlgo::Sha256);
-            let mut ing = Ingester { blobs: &*store.blobs, directories: &mut directories, progress };
+            let mut ing = Ingester {
+                blobs: &*store.blobs,
+                directories: &mut directories,
+                progress,
+            };
             let executable = meta.permissions().mode() & 0o100 != 0;
-            let node = ing.file(path, meta.len(), executable, nar.root(), &mut buf, Some(&mut flat))?;
+            let node = ing.file(
+                path,
+                meta.len(),
+                executable,
+                nar.root(),
+                &mut buf,
+                Some(&mut flat),
+            )?;
             (node, Some(flat.finish()))
         }
     };
-    let (nar_hash, nar_size) = nar.into_inner().finish().map_err(|e| Error::io("hashing NAR", e))?;
+    let (nar_hash, nar_size) = nar
+        .into_inner()
+        .finish()
+        .map_err(|e| Error::io("hashing NAR", e))?;
     if !directories.is_empty() {
         store.directories.put_tree(&directories)?;
     }
@@ -90,11 +118,25 @@ pub fn add_path(store: &Store, path: &Path, opts: &AddOptions, progress: &mut dy
         Some(h) => (CaMethod::Flat, h),
         None => (CaMethod::Recursive, nar_hash.clone()),
     };
-    register_ca(store, &name, root, nar_hash, nar_size, CAHash::new(method, ca_hash))
+    register_ca(
+        store,
+        &name,
+        root,
+        nar_hash,
+        nar_size,
+        CAHash::new(method, ca_hash),
+    )
 }
 
 /// Puts the path info of a content-addressed path without references.
-fn register_ca(store: &Store, name: &str, node: Node, nar_hash: NixHash, nar_size: u64, ca: CAHash) -> Result<PathInfo> {
+fn register_ca(
+    store: &Store,
+    name: &str,
+    node: Node,
+    nar_hash: NixHash,
+    nar_size: u64,
+    ca: CAHash,
+) -> Result<PathInfo> {
     let store_path = store.store_dir.make_ca_path(name, &ca)?;
     // Already registered with the same contents: keep what is on record
     // (signatures, deriver) rather than overwrite it.
@@ -122,7 +164,9 @@ pub fn default_name(path: &Path) -> Result<String> {
     let abs = if path.is_absolute() {
         path.to_owned()
     } else {
-        std::env::current_dir().map_err(|e| Error::io("finding the current directory", e))?.join(path)
+        std::env::current_dir()
+            .map_err(|e| Error::io("finding the current directory", e))?
+            .join(path)
     };
     let mut norm = PathBuf::new();
     for c in abs.components() {
@@ -135,7 +179,10 @@ pub fn default_name(path: &Path) -> Result<String> {
         }
     }
     let name = norm.file_name().ok_or_else(|| {
-        Error::io(path.display().to_string(), io::Error::new(io::ErrorKind::InvalidInput, "path has no base name"))
+        Error::io(
+            path.display().to_string(),
+            io::Error::new(io::ErrorKind::InvalidInput, "path has no base name"),
+        )
     })?;
     Ok(String::from_utf8_lossy(name.as_bytes()).into_owned())
 }
@@ -169,12 +216,24 @@ impl Read for Tee<'_> {
 }
 
 impl Ingester<'_> {
-    fn node<W: Write>(&mut self, path: &Path, out: nar::Node<'_, W>, buf: &mut [u8]) -> Result<Node> {
+    fn node<W: Write>(
+        &mut self,
+        path: &Path,
+        out: nar::Node<'_, W>,
+        buf: &mut [u8],
+    ) -> Result<Node> {
         let ctx = || format!("reading {}", path.display());
         let meta = fs::symlink_metadata(path).map_err(|e| Error::io(ctx(), e))?;
         let ft = meta.file_type();
         if ft.is_file() {
-            self.file(path, meta.len(), meta.permissions().mode() & 0o100 != 0, out, buf, None)
+            self.file(
+                path,
+                meta.len(),
+                meta.permissions().mode() & 0o100 != 0,
+                out,
+                buf,
+                None,
+            )
         } else if ft.is_symlink() {
             let target = fs::read_link(path).map_err(|e| Error::io(ctx(), e))?;
             let target = target.into_os_string().into_encoded_bytes();
@@ -192,7 +251,10 @@ impl Ingester<'_> {
                 let child = path.join(&n);
                 let out = dir.entry(n.as_bytes()).map_err(|e| Error::io(ctx(), e))?;
                 let node = self.node(&child, out, buf)?;
-                entries.push(Entry::new(Name::new(n.as_bytes()).map_err(CaError::from)?, node));
+                entries.push(Entry::new(
+                    Name::new(n.as_bytes()).map_err(CaError::from)?,
+                    node,
+                ));
             }
             dir.close().map_err(|e| Error::io(ctx(), e))?;
             let d = Directory::new(entries).map_err(CaError::from)?;
@@ -200,7 +262,13 @@ impl Ingester<'_> {
             self.directories.push(d);
             Ok(node)
         } else {
-            Err(Error::io(ctx(), io::Error::new(io::ErrorKind::Unsupported, "not a regular file, directory or symlink")))
+            Err(Error::io(
+                ctx(),
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "not a regular file, directory or symlink",
+                ),
+            ))
         }
     }
 
@@ -216,13 +284,26 @@ impl Ingester<'_> {
         let ctx = || format!("reading {}", path.display());
         let file = fs::File::open(path).map_err(|e| Error::io(ctx(), e))?;
         let mut blob = self.blobs.open_write();
-        let mut tee = Tee { file, blob: &mut *blob, flat, progress: &mut *self.progress };
-        out.file_with_buffer(executable, size, &mut tee, buf).map_err(|e| Error::io(ctx(), e))?;
+        let mut tee = Tee {
+            file,
+            blob: &mut *blob,
+            flat,
+            progress: &mut *self.progress,
+        };
+        out.file_with_buffer(executable, size, &mut tee, buf)
+            .map_err(|e| Error::io(ctx(), e))?;
         if blob.bytes_written() != size {
-            return Err(Error::io(ctx(), io::Error::other("file changed size while it was read")));
+            return Err(Error::io(
+                ctx(),
+                io::Error::other("file changed size while it was read"),
+            ));
         }
         let digest = blob.close()?;
-        Ok(Node::File { digest, size, executable })
+        Ok(Node::File {
+            digest,
+            size,
+            executable,
+        })
     }
 }
 
@@ -259,9 +340,17 @@ pub fn ingest_nar(
     if let Some(h) = &expect.sha256
         && h.algo() != HashAlgo::Sha256
     {
-        return Err(Error::NarHashMismatch { expected: h.to_string(), actual: "a sha256 NAR hash".into() });
+        return Err(Error::NarHashMismatch {
+            expected: h.to_string(),
+            actual: "a sha256 NAR hash".into(),
+        });
     }
-    let hashing = HashingReader { inner: r, hasher: Hasher::new(HashAlgo::Sha256), count: 0, progress };
+    let hashing = HashingReader {
+        inner: r,
+        hasher: Hasher::new(HashAlgo::Sha256),
+        count: 0,
+        progress,
+    };
     let mut nar = NarReader::new(hashing);
     let mut stack: Vec<(Option<Name>, Vec<Entry>)> = Vec::new();
     let mut directories = Vec::new();
@@ -284,9 +373,14 @@ pub fn ingest_nar(
                             if n == 0 {
                                 break;
                             }
-                            w.write_all(&buf[..n]).map_err(|e| Error::io("storing NAR file contents", e))?;
+                            w.write_all(&buf[..n])
+                                .map_err(|e| Error::io("storing NAR file contents", e))?;
                         }
-                        Node::File { digest: w.close()?, size, executable }
+                        Node::File {
+                            digest: w.close()?,
+                            size,
+                            executable,
+                        }
                     }
                 };
                 (name, node)
@@ -310,7 +404,10 @@ pub fn ingest_nar(
     if let Some(size) = expect.size
         && size != nar_size
     {
-        return Err(Error::NarSizeMismatch { expected: size, actual: nar_size });
+        return Err(Error::NarSizeMismatch {
+            expected: size,
+            actual: nar_size,
+        });
     }
     if let Some(want) = &expect.sha256
         && *want != nar_hash
@@ -323,7 +420,11 @@ pub fn ingest_nar(
     if !directories.is_empty() {
         dirs.put_tree(&directories)?;
     }
-    Ok(IngestedNar { root, nar_sha256: nar_hash.digest().try_into().expect("sha256 is 32 bytes"), nar_size })
+    Ok(IngestedNar {
+        root,
+        nar_sha256: nar_hash.digest().try_into().expect("sha256 is 32 bytes"),
+        nar_size,
+    })
 }
 
 /// Imports one NAR from `r` as the content-addressed path `nix-store --add`
@@ -345,7 +446,14 @@ pub fn import_nar(
 /// something (such as trailing input) between ingesting and registering.
 pub fn register_nar(store: &Store, name: &str, ing: IngestedNar) -> Result<PathInfo> {
     let hash = NixHash::from_digest(HashAlgo::Sha256, &ing.nar_sha256).expect("32 bytes");
-    register_ca(store, name, ing.root, hash.clone(), ing.nar_size, CAHash::new(CaMethod::Recursive, hash))
+    register_ca(
+        store,
+        name,
+        ing.root,
+        hash.clone(),
+        ing.nar_size,
+        CAHash::new(CaMethod::Recursive, hash),
+    )
 }
 
 /// Hashes and counts what is read through it.

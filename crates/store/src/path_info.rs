@@ -42,7 +42,10 @@ impl PathInfo {
     /// Checks what can be checked without castore: a content address must
     /// give exactly this store path.
     pub fn validate(&self, store_dir: &StoreDir) -> Result<()> {
-        let bad = |reason: String| Error::InvalidPathInfo { path: store_dir.display(&self.store_path), reason };
+        let bad = |reason: String| Error::InvalidPathInfo {
+            path: store_dir.display(&self.store_path),
+            reason,
+        };
         if let Node::Symlink { target } = &self.node
             && ferrix_castore::directory::validate_symlink_target(target).is_err()
         {
@@ -88,7 +91,11 @@ impl PathInfo {
                 out.extend_from_slice(digest.as_bytes());
                 out.extend_from_slice(&size.to_le_bytes());
             }
-            Node::File { digest, size, executable } => {
+            Node::File {
+                digest,
+                size,
+                executable,
+            } => {
                 out.push(1);
                 out.extend_from_slice(digest.as_bytes());
                 out.extend_from_slice(&size.to_le_bytes());
@@ -138,7 +145,10 @@ impl PathInfo {
         }
         let store_path = r.store_path()?;
         let node = match r.u8()? {
-            0 => Node::Directory { digest: r.digest()?, size: r.u64()? },
+            0 => Node::Directory {
+                digest: r.digest()?,
+                size: r.u64()?,
+            },
             1 => {
                 let digest = r.digest()?;
                 let size = r.u64()?;
@@ -147,9 +157,15 @@ impl PathInfo {
                     1 => true,
                     b => return Err(r.err(&format!("executable flag {b}"))),
                 };
-                Node::File { digest, size, executable }
+                Node::File {
+                    digest,
+                    size,
+                    executable,
+                }
             }
-            2 => Node::Symlink { target: r.str()?.to_vec() },
+            2 => Node::Symlink {
+                target: r.str()?.to_vec(),
+            },
             k => return Err(r.err(&format!("unknown node kind {k}"))),
         };
         let nar_size = r.u64()?;
@@ -158,7 +174,11 @@ impl PathInfo {
         for _ in 0..r.u32()? {
             references.insert(r.store_path()?);
         }
-        let deriver = if r.flag()? { Some(r.store_path()?) } else { None };
+        let deriver = if r.flag()? {
+            Some(r.store_path()?)
+        } else {
+            None
+        };
         let n = r.u32()?;
         let mut signatures = Vec::with_capacity((n as usize).min(64));
         for _ in 0..n {
@@ -166,14 +186,26 @@ impl PathInfo {
         }
         let ca = if r.flag()? {
             let s = r.utf8()?;
-            Some(s.parse::<CAHash>().map_err(|e| r.err(&format!("content address: {e}")))?)
+            Some(
+                s.parse::<CAHash>()
+                    .map_err(|e| r.err(&format!("content address: {e}")))?,
+            )
         } else {
             None
         };
         if r.pos != bytes.len() {
             return Err(r.err("trailing bytes"));
         }
-        Ok(PathInfo { store_path, node, nar_size, nar_sha256, references, deriver, signatures, ca })
+        Ok(PathInfo {
+            store_path,
+            node,
+            nar_size,
+            nar_sha256,
+            references,
+            deriver,
+            signatures,
+            ca,
+        })
     }
 }
 
@@ -218,13 +250,19 @@ impl<'a> Reader<'a> {
         }
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("took 4")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("took 4"),
+        ))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("took 8")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("took 8"),
+        ))
     }
     fn digest(&mut self) -> Result<B3Digest> {
-        Ok(B3Digest::from_bytes(self.take(32)?.try_into().expect("took 32")))
+        Ok(B3Digest::from_bytes(
+            self.take(32)?.try_into().expect("took 32"),
+        ))
     }
     fn str(&mut self) -> Result<&'a [u8]> {
         let n = self.u32()? as usize;
@@ -249,14 +287,22 @@ mod tests {
     fn sample() -> PathInfo {
         let sd = StoreDir::default();
         let hash = HashAlgo::Sha256.digest(b"nar");
-        let path = sd.make_fixed_output_path("hello", CaMethod::Recursive, &hash, [], false).unwrap();
+        let path = sd
+            .make_fixed_output_path("hello", CaMethod::Recursive, &hash, [], false)
+            .unwrap();
         PathInfo {
             store_path: path.clone(),
-            node: Node::File { digest: B3Digest::of(b"x"), size: 1, executable: true },
+            node: Node::File {
+                digest: B3Digest::of(b"x"),
+                size: 1,
+                executable: true,
+            },
             nar_size: 120,
             nar_sha256: hash.digest().try_into().unwrap(),
             references: BTreeSet::new(),
-            deriver: Some(StorePath::from_base_name("xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo.drv").unwrap()),
+            deriver: Some(
+                StorePath::from_base_name("xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo.drv").unwrap(),
+            ),
             signatures: vec!["cache:abc=".into()],
             ca: Some(CAHash::new(CaMethod::Recursive, hash)),
         }
@@ -269,7 +315,10 @@ mod tests {
         info.validate(&StoreDir::default()).unwrap();
         let mut wrong = info.clone();
         wrong.ca = Some(CAHash::new(CaMethod::Flat, wrong.ca.unwrap().hash));
-        let e = wrong.validate(&StoreDir::default()).unwrap_err().to_string();
+        let e = wrong
+            .validate(&StoreDir::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gives /nix/store/"), "{e}");
     }
 

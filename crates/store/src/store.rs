@@ -41,7 +41,10 @@ pub struct Store {
 impl Store {
     /// The castore half, as castore functions want it.
     pub fn castore(&self) -> Services {
-        Services { blobs: self.blobs.clone(), directories: self.directories.clone() }
+        Services {
+            blobs: self.blobs.clone(),
+            directories: self.directories.clone(),
+        }
     }
 
     /// Parses `/nix/store/<hash>-<name>[/sub/path]` (or `<hash>-<name>[/…]`)
@@ -66,8 +69,13 @@ impl Store {
 
 /// Builds the store a URL names (see the module documentation).
 pub fn open_store(url: &str) -> Result<Store> {
-    let bad = |reason: &str| Error::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected SCHEME://…"))?;
+    let bad = |reason: &str| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("expected SCHEME://…"))?;
     let store_dir = StoreDir::default();
     match scheme {
         "memory" => {
@@ -75,35 +83,71 @@ pub fn open_store(url: &str) -> Result<Store> {
                 return Err(bad("memory:// takes no path"));
             }
             let castore = ferrix_castore::from_url("memory://")?;
-            let path_info = Arc::new(MemoryPathInfoService::new(castore.clone(), store_dir.clone()));
-            Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
+            let path_info = Arc::new(MemoryPathInfoService::new(
+                castore.clone(),
+                store_dir.clone(),
+            ));
+            Ok(Store {
+                blobs: castore.blobs,
+                directories: castore.directories,
+                path_info,
+                store_dir,
+            })
         }
         "redb" => {
             let dir = store_directory(rest, &bad)?;
             let castore_url = format!("redb://{}", dir.join("castore.redb").display());
             let castore = ferrix_castore::from_url(&castore_url)?;
-            let path_info =
-                Arc::new(RedbPathInfoService::open(&dir.join("pathinfo.redb"), castore.clone(), store_dir.clone())?);
-            Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
+            let path_info = Arc::new(RedbPathInfoService::open(
+                &dir.join("pathinfo.redb"),
+                castore.clone(),
+                store_dir.clone(),
+            )?);
+            Ok(Store {
+                blobs: castore.blobs,
+                directories: castore.directories,
+                path_info,
+                store_dir,
+            })
         }
         "objectstore+memory" => {
             if !rest.is_empty() {
                 return Err(bad("objectstore+memory:// takes no path"));
             }
             let castore = ferrix_castore::from_url("objectstore+memory://")?;
-            let path_info = Arc::new(MemoryPathInfoService::new(castore.clone(), store_dir.clone()));
-            Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
+            let path_info = Arc::new(MemoryPathInfoService::new(
+                castore.clone(),
+                store_dir.clone(),
+            ));
+            Ok(Store {
+                blobs: castore.blobs,
+                directories: castore.directories,
+                path_info,
+                store_dir,
+            })
         }
         "objectstore+file" => {
             let dir = store_directory(rest, &bad)?;
             let castore_url = format!("objectstore+file://{}", dir.join("castore").display());
             let castore = ferrix_castore::from_url(&castore_url)?;
-            let path_info =
-                Arc::new(RedbPathInfoService::open(&dir.join("pathinfo.redb"), castore.clone(), store_dir.clone())?);
-            Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
+            let path_info = Arc::new(RedbPathInfoService::open(
+                &dir.join("pathinfo.redb"),
+                castore.clone(),
+                store_dir.clone(),
+            )?);
+            Ok(Store {
+                blobs: castore.blobs,
+                directories: castore.directories,
+                path_info,
+                store_dir,
+            })
         }
-        "grpc+http" | "grpc+https" | "grpc+unix" | "objectstore+s3" => Err(bad("this backend is not implemented yet")),
-        _ => Err(bad("unknown scheme; known: memory://, redb:///dir, objectstore+file:///dir, objectstore+memory://")),
+        "grpc+http" | "grpc+https" | "grpc+unix" | "objectstore+s3" => {
+            Err(bad("this backend is not implemented yet"))
+        }
+        _ => Err(bad(
+            "unknown scheme; known: memory://, redb:///dir, objectstore+file:///dir, objectstore+memory://",
+        )),
     }
 }
 
@@ -114,12 +158,17 @@ fn store_directory<'a>(rest: &'a str, bad: &dyn Fn(&str) -> Error) -> Result<&'a
     }
     let dir = Path::new(rest);
     if !dir.is_absolute() {
-        return Err(bad("expected an absolute directory: SCHEME:///absolute/path"));
+        return Err(bad(
+            "expected an absolute directory: SCHEME:///absolute/path",
+        ));
     }
     if dir.exists() && !dir.is_dir() {
-        return Err(bad("the path must be a directory (it holds the castore and pathinfo.redb)"));
+        return Err(bad(
+            "the path must be a directory (it holds the castore and pathinfo.redb)",
+        ));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     Ok(dir)
 }
 
@@ -132,13 +181,20 @@ pub fn default_store_url() -> Result<String> {
             reason: "FERRIX_STORE is not UTF-8".into(),
         });
     }
-    let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()).map(PathBuf::from) {
+    let data = match std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+    {
         Some(d) if d.is_absolute() => d,
         _ => {
-            let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).ok_or_else(|| Error::InvalidUrl {
-                url: String::new(),
-                reason: "neither XDG_DATA_HOME nor HOME is set; pass --store or set FERRIX_STORE".into(),
-            })?;
+            let home = std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::InvalidUrl {
+                    url: String::new(),
+                    reason:
+                        "neither XDG_DATA_HOME nor HOME is set; pass --store or set FERRIX_STORE"
+                            .into(),
+                })?;
             PathBuf::from(home).join(".local/share")
         }
     };

@@ -31,9 +31,10 @@ pub fn verify_path(store: &Store, info: &PathInfo) -> Option<String> {
     match nar_hash(&*store.blobs, &*store.directories, &info.node) {
         Err(e) => Some(e.to_string()),
         Ok((hash, size)) if hash != info.nar_sha256 || size != info.nar_size => {
-            let actual = ferrix_formats::NixHash::from_digest(ferrix_formats::HashAlgo::Sha256, &hash)
-                .expect("32 bytes")
-                .to_typed(ferrix_formats::Encoding::Nix32);
+            let actual =
+                ferrix_formats::NixHash::from_digest(ferrix_formats::HashAlgo::Sha256, &hash)
+                    .expect("32 bytes")
+                    .to_typed(ferrix_formats::Encoding::Nix32);
             Some(format!(
                 "NAR hash or size changed: recorded {} ({} bytes), now {actual} ({size} bytes)",
                 info.nar_hash_string(),
@@ -45,14 +46,20 @@ pub fn verify_path(store: &Store, info: &PathInfo) -> Option<String> {
 }
 
 /// Checks every registered path; `each` is called after each one.
-pub fn verify_store(store: &Store, each: &mut dyn FnMut(&PathInfo, Option<&str>)) -> Result<Report> {
+pub fn verify_store(
+    store: &Store,
+    each: &mut dyn FnMut(&PathInfo, Option<&str>),
+) -> Result<Report> {
     let mut report = Report::default();
     for info in store.path_info.list()? {
         let problem = verify_path(store, &info);
         each(&info, problem.as_deref());
         report.checked += 1;
         if let Some(problem) = problem {
-            report.damaged.push(Damage { path: info.store_path.clone(), problem });
+            report.damaged.push(Damage {
+                path: info.store_path.clone(),
+                problem,
+            });
         }
     }
     Ok(report)

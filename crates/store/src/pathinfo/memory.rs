@@ -19,13 +19,22 @@ pub struct MemoryPathInfoService {
 
 impl MemoryPathInfoService {
     pub fn new(castore: Services, store_dir: StoreDir) -> Self {
-        Self { castore, store_dir, map: RwLock::default() }
+        Self {
+            castore,
+            store_dir,
+            map: RwLock::default(),
+        }
     }
 }
 
 impl PathInfoService for MemoryPathInfoService {
     fn get(&self, digest: &[u8; 20]) -> Result<Option<PathInfo>> {
-        Ok(self.map.read().unwrap_or_else(PoisonError::into_inner).get(digest).cloned())
+        Ok(self
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .cloned())
     }
 
     fn put(&self, info: PathInfo) -> Result<PathInfo> {
@@ -36,6 +45,12 @@ impl PathInfoService for MemoryPathInfoService {
     }
 
     fn list(&self) -> Result<Vec<PathInfo>> {
-        Ok(self.map.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect())
+        Ok(self
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect())
     }
 }

@@ -44,7 +44,10 @@ pub trait PathInfoService: Send + Sync {
 /// may be committed.
 pub fn check_root(castore: &Services, store_dir: &StoreDir, info: &PathInfo) -> Result<()> {
     info.validate(store_dir)?;
-    let missing = |what: String| Error::MissingRoot { path: store_dir.display(&info.store_path), what };
+    let missing = |what: String| Error::MissingRoot {
+        path: store_dir.display(&info.store_path),
+        what,
+    };
     match &info.node {
         Node::Directory { digest, .. } => {
             if !castore.directories.has(digest)? {
@@ -53,7 +56,11 @@ pub fn check_root(castore: &Services, store_dir: &StoreDir, info: &PathInfo) -> 
         }
         Node::File { digest, size, .. } => match castore.blobs.size(digest)? {
             Some(s) if s == *size => {}
-            Some(s) => return Err(missing(format!("blob {digest} of size {size} (stored size {s})"))),
+            Some(s) => {
+                return Err(missing(format!(
+                    "blob {digest} of size {size} (stored size {s})"
+                )));
+            }
             None => return Err(missing(format!("blob {digest}"))),
         },
         Node::Symlink { .. } => {}

@@ -31,13 +31,22 @@ impl RedbPathInfoService {
     pub fn open(path: &Path, castore: Services, store_dir: StoreDir) -> Result<Self> {
         let db = match Database::builder().create(path) {
             Ok(db) => db,
-            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(Error::StoreLocked { path: path.to_owned() }),
+            Err(DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(Error::StoreLocked {
+                    path: path.to_owned(),
+                });
+            }
             Err(e) => return Err(Error::Storage(format!("opening {}: {e}", path.display()))),
         };
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(PATH_INFOS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
-        Ok(Self { db, path: path.to_owned(), castore, store_dir })
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+            castore,
+            store_dir,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -48,7 +57,10 @@ impl RedbPathInfoService {
 fn decode(key: &[u8; 20], bytes: &[u8]) -> Result<PathInfo> {
     let info = PathInfo::decode(bytes)?;
     if info.store_path.digest() != *key {
-        return Err(Error::Corrupt(format!("entry for {} is stored under another digest", info.store_path)));
+        return Err(Error::Corrupt(format!(
+            "entry for {} is stored under another digest",
+            info.store_path
+        )));
     }
     Ok(info)
 }
@@ -68,7 +80,9 @@ impl PathInfoService for RedbPathInfoService {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut table = txn.open_table(PATH_INFOS).map_err(db_err)?;
-            table.insert(&info.store_path.digest(), info.encode().as_slice()).map_err(db_err)?;
+            table
+                .insert(&info.store_path.digest(), info.encode().as_slice())
+                .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(info)

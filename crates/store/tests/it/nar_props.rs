@@ -17,13 +17,24 @@ enum Tree {
 }
 
 fn name() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'B'), Just(b'.'), Just(b' '), Just(0xffu8), Just(b'z')], 1..6)
-        .prop_filter("valid entry name", |n| n != b"." && n != b"..")
+    proptest::collection::vec(
+        prop_oneof![
+            Just(b'a'),
+            Just(b'B'),
+            Just(b'.'),
+            Just(b' '),
+            Just(0xffu8),
+            Just(b'z')
+        ],
+        1..6,
+    )
+    .prop_filter("valid entry name", |n| n != b"." && n != b"..")
 }
 
 fn tree() -> impl Strategy<Value = Tree> {
     let leaf = prop_oneof![
-        (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(x, d)| Tree::File(x, d)),
+        (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..40))
+            .prop_map(|(x, d)| Tree::File(x, d)),
         proptest::collection::vec(1u8..=255, 1..20).prop_map(Tree::Link),
     ];
     leaf.prop_recursive(4, 24, 5, |inner| {
@@ -58,8 +69,12 @@ fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
     match import_nar(&store, "x", &mut r, &NarExpect::default(), &mut |_| {}) {
         Ok(info) => {
             let consumed = &bytes[..r.position() as usize];
-            let rendered = write_nar(&*store.blobs, &*store.directories, &info.node, Vec::new()).unwrap();
-            prop_assert!(rendered == consumed, "accepted NAR does not render back to itself");
+            let rendered =
+                write_nar(&*store.blobs, &*store.directories, &info.node, Vec::new()).unwrap();
+            prop_assert!(
+                rendered == consumed,
+                "accepted NAR does not render back to itself"
+            );
             prop_assert_eq!(info.nar_size, consumed.len() as u64);
         }
         Err(_) => prop_assert_eq!(store.path_info.list().unwrap().len(), 0),

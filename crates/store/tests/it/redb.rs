@@ -23,7 +23,10 @@ fn redb_store_persists_and_locks() {
     let url = b.url.clone();
     drop(b.store);
     let again = open_store(&url).unwrap();
-    assert_eq!(again.path_info.get_path(&info.store_path).unwrap(), Some(info.clone()));
+    assert_eq!(
+        again.path_info.get_path(&info.store_path).unwrap(),
+        Some(info.clone())
+    );
     let report = verify_store(&again, &mut |_, _| {}).unwrap();
     assert_eq!((report.checked, report.damaged), (1, vec![]));
 }
@@ -46,20 +49,38 @@ fn bad_urls() {
 }
 
 /// A memory store whose blob service we can reach to damage it.
-fn damaged_store() -> (ferrix_store::Store, MemoryBlobService, ferrix_store::PathInfo, tempfile::TempDir) {
+fn damaged_store() -> (
+    ferrix_store::Store,
+    MemoryBlobService,
+    ferrix_store::PathInfo,
+    tempfile::TempDir,
+) {
     let blobs = MemoryBlobService::default();
-    let dirs = ferrix_castore::backend::memory::MemoryDirectoryService::new(Arc::new(blobs.clone()));
-    let castore = ferrix_castore::Services { blobs: Arc::new(blobs.clone()), directories: Arc::new(dirs) };
+    let dirs =
+        ferrix_castore::backend::memory::MemoryDirectoryService::new(Arc::new(blobs.clone()));
+    let castore = ferrix_castore::Services {
+        blobs: Arc::new(blobs.clone()),
+        directories: Arc::new(dirs),
+    };
     let store_dir = ferrix_formats::StoreDir::default();
     let store = ferrix_store::Store {
         blobs: castore.blobs.clone(),
         directories: castore.directories.clone(),
-        path_info: Arc::new(ferrix_store::pathinfo::memory::MemoryPathInfoService::new(castore, store_dir.clone())),
+        path_info: Arc::new(ferrix_store::pathinfo::memory::MemoryPathInfoService::new(
+            castore,
+            store_dir.clone(),
+        )),
         store_dir,
     };
     let tmp = tempfile::tempdir().unwrap();
     make(&tmp.path().join("tree"));
-    let info = add_path(&store, &tmp.path().join("tree"), &AddOptions::default(), &mut |_| {}).unwrap();
+    let info = add_path(
+        &store,
+        &tmp.path().join("tree"),
+        &AddOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
     (store, blobs, info, tmp)
 }
 
@@ -71,17 +92,30 @@ fn verify_reports_a_corrupt_chunk() {
     assert!(blobs.corrupt_chunk_for_tests(&d, b"HELLO\n"));
     let report = verify_store(&store, &mut |_, _| {}).unwrap();
     assert_eq!(report.damaged.len(), 1);
-    assert!(report.damaged[0].problem.contains("corrupt"), "{}", report.damaged[0].problem);
+    assert!(
+        report.damaged[0].problem.contains("corrupt"),
+        "{}",
+        report.damaged[0].problem
+    );
 }
 
 #[test]
 fn verify_reports_missing_blobs() {
     let (store, _blobs, info, _tmp) = damaged_store();
     // The same directories and path infos over an empty blob service.
-    let lost = ferrix_store::Store { blobs: Arc::new(MemoryBlobService::default()), ..store };
+    let lost = ferrix_store::Store {
+        blobs: Arc::new(MemoryBlobService::default()),
+        ..store
+    };
     let report = verify_store(&lost, &mut |_, _| {}).unwrap();
     assert_eq!(report.damaged.len(), 1);
     assert_eq!(report.damaged[0].path, info.store_path);
-    assert!(report.damaged[0].problem.contains("is referenced but missing"), "{}", report.damaged[0].problem);
+    assert!(
+        report.damaged[0]
+            .problem
+            .contains("is referenced but missing"),
+        "{}",
+        report.damaged[0].problem
+    );
     assert!(matches!(info.node, Node::Directory { .. }));
 }

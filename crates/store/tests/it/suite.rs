@@ -82,8 +82,24 @@ fn info_for(store: &Store, name: &str, node: Node, nar: &[u8]) -> PathInfo {
 
 fn put_get_list_every_root_kind(s: &Store) {
     let blob = s.blobs.put(b"contents").unwrap();
-    let file = info_for(s, "f", Node::File { digest: blob, size: 8, executable: false }, b"f");
-    let link = info_for(s, "l", Node::Symlink { target: b"/x".to_vec() }, b"l");
+    let file = info_for(
+        s,
+        "f",
+        Node::File {
+            digest: blob,
+            size: 8,
+            executable: false,
+        },
+        b"f",
+    );
+    let link = info_for(
+        s,
+        "l",
+        Node::Symlink {
+            target: b"/x".to_vec(),
+        },
+        b"l",
+    );
     let dir = ferrix_castore::Directory::new(vec![]).unwrap();
     s.directories.put(&dir).unwrap();
     let mut d = info_for(s, "d", dir.node(), b"d");
@@ -92,7 +108,10 @@ fn put_get_list_every_root_kind(s: &Store) {
     d.ca = None; // input-addressed paths may have references
     for i in [&file, &link, &d] {
         assert_eq!(&s.path_info.put(i.clone()).unwrap(), i);
-        assert_eq!(s.path_info.get(&i.store_path.digest()).unwrap().as_ref(), Some(i));
+        assert_eq!(
+            s.path_info.get(&i.store_path.digest()).unwrap().as_ref(),
+            Some(i)
+        );
     }
     let mut want = vec![file, link, d];
     want.sort_by_key(|i| i.store_path.digest());
@@ -101,15 +120,29 @@ fn put_get_list_every_root_kind(s: &Store) {
     let mut again = want[0].clone();
     again.signatures.push("other:sig".into());
     s.path_info.put(again.clone()).unwrap();
-    assert_eq!(s.path_info.get_path(&again.store_path).unwrap(), Some(again));
+    assert_eq!(
+        s.path_info.get_path(&again.store_path).unwrap(),
+        Some(again)
+    );
 }
 
 fn put_rejects_missing_root(s: &Store) {
     let absent = B3Digest::of(b"absent");
     let cases = [
-        Node::File { digest: absent, size: 6, executable: false },
-        Node::Directory { digest: absent, size: 0 },
-        Node::File { digest: s.blobs.put(b"four").unwrap(), size: 5, executable: false },
+        Node::File {
+            digest: absent,
+            size: 6,
+            executable: false,
+        },
+        Node::Directory {
+            digest: absent,
+            size: 0,
+        },
+        Node::File {
+            digest: s.blobs.put(b"four").unwrap(),
+            size: 5,
+            executable: false,
+        },
     ];
     for node in cases {
         let info = info_for(s, "missing", node, b"x");
@@ -121,7 +154,14 @@ fn put_rejects_missing_root(s: &Store) {
 }
 
 fn put_rejects_wrong_content_address(s: &Store) {
-    let mut info = info_for(s, "x", Node::Symlink { target: b"t".to_vec() }, b"x");
+    let mut info = info_for(
+        s,
+        "x",
+        Node::Symlink {
+            target: b"t".to_vec(),
+        },
+        b"x",
+    );
     info.store_path = StorePath::from_base_name("xpcvxsx5sw4rbq666blz6sxqlmsqphmr-x").unwrap();
     let err = s.path_info.put(info).unwrap_err();
     assert!(matches!(err, Error::InvalidPathInfo { .. }), "{err}");
@@ -129,9 +169,17 @@ fn put_rejects_wrong_content_address(s: &Store) {
 }
 
 fn get_path_checks_the_name(s: &Store) {
-    let info = info_for(s, "right", Node::Symlink { target: b"t".to_vec() }, b"x");
+    let info = info_for(
+        s,
+        "right",
+        Node::Symlink {
+            target: b"t".to_vec(),
+        },
+        b"x",
+    );
     s.path_info.put(info.clone()).unwrap();
-    let wrong = StorePath::from_base_name(&format!("{}-wrong", info.store_path.hash_part())).unwrap();
+    let wrong =
+        StorePath::from_base_name(&format!("{}-wrong", info.store_path.hash_part())).unwrap();
     assert_eq!(s.path_info.get_path(&wrong).unwrap(), None);
     assert_eq!(s.path_info.get_path(&info.store_path).unwrap(), Some(info));
 }
@@ -147,12 +195,24 @@ fn add_tree_matches_nar_dump(s: &Store) {
     assert_eq!(info.nar_size, nar.len() as u64);
     assert_eq!(info.nar_hash(), HashAlgo::Sha256.digest(&nar));
     let ca = CAHash::new(CaMethod::Recursive, HashAlgo::Sha256.digest(&nar));
-    assert_eq!(info.store_path, s.store_dir.make_ca_path("tree", &ca).unwrap());
+    assert_eq!(
+        info.store_path,
+        s.store_dir.make_ca_path("tree", &ca).unwrap()
+    );
     assert_eq!(info.ca, Some(ca));
-    assert_eq!(read, 3 * 1024 * 1024 + 5 + 1000 + 6 + 6 + 18 + 8 + 5 + 5 + 7 + 9 + 1);
-    assert_eq!(s.path_info.get_path(&info.store_path).unwrap(), Some(info.clone()));
+    assert_eq!(
+        read,
+        3 * 1024 * 1024 + 5 + 1000 + 6 + 6 + 18 + 8 + 5 + 5 + 7 + 9 + 1
+    );
+    assert_eq!(
+        s.path_info.get_path(&info.store_path).unwrap(),
+        Some(info.clone())
+    );
     // Adding again gives the same path.
-    assert_eq!(add_path(s, &root, &AddOptions::default(), &mut nothing).unwrap(), info);
+    assert_eq!(
+        add_path(s, &root, &AddOptions::default(), &mut nothing).unwrap(),
+        info
+    );
 }
 
 fn add_single_file_and_symlink(s: &Store) {
@@ -165,7 +225,10 @@ fn add_single_file_and_symlink(s: &Store) {
     for p in [&f, &l] {
         let info = add_path(s, p, &AddOptions::default(), &mut nothing).unwrap();
         assert_eq!(render(s, &info), nar_of(p), "{}", p.display());
-        assert_eq!(info.store_path.name(), p.file_name().unwrap().to_str().unwrap());
+        assert_eq!(
+            info.store_path.name(),
+            p.file_name().unwrap().to_str().unwrap()
+        );
     }
 }
 
@@ -175,13 +238,25 @@ fn add_flat_file(s: &Store) {
     let bytes = data(2 * 1024 * 1024 + 3, 9);
     std::fs::write(&f, &bytes).unwrap();
     std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let opts = AddOptions { method: Method::Flat, name: None };
+    let opts = AddOptions {
+        method: Method::Flat,
+        name: None,
+    };
     let info = add_path(s, &f, &opts, &mut nothing).unwrap();
     let ca = CAHash::new(CaMethod::Flat, HashAlgo::Sha256.digest(&bytes));
-    assert_eq!(info.store_path, s.store_dir.make_ca_path("blob.bin", &ca).unwrap());
+    assert_eq!(
+        info.store_path,
+        s.store_dir.make_ca_path("blob.bin", &ca).unwrap()
+    );
     assert_eq!(info.ca, Some(ca));
     // As with `nix-store --add-fixed`, the executable bit is kept.
-    assert!(matches!(info.node, Node::File { executable: true, .. }));
+    assert!(matches!(
+        info.node,
+        Node::File {
+            executable: true,
+            ..
+        }
+    ));
     assert_eq!(render(s, &info), nar_of(&f));
     // Flat import of a directory is refused, registering nothing.
     let n = s.path_info.list().unwrap().len();
@@ -199,7 +274,10 @@ fn import_nar_gives_the_same_path_as_add(s: &Store) {
     let root = tmp.path().join("tree");
     make(&root);
     let nar = nar_of(&root);
-    let expect = NarExpect { sha256: Some(HashAlgo::Sha256.digest(&nar)), size: Some(nar.len() as u64) };
+    let expect = NarExpect {
+        sha256: Some(HashAlgo::Sha256.digest(&nar)),
+        size: Some(nar.len() as u64),
+    };
     let mut seen = 0;
     let imported = import_nar(s, "tree", &nar[..], &expect, &mut |n| seen += n).unwrap();
     assert_eq!(seen, nar.len() as u64);
@@ -210,7 +288,11 @@ fn import_nar_gives_the_same_path_as_add(s: &Store) {
 
 fn assert_rejected(s: &Store, nar: &[u8], expect: &NarExpect, what: &str) -> Error {
     let err = import_nar(s, "tree", nar, expect, &mut nothing).expect_err(what);
-    assert_eq!(s.path_info.list().unwrap(), vec![], "{what}: nothing may be registered");
+    assert_eq!(
+        s.path_info.list().unwrap(),
+        vec![],
+        "{what}: nothing may be registered"
+    );
     err
 }
 
@@ -219,10 +301,16 @@ fn truncated_nar_registers_nothing(s: &Store) {
     let root = tmp.path().join("tree");
     make(&root);
     let nar = nar_of(&root);
-    let cuts: Vec<usize> = (0..200).chain((200..nar.len()).step_by(4099)).chain([nar.len() - 8, nar.len() - 1]).collect();
+    let cuts: Vec<usize> = (0..200)
+        .chain((200..nar.len()).step_by(4099))
+        .chain([nar.len() - 8, nar.len() - 1])
+        .collect();
     for cut in cuts {
         let err = assert_rejected(s, &nar[..cut], &NarExpect::default(), "truncated NAR");
-        assert!(err.to_string().contains("truncated") || cut < 16, "cut {cut}: {err}");
+        assert!(
+            err.to_string().contains("truncated") || cut < 16,
+            "cut {cut}: {err}"
+        );
     }
 }
 
@@ -255,10 +343,20 @@ fn wrong_expected_hash_registers_nothing(s: &Store) {
     let root = tmp.path().join("tree");
     make(&root);
     let nar = nar_of(&root);
-    let expect = NarExpect { sha256: Some(HashAlgo::Sha256.digest(b"something else")), size: None };
+    let expect = NarExpect {
+        sha256: Some(HashAlgo::Sha256.digest(b"something else")),
+        size: None,
+    };
     let err = assert_rejected(s, &nar, &expect, "wrong hash");
-    assert!(err.to_string().starts_with("NAR hash mismatch: expected sha256:"), "{err}");
-    let expect = NarExpect { sha256: None, size: Some(nar.len() as u64 + 1) };
+    assert!(
+        err.to_string()
+            .starts_with("NAR hash mismatch: expected sha256:"),
+        "{err}"
+    );
+    let expect = NarExpect {
+        sha256: None,
+        size: Some(nar.len() as u64 + 1),
+    };
     let err = assert_rejected(s, &nar, &expect, "wrong size");
     assert!(err.to_string().starts_with("NAR size mismatch"), "{err}");
     // Trailing data is not part of the NAR; import reads exactly one NAR.
@@ -285,11 +383,26 @@ fn resolve_sub_paths(s: &Store) {
     make(&root);
     let info = add_path(s, &root, &AddOptions::default(), &mut nothing).unwrap();
     let x = resolve(s, &info.node, "/sub/deeper/x", "P").unwrap();
-    assert!(matches!(x, Node::File { size: 1, executable: true, .. }));
+    assert!(matches!(
+        x,
+        Node::File {
+            size: 1,
+            executable: true,
+            ..
+        }
+    ));
     assert_eq!(resolve(s, &info.node, "", "P").unwrap(), info.node);
-    assert_eq!(resolve(s, &info.node, "/link", "P").unwrap(), Node::Symlink { target: b"a.txt".to_vec() });
+    assert_eq!(
+        resolve(s, &info.node, "/link", "P").unwrap(),
+        Node::Symlink {
+            target: b"a.txt".to_vec()
+        }
+    );
     let e = resolve(s, &info.node, "/sub/nope", "P").unwrap_err();
-    assert_eq!(e.to_string(), "P/sub/nope: no such file or directory in the store");
+    assert_eq!(
+        e.to_string(),
+        "P/sub/nope: no such file or directory in the store"
+    );
     let e = resolve(s, &info.node, "/a.txt/x", "P").unwrap_err();
     assert_eq!(e.to_string(), "P/a.txt: not a directory");
     // Symlinks are not followed.
@@ -303,8 +416,16 @@ fn verify_healthy_store(s: &Store) {
     add_path(s, &root, &AddOptions::default(), &mut nothing).unwrap();
     let mut f = std::fs::File::create(tmp.path().join("f")).unwrap();
     f.write_all(b"flat").unwrap();
-    add_path(s, &tmp.path().join("f"), &AddOptions { method: Method::Flat, name: Some("renamed".into()) }, &mut nothing)
-        .unwrap();
+    add_path(
+        s,
+        &tmp.path().join("f"),
+        &AddOptions {
+            method: Method::Flat,
+            name: Some("renamed".into()),
+        },
+        &mut nothing,
+    )
+    .unwrap();
     let mut seen = 0;
     let report = verify_store(s, &mut |_, p| {
         assert_eq!(p, None);

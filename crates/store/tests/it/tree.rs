@@ -20,7 +20,11 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
 
 fn file(p: &Path, bytes: &[u8], exec: bool) {
     fs::write(p, bytes).unwrap();
-    fs::set_permissions(p, fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 })).unwrap();
+    fs::set_permissions(
+        p,
+        fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }),
+    )
+    .unwrap();
 }
 
 /// Builds the tree at `root` (which must not exist).
@@ -35,9 +39,17 @@ pub fn make(root: &Path) {
     file(&root.join("B"), b"upper", false);
     file(&root.join("a b"), b"space", false);
     file(&root.join("é"), b"unicode", false);
-    file(&root.join(std::ffi::OsStr::from_bytes(b"raw\xff")), b"not utf-8", false);
+    file(
+        &root.join(std::ffi::OsStr::from_bytes(b"raw\xff")),
+        b"not utf-8",
+        false,
+    );
     symlink("a.txt", root.join("link")).unwrap();
-    symlink("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x", root.join("abs-link")).unwrap();
+    symlink(
+        "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x",
+        root.join("abs-link"),
+    )
+    .unwrap();
     symlink("does/not/exist", root.join("dangling")).unwrap();
     fs::create_dir_all(root.join("sub/deeper")).unwrap();
     file(&root.join("sub/deeper/x"), b"x", true);
