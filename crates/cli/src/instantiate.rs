@@ -3,7 +3,10 @@
 //! nix-instantiate's flags do not fit clap's model (`--arg NAME EXPR`,
 //! order-sensitive `-A`), so the raw arguments are parsed here by hand.
 
+use std::io::{Read, Write};
 use std::process::ExitCode;
+
+use ferrix_eval::{Builtins, Eval, EvalOptions, HostIO, Symbol, Value};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,6 +15,264 @@ pub struct Args {
     pub raw: Vec<String>,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ferrix instantiate` is not implemented yet")
+/// The evaluation-related flags shared by `instantiate` and `eval`.
+#[derive(Default)]
+pub struct Flags {
+    pub eval: bool,
+    pub strict: bool,
+    pub json: bool,
+    pub xml: bool,
+    pub no_location: bool,
+    pub parse: bool,
+    pub expr_mode: bool,
+    pub attr_paths: Vec<String>,
+    pub args: Vec<(String, AutoArg)>,
+    pub include: Vec<String>,
+    pub show_trace: bool,
+    pub files: Vec<String>,
+    pub raw: bool,
+}
+
+pub enum AutoArg {
+    Expr(String),
+    Str(String),
+}
+
+fn need<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> anyhow::Result<String> {
+    it.next().cloned().ok_or_else(|| anyhow::anyhow!("flag '{flag}' requires an argument"))
+}
+
+pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
+    let mut f = Flags::default();
+    let mut it = raw.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--eval" | "--eval-only" => f.eval = true,
+            "--strict" => f.strict = true,
+            "--json" => f.json = true,
+            "--xml" => f.xml = true,
+            "--no-location" => f.no_location = true,
+            "--parse" | "--parse-only" => f.parse = true,
+            "-E" | "--expr" => f.expr_mode = true,
+            "-A" | "--attr" => f.attr_paths.push(need(&mut it, a)?),
+            "--arg" => {
+                let n = need(&mut it, a)?;
+                let v = need(&mut it, a)?;
+                f.args.push((n, AutoArg::Expr(v)));
+            }
+            "--argstr" => {
+                let n = need(&mut it, a)?;
+                let v = need(&mut it, a)?;
+                f.args.push((n, AutoArg::Str(v)));
+            }
+            "-I" | "--include" => f.include.push(need(&mut it, a)?),
+            "--show-trace" => f.show_trace = true,
+            "--read-write-mode" | "--readonly-mode" | "--raw" if a == "--raw" => f.raw = true,
+            "--read-write-mode" | "--readonly-mode" | "--quiet" | "-v" | "--verbose" | "--impure" | "--pure-eval" => {}
+            "--timeout" | "--max-jobs" | "-j" | "--add-root" | "--extra-experimental-features"
+            | "--experimental-features" | "--store" => {
+                need(&mut it, a)?;
+            }
+            "--option" => {
+                let n = need(&mut it, a)?;
+                let _v = need(&mut it, a)?;
+                let _ = n;
+            }
+            "-" => f.files.push("-".into()),
+            s if s.starts_with("-I") && s.len() > 2 => f.include.push(s[2..].to_string()),
+            s if s.starts_with('-') && s.len() > 1 => anyhow::bail!("unrecognised flag '{s}'"),
+            s => f.files.push(s.to_string()),
+        }
+    }
+    Ok(f)
+}
+
+/// Search path from `-I` flags then `NIX_PATH`.
+pub fn search_path(include: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let env = std::env::var("NIX_PATH").unwrap_or_default();
+    let entries = include.iter().cloned().chain(env.split(':').filter(|s| !s.is_empty()).map(String::from));
+    for e in entries {
+        match e.split_once('=') {
+            Some((p, d)) => out.push((p.to_string(), d.to_string())),
+            None => out.push((String::new(), e)),
+        }
+    }
+    out
+}
+
+pub fn make_eval(flags: &Flags) -> Eval {
+    let opts = EvalOptions { search_path: search_path(&flags.include), ..EvalOptions::default() };
+    Eval::new(Box::new(HostIO), opts, Builtins::default())
+}
+
+fn cwd() -> String {
+    std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "/".into())
+}
+
+/// Call a function result with `--arg`/`--argstr` values, like nix's autoCallFunction.
+pub fn auto_call(ev: &Eval, v: Value, flags: &Flags) -> ferrix_eval::Result<Value> {
+    let v = ev.force(&v)?;
+    let is_formals = match &v {
+        Value::Lambda(c) => c.lambda.formals.is_some(),
+        Value::Attrs(a) => a.get(Symbol::new("__functor")).is_some(),
+        _ => false,
+    };
+    if !is_formals {
+        return Ok(v);
+    }
+    let mut pairs = Vec::new();
+    for (n, a) in &flags.args {
+        let val = match a {
+            AutoArg::Str(s) => Value::str(s),
+            AutoArg::Expr(e) => ev.eval_string(e, &cwd())?,
+        };
+        pairs.push((Symbol::new(n), val));
+    }
+    if let Value::Lambda(c) = &v
+        && let Some(f) = &c.lambda.formals
+        && !f.ellipsis
+    {
+        pairs.retain(|(n, _)| f.entries.iter().any(|e| e.name == *n));
+    }
+    let arg = Value::attrs_from(pairs);
+    ev.call_n(&v, &[arg])
+}
+
+/// Select `-A a.b.c` (numeric components index lists).
+pub fn select_attr_path(ev: &Eval, mut v: Value, path: &str) -> ferrix_eval::Result<Value> {
+    if path.is_empty() {
+        return Ok(v);
+    }
+    for part in path.split('.') {
+        v = ev.force(&v)?;
+        if let Ok(i) = part.parse::<usize>()
+            && let Value::List(l) = &v
+        {
+            v = l.get(i).cloned().ok_or_else(|| ferrix_eval::Error::eval(format!("list index {i} is out of bounds")))?;
+            continue;
+        }
+        match &v {
+            Value::Attrs(a) => match a.get(Symbol::new(part)) {
+                Some(x) => v = x.clone(),
+                None => {
+                    return Err(ferrix_eval::Error::eval(format!("attribute '{part}' in selection path '{path}' not found")));
+                }
+            },
+            other => {
+                return Err(ferrix_eval::Error::eval(format!(
+                    "the expression selected by the selection path '{path}' should be a set but is {}",
+                    other.show_type()
+                )));
+            }
+        }
+    }
+    ev.force(&v)
+}
+
+/// Print a result like nix-instantiate --eval.
+pub fn print_result(ev: &Eval, v: &Value, flags: &Flags, out: &mut impl Write) -> ferrix_eval::Result<()> {
+    let v = if flags.strict { ev.force_deep(v)? } else { ev.force(v)? };
+    if flags.json {
+        let mut bytes = Vec::new();
+        let mut ctx = ferrix_eval::Context::new();
+        ferrix_eval::builtins::json::to_json_bytes(ev, &v, &mut ctx, true, &mut bytes)?;
+        bytes.push(b'\n');
+        let _ = out.write_all(&bytes);
+    } else if flags.xml {
+        let mut ctx = ferrix_eval::Context::new();
+        let s = ferrix_eval::builtins::xml::to_xml_string(ev, &v, !flags.no_location, &mut ctx)?;
+        let _ = out.write_all(s.as_bytes());
+    } else if flags.raw {
+        let mut ctx = ferrix_eval::Context::new();
+        let s = ev.coerce_to_string(&v, &mut ctx, ferrix_eval::Coerce { more: false, copy_to_store: false })?;
+        let _ = out.write_all(&s);
+    } else {
+        let s = ferrix_eval::print::print_value(&v);
+        let _ = writeln!(out, "{s}");
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let flags = parse_flags(&args.raw)?;
+    // Deep programs need a big stack; run on a thread with plenty (stacker grows further).
+    let child = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || run_inner(flags))
+        .map_err(|e| anyhow::anyhow!("spawning evaluator thread: {e}"))?;
+    match child.join() {
+        Ok(r) => r,
+        Err(_) => {
+            eprintln!("error: internal evaluator panic");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
+    let ev = make_eval(&flags);
+    let cwd = cwd();
+    let mut inputs: Vec<(String, String, String)> = Vec::new(); // (text, name, basedir)
+    let files = if flags.files.is_empty() && !flags.expr_mode { vec!["./default.nix".to_string()] } else { flags.files.clone() };
+    for f in &files {
+        if f == "-" {
+            let mut b = Vec::new();
+            std::io::stdin().read_to_end(&mut b)?;
+            let s = ferrix_eval::decode_source(&b);
+            inputs.push((s, "«stdin»".into(), cwd.clone()));
+        } else if flags.expr_mode {
+            inputs.push((f.clone(), "«string»".into(), cwd.clone()));
+        } else {
+            inputs.push((String::new(), f.clone(), String::new()));
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for (text, name, base) in inputs {
+        let r: ferrix_eval::Result<()> = (|| {
+            if flags.parse {
+                let e = if base.is_empty() {
+                    let p = absolute(&name, &cwd);
+                    let bytes = ev.io.read_file(&p).map_err(ferrix_eval::Error::eval)?;
+                    let dir = p.rsplit_once('/').map(|x| x.0.to_string()).unwrap_or_default();
+                    ev.parse(&ferrix_eval::decode_source(&bytes), &p, &dir)?
+                } else {
+                    ev.parse(&text, &name, &base)?
+                };
+                let _ = e;
+                let _ = writeln!(out, "«parsed»");
+                return Ok(());
+            }
+            let v = if base.is_empty() {
+                ev.eval_file(&absolute(&name, &cwd))?
+            } else {
+                ev.eval_source(&text, &name, &base)?
+            };
+            let v = auto_call(&ev, v, &flags)?;
+            let paths = if flags.attr_paths.is_empty() { vec![String::new()] } else { flags.attr_paths.clone() };
+            for p in paths {
+                let v = select_attr_path(&ev, v.clone(), &p)?;
+                if !flags.eval {
+                    let v = ev.force(&v)?;
+                    let _ = v;
+                    return Err(ferrix_eval::Error::eval(
+                        "instantiating derivations needs the store (ferrix-glue); use --eval for now",
+                    ));
+                }
+                print_result(&ev, &v, &flags, &mut out)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            let _ = out.flush();
+            eprintln!("{}", e.render(flags.show_trace));
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn absolute(p: &str, cwd: &str) -> String {
+    if p.starts_with('/') { ferrix_eval::canon_path(p) } else { ferrix_eval::canon_path(&format!("{cwd}/{p}")) }
 }

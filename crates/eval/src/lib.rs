@@ -1,1 +1,259 @@
 //! ferrix-eval: the Nix language (lowering, lazy evaluation, builtins that need no store).
+//!
+//! Knows nothing of the store: file access goes through [`EvalIO`], and the
+//! glue adds store builtins (`derivationStrict`, `toFile`, `path`, …) through
+//! [`Builtins`] before constructing an [`Eval`].
+//!
+//! ```
+//! use ferrix_eval::{Eval, print::print_value};
+//! let ev = Eval::default();
+//! let v = ev.eval_string("let f = x: x * 2; in map f [ 1 2 3 ]", "/").unwrap();
+//! let v = ev.force_deep(&v).unwrap();
+//! assert_eq!(print_value(&v), "[ 2 4 6 ]");
+//! ```
+
+pub mod builtins;
+pub mod error;
+mod eval;
+pub mod io;
+pub mod ir;
+pub(crate) mod lower;
+pub mod print;
+pub mod source;
+pub mod symbol;
+pub mod value;
+
+use std::cell::{Cell, RefCell};
+
+
+use rustc_hash::FxHashMap;
+
+pub use error::{Error, ErrorKind, Result};
+pub use eval::{missing_attr, show_value_short, Coerce, Eval, EvalOptions};
+pub use io::{EvalIO, FileType, HostIO};
+pub use ir::Span;
+pub use lower::{canon_path, decode_source};
+pub use symbol::Symbol;
+pub use value::{Attr, AttrSet, Context, Env, NixString, PrimOpDef, Thunk, Value};
+
+/// Builtins the embedder adds on top of the core set. Register everything
+/// before [`Eval::new`]; names must not collide with core builtins unless
+/// meant to replace them.
+#[derive(Default)]
+pub struct Builtins {
+    pub primops: Vec<&'static PrimOpDef>,
+    /// Extra constants in `builtins` (name, value).
+    pub constants: Vec<(String, Value)>,
+}
+
+impl Builtins {
+    pub fn add(&mut self, def: PrimOpDef) -> &mut Self {
+        self.primops.push(Box::leak(Box::new(def)));
+        self
+    }
+    pub fn add_constant(&mut self, name: &str, v: Value) -> &mut Self {
+        self.constants.push((name.to_string(), v));
+        self
+    }
+}
+
+/// Names that are in the base environment without the `__` prefix.
+const PLAIN_GLOBALS: &[&str] = &[
+    "abort",
+    "baseNameOf",
+    "break",
+    "derivation",
+    "derivationStrict",
+    "dirOf",
+    "fetchGit",
+    "fetchMercurial",
+    "fetchTarball",
+    "fetchTree",
+    "fromTOML",
+    "import",
+    "isNull",
+    "map",
+    "placeholder",
+    "removeAttrs",
+    "scopedImport",
+    "throw",
+    "toString",
+];
+
+/// C++ Nix's `derivation` wrapper (corepkgs/derivation.nix), enabled when
+/// the embedder registers `derivationStrict`.
+pub const DERIVATION_NIX: &str = r#"
+drvAttrs@{ outputs ? [ "out" ], ... }:
+let
+  strict = derivationStrict drvAttrs;
+  commonAttrs = drvAttrs // (builtins.listToAttrs outputsList) // {
+    all = map (x: x.value) outputsList;
+    inherit drvAttrs;
+  };
+  outputToAttrListElement = outputName: {
+    name = outputName;
+    value = commonAttrs // {
+      outPath = builtins.getAttr outputName strict;
+      drvPath = strict.drvPath;
+      type = "derivation";
+      inherit outputName;
+    };
+  };
+  outputsList = map outputToAttrListElement outputs;
+in (builtins.head outputsList).value
+"#;
+
+impl Default for Eval {
+    fn default() -> Self {
+        Eval::new(Box::new(HostIO), EvalOptions::default(), Builtins::default())
+    }
+}
+
+impl Eval {
+    /// An evaluator with the core builtins plus `extra`.
+    pub fn new(io: Box<dyn EvalIO>, opts: EvalOptions, extra: Builtins) -> Eval {
+        let mut defs: Vec<&'static PrimOpDef> = builtins::core();
+        for d in extra.primops {
+            defs.retain(|x| x.name != d.name);
+            defs.push(d);
+        }
+        let has_drv_strict = defs.iter().any(|d| d.name == "derivationStrict");
+        let mut globals: Vec<Value> = Vec::new();
+        let mut names: FxHashMap<Symbol, u32> = FxHashMap::default();
+        let mut set: Vec<Attr> = Vec::new();
+        let add_global = |globals: &mut Vec<Value>, names: &mut FxHashMap<Symbol, u32>, n: &str, v: Value| {
+            let idx = globals.len() as u32;
+            globals.push(v);
+            names.insert(Symbol::new(n), idx);
+        };
+        for d in &defs {
+            let v = Value::PrimOp(d);
+            set.push(Attr { name: Symbol::new(d.name), value: v.clone(), pos: Span::NONE });
+            add_global(&mut globals, &mut names, &format!("__{}", d.name), v.clone());
+            if PLAIN_GLOBALS.contains(&d.name) {
+                add_global(&mut globals, &mut names, d.name, v);
+            }
+        }
+        let mut consts: Vec<(String, Value)> = vec![
+            ("nixVersion".into(), Value::str("2.24.0")),
+            ("langVersion".into(), Value::Int(6)),
+            ("storeDir".into(), Value::str(&opts.store_dir)),
+            ("currentSystem".into(), Value::str("x86_64-linux")),
+            ("null".into(), Value::Null),
+            ("true".into(), Value::Bool(true)),
+            ("false".into(), Value::Bool(false)),
+            (
+                "nixPath".into(),
+                Value::list(
+                    opts.search_path
+                        .iter()
+                        .map(|(p, d)| {
+                            Value::attrs_from([
+                                (symbol::sym::prefix(), Value::str(p)),
+                                (symbol::sym::path(), Value::str(d)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+        ];
+        consts.extend(extra.constants);
+        for (n, v) in consts {
+            set.retain(|a| a.name != Symbol::new(&n));
+            set.push(Attr { name: Symbol::new(&n), value: v.clone(), pos: Span::NONE });
+            add_global(&mut globals, &mut names, &format!("__{n}"), v.clone());
+            if matches!(n.as_str(), "null" | "true" | "false") {
+                add_global(&mut globals, &mut names, &n, v);
+            }
+        }
+        // `builtins` contains itself: a thunk filled in after the set exists.
+        let self_thunk = Thunk::blackhole();
+        set.push(Attr { name: Symbol::new("builtins"), value: Value::Thunk(self_thunk.clone()), pos: Span::NONE });
+        let builtins_v = Value::attrs(AttrSet::from_unsorted(set));
+        self_thunk.set_done(builtins_v.clone());
+        add_global(&mut globals, &mut names, "builtins", builtins_v);
+        let drv_idx = globals.len();
+        add_global(&mut globals, &mut names, "derivation", Value::PrimOp(&builtins::control::NO_DERIVATION));
+
+        let ev = Eval {
+            io,
+            opts,
+            globals: RefCell::new(globals),
+            global_names: names,
+            import_cache: RefCell::new(FxHashMap::default()),
+            call_depth: Cell::new(0),
+            root_env: Env::new(None, Default::default()),
+            copied: RefCell::new(FxHashMap::default()),
+        };
+        if has_drv_strict {
+            let v = ev
+                .eval_source(DERIVATION_NIX, "<nix/derivation-internal.nix>", "/")
+                .expect("the built-in derivation.nix evaluates");
+            ev.globals.borrow_mut()[drv_idx] = v;
+        }
+        ev
+    }
+
+    /// Parse and lower a source text; `name` is shown in positions and
+    /// `base_dir` resolves relative paths.
+    pub fn parse(&self, text: &str, name: &str, base_dir: &str) -> Result<&'static ir::Expr> {
+        let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
+        let file = source::add(name, &text);
+        let cx = lower::LowerCtx {
+            file,
+            base_dir,
+            globals: &self.global_names,
+            home: self.opts.home.as_deref(),
+            scope: None,
+        };
+        let e = lower::parse_and_lower(&text, &cx)?;
+        Ok(Box::leak(Box::new(e)))
+    }
+
+    /// Parse and lower with an extra outermost frame binding `names`
+    /// (slot i = names[i]); used by `scopedImport`.
+    pub fn parse_scoped(&self, text: &str, name: &str, base_dir: &str, names: &[Symbol]) -> Result<&'static ir::Expr> {
+        let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
+        let file = source::add(name, &text);
+        let cx = lower::LowerCtx {
+            file,
+            base_dir,
+            globals: &self.global_names,
+            home: self.opts.home.as_deref(),
+            scope: Some(names),
+        };
+        let e = lower::parse_and_lower(&text, &cx)?;
+        Ok(Box::leak(Box::new(e)))
+    }
+
+    /// Parse, lower and evaluate a source text (to weak head normal form).
+    pub fn eval_source(&self, text: &str, name: &str, base_dir: &str) -> Result<Value> {
+        let e = self.parse(text, name, base_dir)?;
+        self.eval(e, &self.root_env.clone())
+    }
+
+    /// Evaluate an expression given on the command line (`-E`).
+    pub fn eval_string(&self, text: &str, base_dir: &str) -> Result<Value> {
+        self.eval_source(text, "«string»", base_dir)
+    }
+
+    /// Evaluate a file (through the import cache).
+    pub fn eval_file(&self, path: &str) -> Result<Value> {
+        builtins::io::import_path(self, path)
+    }
+
+    /// The `builtins` attribute set.
+    pub fn builtins_value(&self) -> Value {
+        let idx = self.global_names[&Symbol::new("builtins")];
+        self.globals.borrow()[idx as usize].clone()
+    }
+
+    /// Call a function with several arguments.
+    pub fn call_n(&self, f: &Value, args: &[Value]) -> Result<Value> {
+        let mut v = f.clone();
+        for a in args {
+            v = self.call(&v, a.clone(), Span::NONE)?;
+        }
+        Ok(v)
+    }
+}

@@ -1,0 +1,88 @@
+//! Arithmetic, comparison and bit operations.
+
+use crate::error::{Error, Result};
+use crate::ir::{BinOp, Span};
+use crate::value::{PrimOpDef, Value};
+use crate::Eval;
+
+pub static DEFS: &[PrimOpDef] = &[
+    PrimOpDef { name: "add", arity: 2, func: add },
+    PrimOpDef { name: "sub", arity: 2, func: sub },
+    PrimOpDef { name: "mul", arity: 2, func: mul },
+    PrimOpDef { name: "div", arity: 2, func: div },
+    PrimOpDef { name: "lessThan", arity: 2, func: less_than },
+    PrimOpDef { name: "bitAnd", arity: 2, func: bit_and },
+    PrimOpDef { name: "bitOr", arity: 2, func: bit_or },
+    PrimOpDef { name: "bitXor", arity: 2, func: bit_xor },
+    PrimOpDef { name: "floor", arity: 1, func: floor },
+    PrimOpDef { name: "ceil", arity: 1, func: ceil },
+];
+
+fn num(ev: &Eval, v: &Value) -> Result<Value> {
+    match ev.force(v)? {
+        x @ (Value::Int(_) | Value::Float(_)) => Ok(x),
+        other => Err(Error::eval(format!("expected an integer but found {}", crate::show_value_short(&other)))),
+    }
+}
+
+/// `builtins.add 1 2` → `3`
+fn add(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    ev.arith(BinOp::Add, num(ev, &a[0])?, num(ev, &a[1])?)
+}
+/// `builtins.sub 3 1` → `2`
+fn sub(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    ev.arith(BinOp::Sub, num(ev, &a[0])?, num(ev, &a[1])?)
+}
+/// `builtins.mul 2 3` → `6`
+fn mul(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    ev.arith(BinOp::Mul, num(ev, &a[0])?, num(ev, &a[1])?)
+}
+/// `builtins.div 7 2` → `3`
+fn div(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let x = num(ev, &a[0])?;
+    let y = num(ev, &a[1])?;
+    if let (Value::Int(i), Value::Int(-1)) = (&x, &y)
+        && *i == i64::MIN
+    {
+        return Err(Error::eval(format!("integer overflow in dividing {i} / -1")));
+    }
+    ev.arith(BinOp::Div, x, y)
+}
+/// `builtins.lessThan 1 2` → `true`
+fn less_than(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(ev.less_than(&a[0], &a[1])?))
+}
+/// `builtins.bitAnd 6 3` → `2`
+fn bit_and(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Int(ev.force_int(&a[0])? & ev.force_int(&a[1])?))
+}
+/// `builtins.bitOr 6 3` → `7`
+fn bit_or(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Int(ev.force_int(&a[0])? | ev.force_int(&a[1])?))
+}
+/// `builtins.bitXor 6 3` → `5`
+fn bit_xor(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Int(ev.force_int(&a[0])? ^ ev.force_int(&a[1])?))
+}
+
+fn round(ev: &Eval, v: &Value, f: fn(f64) -> f64, what: &str) -> Result<Value> {
+    match num(ev, v)? {
+        Value::Int(i) => Ok(Value::Int(i)),
+        Value::Float(x) => {
+            let r = f(x);
+            if !(r >= -9.223372036854776e18 && r < 9.223372036854776e18) {
+                return Err(Error::eval(format!("while evaluating the first argument passed to builtins.{what}: value {x} is out of the integer range")));
+            }
+            Ok(Value::Int(r as i64))
+        }
+        _ => unreachable!(),
+    }
+}
+/// `builtins.floor 1.5` → `1`
+fn floor(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    round(ev, &a[0], f64::floor, "floor")
+}
+/// `builtins.ceil 1.5` → `2`
+fn ceil(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    round(ev, &a[0], f64::ceil, "ceil")
+}

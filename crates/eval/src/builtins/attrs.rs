@@ -1,0 +1,132 @@
+//! Attribute-set builtins.
+
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+use crate::ir::Span;
+use crate::symbol::{sym, Symbol};
+use crate::value::{Attr, AttrSet, PrimOpDef, Thunk, Value};
+use crate::Eval;
+
+pub static DEFS: &[PrimOpDef] = &[
+    PrimOpDef { name: "attrNames", arity: 1, func: attr_names },
+    PrimOpDef { name: "attrValues", arity: 1, func: attr_values },
+    PrimOpDef { name: "getAttr", arity: 2, func: get_attr },
+    PrimOpDef { name: "hasAttr", arity: 2, func: has_attr },
+    PrimOpDef { name: "removeAttrs", arity: 2, func: remove_attrs },
+    PrimOpDef { name: "intersectAttrs", arity: 2, func: intersect_attrs },
+    PrimOpDef { name: "catAttrs", arity: 2, func: cat_attrs },
+    PrimOpDef { name: "mapAttrs", arity: 2, func: map_attrs },
+    PrimOpDef { name: "listToAttrs", arity: 1, func: list_to_attrs },
+    PrimOpDef { name: "zipAttrsWith", arity: 2, func: zip_attrs_with },
+];
+
+/// `builtins.attrNames { b = 1; a = 2; }` → `[ "a" "b" ]`
+fn attr_names(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let s = ev.force_attrs(&a[0])?;
+    Ok(Value::list(s.sorted_by_name().iter().map(|x| Value::string(x.name.as_bytes())).collect()))
+}
+/// `builtins.attrValues { b = 1; a = 2; }` → `[ 2 1 ]`
+fn attr_values(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let s = ev.force_attrs(&a[0])?;
+    Ok(Value::list(s.sorted_by_name().iter().map(|x| x.value.clone()).collect()))
+}
+fn sym_of(ev: &Eval, v: &Value) -> Result<Symbol> {
+    Ok(Symbol::new(ev.force_string(v)?.as_bytes()))
+}
+/// `builtins.getAttr "a" { a = 1; }` → `1`
+fn get_attr(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let n = sym_of(ev, &a[0])?;
+    let s = ev.force_attrs(&a[1])?;
+    match s.get(n) {
+        Some(v) => ev.force(v),
+        None => Err(crate::missing_attr(n, &s)),
+    }
+}
+/// `builtins.hasAttr "a" { a = 1; }` → `true`
+fn has_attr(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let n = sym_of(ev, &a[0])?;
+    Ok(Value::Bool(ev.force_attrs(&a[1])?.get(n).is_some()))
+}
+/// `removeAttrs { a = 1; b = 2; } [ "a" ]` → `{ b = 2; }`
+fn remove_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let s = ev.force_attrs(&a[0])?;
+    let l = ev.force_list(&a[1])?;
+    let mut names = Vec::with_capacity(l.len());
+    for x in l.iter() {
+        names.push(sym_of(ev, x)?);
+    }
+    names.sort();
+    let attrs: Vec<Attr> = s.attrs.iter().filter(|x| names.binary_search(&x.name).is_err()).cloned().collect();
+    Ok(Value::attrs(AttrSet { attrs }))
+}
+/// `builtins.intersectAttrs { a = 1; } { a = 2; b = 3; }` → `{ a = 2; }`
+fn intersect_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let x = ev.force_attrs(&a[0])?;
+    let y = ev.force_attrs(&a[1])?;
+    let attrs = y.attrs.iter().filter(|b| x.get(b.name).is_some()).cloned().collect();
+    Ok(Value::attrs(AttrSet { attrs }))
+}
+/// `builtins.catAttrs "a" [ { a = 1; } { b = 0; } ]` → `[ 1 ]`
+fn cat_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let n = sym_of(ev, &a[0])?;
+    let l = ev.force_list(&a[1])?;
+    let mut out = Vec::new();
+    for x in l.iter() {
+        if let Some(v) = ev.force_attrs(x)?.get(n) {
+            out.push(v.clone());
+        }
+    }
+    Ok(Value::list(out))
+}
+/// `builtins.mapAttrs (n: v: v + 1) { a = 1; }` → `{ a = 2; }`
+fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let s = ev.force_attrs(&a[1])?;
+    let f = ev.force(&a[0])?;
+    let attrs = s
+        .attrs
+        .iter()
+        .map(|x| Attr {
+            name: x.name,
+            value: Thunk::apply(Thunk::apply(f.clone(), Value::string(x.name.as_bytes())), x.value.clone()),
+            pos: x.pos,
+        })
+        .collect();
+    Ok(Value::attrs(AttrSet { attrs }))
+}
+/// `builtins.listToAttrs [ { name = "a"; value = 1; } ]` → `{ a = 1; }`
+fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let l = ev.force_list(&a[0])?;
+    let mut attrs = Vec::with_capacity(l.len());
+    for x in l.iter() {
+        let e = ev.force_attrs(x)?;
+        let n = e.get(sym::name()).ok_or_else(|| Error::eval("attribute 'name' missing"))?;
+        let n = sym_of(ev, n)?;
+        let v = e.get_attr(sym::value()).ok_or_else(|| Error::eval("attribute 'value' missing"))?;
+        attrs.push(Attr { name: n, value: v.value.clone(), pos: v.pos });
+    }
+    // first occurrence wins; from_unsorted keeps the first of equal names
+    Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
+}
+/// `builtins.zipAttrsWith (n: vs: vs) [ { a = 1; } { a = 2; } ]` → `{ a = [ 1 2 ]; }`
+fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let f = ev.force(&a[0])?;
+    let l = ev.force_list(&a[1])?;
+    let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
+    for x in l.iter() {
+        for attr in &ev.force_attrs(x)?.attrs {
+            groups.entry(attr.name).or_default().push(attr.value.clone());
+        }
+    }
+    let attrs = groups
+        .into_iter()
+        .map(|(n, vs)| Attr {
+            name: n,
+            value: Thunk::apply(Thunk::apply(f.clone(), Value::string(n.as_bytes())), Value::List(Rc::new(vs))),
+            pos: Span::NONE,
+        })
+        .collect();
+    Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
+}

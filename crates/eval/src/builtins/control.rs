@@ -1,0 +1,255 @@
+//! Control and reflection: throw/abort/tryEval, seq/deepSeq, trace, type
+//! predicates, functionArgs, genericClosure.
+
+use std::rc::Rc;
+
+use rustc_hash::FxHashSet;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ir::Span;
+use crate::symbol::{sym, Symbol};
+use crate::value::{Attr, AttrSet, PrimOpDef, Value};
+use crate::{Coerce, Context, Eval};
+
+pub static DEFS: &[PrimOpDef] = &[
+    PrimOpDef { name: "throw", arity: 1, func: throw },
+    PrimOpDef { name: "abort", arity: 1, func: abort },
+    PrimOpDef { name: "tryEval", arity: 1, func: try_eval },
+    PrimOpDef { name: "seq", arity: 2, func: seq },
+    PrimOpDef { name: "deepSeq", arity: 2, func: deep_seq },
+    PrimOpDef { name: "trace", arity: 2, func: trace },
+    PrimOpDef { name: "traceVerbose", arity: 2, func: trace_verbose },
+    PrimOpDef { name: "warn", arity: 2, func: warn },
+    PrimOpDef { name: "addErrorContext", arity: 2, func: add_error_context },
+    PrimOpDef { name: "break", arity: 1, func: break_ },
+    PrimOpDef { name: "typeOf", arity: 1, func: type_of },
+    PrimOpDef { name: "isNull", arity: 1, func: is_null },
+    PrimOpDef { name: "isInt", arity: 1, func: is_int },
+    PrimOpDef { name: "isFloat", arity: 1, func: is_float },
+    PrimOpDef { name: "isBool", arity: 1, func: is_bool },
+    PrimOpDef { name: "isString", arity: 1, func: is_string },
+    PrimOpDef { name: "isPath", arity: 1, func: is_path },
+    PrimOpDef { name: "isList", arity: 1, func: is_list },
+    PrimOpDef { name: "isAttrs", arity: 1, func: is_attrs },
+    PrimOpDef { name: "isFunction", arity: 1, func: is_function },
+    PrimOpDef { name: "functionArgs", arity: 1, func: function_args },
+    PrimOpDef { name: "genericClosure", arity: 1, func: generic_closure },
+    PrimOpDef { name: "unsafeGetAttrPos", arity: 2, func: unsafe_get_attr_pos },
+];
+
+/// Stands in for `derivation` when no `derivationStrict` is registered.
+pub static NO_DERIVATION: PrimOpDef = PrimOpDef { name: "derivation", arity: 1, func: no_derivation };
+
+fn no_derivation(_: &Eval, _: &[Value], _: Span) -> Result<Value> {
+    Err(Error::eval("derivations need the store: `derivation` is provided by the glue (ferrix-glue), not by ferrix-eval alone"))
+}
+
+fn msg(ev: &Eval, v: &Value) -> Result<String> {
+    let mut ctx = Context::new();
+    let s = ev.coerce_to_string(v, &mut ctx, Coerce { more: true, copy_to_store: false })?;
+    Ok(String::from_utf8_lossy(&s).into_owned())
+}
+
+/// `builtins.tryEval (throw "x")` → `{ success = false; value = false; }`
+fn throw(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Err(Error::throw(msg(ev, &a[0])?))
+}
+fn abort(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Err(Error::new(ErrorKind::Abort, format!("evaluation aborted with the following error message: '{}'", msg(ev, &a[0])?)))
+}
+/// `builtins.tryEval 1` → `{ success = true; value = 1; }`
+fn try_eval(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    match ev.force(&a[0]) {
+        Ok(v) => Ok(Value::attrs_from([(sym::success(), Value::Bool(true)), (sym::value(), v)])),
+        Err(e) if matches!(e.kind(), ErrorKind::Throw | ErrorKind::Assert) => {
+            Ok(Value::attrs_from([(sym::success(), Value::Bool(false)), (sym::value(), Value::Bool(false))]))
+        }
+        Err(e) => Err(e),
+    }
+}
+/// `builtins.seq 1 2` → `2`
+fn seq(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    ev.force(&a[0])?;
+    ev.force(&a[1])
+}
+/// `builtins.deepSeq [ 1 ] 2` → `2`
+fn deep_seq(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    ev.force_deep(&a[0])?;
+    ev.force(&a[1])
+}
+fn trace(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let v = ev.force(&a[0])?;
+    match &v {
+        Value::String(s) => eprintln!("trace: {}", s.to_str_lossy()),
+        _ => eprintln!("trace: {}", crate::print::print_value_trace(&v)),
+    }
+    ev.force(&a[1])
+}
+fn trace_verbose(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    ev.force(&a[1])
+}
+fn warn(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let v = ev.force(&a[0])?;
+    match &v {
+        Value::String(s) => eprintln!("evaluation warning: {}", s.to_str_lossy()),
+        _ => {
+            return Err(Error::eval(format!(
+                "expected a string but found {}",
+                crate::show_value_short(&v)
+            )));
+        }
+    }
+    ev.force(&a[1])
+}
+fn add_error_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    match ev.force(&a[1]) {
+        Ok(v) => Ok(v),
+        Err(e) => match msg(ev, &a[0]) {
+            Ok(m) => Err(e.while_(m, Span::NONE)),
+            Err(_) => Err(e),
+        },
+    }
+}
+fn break_(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    ev.force(&a[0])
+}
+/// `builtins.typeOf 1` → `"int"`
+fn type_of(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::str(ev.force(&a[0])?.type_name()))
+}
+fn is_null(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(matches!(ev.force(&a[0])?, Value::Null)))
+}
+fn is_int(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(matches!(ev.force(&a[0])?, Value::Int(_))))
+}
+fn is_float(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(matches!(ev.force(&a[0])?, Value::Float(_))))
+}
+fn is_bool(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(matches!(ev.force(&a[0])?, Value::Bool(_))))
+}
+fn is_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(matches!(ev.force(&a[0])?, Value::String(_))))
+}
+fn is_path(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(matches!(ev.force(&a[0])?, Value::Path(_))))
+}
+fn is_list(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(matches!(ev.force(&a[0])?, Value::List(_))))
+}
+fn is_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(matches!(ev.force(&a[0])?, Value::Attrs(_))))
+}
+fn is_function(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(ev.force(&a[0])?.is_function()))
+}
+/// `builtins.functionArgs ({ a, b ? 1 }: a)` → `{ a = false; b = true; }`
+fn function_args(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let f = ev.force(&a[0])?;
+    match &f {
+        Value::Lambda(c) => match &c.lambda.formals {
+            Some(fs) => Ok(Value::attrs(AttrSet::from_unsorted(
+                fs.entries
+                    .iter()
+                    .map(|e| Attr { name: e.name, value: Value::Bool(e.default.is_some()), pos: e.pos })
+                    .collect(),
+            ))),
+            None => Ok(Value::attrs(AttrSet::default())),
+        },
+        Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(AttrSet::default())),
+        _ => Err(Error::eval(format!("'functionArgs' requires a function but found {}", crate::show_value_short(&f)))),
+    }
+}
+
+#[derive(PartialEq, Eq, Hash)]
+enum Key {
+    Int(i64),
+    Str(Box<[u8]>),
+}
+
+/// `builtins.genericClosure { startSet = [ { key = 1; } ]; operator = x: [ ]; }`
+fn generic_closure(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let args = ev.force_attrs(&a[0])?;
+    let start = args
+        .get(Symbol::new("startSet"))
+        .ok_or_else(|| Error::eval("attribute 'startSet' required"))?;
+    let op = args.get(Symbol::new("operator")).ok_or_else(|| Error::eval("attribute 'operator' required"))?;
+    let op = ev.force(op)?;
+    let mut work: std::collections::VecDeque<Value> = ev.force_list(start)?.iter().cloned().collect();
+    let mut seen_fast: FxHashSet<Key> = FxHashSet::default();
+    let mut seen_slow: Vec<Value> = Vec::new();
+    let mut out = Vec::new();
+    let mut first_type: Option<Value> = None;
+    while let Some(item) = work.pop_front() {
+        let e = ev.force_attrs(&item)?;
+        let key = e.get(sym::key()).ok_or_else(|| Error::eval("attribute 'key' required"))?;
+        let key = ev.force(key)?;
+        match &first_type {
+            None => first_type = Some(key.clone()),
+            Some(f) => {
+                let comparable = matches!(key, Value::Int(_) | Value::Float(_) | Value::String(_) | Value::Path(_) | Value::List(_));
+                let num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+                if !comparable {
+                    return Err(Error::eval(format!(
+                        "cannot compare {} with {}; values of that type are incomparable (values are {} and {})",
+                        f.show_type(),
+                        key.show_type(),
+                        crate::print::print_error_value(f),
+                        crate::print::print_error_value(&key)
+                    )));
+                }
+                if f.type_name() != key.type_name() && !(num(f) && num(&key)) {
+                    return Err(Error::eval(format!(
+                        "cannot compare {} with {}; values are {} and {}",
+                        key.show_type(),
+                        f.show_type(),
+                        crate::print::print_error_value(&key),
+                        crate::print::print_error_value(f)
+                    )));
+                }
+            }
+        }
+        let new = match &key {
+            Value::Int(i) => seen_fast.insert(Key::Int(*i)),
+            Value::String(s) => seen_fast.insert(Key::Str(s.bytes.clone())),
+            _ => {
+                let mut found = false;
+                for k in &seen_slow {
+                    if k.type_name() != key.type_name() {
+                        return Err(Error::eval(format!(
+                            "cannot compare {} with {}",
+                            crate::show_value_short(k),
+                            crate::show_value_short(&key)
+                        )));
+                    }
+                    if ev.equal(k, &key)? {
+                        found = true;
+                        break;
+                    }
+                }
+                if !found {
+                    seen_slow.push(key.clone());
+                }
+                !found
+            }
+        };
+        if !new {
+            continue;
+        }
+        out.push(item.clone());
+        let next = ev.call(&op, item, Span::NONE)?;
+        let next = ev.force_list(&next)?;
+        work.extend(next.iter().cloned());
+    }
+    Ok(Value::List(Rc::new(out)))
+}
+
+fn unsafe_get_attr_pos(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let name = ev.force_string(&a[0])?;
+    let set = ev.force_attrs(&a[1])?;
+    match set.get_attr(Symbol::new(name.as_bytes())) {
+        Some(attr) => Ok(ev.pos_value(attr.pos)),
+        None => Ok(Value::Null),
+    }
+}

@@ -1,0 +1,203 @@
+//! JSON and TOML: toJSON, fromJSON, fromTOML.
+
+use crate::error::{Error, Result};
+use crate::ir::Span;
+use crate::symbol::{sym, Symbol};
+use crate::value::{Attr, AttrSet, PrimOpDef, Value};
+use crate::{Coerce, Context, Eval};
+
+pub static DEFS: &[PrimOpDef] = &[
+    PrimOpDef { name: "toJSON", arity: 1, func: to_json },
+    PrimOpDef { name: "fromJSON", arity: 1, func: from_json },
+    PrimOpDef { name: "fromTOML", arity: 1, func: from_toml },
+];
+
+fn json_string(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            c if c < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Serialise a value as JSON (forcing it), collecting string context.
+pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: bool, out: &mut Vec<u8>) -> Result<()> {
+    let v = ev.force(v)?;
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, || -> Result<()> {
+        let depth = ev.call_depth.get();
+        if depth >= ev.opts.max_call_depth {
+            return Err(Error::new(crate::ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded"));
+        }
+        ev.call_depth.set(depth + 1);
+        let r = (|| -> Result<()> {
+            match &v {
+                Value::Null => out.extend_from_slice(b"null"),
+                Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+                Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+                Value::Float(f) => {
+                    // like nlohmann::json: shortest round-trip representation
+                    if f.is_finite() {
+                        let mut b = ryu::Buffer::new();
+                        let s = b.format(*f);
+                        let s = s.strip_suffix(".0").unwrap_or(s);
+                        out.extend_from_slice(s.as_bytes());
+                    } else {
+                        out.extend_from_slice(b"null");
+                    }
+                }
+                Value::String(s) => {
+                    s.collect_context(ctx);
+                    if let Err(e) = std::str::from_utf8(&s.bytes) {
+                        let i = e.valid_up_to();
+                        return Err(Error::eval(format!(
+                            "JSON serialization error: [json.exception.type_error.316] invalid UTF-8 byte at index {i}: 0x{:02X}",
+                            s.bytes[i]
+                        )));
+                    }
+                    json_string(out, &s.bytes);
+                }
+                Value::Path(_) => {
+                    let s = ev.coerce_to_string(&v, ctx, Coerce { more: false, copy_to_store })?;
+                    json_string(out, &s);
+                }
+                Value::Attrs(a) => {
+                    if let Some(f) = a.get(sym::to_string()) {
+                        let _ = f;
+                        let s = ev.coerce_to_string(&v, ctx, Coerce { more: false, copy_to_store })?;
+                        json_string(out, &s);
+                        return Ok(());
+                    }
+                    if let Some(o) = a.get(sym::out_path()) {
+                        return to_json_bytes(ev, o, ctx, copy_to_store, out);
+                    }
+                    out.push(b'{');
+                    for (i, attr) in a.sorted_by_name().into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        json_string(out, attr.name.as_bytes());
+                        out.push(b':');
+                        to_json_bytes(ev, &attr.value, ctx, copy_to_store, out).map_err(|e| {
+                            e.while_(format!("while evaluating attribute '{}'", attr.name), attr.pos)
+                        })?;
+                    }
+                    out.push(b'}');
+                }
+                Value::List(l) => {
+                    out.push(b'[');
+                    for (i, x) in l.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        to_json_bytes(ev, x, ctx, copy_to_store, out)
+                            .map_err(|e| e.while_(format!("while evaluating list element at index {i}"), Span::NONE))?;
+                    }
+                    out.push(b']');
+                }
+                other => {
+                    return Err(Error::eval(format!("cannot convert {} to JSON", other.show_type())));
+                }
+            }
+            Ok(())
+        })();
+        ev.call_depth.set(depth);
+        r
+    })
+}
+
+/// `builtins.toJSON { a = [ 1 ]; }` → `"{\"a\":[1]}"`
+fn to_json(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let mut out = Vec::new();
+    let mut ctx = Context::new();
+    to_json_bytes(ev, &a[0], &mut ctx, true, &mut out)?;
+    Ok(Value::string_ctx(out, ctx))
+}
+
+fn from_serde(v: serde_json::Value) -> Result<Value> {
+    Ok(match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Int(i)
+            } else if n.is_u64() {
+                return Err(Error::eval(format!("unsigned json number {n} outside of Nix integer range")));
+            } else {
+                Value::Float(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        serde_json::Value::String(s) => {
+            if s.contains('\0') {
+                return Err(Error::eval(crate::lower::nul_message(&s)));
+            }
+            Value::str(&s)
+        }
+        serde_json::Value::Array(a) => Value::list(a.into_iter().map(from_serde).collect::<Result<_>>()?),
+        serde_json::Value::Object(o) => {
+            let mut attrs = Vec::with_capacity(o.len());
+            for (k, v) in o {
+                if k.contains('\0') {
+                    return Err(Error::eval(crate::lower::nul_message(&k)));
+                }
+                attrs.push(Attr { name: Symbol::new(&k), value: from_serde(v)?, pos: Span::NONE });
+            }
+            attrs.reverse(); // later keys win
+            Value::attrs(AttrSet::from_unsorted(attrs))
+        }
+    })
+}
+
+/// `builtins.fromJSON "[1]"` → `[ 1 ]`
+fn from_json(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let s = ev.force_string(&a[0])?;
+    let v: serde_json::Value = serde_json::from_slice(&s.bytes).map_err(|e| Error::eval(format!("while parsing JSON: {e}")))?;
+    from_serde(v)
+}
+
+fn from_toml_value(v: toml::Value) -> Result<Value> {
+    Ok(match v {
+        toml::Value::String(s) => {
+            if s.contains('\0') {
+                return Err(Error::eval(crate::lower::nul_message(&s)));
+            }
+            Value::str(&s)
+        }
+        toml::Value::Integer(i) => Value::Int(i),
+        toml::Value::Float(f) => Value::Float(f),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => {
+            return Err(Error::eval(format!(
+                "while parsing TOML: Dates and times are not supported ({d})"
+            )));
+        }
+        toml::Value::Array(a) => Value::list(a.into_iter().map(from_toml_value).collect::<Result<_>>()?),
+        toml::Value::Table(t) => {
+            let mut attrs = Vec::with_capacity(t.len());
+            for (k, v) in t {
+                if k.contains('\0') {
+                    return Err(Error::eval(crate::lower::nul_message(&k)));
+                }
+                attrs.push(Attr { name: Symbol::new(&k), value: from_toml_value(v)?, pos: Span::NONE });
+            }
+            Value::attrs(AttrSet::from_unsorted(attrs))
+        }
+    })
+}
+
+/// `builtins.fromTOML "a = 1"` → `{ a = 1; }`
+fn from_toml(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let s = ev.force_string(&a[0])?;
+    let text = String::from_utf8_lossy(&s.bytes);
+    let t: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::eval(format!("while parsing TOML: {}", e.message())))?;
+    from_toml_value(toml::Value::Table(t))
+}

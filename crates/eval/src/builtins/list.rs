@@ -1,0 +1,231 @@
+//! List builtins.
+
+use std::rc::Rc;
+
+use crate::error::{Error, Result};
+use crate::ir::Span;
+use crate::symbol::{sym, Symbol};
+use crate::value::{Attr, AttrSet, PrimOpDef, Thunk, Value};
+use crate::Eval;
+
+pub static DEFS: &[PrimOpDef] = &[
+    PrimOpDef { name: "map", arity: 2, func: map },
+    PrimOpDef { name: "filter", arity: 2, func: filter },
+    PrimOpDef { name: "foldl'", arity: 3, func: foldl },
+    PrimOpDef { name: "genList", arity: 2, func: gen_list },
+    PrimOpDef { name: "elem", arity: 2, func: elem },
+    PrimOpDef { name: "elemAt", arity: 2, func: elem_at },
+    PrimOpDef { name: "head", arity: 1, func: head },
+    PrimOpDef { name: "tail", arity: 1, func: tail },
+    PrimOpDef { name: "length", arity: 1, func: length },
+    PrimOpDef { name: "concatLists", arity: 1, func: concat_lists },
+    PrimOpDef { name: "concatMap", arity: 2, func: concat_map },
+    PrimOpDef { name: "all", arity: 2, func: all },
+    PrimOpDef { name: "any", arity: 2, func: any },
+    PrimOpDef { name: "sort", arity: 2, func: sort },
+    PrimOpDef { name: "partition", arity: 2, func: partition },
+    PrimOpDef { name: "groupBy", arity: 2, func: group_by },
+];
+
+/// `map (x: x + 1) [ 1 2 ]` → `[ 2 3 ]`
+fn map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let l = ev.force_list(&a[1])?;
+    let f = ev.force(&a[0])?;
+    Ok(Value::list(l.iter().map(|x| Thunk::apply(f.clone(), x.clone())).collect()))
+}
+/// `builtins.filter (x: x > 1) [ 1 2 3 ]` → `[ 2 3 ]`
+fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let f = ev.force_function(&a[0])?;
+    let l = ev.force_list(&a[1])?;
+    let mut out = Vec::new();
+    for x in l.iter() {
+        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+            out.push(x.clone());
+        }
+    }
+    if out.len() == l.len() {
+        return Ok(Value::List(l));
+    }
+    Ok(Value::list(out))
+}
+/// `builtins.foldl' (a: b: a + b) 0 [ 1 2 3 ]` → `6`
+fn foldl(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let l = ev.force_list(&a[2])?;
+    if l.is_empty() {
+        return ev.force(&a[1]);
+    }
+    let f = ev.force_function(&a[0])?;
+    let mut acc = a[1].clone();
+    for x in l.iter() {
+        let g = ev.call(&f, acc, Span::NONE)?;
+        acc = ev.call(&g, x.clone(), Span::NONE)?;
+    }
+    ev.force(&acc)
+}
+/// `builtins.genList (x: x * 2) 3` → `[ 0 2 4 ]`
+fn gen_list(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let n = ev.force_int(&a[1])?;
+    if n < 0 {
+        return Err(Error::eval(format!("cannot create list of size {n}")));
+    }
+    let f = ev.force(&a[0])?;
+    Ok(Value::list((0..n).map(|i| Thunk::apply(f.clone(), Value::Int(i))).collect()))
+}
+/// `builtins.elem 2 [ 1 2 ]` → `true`
+fn elem(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let l = ev.force_list(&a[1])?;
+    for x in l.iter() {
+        if ev.equal(&a[0], x)? {
+            return Ok(Value::Bool(true));
+        }
+    }
+    Ok(Value::Bool(false))
+}
+/// `builtins.elemAt [ 1 2 ] 1` → `2`
+fn elem_at(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let l = ev.force_list(&a[0])?;
+    let i = ev.force_int(&a[1])?;
+    if i < 0 || i as usize >= l.len() {
+        return Err(Error::eval(format!("list index {i} is out of bounds")));
+    }
+    ev.force(&l[i as usize])
+}
+/// `builtins.head [ 1 2 ]` → `1`
+fn head(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let l = ev.force_list(&a[0])?;
+    match l.first() {
+        Some(x) => ev.force(x),
+        None => Err(Error::eval("'builtins.head' called on an empty list")),
+    }
+}
+/// `builtins.tail [ 1 2 ]` → `[ 2 ]`
+fn tail(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let l = ev.force_list(&a[0])?;
+    if l.is_empty() {
+        return Err(Error::eval("'builtins.tail' called on an empty list"));
+    }
+    Ok(Value::list(l[1..].to_vec()))
+}
+/// `builtins.length [ 1 2 ]` → `2`
+fn length(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Int(ev.force_list(&a[0])?.len() as i64))
+}
+/// `builtins.concatLists [ [ 1 ] [ 2 ] ]` → `[ 1 2 ]`
+fn concat_lists(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let l = ev.force_list(&a[0])?;
+    let mut out = Vec::new();
+    for x in l.iter() {
+        out.extend_from_slice(&ev.force_list(x)?);
+    }
+    Ok(Value::list(out))
+}
+/// `builtins.concatMap (x: [ x x ]) [ 1 2 ]` → `[ 1 1 2 2 ]`
+fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let f = ev.force_function(&a[0])?;
+    let l = ev.force_list(&a[1])?;
+    let mut out = Vec::new();
+    for x in l.iter() {
+        let r = ev.call(&f, x.clone(), Span::NONE)?;
+        out.extend_from_slice(&ev.force_list(&r)?);
+    }
+    Ok(Value::list(out))
+}
+/// `builtins.all (x: x > 0) [ 1 2 ]` → `true`
+fn all(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let f = ev.force_function(&a[0])?;
+    for x in ev.force_list(&a[1])?.iter() {
+        if !ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+            return Ok(Value::Bool(false));
+        }
+    }
+    Ok(Value::Bool(true))
+}
+/// `builtins.any (x: x > 1) [ 1 2 ]` → `true`
+fn any(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let f = ev.force_function(&a[0])?;
+    for x in ev.force_list(&a[1])?.iter() {
+        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+            return Ok(Value::Bool(true));
+        }
+    }
+    Ok(Value::Bool(false))
+}
+/// `builtins.sort builtins.lessThan [ 3 1 2 ]` → `[ 1 2 3 ]`
+fn sort(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let f = ev.force_function(&a[0])?;
+    let l = ev.force_list(&a[1])?;
+    let mut v: Vec<Value> = l.iter().cloned().collect();
+    for x in &v {
+        ev.force(x)?;
+    }
+    // stable merge sort with a fallible comparator
+    let mut err = None;
+    let is_lt = matches!(&f, Value::PrimOp(p) if p.name == "lessThan");
+    v.sort_by(|x, y| {
+        if err.is_some() {
+            return std::cmp::Ordering::Equal;
+        }
+        let lt = |p: &Value, q: &Value| -> Result<bool> {
+            if is_lt {
+                ev.less_than(p, q)
+            } else {
+                let g = ev.call(&f, p.clone(), Span::NONE)?;
+                ev.force_bool(&ev.call(&g, q.clone(), Span::NONE)?)
+            }
+        };
+        match lt(x, y) {
+            Ok(true) => std::cmp::Ordering::Less,
+            Ok(false) => match lt(y, x) {
+                Ok(true) => std::cmp::Ordering::Greater,
+                Ok(false) => std::cmp::Ordering::Equal,
+                Err(e) => {
+                    err = Some(e);
+                    std::cmp::Ordering::Equal
+                }
+            },
+            Err(e) => {
+                err = Some(e);
+                std::cmp::Ordering::Equal
+            }
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    Ok(Value::list(v))
+}
+/// `builtins.partition (x: x > 1) [ 1 2 ]` → `{ right = [ 2 ]; wrong = [ 1 ]; }`
+fn partition(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let f = ev.force_function(&a[0])?;
+    let (mut r, mut w) = (Vec::new(), Vec::new());
+    for x in ev.force_list(&a[1])?.iter() {
+        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+            r.push(x.clone())
+        } else {
+            w.push(x.clone())
+        }
+    }
+    Ok(Value::attrs_from([(sym::right(), Value::list(r)), (sym::wrong(), Value::list(w))]))
+}
+/// `builtins.groupBy (x: x) [ "a" "b" "a" ]` → `{ a = [ "a" "a" ]; b = [ "b" ]; }`
+fn group_by(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let f = ev.force_function(&a[0])?;
+    let mut groups: rustc_hash::FxHashMap<Symbol, Vec<Value>> = Default::default();
+    let mut order = Vec::new();
+    for x in ev.force_list(&a[1])?.iter() {
+        let k = ev.force_string(&ev.call(&f, x.clone(), Span::NONE)?)?;
+        let s = Symbol::new(k.as_bytes());
+        groups
+            .entry(s)
+            .or_insert_with(|| {
+                order.push(s);
+                Vec::new()
+            })
+            .push(x.clone());
+    }
+    let attrs = order
+        .into_iter()
+        .map(|s| Attr { name: s, value: Value::List(Rc::new(groups.remove(&s).unwrap_or_default())), pos: Span::NONE })
+        .collect();
+    Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
+}

@@ -1,0 +1,526 @@
+//! String builtins (context-preserving), regexes, versions, hashes and
+//! string-context introspection.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+use crate::ir::Span;
+use crate::symbol::{sym, Symbol};
+use crate::value::{Attr, AttrSet, Context, PrimOpDef, Value};
+use crate::{Coerce, Eval};
+
+pub static DEFS: &[PrimOpDef] = &[
+    PrimOpDef { name: "toString", arity: 1, func: to_string },
+    PrimOpDef { name: "stringLength", arity: 1, func: string_length },
+    PrimOpDef { name: "substring", arity: 3, func: substring },
+    PrimOpDef { name: "replaceStrings", arity: 3, func: replace_strings },
+    PrimOpDef { name: "concatStringsSep", arity: 2, func: concat_strings_sep },
+    PrimOpDef { name: "split", arity: 2, func: split },
+    PrimOpDef { name: "match", arity: 2, func: match_ },
+    PrimOpDef { name: "compareVersions", arity: 2, func: compare_versions },
+    PrimOpDef { name: "splitVersion", arity: 1, func: split_version },
+    PrimOpDef { name: "parseDrvName", arity: 1, func: parse_drv_name },
+    PrimOpDef { name: "hashString", arity: 2, func: hash_string },
+    PrimOpDef { name: "baseNameOf", arity: 1, func: base_name_of },
+    PrimOpDef { name: "dirOf", arity: 1, func: dir_of },
+    PrimOpDef { name: "getContext", arity: 1, func: get_context },
+    PrimOpDef { name: "hasContext", arity: 1, func: has_context },
+    PrimOpDef { name: "unsafeDiscardStringContext", arity: 1, func: discard_context },
+    PrimOpDef { name: "unsafeDiscardOutputDependency", arity: 1, func: discard_output_dep },
+    PrimOpDef { name: "addDrvOutputDependencies", arity: 1, func: add_drv_output_deps },
+    PrimOpDef { name: "appendContext", arity: 2, func: append_context },
+];
+
+fn coerce(ev: &Eval, v: &Value, ctx: &mut Context, more: bool) -> Result<Vec<u8>> {
+    ev.coerce_to_string(v, ctx, Coerce { more, copy_to_store: true })
+}
+
+/// `toString 1` → `"1"`
+fn to_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let mut ctx = Context::new();
+    let s = ev.coerce_to_string(&a[0], &mut ctx, Coerce { more: true, copy_to_store: false })?;
+    Ok(Value::string_ctx(s, ctx))
+}
+/// `builtins.stringLength "abc"` → `3`
+fn string_length(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let mut ctx = Context::new();
+    Ok(Value::Int(coerce(ev, &a[0], &mut ctx, false)?.len() as i64))
+}
+/// `builtins.substring 1 2 "abcd"` → `"bc"`
+fn substring(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let start = ev.force_int(&a[0])?;
+    let len = ev.force_int(&a[1])?;
+    let mut ctx = Context::new();
+    let s = coerce(ev, &a[2], &mut ctx, false)?;
+    if start < 0 {
+        return Err(Error::eval("negative start position in 'substring'"));
+    }
+    let start = (start as usize).min(s.len());
+    let end = if len < 0 { s.len() } else { start.saturating_add(len as usize).min(s.len()) };
+    if start == end {
+        // an empty result keeps the context only if the input was non-empty? C++ keeps it
+        return Ok(Value::string_ctx(Vec::new(), ctx));
+    }
+    Ok(Value::string_ctx(s[start..end].to_vec(), ctx))
+}
+/// `builtins.replaceStrings [ "a" ] [ "b" ] "aa"` → `"bb"`
+fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let from = ev.force_list(&a[0])?;
+    let to = ev.force_list(&a[1])?;
+    if from.len() != to.len() {
+        return Err(Error::eval("'from' and 'to' arguments passed to builtins.replaceStrings have different lengths"));
+    }
+    let mut ctx = Context::new();
+    let s = coerce(ev, &a[2], &mut ctx, false)?;
+    let mut froms = Vec::with_capacity(from.len());
+    for f in from.iter() {
+        froms.push(ev.force_string(f)?);
+    }
+    let mut tos: Vec<Option<Vec<u8>>> = vec![None; to.len()];
+    let mut out = Vec::with_capacity(s.len());
+    let mut p = 0;
+    while p <= s.len() {
+        let mut found = false;
+        for (i, f) in froms.iter().enumerate() {
+            let f = &f.bytes;
+            if s[p..].starts_with(f) {
+                found = true;
+                if tos[i].is_none() {
+                    tos[i] = Some(coerce(ev, &to[i], &mut ctx, false)?);
+                }
+                out.extend_from_slice(tos[i].as_ref().expect("set above"));
+                if f.is_empty() {
+                    if p < s.len() {
+                        out.push(s[p]);
+                    }
+                    p += 1;
+                } else {
+                    p += f.len();
+                }
+                break;
+            }
+        }
+        if !found {
+            if p < s.len() {
+                out.push(s[p]);
+            }
+            p += 1;
+        }
+    }
+    Ok(Value::string_ctx(out, ctx))
+}
+/// `builtins.concatStringsSep "," [ "a" "b" ]` → `"a,b"`
+fn concat_strings_sep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let mut ctx = Context::new();
+    let sep = ev.force_string(&a[0])?;
+    sep.collect_context(&mut ctx);
+    let l = ev.force_list(&a[1])?;
+    let mut out = Vec::new();
+    for (i, x) in l.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(&sep.bytes);
+        }
+        out.extend_from_slice(&coerce(ev, x, &mut ctx, false)?);
+    }
+    Ok(Value::string_ctx(out, ctx))
+}
+
+thread_local! {
+    static REGEX_CACHE: RefCell<FxHashMap<Vec<u8>, Rc<regex::bytes::Regex>>> = RefCell::new(FxHashMap::default());
+}
+
+/// Compile a POSIX extended regular expression (cached).
+fn regex(re: &[u8], anchored: bool) -> Result<Rc<regex::bytes::Regex>> {
+    let mut key = re.to_vec();
+    key.push(u8::from(anchored));
+    if let Some(r) = REGEX_CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(r);
+    }
+    let text = String::from_utf8_lossy(re);
+    let translated = translate_ere(&text);
+    let pat = if anchored { format!("^(?:{translated})$") } else { translated };
+    let r = regex::bytes::RegexBuilder::new(&pat)
+        .unicode(false)
+        .dot_matches_new_line(true)
+        .build()
+        .map_err(|_| Error::eval(format!("invalid regular expression '{text}'")))?;
+    let r = Rc::new(r);
+    REGEX_CACHE.with(|c| c.borrow_mut().insert(key, r.clone()));
+    Ok(r)
+}
+
+/// POSIX ERE → regex-crate syntax: inside brackets a backslash is literal,
+/// and `{` not starting a repetition is literal.
+fn translate_ere(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '[' {
+            // copy a bracket expression
+            out.push('[');
+            i += 1;
+            if i < chars.len() && chars[i] == '^' {
+                out.push('^');
+                i += 1;
+            }
+            if i < chars.len() && chars[i] == ']' {
+                out.push_str("\\]");
+                i += 1;
+            }
+            while i < chars.len() && chars[i] != ']' {
+                if chars[i] == '[' && i + 1 < chars.len() && matches!(chars[i + 1], ':' | '.' | '=') {
+                    let close = chars[i + 1];
+                    let start = i;
+                    i += 2;
+                    while i + 1 < chars.len() && !(chars[i] == close && chars[i + 1] == ']') {
+                        i += 1;
+                    }
+                    i += 2;
+                    out.extend(&chars[start..i.min(chars.len())]);
+                    continue;
+                }
+                match chars[i] {
+                    '\\' => out.push_str("\\\\"),
+                    '[' => out.push_str("\\["),
+                    '&' | '~' | '-' if false => {}
+                    c => out.push(c),
+                }
+                i += 1;
+            }
+            out.push(']');
+            i += 1;
+            continue;
+        }
+        if c == '\\' && i + 1 < chars.len() {
+            out.push('\\');
+            out.push(chars[i + 1]);
+            i += 2;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+fn captures_list(caps: &regex::bytes::Captures<'_>) -> Value {
+    Value::list(
+        (1..caps.len())
+            .map(|i| match caps.get(i) {
+                Some(m) => Value::string(m.as_bytes()),
+                None => Value::Null,
+            })
+            .collect(),
+    )
+}
+/// `builtins.match "a(b)" "ab"` → `[ "b" ]`
+fn match_(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let re = ev.force_string(&a[0])?;
+    let s = ev.force_string(&a[1])?;
+    let r = regex(&re.bytes, true)?;
+    match r.captures(&s.bytes) {
+        Some(c) => Ok(captures_list(&c)),
+        None => Ok(Value::Null),
+    }
+}
+/// `builtins.split "(a)" "xay"` → `[ "x" [ "a" ] "y" ]`
+fn split(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let re = ev.force_string(&a[0])?;
+    let s = ev.force_string(&a[1])?;
+    let r = regex(&re.bytes, false)?;
+    let mut out = Vec::new();
+    let mut last = 0;
+    for c in r.captures_iter(&s.bytes) {
+        let m = c.get(0).expect("group 0");
+        out.push(Value::string(&s.bytes[last..m.start()]));
+        out.push(captures_list(&c));
+        last = m.end();
+    }
+    out.push(Value::string(&s.bytes[last..]));
+    Ok(Value::list(out))
+}
+
+fn next_component<'a>(s: &'a [u8], p: &mut usize) -> &'a [u8] {
+    while *p < s.len() && (s[*p] == b'.' || s[*p] == b'-') {
+        *p += 1;
+    }
+    let start = *p;
+    if *p < s.len() && s[*p].is_ascii_digit() {
+        while *p < s.len() && s[*p].is_ascii_digit() {
+            *p += 1;
+        }
+    } else {
+        while *p < s.len() && !s[*p].is_ascii_digit() && s[*p] != b'.' && s[*p] != b'-' {
+            *p += 1;
+        }
+    }
+    &s[start..*p]
+}
+
+fn components_lt(c1: &[u8], c2: &[u8]) -> bool {
+    let num = |c: &[u8]| -> Option<i64> {
+        if c.is_empty() || !c.iter().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        std::str::from_utf8(c).ok()?.parse().ok()
+    };
+    let (n1, n2) = (num(c1), num(c2));
+    match (n1, n2) {
+        (Some(a), Some(b)) => a < b,
+        _ if c1.is_empty() && n2.is_some() => true,
+        _ if c1 == b"pre" && c2 != b"pre" => true,
+        _ if c2 == b"pre" => false,
+        (_, Some(_)) => true,
+        (Some(_), _) => false,
+        _ => c1 < c2,
+    }
+}
+
+/// Compare two version strings like `nix-env` (-1, 0 or 1).
+pub fn compare_versions_bytes(v1: &[u8], v2: &[u8]) -> i64 {
+    let (mut p1, mut p2) = (0, 0);
+    while p1 < v1.len() || p2 < v2.len() {
+        let c1 = next_component(v1, &mut p1);
+        let c2 = next_component(v2, &mut p2);
+        if components_lt(c1, c2) {
+            return -1;
+        } else if components_lt(c2, c1) {
+            return 1;
+        }
+    }
+    0
+}
+/// `builtins.compareVersions "1.2" "1.10"` → `-1`
+fn compare_versions(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let x = ev.force_string(&a[0])?;
+    let y = ev.force_string(&a[1])?;
+    Ok(Value::Int(compare_versions_bytes(&x.bytes, &y.bytes)))
+}
+/// `builtins.splitVersion "1.2pre3"` → `[ "1" "2" "pre" "3" ]`
+fn split_version(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let s = ev.force_string(&a[0])?;
+    let mut p = 0;
+    let mut out = Vec::new();
+    loop {
+        let c = next_component(&s.bytes, &mut p);
+        if c.is_empty() {
+            break;
+        }
+        out.push(Value::string(c));
+    }
+    Ok(Value::list(out))
+}
+/// `builtins.parseDrvName "hello-2.1"` → `{ name = "hello"; version = "2.1"; }`
+fn parse_drv_name(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let s = ev.force_string(&a[0])?;
+    let b = &s.bytes;
+    let mut name = &b[..];
+    let mut version: &[u8] = b"";
+    for i in 0..b.len() {
+        if b[i] == b'-' && i + 1 < b.len() && !b[i + 1].is_ascii_alphabetic() {
+            name = &b[..i];
+            version = &b[i + 1..];
+            break;
+        }
+    }
+    Ok(Value::attrs_from([(sym::name(), Value::string(name)), (sym::version(), Value::string(version))]))
+}
+
+/// Hash bytes with a Nix hash algorithm name; returns the raw digest.
+pub fn hash_bytes(algo: &str, data: &[u8]) -> Result<Vec<u8>> {
+    use sha2::Digest;
+    Ok(match algo {
+        "md5" => md5::Md5::digest(data).to_vec(),
+        "sha1" => sha1::Sha1::digest(data).to_vec(),
+        "sha256" => sha2::Sha256::digest(data).to_vec(),
+        "sha512" => sha2::Sha512::digest(data).to_vec(),
+        _ => return Err(Error::eval(format!("unknown hash algorithm '{algo}', expect 'md5', 'sha1', 'sha256', or 'sha512'"))),
+    })
+}
+
+pub fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+/// `builtins.hashString "sha256" ""` → `"e3b0c442…"`
+fn hash_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let algo = ev.force_str_nocontext(&a[0])?;
+    let s = ev.force_string(&a[1])?;
+    Ok(Value::str(&hex(&hash_bytes(&algo, &s.bytes)?)))
+}
+/// `baseNameOf "/a/b"` → `"b"`
+fn base_name_of(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let mut ctx = Context::new();
+    let s = ev.coerce_to_string(&a[0], &mut ctx, Coerce { more: false, copy_to_store: false })?;
+    let mut end = s.len();
+    if end > 0 && s[end - 1] == b'/' {
+        end -= 1;
+    }
+    let start = s[..end].iter().rposition(|&c| c == b'/').map_or(0, |p| p + 1);
+    Ok(Value::string_ctx(s[start..end].to_vec(), ctx))
+}
+/// `dirOf "/a/b"` → `"/a"`
+fn dir_of(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let v = ev.force(&a[0])?;
+    let mut ctx = Context::new();
+    let s = ev.coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: false })?;
+    let d: Vec<u8> = match s.iter().rposition(|&c| c == b'/') {
+        None => b".".to_vec(),
+        Some(0) => b"/".to_vec(),
+        Some(p) => s[..p].to_vec(),
+    };
+    if let Value::Path(_) = v {
+        return Ok(Value::path(d));
+    }
+    Ok(Value::string_ctx(d, ctx))
+}
+
+/// `builtins.getContext "x"` → `{ }`
+fn get_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let s = ev.force_string(&a[0])?;
+    struct Info {
+        path: bool,
+        all: bool,
+        outputs: Vec<String>,
+    }
+    let mut m: std::collections::BTreeMap<String, Info> = Default::default();
+    if let Some(c) = &s.context {
+        for e in c.iter() {
+            let (key, kind) = if let Some(rest) = e.strip_prefix('=') {
+                (rest.to_string(), 1)
+            } else if let Some(rest) = e.strip_prefix('!') {
+                let (out, path) = rest.split_once('!').unwrap_or(("out", rest));
+                let info = m.entry(path.to_string()).or_insert(Info { path: false, all: false, outputs: vec![] });
+                info.outputs.push(out.to_string());
+                continue;
+            } else {
+                (e.to_string(), 0)
+            };
+            let info = m.entry(key).or_insert(Info { path: false, all: false, outputs: vec![] });
+            if kind == 0 {
+                info.path = true
+            } else {
+                info.all = true
+            }
+        }
+    }
+    let attrs = m
+        .into_iter()
+        .map(|(k, info)| {
+            let mut inner = Vec::new();
+            if info.path {
+                inner.push((Symbol::new("path"), Value::Bool(true)));
+            }
+            if info.all {
+                inner.push((Symbol::new("allOutputs"), Value::Bool(true)));
+            }
+            if !info.outputs.is_empty() {
+                let mut o = info.outputs;
+                o.sort();
+                inner.push((Symbol::new("outputs"), Value::list(o.iter().map(|x| Value::str(x)).collect())));
+            }
+            Attr { name: Symbol::new(&k), value: Value::attrs_from(inner), pos: Span::NONE }
+        })
+        .collect();
+    Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
+}
+/// `builtins.hasContext "x"` → `false`
+fn has_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    Ok(Value::Bool(ev.force_string(&a[0])?.has_context()))
+}
+/// `builtins.unsafeDiscardStringContext "x"` → `"x"`
+fn discard_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let mut ctx = Context::new();
+    let s = coerce(ev, &a[0], &mut ctx, false)?;
+    Ok(Value::string(s))
+}
+fn discard_output_dep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let mut ctx = Context::new();
+    let s = coerce(ev, &a[0], &mut ctx, false)?;
+    let ctx: Context = ctx
+        .into_iter()
+        .map(|e| match e.strip_prefix('=') {
+            Some(p) => p.into(),
+            None => e,
+        })
+        .collect();
+    Ok(Value::string_ctx(s, ctx))
+}
+fn add_drv_output_deps(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let mut ctx = Context::new();
+    let s = coerce(ev, &a[0], &mut ctx, false)?;
+    if ctx.len() != 1 {
+        return Err(Error::eval(format!(
+            "context of string '{}' must have exactly one element, but has {}",
+            String::from_utf8_lossy(&s),
+            ctx.len()
+        )));
+    }
+    let e = ctx.iter().next().expect("one element").clone();
+    if e.starts_with('!') {
+        return Err(Error::eval(format!(
+            "`addDrvOutputDependencies` can only act on derivations, not on a derivation output such as '{}'",
+            e.splitn(3, '!').nth(1).unwrap_or("out")
+        )));
+    }
+    if e.starts_with('=') {
+        return Ok(Value::string_ctx(s, ctx));
+    }
+    if !e.ends_with(".drv") {
+        return Err(Error::eval(format!(
+            "path '{e}' is not a derivation"
+        )));
+    }
+    let mut c = Context::new();
+    c.insert(format!("={e}").into());
+    Ok(Value::string_ctx(s, c))
+}
+fn append_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let s = ev.force_string(&a[0])?;
+    let mut ctx = Context::new();
+    s.collect_context(&mut ctx);
+    let m = ev.force_attrs(&a[1])?;
+    for attr in &m.attrs {
+        let path = attr.name.as_str().into_owned();
+        if !path.starts_with(&ev.opts.store_dir) {
+            return Err(Error::eval(format!("context key '{path}' is not a store path")));
+        }
+        let info = ev.force_attrs(&attr.value)?;
+        if let Some(p) = info.get(Symbol::new("path"))
+            && ev.force_bool(p)?
+        {
+            ctx.insert(path.clone().into());
+        }
+        if let Some(p) = info.get(Symbol::new("allOutputs"))
+            && ev.force_bool(p)?
+        {
+            if !path.ends_with(".drv") {
+                return Err(Error::eval(format!(
+                    "tried to add all-outputs context of {path}, which is not a derivation, to a string"
+                )));
+            }
+            ctx.insert(format!("={path}").into());
+        }
+        if let Some(p) = info.get(sym::outputs()) {
+            let outs = ev.force_list(p)?;
+            if !outs.is_empty() && !path.ends_with(".drv") {
+                return Err(Error::eval(format!(
+                    "tried to add derivation output context of {path}, which is not a derivation, to a string"
+                )));
+            }
+            for o in outs.iter() {
+                let o = ev.force_str_nocontext(o)?;
+                ctx.insert(format!("!{o}!{path}").into());
+            }
+        }
+    }
+    Ok(Value::string_ctx(s.bytes.clone(), ctx))
+}

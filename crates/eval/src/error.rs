@@ -1,0 +1,153 @@
+//! Evaluation errors: small, boxed, with a source position and a trace of
+//! `… while …` frames, printed like modern C++ Nix.
+
+use std::fmt::Write as _;
+
+use crate::ir::Span;
+use crate::source;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure; decides what `builtins.tryEval` catches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `throw`: caught by `tryEval`.
+    Throw,
+    /// A failed `assert`: caught by `tryEval`.
+    Assert,
+    /// `abort`: never caught.
+    Abort,
+    InfiniteRecursion,
+    StackOverflow,
+    /// A parse or lowering error.
+    Parse,
+    /// Any other evaluation error (type errors, missing attributes, …).
+    Eval,
+}
+
+#[derive(Debug)]
+pub struct ErrorInner {
+    pub kind: ErrorKind,
+    pub msg: String,
+    pub span: Span,
+    /// `… while …` frames, innermost first.
+    pub trace: Vec<(String, Span)>,
+    /// Extra text printed after the position (e.g. "Did you mean …").
+    pub hint: Option<String>,
+}
+
+/// An evaluation error.
+#[derive(Debug)]
+pub struct Error(pub Box<ErrorInner>);
+
+impl Error {
+    #[cold]
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Error {
+        Error(Box::new(ErrorInner { kind, msg: msg.into(), span: Span::NONE, trace: Vec::new(), hint: None }))
+    }
+    #[cold]
+    pub fn eval(msg: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Eval, msg)
+    }
+    #[cold]
+    pub fn throw(msg: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Throw, msg)
+    }
+    #[cold]
+    pub fn infinite_recursion() -> Error {
+        Error::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered")
+    }
+    #[cold]
+    pub fn parse(msg: impl Into<String>, span: Span) -> Error {
+        Error::new(ErrorKind::Parse, msg).at(span)
+    }
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+    pub fn msg(&self) -> &str {
+        &self.0.msg
+    }
+    /// Attach a position if the error has none yet.
+    #[cold]
+    pub fn at(mut self, span: Span) -> Error {
+        if self.0.span.is_none() {
+            self.0.span = span;
+        }
+        self
+    }
+    #[cold]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
+        self.0.hint = Some(hint.into());
+        self
+    }
+    /// Add a `… while …` frame.
+    #[cold]
+    pub fn while_(mut self, msg: impl Into<String>, span: Span) -> Error {
+        if self.0.trace.len() < 64 {
+            self.0.trace.push((msg.into(), span));
+        }
+        self
+    }
+
+    /// Render like C++ Nix: trace frames (outermost first) when `show_trace`,
+    /// then the message, the position and a source excerpt.
+    pub fn render(&self, show_trace: bool) -> String {
+        let mut out = String::from("error:");
+        let e = &self.0;
+        if show_trace {
+            for (msg, span) in e.trace.iter().rev() {
+                let _ = write!(out, "\n       … {msg}");
+                if !span.is_none() {
+                    let _ = write!(out, "\n");
+                    render_pos(&mut out, *span, "         ");
+                }
+                out.push('\n');
+            }
+        }
+        if out == "error:" {
+            let _ = write!(out, " {}", e.msg);
+        } else {
+            let _ = write!(out, "\n       error: {}", e.msg);
+        }
+        if !e.span.is_none() {
+            out.push('\n');
+            render_pos(&mut out, e.span, "       ");
+        }
+        if let Some(h) = &e.hint {
+            let _ = write!(out, "\n       {h}");
+        }
+        out
+    }
+}
+
+/// `at FILE:LINE:COL:` and a code excerpt with a caret.
+pub fn render_pos(out: &mut String, span: Span, indent: &str) {
+    let Some((name, text)) = source::get(span.file) else { return };
+    let (line, col) = source::line_col(&text, span.offset as usize);
+    let _ = write!(out, "{indent}at {name}:{line}:{col}:");
+    let lines: Vec<&str> = text.split('\n').collect();
+    let show = |out: &mut String, n: usize| {
+        if n >= 1 && n <= lines.len() {
+            let l = lines[n - 1];
+            if l.is_empty() {
+                let _ = write!(out, "\n{n:>13}|");
+            } else {
+                let _ = write!(out, "\n{n:>13}| {l}");
+            }
+        }
+    };
+    if line > 1 {
+        show(out, line - 1);
+    }
+    show(out, line);
+    let _ = write!(out, "\n{:>13}| {}^", "", " ".repeat(col - 1));
+    show(out, line + 1);
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.msg)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,1048 @@
+//! The evaluator: IR + environment → value, function calls, forcing,
+//! operators, coercions and equality.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::io::EvalIO;
+use crate::ir::*;
+use crate::symbol::{sym, Symbol};
+use crate::value::*;
+
+/// Evaluation settings.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    /// Search path entries (`-I` and `NIX_PATH`): (prefix, path); an empty
+    /// prefix means the entry is searched for `<name>` directly.
+    pub search_path: Vec<(String, String)>,
+    /// Maximum nesting of function calls before "stack overflow".
+    pub max_call_depth: usize,
+    /// `$HOME` for `~/…` paths.
+    pub home: Option<String>,
+    /// The store directory (normally `/nix/store`).
+    pub store_dir: String,
+    /// Allow `builtins.getEnv` to see the real environment.
+    pub pure: bool,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            search_path: Vec::new(),
+            max_call_depth: 10000,
+            home: std::env::var("HOME").ok(),
+            store_dir: std::env::var("NIX_STORE_DIR").unwrap_or_else(|_| "/nix/store".into()),
+            pure: false,
+        }
+    }
+}
+
+/// How `coerce_to_string` treats non-string values.
+#[derive(Clone, Copy)]
+pub struct Coerce {
+    /// Also convert null, booleans, numbers and lists (like `toString`).
+    pub more: bool,
+    /// Copy paths into the store (interpolation) instead of using them as is.
+    pub copy_to_store: bool,
+}
+
+/// The evaluator. Holds the base environment, the import cache and the I/O
+/// implementation. Single-threaded.
+pub struct Eval {
+    pub io: Box<dyn EvalIO>,
+    pub opts: EvalOptions,
+    pub(crate) globals: RefCell<Vec<Value>>,
+    pub(crate) global_names: FxHashMap<Symbol, u32>,
+    pub(crate) import_cache: RefCell<FxHashMap<String, Value>>,
+    pub(crate) call_depth: Cell<usize>,
+    pub(crate) root_env: Rc<Env>,
+    /// Path → store path copies made so far (for `"${./file}"`).
+    pub(crate) copied: RefCell<FxHashMap<String, String>>,
+}
+
+fn type_err(v: &Value, want: &str) -> Error {
+    Error::eval(format!("expected {want} but found {}", show_value_short(v)))
+}
+
+/// `a string: "foo"`-style description used in type errors.
+pub fn show_value_short(v: &Value) -> String {
+    format!("{}: {}", v.show_type(), crate::print::print_error_value(v))
+}
+
+impl Eval {
+    /// Evaluate `e` in `env` to weak head normal form.
+    pub fn eval(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || self.eval_inner(e, env))
+    }
+
+    /// A lazy value for `e` in `env`: constants and variables are returned
+    /// directly, anything else becomes a thunk.
+    #[inline]
+    pub fn thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+        match e {
+            Expr::Const(v) => v.clone(),
+            Expr::Var { depth, slot } => env.up(*depth).get(*slot as usize),
+            Expr::Global(g) => self.globals.borrow()[*g as usize].clone(),
+            Expr::Lambda(l) => Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() })),
+            _ => Thunk::suspended(e, env.clone()),
+        }
+    }
+
+    /// Like [`Eval::thunk`] for a frame that is still being filled in:
+    /// variables of that frame (depth 0) must stay lazy.
+    #[inline]
+    pub(crate) fn thunk_rec(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+        match e {
+            Expr::Var { depth: 0, .. } => Thunk::suspended(e, env.clone()),
+            _ => self.thunk(e, env),
+        }
+    }
+
+    /// Force a value to weak head normal form. Forcing an evaluated thunk
+    /// does not allocate.
+    #[inline]
+    pub fn force(&self, v: &Value) -> Result<Value> {
+        match v {
+            Value::Thunk(t) => t.force(self),
+            _ => Ok(v.clone()),
+        }
+    }
+
+    fn eval_inner(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        match e {
+            Expr::Const(v) => Ok(v.clone()),
+            Expr::Var { depth, slot } => {
+                let v = env.up(*depth).get(*slot as usize);
+                self.force(&v)
+            }
+            Expr::Global(g) => {
+                let v = self.globals.borrow()[*g as usize].clone();
+                self.force(&v)
+            }
+            Expr::WithVar { name, withs, pos } => {
+                for d in withs.iter() {
+                    let ns = self.force(&env.up(*d).get(0))?;
+                    let Value::Attrs(a) = &ns else {
+                        return Err(type_err(&ns, "a set").at(*pos));
+                    };
+                    if let Some(v) = a.get(*name) {
+                        return self.force(v);
+                    }
+                }
+                Err(Error::eval(format!("undefined variable '{name}'")).at(*pos))
+            }
+            Expr::Attrs(a) => self.eval_attrs(a, env),
+            Expr::List(items) => Ok(Value::list(items.iter().map(|i| self.thunk(i, env)).collect())),
+            Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() }))),
+            Expr::Apply { f, args, pos } => {
+                let mut fv = self.eval(f, env)?;
+                for a in args.iter() {
+                    fv = self.call(&fv, self.thunk(a, env), *pos)?;
+                }
+                Ok(fv)
+            }
+            Expr::Select { e: target, path, default, pos } => {
+                let mut v = self.eval(target, env)?;
+                for name in path.iter() {
+                    let n = self.attr_name(name, env)?;
+                    match &v {
+                        Value::Attrs(a) => match a.get(n) {
+                            Some(x) => v = self.force(x)?,
+                            None => {
+                                if let Some(d) = default {
+                                    return self.eval(d, env);
+                                }
+                                return Err(missing_attr(n, a).at(*pos));
+                            }
+                        },
+                        _ => {
+                            if let Some(d) = default {
+                                return self.eval(d, env);
+                            }
+                            return Err(Error::eval(format!(
+                                "expected a set but found {}",
+                                show_value_short(&v)
+                            ))
+                            .at(*pos));
+                        }
+                    }
+                }
+                Ok(v)
+            }
+            Expr::HasAttr { e: target, path } => {
+                let mut v = self.eval(target, env)?;
+                for name in path.iter() {
+                    let n = self.attr_name(name, env)?;
+                    match &v {
+                        Value::Attrs(a) => match a.get(n) {
+                            Some(x) => v = self.force(x)?,
+                            None => return Ok(Value::Bool(false)),
+                        },
+                        _ => return Ok(Value::Bool(false)),
+                    }
+                }
+                Ok(Value::Bool(true))
+            }
+            Expr::Let { binds, body } => {
+                let slots: SmallVec<[Value; 3]> = binds.iter().map(|_| Value::Null).collect();
+                let new = Env::new(Some(env.clone()), slots);
+                for (i, b) in binds.iter().enumerate() {
+                    new.set(i, self.thunk_rec(b, &new));
+                }
+                self.eval(body, &new)
+            }
+            Expr::With { ns, body } => {
+                let mut slots = SmallVec::new();
+                slots.push(self.thunk(ns, env));
+                let new = Env::new(Some(env.clone()), slots);
+                self.eval(body, &new)
+            }
+            Expr::If { cond, then, else_, pos } => {
+                let c = self.eval(cond, env)?;
+                match c {
+                    Value::Bool(true) => self.eval(then, env),
+                    Value::Bool(false) => self.eval(else_, env),
+                    other => Err(type_err(&other, "a Boolean").at(*pos)),
+                }
+            }
+            Expr::Assert { cond, body, text, pos } => {
+                let c = self.eval(cond, env)?;
+                match c {
+                    Value::Bool(true) => self.eval(body, env),
+                    Value::Bool(false) => {
+                        Err(Error::new(ErrorKind::Assert, format!("assertion '{text}' failed")).at(*pos))
+                    }
+                    other => Err(type_err(&other, "a Boolean").at(*pos)),
+                }
+            }
+            Expr::Not(x, pos) => match self.eval(x, env)? {
+                Value::Bool(b) => Ok(Value::Bool(!b)),
+                other => Err(type_err(&other, "a Boolean").at(*pos)),
+            },
+            Expr::Neg(x, pos) => {
+                let v = self.eval(x, env)?;
+                self.arith(BinOp::Sub, Value::Int(0), v).map_err(|e| e.at(*pos))
+            }
+            Expr::Bin { op, l, r, pos } => self.eval_bin(*op, l, r, *pos, env),
+            Expr::Interp { parts, pos } => self.eval_interp(parts, env, *pos),
+            Expr::PathInterp { parts, pos } => {
+                let mut out = Vec::new();
+                let mut ctx = Context::new();
+                for p in parts.iter() {
+                    match p {
+                        StrPart::Lit(l) => out.extend_from_slice(l),
+                        StrPart::Interp(e) => {
+                            let v = self.eval(e, env)?;
+                            let s = self
+                                .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: false })
+                                .map_err(|e| e.at(*pos))?;
+                            out.extend_from_slice(&s);
+                        }
+                    }
+                }
+                if !ctx.is_empty() {
+                    return Err(Error::eval("a string that refers to a store path cannot be appended to a path").at(*pos));
+                }
+                Ok(Value::path(crate::lower::canon_path(&String::from_utf8_lossy(&out)).into_bytes()))
+            }
+            Expr::SearchPath { path, pos } => self.find_search_path(path).map_err(|e| e.at(*pos)),
+            Expr::CurPos(span) => Ok(self.pos_value(*span)),
+        }
+    }
+
+    /// `{ file, line, column }` for a position (or null).
+    pub fn pos_value(&self, span: Span) -> Value {
+        match crate::source::get(span.file) {
+            Some((name, text)) if !span.is_none() => {
+                let (l, c) = crate::source::line_col(&text, span.offset as usize);
+                Value::attrs_from([
+                    (sym::file(), Value::str(&name)),
+                    (sym::line(), Value::Int(l as i64)),
+                    (sym::column(), Value::Int(c as i64)),
+                ])
+            }
+            _ => Value::Null,
+        }
+    }
+
+    fn attr_name(&self, n: &'static AttrName, env: &Rc<Env>) -> Result<Symbol> {
+        match n {
+            AttrName::Static(s) => Ok(*s),
+            AttrName::Dynamic(e) => {
+                let v = self.eval(e, env)?;
+                match &v {
+                    Value::String(s) => Ok(Symbol::new(s.as_bytes())),
+                    _ => Err(type_err(&v, "a string")),
+                }
+            }
+        }
+    }
+
+    fn eval_attrs(&self, a: &'static AttrsIR, env: &Rc<Env>) -> Result<Value> {
+        let inner;
+        let venv = if a.rec {
+            let slots: SmallVec<[Value; 3]> = a.attrs.iter().map(|_| Value::Null).collect();
+            inner = Env::new(Some(env.clone()), slots);
+            for (i, d) in a.attrs.iter().enumerate() {
+                inner.set(i, self.thunk_rec(&d.value, &inner));
+            }
+            &inner
+        } else {
+            env
+        };
+        let mut attrs: Vec<Attr> = if a.rec {
+            a.attrs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| Attr { name: d.name, value: venv.get(i), pos: d.pos })
+                .collect()
+        } else {
+            a.attrs.iter().map(|d| Attr { name: d.name, value: self.thunk(&d.value, venv), pos: d.pos }).collect()
+        };
+        if a.rec
+            && let Ok(i) = attrs.binary_search_by_key(&Symbol::new("__overrides"), |x| x.name)
+        {
+            let ov = self.force(&attrs[i].value)?;
+            let Value::Attrs(ov) = &ov else {
+                return Err(type_err(&ov, "a set").at(attrs[i].pos));
+            };
+            for o in &ov.attrs {
+                match attrs.binary_search_by_key(&o.name, |x| x.name) {
+                    Ok(j) => {
+                        attrs[j].value = o.value.clone();
+                        venv.set(j, o.value.clone());
+                    }
+                    Err(j) => attrs.insert(j, o.clone()),
+                }
+            }
+        }
+        if a.dynamic.is_empty() {
+            return Ok(Value::attrs(AttrSet { attrs }));
+        }
+        for d in &a.dynamic {
+            let n = self.eval(&d.name, venv)?;
+            let name = match &n {
+                Value::Null => continue,
+                Value::String(s) => Symbol::new(s.as_bytes()),
+                _ => return Err(type_err(&n, "a string").at(d.pos)),
+            };
+            if let Some(existing) = attrs.iter().find(|x| x.name == name) {
+                let _ = existing;
+                return Err(Error::eval(format!(
+                    "dynamic attribute '{name}' already defined at {}",
+                    crate::print::pos_string(attrs.iter().find(|x| x.name == name).map_or(d.pos, |x| x.pos))
+                ))
+                .at(d.pos));
+            }
+            attrs.push(Attr { name, value: self.thunk(&d.value, venv), pos: d.pos });
+        }
+        attrs.sort_by_key(|x| x.name);
+        Ok(Value::attrs(AttrSet { attrs }))
+    }
+
+    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: Span, env: &Rc<Env>) -> Result<Value> {
+        match op {
+            BinOp::And | BinOp::Or | BinOp::Impl => {
+                let lv = self.eval(l, env)?;
+                let lb = match lv {
+                    Value::Bool(b) => b,
+                    other => {
+                        return Err(type_err(&other, "a Boolean").at(pos).while_(
+                            format!("while evaluating the left operand of the {} operator", op_name(op)),
+                            pos,
+                        ));
+                    }
+                };
+                let short = match op {
+                    BinOp::And => (!lb).then_some(false),
+                    BinOp::Or => lb.then_some(true),
+                    _ => (!lb).then_some(true),
+                };
+                if let Some(b) = short {
+                    return Ok(Value::Bool(b));
+                }
+                match self.eval(r, env)? {
+                    Value::Bool(b) => Ok(Value::Bool(b)),
+                    other => Err(type_err(&other, "a Boolean").at(pos).while_(
+                        format!("while evaluating the right operand of the {} operator", op_name(op)),
+                        pos,
+                    )),
+                }
+            }
+            BinOp::Eq => {
+                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
+                Ok(Value::Bool(self.equal(&a, &b).map_err(|e| e.at(pos))?))
+            }
+            BinOp::Neq => {
+                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
+                Ok(Value::Bool(!self.equal(&a, &b).map_err(|e| e.at(pos))?))
+            }
+            BinOp::Lt => {
+                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
+                Ok(Value::Bool(self.less_than(&a, &b).map_err(|e| e.at(pos))?))
+            }
+            BinOp::Gt => {
+                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
+                Ok(Value::Bool(self.less_than(&b, &a).map_err(|e| e.at(pos))?))
+            }
+            BinOp::Le => {
+                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
+                Ok(Value::Bool(!self.less_than(&b, &a).map_err(|e| e.at(pos))?))
+            }
+            BinOp::Ge => {
+                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
+                Ok(Value::Bool(!self.less_than(&a, &b).map_err(|e| e.at(pos))?))
+            }
+            BinOp::Update => {
+                let a = self.eval(l, env)?;
+                let b = self.eval(r, env)?;
+                match (&a, &b) {
+                    (Value::Attrs(x), Value::Attrs(y)) => {
+                        if y.is_empty() {
+                            return Ok(a.clone());
+                        }
+                        if x.is_empty() {
+                            return Ok(b.clone());
+                        }
+                        Ok(Value::attrs(x.update(y)))
+                    }
+                    (Value::Attrs(_), _) => Err(type_err(&b, "a set").at(pos)),
+                    _ => Err(type_err(&a, "a set").at(pos)),
+                }
+            }
+            BinOp::Concat => {
+                let a = self.eval(l, env)?;
+                let b = self.eval(r, env)?;
+                match (&a, &b) {
+                    (Value::List(x), Value::List(y)) => {
+                        if y.is_empty() {
+                            return Ok(a.clone());
+                        }
+                        if x.is_empty() {
+                            return Ok(b.clone());
+                        }
+                        let mut v = Vec::with_capacity(x.len() + y.len());
+                        v.extend_from_slice(x);
+                        v.extend_from_slice(y);
+                        Ok(Value::list(v))
+                    }
+                    (Value::List(_), _) => Err(type_err(&b, "a list").at(pos)),
+                    _ => Err(type_err(&a, "a list").at(pos)),
+                }
+            }
+            BinOp::Add => {
+                let a = self.eval(l, env)?;
+                let b = self.eval(r, env)?;
+                self.add(a, b).map_err(|e| e.at(pos))
+            }
+            BinOp::Sub | BinOp::Mul | BinOp::Div => {
+                let a = self.eval(l, env)?;
+                let b = self.eval(r, env)?;
+                self.arith(op, a, b).map_err(|e| e.at(pos))
+            }
+        }
+    }
+
+    /// `+` on numbers, strings and paths.
+    pub fn add(&self, a: Value, b: Value) -> Result<Value> {
+        match (&a, &b) {
+            (Value::Int(_) | Value::Float(_), _) => self.arith(BinOp::Add, a, b),
+            (Value::Path(p), _) => {
+                let mut ctx = Context::new();
+                let s = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: false })?;
+                if !ctx.is_empty() {
+                    return Err(Error::eval(format!(
+                        "a string that refers to a store path cannot be appended to a path"
+                    )));
+                }
+                let mut out = p.as_bytes().to_vec();
+                out.extend_from_slice(&s);
+                Ok(Value::path(crate::lower::canon_path(&String::from_utf8_lossy(&out)).into_bytes()))
+            }
+            (Value::String(s), _) => {
+                let mut ctx = Context::new();
+                s.collect_context(&mut ctx);
+                let rhs = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: true })?;
+                let mut out = Vec::with_capacity(s.bytes.len() + rhs.len());
+                out.extend_from_slice(&s.bytes);
+                out.extend_from_slice(&rhs);
+                Ok(Value::string_ctx(out, ctx))
+            }
+            _ => {
+                let mut ctx = Context::new();
+                let ls = self.coerce_to_string(&a, &mut ctx, Coerce { more: false, copy_to_store: true });
+                match ls {
+                    Ok(ls) => {
+                        let rhs = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: true })?;
+                        let mut out = ls;
+                        out.extend_from_slice(&rhs);
+                        Ok(Value::string_ctx(out, ctx))
+                    }
+                    Err(_) => Err(Error::eval(format!(
+                        "cannot add {} to {}",
+                        b.show_type(),
+                        a.show_type()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Integer/float arithmetic with overflow checks.
+    pub fn arith(&self, op: BinOp, a: Value, b: Value) -> Result<Value> {
+        match (&a, &b) {
+            (Value::Int(x), Value::Int(y)) => {
+                let (x, y) = (*x, *y);
+                let r = match op {
+                    BinOp::Add => x.checked_add(y),
+                    BinOp::Sub => x.checked_sub(y),
+                    BinOp::Mul => x.checked_mul(y),
+                    _ => {
+                        if y == 0 {
+                            return Err(Error::eval("division by zero"));
+                        }
+                        x.checked_div(y)
+                    }
+                };
+                match r {
+                    Some(r) => Ok(Value::Int(r)),
+                    None => Err(Error::eval(format!(
+                        "integer overflow in {} {x} {} {y}",
+                        match op {
+                            BinOp::Add => "adding",
+                            BinOp::Sub => "subtracting",
+                            BinOp::Mul => "multiplying",
+                            _ => "dividing",
+                        },
+                        match op {
+                            BinOp::Add => "+",
+                            BinOp::Sub => "-",
+                            BinOp::Mul => "*",
+                            _ => "/",
+                        }
+                    ))),
+                }
+            }
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                let f = |v: &Value| match v {
+                    Value::Int(i) => *i as f64,
+                    Value::Float(x) => *x,
+                    _ => 0.0,
+                };
+                let (x, y) = (f(&a), f(&b));
+                Ok(Value::Float(match op {
+                    BinOp::Add => x + y,
+                    BinOp::Sub => x - y,
+                    BinOp::Mul => x * y,
+                    _ => {
+                        if y == 0.0 {
+                            return Err(Error::eval("division by zero"));
+                        }
+                        x / y
+                    }
+                }))
+            }
+            (Value::Int(_) | Value::Float(_), _) => Err(type_err(&b, "an integer")),
+            _ => Err(type_err(&a, "an integer")),
+        }
+    }
+
+    fn eval_interp(&self, parts: &'static [StrPart], env: &Rc<Env>, pos: Span) -> Result<Value> {
+        let mut out = Vec::new();
+        let mut ctx = Context::new();
+        for p in parts {
+            match p {
+                StrPart::Lit(l) => out.extend_from_slice(l),
+                StrPart::Interp(e) => {
+                    let v = self.eval(e, env)?;
+                    if let Value::String(s) = &v {
+                        out.extend_from_slice(&s.bytes);
+                        s.collect_context(&mut ctx);
+                        continue;
+                    }
+                    let s = self
+                        .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: true })
+                        .map_err(|e| e.at(pos))?;
+                    out.extend_from_slice(&s);
+                }
+            }
+        }
+        Ok(Value::string_ctx(out, ctx))
+    }
+
+    /// Call a function value with one (lazy) argument.
+    pub fn call(&self, f: &Value, arg: Value, pos: Span) -> Result<Value> {
+        let depth = self.call_depth.get();
+        if depth >= self.opts.max_call_depth {
+            return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos));
+        }
+        self.call_depth.set(depth + 1);
+        let r = self.call_inner(f, arg, pos);
+        self.call_depth.set(depth);
+        r
+    }
+
+    fn call_inner(&self, f: &Value, arg: Value, pos: Span) -> Result<Value> {
+        match f {
+            Value::Lambda(c) => self.call_lambda(c, arg, pos),
+            Value::PrimOp(op) => {
+                if op.arity == 1 {
+                    (op.func)(self, &[arg], pos).map_err(|e| e.at(pos))
+                } else {
+                    Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op, args: vec![arg] })))
+                }
+            }
+            Value::PrimOpApp(app) => {
+                let mut args = Vec::with_capacity(app.args.len() + 1);
+                args.extend_from_slice(&app.args);
+                args.push(arg);
+                if args.len() == app.op.arity {
+                    (app.op.func)(self, &args, pos).map_err(|e| e.at(pos))
+                } else {
+                    Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: app.op, args })))
+                }
+            }
+            Value::Attrs(a) => match a.get(sym::functor()) {
+                Some(functor) => {
+                    let functor = self.force(functor)?;
+                    let g = self.call(&functor, f.clone(), pos)?;
+                    self.call(&g, arg, pos)
+                }
+                None => Err(Error::eval(format!(
+                    "attempt to call something which is not a function but {}",
+                    show_value_short(f)
+                ))
+                .at(pos)),
+            },
+            Value::Thunk(_) => {
+                let f = self.force(f)?;
+                self.call_inner(&f, arg, pos)
+            }
+            _ => Err(Error::eval(format!(
+                "attempt to call something which is not a function but {}",
+                show_value_short(f)
+            ))
+            .at(pos)),
+        }
+    }
+
+    fn lambda_name(l: &LambdaIR) -> String {
+        match l.name {
+            Some(n) => format!("'{n}'"),
+            None => "anonymous lambda".into(),
+        }
+    }
+
+    fn call_lambda(&self, c: &Rc<Closure>, arg: Value, pos: Span) -> Result<Value> {
+        let l = c.lambda;
+        let Some(formals) = &l.formals else {
+            let mut slots = SmallVec::new();
+            slots.push(arg);
+            let env = Env::new(Some(c.env.clone()), slots);
+            return self.eval(&l.body, &env);
+        };
+        let argv = self.force(&arg)?;
+        let Value::Attrs(attrs) = &argv else {
+            return Err(type_err(&argv, "a set").at(pos));
+        };
+        let n = l.frame_size();
+        let slots: SmallVec<[Value; 3]> = (0..n).map(|_| Value::Null).collect();
+        let env = Env::new(Some(c.env.clone()), slots);
+        let mut used = 0;
+        for (i, f) in formals.entries.iter().enumerate() {
+            match attrs.get(f.name) {
+                Some(v) => {
+                    used += 1;
+                    env.set(i, v.clone());
+                }
+                None => match &f.default {
+                    Some(d) => env.set(i, self.thunk_rec(d, &env)),
+                    None => {
+                        return Err(Error::eval(format!(
+                            "function {} called without required argument '{}'",
+                            Self::lambda_name(l),
+                            f.name
+                        ))
+                        .at(l.pos)
+                        .while_("from call site", pos));
+                    }
+                },
+            }
+        }
+        if !formals.ellipsis && used != attrs.len() {
+            for a in &attrs.attrs {
+                if !formals.entries.iter().any(|f| f.name == a.name) {
+                    let mut names: Vec<String> =
+                        formals.entries.iter().map(|f| f.name.as_str().into_owned()).collect();
+                    names.sort();
+                    return Err(Error::eval(format!(
+                        "function {} called with unexpected argument '{}'",
+                        Self::lambda_name(l),
+                        a.name
+                    ))
+                    .at(l.pos)
+                    .while_("from call site", pos));
+                }
+            }
+        }
+        if formals.at.is_some() {
+            env.set(formals.entries.len(), argv.clone());
+        }
+        self.eval(&l.body, &env)
+    }
+
+    /// Deep equality as `==` defines it.
+    pub fn equal(&self, a: &Value, b: &Value) -> Result<bool> {
+        let a = self.force(a)?;
+        let b = self.force(b)?;
+        Ok(match (&a, &b) {
+            (Value::Null, Value::Null) => true,
+            (Value::Bool(x), Value::Bool(y)) => x == y,
+            (Value::Int(x), Value::Int(y)) => x == y,
+            (Value::Float(x), Value::Float(y)) => x == y,
+            (Value::Int(x), Value::Float(y)) => (*x as f64) == *y,
+            (Value::Float(x), Value::Int(y)) => *x == (*y as f64),
+            (Value::String(x), Value::String(y)) => x.bytes == y.bytes,
+            (Value::Path(x), Value::Path(y)) => x.bytes == y.bytes,
+            (Value::List(x), Value::List(y)) => {
+                if Rc::ptr_eq(x, y) {
+                    return Ok(true);
+                }
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for (p, q) in x.iter().zip(y.iter()) {
+                    if !(same(p, q) || self.equal(p, q)?) {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            (Value::Attrs(x), Value::Attrs(y)) => {
+                if Rc::ptr_eq(x, y) {
+                    return Ok(true);
+                }
+                if self.is_derivation(x)? && self.is_derivation(y)? {
+                    if let (Some(p), Some(q)) = (x.get(sym::out_path()), y.get(sym::out_path())) {
+                        return self.equal(p, q);
+                    }
+                }
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for (p, q) in x.attrs.iter().zip(y.attrs.iter()) {
+                    if p.name != q.name {
+                        return Ok(false);
+                    }
+                    if !(same(&p.value, &q.value) || self.equal(&p.value, &q.value)?) {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// Whether an attribute set is a derivation (`type == "derivation"`).
+    pub fn is_derivation(&self, a: &AttrSet) -> Result<bool> {
+        match a.get(sym::type_()) {
+            Some(t) => match self.force(t)? {
+                Value::String(s) => Ok(&*s.bytes == b"derivation"),
+                _ => Ok(false),
+            },
+            None => Ok(false),
+        }
+    }
+
+    /// `<` on numbers, strings, paths and lists.
+    pub fn less_than(&self, a: &Value, b: &Value) -> Result<bool> {
+        let a = self.force(a)?;
+        let b = self.force(b)?;
+        Ok(match (&a, &b) {
+            (Value::Int(x), Value::Int(y)) => x < y,
+            (Value::Float(x), Value::Float(y)) => x < y,
+            (Value::Int(x), Value::Float(y)) => (*x as f64) < *y,
+            (Value::Float(x), Value::Int(y)) => *x < (*y as f64),
+            (Value::String(x), Value::String(y)) => x.bytes < y.bytes,
+            (Value::Path(x), Value::Path(y)) => x.bytes < y.bytes,
+            (Value::List(x), Value::List(y)) => {
+                for (p, q) in x.iter().zip(y.iter()) {
+                    if !self.equal(p, q)? {
+                        return self.less_than(p, q);
+                    }
+                }
+                x.len() < y.len()
+            }
+            _ => {
+                if a.type_name() != b.type_name() || !matches!(a, Value::Int(_) | Value::Float(_)) {
+                    return Err(Error::eval(format!(
+                        "cannot compare {} with {}",
+                        show_value_short(&a),
+                        show_value_short(&b)
+                    )));
+                }
+                false
+            }
+        })
+    }
+
+    /// Coerce a value to string bytes, collecting its context into `ctx`.
+    pub fn coerce_to_string(&self, v: &Value, ctx: &mut Context, how: Coerce) -> Result<Vec<u8>> {
+        let v = self.force(v)?;
+        match &v {
+            Value::String(s) => {
+                s.collect_context(ctx);
+                Ok(s.bytes.to_vec())
+            }
+            Value::Path(p) => {
+                if how.copy_to_store {
+                    let path = p.to_str_lossy().into_owned();
+                    let sp = self.copy_path_to_store(&path)?;
+                    ctx.insert(sp.clone().into());
+                    Ok(sp.into_bytes())
+                } else {
+                    Ok(p.bytes.to_vec())
+                }
+            }
+            Value::Attrs(a) => {
+                if let Some(f) = a.get(sym::to_string()) {
+                    let f = self.force(f)?;
+                    let r = self.call(&f, v.clone(), Span::NONE)?;
+                    return self.coerce_to_string(&r, ctx, how);
+                }
+                if let Some(o) = a.get(sym::out_path()) {
+                    return self.coerce_to_string(o, ctx, how);
+                }
+                Err(Error::eval(format!("cannot coerce {} to a string: {}", v.show_type(), crate::print::print_error_value(&v))))
+            }
+            Value::Null if how.more => Ok(Vec::new()),
+            Value::Bool(b) if how.more => Ok(if *b { b"1".to_vec() } else { Vec::new() }),
+            Value::Int(i) if how.more => Ok(i.to_string().into_bytes()),
+            Value::Float(f) if how.more => Ok(format!("{f:.6}").into_bytes()),
+            Value::List(l) if how.more => {
+                let mut out = Vec::new();
+                for (i, x) in l.iter().enumerate() {
+                    let s = self.coerce_to_string(x, ctx, how)?;
+                    if i > 0 {
+                        let xv = self.force(&l[i - 1])?;
+                        if !(matches!(xv, Value::List(ref p) if p.is_empty())) {
+                            out.push(b' ');
+                        } else {
+                            out.push(b' ');
+                        }
+                    }
+                    out.extend_from_slice(&s);
+                }
+                Ok(out)
+            }
+            _ => Err(Error::eval(format!(
+                "cannot coerce {} to a string: {}",
+                v.show_type(),
+                crate::print::print_error_value(&v)
+            ))),
+        }
+    }
+
+    /// Copy a host path into the store (through [`EvalIO::import_path`]),
+    /// caching the result.
+    pub fn copy_path_to_store(&self, path: &str) -> Result<String> {
+        if let Some(p) = self.copied.borrow().get(path) {
+            return Ok(p.clone());
+        }
+        let sp = self.io.import_path(path).map_err(|e| Error::eval(e))?;
+        self.copied.borrow_mut().insert(path.to_string(), sp.clone());
+        Ok(sp)
+    }
+
+    /// Force a value and everything inside it (for `--strict`, `deepSeq`).
+    pub fn force_deep(&self, v: &Value) -> Result<Value> {
+        let mut seen = FxHashSet::default();
+        let r = self.force_deep_inner(v, &mut seen)?;
+        Ok(r)
+    }
+
+    fn force_deep_inner(&self, v: &Value, seen: &mut FxHashSet<usize>) -> Result<Value> {
+        let v = self.force(v)?;
+        stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || {
+            let depth = self.call_depth.get();
+            if depth >= self.opts.max_call_depth {
+                return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded"));
+            }
+            self.call_depth.set(depth + 1);
+            let r = (|| {
+                match &v {
+                    Value::Attrs(a) => {
+                        if seen.insert(Rc::as_ptr(a) as usize) {
+                            for x in &a.attrs {
+                                self.force_deep_inner(&x.value, seen).map_err(|e| {
+                                    e.while_(format!("while evaluating the attribute '{}'", x.name), x.pos)
+                                })?;
+                            }
+                        }
+                    }
+                    Value::List(l) => {
+                        if seen.insert(Rc::as_ptr(l) as usize) {
+                            for x in l.iter() {
+                                self.force_deep_inner(x, seen)?;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })();
+            self.call_depth.set(depth);
+            r
+        })?;
+        Ok(v)
+    }
+
+    /// Resolve `<name/rest>` against the search path.
+    pub fn find_search_path(&self, path: &str) -> Result<Value> {
+        for (prefix, dir) in &self.opts.search_path {
+            let rest = if prefix.is_empty() {
+                Some(path.to_string())
+            } else if path == prefix {
+                Some(String::new())
+            } else if let Some(r) = path.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')) {
+                Some(r.to_string())
+            } else {
+                None
+            };
+            let Some(rest) = rest else { continue };
+            let full = if rest.is_empty() { dir.clone() } else { format!("{dir}/{rest}") };
+            let full = if full.starts_with('/') {
+                full
+            } else {
+                format!("{}/{}", std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(), full)
+            };
+            let full = crate::lower::canon_path(&full);
+            if self.io.path_exists(&full) {
+                return Ok(Value::path(full.into_bytes()));
+            }
+        }
+        Err(Error::throw(format!(
+            "file '{path}' was not found in the Nix search path (add it using $NIX_PATH or -I)"
+        )))
+    }
+
+    /// Force and expect specific types (for builtins).
+    pub fn force_int(&self, v: &Value) -> Result<i64> {
+        match self.force(v)? {
+            Value::Int(i) => Ok(i),
+            other => Err(type_err(&other, "an integer")),
+        }
+    }
+    pub fn force_bool(&self, v: &Value) -> Result<bool> {
+        match self.force(v)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(type_err(&other, "a Boolean")),
+        }
+    }
+    pub fn force_list(&self, v: &Value) -> Result<Rc<Vec<Value>>> {
+        match self.force(v)? {
+            Value::List(l) => Ok(l),
+            other => Err(type_err(&other, "a list")),
+        }
+    }
+    pub fn force_attrs(&self, v: &Value) -> Result<Rc<AttrSet>> {
+        match self.force(v)? {
+            Value::Attrs(a) => Ok(a),
+            other => Err(type_err(&other, "a set")),
+        }
+    }
+    pub fn force_function(&self, v: &Value) -> Result<Value> {
+        let f = self.force(v)?;
+        match &f {
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(f),
+            Value::Attrs(a) if a.get(sym::functor()).is_some() => Ok(f),
+            _ => Err(type_err(&f, "a function")),
+        }
+    }
+    /// Force to a string (no coercion), returning it with its context.
+    pub fn force_string(&self, v: &Value) -> Result<Rc<NixString>> {
+        match self.force(v)? {
+            Value::String(s) => Ok(s),
+            other => Err(type_err(&other, "a string")),
+        }
+    }
+    /// A string without context (errors if it has one? no: context is ignored).
+    pub fn force_str_nocontext(&self, v: &Value) -> Result<String> {
+        Ok(self.force_string(v)?.to_str_lossy().into_owned())
+    }
+    /// Coerce to a path string (paths, strings starting with '/').
+    pub fn coerce_to_path(&self, v: &Value) -> Result<String> {
+        let mut ctx = Context::new();
+        let s = self.coerce_to_string(v, &mut ctx, Coerce { more: false, copy_to_store: false })?;
+        let s = String::from_utf8_lossy(&s).into_owned();
+        if !s.starts_with('/') {
+            return Err(Error::eval(format!("string '{s}' doesn't represent an absolute path")));
+        }
+        Ok(s)
+    }
+}
+
+/// Identity of two values (same heap object), as C++ Nix's `&v1 == &v2`.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Thunk(x), Value::Thunk(y)) => Rc::ptr_eq(x, y),
+        (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
+        (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
+        (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
+        (Value::PrimOp(x), Value::PrimOp(y)) => std::ptr::eq(*x, *y),
+        (Value::PrimOpApp(x), Value::PrimOpApp(y)) => Rc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
+fn op_name(op: BinOp) -> &'static str {
+    match op {
+        BinOp::And => "&&",
+        BinOp::Or => "||",
+        _ => "->",
+    }
+}
+
+/// "attribute 'x' missing" with a suggestion.
+pub fn missing_attr(n: Symbol, a: &AttrSet) -> Error {
+    let mut e = Error::eval(format!("attribute '{n}' missing"));
+    let target = n.as_str();
+    let mut close: Vec<String> = a
+        .attrs
+        .iter()
+        .map(|x| x.name.as_str().into_owned())
+        .filter(|s| levenshtein(s, &target) <= 2)
+        .collect();
+    close.sort();
+    if !close.is_empty() {
+        let list = match close.len() {
+            1 => close[0].clone(),
+            _ => {
+                let (last, rest) = close.split_last().expect("nonempty");
+                format!("{} or {}", rest.join(", "), last)
+            }
+        };
+        e = e.with_hint(format!("Did you mean {}?", list));
+    }
+    e
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,133 @@
+//! The lowered program: variables resolved to (depth, slot), names interned,
+//! literal attribute sets pre-sorted. IR nodes live for the whole process
+//! (files are lowered once and never freed, like C++ Nix's AST).
+
+use crate::symbol::Symbol;
+use crate::value::Value;
+
+/// A source position: file id (see [`crate::source`]) and byte offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub file: u32,
+    pub offset: u32,
+}
+
+impl Span {
+    pub const NONE: Span = Span { file: u32::MAX, offset: 0 };
+    pub fn is_none(self) -> bool {
+        self.file == u32::MAX
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Eq,
+    Neq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+    Impl,
+    Update,
+    Concat,
+}
+
+pub enum AttrName {
+    Static(Symbol),
+    Dynamic(Expr),
+}
+
+pub struct AttrDef {
+    pub name: Symbol,
+    pub value: Expr,
+    pub pos: Span,
+}
+
+pub struct DynAttr {
+    pub name: Expr,
+    pub value: Expr,
+    pub pos: Span,
+}
+
+pub struct AttrsIR {
+    /// `rec { }`: values are evaluated in a new frame whose slots are the
+    /// static attributes in order.
+    pub rec: bool,
+    /// Sorted by symbol id.
+    pub attrs: Vec<AttrDef>,
+    pub dynamic: Vec<DynAttr>,
+}
+
+pub struct Formal {
+    pub name: Symbol,
+    pub default: Option<Expr>,
+    pub pos: Span,
+}
+
+pub struct LambdaIR {
+    pub name: Option<Symbol>,
+    /// Simple `x: body` parameter name (slot 0).
+    pub arg: Option<Symbol>,
+    /// `{ a, b ? d, ... }` formals (slots 0..n, then the `@` name if any).
+    pub formals: Option<Formals>,
+    pub body: Expr,
+    pub pos: Span,
+}
+
+pub struct Formals {
+    /// In source order.
+    pub entries: Vec<Formal>,
+    pub ellipsis: bool,
+    pub at: Option<Symbol>,
+}
+
+impl LambdaIR {
+    pub fn frame_size(&self) -> usize {
+        match &self.formals {
+            Some(f) => f.entries.len() + usize::from(f.at.is_some()),
+            None => 1,
+        }
+    }
+}
+
+pub enum StrPart {
+    Lit(Box<[u8]>),
+    Interp(Expr),
+}
+
+pub enum Expr {
+    Const(Value),
+    /// A variable in frame `depth` levels up, slot `slot`.
+    Var { depth: u32, slot: u32 },
+    /// A builtin from the base environment.
+    Global(u32),
+    /// A name only found through enclosing `with`s: depths of the with
+    /// frames, innermost first.
+    WithVar { name: Symbol, withs: Box<[u32]>, pos: Span },
+    Attrs(Box<AttrsIR>),
+    List(Box<[Expr]>),
+    Lambda(Box<LambdaIR>),
+    Apply { f: Box<Expr>, args: Box<[Expr]>, pos: Span },
+    Select { e: Box<Expr>, path: Box<[AttrName]>, default: Option<Box<Expr>>, pos: Span },
+    HasAttr { e: Box<Expr>, path: Box<[AttrName]> },
+    Let { binds: Box<[Expr]>, body: Box<Expr> },
+    With { ns: Box<Expr>, body: Box<Expr> },
+    If { cond: Box<Expr>, then: Box<Expr>, else_: Box<Expr>, pos: Span },
+    Assert { cond: Box<Expr>, body: Box<Expr>, text: Box<str>, pos: Span },
+    Bin { op: BinOp, l: Box<Expr>, r: Box<Expr>, pos: Span },
+    Not(Box<Expr>, Span),
+    Neg(Box<Expr>, Span),
+    /// String interpolation (`"a${b}"`); `path` when the first part is a path.
+    Interp { parts: Box<[StrPart]>, pos: Span },
+    /// A path literal with interpolation: first part is the base directory.
+    PathInterp { parts: Box<[StrPart]>, pos: Span },
+    /// `<name>`: looked up in the search path.
+    SearchPath { path: Box<str>, pos: Span },
+    CurPos(Span),
+}

@@ -1,0 +1,337 @@
+//! Runtime values: the 16-byte [`Value`], strings with context, sorted
+//! attribute sets, lists, closures, primops and thunks.
+
+use std::cell::UnsafeCell;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::rc::Rc;
+
+use smallvec::SmallVec;
+
+use crate::error::{Error, Result};
+use crate::ir::{Expr, LambdaIR, Span};
+use crate::symbol::Symbol;
+use crate::Eval;
+
+/// A Nix value. Anything not yet evaluated is a [`Thunk`]; call
+/// [`Eval::force`] to get a value in weak head normal form.
+#[derive(Clone)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(Rc<NixString>),
+    /// An absolute, canonical path (bytes, no context).
+    Path(Rc<NixString>),
+    Attrs(Rc<AttrSet>),
+    List(Rc<Vec<Value>>),
+    Lambda(Rc<Closure>),
+    PrimOp(&'static PrimOpDef),
+    PrimOpApp(Rc<PrimOpApp>),
+    Thunk(Rc<Thunk>),
+}
+
+const _: () = assert!(std::mem::size_of::<Value>() == 16);
+
+/// String context: the store paths a string depends on. Elements are kept as
+/// strings exactly as `builtins.getContext` keys encode them: a plain path
+/// `/nix/store/…`, `!out!/nix/store/…drv` for an output, `=/nix/store/…drv`
+/// for a whole derivation.
+pub type Context = BTreeSet<Box<str>>;
+
+/// A Nix string: bytes (not necessarily UTF-8) plus an optional context.
+#[derive(Clone, Default, PartialEq)]
+pub struct NixString {
+    pub bytes: Box<[u8]>,
+    pub context: Option<Box<Context>>,
+}
+
+impl NixString {
+    pub fn new(bytes: impl Into<Box<[u8]>>) -> Self {
+        NixString { bytes: bytes.into(), context: None }
+    }
+    pub fn with_context(bytes: impl Into<Box<[u8]>>, context: Context) -> Self {
+        let context = if context.is_empty() { None } else { Some(Box::new(context)) };
+        NixString { bytes: bytes.into(), context }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+    pub fn has_context(&self) -> bool {
+        self.context.is_some()
+    }
+    /// Add this string's context to `into`.
+    pub fn collect_context(&self, into: &mut Context) {
+        if let Some(c) = &self.context {
+            into.extend(c.iter().cloned());
+        }
+    }
+}
+
+/// One attribute: name, value and where it was defined.
+#[derive(Clone)]
+pub struct Attr {
+    pub name: Symbol,
+    pub value: Value,
+    pub pos: Span,
+}
+
+/// An attribute set: attributes sorted by [`Symbol`] id (not by name), so
+/// lookup is a binary search and `//` a linear merge.
+#[derive(Clone, Default)]
+pub struct AttrSet {
+    pub attrs: Vec<Attr>,
+}
+
+impl AttrSet {
+    /// Build from unsorted attributes; later duplicates win.
+    pub fn from_unsorted(mut attrs: Vec<Attr>) -> AttrSet {
+        attrs.sort_by_key(|a| a.name);
+        // keep the first of equal names (callers push in priority order)
+        attrs.dedup_by_key(|a| a.name);
+        AttrSet { attrs }
+    }
+    pub fn get(&self, name: Symbol) -> Option<&Value> {
+        self.attrs.binary_search_by_key(&name, |a| a.name).ok().map(|i| &self.attrs[i].value)
+    }
+    pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
+        self.attrs.binary_search_by_key(&name, |a| a.name).ok().map(|i| &self.attrs[i])
+    }
+    pub fn len(&self) -> usize {
+        self.attrs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty()
+    }
+    /// Attributes sorted by name (how Nix prints and lists them).
+    pub fn sorted_by_name(&self) -> Vec<&Attr> {
+        let mut v: Vec<&Attr> = self.attrs.iter().collect();
+        v.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        v
+    }
+    /// `self // other`: a linear merge, `other` wins.
+    pub fn update(&self, other: &AttrSet) -> AttrSet {
+        let (a, b) = (&self.attrs, &other.attrs);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].name.cmp(&b[j].name) {
+                std::cmp::Ordering::Less => {
+                    out.push(a[i].clone());
+                    i += 1
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(b[j].clone());
+                    j += 1
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push(b[j].clone());
+                    i += 1;
+                    j += 1
+                }
+            }
+        }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        AttrSet { attrs: out }
+    }
+}
+
+/// An environment frame: the values bound by one `let`, `rec`, lambda call
+/// or `with`.
+pub struct Env {
+    pub parent: Option<Rc<Env>>,
+    slots: UnsafeCell<SmallVec<[Value; 3]>>,
+}
+
+impl Env {
+    pub fn new(parent: Option<Rc<Env>>, slots: SmallVec<[Value; 3]>) -> Rc<Env> {
+        Rc::new(Env { parent, slots: UnsafeCell::new(slots) })
+    }
+    #[inline]
+    pub fn get(&self, slot: usize) -> Value {
+        // SAFETY: single-threaded; no reference into the slots outlives this call.
+        unsafe { (&(*self.slots.get()))[slot].clone() }
+    }
+    /// Set a slot (used while building recursive frames).
+    #[inline]
+    pub fn set(&self, slot: usize, v: Value) {
+        // SAFETY: as in `get`; the old value is dropped after the write.
+        let old = unsafe { std::mem::replace(&mut (&mut (*self.slots.get()))[slot], v) };
+        drop(old);
+    }
+    #[inline]
+    pub fn up(self: &Rc<Env>, depth: u32) -> &Env {
+        let mut e: &Env = self;
+        for _ in 0..depth {
+            e = e.parent.as_deref().expect("lowering resolved depth within the frame chain");
+        }
+        e
+    }
+}
+
+/// A lambda together with the environment it closes over.
+pub struct Closure {
+    pub lambda: &'static LambdaIR,
+    pub env: Rc<Env>,
+}
+
+/// A builtin function: `arity` arguments (unforced) are passed to `func`.
+pub struct PrimOpDef {
+    pub name: &'static str,
+    pub arity: usize,
+    pub func: fn(&Eval, &[Value], Span) -> Result<Value>,
+}
+
+/// A partially applied builtin.
+pub struct PrimOpApp {
+    pub op: &'static PrimOpDef,
+    pub args: Vec<Value>,
+}
+
+/// A delayed computation with its state machine.
+pub struct Thunk(UnsafeCell<ThunkState>);
+
+pub enum ThunkState {
+    /// An expression waiting to be evaluated in an environment.
+    Suspended(&'static Expr, Rc<Env>),
+    /// A function application waiting to happen (built by builtins).
+    Apply(Box<(Value, Value)>),
+    /// Being evaluated: forcing it again is infinite recursion.
+    Blackhole,
+    Done(Value),
+}
+
+impl Thunk {
+    pub fn suspended(e: &'static Expr, env: Rc<Env>) -> Value {
+        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Suspended(e, env)))))
+    }
+    pub fn apply(f: Value, arg: Value) -> Value {
+        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply(Box::new((f, arg)))))))
+    }
+    /// A thunk that is being filled in (used for self-referencing constants).
+    pub fn blackhole() -> Rc<Thunk> {
+        Rc::new(Thunk(UnsafeCell::new(ThunkState::Blackhole)))
+    }
+    /// Fill in a thunk made with [`Thunk::blackhole`].
+    pub fn set_done(&self, v: Value) {
+        // SAFETY: single-threaded; nobody holds a reference into the state.
+        unsafe { *self.0.get() = ThunkState::Done(v) }
+    }
+    /// The value, if already evaluated.
+    pub fn value(&self) -> Option<&Value> {
+        // SAFETY: single-threaded; Done is never overwritten.
+        match unsafe { &*self.0.get() } {
+            ThunkState::Done(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub(crate) fn force(&self, ev: &Eval) -> Result<Value> {
+        // SAFETY: single-threaded; we never hold a reference into the state
+        // across evaluation (the state is moved out first).
+        let state = unsafe { &mut *self.0.get() };
+        match state {
+            ThunkState::Done(v) => return Ok(v.clone()),
+            ThunkState::Blackhole => return Err(Error::infinite_recursion()),
+            _ => {}
+        }
+        let taken = std::mem::replace(state, ThunkState::Blackhole);
+        let r = match &taken {
+            ThunkState::Suspended(e, env) => ev.eval(e, env).and_then(|v| ev.force(&v)),
+            ThunkState::Apply(fa) => ev.call(&fa.0, fa.1.clone(), Span::NONE).and_then(|v| ev.force(&v)),
+            _ => unreachable!(),
+        };
+        let state = unsafe { &mut *self.0.get() };
+        match r {
+            Ok(v) => {
+                *state = ThunkState::Done(v.clone());
+                drop(taken);
+                Ok(v)
+            }
+            Err(e) => {
+                *state = taken;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Value {
+    pub fn string(s: impl Into<Box<[u8]>>) -> Value {
+        Value::String(Rc::new(NixString::new(s)))
+    }
+    pub fn str(s: &str) -> Value {
+        Value::string(s.as_bytes())
+    }
+    pub fn string_ctx(s: impl Into<Box<[u8]>>, ctx: Context) -> Value {
+        Value::String(Rc::new(NixString::with_context(s, ctx)))
+    }
+    pub fn path(p: impl Into<Box<[u8]>>) -> Value {
+        Value::Path(Rc::new(NixString::new(p)))
+    }
+    pub fn list(v: Vec<Value>) -> Value {
+        Value::List(Rc::new(v))
+    }
+    pub fn attrs(a: AttrSet) -> Value {
+        Value::Attrs(Rc::new(a))
+    }
+    /// Build an attribute set from (name, value) pairs.
+    pub fn attrs_from(pairs: impl IntoIterator<Item = (Symbol, Value)>) -> Value {
+        let attrs = pairs.into_iter().map(|(name, value)| Attr { name, value, pos: Span::NONE }).collect();
+        Value::attrs(AttrSet::from_unsorted(attrs))
+    }
+
+    /// The type name as `builtins.typeOf` reports it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::String(_) => "string",
+            Value::Path(_) => "path",
+            Value::Attrs(_) => "set",
+            Value::List(_) => "list",
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => "lambda",
+            Value::Thunk(_) => "thunk",
+        }
+    }
+    /// The type as error messages show it ("a string", "an integer", …).
+    pub fn show_type(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a Boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::String(_) => "a string",
+            Value::Path(_) => "a path",
+            Value::Attrs(_) => "a set",
+            Value::List(_) => "a list",
+            Value::Lambda(_) => "a function",
+            Value::PrimOp(_) => "a built-in function",
+            Value::PrimOpApp(_) => "a partially applied built-in function",
+            Value::Thunk(_) => "a thunk",
+        }
+    }
+    pub fn is_function(&self) -> bool {
+        matches!(self, Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_))
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => write!(f, "null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::String(s) => write!(f, "{:?}", s.to_str_lossy()),
+            Value::Path(s) => write!(f, "{}", s.to_str_lossy()),
+            other => write!(f, "<{}>", other.type_name()),
+        }
+    }
+}
