@@ -1,0 +1,777 @@
+//! Derivations: the ATerm `.drv` format, validation, hash-derivation-modulo,
+//! output and `.drv` path computation, and `nix show-derivation` JSON.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ca::{CAHash, CaError, CaMethod};
+use crate::hash::{sha256, HashAlgo, NixHash};
+use crate::store_path::{StoreDir, StorePath, StorePathError};
+
+/// A derivation output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The output path; `None` while it is not known yet (masked or deferred).
+    pub path: Option<StorePath>,
+    /// Content addressing, for fixed-output and floating CA outputs.
+    pub ca: Option<OutputCa>,
+}
+
+/// The content-addressing part of an output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputCa {
+    /// A fixed-output derivation: hash known up front.
+    Fixed(CAHash),
+    /// A floating content-addressed output: only method and algorithm known.
+    Floating { method: CaMethod, algo: HashAlgo },
+}
+
+impl Output {
+    /// An input-addressed output with a known path.
+    pub fn input_addressed(path: StorePath) -> Output {
+        Output { path: Some(path), ca: None }
+    }
+}
+
+/// A derivation, as stored in a `.drv` file.
+///
+/// Strings that may hold arbitrary bytes (builder, args, env, system) are
+/// bytes; output names and store paths are validated text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Derivation {
+    pub outputs: BTreeMap<String, Output>,
+    pub input_drvs: BTreeMap<StorePath, BTreeSet<String>>,
+    pub input_srcs: BTreeSet<StorePath>,
+    pub system: Vec<u8>,
+    pub builder: Vec<u8>,
+    pub args: Vec<Vec<u8>>,
+    pub env: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// Why an ATerm could not be parsed or a derivation is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DerivationError {
+    #[error("derivation parse error at byte {pos}: expected {expected}")]
+    Syntax { pos: usize, expected: &'static str },
+    #[error("derivation parse error at byte {pos}: {msg}")]
+    Invalid { pos: usize, msg: String },
+    #[error("derivation has no outputs")]
+    NoOutputs,
+    #[error("invalid derivation output name '{0}'")]
+    BadOutputName(String),
+    #[error("duplicate {what} '{name}' in derivation")]
+    Duplicate { what: &'static str, name: String },
+    #[error("fixed-output derivation must have exactly one output, named 'out'")]
+    FixedOutputNotOut,
+    #[error("derivation output '{0}' has a hash but no hash algorithm")]
+    HashWithoutAlgo(String),
+    #[error("input derivation '{0}' has no known modulo hash")]
+    UnknownInputDrv(String),
+    #[error("derivation output '{0}' has no path")]
+    MissingOutputPath(String),
+    #[error("derivation name '{0}' is not a valid store path name")]
+    BadName(String),
+    #[error("{0}")]
+    BadAttr(String),
+    #[error(transparent)]
+    StorePath(#[from] StorePathError),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+}
+
+fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+fn list_into<T>(out: &mut Vec<u8>, items: impl IntoIterator<Item = T>, mut f: impl FnMut(&mut Vec<u8>, T)) {
+    out.push(b'[');
+    for (i, it) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        f(out, it);
+    }
+    out.push(b']');
+}
+
+impl Derivation {
+    /// Whether this is a fixed-output derivation (one output `out` with a fixed hash).
+    pub fn is_fixed_output(&self) -> bool {
+        self.outputs.len() == 1
+            && self.outputs.get("out").is_some_and(|o| matches!(o.ca, Some(OutputCa::Fixed(_))))
+    }
+
+    /// The `.drv` file contents.
+    pub fn to_aterm(&self, store_dir: &StoreDir) -> Vec<u8> {
+        let inputs: Vec<(String, &BTreeSet<String>)> =
+            self.input_drvs.iter().map(|(p, o)| (store_dir.display(p), o)).collect();
+        self.unparse(store_dir, false, &inputs)
+    }
+
+    /// ATerm with chosen input-derivation keys; `mask_outputs` prints output paths as "".
+    fn unparse(&self, sd: &StoreDir, mask_outputs: bool, input_drvs: &[(String, &BTreeSet<String>)]) -> Vec<u8> {
+        let mut o = Vec::with_capacity(1024);
+        o.extend_from_slice(b"Derive(");
+        list_into(&mut o, &self.outputs, |o, (name, out)| {
+            o.push(b'(');
+            escape_into(o, name.as_bytes());
+            o.push(b',');
+            match (&out.path, mask_outputs) {
+                (Some(p), false) => escape_into(o, sd.display(p).as_bytes()),
+                _ => escape_into(o, b""),
+            }
+            o.push(b',');
+            match &out.ca {
+                None => o.extend_from_slice(b"\"\",\"\""),
+                Some(OutputCa::Fixed(ca)) => {
+                    escape_into(o, ca.method_algo().as_bytes());
+                    o.push(b',');
+                    escape_into(o, hex::encode(ca.hash.digest()).as_bytes());
+                }
+                Some(OutputCa::Floating { method, algo }) => {
+                    escape_into(o, format!("{}{}", method.algo_prefix(), algo).as_bytes());
+                    o.extend_from_slice(b",\"\"");
+                }
+            }
+            o.push(b')');
+        });
+        o.push(b',');
+        list_into(&mut o, input_drvs, |o, (path, outs)| {
+            o.push(b'(');
+            escape_into(o, path.as_bytes());
+            o.push(b',');
+            list_into(o, outs.iter(), |o, s| escape_into(o, s.as_bytes()));
+            o.push(b')');
+        });
+        o.push(b',');
+        list_into(&mut o, &self.input_srcs, |o, p| escape_into(o, sd.display(p).as_bytes()));
+        o.push(b',');
+        escape_into(&mut o, &self.system);
+        o.push(b',');
+        escape_into(&mut o, &self.builder);
+        o.push(b',');
+        list_into(&mut o, &self.args, |o, a| escape_into(o, a));
+        o.push(b',');
+        list_into(&mut o, &self.env, |o, (k, v)| {
+            o.push(b'(');
+            escape_into(o, k);
+            o.push(b',');
+            escape_into(o, v);
+            o.push(b')');
+        });
+        o.push(b')');
+        o
+    }
+
+    /// Parse a `.drv` file.
+    pub fn from_aterm(data: &[u8], store_dir: &StoreDir) -> Result<Derivation, DerivationError> {
+        let mut p = Parser { d: data, pos: 0 };
+        let mut drv = Derivation::default();
+        p.expect(b"Derive([")?;
+        p.list(|p| {
+            p.expect(b"(")?;
+            let name_pos = p.pos;
+            let name = p.utf8_string()?;
+            p.expect(b",")?;
+            let path_pos = p.pos;
+            let path = p.utf8_string()?;
+            p.expect(b",")?;
+            let algo_pos = p.pos;
+            let algo = p.utf8_string()?;
+            p.expect(b",")?;
+            let hash_pos = p.pos;
+            let hash = p.utf8_string()?;
+            p.expect(b")")?;
+            let path = if path.is_empty() {
+                None
+            } else {
+                Some(parse_path(store_dir, &path).map_err(|e| p.err(path_pos, e.to_string()))?)
+            };
+            let ca = match (algo.is_empty(), hash.is_empty()) {
+                (true, true) => None,
+                (true, false) => return Err(p.err(hash_pos, format!("output '{name}' has a hash but no algorithm"))),
+                (false, h_empty) => {
+                    let (method, a) = CaMethod::parse_method_algo(&algo).map_err(|e| p.err(algo_pos, e.to_string()))?;
+                    if h_empty {
+                        Some(OutputCa::Floating { method, algo: a })
+                    } else {
+                        if hash.len() != a.size() * 2 {
+                            return Err(p.err(hash_pos, format!("hash '{hash}' has wrong length for '{a}'")));
+                        }
+                        let h = NixHash::parse_bare(&hash, a).map_err(|e| p.err(hash_pos, e.to_string()))?;
+                        if hex::encode(h.digest()) != hash {
+                            return Err(p.err(hash_pos, format!("hash '{hash}' is not lowercase base16")));
+                        }
+                        Some(OutputCa::Fixed(CAHash::new(method, h)))
+                    }
+                }
+            };
+            if drv.outputs.insert(name.clone(), Output { path, ca }).is_some() {
+                return Err(p.err(name_pos, format!("duplicate output '{name}'")));
+            }
+            Ok(())
+        })?;
+        p.expect(b",[")?;
+        p.list(|p| {
+            p.expect(b"(")?;
+            let pos = p.pos;
+            let path = p.utf8_string()?;
+            let path = parse_path(store_dir, &path).map_err(|e| p.err(pos, e.to_string()))?;
+            p.expect(b",[")?;
+            let mut outs = BTreeSet::new();
+            p.list(|p| {
+                let pos = p.pos;
+                let o = p.utf8_string()?;
+                if !outs.insert(o.clone()) {
+                    return Err(p.err(pos, format!("duplicate output '{o}'")));
+                }
+                Ok(())
+            })?;
+            p.expect(b")")?;
+            if drv.input_drvs.insert(path.clone(), outs).is_some() {
+                return Err(p.err(pos, format!("duplicate input derivation '{path}'")));
+            }
+            Ok(())
+        })?;
+        p.expect(b",[")?;
+        p.list(|p| {
+            let pos = p.pos;
+            let path = p.utf8_string()?;
+            let path = parse_path(store_dir, &path).map_err(|e| p.err(pos, e.to_string()))?;
+            if !drv.input_srcs.insert(path.clone()) {
+                return Err(p.err(pos, format!("duplicate input source '{path}'")));
+            }
+            Ok(())
+        })?;
+        p.expect(b",")?;
+        drv.system = p.string()?;
+        p.expect(b",")?;
+        drv.builder = p.string()?;
+        p.expect(b",[")?;
+        p.list(|p| {
+            drv.args.push(p.string()?);
+            Ok(())
+        })?;
+        p.expect(b",[")?;
+        p.list(|p| {
+            p.expect(b"(")?;
+            let pos = p.pos;
+            let k = p.string()?;
+            p.expect(b",")?;
+            let v = p.string()?;
+            p.expect(b")")?;
+            if drv.env.insert(k.clone(), v).is_some() {
+                return Err(p.err(pos, format!("duplicate env var '{}'", String::from_utf8_lossy(&k))));
+            }
+            Ok(())
+        })?;
+        p.expect(b")")?;
+        if p.pos != data.len() {
+            return Err(p.err(p.pos, "trailing data after derivation".into()));
+        }
+        Ok(drv)
+    }
+
+    /// Check the rules C++ Nix enforces when a derivation is created: at least
+    /// one output, valid output names, a fixed-output derivation has exactly
+    /// one output `out`.
+    pub fn validate(&self) -> Result<(), DerivationError> {
+        if self.outputs.is_empty() {
+            return Err(DerivationError::NoOutputs);
+        }
+        for name in self.outputs.keys() {
+            if name.is_empty() || name == "drv" || crate::store_path::validate_name(name.as_bytes(), name).is_err() {
+                return Err(DerivationError::BadOutputName(name.clone()));
+            }
+        }
+        let fixed = self.outputs.values().filter(|o| matches!(o.ca, Some(OutputCa::Fixed(_)))).count();
+        if fixed > 0 && !self.is_fixed_output() {
+            return Err(DerivationError::FixedOutputNotOut);
+        }
+        Ok(())
+    }
+
+    /// Nix's `hashDerivationModulo`: for a fixed-output derivation the hash of
+    /// `fixed:out:<method algo>:<hex>:<out path>`; otherwise sha256 of the
+    /// ATerm with each input derivation replaced by the hex of its own modulo
+    /// hash (given by `input_hash`). `mask_outputs` blanks the output paths,
+    /// as when the output paths are being computed.
+    pub fn hash_modulo(
+        &self,
+        store_dir: &StoreDir,
+        mask_outputs: bool,
+        input_hash: &mut dyn FnMut(&StorePath) -> Option<[u8; 32]>,
+    ) -> Result<[u8; 32], DerivationError> {
+        if self.is_fixed_output() {
+            let out = &self.outputs["out"];
+            let Some(OutputCa::Fixed(ca)) = &out.ca else { unreachable!("is_fixed_output checked") };
+            let path = out.path.as_ref().ok_or_else(|| DerivationError::MissingOutputPath("out".into()))?;
+            let s = format!(
+                "fixed:out:{}:{}:{}",
+                ca.method_algo(),
+                hex::encode(ca.hash.digest()),
+                store_dir.display(path)
+            );
+            return Ok(sha256(s.as_bytes()));
+        }
+        let mut inputs: Vec<(String, &BTreeSet<String>)> = Vec::with_capacity(self.input_drvs.len());
+        for (p, outs) in &self.input_drvs {
+            let h = input_hash(p).ok_or_else(|| DerivationError::UnknownInputDrv(store_dir.display(p)))?;
+            inputs.push((hex::encode(h), outs));
+        }
+        inputs.sort_by(|a, b| a.0.cmp(&b.0));
+        // Two inputs with the same modulo hash merge in C++ Nix's map (the
+        // first one wins); output sets are unioned there as well.
+        let mut merged: Vec<(String, BTreeSet<String>)> = Vec::with_capacity(inputs.len());
+        for (k, outs) in inputs {
+            match merged.last_mut() {
+                Some((lk, lo)) if *lk == k => lo.extend(outs.iter().cloned()),
+                _ => merged.push((k, outs.clone())),
+            }
+        }
+        let refs: Vec<(String, &BTreeSet<String>)> = merged.iter().map(|(k, o)| (k.clone(), o)).collect();
+        Ok(sha256(&self.unparse(store_dir, mask_outputs, &refs)))
+    }
+
+    /// Fill in output paths (and the matching `env` entries) the way
+    /// `derivationStrict` does. `name` is the derivation name; `input_hash`
+    /// gives each input derivation's modulo hash.
+    pub fn fill_output_paths(
+        &mut self,
+        store_dir: &StoreDir,
+        name: &str,
+        input_hash: &mut dyn FnMut(&StorePath) -> Option<[u8; 32]>,
+    ) -> Result<(), DerivationError> {
+        self.validate()?;
+        if self.is_fixed_output() {
+            let out = self.outputs.get_mut("out").expect("fixed output has out");
+            let Some(OutputCa::Fixed(ca)) = &out.ca else { unreachable!("is_fixed_output checked") };
+            let p = store_dir.make_ca_path(name, ca)?;
+            self.env.insert(b"out".to_vec(), store_dir.display(&p).into_bytes());
+            out.path = Some(p);
+            return Ok(());
+        }
+        for (o, out) in self.outputs.iter_mut() {
+            out.path = None;
+            self.env.insert(o.as_bytes().to_vec(), Vec::new());
+        }
+        if self.outputs.values().any(|o| o.ca.is_some()) {
+            // Floating CA outputs stay deferred: their paths are known only after building.
+            return Ok(());
+        }
+        let h = self.hash_modulo(store_dir, true, input_hash)?;
+        for (o, out) in self.outputs.iter_mut() {
+            let p = store_dir.make_output_path(o, &h, name)?;
+            self.env.insert(o.as_bytes().to_vec(), store_dir.display(&p).into_bytes());
+            out.path = Some(p);
+        }
+        Ok(())
+    }
+
+    /// The `.drv` store path (a text path referencing input sources and derivations).
+    pub fn drv_path(&self, store_dir: &StoreDir, name: &str) -> Result<StorePath, DerivationError> {
+        let aterm = self.to_aterm(store_dir);
+        self.drv_path_for_aterm(store_dir, name, &aterm)
+    }
+
+    /// The `.drv` path for already rendered ATerm bytes.
+    pub fn drv_path_for_aterm(&self, store_dir: &StoreDir, name: &str, aterm: &[u8]) -> Result<StorePath, DerivationError> {
+        let refs: BTreeSet<&StorePath> = self.input_srcs.iter().chain(self.input_drvs.keys()).collect();
+        Ok(store_dir.compute_text_path(&format!("{name}.drv"), aterm, refs)?)
+    }
+
+    /// The JSON object `nix show-derivation` (2.8) prints for this derivation
+    /// (without the outer `{ "<drv path>": … }`), pretty-printed at `indent`.
+    pub fn to_json(&self, store_dir: &StoreDir) -> String {
+        let mut j = JsonWriter::default();
+        j.begin_object();
+        j.key("outputs");
+        j.begin_object();
+        for (name, out) in &self.outputs {
+            j.key(name);
+            j.begin_object();
+            if let Some(p) = &out.path {
+                j.key("path");
+                j.string(store_dir.display(p).as_bytes());
+            }
+            match &out.ca {
+                None => {}
+                Some(OutputCa::Fixed(ca)) => {
+                    j.key("hashAlgo");
+                    j.string(ca.method_algo().as_bytes());
+                    j.key("hash");
+                    j.string(hex::encode(ca.hash.digest()).as_bytes());
+                }
+                Some(OutputCa::Floating { method, algo }) => {
+                    j.key("hashAlgo");
+                    j.string(format!("{}{}", method.algo_prefix(), algo).as_bytes());
+                }
+            }
+            j.end_object();
+        }
+        j.end_object();
+        j.key("inputSrcs");
+        j.begin_array();
+        for p in &self.input_srcs {
+            j.elem();
+            j.string(store_dir.display(p).as_bytes());
+        }
+        j.end_array();
+        j.key("inputDrvs");
+        j.begin_object();
+        for (p, outs) in &self.input_drvs {
+            j.key(&store_dir.display(p));
+            j.begin_array();
+            for o in outs {
+                j.elem();
+                j.string(o.as_bytes());
+            }
+            j.end_array();
+        }
+        j.end_object();
+        j.key("system");
+        j.string(&self.system);
+        j.key("builder");
+        j.string(&self.builder);
+        j.key("args");
+        j.begin_array();
+        for a in &self.args {
+            j.elem();
+            j.string(a);
+        }
+        j.end_array();
+        j.key("env");
+        j.begin_object();
+        for (k, v) in &self.env {
+            j.key_bytes(k);
+            j.string(v);
+        }
+        j.end_object();
+        j.end_object();
+        j.out
+    }
+}
+
+/// The content address of a fixed-output derivation from its
+/// `outputHash`, `outputHashAlgo` and `outputHashMode` attributes, as
+/// `derivationStrict` in C++ Nix 2.8 reads them: the algorithm may come from
+/// the attribute or from the hash's own prefix (SRI or `algo:`), the mode is
+/// `flat` (default) or `recursive`, and an empty hash with a known algorithm
+/// means the all-zero hash.
+pub fn fixed_output_ca(output_hash: &str, algo: Option<&str>, mode: Option<&str>) -> Result<CAHash, DerivationError> {
+    let method = match mode {
+        None | Some("flat") => CaMethod::Flat,
+        Some("recursive") => CaMethod::Recursive,
+        Some(m) => return Err(DerivationError::BadAttr(format!("invalid value '{m}' for 'outputHashMode' attribute"))),
+    };
+    let algo = match algo {
+        None | Some("") => None,
+        Some(a) => Some(a.parse::<HashAlgo>().map_err(|e| DerivationError::BadAttr(e.to_string()))?),
+    };
+    let hash = if output_hash.is_empty() {
+        let a = algo.ok_or_else(|| DerivationError::BadAttr("empty hash requires explicit hash type".into()))?;
+        NixHash::from_digest(a, &[0u8; 64][..a.size()]).expect("size matches")
+    } else {
+        NixHash::parse(output_hash, algo).map_err(|e| match e {
+            crate::hash::HashError::MissingAlgo(h) => DerivationError::BadAttr(format!(
+                "hash '{h}' does not include a type, nor is the type otherwise known from context"
+            )),
+            e => DerivationError::BadAttr(e.to_string()),
+        })?
+    };
+    Ok(CAHash::new(method, hash))
+}
+
+/// What the evaluator's `derivationStrict` needs back: the finished
+/// derivation, its `.drv` path and the exact `.drv` file bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedDerivation {
+    pub derivation: Derivation,
+    pub drv_path: StorePath,
+    pub aterm: Vec<u8>,
+}
+
+impl Derivation {
+    /// A derivation with these outputs (all input-addressed, paths unknown)
+    /// and nothing else set yet; fill in inputs, system, builder, args and env,
+    /// then call [`Derivation::finish`].
+    pub fn with_outputs<'a>(outputs: impl IntoIterator<Item = &'a str>) -> Derivation {
+        Derivation {
+            outputs: outputs.into_iter().map(|o| (o.to_owned(), Output { path: None, ca: None })).collect(),
+            ..Derivation::default()
+        }
+    }
+
+    /// A fixed-output derivation (single output `out`).
+    pub fn fixed_output(ca: CAHash) -> Derivation {
+        let mut d = Derivation::default();
+        d.outputs.insert("out".into(), Output { path: None, ca: Some(OutputCa::Fixed(ca)) });
+        d
+    }
+
+    /// Validate, fill in output paths (and their `env` entries), and compute
+    /// the `.drv` path and bytes. `name` is the derivation name;
+    /// `input_hash` gives each input derivation's [`Derivation::hash_modulo`].
+    pub fn finish(
+        mut self,
+        store_dir: &StoreDir,
+        name: &str,
+        input_hash: &mut dyn FnMut(&StorePath) -> Option<[u8; 32]>,
+    ) -> Result<FinishedDerivation, DerivationError> {
+        crate::store_path::validate_name(name.as_bytes(), name).map_err(|_| DerivationError::BadName(name.to_owned()))?;
+        self.fill_output_paths(store_dir, name, input_hash)?;
+        let aterm = self.to_aterm(store_dir);
+        let drv_path = self.drv_path_for_aterm(store_dir, name, &aterm)?;
+        Ok(FinishedDerivation { derivation: self, drv_path, aterm })
+    }
+
+    /// Output name → path, for outputs whose path is known.
+    pub fn output_paths(&self) -> BTreeMap<&str, &StorePath> {
+        self.outputs.iter().filter_map(|(n, o)| o.path.as_ref().map(|p| (n.as_str(), p))).collect()
+    }
+}
+
+/// Render `{ "<drv path>": <drv json>, … }` like `nix show-derivation`.
+pub fn show_derivations_json<'a>(
+    store_dir: &StoreDir,
+    drvs: impl IntoIterator<Item = (&'a StorePath, &'a Derivation)>,
+) -> String {
+    let mut j = JsonWriter::default();
+    j.begin_object();
+    for (p, d) in drvs {
+        j.key(&store_dir.display(p));
+        let inner = d.to_json(store_dir);
+        // re-indent the inner object by one level
+        let ind = inner.replace('\n', "\n  ");
+        j.raw(&ind);
+    }
+    j.end_object();
+    j.out
+}
+
+fn parse_path(sd: &StoreDir, s: &str) -> Result<StorePath, StorePathError> {
+    sd.parse(s).map(|p| p.to_owned())
+}
+
+struct Parser<'a> {
+    d: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn err(&self, pos: usize, msg: String) -> DerivationError {
+        DerivationError::Invalid { pos, msg }
+    }
+
+    fn expect(&mut self, lit: &'static [u8]) -> Result<(), DerivationError> {
+        if self.d[self.pos..].starts_with(lit) {
+            self.pos += lit.len();
+            Ok(())
+        } else {
+            Err(DerivationError::Syntax {
+                pos: self.pos,
+                expected: std::str::from_utf8(lit).expect("ascii literal"),
+            })
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.d.get(self.pos).copied()
+    }
+
+    /// Elements up to and including `]`, separated by `,`; the `[` is already consumed.
+    fn list(&mut self, mut f: impl FnMut(&mut Self) -> Result<(), DerivationError>) -> Result<(), DerivationError> {
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            f(self)?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(DerivationError::Syntax { pos: self.pos, expected: "',' or ']'" }),
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<Vec<u8>, DerivationError> {
+        self.expect(b"\"")?;
+        let mut out = Vec::new();
+        loop {
+            let rest = &self.d[self.pos..];
+            let Some(i) = rest.iter().position(|&c| c == b'"' || c == b'\\') else {
+                return Err(DerivationError::Syntax { pos: self.d.len(), expected: "'\"' ending a string" });
+            };
+            out.extend_from_slice(&rest[..i]);
+            self.pos += i;
+            if rest[i] == b'"' {
+                self.pos += 1;
+                return Ok(out);
+            }
+            let Some(&c) = self.d.get(self.pos + 1) else {
+                return Err(DerivationError::Syntax { pos: self.d.len(), expected: "escaped character" });
+            };
+            out.push(match c {
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                c => c,
+            });
+            self.pos += 2;
+        }
+    }
+
+    fn utf8_string(&mut self) -> Result<String, DerivationError> {
+        let pos = self.pos;
+        let s = self.string()?;
+        String::from_utf8(s).map_err(|_| self.err(pos, "expected UTF-8 text".into()))
+    }
+}
+
+/// A tiny pretty JSON writer matching the layout of Nix 2.8's JSON printer
+/// (two-space indent, `"key": value`, empty containers as `{}` / `[]`).
+#[derive(Default)]
+struct JsonWriter {
+    out: String,
+    /// per open container: number of items so far
+    stack: Vec<usize>,
+}
+
+impl JsonWriter {
+    fn newline_indent(&mut self) {
+        self.out.push('\n');
+        for _ in 0..self.stack.len() {
+            self.out.push_str("  ");
+        }
+    }
+    fn item(&mut self) {
+        let n = self.stack.last_mut().expect("inside a container");
+        if *n > 0 {
+            self.out.push(',');
+        }
+        *n += 1;
+        self.newline_indent();
+    }
+    fn begin_object(&mut self) {
+        self.out.push('{');
+        self.stack.push(0);
+    }
+    fn end_object(&mut self) {
+        let n = self.stack.pop().expect("open object");
+        if n > 0 {
+            self.newline_indent();
+        }
+        self.out.push('}');
+    }
+    fn begin_array(&mut self) {
+        self.out.push('[');
+        self.stack.push(0);
+    }
+    fn end_array(&mut self) {
+        let n = self.stack.pop().expect("open array");
+        if n > 0 {
+            self.newline_indent();
+        }
+        self.out.push(']');
+    }
+    fn elem(&mut self) {
+        self.item();
+    }
+    fn key(&mut self, k: &str) {
+        self.key_bytes(k.as_bytes());
+    }
+    fn key_bytes(&mut self, k: &[u8]) {
+        self.item();
+        self.string(k);
+        self.out.push_str(": ");
+    }
+    fn raw(&mut self, s: &str) {
+        self.out.push_str(s);
+    }
+    fn string(&mut self, s: &[u8]) {
+        self.out.push_str(&json_string(s));
+    }
+}
+
+/// A JSON string literal the way Nix 2.8 escapes it; bytes that are not UTF-8
+/// are replaced with U+FFFD.
+pub fn json_string(s: &[u8]) -> String {
+    let s = String::from_utf8_lossy(s);
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            '\u{8}' => o.push_str("\\b"),
+            '\u{c}' => o.push_str("\\f"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of /work/shared/vectors/derivations.tsv, built through the glue-facing API.
+    #[test]
+    fn glue_api_matches_vectors() {
+        let sd = StoreDir::default();
+        let q = "sha256-Q3QXOoy+iN4VK2CflvRulYvPZXYgF0dO7FoF7CvWFTA=";
+        let cases: &[(&str, Option<&str>, Option<&str>, &str, &str)] = &[
+            (q, Some("sha256"), Some("recursive"), "17wgs52s7kcamcyin4ja58njkf91ipq8-foo", "j1xpqyk662dyzsrkkj4idwfllh78bymp-foo.drv"),
+            (q, None, Some("recursive"), "17wgs52s7kcamcyin4ja58njkf91ipq8-foo", "2ssy12mvzhgckm1c7gpybyxy9xc40kry-foo.drv"),
+            (q, None, None, "q4pkwkxdib797fhk22p0k3g1q32jmxvf-foo", "m77ka2bg7ngbyyl58kbwxdbc90z01cwj-foo.drv"),
+            ("4374173a8cbe88de152b609f96f46e958bcf65762017474eec5a05ec2bd61530", Some("sha256"), Some("recursive"),
+             "17wgs52s7kcamcyin4ja58njkf91ipq8-foo", "hmhk6z9f09wcha8hj2q8nyym4iakks16-foo.drv"),
+            ("md5-07BzhNET7exJ6qYjitX/AA==", Some("md5"), Some("flat"), "jfhcwnq1852ccy9ad9nakybp2wadngnd-foo", "r9ain5mccyzqbh3q23nv934239wsqc79-foo.drv"),
+        ];
+        for &(h, algo, mode, out, drv) in cases {
+            let ca = fixed_output_ca(h, algo, mode).unwrap();
+            let mut d = Derivation::fixed_output(ca);
+            d.system = b"x86_64-linux".to_vec();
+            d.builder = b"/bin/sh".to_vec();
+            let mut env: Vec<(&str, &str)> = vec![("builder", "/bin/sh"), ("name", "foo"), ("system", "x86_64-linux"), ("outputHash", h)];
+            if let Some(a) = algo { env.push(("outputHashAlgo", a)); }
+            if let Some(m) = mode { env.push(("outputHashMode", m)); }
+            for (k, v) in env { d.env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec()); }
+            let f = d.finish(&sd, "foo", &mut |_| None).unwrap();
+            assert_eq!(f.derivation.output_paths()["out"].to_string(), out);
+            assert_eq!(f.drv_path.to_string(), drv);
+        }
+        // input-addressed, two outputs
+        let mut d = Derivation::with_outputs(["foo", "bar"]);
+        d.system = b"x86_64-linux".to_vec();
+        d.builder = b"/bin/sh".to_vec();
+        for (k, v) in [("builder", "/bin/sh"), ("name", "foo"), ("system", "x86_64-linux"), ("outputs", "foo bar")] {
+            d.env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        }
+        let f = d.finish(&sd, "foo", &mut |_| None).unwrap();
+        assert_eq!(f.derivation.output_paths()["foo"].to_string(), "hkwdinvz2jpzgnjy9lv34d2zxvclj4s3-foo-foo");
+        assert_eq!(f.drv_path.to_string(), "la0scvv0d3qgm2drg561gpflynh7iswx-foo.drv");
+        assert!(matches!(fixed_output_ca("abc", None, None), Err(DerivationError::BadAttr(m)) if m.contains("does not include a type")));
+        assert!(fixed_output_ca(q, None, Some("text")).is_err());
+        assert!(Derivation::with_outputs(["drv"]).finish(&sd, "x", &mut |_| None).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! Streaming NAR writer: a typed node/directory API and dumping of host paths.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::hash::{HashAlgo, HashingWriter, NixHash};
+
+fn write_u64<W: Write>(w: &mut W, n: u64) -> io::Result<()> {
+    w.write_all(&n.to_le_bytes())
+}
+
+const ZEROS: [u8; 8] = [0; 8];
+
+fn pad<W: Write>(w: &mut W, len: u64) -> io::Result<()> {
+    let p = (8 - (len % 8) as usize) % 8;
+    w.write_all(&ZEROS[..p])
+}
+
+fn write_str<W: Write>(w: &mut W, s: &[u8]) -> io::Result<()> {
+    write_u64(w, s.len() as u64)?;
+    w.write_all(s)?;
+    pad(w, s.len() as u64)
+}
+
+/// Writes one NAR to `W`. Start with [`NarWriter::new`], which gives the root [`Node`].
+pub struct NarWriter<W> {
+    w: W,
+}
+
+impl<W: Write> NarWriter<W> {
+    /// Write the magic; the returned node must be filled exactly once.
+    pub fn new(w: W) -> io::Result<NarWriter<W>> {
+        let mut w = w;
+        write_str(&mut w, super::MAGIC)?;
+        Ok(NarWriter { w })
+    }
+
+    /// The root node.
+    pub fn root(&mut self) -> Node<'_, W> {
+        Node { w: &mut self.w, in_entry: false }
+    }
+
+    /// The inner writer (after the root node has been written).
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+}
+
+/// A node to be written: exactly one of `file`, `symlink`, `directory`.
+pub struct Node<'a, W> {
+    w: &'a mut W,
+    in_entry: bool,
+}
+
+impl<'a, W: Write> Node<'a, W> {
+    fn close(self) -> io::Result<()> {
+        write_str(self.w, b")")?;
+        if self.in_entry {
+            write_str(self.w, b")")?;
+        }
+        Ok(())
+    }
+
+    /// A regular file of exactly `size` bytes read from `contents`.
+    pub fn file(self, executable: bool, size: u64, contents: &mut dyn Read) -> io::Result<()> {
+        let mut buf = vec![0u8; (size.min(1 << 20) as usize).max(1)];
+        self.file_with_buffer(executable, size, contents, &mut buf)
+    }
+
+    /// Like [`Node::file`], reusing a caller-provided buffer.
+    pub fn file_with_buffer(self, executable: bool, size: u64, contents: &mut dyn Read, buf: &mut [u8]) -> io::Result<()> {
+        write_str(self.w, b"(")?;
+        write_str(self.w, b"type")?;
+        write_str(self.w, b"regular")?;
+        if executable {
+            write_str(self.w, b"executable")?;
+            write_str(self.w, b"")?;
+        }
+        write_str(self.w, b"contents")?;
+        write_u64(self.w, size)?;
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = contents.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("file ended {left} bytes before its declared size {size}"),
+                ));
+            }
+            self.w.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        pad(self.w, size)?;
+        self.close()
+    }
+
+    /// A regular file from bytes in memory.
+    pub fn bytes(self, executable: bool, data: &[u8]) -> io::Result<()> {
+        let mut r = data;
+        self.file(executable, data.len() as u64, &mut r)
+    }
+
+    /// A symlink.
+    pub fn symlink(self, target: &[u8]) -> io::Result<()> {
+        if target.is_empty() || target.contains(&0) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "symlink target must be non-empty and contain no NUL"));
+        }
+        write_str(self.w, b"(")?;
+        write_str(self.w, b"type")?;
+        write_str(self.w, b"symlink")?;
+        write_str(self.w, b"target")?;
+        write_str(self.w, target)?;
+        self.close()
+    }
+
+    /// A directory; add entries in strictly increasing bytewise name order, then `close` it.
+    pub fn directory(self) -> io::Result<Directory<'a, W>> {
+        write_str(self.w, b"(")?;
+        write_str(self.w, b"type")?;
+        write_str(self.w, b"directory")?;
+        Ok(Directory { w: self.w, in_entry: self.in_entry, prev: None })
+    }
+}
+
+/// An open directory node.
+pub struct Directory<'a, W> {
+    w: &'a mut W,
+    in_entry: bool,
+    prev: Option<Vec<u8>>,
+}
+
+impl<W: Write> Directory<'_, W> {
+    /// Start the entry `name`; names must be valid and strictly increasing.
+    pub fn entry(&mut self, name: &[u8]) -> io::Result<Node<'_, W>> {
+        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid NAR entry name {:?}", String::from_utf8_lossy(name)),
+            ));
+        }
+        if let Some(p) = &self.prev
+            && p.as_slice() >= name
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("NAR entry {:?} is not after {:?}", String::from_utf8_lossy(name), String::from_utf8_lossy(p)),
+            ));
+        }
+        self.prev = Some(name.to_vec());
+        write_str(self.w, b"entry")?;
+        write_str(self.w, b"(")?;
+        write_str(self.w, b"name")?;
+        write_str(self.w, name)?;
+        write_str(self.w, b"node")?;
+        Ok(Node { w: self.w, in_entry: true })
+    }
+
+    /// Finish the directory.
+    pub fn close(self) -> io::Result<()> {
+        write_str(self.w, b")")?;
+        if self.in_entry {
+            write_str(self.w, b")")?;
+        }
+        Ok(())
+    }
+}
+
+/// Serialise the host path `path` (not following a top-level symlink) as a NAR into `w`.
+pub fn dump_path<W: Write>(path: &Path, w: W) -> io::Result<W> {
+    // fail before writing anything if the root does not exist
+    fs::symlink_metadata(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let mut nar = NarWriter::new(w)?;
+    let mut buf = vec![0u8; 1 << 20];
+    dump_node(path, nar.root(), &mut buf)?;
+    Ok(nar.into_inner())
+}
+
+/// NAR hash and size of a host path, computed in one pass.
+pub fn dump_path_hashed(path: &Path, algo: HashAlgo) -> io::Result<(NixHash, u64)> {
+    let w = HashingWriter::new(io::sink(), algo);
+    let w = dump_path(path, io::BufWriter::with_capacity(1 << 16, w))?;
+    let w = w.into_inner().map_err(|e| e.into_error())?;
+    let (_, h, n) = w.finish();
+    Ok((h, n))
+}
+
+fn dump_node<W: Write>(path: &Path, node: Node<'_, W>, buf: &mut [u8]) -> io::Result<()> {
+    let ctx = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let md = fs::symlink_metadata(path).map_err(ctx)?;
+    let ft = md.file_type();
+    if ft.is_file() {
+        let mut f = fs::File::open(path).map_err(ctx)?;
+        let exec = md.permissions().mode() & 0o100 != 0;
+        node.file_with_buffer(exec, md.len(), &mut f, buf).map_err(ctx)
+    } else if ft.is_symlink() {
+        let t = fs::read_link(path).map_err(ctx)?;
+        node.symlink(t.as_os_str().as_bytes())
+    } else if ft.is_dir() {
+        let mut names: Vec<std::ffi::OsString> =
+            fs::read_dir(path).map_err(ctx)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(ctx)?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut dir = node.directory()?;
+        for n in names {
+            let child = path.join(&n);
+            dump_node(&child, dir.entry(n.as_bytes())?, buf)?;
+        }
+        dir.close()
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("file '{}' has an unsupported type", path.display())))
+    }
+}
