@@ -830,9 +830,8 @@ impl Eval {
                     let s = self.coerce_to_string(x, ctx, how)?;
                     if i > 0 {
                         let xv = self.force(&l[i - 1])?;
+                        // C++ Nix omits the separator after an empty list
                         if !(matches!(xv, Value::List(ref p) if p.is_empty())) {
-                            out.push(b' ');
-                        } else {
                             out.push(b' ');
                         }
                     }

@@ -166,6 +166,10 @@ impl Eval {
                 add_global(&mut globals, &mut names, &n, v);
             }
         }
+        // `builtins.derivation`: filled in once derivation.nix is evaluated.
+        let drv_thunk = Thunk::blackhole();
+        set.retain(|a| a.name != Symbol::new("derivation"));
+        set.push(Attr { name: Symbol::new("derivation"), value: Value::Thunk(drv_thunk.clone()), pos: Span::NONE });
         // `builtins` contains itself: a thunk filled in after the set exists.
         let self_thunk = Thunk::blackhole();
         set.push(Attr { name: Symbol::new("builtins"), value: Value::Thunk(self_thunk.clone()), pos: Span::NONE });
@@ -189,7 +193,10 @@ impl Eval {
             let v = ev
                 .eval_source(DERIVATION_NIX, "<nix/derivation-internal.nix>", "/")
                 .expect("the built-in derivation.nix evaluates");
-            ev.globals.borrow_mut()[drv_idx] = v;
+            ev.globals.borrow_mut()[drv_idx] = v.clone();
+            drv_thunk.set_done(v);
+        } else {
+            drv_thunk.set_done(Value::PrimOp(&builtins::control::NO_DERIVATION));
         }
         ev
     }
