@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use ferrix_eval::{Builtins, Eval, EvalOptions, HostIO, Symbol, Value};
+use ferrix_eval::{Eval, EvalOptions, Symbol, Value};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -103,7 +103,14 @@ pub fn search_path(include: &[String]) -> Vec<(String, String)> {
 
 pub fn make_eval(flags: &Flags) -> Eval {
     let opts = EvalOptions { search_path: search_path(&flags.include), ..EvalOptions::default() };
-    Eval::new(Box::new(HostIO), opts, Builtins::default())
+    // glue: store builtins (derivationStrict, toFile, path, …) and StoreIO.
+    // FERRIX_DRV_DIR writes .drv and toFile outputs into a directory until the
+    // ferrix store is wired in; otherwise they are kept in memory.
+    let sink: Box<dyn ferrix_glue::StoreSink> = match std::env::var_os("FERRIX_DRV_DIR") {
+        Some(d) => Box::new(ferrix_glue::DirStore { root: d.into() }),
+        None => Box::new(ferrix_glue::MemoryStore::default()),
+    };
+    ferrix_glue::new_eval(opts, sink)
 }
 
 fn cwd() -> String {
@@ -229,6 +236,7 @@ fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let mut warned = false;
     for (text, name, base) in inputs {
         let r: ferrix_eval::Result<()> = (|| {
             if flags.parse {
@@ -254,11 +262,16 @@ fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
             for p in paths {
                 let v = select_attr_path(&ev, v.clone(), &p)?;
                 if !flags.eval {
-                    let v = ev.force(&v)?;
-                    let _ = v;
-                    return Err(ferrix_eval::Error::eval(
-                        "instantiating derivations needs the store (ferrix-glue); use --eval for now",
-                    ));
+                    // glue: instantiate the derivations the value denotes.
+                    let drvs = ferrix_glue::instantiate::get_derivations(&ev, &v, &|x| auto_call(&ev, x, &flags))?;
+                    for d in drvs {
+                        if !warned {
+                            eprintln!("warning: you did not specify '--add-root'; the result might be removed by the garbage collector");
+                            warned = true;
+                        }
+                        let _ = writeln!(out, "{}", d.display());
+                    }
+                    continue;
                 }
                 print_result(&ev, &v, &flags, &mut out)?;
             }
