@@ -62,8 +62,9 @@ pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
             if !seen.insert(o.clone()) {
                 return Err(Error::eval(format!("duplicate derivation output '{o}'")));
             }
-            if o == "drv" {
-                return Err(Error::eval("invalid derivation output name 'drv'"));
+            // `drv` and `drvPath` would clash with the result's `drvPath`
+            if o == "drv" || o == "drvPath" {
+                return Err(Error::eval(format!("invalid derivation output name '{o}'")));
             }
         }
         if ss.is_empty() {

@@ -88,17 +88,38 @@ pub fn base_name(path: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
+/// Where `<nix/…>` resolves: files bundled with the glue, as C++ Nix serves
+/// its corepkgs from memory.
+pub const COREPKGS: &str = "/__corepkgs__";
+
+/// C++ Nix 2.8's `<nix/fetchurl.nix>` (the exact text matters: it shapes
+/// the fixed-output derivations it makes).
+pub const FETCHURL_NIX: &str = include_str!("fetchurl.nix");
+
+fn corepkg(path: &str) -> Option<&'static str> {
+    match path.strip_prefix(COREPKGS)? {
+        "/fetchurl.nix" => Some(FETCHURL_NIX),
+        _ => None,
+    }
+}
+
 impl EvalIO for StoreIO {
     fn read_file(&self, path: &str) -> std::result::Result<Vec<u8>, String> {
+        if let Some(text) = corepkg(path) {
+            return Ok(text.as_bytes().to_vec());
+        }
         self.host.read_file(path)
     }
     fn read_dir(&self, path: &str) -> std::result::Result<Vec<(String, FileType)>, String> {
         self.host.read_dir(path)
     }
     fn path_exists(&self, path: &str) -> bool {
-        self.host.path_exists(path)
+        corepkg(path).is_some() || self.host.path_exists(path)
     }
     fn file_type(&self, path: &str) -> std::result::Result<FileType, String> {
+        if corepkg(path).is_some() {
+            return Ok(FileType::Regular);
+        }
         self.host.file_type(path)
     }
     fn import_path(&self, path: &str) -> std::result::Result<String, String> {
@@ -109,6 +130,9 @@ impl EvalIO for StoreIO {
         Ok(self.store_dir.display(&sp))
     }
     fn canonicalize(&self, path: &str) -> std::result::Result<String, String> {
+        if corepkg(path).is_some() {
+            return Ok(path.to_string());
+        }
         self.host.canonicalize(path)
     }
     fn as_any(&self) -> Option<&dyn std::any::Any> {
