@@ -138,6 +138,10 @@ impl EvalIO for StoreIO {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
+    fn search_path_fallback(&self, path: &str) -> Option<String> {
+        let p = format!("{COREPKGS}/{}", path.strip_prefix("nix/")?);
+        corepkg(&p).map(|_| p)
+    }
 }
 
 fn ioe(path: &str, e: io::Error) -> Error {

@@ -45,8 +45,7 @@ pub fn builtins() -> Builtins {
 }
 
 /// An evaluator with the glue's builtins and a [`StoreIO`] writing to `sink`.
-pub fn new_eval(mut opts: EvalOptions, sink: Box<dyn StoreSink>) -> Eval {
-    opts.search_path.push(("nix".into(), io::COREPKGS.into()));
+pub fn new_eval(opts: EvalOptions, sink: Box<dyn StoreSink>) -> Eval {
     let io = StoreIO::new(StoreDir::new(opts.store_dir.clone()), sink);
     Eval::new(Box::new(io), opts, builtins())
 }
