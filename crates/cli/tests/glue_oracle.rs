@@ -18,7 +18,10 @@ in
 "#;
 
 fn cases() -> Vec<(String, String)> {
-    let text = include_str!("glue_oracle_cases.nix.txt");
+    parse_cases(include_str!("glue_oracle_cases.nix.txt"))
+}
+
+fn parse_cases(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for chunk in text.split("\n### ").skip(1) {
         let (name, body) = chunk.split_once('\n').expect("case has a body");
@@ -38,6 +41,7 @@ fn fixtures(dir: &Path) {
     std::fs::write(src.join("sub/deeper/c.txt"), "").unwrap();
     std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
     std::fs::write(dir.join("single.txt"), "single file\n").unwrap();
+    std::fs::write(dir.join("bad.drv"), "not a derivation\n").unwrap();
 }
 
 fn nix_instantiate() -> PathBuf {
@@ -127,6 +131,31 @@ fn glue_matches_nix_instantiate() {
     for (i, (name, body)) in cases.iter().enumerate() {
         if let Some(f) = check(&nix, tmp.path(), name, body, i) {
             failures.push(f);
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+}
+
+/// Expressions C++ Nix rejects must be rejected by ferrix too (with an
+/// error message, not a panic).
+#[test]
+fn glue_rejects_what_nix_instantiate_rejects() {
+    let nix = nix_instantiate();
+    let tmp = tempfile::tempdir().unwrap();
+    fixtures(tmp.path());
+    let cases = parse_cases(include_str!("glue_oracle_fail_cases.nix.txt"));
+    let mut failures = Vec::new();
+    for (i, (name, body)) in cases.iter().enumerate() {
+        let file = tmp.path().join(format!("fail{i}.nix"));
+        std::fs::write(&file, format!("{PRELUDE}{body}\n")).unwrap();
+        let cpp = run(Command::new(&nix).arg(&file).current_dir(tmp.path()));
+        let ours = run(Command::new(env!("CARGO_BIN_EXE_ferrix")).arg("instantiate").arg(&file).current_dir(tmp.path()));
+        if cpp.ok {
+            failures.push(format!("{name}: C++ Nix accepted it (bad case?): {}", cpp.stdout));
+        } else if ours.ok {
+            failures.push(format!("{name}: ferrix accepted it: {}\n  nix said: {}", ours.stdout, cpp.stderr));
+        } else if !ours.stderr.contains("error:") || ours.stderr.contains("panic") {
+            failures.push(format!("{name}: ferrix failed without a clear error: {}", ours.stderr));
         }
     }
     assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n\n"));

@@ -124,6 +124,9 @@ impl EvalIO for StoreIO {
     }
     fn import_path(&self, path: &str) -> std::result::Result<String, String> {
         let name = base_name(path).to_string();
+        if name.ends_with(".drv") {
+            return Err("file names are not allowed to end in '.drv'".into());
+        }
         let sp = self
             .import(path, &name, CaMethod::Recursive, None, &mut |_, _| Ok(true))
             .map_err(|e| e.msg().to_string())?;
