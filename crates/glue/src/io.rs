@@ -6,7 +6,7 @@
 //! [`store_io`].
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -44,10 +44,20 @@ impl StoreIO {
         expected: Option<&NixHash>,
         filter: &mut dyn FnMut(&str, FileType) -> Result<bool>,
     ) -> Result<StorePath> {
+        // Entries the filter rejected (their subtrees are never visited), so
+        // the sink can copy exactly what was hashed.
+        let mut excluded: HashSet<String> = HashSet::new();
         let hash = match method {
             CaMethod::Recursive => {
                 let algo = expected.map(|h| h.algo()).unwrap_or(HashAlgo::Sha256);
-                nar_hash_filtered(src, algo, filter)?
+                let mut record = |p: &str, t: FileType| -> Result<bool> {
+                    let keep = filter(p, t)?;
+                    if !keep {
+                        excluded.insert(p.to_string());
+                    }
+                    Ok(keep)
+                };
+                nar_hash_filtered(src, algo, &mut record)?
             }
             _ => {
                 let data = std::fs::read(src).map_err(|e| Error::eval(format!("opening file '{src}': {e}")))?;
@@ -66,9 +76,9 @@ impl StoreIO {
         }
         let ca = CAHash::new(method, hash);
         let sp = self.store_dir.make_ca_path(name, &ca).map_err(|e| Error::eval(e.to_string()))?;
-        // FIXME: once the store copies trees, pass it the filter decisions
-        // made while hashing (today's sinks only record the import).
-        self.sink.add_host_path(&sp, Path::new(src), &ca, None).map_err(Error::eval)?;
+        let keep = |p: &Path| !excluded.contains(&*p.to_string_lossy());
+        let f: Option<&dyn Fn(&Path) -> bool> = if excluded.is_empty() { None } else { Some(&keep) };
+        self.sink.add_host_path(&sp, Path::new(src), &ca, f).map_err(Error::eval)?;
         self.register(&sp, BTreeSet::new());
         Ok(sp)
     }

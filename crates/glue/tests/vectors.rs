@@ -76,3 +76,28 @@ fn derivation_strict_result_contexts() {
     let ctx: Vec<String> = dev.context.as_ref().unwrap().iter().map(|e| e.to_string()).collect();
     assert_eq!(ctx, [format!("!dev!{drv_s}")]);
 }
+
+/// `--eval --strict` results of C++ Nix 2.8 for glue-heavy expressions
+/// (data/eval-fixtures.tsv, made by data/make-eval-fixtures.sh). Runs
+/// without Nix installed.
+#[test]
+fn eval_fixtures() {
+    let tsv = include_str!("data/eval-fixtures.tsv");
+    let mut n = 0;
+    let mut failures = Vec::new();
+    for line in tsv.lines().filter(|l| !l.is_empty()) {
+        let (expr, want) = line.split_once('\t').unwrap();
+        let ev = ferrix_glue::new_eval(Default::default(), Box::new(ferrix_glue::MemoryStore::default()));
+        let got = ev
+            .eval_string(expr, "/")
+            .and_then(|v| ev.force_deep(&v))
+            .map(|v| ferrix_eval::print::print_value(&v))
+            .unwrap_or_else(|e| e.render(false));
+        if got != want {
+            failures.push(format!("{expr}\n  want: {want}\n  got:  {got}"));
+        }
+        n += 1;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(n, 23);
+}
