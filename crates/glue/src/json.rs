@@ -29,17 +29,14 @@ pub fn float(f: f64) -> String {
     if !f.is_finite() {
         return if f.is_nan() { "nan".into() } else if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
-    let exp = f.abs().log10().floor() as i32;
     // round to 6 significant digits first; rounding may bump the exponent
     let s = format!("{:.5e}", f);
     let (mant, e) = s.split_once('e').expect("exponent");
     let e: i32 = e.parse().expect("int exponent");
-    let _ = exp;
     if (-4..6).contains(&e) {
         let decimals = (5 - e).max(0) as usize;
         let s = format!("{:.*}", decimals, f);
-        let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
-        s
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
     } else {
         let m = if mant.contains('.') { mant.trim_end_matches('0').trim_end_matches('.') } else { mant };
         format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())

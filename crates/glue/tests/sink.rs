@@ -9,11 +9,14 @@ use std::rc::Rc;
 use ferrix_formats::{CAHash, StorePath};
 use ferrix_glue::StoreSink;
 
+/// (store path, source, (entry, kept by the filter))
+type Import = (String, PathBuf, Vec<(PathBuf, bool)>);
+
 #[derive(Default)]
 struct Log {
     drvs: Vec<(String, BTreeSet<String>)>,
     texts: Vec<(String, Vec<u8>)>,
-    imports: Vec<(String, PathBuf, Vec<(PathBuf, bool)>)>,
+    imports: Vec<Import>,
 }
 
 struct Recording(Rc<RefCell<Log>>);
