@@ -33,9 +33,15 @@ fn coerce_env(ev: &Eval, v: &Value, ctx: &mut Context) -> Result<Vec<u8>> {
 /// → `{ drvPath = "/nix/store/…-x.drv"; out = "/nix/store/…-x"; }`
 pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let attrs = ev.force_attrs(&a[0])?;
-    let name_v = attrs.get(Symbol::new("name")).ok_or_else(|| Error::eval("required attribute 'name' missing").at(pos))?;
+    let name_v = attrs.get(Symbol::new("name")).ok_or_else(|| Error::eval("attribute 'name' missing").at(pos))?;
     let drv_name = force_string_noctx(ev, name_v)
         .map_err(|e| e.while_("while evaluating the derivation attribute 'name'", pos))?;
+    if let Some(c) = drv_name.chars().find(|c| !(c.is_ascii_alphanumeric() || "+-._?=".contains(*c))) {
+        return Err(Error::eval(format!(
+            "invalid derivation name: name '{drv_name}' contains illegal character '{c}'. Please pass a different 'name'."
+        ))
+        .at(pos));
+    }
     let get_bool = |n: &str| -> Result<bool> {
         match attrs.get(Symbol::new(n)) {
             Some(v) => ev.force_bool(v),
