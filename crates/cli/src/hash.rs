@@ -79,11 +79,13 @@ enum Cmd {
 }
 
 fn parse_algo(s: &str) -> Result<HashAlgo, String> {
-    s.parse().map_err(|e: ferrix_formats::HashError| e.to_string())
+    s.parse()
+        .map_err(|e: ferrix_formats::HashError| e.to_string())
 }
 
 fn parse_encoding(s: &str) -> Result<Encoding, String> {
-    s.parse().map_err(|e: ferrix_formats::HashError| e.to_string())
+    s.parse()
+        .map_err(|e: ferrix_formats::HashError| e.to_string())
 }
 
 /// Flat hash of a file, read in large chunks.

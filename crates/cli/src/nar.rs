@@ -29,21 +29,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
         Cmd::Dump { path } => {
             let out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
-            let mut out = nar::dump_path(&path, out).with_context(|| format!("dumping '{}'", path.display()))?;
+            let mut out = nar::dump_path(&path, out)
+                .with_context(|| format!("dumping '{}'", path.display()))?;
             out.flush().context("writing to stdout")?;
         }
         Cmd::Restore { dir } => {
             let input = BufReader::with_capacity(1 << 20, io::stdin().lock());
-            nar::restore(input, &dir).with_context(|| format!("restoring into '{}'", dir.display()))?;
+            nar::restore(input, &dir)
+                .with_context(|| format!("restoring into '{}'", dir.display()))?;
         }
         Cmd::Ls { file } => {
             let f = File::open(&file).with_context(|| format!("opening '{}'", file.display()))?;
-            let entries = nar::list(BufReader::new(f)).with_context(|| format!("reading NAR '{}'", file.display()))?;
+            let entries = nar::list(BufReader::new(f))
+                .with_context(|| format!("reading NAR '{}'", file.display()))?;
             let mut out = BufWriter::new(io::stdout().lock());
             for e in entries {
                 let (perm, size) = match &e.kind {
-                    nar::NodeKind::Regular { executable: true, size } => ("-r-xr-xr-x", *size),
-                    nar::NodeKind::Regular { executable: false, size } => ("-r--r--r--", *size),
+                    nar::NodeKind::Regular {
+                        executable: true,
+                        size,
+                    } => ("-r-xr-xr-x", *size),
+                    nar::NodeKind::Regular {
+                        executable: false,
+                        size,
+                    } => ("-r--r--r--", *size),
                     nar::NodeKind::Directory => ("dr-xr-xr-x", 0),
                     nar::NodeKind::Symlink { .. } => ("lrwxrwxrwx", 0),
                 };

@@ -3,9 +3,9 @@
 use std::hint::black_box;
 use std::io::Write;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ferrix_formats::nar;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ferrix_formats::HashAlgo;
+use ferrix_formats::nar;
 
 const SIZE: usize = 64 << 20;
 
@@ -14,7 +14,9 @@ fn bench(c: &mut Criterion) {
     let file = tmp.path().join("big");
     {
         let mut f = std::fs::File::create(&file).expect("create");
-        let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let chunk: Vec<u8> = (0..1 << 20)
+            .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for _ in 0..SIZE >> 20 {
             f.write_all(&chunk).expect("write");
         }
@@ -26,7 +28,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(nar::dump_path_hashed(&file, HashAlgo::Sha256).expect("dump")))
     });
     g.bench_function("dump to memory 64MiB file", |b| {
-        b.iter(|| black_box(nar::dump_path(&file, Vec::with_capacity(SIZE + 256)).expect("dump").len()))
+        b.iter(|| {
+            black_box(
+                nar::dump_path(&file, Vec::with_capacity(SIZE + 256))
+                    .expect("dump")
+                    .len(),
+            )
+        })
     });
     let bytes = nar::dump_path(&file, Vec::new()).expect("dump");
     g.bench_function("read+validate 64MiB NAR", |b| {
@@ -46,7 +54,9 @@ fn bench(c: &mut Criterion) {
             black_box(total)
         })
     });
-    g.bench_function("sha256 64MiB in memory", |b| b.iter(|| black_box(HashAlgo::Sha256.digest(&bytes))));
+    g.bench_function("sha256 64MiB in memory", |b| {
+        b.iter(|| black_box(HashAlgo::Sha256.digest(&bytes)))
+    });
     g.finish();
 }
 

@@ -91,7 +91,9 @@ impl FromStr for CAHash {
         } else {
             return Err(CaError::BadPrefix(s.to_owned()));
         };
-        let (algo, digest) = rest.split_once(':').ok_or_else(|| HashError::MissingAlgo(rest.to_owned()))?;
+        let (algo, digest) = rest
+            .split_once(':')
+            .ok_or_else(|| HashError::MissingAlgo(rest.to_owned()))?;
         let algo: HashAlgo = algo.parse()?;
         if method == CaMethod::Text && algo != HashAlgo::Sha256 {
             return Err(CaError::TextNotSha256(s.to_owned()));

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ca::{CAHash, CaError, CaMethod};
-use crate::hash::{sha256, HashAlgo, NixHash};
+use crate::hash::{HashAlgo, NixHash, sha256};
 use crate::store_path::{StoreDir, StorePath, StorePathError};
 
 /// A derivation output.
@@ -28,7 +28,10 @@ pub enum OutputCa {
 impl Output {
     /// An input-addressed output with a known path.
     pub fn input_addressed(path: StorePath) -> Output {
-        Output { path: Some(path), ca: None }
+        Output {
+            path: Some(path),
+            ca: None,
+        }
     }
 }
 
@@ -93,7 +96,11 @@ fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
-fn list_into<T>(out: &mut Vec<u8>, items: impl IntoIterator<Item = T>, mut f: impl FnMut(&mut Vec<u8>, T)) {
+fn list_into<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut f: impl FnMut(&mut Vec<u8>, T),
+) {
     out.push(b'[');
     for (i, it) in items.into_iter().enumerate() {
         if i > 0 {
@@ -108,18 +115,29 @@ impl Derivation {
     /// Whether this is a fixed-output derivation (one output `out` with a fixed hash).
     pub fn is_fixed_output(&self) -> bool {
         self.outputs.len() == 1
-            && self.outputs.get("out").is_some_and(|o| matches!(o.ca, Some(OutputCa::Fixed(_))))
+            && self
+                .outputs
+                .get("out")
+                .is_some_and(|o| matches!(o.ca, Some(OutputCa::Fixed(_))))
     }
 
     /// The `.drv` file contents.
     pub fn to_aterm(&self, store_dir: &StoreDir) -> Vec<u8> {
-        let inputs: Vec<(String, &BTreeSet<String>)> =
-            self.input_drvs.iter().map(|(p, o)| (store_dir.display(p), o)).collect();
+        let inputs: Vec<(String, &BTreeSet<String>)> = self
+            .input_drvs
+            .iter()
+            .map(|(p, o)| (store_dir.display(p), o))
+            .collect();
         self.unparse(store_dir, false, &inputs)
     }
 
     /// ATerm with chosen input-derivation keys; `mask_outputs` prints output paths as "".
-    fn unparse(&self, sd: &StoreDir, mask_outputs: bool, input_drvs: &[(String, &BTreeSet<String>)]) -> Vec<u8> {
+    fn unparse(
+        &self,
+        sd: &StoreDir,
+        mask_outputs: bool,
+        input_drvs: &[(String, &BTreeSet<String>)],
+    ) -> Vec<u8> {
         let mut o = Vec::with_capacity(1024);
         o.extend_from_slice(b"Derive(");
         list_into(&mut o, &self.outputs, |o, (name, out)| {
@@ -154,7 +172,9 @@ impl Derivation {
             o.push(b')');
         });
         o.push(b',');
-        list_into(&mut o, &self.input_srcs, |o, p| escape_into(o, sd.display(p).as_bytes()));
+        list_into(&mut o, &self.input_srcs, |o, p| {
+            escape_into(o, sd.display(p).as_bytes())
+        });
         o.push(b',');
         escape_into(&mut o, &self.system);
         o.push(b',');
@@ -199,24 +219,40 @@ impl Derivation {
             };
             let ca = match (algo.is_empty(), hash.is_empty()) {
                 (true, true) => None,
-                (true, false) => return Err(p.err(hash_pos, format!("output '{name}' has a hash but no algorithm"))),
+                (true, false) => {
+                    return Err(p.err(
+                        hash_pos,
+                        format!("output '{name}' has a hash but no algorithm"),
+                    ));
+                }
                 (false, h_empty) => {
-                    let (method, a) = CaMethod::parse_method_algo(&algo).map_err(|e| p.err(algo_pos, e.to_string()))?;
+                    let (method, a) = CaMethod::parse_method_algo(&algo)
+                        .map_err(|e| p.err(algo_pos, e.to_string()))?;
                     if h_empty {
                         Some(OutputCa::Floating { method, algo: a })
                     } else {
                         if hash.len() != a.size() * 2 {
-                            return Err(p.err(hash_pos, format!("hash '{hash}' has wrong length for '{a}'")));
+                            return Err(p.err(
+                                hash_pos,
+                                format!("hash '{hash}' has wrong length for '{a}'"),
+                            ));
                         }
-                        let h = NixHash::parse_bare(&hash, a).map_err(|e| p.err(hash_pos, e.to_string()))?;
+                        let h = NixHash::parse_bare(&hash, a)
+                            .map_err(|e| p.err(hash_pos, e.to_string()))?;
                         if hex::encode(h.digest()) != hash {
-                            return Err(p.err(hash_pos, format!("hash '{hash}' is not lowercase base16")));
+                            return Err(
+                                p.err(hash_pos, format!("hash '{hash}' is not lowercase base16"))
+                            );
                         }
                         Some(OutputCa::Fixed(CAHash::new(method, h)))
                     }
                 }
             };
-            if drv.outputs.insert(name.clone(), Output { path, ca }).is_some() {
+            if drv
+                .outputs
+                .insert(name.clone(), Output { path, ca })
+                .is_some()
+            {
                 return Err(p.err(name_pos, format!("duplicate output '{name}'")));
             }
             Ok(())
@@ -271,7 +307,10 @@ impl Derivation {
             let v = p.string()?;
             p.expect(b")")?;
             if drv.env.insert(k.clone(), v).is_some() {
-                return Err(p.err(pos, format!("duplicate env var '{}'", String::from_utf8_lossy(&k))));
+                return Err(p.err(
+                    pos,
+                    format!("duplicate env var '{}'", String::from_utf8_lossy(&k)),
+                ));
             }
             Ok(())
         })?;
@@ -290,11 +329,18 @@ impl Derivation {
             return Err(DerivationError::NoOutputs);
         }
         for name in self.outputs.keys() {
-            if name.is_empty() || name == "drv" || crate::store_path::validate_name(name.as_bytes(), name).is_err() {
+            if name.is_empty()
+                || name == "drv"
+                || crate::store_path::validate_name(name.as_bytes(), name).is_err()
+            {
                 return Err(DerivationError::BadOutputName(name.clone()));
             }
         }
-        let fixed = self.outputs.values().filter(|o| matches!(o.ca, Some(OutputCa::Fixed(_)))).count();
+        let fixed = self
+            .outputs
+            .values()
+            .filter(|o| matches!(o.ca, Some(OutputCa::Fixed(_))))
+            .count();
         if fixed > 0 && !self.is_fixed_output() {
             return Err(DerivationError::FixedOutputNotOut);
         }
@@ -314,8 +360,13 @@ impl Derivation {
     ) -> Result<[u8; 32], DerivationError> {
         if self.is_fixed_output() {
             let out = &self.outputs["out"];
-            let Some(OutputCa::Fixed(ca)) = &out.ca else { unreachable!("is_fixed_output checked") };
-            let path = out.path.as_ref().ok_or_else(|| DerivationError::MissingOutputPath("out".into()))?;
+            let Some(OutputCa::Fixed(ca)) = &out.ca else {
+                unreachable!("is_fixed_output checked")
+            };
+            let path = out
+                .path
+                .as_ref()
+                .ok_or_else(|| DerivationError::MissingOutputPath("out".into()))?;
             let s = format!(
                 "fixed:out:{}:{}:{}",
                 ca.method_algo(),
@@ -324,9 +375,11 @@ impl Derivation {
             );
             return Ok(sha256(s.as_bytes()));
         }
-        let mut inputs: Vec<(String, &BTreeSet<String>)> = Vec::with_capacity(self.input_drvs.len());
+        let mut inputs: Vec<(String, &BTreeSet<String>)> =
+            Vec::with_capacity(self.input_drvs.len());
         for (p, outs) in &self.input_drvs {
-            let h = input_hash(p).ok_or_else(|| DerivationError::UnknownInputDrv(store_dir.display(p)))?;
+            let h = input_hash(p)
+                .ok_or_else(|| DerivationError::UnknownInputDrv(store_dir.display(p)))?;
             inputs.push((hex::encode(h), outs));
         }
         inputs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -339,7 +392,8 @@ impl Derivation {
                 _ => merged.push((k, outs.clone())),
             }
         }
-        let refs: Vec<(String, &BTreeSet<String>)> = merged.iter().map(|(k, o)| (k.clone(), o)).collect();
+        let refs: Vec<(String, &BTreeSet<String>)> =
+            merged.iter().map(|(k, o)| (k.clone(), o)).collect();
         Ok(sha256(&self.unparse(store_dir, mask_outputs, &refs)))
     }
 
@@ -355,9 +409,12 @@ impl Derivation {
         self.validate()?;
         if self.is_fixed_output() {
             let out = self.outputs.get_mut("out").expect("fixed output has out");
-            let Some(OutputCa::Fixed(ca)) = &out.ca else { unreachable!("is_fixed_output checked") };
+            let Some(OutputCa::Fixed(ca)) = &out.ca else {
+                unreachable!("is_fixed_output checked")
+            };
             let p = store_dir.make_ca_path(name, ca)?;
-            self.env.insert(b"out".to_vec(), store_dir.display(&p).into_bytes());
+            self.env
+                .insert(b"out".to_vec(), store_dir.display(&p).into_bytes());
             out.path = Some(p);
             return Ok(());
         }
@@ -366,13 +423,21 @@ impl Derivation {
             self.env.insert(o.as_bytes().to_vec(), Vec::new());
         }
         if self.outputs.values().any(|o| o.ca.is_some()) {
-            // Floating CA outputs stay deferred: their paths are known only after building.
+            // Floating CA outputs (experimental ca-derivations): paths are
+            // known only after building; env gets the output placeholders.
+            for o in self.outputs.keys() {
+                self.env.insert(
+                    o.as_bytes().to_vec(),
+                    crate::store_path::hash_placeholder(o).into_bytes(),
+                );
+            }
             return Ok(());
         }
         let h = self.hash_modulo(store_dir, true, input_hash)?;
         for (o, out) in self.outputs.iter_mut() {
             let p = store_dir.make_output_path(o, &h, name)?;
-            self.env.insert(o.as_bytes().to_vec(), store_dir.display(&p).into_bytes());
+            self.env
+                .insert(o.as_bytes().to_vec(), store_dir.display(&p).into_bytes());
             out.path = Some(p);
         }
         Ok(())
@@ -385,14 +450,23 @@ impl Derivation {
     }
 
     /// The `.drv` path for already rendered ATerm bytes.
-    pub fn drv_path_for_aterm(&self, store_dir: &StoreDir, name: &str, aterm: &[u8]) -> Result<StorePath, DerivationError> {
-        let refs: BTreeSet<&StorePath> = self.input_srcs.iter().chain(self.input_drvs.keys()).collect();
+    pub fn drv_path_for_aterm(
+        &self,
+        store_dir: &StoreDir,
+        name: &str,
+        aterm: &[u8],
+    ) -> Result<StorePath, DerivationError> {
+        let refs: BTreeSet<&StorePath> = self
+            .input_srcs
+            .iter()
+            .chain(self.input_drvs.keys())
+            .collect();
         Ok(store_dir.compute_text_path(&format!("{name}.drv"), aterm, refs)?)
     }
 
     /// The JSON object `nix show-derivation` (2.8) prints for this derivation
-    /// (without the outer `{ "<drv path>": … }`), pretty-printed at `indent`.
-    pub fn to_json(&self, store_dir: &StoreDir) -> String {
+    /// (without the outer `{ "<drv path>": … }`), as bytes (strings need not be UTF-8).
+    pub fn to_json(&self, store_dir: &StoreDir) -> Vec<u8> {
         let mut j = JsonWriter::default();
         j.begin_object();
         j.key("outputs");
@@ -468,18 +542,31 @@ impl Derivation {
 /// the attribute or from the hash's own prefix (SRI or `algo:`), the mode is
 /// `flat` (default) or `recursive`, and an empty hash with a known algorithm
 /// means the all-zero hash.
-pub fn fixed_output_ca(output_hash: &str, algo: Option<&str>, mode: Option<&str>) -> Result<CAHash, DerivationError> {
+pub fn fixed_output_ca(
+    output_hash: &str,
+    algo: Option<&str>,
+    mode: Option<&str>,
+) -> Result<CAHash, DerivationError> {
     let method = match mode {
         None | Some("flat") => CaMethod::Flat,
         Some("recursive") => CaMethod::Recursive,
-        Some(m) => return Err(DerivationError::BadAttr(format!("invalid value '{m}' for 'outputHashMode' attribute"))),
+        Some(m) => {
+            return Err(DerivationError::BadAttr(format!(
+                "invalid value '{m}' for 'outputHashMode' attribute"
+            )));
+        }
     };
     let algo = match algo {
         None | Some("") => None,
-        Some(a) => Some(a.parse::<HashAlgo>().map_err(|e| DerivationError::BadAttr(e.to_string()))?),
+        Some(a) => Some(
+            a.parse::<HashAlgo>()
+                .map_err(|e| DerivationError::BadAttr(e.to_string()))?,
+        ),
     };
     let hash = if output_hash.is_empty() {
-        let a = algo.ok_or_else(|| DerivationError::BadAttr("empty hash requires explicit hash type".into()))?;
+        let a = algo.ok_or_else(|| {
+            DerivationError::BadAttr("empty hash requires explicit hash type".into())
+        })?;
         NixHash::from_digest(a, &[0u8; 64][..a.size()]).expect("size matches")
     } else {
         NixHash::parse(output_hash, algo).map_err(|e| match e {
@@ -507,7 +594,18 @@ impl Derivation {
     /// then call [`Derivation::finish`].
     pub fn with_outputs<'a>(outputs: impl IntoIterator<Item = &'a str>) -> Derivation {
         Derivation {
-            outputs: outputs.into_iter().map(|o| (o.to_owned(), Output { path: None, ca: None })).collect(),
+            outputs: outputs
+                .into_iter()
+                .map(|o| {
+                    (
+                        o.to_owned(),
+                        Output {
+                            path: None,
+                            ca: None,
+                        },
+                    )
+                })
+                .collect(),
             ..Derivation::default()
         }
     }
@@ -515,7 +613,13 @@ impl Derivation {
     /// A fixed-output derivation (single output `out`).
     pub fn fixed_output(ca: CAHash) -> Derivation {
         let mut d = Derivation::default();
-        d.outputs.insert("out".into(), Output { path: None, ca: Some(OutputCa::Fixed(ca)) });
+        d.outputs.insert(
+            "out".into(),
+            Output {
+                path: None,
+                ca: Some(OutputCa::Fixed(ca)),
+            },
+        );
         d
     }
 
@@ -528,16 +632,24 @@ impl Derivation {
         name: &str,
         input_hash: &mut dyn FnMut(&StorePath) -> Option<[u8; 32]>,
     ) -> Result<FinishedDerivation, DerivationError> {
-        crate::store_path::validate_name(name.as_bytes(), name).map_err(|_| DerivationError::BadName(name.to_owned()))?;
+        crate::store_path::validate_name(name.as_bytes(), name)
+            .map_err(|_| DerivationError::BadName(name.to_owned()))?;
         self.fill_output_paths(store_dir, name, input_hash)?;
         let aterm = self.to_aterm(store_dir);
         let drv_path = self.drv_path_for_aterm(store_dir, name, &aterm)?;
-        Ok(FinishedDerivation { derivation: self, drv_path, aterm })
+        Ok(FinishedDerivation {
+            derivation: self,
+            drv_path,
+            aterm,
+        })
     }
 
     /// Output name → path, for outputs whose path is known.
     pub fn output_paths(&self) -> BTreeMap<&str, &StorePath> {
-        self.outputs.iter().filter_map(|(n, o)| o.path.as_ref().map(|p| (n.as_str(), p))).collect()
+        self.outputs
+            .iter()
+            .filter_map(|(n, o)| o.path.as_ref().map(|p| (n.as_str(), p)))
+            .collect()
     }
 }
 
@@ -545,14 +657,20 @@ impl Derivation {
 pub fn show_derivations_json<'a>(
     store_dir: &StoreDir,
     drvs: impl IntoIterator<Item = (&'a StorePath, &'a Derivation)>,
-) -> String {
+) -> Vec<u8> {
     let mut j = JsonWriter::default();
     j.begin_object();
     for (p, d) in drvs {
         j.key(&store_dir.display(p));
         let inner = d.to_json(store_dir);
         // re-indent the inner object by one level
-        let ind = inner.replace('\n', "\n  ");
+        let mut ind = Vec::with_capacity(inner.len() + inner.len() / 8);
+        for &c in &inner {
+            ind.push(c);
+            if c == b'\n' {
+                ind.extend_from_slice(b"  ");
+            }
+        }
         j.raw(&ind);
     }
     j.end_object();
@@ -590,7 +708,10 @@ impl Parser<'_> {
     }
 
     /// Elements up to and including `]`, separated by `,`; the `[` is already consumed.
-    fn list(&mut self, mut f: impl FnMut(&mut Self) -> Result<(), DerivationError>) -> Result<(), DerivationError> {
+    fn list(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Result<(), DerivationError>,
+    ) -> Result<(), DerivationError> {
         if self.peek() == Some(b']') {
             self.pos += 1;
             return Ok(());
@@ -603,7 +724,12 @@ impl Parser<'_> {
                     self.pos += 1;
                     return Ok(());
                 }
-                _ => return Err(DerivationError::Syntax { pos: self.pos, expected: "',' or ']'" }),
+                _ => {
+                    return Err(DerivationError::Syntax {
+                        pos: self.pos,
+                        expected: "',' or ']'",
+                    });
+                }
             }
         }
     }
@@ -614,7 +740,10 @@ impl Parser<'_> {
         loop {
             let rest = &self.d[self.pos..];
             let Some(i) = rest.iter().position(|&c| c == b'"' || c == b'\\') else {
-                return Err(DerivationError::Syntax { pos: self.d.len(), expected: "'\"' ending a string" });
+                return Err(DerivationError::Syntax {
+                    pos: self.d.len(),
+                    expected: "'\"' ending a string",
+                });
             };
             out.extend_from_slice(&rest[..i]);
             self.pos += i;
@@ -623,7 +752,10 @@ impl Parser<'_> {
                 return Ok(out);
             }
             let Some(&c) = self.d.get(self.pos + 1) else {
-                return Err(DerivationError::Syntax { pos: self.d.len(), expected: "escaped character" });
+                return Err(DerivationError::Syntax {
+                    pos: self.d.len(),
+                    expected: "escaped character",
+                });
             };
             out.push(match c {
                 b'n' => b'\n',
@@ -646,28 +778,28 @@ impl Parser<'_> {
 /// (two-space indent, `"key": value`, empty containers as `{}` / `[]`).
 #[derive(Default)]
 struct JsonWriter {
-    out: String,
+    out: Vec<u8>,
     /// per open container: number of items so far
     stack: Vec<usize>,
 }
 
 impl JsonWriter {
     fn newline_indent(&mut self) {
-        self.out.push('\n');
+        self.out.push(b'\n');
         for _ in 0..self.stack.len() {
-            self.out.push_str("  ");
+            self.out.extend_from_slice(b"  ");
         }
     }
     fn item(&mut self) {
         let n = self.stack.last_mut().expect("inside a container");
         if *n > 0 {
-            self.out.push(',');
+            self.out.push(b',');
         }
         *n += 1;
         self.newline_indent();
     }
     fn begin_object(&mut self) {
-        self.out.push('{');
+        self.out.push(b'{');
         self.stack.push(0);
     }
     fn end_object(&mut self) {
@@ -675,10 +807,10 @@ impl JsonWriter {
         if n > 0 {
             self.newline_indent();
         }
-        self.out.push('}');
+        self.out.push(b'}');
     }
     fn begin_array(&mut self) {
-        self.out.push('[');
+        self.out.push(b'[');
         self.stack.push(0);
     }
     fn end_array(&mut self) {
@@ -686,7 +818,7 @@ impl JsonWriter {
         if n > 0 {
             self.newline_indent();
         }
-        self.out.push(']');
+        self.out.push(b']');
     }
     fn elem(&mut self) {
         self.item();
@@ -697,39 +829,34 @@ impl JsonWriter {
     fn key_bytes(&mut self, k: &[u8]) {
         self.item();
         self.string(k);
-        self.out.push_str(": ");
+        self.out.extend_from_slice(b": ");
     }
-    fn raw(&mut self, s: &str) {
-        self.out.push_str(s);
+    fn raw(&mut self, s: &[u8]) {
+        self.out.extend_from_slice(s);
     }
     fn string(&mut self, s: &[u8]) {
-        self.out.push_str(&json_string(s));
+        json_string_into(&mut self.out, s);
     }
 }
 
-/// A JSON string literal the way Nix 2.8 escapes it; bytes that are not UTF-8
-/// are replaced with U+FFFD.
-pub fn json_string(s: &[u8]) -> String {
-    let s = String::from_utf8_lossy(s);
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
+/// Append a JSON string literal escaped the way Nix 2.8 does: `"`, `\\`,
+/// `\n`, `\r`, `\t`; other control characters (`\b` and `\f` too) as `\u00XX`;
+/// every other byte (including non-UTF-8) is copied as is.
+pub fn json_string_into(o: &mut Vec<u8>, s: &[u8]) {
+    o.push(b'"');
+    for &c in s {
         match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            '\u{8}' => o.push_str("\\b"),
-            '\u{c}' => o.push_str("\\f"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            b'"' => o.extend_from_slice(b"\\\""),
+            b'\\' => o.extend_from_slice(b"\\\\"),
+            b'\n' => o.extend_from_slice(b"\\n"),
+            b'\r' => o.extend_from_slice(b"\\r"),
+            b'\t' => o.extend_from_slice(b"\\t"),
+            c if c < 0x20 => o.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
             c => o.push(c),
         }
     }
-    o.push('"');
-    o
+    o.push(b'"');
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,23 +866,64 @@ mod tests {
     fn glue_api_matches_vectors() {
         let sd = StoreDir::default();
         let q = "sha256-Q3QXOoy+iN4VK2CflvRulYvPZXYgF0dO7FoF7CvWFTA=";
-        let cases: &[(&str, Option<&str>, Option<&str>, &str, &str)] = &[
-            (q, Some("sha256"), Some("recursive"), "17wgs52s7kcamcyin4ja58njkf91ipq8-foo", "j1xpqyk662dyzsrkkj4idwfllh78bymp-foo.drv"),
-            (q, None, Some("recursive"), "17wgs52s7kcamcyin4ja58njkf91ipq8-foo", "2ssy12mvzhgckm1c7gpybyxy9xc40kry-foo.drv"),
-            (q, None, None, "q4pkwkxdib797fhk22p0k3g1q32jmxvf-foo", "m77ka2bg7ngbyyl58kbwxdbc90z01cwj-foo.drv"),
-            ("4374173a8cbe88de152b609f96f46e958bcf65762017474eec5a05ec2bd61530", Some("sha256"), Some("recursive"),
-             "17wgs52s7kcamcyin4ja58njkf91ipq8-foo", "hmhk6z9f09wcha8hj2q8nyym4iakks16-foo.drv"),
-            ("md5-07BzhNET7exJ6qYjitX/AA==", Some("md5"), Some("flat"), "jfhcwnq1852ccy9ad9nakybp2wadngnd-foo", "r9ain5mccyzqbh3q23nv934239wsqc79-foo.drv"),
+        type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a str, &'a str);
+        let cases: &[Case] = &[
+            (
+                q,
+                Some("sha256"),
+                Some("recursive"),
+                "17wgs52s7kcamcyin4ja58njkf91ipq8-foo",
+                "j1xpqyk662dyzsrkkj4idwfllh78bymp-foo.drv",
+            ),
+            (
+                q,
+                None,
+                Some("recursive"),
+                "17wgs52s7kcamcyin4ja58njkf91ipq8-foo",
+                "2ssy12mvzhgckm1c7gpybyxy9xc40kry-foo.drv",
+            ),
+            (
+                q,
+                None,
+                None,
+                "q4pkwkxdib797fhk22p0k3g1q32jmxvf-foo",
+                "m77ka2bg7ngbyyl58kbwxdbc90z01cwj-foo.drv",
+            ),
+            (
+                "4374173a8cbe88de152b609f96f46e958bcf65762017474eec5a05ec2bd61530",
+                Some("sha256"),
+                Some("recursive"),
+                "17wgs52s7kcamcyin4ja58njkf91ipq8-foo",
+                "hmhk6z9f09wcha8hj2q8nyym4iakks16-foo.drv",
+            ),
+            (
+                "md5-07BzhNET7exJ6qYjitX/AA==",
+                Some("md5"),
+                Some("flat"),
+                "jfhcwnq1852ccy9ad9nakybp2wadngnd-foo",
+                "r9ain5mccyzqbh3q23nv934239wsqc79-foo.drv",
+            ),
         ];
         for &(h, algo, mode, out, drv) in cases {
             let ca = fixed_output_ca(h, algo, mode).unwrap();
             let mut d = Derivation::fixed_output(ca);
             d.system = b"x86_64-linux".to_vec();
             d.builder = b"/bin/sh".to_vec();
-            let mut env: Vec<(&str, &str)> = vec![("builder", "/bin/sh"), ("name", "foo"), ("system", "x86_64-linux"), ("outputHash", h)];
-            if let Some(a) = algo { env.push(("outputHashAlgo", a)); }
-            if let Some(m) = mode { env.push(("outputHashMode", m)); }
-            for (k, v) in env { d.env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec()); }
+            let mut env: Vec<(&str, &str)> = vec![
+                ("builder", "/bin/sh"),
+                ("name", "foo"),
+                ("system", "x86_64-linux"),
+                ("outputHash", h),
+            ];
+            if let Some(a) = algo {
+                env.push(("outputHashAlgo", a));
+            }
+            if let Some(m) = mode {
+                env.push(("outputHashMode", m));
+            }
+            for (k, v) in env {
+                d.env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+            }
             let f = d.finish(&sd, "foo", &mut |_| None).unwrap();
             assert_eq!(f.derivation.output_paths()["out"].to_string(), out);
             assert_eq!(f.drv_path.to_string(), drv);
@@ -764,14 +932,31 @@ mod tests {
         let mut d = Derivation::with_outputs(["foo", "bar"]);
         d.system = b"x86_64-linux".to_vec();
         d.builder = b"/bin/sh".to_vec();
-        for (k, v) in [("builder", "/bin/sh"), ("name", "foo"), ("system", "x86_64-linux"), ("outputs", "foo bar")] {
+        for (k, v) in [
+            ("builder", "/bin/sh"),
+            ("name", "foo"),
+            ("system", "x86_64-linux"),
+            ("outputs", "foo bar"),
+        ] {
             d.env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
         }
         let f = d.finish(&sd, "foo", &mut |_| None).unwrap();
-        assert_eq!(f.derivation.output_paths()["foo"].to_string(), "hkwdinvz2jpzgnjy9lv34d2zxvclj4s3-foo-foo");
-        assert_eq!(f.drv_path.to_string(), "la0scvv0d3qgm2drg561gpflynh7iswx-foo.drv");
-        assert!(matches!(fixed_output_ca("abc", None, None), Err(DerivationError::BadAttr(m)) if m.contains("does not include a type")));
+        assert_eq!(
+            f.derivation.output_paths()["foo"].to_string(),
+            "hkwdinvz2jpzgnjy9lv34d2zxvclj4s3-foo-foo"
+        );
+        assert_eq!(
+            f.drv_path.to_string(),
+            "la0scvv0d3qgm2drg561gpflynh7iswx-foo.drv"
+        );
+        assert!(
+            matches!(fixed_output_ca("abc", None, None), Err(DerivationError::BadAttr(m)) if m.contains("does not include a type"))
+        );
         assert!(fixed_output_ca(q, None, Some("text")).is_err());
-        assert!(Derivation::with_outputs(["drv"]).finish(&sd, "x", &mut |_| None).is_err());
+        assert!(
+            Derivation::with_outputs(["drv"])
+                .finish(&sd, "x", &mut |_| None)
+                .is_err()
+        );
     }
 }

@@ -18,7 +18,12 @@ pub enum HashAlgo {
 }
 
 impl HashAlgo {
-    pub const ALL: [HashAlgo; 4] = [HashAlgo::Md5, HashAlgo::Sha1, HashAlgo::Sha256, HashAlgo::Sha512];
+    pub const ALL: [HashAlgo; 4] = [
+        HashAlgo::Md5,
+        HashAlgo::Sha1,
+        HashAlgo::Sha256,
+        HashAlgo::Sha512,
+    ];
 
     /// Digest size in bytes.
     pub const fn size(self) -> usize {
@@ -117,7 +122,11 @@ pub enum HashError {
     #[error("hash '{hash}' has wrong length for hash type '{algo}'")]
     WrongLength { hash: String, algo: HashAlgo },
     #[error("invalid {encoding} character {ch:?} in hash '{hash}'")]
-    BadChar { hash: String, encoding: &'static str, ch: char },
+    BadChar {
+        hash: String,
+        encoding: &'static str,
+        ch: char,
+    },
     #[error("hash '{0}' has non-zero leftover bits")]
     LeftoverBits(String),
     #[error("invalid SRI hash '{0}'")]
@@ -218,22 +227,39 @@ impl NixHash {
 
     /// Parse an SRI hash (`algo-base64`, padding optional).
     pub fn parse_sri(s: &str) -> Result<NixHash, HashError> {
-        let (prefix, rest) = s.split_once('-').ok_or_else(|| HashError::BadSri(s.to_owned()))?;
+        let (prefix, rest) = s
+            .split_once('-')
+            .ok_or_else(|| HashError::BadSri(s.to_owned()))?;
         let a: HashAlgo = prefix.parse()?;
         Self::parse_sri_digest(rest, a).map_err(|e| rename(e, s))
     }
 
     fn parse_sri_digest(rest: &str, algo: HashAlgo) -> Result<NixHash, HashError> {
         let trimmed = rest.trim_end_matches('=');
-        if let Some(c) = trimmed.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '+' || *c == '/')) {
-            return Err(HashError::BadChar { hash: rest.to_owned(), encoding: "base64", ch: c });
+        if let Some(c) = trimmed
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '+' || *c == '/'))
+        {
+            return Err(HashError::BadChar {
+                hash: rest.to_owned(),
+                encoding: "base64",
+                ch: c,
+            });
         }
         let padded = format!("{trimmed}{}", "=".repeat((4 - trimmed.len() % 4) % 4));
         if padded.len() != algo.encoded_len(Encoding::Base64) || rest.len() > padded.len() {
-            return Err(HashError::WrongLength { hash: rest.to_owned(), algo });
+            return Err(HashError::WrongLength {
+                hash: rest.to_owned(),
+                algo,
+            });
         }
-        let d = BASE64.decode(padded.as_bytes()).map_err(|_| HashError::BadSri(rest.to_owned()))?;
-        NixHash::from_digest(algo, &d).ok_or_else(|| HashError::WrongLength { hash: rest.to_owned(), algo })
+        let d = BASE64
+            .decode(padded.as_bytes())
+            .map_err(|_| HashError::BadSri(rest.to_owned()))?;
+        NixHash::from_digest(algo, &d).ok_or_else(|| HashError::WrongLength {
+            hash: rest.to_owned(),
+            algo,
+        })
     }
 
     /// Parse a bare digest for a known algorithm; its length decides the encoding.
@@ -247,14 +273,23 @@ impl NixHash {
             }
         } else if b.len() == algo.encoded_len(Encoding::Nix32) {
             nixbase32::decode_into(b, out).map_err(|e| match e {
-                nixbase32::DecodeError::InvalidChar(ch) => {
-                    HashError::BadChar { hash: s.to_owned(), encoding: "nix32", ch }
-                }
+                nixbase32::DecodeError::InvalidChar(ch) => HashError::BadChar {
+                    hash: s.to_owned(),
+                    encoding: "nix32",
+                    ch,
+                },
                 _ => HashError::LeftoverBits(s.to_owned()),
             })?;
         } else if b.len() == algo.encoded_len(Encoding::Base64) {
-            if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))) {
-                return Err(HashError::BadChar { hash: s.to_owned(), encoding: "base64", ch: c });
+            if let Some(c) = s
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
+            {
+                return Err(HashError::BadChar {
+                    hash: s.to_owned(),
+                    encoding: "base64",
+                    ch: c,
+                });
             }
             let d = BASE64.decode(b).map_err(|_| HashError::BadChar {
                 hash: s.to_owned(),
@@ -262,11 +297,17 @@ impl NixHash {
                 ch: '=',
             })?;
             if d.len() != algo.size() {
-                return Err(HashError::WrongLength { hash: s.to_owned(), algo });
+                return Err(HashError::WrongLength {
+                    hash: s.to_owned(),
+                    algo,
+                });
             }
             out.copy_from_slice(&d);
         } else {
-            return Err(HashError::WrongLength { hash: s.to_owned(), algo });
+            return Err(HashError::WrongLength {
+                hash: s.to_owned(),
+                algo,
+            });
         }
         Ok(NixHash { algo, bytes })
     }
@@ -274,7 +315,10 @@ impl NixHash {
 
 fn check_algo(s: &str, got: HashAlgo, want: Option<HashAlgo>) -> Result<(), HashError> {
     match want {
-        Some(w) if w != got => Err(HashError::AlgoMismatch { hash: s.to_owned(), expected: w }),
+        Some(w) if w != got => Err(HashError::AlgoMismatch {
+            hash: s.to_owned(),
+            expected: w,
+        }),
         _ => Ok(()),
     }
 }
@@ -282,8 +326,15 @@ fn check_algo(s: &str, got: HashAlgo, want: Option<HashAlgo>) -> Result<(), Hash
 /// Report errors about the digest part with the whole string the user gave.
 fn rename(e: HashError, whole: &str) -> HashError {
     match e {
-        HashError::WrongLength { algo, .. } => HashError::WrongLength { hash: whole.to_owned(), algo },
-        HashError::BadChar { encoding, ch, .. } => HashError::BadChar { hash: whole.to_owned(), encoding, ch },
+        HashError::WrongLength { algo, .. } => HashError::WrongLength {
+            hash: whole.to_owned(),
+            algo,
+        },
+        HashError::BadChar { encoding, ch, .. } => HashError::BadChar {
+            hash: whole.to_owned(),
+            encoding,
+            ch,
+        },
         HashError::LeftoverBits(_) => HashError::LeftoverBits(whole.to_owned()),
         HashError::BadSri(_) => HashError::BadSri(whole.to_owned()),
         e => e,
@@ -295,7 +346,11 @@ fn hexval(s: &str, c: u8) -> Result<u8, HashError> {
         b'0'..=b'9' => Ok(c - b'0'),
         b'a'..=b'f' => Ok(c - b'a' + 10),
         b'A'..=b'F' => Ok(c - b'A' + 10),
-        _ => Err(HashError::BadChar { hash: s.to_owned(), encoding: "base16", ch: c as char }),
+        _ => Err(HashError::BadChar {
+            hash: s.to_owned(),
+            encoding: "base16",
+            ch: c as char,
+        }),
     }
 }
 
@@ -367,7 +422,11 @@ pub struct HashingWriter<W> {
 
 impl<W: std::io::Write> HashingWriter<W> {
     pub fn new(inner: W, algo: HashAlgo) -> Self {
-        HashingWriter { inner, hasher: Hasher::new(algo), count: 0 }
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(algo),
+            count: 0,
+        }
     }
     /// The inner writer, the hash and the byte count.
     pub fn finish(self) -> (W, NixHash, u64) {
@@ -423,9 +482,24 @@ mod tests {
         assert_eq!(h.to_typed(Encoding::Nix32), forms[1]);
         assert_eq!(h.to_typed(Encoding::Base64), forms[2]);
         assert_eq!(h.to_sri(), forms[3]);
-        assert!(matches!(NixHash::parse(&forms[0], Some(HashAlgo::Sha1)), Err(HashError::AlgoMismatch { .. })));
-        assert!(matches!(NixHash::parse("e3b0", None), Err(HashError::MissingAlgo(_))));
-        assert!(matches!(NixHash::parse("sha256:e3b0", None), Err(HashError::WrongLength { .. })));
-        assert!(matches!(NixHash::parse("sha256:0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7e", None), Err(HashError::BadChar { .. })));
+        assert!(matches!(
+            NixHash::parse(&forms[0], Some(HashAlgo::Sha1)),
+            Err(HashError::AlgoMismatch { .. })
+        ));
+        assert!(matches!(
+            NixHash::parse("e3b0", None),
+            Err(HashError::MissingAlgo(_))
+        ));
+        assert!(matches!(
+            NixHash::parse("sha256:e3b0", None),
+            Err(HashError::WrongLength { .. })
+        ));
+        assert!(matches!(
+            NixHash::parse(
+                "sha256:0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7e",
+                None
+            ),
+            Err(HashError::BadChar { .. })
+        ));
     }
 }

@@ -23,9 +23,15 @@ pub enum NarInfoError {
     #[error("narinfo field {field}: {msg}")]
     BadField { field: &'static str, msg: String },
     #[error("narinfo field {field}: {source}")]
-    Hash { field: &'static str, source: HashError },
+    Hash {
+        field: &'static str,
+        source: HashError,
+    },
     #[error("narinfo field {field}: {source}")]
-    StorePath { field: &'static str, source: StorePathError },
+    StorePath {
+        field: &'static str,
+        source: StorePathError,
+    },
     #[error("narinfo field CA: {0}")]
     Ca(#[from] CaError),
     #[error("bad key '{0}': expected 'name:base64'")]
@@ -74,9 +80,15 @@ impl NarInfo {
         }
         fn num(v: &str, field: &'static str) -> Result<u64, NarInfoError> {
             if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
-                return Err(NarInfoError::BadField { field, msg: format!("'{v}' is not a number") });
+                return Err(NarInfoError::BadField {
+                    field,
+                    msg: format!("'{v}' is not a number"),
+                });
             }
-            v.parse().map_err(|e| NarInfoError::BadField { field, msg: format!("'{v}': {e}") })
+            v.parse().map_err(|e| NarInfoError::BadField {
+                field,
+                msg: format!("'{v}': {e}"),
+            })
         }
         let base = |v: &str, field: &'static str| {
             StorePath::from_base_name(v).map_err(|source| NarInfoError::StorePath { field, source })
@@ -85,25 +97,36 @@ impl NarInfo {
             if line.is_empty() {
                 continue;
             }
-            let (k, v) = line.split_once(": ").ok_or(NarInfoError::BadLine { line: i + 1 })?;
+            let (k, v) = line
+                .split_once(": ")
+                .ok_or(NarInfoError::BadLine { line: i + 1 })?;
             match k {
                 "StorePath" => {
                     let p = store_dir
                         .parse(v)
-                        .map_err(|source| NarInfoError::StorePath { field: "StorePath", source })?;
+                        .map_err(|source| NarInfoError::StorePath {
+                            field: "StorePath",
+                            source,
+                        })?;
                     set(&mut store_path, p.to_owned(), "StorePath")?
                 }
                 "URL" => set(&mut url, v.to_owned(), "URL")?,
                 "Compression" => set(&mut compression, v.to_owned(), "Compression")?,
                 "FileHash" => set(
                     &mut file_hash,
-                    NixHash::parse_prefixed(v).map_err(|source| NarInfoError::Hash { field: "FileHash", source })?,
+                    NixHash::parse_prefixed(v).map_err(|source| NarInfoError::Hash {
+                        field: "FileHash",
+                        source,
+                    })?,
                     "FileHash",
                 )?,
                 "FileSize" => set(&mut file_size, num(v, "FileSize")?, "FileSize")?,
                 "NarHash" => set(
                     &mut nar_hash,
-                    NixHash::parse_prefixed(v).map_err(|source| NarInfoError::Hash { field: "NarHash", source })?,
+                    NixHash::parse_prefixed(v).map_err(|source| NarInfoError::Hash {
+                        field: "NarHash",
+                        source,
+                    })?,
                     "NarHash",
                 )?,
                 "NarSize" => set(&mut nar_size, num(v, "NarSize")?, "NarSize")?,
@@ -115,10 +138,8 @@ impl NarInfo {
                         .collect::<Result<BTreeSet<_>, _>>()?;
                     set(&mut references, refs, "References")?
                 }
-                "Deriver" => {
-                    if v != "unknown-deriver" {
-                        set(&mut deriver, base(v, "Deriver")?, "Deriver")?
-                    }
+                "Deriver" if v != "unknown-deriver" => {
+                    set(&mut deriver, base(v, "Deriver")?, "Deriver")?
                 }
                 "System" => set(&mut system, v.to_owned(), "System")?,
                 "Sig" => {
@@ -179,7 +200,13 @@ impl NarInfo {
 
     /// `1;<path>;<narHash nix32>;<narSize>;<ref>,<ref>…`, what signatures sign.
     pub fn fingerprint(&self, store_dir: &StoreDir) -> Result<String, NarInfoError> {
-        fingerprint(store_dir, &self.store_path, &self.nar_hash, self.nar_size, &self.references)
+        fingerprint(
+            store_dir,
+            &self.store_path,
+            &self.nar_hash,
+            self.nar_size,
+            &self.references,
+        )
     }
 
     /// Add a signature by `key`.
@@ -191,8 +218,13 @@ impl NarInfo {
 
     /// How many signatures verify against one of `keys`.
     pub fn count_valid_sigs(&self, store_dir: &StoreDir, keys: &[PublicKey]) -> usize {
-        let Ok(fp) = self.fingerprint(store_dir) else { return 0 };
-        self.sigs.iter().filter(|s| keys.iter().any(|k| k.verify(fp.as_bytes(), s))).count()
+        let Ok(fp) = self.fingerprint(store_dir) else {
+            return 0;
+        };
+        self.sigs
+            .iter()
+            .filter(|s| keys.iter().any(|k| k.verify(fp.as_bytes(), s)))
+            .count()
     }
 }
 
@@ -208,7 +240,10 @@ pub fn fingerprint(
         return Err(NarInfoError::NoNarSize);
     }
     if nar_hash.algo() != HashAlgo::Sha256 {
-        return Err(NarInfoError::BadField { field: "NarHash", msg: "must be sha256".into() });
+        return Err(NarInfoError::BadField {
+            field: "NarHash",
+            msg: "must be sha256".into(),
+        });
     }
     let refs: Vec<String> = references.iter().map(|r| store_dir.display(r)).collect();
     Ok(format!(
@@ -222,11 +257,15 @@ pub fn fingerprint(
 
 fn split_key(s: &str) -> Result<(&str, Vec<u8>), NarInfoError> {
     let s = s.trim();
-    let (name, b64) = s.split_once(':').ok_or_else(|| NarInfoError::BadKey(s.to_owned()))?;
+    let (name, b64) = s
+        .split_once(':')
+        .ok_or_else(|| NarInfoError::BadKey(s.to_owned()))?;
     if name.is_empty() {
         return Err(NarInfoError::BadKey(s.to_owned()));
     }
-    let bytes = BASE64.decode(b64.as_bytes()).map_err(|_| NarInfoError::BadKey(s.to_owned()))?;
+    let bytes = BASE64
+        .decode(b64.as_bytes())
+        .map_err(|_| NarInfoError::BadKey(s.to_owned()))?;
     Ok((name, bytes))
 }
 
@@ -249,31 +288,56 @@ impl SecretKey {
     pub fn parse(s: &str) -> Result<SecretKey, NarInfoError> {
         let (name, bytes) = split_key(s)?;
         let key = match bytes.len() {
-            64 => ed25519_dalek::SigningKey::from_keypair_bytes(bytes.as_slice().try_into().expect("64"))
-                .map_err(|_| NarInfoError::BadKey(format!("{name}: public half does not match the seed")))?,
+            64 => ed25519_dalek::SigningKey::from_keypair_bytes(
+                bytes.as_slice().try_into().expect("64"),
+            )
+            .map_err(|_| {
+                NarInfoError::BadKey(format!("{name}: public half does not match the seed"))
+            })?,
             32 => ed25519_dalek::SigningKey::from_bytes(bytes.as_slice().try_into().expect("32")),
-            _ => return Err(NarInfoError::BadKey(format!("{name}: secret key must be 64 bytes"))),
+            _ => {
+                return Err(NarInfoError::BadKey(format!(
+                    "{name}: secret key must be 64 bytes"
+                )));
+            }
         };
-        Ok(SecretKey { name: name.to_owned(), key })
+        Ok(SecretKey {
+            name: name.to_owned(),
+            key,
+        })
     }
 
     /// From a 32-byte seed.
     pub fn from_seed(name: &str, seed: &[u8; 32]) -> SecretKey {
-        SecretKey { name: name.to_owned(), key: ed25519_dalek::SigningKey::from_bytes(seed) }
+        SecretKey {
+            name: name.to_owned(),
+            key: ed25519_dalek::SigningKey::from_bytes(seed),
+        }
     }
 
     /// `name:base64(64 bytes)`.
     pub fn to_text(&self) -> String {
-        format!("{}:{}", self.name, BASE64.encode(&self.key.to_keypair_bytes()))
+        format!(
+            "{}:{}",
+            self.name,
+            BASE64.encode(&self.key.to_keypair_bytes())
+        )
     }
 
     pub fn public_key(&self) -> PublicKey {
-        PublicKey { name: self.name.clone(), key: self.key.verifying_key() }
+        PublicKey {
+            name: self.name.clone(),
+            key: self.key.verifying_key(),
+        }
     }
 
     /// `name:base64(signature)` over `data`.
     pub fn sign(&self, data: &[u8]) -> String {
-        format!("{}:{}", self.name, BASE64.encode(&self.key.sign(data).to_bytes()))
+        format!(
+            "{}:{}",
+            self.name,
+            BASE64.encode(&self.key.sign(data).to_bytes())
+        )
     }
 }
 
@@ -287,11 +351,16 @@ pub struct PublicKey {
 impl PublicKey {
     pub fn parse(s: &str) -> Result<PublicKey, NarInfoError> {
         let (name, bytes) = split_key(s)?;
-        let arr: [u8; 32] =
-            bytes.as_slice().try_into().map_err(|_| NarInfoError::BadKey(format!("{name}: public key must be 32 bytes")))?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| NarInfoError::BadKey(format!("{name}: public key must be 32 bytes")))?;
         let key = ed25519_dalek::VerifyingKey::from_bytes(&arr)
             .map_err(|_| NarInfoError::BadKey(format!("{name}: not a valid ed25519 point")))?;
-        Ok(PublicKey { name: name.to_owned(), key })
+        Ok(PublicKey {
+            name: name.to_owned(),
+            key,
+        })
     }
 
     pub fn to_text(&self) -> String {
@@ -300,12 +369,18 @@ impl PublicKey {
 
     /// Whether `sig` (`name:base64`) is this key's signature over `data`.
     pub fn verify(&self, data: &[u8], sig: &str) -> bool {
-        let Some((name, b64)) = sig.split_once(':') else { return false };
+        let Some((name, b64)) = sig.split_once(':') else {
+            return false;
+        };
         if name != self.name {
             return false;
         }
-        let Ok(bytes) = BASE64.decode(b64.as_bytes()) else { return false };
-        let Ok(sig) = ed25519_dalek::Signature::from_slice(&bytes) else { return false };
+        let Ok(bytes) = BASE64.decode(b64.as_bytes()) else {
+            return false;
+        };
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(&bytes) else {
+            return false;
+        };
         self.key.verify(data, &sig).is_ok()
     }
 }

@@ -39,14 +39,22 @@ pub const fn decoded_len(n: usize) -> usize {
 /// Encode bytes as nixbase32, writing into `out` (which must be `encoded_len` long).
 pub fn encode_into(input: &[u8], out: &mut [u8]) {
     let len = encoded_len(input.len());
-    assert_eq!(out.len(), len, "output buffer must be encoded_len(input) long");
+    assert_eq!(
+        out.len(),
+        len,
+        "output buffer must be encoded_len(input) long"
+    );
     for (k, slot) in out.iter_mut().enumerate() {
         let n = len - 1 - k;
         let b = n * 5;
         let i = b / 8;
         let j = b % 8;
         let lo = input[i] >> j;
-        let hi = if i + 1 < input.len() { ((input[i + 1] as u16) << (8 - j)) as u8 } else { 0 };
+        let hi = if i + 1 < input.len() {
+            ((input[i + 1] as u16) << (8 - j)) as u8
+        } else {
+            0
+        };
         *slot = ALPHABET[((lo | hi) & 0x1f) as usize];
     }
 }
@@ -62,7 +70,10 @@ pub fn encode(input: &[u8]) -> String {
 pub fn decode_into(input: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
     let expected = encoded_len(out.len());
     if input.len() != expected {
-        return Err(DecodeError::WrongLength { got: input.len(), expected });
+        return Err(DecodeError::WrongLength {
+            got: input.len(),
+            expected,
+        });
     }
     out.fill(0);
     let size = out.len();
@@ -94,7 +105,10 @@ pub fn decode(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
         if let Some(&c) = input.iter().find(|&&c| DECODE[c as usize] == INVALID) {
             return Err(DecodeError::InvalidChar(c as char));
         }
-        return Err(DecodeError::WrongLength { got: input.len(), expected: encoded_len(n) });
+        return Err(DecodeError::WrongLength {
+            got: input.len(),
+            expected: encoded_len(n),
+        });
     }
     let mut out = vec![0u8; n];
     decode_into(input, &mut out)?;
@@ -115,9 +129,16 @@ mod tests {
         assert_eq!(encode(&[]), "");
         assert_eq!(encode(&[0x1f]), "0z");
         // sha256("") in nix32, as printed by `nix-hash --type sha256 --to-base32`
-        let h = hex::decode("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").unwrap();
-        assert_eq!(encode(&h), "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73");
-        assert_eq!(decode(b"0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73").unwrap(), h);
+        let h = hex::decode("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+            .unwrap();
+        assert_eq!(
+            encode(&h),
+            "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73"
+        );
+        assert_eq!(
+            decode(b"0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73").unwrap(),
+            h
+        );
     }
 
     #[test]
@@ -125,6 +146,9 @@ mod tests {
         assert_eq!(decode(b"0e"), Err(DecodeError::InvalidChar('e')));
         // two chars decode to one byte; 'z' as the top digit overflows
         assert_eq!(decode(b"z0"), Err(DecodeError::LeftoverBits));
-        assert!(matches!(decode(b"000"), Err(DecodeError::WrongLength { .. })));
+        assert!(matches!(
+            decode(b"000"),
+            Err(DecodeError::WrongLength { .. })
+        ));
     }
 }

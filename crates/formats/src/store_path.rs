@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::ca::{CAHash, CaMethod};
-use crate::hash::{compress_hash, sha256, Encoding, HashAlgo, NixHash};
+use crate::hash::{Encoding, HashAlgo, NixHash, compress_hash, sha256};
 use crate::nixbase32;
 
 /// Characters in the nix32 hash part of a store path.
@@ -26,17 +26,20 @@ pub enum StorePathError {
     EmptyName(String),
     #[error("store path '{0}' has a name longer than {MAX_NAME_LEN} characters")]
     NameTooLong(String),
-    #[error("store path '{0}' starts with illegal character '.'")]
-    LeadingDot(String),
     #[error("store path '{path}' contains illegal character {ch:?}")]
     BadChar { path: String, ch: char },
     #[error("derivation name '{0}' must not end in '.drv' for output paths")]
     DrvName(String),
-    #[error("cannot compute fixed-output path: references are not allowed unless the method is recursive sha256")]
+    #[error(
+        "cannot compute fixed-output path: references are not allowed unless the method is recursive sha256"
+    )]
     RefsNotAllowed,
 }
 
-/// Check a store path name (the part after `hash-`).
+/// Check a store path name (the part after `hash-`): 1 to 211 characters
+/// from `[A-Za-z0-9+-._?=]`. Like C++ Nix 2.8 (the oracle), a leading `.` is
+/// allowed (`builtins.toFile ".foo"` works there); newer Nix versions are
+/// stricter about `.`/`..`.
 pub fn validate_name(name: &[u8], whole: &str) -> Result<(), StorePathError> {
     if name.is_empty() {
         return Err(StorePathError::EmptyName(whole.to_owned()));
@@ -44,11 +47,14 @@ pub fn validate_name(name: &[u8], whole: &str) -> Result<(), StorePathError> {
     if name.len() > MAX_NAME_LEN {
         return Err(StorePathError::NameTooLong(whole.to_owned()));
     }
-    if name[0] == b'.' {
-        return Err(StorePathError::LeadingDot(whole.to_owned()));
-    }
-    if let Some(&c) = name.iter().find(|&&c| !(c.is_ascii_alphanumeric() || b"+-._?=".contains(&c))) {
-        return Err(StorePathError::BadChar { path: whole.to_owned(), ch: c as char });
+    if let Some(&c) = name
+        .iter()
+        .find(|&&c| !(c.is_ascii_alphanumeric() || b"+-._?=".contains(&c)))
+    {
+        return Err(StorePathError::BadChar {
+            path: whole.to_owned(),
+            ch: c as char,
+        });
     }
     Ok(())
 }
@@ -113,7 +119,10 @@ impl<'a> StorePathRef<'a> {
     }
 
     pub fn to_owned(&self) -> StorePath {
-        StorePath { hash_part: self.hash_part, name: self.name.to_owned() }
+        StorePath {
+            hash_part: self.hash_part,
+            name: self.name.to_owned(),
+        }
     }
 }
 
@@ -122,9 +131,16 @@ impl StorePath {
     pub fn from_digest(digest: &[u8; DIGEST_LEN], name: &str) -> Result<StorePath, StorePathError> {
         let mut hash_part = [0u8; HASH_PART_LEN];
         nixbase32::encode_into(digest, &mut hash_part);
-        let whole = format!("{}-{}", std::str::from_utf8(&hash_part).expect("ascii"), name);
+        let whole = format!(
+            "{}-{}",
+            std::str::from_utf8(&hash_part).expect("ascii"),
+            name
+        );
         validate_name(name.as_bytes(), &whole)?;
-        Ok(StorePath { hash_part, name: name.to_owned() })
+        Ok(StorePath {
+            hash_part,
+            name: name.to_owned(),
+        })
     }
 
     /// Parse a base name `<hash>-<name>`.
@@ -133,7 +149,10 @@ impl StorePath {
     }
 
     pub fn as_ref(&self) -> StorePathRef<'_> {
-        StorePathRef { hash_part: self.hash_part, name: &self.name }
+        StorePathRef {
+            hash_part: self.hash_part,
+            name: &self.name,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -206,7 +225,10 @@ impl StoreDir {
 
     /// Parse an absolute store path that may have a sub-path after it;
     /// returns the store path and the rest (empty or starting with `/`).
-    pub fn parse_prefix<'a>(&self, path: &'a str) -> Result<(StorePathRef<'a>, &'a str), StorePathError> {
+    pub fn parse_prefix<'a>(
+        &self,
+        path: &'a str,
+    ) -> Result<(StorePathRef<'a>, &'a str), StorePathError> {
         let rest = path
             .strip_prefix(self.0.as_str())
             .and_then(|r| r.strip_prefix('/'))
@@ -228,13 +250,23 @@ impl StoreDir {
 
     /// Nix's `makeStorePath`: fingerprint `type:sha256:<hex>:<dir>:<name>`,
     /// sha256, XOR-folded to 20 bytes.
-    pub fn make_store_path(&self, ty: &str, hash: &NixHash, name: &str) -> Result<StorePath, StorePathError> {
+    pub fn make_store_path(
+        &self,
+        ty: &str,
+        hash: &NixHash,
+        name: &str,
+    ) -> Result<StorePath, StorePathError> {
         let fp = format!("{ty}:{}:{}:{name}", hash.to_typed(Encoding::Base16), self.0);
         let digest = compress_hash::<DIGEST_LEN>(&sha256(fp.as_bytes()));
         StorePath::from_digest(&digest, name)
     }
 
-    fn make_type<'a>(&self, ty: &str, refs: impl IntoIterator<Item = &'a StorePath>, self_ref: bool) -> String {
+    fn make_type<'a>(
+        &self,
+        ty: &str,
+        refs: impl IntoIterator<Item = &'a StorePath>,
+        self_ref: bool,
+    ) -> String {
         let mut s = ty.to_owned();
         for r in refs {
             s.push(':');
@@ -290,10 +322,18 @@ impl StoreDir {
                 }
                 let inner = format!(
                     "fixed:out:{}{}:",
-                    if method == CaMethod::Recursive { "r:" } else { "" },
+                    if method == CaMethod::Recursive {
+                        "r:"
+                    } else {
+                        ""
+                    },
                     hash.to_typed(Encoding::Base16)
                 );
-                self.make_store_path("output:out", &HashAlgo::Sha256.digest(inner.as_bytes()), name)
+                self.make_store_path(
+                    "output:out",
+                    &HashAlgo::Sha256.digest(inner.as_bytes()),
+                    name,
+                )
             }
         }
     }
@@ -305,7 +345,12 @@ impl StoreDir {
 
     /// An input-addressed derivation output path: `output:<id>` with the
     /// derivation's modulo hash; the name is `<drv>` or `<drv>-<output>`.
-    pub fn make_output_path(&self, output: &str, drv_hash: &[u8; 32], drv_name: &str) -> Result<StorePath, StorePathError> {
+    pub fn make_output_path(
+        &self,
+        output: &str,
+        drv_hash: &[u8; 32],
+        drv_name: &str,
+    ) -> Result<StorePath, StorePathError> {
         let name = output_path_name(drv_name, output);
         let h = NixHash::from_digest(HashAlgo::Sha256, drv_hash).expect("32 bytes");
         self.make_store_path(&format!("output:{output}"), &h, &name)
@@ -320,7 +365,6 @@ fn rewrite_whole(e: StorePathError, whole: &str) -> StorePathError {
         BadHash(_) => BadHash(w),
         EmptyName(_) => EmptyName(w),
         NameTooLong(_) => NameTooLong(w),
-        LeadingDot(_) => LeadingDot(w),
         BadChar { ch, .. } => BadChar { path: w, ch },
         e => e,
     }
@@ -328,19 +372,29 @@ fn rewrite_whole(e: StorePathError, whole: &str) -> StorePathError {
 
 /// `<drv>` for the `out` output, `<drv>-<output>` otherwise.
 pub fn output_path_name(drv_name: &str, output: &str) -> String {
-    if output == "out" { drv_name.to_owned() } else { format!("{drv_name}-{output}") }
+    if output == "out" {
+        drv_name.to_owned()
+    } else {
+        format!("{drv_name}-{output}")
+    }
 }
 
 /// `/` followed by the nix32 of sha256(`nix-output:<output>`): what
 /// `builtins.placeholder` returns.
 pub fn hash_placeholder(output: &str) -> String {
-    format!("/{}", nixbase32::encode(&sha256(format!("nix-output:{output}").as_bytes())))
+    format!(
+        "/{}",
+        nixbase32::encode(&sha256(format!("nix-output:{output}").as_bytes()))
+    )
 }
 
 /// Placeholder for an output of a content-addressed derivation that is not
 /// built yet (`nix-upstream-output:<drvhash>:<output name>`).
 pub fn downstream_placeholder(drv_path: &StorePath, output: &str) -> String {
-    let drv_name = drv_path.name().strip_suffix(".drv").unwrap_or(drv_path.name());
+    let drv_name = drv_path
+        .name()
+        .strip_suffix(".drv")
+        .unwrap_or(drv_path.name());
     let clear = format!(
         "nix-upstream-output:{}:{}",
         drv_path.hash_part(),
@@ -356,16 +410,70 @@ mod tests {
     #[test]
     fn placeholder_out() {
         // builtins.placeholder "out"
-        assert_eq!(hash_placeholder("out"), "/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9");
+        assert_eq!(
+            hash_placeholder("out"),
+            "/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9"
+        );
     }
 
     #[test]
     fn parse_and_errors() {
         let sd = StoreDir::default();
-        let p = sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo").unwrap();
+        let p = sd
+            .parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo")
+            .unwrap();
         assert_eq!(p.name(), "foo");
-        assert!(matches!(sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-.foo"), Err(StorePathError::LeadingDot(_))));
-        assert!(matches!(sd.parse("/nix/store/epcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"), Err(StorePathError::BadHash(_))));
-        assert!(matches!(sd.parse("/nix/stor/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"), Err(StorePathError::NotInStore(_))));
+        // Nix 2.8 accepts a leading dot (builtins.toFile ".foo" "x")
+        assert_eq!(
+            sd.parse("/nix/store/q144f75swlv405pb69crqqkdwiza7nlk-.foo")
+                .unwrap()
+                .name(),
+            ".foo"
+        );
+        let long = format!(
+            "/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-{}",
+            "a".repeat(211)
+        );
+        assert!(sd.parse(&long).is_ok());
+        assert!(matches!(
+            sd.parse(&format!("{long}b")),
+            Err(StorePathError::NameTooLong(_))
+        ));
+        assert!(matches!(
+            sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-"),
+            Err(StorePathError::TooShort(_))
+        ));
+        assert!(matches!(
+            sd.parse("/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-a b"),
+            Err(StorePathError::BadChar { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            sd.parse("/nix/store/epcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"),
+            Err(StorePathError::BadHash(_))
+        ));
+        assert!(matches!(
+            sd.parse("/nix/stor/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo"),
+            Err(StorePathError::NotInStore(_))
+        ));
+    }
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::*;
+
+    /// `"${a}"` / `"${a.dev}"` for a floating content-addressed derivation in
+    /// C++ Nix 2.8 (`--extra-experimental-features ca-derivations`).
+    #[test]
+    fn downstream_placeholder_matches_nix() {
+        let drv = StorePath::from_base_name("wchyfjsvgy0fwrk2kak0dxj7xk7c8bm4-fl.drv").unwrap();
+        assert_eq!(
+            downstream_placeholder(&drv, "out"),
+            "/148crsnhdi48fs4i72gpln610rr5dpz9vzhabs95f09xsshms9fz"
+        );
+        assert_eq!(
+            downstream_placeholder(&drv, "dev"),
+            "/1n7jz55y0bbrqm78hjfxmfcm4l1ynmb0iqswyaalmmxs5mh1py9c"
+        );
     }
 }

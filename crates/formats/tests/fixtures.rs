@@ -61,13 +61,26 @@ fn hashes_every_encoding() {
         for bare in &r[2..5] {
             assert_eq!(NixHash::parse(bare, Some(algo)).unwrap(), h);
             assert_eq!(NixHash::parse(&format!("{algo}:{bare}"), None).unwrap(), h);
-            assert_eq!(NixHash::parse(&format!("{algo}:{bare}"), Some(algo)).unwrap(), h);
+            assert_eq!(
+                NixHash::parse(&format!("{algo}:{bare}"), Some(algo)).unwrap(),
+                h
+            );
         }
         assert_eq!(NixHash::parse(&r[5], None).unwrap(), h);
         assert_eq!(NixHash::parse(r[5].trim_end_matches('='), None).unwrap(), h);
-        assert!(NixHash::parse(&r[2], None).is_err(), "bare digest without algo must fail");
-        let other = if algo == HashAlgo::Sha256 { HashAlgo::Sha1 } else { HashAlgo::Sha256 };
-        assert!(matches!(NixHash::parse(&r[5], Some(other)), Err(HashError::AlgoMismatch { .. })));
+        assert!(
+            NixHash::parse(&r[2], None).is_err(),
+            "bare digest without algo must fail"
+        );
+        let other = if algo == HashAlgo::Sha256 {
+            HashAlgo::Sha1
+        } else {
+            HashAlgo::Sha256
+        };
+        assert!(matches!(
+            NixHash::parse(&r[5], Some(other)),
+            Err(HashError::AlgoMismatch { .. })
+        ));
     }
 }
 
@@ -84,10 +97,22 @@ fn nar_cases() -> Vec<(String, Vec<u8>, Vec<String>)> {
 #[test]
 fn nar_hashes_match_nix_hash() {
     for (name, bytes, r) in nar_cases() {
-        assert_eq!(HashAlgo::Sha256.digest(&bytes).encode(Encoding::Base16), r[1], "{name}");
-        assert_eq!(HashAlgo::Sha256.digest(&bytes).encode(Encoding::Nix32), r[2], "{name}");
+        assert_eq!(
+            HashAlgo::Sha256.digest(&bytes).encode(Encoding::Base16),
+            r[1],
+            "{name}"
+        );
+        assert_eq!(
+            HashAlgo::Sha256.digest(&bytes).encode(Encoding::Nix32),
+            r[2],
+            "{name}"
+        );
         assert_eq!(HashAlgo::Sha1.digest(&bytes).to_sri(), r[3], "{name}");
-        assert_eq!(HashAlgo::Sha512.digest(&bytes).encode(Encoding::Nix32), r[4], "{name}");
+        assert_eq!(
+            HashAlgo::Sha512.digest(&bytes).encode(Encoding::Nix32),
+            r[4],
+            "{name}"
+        );
     }
 }
 
@@ -131,7 +156,9 @@ fn recode(bytes: &[u8]) -> Vec<u8> {
             }
         }
     }
-    let Some(nar::Event::Node { name: None, kind }) = rd.next().unwrap() else { panic!("root") };
+    let Some(nar::Event::Node { name: None, kind }) = rd.next().unwrap() else {
+        panic!("root")
+    };
     node(&mut rd, kind, w.root());
     assert!(rd.next().unwrap().is_none());
     out
@@ -184,7 +211,20 @@ fn dir_nar(names: &[&[u8]]) -> Vec<u8> {
         tok(&mut o, t);
     }
     for n in names {
-        for t in [&b"entry"[..], b"(", b"name", n, b"node", b"(", b"type", b"regular", b"contents", b"", b")", b")"] {
+        for t in [
+            &b"entry"[..],
+            b"(",
+            b"name",
+            n,
+            b"node",
+            b"(",
+            b"type",
+            b"regular",
+            b"contents",
+            b"",
+            b")",
+            b")",
+        ] {
             tok(&mut o, t);
         }
     }
@@ -201,11 +241,18 @@ fn check_err(bytes: &[u8], what: &str) -> String {
 
 #[test]
 fn nar_rejects_noncanonical() {
-    assert!(nar::NarReader::new(&dir_nar(&[b"a", b"b"])[..]).validate().is_ok());
+    assert!(
+        nar::NarReader::new(&dir_nar(&[b"a", b"b"])[..])
+            .validate()
+            .is_ok()
+    );
     assert!(check_err(&dir_nar(&[b"b", b"a"]), "unsorted").contains("not sorted"));
     assert!(check_err(&dir_nar(&[b"a", b"a"]), "duplicate").contains("not sorted"));
     for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
-        assert!(check_err(&dir_nar(&[bad]), "bad name").contains("invalid entry name"), "{bad:?}");
+        assert!(
+            check_err(&dir_nar(&[bad]), "bad name").contains("invalid entry name"),
+            "{bad:?}"
+        );
     }
     // bad padding: non-zero byte after "type"
     let mut b = dir_nar(&[]);
@@ -213,7 +260,15 @@ fn nar_rejects_noncanonical() {
     assert!(check_err(&b, "padding").contains("padding"));
     // oversized name length
     let mut o = Vec::new();
-    for t in [&b"nix-archive-1"[..], b"(", b"type", b"directory", b"entry", b"(", b"name"] {
+    for t in [
+        &b"nix-archive-1"[..],
+        b"(",
+        b"type",
+        b"directory",
+        b"entry",
+        b"(",
+        b"name",
+    ] {
         tok(&mut o, t);
     }
     o.extend_from_slice(&u64::MAX.to_le_bytes());
@@ -246,9 +301,13 @@ fn store_paths_match_nix() {
         let refs: BTreeSet<StorePath> = if r[3] == "-" {
             BTreeSet::new()
         } else {
-            r[3].split(',').map(|p| sd.parse(p).unwrap().to_owned()).collect()
+            r[3].split(',')
+                .map(|p| sd.parse(p).unwrap().to_owned())
+                .collect()
         };
-        let p = sd.make_fixed_output_path(&r[1], method, &hash, &refs, false).unwrap();
+        let p = sd
+            .make_fixed_output_path(&r[1], method, &hash, &refs, false)
+            .unwrap();
         assert_eq!(sd.display(&p), r[4], "{r:?}");
         assert_eq!(sd.parse(&r[4]).unwrap().to_owned(), p);
     }
@@ -274,7 +333,11 @@ impl Drvs {
             let drv = Derivation::from_aterm(&bytes, &sd).unwrap_or_else(|e| panic!("{f}: {e}"));
             drvs.insert(StorePath::from_base_name(&f).unwrap(), (bytes, drv));
         }
-        Drvs { sd, drvs, modulo: HashMap::new() }
+        Drvs {
+            sd,
+            drvs,
+            modulo: HashMap::new(),
+        }
     }
 
     fn modulo(&mut self, p: &StorePath) -> [u8; 32] {
@@ -286,7 +349,9 @@ impl Drvs {
             self.modulo(i);
         }
         let known = self.modulo.clone();
-        let h = drv.hash_modulo(&self.sd, false, &mut |i| known.get(i).copied()).unwrap();
+        let h = drv
+            .hash_modulo(&self.sd, false, &mut |i| known.get(i).copied())
+            .unwrap();
         self.modulo.insert(p.clone(), h);
         h
     }
@@ -314,11 +379,20 @@ fn derivations_roundtrip_and_paths() {
             out.path = None;
             blank.env.insert(o.as_bytes().to_vec(), Vec::new());
         }
-        blank.fill_output_paths(&d.sd, &name, &mut |i| known.get(i).copied()).unwrap();
+        blank
+            .fill_output_paths(&d.sd, &name, &mut |i| known.get(i).copied())
+            .unwrap();
         assert_eq!(blank, drv, "{f}: output paths");
         // JSON like nix show-derivation
-        let json = fs::read_to_string(fixtures().join(format!("drv/{f}.json"))).unwrap();
-        assert_eq!(show_derivations_json(&d.sd, [(p, &drv)]) + "\n", json, "{f}: JSON");
+        let json = fs::read(fixtures().join(format!("drv/{f}.json"))).unwrap();
+        let mut ours = show_derivations_json(&d.sd, [(p, &drv)]);
+        ours.push(b'\n');
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&json),
+            "{f}: JSON"
+        );
+        assert!(ours == json, "{f}: JSON bytes");
     }
 }
 
@@ -330,8 +404,16 @@ fn derivation_cases_table() {
     for r in rows {
         let p = d.sd.parse(&r[1]).unwrap().to_owned();
         let drv = d.drvs[&p].1.clone();
-        let outs: Vec<String> =
-            drv.outputs.iter().map(|(n, o)| format!("{n}={}", d.sd.display(o.path.as_ref().unwrap()))).collect();
+        let outs: Vec<String> = drv
+            .outputs
+            .iter()
+            .map(|(n, o)| {
+                format!(
+                    "{n}={}",
+                    o.path.as_ref().map(|p| d.sd.display(p)).unwrap_or_default()
+                )
+            })
+            .collect();
         assert_eq!(outs.join(";"), r[2], "{}", r[0]);
         d.modulo(&p);
     }
@@ -341,7 +423,9 @@ fn derivation_cases_table() {
 fn shared_vectors_paths() {
     // /work/shared/vectors/derivations.tsv rows whose drvs are in the fixtures
     let d = Drvs::load();
-    let Ok(text) = fs::read_to_string("/work/shared/vectors/derivations.tsv") else { return };
+    let Ok(text) = fs::read_to_string("/work/shared/vectors/derivations.tsv") else {
+        return;
+    };
     let mut n = 0;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let cols: Vec<&str> = line.split('\t').collect();
@@ -351,10 +435,18 @@ fn shared_vectors_paths() {
         if cols[2].starts_with('/') && !cols[3].is_empty() {
             let drv = d.sd.parse(cols[3]).unwrap().to_owned();
             let (_, dd) = &d.drvs[&drv];
-            assert!(dd.outputs.values().any(|o| d.sd.display(o.path.as_ref().unwrap()) == cols[2]), "{}", cols[0]);
+            assert!(
+                dd.outputs
+                    .values()
+                    .any(|o| d.sd.display(o.path.as_ref().unwrap()) == cols[2]),
+                "{}",
+                cols[0]
+            );
             n += 1;
         } else if cols[1].starts_with("builtins.placeholder") {
-            let arg = cols[1].trim_start_matches("builtins.placeholder ").trim_matches('"');
+            let arg = cols[1]
+                .trim_start_matches("builtins.placeholder ")
+                .trim_matches('"');
             assert_eq!(hash_placeholder(arg), cols[2]);
             n += 1;
         }
@@ -367,7 +459,12 @@ fn narinfos() -> Vec<(String, String)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "narinfo"))
-        .map(|p| (p.file_name().unwrap().to_str().unwrap().to_owned(), fs::read_to_string(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_str().unwrap().to_owned(),
+                fs::read_to_string(&p).unwrap(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -376,23 +473,62 @@ fn narinfos() -> Vec<(String, String)> {
 #[test]
 fn narinfo_roundtrip_and_signatures() {
     let sd = StoreDir::default();
-    let sec = SecretKey::parse(&fs::read_to_string(fixtures().join("narinfo/key.sec")).unwrap()).unwrap();
-    let public = PublicKey::parse(&fs::read_to_string(fixtures().join("narinfo/key.pub")).unwrap()).unwrap();
+    let sec =
+        SecretKey::parse(&fs::read_to_string(fixtures().join("narinfo/key.sec")).unwrap()).unwrap();
+    let public =
+        PublicKey::parse(&fs::read_to_string(fixtures().join("narinfo/key.pub")).unwrap()).unwrap();
     assert_eq!(sec.public_key(), public);
-    assert_eq!(sec.to_text(), fs::read_to_string(fixtures().join("narinfo/key.sec")).unwrap().trim());
-    assert_eq!(public.to_text(), fs::read_to_string(fixtures().join("narinfo/key.pub")).unwrap().trim());
+    assert_eq!(
+        sec.to_text(),
+        fs::read_to_string(fixtures().join("narinfo/key.sec"))
+            .unwrap()
+            .trim()
+    );
+    assert_eq!(
+        public.to_text(),
+        fs::read_to_string(fixtures().join("narinfo/key.pub"))
+            .unwrap()
+            .trim()
+    );
     let all = narinfos();
     assert!(all.len() >= 15);
     for (f, text) in all {
         let ni = NarInfo::parse(&text, &sd).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(ni.to_text(&sd), text, "{f}");
-        assert_eq!(ni.count_valid_sigs(&sd, std::slice::from_ref(&public)), 1, "{f}: signature");
+        assert_eq!(
+            ni.count_valid_sigs(&sd, std::slice::from_ref(&public)),
+            1,
+            "{f}: signature"
+        );
         let mut resigned = ni.clone();
         resigned.sigs.clear();
         resigned.sign(&sd, &sec).unwrap();
         assert_eq!(resigned.sigs, ni.sigs, "{f}: ed25519 is deterministic");
         let mut tampered = ni.clone();
         tampered.nar_size += 1;
-        assert_eq!(tampered.count_valid_sigs(&sd, &[public.clone()]), 0);
+        assert_eq!(
+            tampered.count_valid_sigs(&sd, std::slice::from_ref(&public)),
+            0
+        );
     }
+}
+
+#[test]
+fn big_file_dump_uses_read_ahead_and_matches_in_memory_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("big");
+    let data: Vec<u8> = (0..(17u32 << 20) + 3)
+        .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+        .collect();
+    fs::write(&f, &data).unwrap();
+    let dumped = nar::dump_path(&f, Vec::new()).unwrap();
+    let mut expected = Vec::new();
+    let mut w = nar::NarWriter::new(&mut expected).unwrap();
+    w.root().bytes(false, &data).unwrap();
+    assert!(dumped == expected);
+    let (h, n) = nar::dump_path_hashed(&f, HashAlgo::Sha256).unwrap();
+    assert_eq!(
+        (h, n),
+        (HashAlgo::Sha256.digest(&expected), expected.len() as u64)
+    );
 }

@@ -12,7 +12,8 @@ fn algo() -> impl Strategy<Value = HashAlgo> {
 }
 
 fn nix_hash() -> impl Strategy<Value = NixHash> {
-    (algo(), prop::collection::vec(any::<u8>(), 64)).prop_map(|(a, b)| NixHash::from_digest(a, &b[..a.size()]).unwrap())
+    (algo(), prop::collection::vec(any::<u8>(), 64))
+        .prop_map(|(a, b)| NixHash::from_digest(a, &b[..a.size()]).unwrap())
 }
 
 fn name() -> impl Strategy<Value = String> {
@@ -28,32 +29,48 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn derivation() -> impl Strategy<Value = Derivation> {
-    let output = (prop::option::of(store_path()), prop::option::of((any::<bool>(), nix_hash(), any::<u8>())))
+    let output = (
+        prop::option::of(store_path()),
+        prop::option::of((any::<bool>(), nix_hash(), any::<u8>())),
+    )
         .prop_map(|(path, ca)| Output {
             path,
             ca: ca.map(|(fixed, h, m)| {
                 let method = [CaMethod::Flat, CaMethod::Recursive, CaMethod::Text][m as usize % 3];
-                if fixed { OutputCa::Fixed(CAHash::new(method, h)) } else { OutputCa::Floating { method, algo: h.algo() } }
+                if fixed {
+                    OutputCa::Fixed(CAHash::new(method, h))
+                } else {
+                    OutputCa::Floating {
+                        method,
+                        algo: h.algo(),
+                    }
+                }
             }),
         });
     (
         prop::collection::btree_map(name(), output, 1..4),
-        prop::collection::btree_map(store_path(), prop::collection::btree_set(name(), 1..3), 0..3),
+        prop::collection::btree_map(
+            store_path(),
+            prop::collection::btree_set(name(), 1..3),
+            0..3,
+        ),
         prop::collection::btree_set(store_path(), 0..3),
         bytes(),
         bytes(),
         prop::collection::vec(bytes(), 0..4),
         prop::collection::btree_map(bytes(), bytes(), 0..5),
     )
-        .prop_map(|(outputs, input_drvs, input_srcs, system, builder, args, env)| Derivation {
-            outputs,
-            input_drvs,
-            input_srcs,
-            system,
-            builder,
-            args,
-            env,
-        })
+        .prop_map(
+            |(outputs, input_drvs, input_srcs, system, builder, args, env)| Derivation {
+                outputs,
+                input_drvs,
+                input_srcs,
+                system,
+                builder,
+                args,
+                env,
+            },
+        )
 }
 
 /// An in-memory file tree for NAR round trips.
@@ -65,16 +82,22 @@ enum Tree {
 }
 
 fn entry_name() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(any::<u8>().prop_filter("no / or NUL", |c| *c != b'/' && *c != 0), 1..12)
-        .prop_filter("not . or ..", |n| n != b"." && n != b"..")
+    prop::collection::vec(
+        any::<u8>().prop_filter("no / or NUL", |c| *c != b'/' && *c != 0),
+        1..12,
+    )
+    .prop_filter("not . or ..", |n| n != b"." && n != b"..")
 }
 
 fn tree() -> impl Strategy<Value = Tree> {
     let leaf = prop_oneof![
-        (any::<bool>(), prop::collection::vec(any::<u8>(), 0..100)).prop_map(|(x, d)| Tree::File(x, d)),
+        (any::<bool>(), prop::collection::vec(any::<u8>(), 0..100))
+            .prop_map(|(x, d)| Tree::File(x, d)),
         prop::collection::vec(1u8..=255, 1..30).prop_map(Tree::Link),
     ];
-    leaf.prop_recursive(4, 40, 6, |inner| prop::collection::btree_map(entry_name(), inner, 0..6).prop_map(Tree::Dir))
+    leaf.prop_recursive(4, 40, 6, |inner| {
+        prop::collection::btree_map(entry_name(), inner, 0..6).prop_map(Tree::Dir)
+    })
 }
 
 fn write_tree<W: std::io::Write>(t: &Tree, n: nar::Node<'_, W>) {
@@ -245,13 +268,12 @@ proptest! {
         bytes[i] = byte;
         // must not panic; if accepted, re-encoding what was read gives the same bytes
         let mut r = nar::NarReader::new(&bytes[..]);
-        if let Ok(Some(nar::Event::Node { name: None, kind })) = r.next() {
-            if let Ok(back) = read_tree(&mut r, kind)
+        if let Ok(Some(nar::Event::Node { name: None, kind })) = r.next()
+            && let Ok(back) = read_tree(&mut r, kind)
                 && let Ok(None) = r.next()
             {
                 prop_assert_eq!(nar_of(&back), bytes);
             }
-        }
     }
 
     #[test]

@@ -1,1 +1,36 @@
-//! ferrix-store: Nix store paths on top of castore (PathInfo, NAR rendering and import).
+//! ferrix-store: the Nix store layer over ferrix-castore.
+//!
+//! A Nix store path is mapped to a [`PathInfo`]: a castore root node plus the
+//! NAR size and sha256, references, deriver, signatures and content address
+//! that Nix clients expect. NARs are never stored: they are rendered from
+//! castore on demand ([`nar::write_nar`]) and imported into castore as a
+//! stream ([`import::import_nar`]).
+//!
+//! - [`PathInfoService`]: path infos by store path digest; `memory://` and
+//!   `redb://` backends ([`pathinfo`]).
+//! - [`open_store`]: a [`Store`] (blob, directory and path info services)
+//!   from a URL.
+//! - [`import`]: host paths ([`import::add_path`], one read pass) and NAR
+//!   streams into the store. [`export`]: store paths back out, lookups.
+//! - [`verify`]: recompute every path's NAR hash from castore.
+//!
+//! All or nothing: a [`PathInfo`] is put last, in its own transaction, after
+//! every blob and directory it names is durable, and `put` checks that the
+//! root node is there. A crash at any point leaves at most unreferenced
+//! blobs behind, never a registered path with missing content.
+//!
+//! Like castore, everything here is synchronous and `Send + Sync`.
+
+pub mod error;
+pub mod export;
+pub mod import;
+pub mod nar;
+pub mod path_info;
+pub mod pathinfo;
+pub mod store;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use path_info::PathInfo;
+pub use pathinfo::PathInfoService;
+pub use store::{Store, default_store_url, open_store};

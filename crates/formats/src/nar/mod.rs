@@ -4,8 +4,8 @@
 mod reader;
 mod writer;
 
-pub use reader::{Event, NarError, NarReader, NodeKind, Limits};
-pub use writer::{dump_path, dump_path_hashed, Directory, NarWriter, Node};
+pub use reader::{Event, Limits, NarError, NarReader, NodeKind};
+pub use writer::{Directory, NarWriter, Node, dump_path, dump_path_hashed};
 
 use std::fs;
 use std::io::{self, Read};
@@ -25,7 +25,7 @@ pub enum RestoreError {
 
 /// Restore a NAR read from `r` to `dest`, which must not exist yet.
 pub fn restore<R: Read>(r: R, dest: &Path) -> Result<(), RestoreError> {
-    use std::os::unix::fs::{symlink, OpenOptionsExt};
+    use std::os::unix::fs::{OpenOptionsExt, symlink};
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RestoreError::Io { path, source }
@@ -106,7 +106,10 @@ pub fn list<R: Read>(r: R) -> Result<Vec<ListEntry>, NarError> {
                     cur.push(b'/');
                     cur.extend_from_slice(&n);
                 }
-                out.push(ListEntry { path: cur.clone(), kind: kind.clone() });
+                out.push(ListEntry {
+                    path: cur.clone(),
+                    kind: kind.clone(),
+                });
                 if matches!(kind, NodeKind::Directory) {
                     prefix.push(len);
                 } else {

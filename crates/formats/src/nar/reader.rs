@@ -12,7 +12,10 @@ pub enum NarError {
     #[error("not a NAR archive (bad magic)")]
     BadMagic,
     #[error("NAR: expected {expected:?}, found {found:?}")]
-    Unexpected { expected: &'static str, found: String },
+    Unexpected {
+        expected: &'static str,
+        found: String,
+    },
     #[error("NAR: unknown node type {0:?}")]
     UnknownType(String),
     #[error("NAR: string of {len} bytes exceeds the limit of {max}")]
@@ -33,7 +36,11 @@ pub enum NarError {
 
 impl From<io::Error> for NarError {
     fn from(e: io::Error) -> Self {
-        if e.kind() == io::ErrorKind::UnexpectedEof { NarError::Truncated } else { NarError::Io(e) }
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            NarError::Truncated
+        } else {
+            NarError::Io(e)
+        }
     }
 }
 
@@ -50,7 +57,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_name: 255, max_target: 4096, max_depth: 1024 }
+        Limits {
+            max_name: 255,
+            max_target: 4096,
+            max_depth: 1024,
+        }
     }
 }
 
@@ -59,8 +70,13 @@ impl Default for Limits {
 pub enum NodeKind {
     /// A regular file; its contents follow and can be read with
     /// [`NarReader::read_contents`] (anything unread is skipped).
-    Regular { executable: bool, size: u64 },
-    Symlink { target: Vec<u8> },
+    Regular {
+        executable: bool,
+        size: u64,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
     /// A directory; its entries follow, then [`Event::EndDirectory`].
     Directory,
 }
@@ -69,7 +85,10 @@ pub enum NodeKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A node; `name` is `None` for the root, the entry name otherwise.
-    Node { name: Option<Vec<u8>>, kind: NodeKind },
+    Node {
+        name: Option<Vec<u8>>,
+        kind: NodeKind,
+    },
     /// The end of the innermost open directory.
     EndDirectory,
 }
@@ -77,14 +96,19 @@ pub enum Event {
 enum State {
     Start,
     /// Inside a regular file's contents.
-    Contents { remaining: u64, size: u64 },
+    Contents {
+        remaining: u64,
+        size: u64,
+    },
     /// Between nodes inside the directory on top of the stack (or done if empty).
     Between,
     Done,
     Failed,
 }
 
-/// A pull parser over any `Read`; never holds more than one token in memory.
+/// A pull parser over any `Read`; never holds more than one token in memory
+/// and never allocates by a size the archive declares. It reads small tokens
+/// with `read_exact`, so wrap unbuffered sources in a `BufReader`.
 pub struct NarReader<R> {
     r: R,
     state: State,
@@ -100,7 +124,13 @@ impl<R: Read> NarReader<R> {
     }
 
     pub fn with_limits(r: R, limits: Limits) -> Self {
-        NarReader { r, state: State::Start, dirs: Vec::new(), limits, scratch: Vec::new() }
+        NarReader {
+            r,
+            state: State::Start,
+            dirs: Vec::new(),
+            limits,
+            scratch: Vec::new(),
+        }
     }
 
     /// The underlying reader, positioned after whatever has been parsed.
@@ -141,13 +171,18 @@ impl<R: Read> NarReader<R> {
     }
 
     fn expect(&mut self, lit: &'static str) -> Result<(), NarError> {
-        self.token(16)
-            .map_err(|e| match e {
-                NarError::TooLong { .. } => NarError::Unexpected { expected: lit, found: "<long string>".into() },
-                e => e,
-            })?;
+        self.token(16).map_err(|e| match e {
+            NarError::TooLong { .. } => NarError::Unexpected {
+                expected: lit,
+                found: "<long string>".into(),
+            },
+            e => e,
+        })?;
         if self.scratch != lit.as_bytes() {
-            return Err(NarError::Unexpected { expected: lit, found: String::from_utf8_lossy(&self.scratch).into_owned() });
+            return Err(NarError::Unexpected {
+                expected: lit,
+                found: String::from_utf8_lossy(&self.scratch).into_owned(),
+            });
         }
         Ok(())
     }
@@ -175,19 +210,30 @@ impl<R: Read> NarReader<R> {
                     }
                 };
                 let size = self.u64()?;
-                self.state = State::Contents { remaining: size, size };
-                Ok(Event::Node { name, kind: NodeKind::Regular { executable, size } })
+                self.state = State::Contents {
+                    remaining: size,
+                    size,
+                };
+                Ok(Event::Node {
+                    name,
+                    kind: NodeKind::Regular { executable, size },
+                })
             }
             b"symlink" => {
                 self.expect("target")?;
                 self.token(self.limits.max_target)?;
                 let target = std::mem::take(&mut self.scratch);
                 if target.is_empty() || target.contains(&0) {
-                    return Err(NarError::BadTarget(String::from_utf8_lossy(&target).into_owned()));
+                    return Err(NarError::BadTarget(
+                        String::from_utf8_lossy(&target).into_owned(),
+                    ));
                 }
                 self.expect(")")?;
                 self.end_node()?;
-                Ok(Event::Node { name, kind: NodeKind::Symlink { target } })
+                Ok(Event::Node {
+                    name,
+                    kind: NodeKind::Symlink { target },
+                })
             }
             b"directory" => {
                 if self.dirs.len() >= self.limits.max_depth {
@@ -195,9 +241,14 @@ impl<R: Read> NarReader<R> {
                 }
                 self.dirs.push(None);
                 self.state = State::Between;
-                Ok(Event::Node { name, kind: NodeKind::Directory })
+                Ok(Event::Node {
+                    name,
+                    kind: NodeKind::Directory,
+                })
             }
-            other => Err(NarError::UnknownType(String::from_utf8_lossy(other).into_owned())),
+            other => Err(NarError::UnknownType(
+                String::from_utf8_lossy(other).into_owned(),
+            )),
         }
     }
 
@@ -214,7 +265,9 @@ impl<R: Read> NarReader<R> {
 
     /// Read up to `buf.len()` bytes of the current file's contents; 0 at its end.
     pub fn read_contents(&mut self, buf: &mut [u8]) -> Result<usize, NarError> {
-        let State::Contents { remaining, .. } = &mut self.state else { return Ok(0) };
+        let State::Contents { remaining, .. } = &mut self.state else {
+            return Ok(0);
+        };
         if *remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
@@ -294,7 +347,9 @@ impl<R: Read> NarReader<R> {
                                 || name.contains(&b'/')
                                 || name.contains(&0)
                             {
-                                return Err(NarError::BadName(String::from_utf8_lossy(&name).into_owned()));
+                                return Err(NarError::BadName(
+                                    String::from_utf8_lossy(&name).into_owned(),
+                                ));
                             }
                             let prev = self.dirs.last_mut().expect("inside a directory");
                             if let Some(p) = prev

@@ -40,7 +40,10 @@ impl<W: Write> NarWriter<W> {
 
     /// The root node.
     pub fn root(&mut self) -> Node<'_, W> {
-        Node { w: &mut self.w, in_entry: false }
+        Node {
+            w: &mut self.w,
+            in_entry: false,
+        }
     }
 
     /// The inner writer (after the root node has been written).
@@ -71,7 +74,13 @@ impl<'a, W: Write> Node<'a, W> {
     }
 
     /// Like [`Node::file`], reusing a caller-provided buffer.
-    pub fn file_with_buffer(self, executable: bool, size: u64, contents: &mut dyn Read, buf: &mut [u8]) -> io::Result<()> {
+    pub fn file_with_buffer(
+        self,
+        executable: bool,
+        size: u64,
+        contents: &mut dyn Read,
+        buf: &mut [u8],
+    ) -> io::Result<()> {
         write_str(self.w, b"(")?;
         write_str(self.w, b"type")?;
         write_str(self.w, b"regular")?;
@@ -107,7 +116,10 @@ impl<'a, W: Write> Node<'a, W> {
     /// A symlink.
     pub fn symlink(self, target: &[u8]) -> io::Result<()> {
         if target.is_empty() || target.contains(&0) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "symlink target must be non-empty and contain no NUL"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "symlink target must be non-empty and contain no NUL",
+            ));
         }
         write_str(self.w, b"(")?;
         write_str(self.w, b"type")?;
@@ -122,7 +134,11 @@ impl<'a, W: Write> Node<'a, W> {
         write_str(self.w, b"(")?;
         write_str(self.w, b"type")?;
         write_str(self.w, b"directory")?;
-        Ok(Directory { w: self.w, in_entry: self.in_entry, prev: None })
+        Ok(Directory {
+            w: self.w,
+            in_entry: self.in_entry,
+            prev: None,
+        })
     }
 }
 
@@ -136,7 +152,12 @@ pub struct Directory<'a, W> {
 impl<W: Write> Directory<'_, W> {
     /// Start the entry `name`; names must be valid and strictly increasing.
     pub fn entry(&mut self, name: &[u8]) -> io::Result<Node<'_, W>> {
-        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        if name.is_empty()
+            || name == b"."
+            || name == b".."
+            || name.contains(&b'/')
+            || name.contains(&0)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("invalid NAR entry name {:?}", String::from_utf8_lossy(name)),
@@ -147,7 +168,11 @@ impl<W: Write> Directory<'_, W> {
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("NAR entry {:?} is not after {:?}", String::from_utf8_lossy(name), String::from_utf8_lossy(p)),
+                format!(
+                    "NAR entry {:?} is not after {:?}",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(p)
+                ),
             ));
         }
         self.prev = Some(name.to_vec());
@@ -156,7 +181,10 @@ impl<W: Write> Directory<'_, W> {
         write_str(self.w, b"name")?;
         write_str(self.w, name)?;
         write_str(self.w, b"node")?;
-        Ok(Node { w: self.w, in_entry: true })
+        Ok(Node {
+            w: self.w,
+            in_entry: true,
+        })
     }
 
     /// Finish the directory.
@@ -172,7 +200,8 @@ impl<W: Write> Directory<'_, W> {
 /// Serialise the host path `path` (not following a top-level symlink) as a NAR into `w`.
 pub fn dump_path<W: Write>(path: &Path, w: W) -> io::Result<W> {
     // fail before writing anything if the root does not exist
-    fs::symlink_metadata(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    fs::symlink_metadata(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let mut nar = NarWriter::new(w)?;
     let mut buf = vec![0u8; 1 << 20];
     dump_node(path, nar.root(), &mut buf)?;
@@ -195,13 +224,24 @@ fn dump_node<W: Write>(path: &Path, node: Node<'_, W>, buf: &mut [u8]) -> io::Re
     if ft.is_file() {
         let mut f = fs::File::open(path).map_err(ctx)?;
         let exec = md.permissions().mode() & 0o100 != 0;
-        node.file_with_buffer(exec, md.len(), &mut f, buf).map_err(ctx)
+        if md.len() >= PIPELINE_MIN {
+            let mut r = PipelinedReader::new(f);
+            let res = node.file_with_buffer(exec, md.len(), &mut r, buf);
+            r.finish();
+            res.map_err(ctx)
+        } else {
+            node.file_with_buffer(exec, md.len(), &mut f, buf)
+                .map_err(ctx)
+        }
     } else if ft.is_symlink() {
         let t = fs::read_link(path).map_err(ctx)?;
         node.symlink(t.as_os_str().as_bytes())
     } else if ft.is_dir() {
-        let mut names: Vec<std::ffi::OsString> =
-            fs::read_dir(path).map_err(ctx)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(ctx)?;
+        let mut names: Vec<std::ffi::OsString> = fs::read_dir(path)
+            .map_err(ctx)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(ctx)?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut dir = node.directory()?;
         for n in names {
@@ -210,6 +250,113 @@ fn dump_node<W: Write>(path: &Path, node: Node<'_, W>, buf: &mut [u8]) -> io::Re
         }
         dir.close()
     } else {
-        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("file '{}' has an unsupported type", path.display())))
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("file '{}' has an unsupported type", path.display()),
+        ))
+    }
+}
+
+/// Files at least this big are read on a helper thread, so reading and
+/// hashing/writing overlap.
+const PIPELINE_MIN: u64 = 8 << 20;
+const PIPELINE_CHUNK: usize = 1 << 20;
+
+type Chunk = io::Result<Vec<u8>>;
+
+/// Reads a file ahead on a helper thread and hands over filled buffers
+/// through a small channel (buffers are recycled), so that reading the
+/// next chunk overlaps with hashing or writing the current one.
+struct PipelinedReader {
+    rx: Option<std::sync::mpsc::Receiver<Chunk>>,
+    back: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PipelinedReader {
+    fn new(mut f: fs::File) -> PipelinedReader {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
+        let (back, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        for _ in 0..3 {
+            let _ = back.try_send(vec![0u8; PIPELINE_CHUNK]);
+        }
+        let handle = std::thread::spawn(move || {
+            while let Ok(mut b) = free.recv() {
+                b.resize(PIPELINE_CHUNK, 0);
+                let mut n = 0;
+                let res = loop {
+                    match f.read(&mut b[n..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => {
+                            n += k;
+                            if n == b.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                b.truncate(n);
+                let stop = n == 0 || res.is_err();
+                let msg = res.map(|()| b);
+                if tx.send(msg).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        PipelinedReader {
+            rx: Some(rx),
+            back: Some(back),
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stop the helper thread and wait for it.
+    fn finish(mut self) {
+        self.rx = None;
+        self.back = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Read for PipelinedReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let old = std::mem::take(&mut self.cur);
+            if let Some(back) = &self.back {
+                let _ = back.try_send(old);
+            }
+            let next = self.rx.as_ref().map(|rx| rx.recv());
+            match next {
+                Some(Ok(Ok(b))) if !b.is_empty() => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Some(Ok(Err(e))) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                _ => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }

@@ -1,0 +1,350 @@
+//! `ferrix store` end to end: the real binary against real C++ Nix
+//! (`nix-store`) as the oracle. Each test has its own redb store in a temp
+//! directory. Without `nix-store` the oracle tests fail (they never skip).
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A temp directory with a store in it.
+struct Env {
+    tmp: tempfile::TempDir,
+    url: String,
+}
+
+impl Env {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let url = format!("redb://{}", tmp.path().join("store").display());
+        Env { tmp, url }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ferrix"));
+        c.arg("store").arg("--store").arg(&self.url).args(args).current_dir(self.tmp.path());
+        c
+    }
+
+    /// Runs `ferrix store ARGS` with `stdin`.
+    fn run_in(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut input, &data);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_in(args, b"")
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.run(args);
+        assert!(out.status.success(), "ferrix store {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    fn ok_lines(&self, args: &[&str]) -> Vec<String> {
+        lines(&self.ok(args))
+    }
+
+    /// Runs and expects failure; returns stderr.
+    fn fails(&self, args: &[&str], stdin: &[u8]) -> String {
+        let out = self.run_in(args, stdin);
+        assert!(!out.status.success(), "ferrix store {args:?} should have failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+fn lines(b: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(b).lines().map(str::to_owned).collect()
+}
+
+/// Runs C++ Nix's `nix-store` (the oracle) and returns stdout.
+fn nix_store(args: &[&str], dir: &Path) -> Vec<u8> {
+    let out = Command::new("nix-store").args(args).current_dir(dir).output().unwrap_or_else(|e| {
+        panic!(
+            "nix-store (C++ Nix 2.8, the oracle) is required by these tests but could not be run: {e}. \
+             Install it (Debian: apt-get install nix-bin) and make sure it is on PATH."
+        )
+    });
+    assert!(out.status.success(), "nix-store {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Deterministic pseudo-random bytes.
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn file(p: &Path, bytes: &[u8], exec: bool) {
+    fs::write(p, bytes).unwrap();
+    fs::set_permissions(p, fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 })).unwrap();
+}
+
+/// A tree with every node kind and awkward names and sizes.
+fn make_tree(root: &Path, seed: u64) {
+    fs::create_dir(root).unwrap();
+    file(&root.join("a.txt"), format!("hello {seed}\n").as_bytes(), false);
+    file(&root.join("run.sh"), b"#!/bin/sh\necho hi\n", true);
+    file(&root.join("empty"), b"", false);
+    file(&root.join("empty-exec"), b"", true);
+    file(&root.join("eight"), b"12345678", false);
+    file(&root.join("big.bin"), &data(2 * 1024 * 1024 + 5, seed), false);
+    file(&root.join("B"), b"upper", false);
+    file(&root.join("a b"), b"space", false);
+    file(&root.join("é"), b"unicode", false);
+    file(&root.join(std::ffi::OsStr::from_bytes(b"raw\xff")), b"not utf-8", false);
+    symlink("a.txt", root.join("link")).unwrap();
+    symlink("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x", root.join("abs-link")).unwrap();
+    symlink("does/not/exist", root.join("dangling")).unwrap();
+    fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    file(&root.join("sub/deeper/x"), b"x", true);
+    file(&root.join("sub/y"), &data(1000, seed + 1), false);
+    file(&root.join("sub/a.txt"), b"hello\n", false);
+    fs::create_dir(root.join("emptydir")).unwrap();
+}
+
+/// Roots of every kind: a tree, single files, a symlink, an empty directory.
+fn make_roots(env: &Env) -> Vec<&'static str> {
+    make_tree(&env.path("tree"), 1);
+    file(&env.path("plain.txt"), b"plain\n", false);
+    file(&env.path("tool"), b"#!/bin/sh\n", true);
+    file(&env.path("nothing"), b"", false);
+    symlink("plain.txt", env.path("toplink")).unwrap();
+    fs::create_dir(env.path("hollow")).unwrap();
+    vec!["tree", "plain.txt", "tool", "nothing", "toplink", "hollow"]
+}
+
+#[test]
+fn add_matches_nix_store_add() {
+    let env = Env::new();
+    let roots = make_roots(&env);
+    let mut args = vec!["add"];
+    args.extend(&roots);
+    let ours = env.ok_lines(&args);
+    let mut nix_args = vec!["--add"];
+    nix_args.extend(&roots);
+    assert_eq!(ours, lines(&nix_store(&nix_args, env.tmp.path())));
+    // Trailing slash and `./` spellings name the same path.
+    assert_eq!(env.ok_lines(&["add", "./tree/"]), ours[..1]);
+}
+
+#[test]
+fn add_flat_matches_add_fixed() {
+    let env = Env::new();
+    file(&env.path("data.bin"), &data(3 * 1024 * 1024 + 1, 5), true);
+    file(&env.path("small"), b"abc", false);
+    let ours = env.ok_lines(&["add", "--flat", "data.bin", "small"]);
+    assert_eq!(ours, lines(&nix_store(&["--add-fixed", "sha256", "data.bin", "small"], env.tmp.path())));
+    // --add-fixed --recursive sha256 is what plain add does.
+    make_tree(&env.path("tree"), 2);
+    assert_eq!(
+        env.ok_lines(&["add", "tree"]),
+        lines(&nix_store(&["--add-fixed", "--recursive", "sha256", "tree"], env.tmp.path()))
+    );
+    // A flat store path holds a non-executable file: dump matches Nix's dump of it.
+    assert!(env.ok(&["dump", &ours[0]]) == nix_store(&["--dump", &ours[0]], env.tmp.path()), "dump of a flat path");
+    let err = env.fails(&["add", "--flat", "tree"], b"");
+    assert!(err.contains("needs a regular file"), "{err}");
+}
+
+#[test]
+fn dump_matches_nix_store_dump() {
+    let env = Env::new();
+    let roots = make_roots(&env);
+    for root in roots {
+        let path = env.ok_lines(&["add", root]).remove(0);
+        let ours = env.ok(&["dump", &path]);
+        assert!(ours == nix_store(&["--dump", root], env.tmp.path()), "dump of {root} differs from nix-store --dump");
+    }
+}
+
+#[test]
+fn import_nar_gives_nix_store_add_path() {
+    let env = Env::new();
+    make_tree(&env.path("tree"), 3);
+    let nar = nix_store(&["--dump", "tree"], env.tmp.path());
+    let hash = String::from_utf8(nix_store(&["--add", "tree"], env.tmp.path())).unwrap();
+    let nix_path = hash.trim();
+    let nix_hash = String::from_utf8(nix_store(&["-q", "--hash", nix_path], env.tmp.path())).unwrap();
+    let out = env.run_in(&["import-nar", "--name", "tree", "--nar-hash", nix_hash.trim()], &nar);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines(&out.stdout), vec![nix_path.to_owned()]);
+    assert!(env.ok(&["dump", nix_path]) == nar);
+    let info = String::from_utf8(env.ok(&["info", nix_path])).unwrap();
+    assert!(info.contains(&format!("NarHash: {}", nix_hash.trim())), "{info}");
+    assert!(info.contains(&format!("NarSize: {}\n", nar.len())), "{info}");
+}
+
+#[test]
+fn bad_nar_imports_register_nothing() {
+    let env = Env::new();
+    make_tree(&env.path("tree"), 4);
+    let nar = nix_store(&["--dump", "tree"], env.tmp.path());
+    let import = ["import-nar", "--name", "tree"];
+    for cut in [0, 7, 100, nar.len() / 2, nar.len() - 1] {
+        let err = env.fails(&import, &nar[..cut]);
+        assert!(err.contains("truncated"), "cut at {cut}: {err}");
+    }
+    let mut corrupt = nar.clone();
+    let at = nar.windows(9).position(|w| w == b"directory").unwrap();
+    corrupt[at] = b'D';
+    let err = env.fails(&import, &corrupt);
+    assert!(err.contains("unknown node type \"Directory\""), "{err}");
+    let err = env.fails(&["import-nar", "--name", "tree", "--nar-hash", &format!("sha256:{}", "0".repeat(52))], &nar);
+    assert!(err.contains("NAR hash mismatch"), "{err}");
+    let err = env.fails(&["import-nar", "--name", "tree", "--nar-size", "8"], &nar);
+    assert!(err.contains("NAR size mismatch"), "{err}");
+    let err = env.fails(&import, &[nar.clone(), b"junk".to_vec()].concat());
+    assert!(err.contains("trailing data"), "{err}");
+    let err = env.fails(&["import-nar", "--name", ".bad"], &nar);
+    assert!(err.contains("illegal character '.'"), "{err}");
+    assert_eq!(env.ok_lines(&["list"]), Vec::<String>::new(), "nothing may be registered");
+    assert_eq!(env.ok_lines(&["verify"]), Vec::<String>::new());
+    // The good NAR still imports.
+    let out = env.run_in(&import, &nar);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.ok_lines(&["list"]), lines(&out.stdout));
+}
+
+#[test]
+fn restore_ls_cat_info() {
+    let env = Env::new();
+    make_tree(&env.path("tree"), 5);
+    let p = env.ok_lines(&["add", "tree"]).remove(0);
+    env.ok(&["restore", &p, "out"]);
+    assert!(nix_store(&["--dump", "out"], env.tmp.path()) == nix_store(&["--dump", "tree"], env.tmp.path()));
+    let ls = env.ok_lines(&["ls", &p]);
+    assert_eq!(ls[..4], ["B", "a b", "a.txt", "abs-link"]);
+    let ls = env.ok_lines(&["ls", "-l", &format!("{p}/sub")]);
+    assert_eq!(ls, [
+        "-r--r--r--            6 a.txt",
+        "dr-xr-xr-x            0 deeper",
+        "-r--r--r--         1000 y",
+    ]);
+    assert_eq!(env.ok_lines(&["ls", "-l", &format!("{p}/link")]), ["lrwxrwxrwx            0 link -> a.txt"]);
+    assert_eq!(env.ok(&["cat", &format!("{p}/a.txt")]), b"hello 5\n");
+    assert!(env.ok(&["cat", &format!("{p}/big.bin")]) == data(2 * 1024 * 1024 + 5, 5));
+    let info = String::from_utf8(env.ok(&["info", &p])).unwrap();
+    // `nix-store -q` only knows the path once Nix has added it.
+    let nix_p = String::from_utf8(nix_store(&["--add", "tree"], env.tmp.path())).unwrap();
+    assert_eq!(nix_p.trim(), p);
+    let nix_hash = String::from_utf8(nix_store(&["-q", "--hash", &p], env.tmp.path())).unwrap();
+    assert!(info.contains(&format!("NarHash: {}\n", nix_hash.trim())), "{info}");
+    assert!(info.contains("CA: fixed:r:sha256:"), "{info}");
+    let sub = String::from_utf8(env.ok(&["info", &format!("{p}/run.sh")])).unwrap();
+    assert!(sub.contains("Node: executable file"), "{sub}");
+    // Dumping a sub-path gives the NAR of that node.
+    assert!(env.ok(&["dump", &format!("{p}/sub")]) == nix_store(&["--dump", "tree/sub"], env.tmp.path()));
+}
+
+#[test]
+fn clear_errors_for_bad_paths() {
+    let env = Env::new();
+    make_tree(&env.path("tree"), 6);
+    let p = env.ok_lines(&["add", "tree"]).remove(0);
+    let unknown = "/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-nope";
+    for cmd in ["dump", "cat", "info", "ls"] {
+        let err = env.fails(&[cmd, unknown], b"");
+        assert!(err.contains(&format!("error: {unknown} is not in the store")), "{cmd}: {err}");
+    }
+    let err = env.fails(&["info", "/tmp/not-a-store-path"], b"");
+    assert!(err.contains("is not in the Nix store"), "{err}");
+    let err = env.fails(&["cat", &format!("{p}/missing")], b"");
+    assert!(err.contains("missing: no such file or directory in the store"), "{err}");
+    let err = env.fails(&["cat", &format!("{p}/sub")], b"");
+    assert!(err.contains("is a directory"), "{err}");
+    let err = env.fails(&["add", "no-such-file"], b"");
+    assert_eq!(
+        err,
+        "error: adding no-such-file: reading no-such-file: No such file or directory (os error 2)\n"
+    );
+    file(&env.path("bad name"), b"x", false);
+    let err = env.fails(&["add", "bad name"], b"");
+    assert!(err.contains("store path 'bad name' contains illegal character ' '"), "{err}");
+    let err = env.fails(&["restore", &p, "tree"], b"");
+    assert!(err.contains("File exists"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrix")).args(["store", "--store", "redb://relative", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected an absolute directory"));
+}
+
+#[test]
+fn verify_reports_lost_castore() {
+    let env = Env::new();
+    make_tree(&env.path("tree"), 7);
+    let p = env.ok_lines(&["add", "tree"]).remove(0);
+    assert_eq!(env.ok_lines(&["verify"]), Vec::<String>::new());
+    // Lose every blob and directory; the path infos remain.
+    fs::remove_file(env.path("store/castore.redb")).unwrap();
+    let out = env.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = lines(&out.stdout);
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert!(report[0].starts_with(&format!("damaged: {p}: directory ")), "{report:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checked 1 store paths: 1 damaged"));
+}
+
+/// kill -9 in the middle of a large add: nothing half-registered, the store
+/// verifies clean, and the same add then succeeds.
+#[test]
+fn sigkill_during_add_leaves_no_damage() {
+    let env = Env::new();
+    let root = env.path("big");
+    fs::create_dir(&root).unwrap();
+    for i in 0..100 {
+        file(&root.join(format!("f{i:03}")), &data(2 * 1024 * 1024, 1000 + i), i % 7 == 0);
+    }
+    let (hash, _) = ferrix_formats::nar::dump_path_hashed(&root, ferrix_formats::HashAlgo::Sha256).unwrap();
+    let ca = ferrix_formats::CAHash::new(ferrix_formats::CaMethod::Recursive, hash);
+    let sd = ferrix_formats::StoreDir::default();
+    let expected = sd.display(&sd.make_ca_path("big", &ca).unwrap());
+
+    let mut child = env.cmd(&["add", "big"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let db = env.path("store/castore.redb");
+    let start = Instant::now();
+    // Wait until a good part (but not all) of the data is in.
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("add finished ({status}) before it could be killed; make the tree bigger");
+        }
+        if fs::metadata(&db).map(|m| m.len()).unwrap_or(0) > 60 << 20 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "add made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+
+    assert_eq!(env.ok_lines(&["list"]), Vec::<String>::new(), "a killed add must register nothing");
+    let out = env.run(&["verify"]);
+    assert!(out.status.success(), "verify after kill: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.ok_lines(&["add", "big"]), std::slice::from_ref(&expected));
+    let out = env.run(&["verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checked 1 store paths: 0 damaged"));
+    assert_eq!(env.ok_lines(&["list"]), [expected]);
+}

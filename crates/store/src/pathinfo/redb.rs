@@ -1,0 +1,87 @@
+//! Embedded path info backend: one redb table, store path digest → encoded
+//! [`PathInfo`]. Each `put` is one durable (fsync'd) transaction.
+
+use std::path::{Path, PathBuf};
+
+use ferrix_castore::Services;
+use ferrix_formats::StoreDir;
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{PathInfoService, check_root};
+use crate::error::{Error, Result};
+use crate::path_info::PathInfo;
+
+/// store path digest → [`PathInfo::encode`]
+const PATH_INFOS: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("path_infos");
+
+fn db_err(e: impl Into<redb::Error>) -> Error {
+    Error::storage(e.into())
+}
+
+/// Path infos in a redb database file, checked against castore on `put`.
+pub struct RedbPathInfoService {
+    db: Database,
+    path: PathBuf,
+    castore: Services,
+    store_dir: StoreDir,
+}
+
+impl RedbPathInfoService {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path, castore: Services, store_dir: StoreDir) -> Result<Self> {
+        let db = match Database::builder().create(path) {
+            Ok(db) => db,
+            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(Error::StoreLocked { path: path.to_owned() }),
+            Err(e) => return Err(Error::Storage(format!("opening {}: {e}", path.display()))),
+        };
+        let txn = db.begin_write().map_err(db_err)?;
+        txn.open_table(PATH_INFOS).map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        Ok(Self { db, path: path.to_owned(), castore, store_dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn decode(key: &[u8; 20], bytes: &[u8]) -> Result<PathInfo> {
+    let info = PathInfo::decode(bytes)?;
+    if info.store_path.digest() != *key {
+        return Err(Error::Corrupt(format!("entry for {} is stored under another digest", info.store_path)));
+    }
+    Ok(info)
+}
+
+impl PathInfoService for RedbPathInfoService {
+    fn get(&self, digest: &[u8; 20]) -> Result<Option<PathInfo>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(PATH_INFOS).map_err(db_err)?;
+        match table.get(digest).map_err(db_err)? {
+            Some(v) => Ok(Some(decode(digest, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&self, info: PathInfo) -> Result<PathInfo> {
+        check_root(&self.castore, &self.store_dir, &info)?;
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = txn.open_table(PATH_INFOS).map_err(db_err)?;
+            table.insert(&info.store_path.digest(), info.encode().as_slice()).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(info)
+    }
+
+    fn list(&self) -> Result<Vec<PathInfo>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(PATH_INFOS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            out.push(decode(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+}

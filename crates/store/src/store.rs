@@ -1,0 +1,124 @@
+//! [`Store`]: the blob, directory and path info services that make one Nix
+//! store, and [`open_store`], which builds them from a URL.
+//!
+//! | URL                  | what                                                     |
+//! |----------------------|----------------------------------------------------------|
+//! | `memory://`          | everything in memory, lost on exit                       |
+//! | `redb:///abs/dir`    | directory `dir` (created if needed) holding `castore.redb` (blobs, chunks, directories) and `pathinfo.redb` (path infos) |
+//!
+//! Two files rather than one because castore's redb backend owns its
+//! database handle and redb allows one handle per file. Atomicity does not
+//! need one file: a path info is committed after (and only after) the
+//! castore transactions it depends on are durable.
+//!
+//! The default store ([`default_store_url`]) is `$FERRIX_STORE` if set, else
+//! `redb://$XDG_DATA_HOME/ferrix` (falling back to `~/.local/share/ferrix`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferrix_castore::{BlobService, DirectoryService, Services};
+use ferrix_formats::{StoreDir, StorePath};
+
+use crate::error::{Error, Result};
+use crate::path_info::PathInfo;
+use crate::pathinfo::PathInfoService;
+use crate::pathinfo::memory::MemoryPathInfoService;
+use crate::pathinfo::redb::RedbPathInfoService;
+
+/// One Nix store: castore services plus path infos, and the store directory
+/// (`/nix/store`) that store paths are computed against.
+#[derive(Clone)]
+pub struct Store {
+    pub blobs: Arc<dyn BlobService>,
+    pub directories: Arc<dyn DirectoryService>,
+    pub path_info: Arc<dyn PathInfoService>,
+    pub store_dir: StoreDir,
+}
+
+impl Store {
+    /// The castore half, as castore functions want it.
+    pub fn castore(&self) -> Services {
+        Services { blobs: self.blobs.clone(), directories: self.directories.clone() }
+    }
+
+    /// Parses `/nix/store/<hash>-<name>[/sub/path]` (or `<hash>-<name>[/…]`)
+    /// and looks the store path up. Returns the path info and the sub-path
+    /// (empty or starting with `/`). An unregistered path is `Ok(None)`.
+    pub fn lookup<'a>(&self, arg: &'a str) -> Result<Option<(PathInfo, &'a str)>> {
+        let (path, rest) = self.parse_path(arg)?;
+        Ok(self.path_info.get_path(&path)?.map(|i| (i, rest)))
+    }
+
+    /// Parses a store path argument with optional sub-path (see [`Store::lookup`]).
+    pub fn parse_path<'a>(&self, arg: &'a str) -> Result<(StorePath, &'a str)> {
+        if arg.starts_with('/') {
+            let (p, rest) = self.store_dir.parse_prefix(arg)?;
+            Ok((p.to_owned(), rest))
+        } else {
+            let end = arg.find('/').unwrap_or(arg.len());
+            Ok((StorePath::from_base_name(&arg[..end])?, &arg[end..]))
+        }
+    }
+}
+
+/// Builds the store a URL names (see the module documentation).
+pub fn open_store(url: &str) -> Result<Store> {
+    let bad = |reason: &str| Error::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected SCHEME://…"))?;
+    let store_dir = StoreDir::default();
+    match scheme {
+        "memory" => {
+            if !rest.is_empty() {
+                return Err(bad("memory:// takes no path"));
+            }
+            let castore = ferrix_castore::from_url("memory://")?;
+            let path_info = Arc::new(MemoryPathInfoService::new(castore.clone(), store_dir.clone()));
+            Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
+        }
+        "redb" => {
+            if rest.contains(['?', '#']) {
+                return Err(bad("query strings and fragments are not supported"));
+            }
+            let dir = Path::new(rest);
+            if !dir.is_absolute() {
+                return Err(bad("expected an absolute directory: redb:///absolute/path"));
+            }
+            if dir.exists() && !dir.is_dir() {
+                return Err(bad("the path must be a directory (it holds castore.redb and pathinfo.redb)"));
+            }
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            let castore_url = format!("redb://{}", dir.join("castore.redb").display());
+            let castore = ferrix_castore::from_url(&castore_url)?;
+            let path_info =
+                Arc::new(RedbPathInfoService::open(&dir.join("pathinfo.redb"), castore.clone(), store_dir.clone())?);
+            Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
+        }
+        "grpc+http" | "grpc+https" | "grpc+unix" | "objectstore+file" | "objectstore+s3" => {
+            Err(bad("this backend is not implemented yet"))
+        }
+        _ => Err(bad("unknown scheme; known: memory://, redb:///dir")),
+    }
+}
+
+/// `$FERRIX_STORE`, else `redb://<data dir>/ferrix` where the data dir is
+/// `$XDG_DATA_HOME` or `~/.local/share`.
+pub fn default_store_url() -> Result<String> {
+    if let Some(url) = std::env::var_os("FERRIX_STORE").filter(|v| !v.is_empty()) {
+        return url.into_string().map_err(|v| Error::InvalidUrl {
+            url: v.to_string_lossy().into_owned(),
+            reason: "FERRIX_STORE is not UTF-8".into(),
+        });
+    }
+    let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()).map(PathBuf::from) {
+        Some(d) if d.is_absolute() => d,
+        _ => {
+            let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).ok_or_else(|| Error::InvalidUrl {
+                url: String::new(),
+                reason: "neither XDG_DATA_HOME nor HOME is set; pass --store or set FERRIX_STORE".into(),
+            })?;
+            PathBuf::from(home).join(".local/share")
+        }
+    };
+    Ok(format!("redb://{}", data.join("ferrix").display()))
+}

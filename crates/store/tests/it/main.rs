@@ -1,0 +1,26 @@
+//! Integration tests of ferrix-store through its public API: the shared
+//! backend suite, then behaviour specific to one backend.
+
+mod nar_props;
+mod redb;
+mod suite;
+mod tree;
+
+use ferrix_store::{Store, open_store};
+
+/// A backend under test, with whatever keeps it alive.
+pub struct Backend {
+    pub store: Store,
+    pub url: String,
+    pub _dir: Option<tempfile::TempDir>,
+}
+
+pub fn memory() -> Backend {
+    Backend { store: open_store("memory://").expect("memory:// opens"), url: "memory://".into(), _dir: None }
+}
+
+pub fn redb() -> Backend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("redb://{}", dir.path().join("store").display());
+    Backend { store: open_store(&url).expect("redb store opens"), url, _dir: Some(dir) }
+}
