@@ -104,11 +104,20 @@ pub fn search_path(include: &[String]) -> Vec<(String, String)> {
 pub fn make_eval(flags: &Flags) -> Eval {
     let opts = EvalOptions { search_path: search_path(&flags.include), ..EvalOptions::default() };
     // glue: store builtins (derivationStrict, toFile, path, …) and StoreIO.
-    // FERRIX_DRV_DIR writes .drv and toFile outputs into a directory until the
-    // ferrix store is wired in; otherwise they are kept in memory.
-    let sink: Box<dyn ferrix_glue::StoreSink> = match std::env::var_os("FERRIX_DRV_DIR") {
-        Some(d) => Box::new(ferrix_glue::DirStore { root: d.into() }),
-        None => Box::new(ferrix_glue::MemoryStore::default()),
+    // What evaluation writes goes to the ferrix store named by FERRIX_STORE
+    // (a store URL), or as plain files into FERRIX_DRV_DIR, else stays in memory.
+    let sink: Box<dyn ferrix_glue::StoreSink> = if let Some(url) = std::env::var("FERRIX_STORE").ok().filter(|u| !u.is_empty()) {
+        match ferrix_glue::FerrixStore::open(&url) {
+            Ok(s) => Box::new(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else if let Some(d) = std::env::var_os("FERRIX_DRV_DIR") {
+        Box::new(ferrix_glue::DirStore { root: d.into() })
+    } else {
+        Box::new(ferrix_glue::MemoryStore::default())
     };
     ferrix_glue::new_eval(opts, sink)
 }

@@ -16,6 +16,7 @@
 
 pub mod context;
 pub mod derivation;
+pub mod ferrix_store;
 pub mod instantiate;
 pub mod io;
 pub mod json;
@@ -25,6 +26,7 @@ pub mod store;
 use ferrix_eval::{Builtins, Eval, EvalOptions, PrimOpDef};
 use ferrix_formats::StoreDir;
 
+pub use ferrix_store::FerrixStore;
 pub use io::{store_io, StoreIO};
 pub use store::{DirStore, MemoryStore, StoreSink, StoredObject};
 

@@ -73,3 +73,37 @@ fn sink_sees_drvs_texts_and_filtered_imports() {
     let kept: Vec<_> = decisions.iter().filter(|d| d.1).map(|d| d.0.display().to_string()).collect();
     assert_eq!(kept, ["a.txt", "sub"]);
 }
+
+/// The ferrix store as the sink: everything evaluation makes is registered
+/// with its references, and a filtered import stores exactly the kept tree.
+#[test]
+fn ferrix_store_sink_registers_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), "a").unwrap();
+    std::fs::write(src.join("b.o"), "b").unwrap();
+    let sink = ferrix_glue::FerrixStore::open("memory://").unwrap();
+    let pis = sink.0.path_info.clone();
+    let ev = ferrix_glue::new_eval(Default::default(), Box::new(sink));
+    let expr = format!(
+        r#"let
+          t = builtins.toFile "t" "hi";
+          s = builtins.filterSource (p: t: builtins.match ".*\\.o" p == null) {src};
+          a = derivation {{ name = "a"; builder = "/bin/sh"; system = "x"; inherit t s; }};
+        in [ a.drvPath t s "${{{src}/a.txt}}" ]"#,
+        src = src.display()
+    );
+    let v = ev.eval_string(&expr, "/").unwrap();
+    let v = ev.force_deep(&v).unwrap();
+    let printed = ferrix_eval::print::print_value(&v);
+    let infos = pis.list().unwrap();
+    let names: BTreeSet<String> = infos.iter().map(|i| i.store_path.name().to_string()).collect();
+    assert_eq!(names, BTreeSet::from(["a.drv".to_string(), "t".into(), "src".into(), "a.txt".into()]), "{printed}");
+    let drv = infos.iter().find(|i| i.store_path.name() == "a.drv").unwrap();
+    let refs: BTreeSet<&str> = drv.references.iter().map(|r| r.name()).collect();
+    assert_eq!(refs, BTreeSet::from(["t", "src"]));
+    for i in &infos {
+        assert!(printed.contains(&i.store_path.to_string()), "{} not in {printed}", i.store_path);
+    }
+}
