@@ -25,7 +25,7 @@ pub enum ErrorKind {
     Eval,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ErrorInner {
     pub kind: ErrorKind,
     pub msg: String,
@@ -37,7 +37,7 @@ pub struct ErrorInner {
 }
 
 /// An evaluation error.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Error(pub Box<ErrorInner>);
 
 impl Error {
@@ -97,8 +97,8 @@ impl Error {
         if show_trace {
             for (msg, span) in e.trace.iter().rev() {
                 let _ = write!(out, "\n       … {msg}");
-                if !span.is_none() {
-                    let _ = write!(out, "\n");
+                if !span.is_none() && crate::source::get(span.file).is_some() {
+                    out.push('\n');
                     render_pos(&mut out, *span, "         ");
                 }
                 out.push('\n');
@@ -122,6 +122,11 @@ impl Error {
 
 /// `at FILE:LINE:COL:` and a code excerpt with a caret.
 pub fn render_pos(out: &mut String, span: Span, indent: &str) {
+    render_pos_w(out, span, indent, 13)
+}
+
+/// [`render_pos`] with the width of the line-number column.
+pub fn render_pos_w(out: &mut String, span: Span, indent: &str, w: usize) {
     let Some((name, text)) = source::get(span.file) else { return };
     let (line, col) = source::line_col(&text, span.offset as usize);
     let _ = write!(out, "{indent}at {name}:{line}:{col}:");
@@ -130,9 +135,9 @@ pub fn render_pos(out: &mut String, span: Span, indent: &str) {
         if n >= 1 && n <= lines.len() {
             let l = lines[n - 1];
             if l.is_empty() {
-                let _ = write!(out, "\n{n:>13}|");
+                let _ = write!(out, "\n{n:>w$}|");
             } else {
-                let _ = write!(out, "\n{n:>13}| {l}");
+                let _ = write!(out, "\n{n:>w$}| {l}");
             }
         }
     };
@@ -140,7 +145,7 @@ pub fn render_pos(out: &mut String, span: Span, indent: &str) {
         show(out, line - 1);
     }
     show(out, line);
-    let _ = write!(out, "\n{:>13}| {}^", "", " ".repeat(col - 1));
+    let _ = write!(out, "\n{:>w$}| {}^", "", " ".repeat(col - 1));
     show(out, line + 1);
 }
 

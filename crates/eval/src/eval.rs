@@ -27,6 +27,8 @@ pub struct EvalOptions {
     pub store_dir: String,
     /// Allow `builtins.getEnv` to see the real environment.
     pub pure: bool,
+    /// `--lint-*` settings.
+    pub lints: crate::lower::Lints,
 }
 
 impl Default for EvalOptions {
@@ -37,6 +39,7 @@ impl Default for EvalOptions {
             home: std::env::var("HOME").ok(),
             store_dir: std::env::var("NIX_STORE_DIR").unwrap_or_else(|_| "/nix/store".into()),
             pure: false,
+            lints: Default::default(),
         }
     }
 }
@@ -75,8 +78,16 @@ pub fn show_value_short(v: &Value) -> String {
 
 impl Eval {
     /// Evaluate `e` in `env` to weak head normal form.
+    #[inline]
     pub fn eval(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
-        stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || self.eval_inner(e, env))
+        self.eval_inner(e, env)
+    }
+
+    /// [`Eval::eval`] at a recursion point (function bodies, thunks): grows
+    /// the stack on demand so deep programs never overflow it.
+    #[inline]
+    pub fn eval_deep(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || self.eval_inner(e, env))
     }
 
     /// A lazy value for `e` in `env`: constants and variables are returned
@@ -90,6 +101,47 @@ impl Eval {
             Expr::Lambda(l) => Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() })),
             _ => Thunk::suspended(e, env.clone()),
         }
+    }
+
+    /// [`Eval::thunk`] for a function argument: integer arithmetic on
+    /// evaluated operands is done right away (see `speculate_int`).
+    #[inline]
+    fn arg_thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+        if let Expr::Bin { op, l, r, .. } = e
+            && let Some(v) = self.speculate_int(*op, l, r, env)
+        {
+            return v;
+        }
+        self.thunk(e, env)
+    }
+
+    /// Integer arithmetic or comparison whose operands are already
+    /// evaluated integers cannot fail or diverge (overflow excepted, which
+    /// returns None), so it is computed right away instead of allocating a
+    /// thunk. Evaluation is pure, so this is not observable.
+    #[inline]
+    fn speculate_int(&self, op: BinOp, l: &'static Expr, r: &'static Expr, env: &Rc<Env>) -> Option<Value> {
+        let peek = |e: &'static Expr| -> Option<i64> {
+            match e {
+                Expr::Const(Value::Int(i)) => Some(*i),
+                Expr::Var { depth, slot } => env.up(*depth).peek_int(*slot as usize),
+                _ => None,
+            }
+        };
+        let x = peek(l)?;
+        let y = peek(r)?;
+        Some(match op {
+            BinOp::Add => Value::Int(x.checked_add(y)?),
+            BinOp::Sub => Value::Int(x.checked_sub(y)?),
+            BinOp::Mul => Value::Int(x.checked_mul(y)?),
+            BinOp::Lt => Value::Bool(x < y),
+            BinOp::Le => Value::Bool(x <= y),
+            BinOp::Gt => Value::Bool(x > y),
+            BinOp::Ge => Value::Bool(x >= y),
+            BinOp::Eq => Value::Bool(x == y),
+            BinOp::Neq => Value::Bool(x != y),
+            _ => return None,
+        })
     }
 
     /// Like [`Eval::thunk`] for a frame that is still being filled in:
@@ -115,10 +167,7 @@ impl Eval {
     fn eval_inner(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Var { depth, slot } => {
-                let v = env.up(*depth).get(*slot as usize);
-                self.force(&v)
-            }
+            Expr::Var { depth, slot } => env.up(*depth).force_slot(*slot as usize, self),
             Expr::Global(g) => {
                 let v = self.globals.borrow()[*g as usize].clone();
                 self.force(&v)
@@ -140,8 +189,13 @@ impl Eval {
             Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() }))),
             Expr::Apply { f, args, pos } => {
                 let mut fv = self.eval(f, env)?;
-                for a in args.iter() {
-                    fv = self.call(&fv, self.thunk(a, env), *pos)?;
+                let mut rest = &args[..];
+                while rest.len() >= 2 {
+                    fv = self.call2(&fv, self.arg_thunk(&rest[0], env), self.arg_thunk(&rest[1], env), *pos)?;
+                    rest = &rest[2..];
+                }
+                if let [a] = rest {
+                    fv = self.call(&fv, self.arg_thunk(a, env), *pos)?;
                 }
                 Ok(fv)
             }
@@ -285,10 +339,14 @@ impl Eval {
     fn eval_attrs(&self, a: &'static AttrsIR, env: &Rc<Env>) -> Result<Value> {
         let inner;
         let venv = if a.rec {
-            let slots: SmallVec<[Value; 3]> = a.attrs.iter().map(|_| Value::Null).collect();
+            let n = a.attrs.len();
+            let slots: SmallVec<[Value; 3]> = (0..n + a.hidden.len()).map(|_| Value::Null).collect();
             inner = Env::new(Some(env.clone()), slots);
             for (i, d) in a.attrs.iter().enumerate() {
                 inner.set(i, self.thunk_rec(&d.value, &inner));
+            }
+            for (i, h) in a.hidden.iter().enumerate() {
+                inner.set(n + i, self.thunk_rec(h, &inner));
             }
             &inner
         } else {
@@ -345,6 +403,29 @@ impl Eval {
     }
 
     fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: Span, env: &Rc<Env>) -> Result<Value> {
+        if !matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
+            let a = self.eval(l, env)?;
+            let b = self.eval(r, env)?;
+            if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+                let (x, y) = (*x, *y);
+                let fast = match op {
+                    BinOp::Add => x.checked_add(y).map(Value::Int),
+                    BinOp::Sub => x.checked_sub(y).map(Value::Int),
+                    BinOp::Mul => x.checked_mul(y).map(Value::Int),
+                    BinOp::Lt => Some(Value::Bool(x < y)),
+                    BinOp::Le => Some(Value::Bool(x <= y)),
+                    BinOp::Gt => Some(Value::Bool(x > y)),
+                    BinOp::Ge => Some(Value::Bool(x >= y)),
+                    BinOp::Eq => Some(Value::Bool(x == y)),
+                    BinOp::Neq => Some(Value::Bool(x != y)),
+                    _ => None,
+                };
+                if let Some(v) = fast {
+                    return Ok(v);
+                }
+            }
+            return self.bin_values(op, a, b, pos);
+        }
         match op {
             BinOp::And | BinOp::Or | BinOp::Impl => {
                 let lv = self.eval(l, env)?;
@@ -373,33 +454,31 @@ impl Eval {
                     )),
                 }
             }
+            _ => unreachable!("handled by bin_values"),
+        }
+    }
+
+    fn bin_values(&self, op: BinOp, a: Value, b: Value, pos: Span) -> Result<Value> {
+        match op {
             BinOp::Eq => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(self.equal(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(self.equal(&a, &b).map_err(|e| e.at(pos))?))
             }
             BinOp::Neq => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(!self.equal(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(!self.equal(&a, &b).map_err(|e| e.at(pos))?))
             }
             BinOp::Lt => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(self.less_than(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(self.less_than(&a, &b).map_err(|e| e.at(pos))?))
             }
             BinOp::Gt => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(self.less_than(&b, &a).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(self.less_than(&b, &a).map_err(|e| e.at(pos))?))
             }
             BinOp::Le => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(!self.less_than(&b, &a).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(!self.less_than(&b, &a).map_err(|e| e.at(pos))?))
             }
             BinOp::Ge => {
-                let (a, b) = (self.eval(l, env)?, self.eval(r, env)?);
-                Ok(Value::Bool(!self.less_than(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(!self.less_than(&a, &b).map_err(|e| e.at(pos))?))
             }
             BinOp::Update => {
-                let a = self.eval(l, env)?;
-                let b = self.eval(r, env)?;
                 match (&a, &b) {
                     (Value::Attrs(x), Value::Attrs(y)) => {
                         if y.is_empty() {
@@ -415,8 +494,6 @@ impl Eval {
                 }
             }
             BinOp::Concat => {
-                let a = self.eval(l, env)?;
-                let b = self.eval(r, env)?;
                 match (&a, &b) {
                     (Value::List(x), Value::List(y)) => {
                         if y.is_empty() {
@@ -430,20 +507,17 @@ impl Eval {
                         v.extend_from_slice(y);
                         Ok(Value::list(v))
                     }
-                    (Value::List(_), _) => Err(type_err(&b, "a list").at(pos)),
-                    _ => Err(type_err(&a, "a list").at(pos)),
+                    (Value::List(_), _) => {
+                        Err(type_err(&b, "a list").while_("while evaluating one of the elements to concatenate", pos))
+                    }
+                    _ => Err(type_err(&a, "a list").while_("while evaluating one of the elements to concatenate", pos)),
                 }
             }
             BinOp::Add => {
-                let a = self.eval(l, env)?;
-                let b = self.eval(r, env)?;
                 self.add(a, b).map_err(|e| e.at(pos))
             }
-            BinOp::Sub | BinOp::Mul | BinOp::Div => {
-                let a = self.eval(l, env)?;
-                let b = self.eval(r, env)?;
-                self.arith(op, a, b).map_err(|e| e.at(pos))
-            }
+            BinOp::Sub | BinOp::Mul | BinOp::Div => self.arith(op, a, b).map_err(|e| e.at(pos)),
+            BinOp::And | BinOp::Or | BinOp::Impl => unreachable!("short-circuit operators are handled in eval_bin"),
         }
     }
 
@@ -455,9 +529,7 @@ impl Eval {
                 let mut ctx = Context::new();
                 let s = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: false })?;
                 if !ctx.is_empty() {
-                    return Err(Error::eval(format!(
-                        "a string that refers to a store path cannot be appended to a path"
-                    )));
+                    return Err(Error::eval("a string that refers to a store path cannot be appended to a path".to_string()));
                 }
                 let mut out = p.as_bytes().to_vec();
                 out.extend_from_slice(&s);
@@ -586,12 +658,42 @@ impl Eval {
         r
     }
 
+    /// `f a b`. A curried two-argument lambda (`a: b: …`) is entered
+    /// directly, without allocating the intermediate closure.
+    pub fn call2(&self, f: &Value, a: Value, b: Value, pos: Span) -> Result<Value> {
+        if let Value::Lambda(c) = f
+            && c.lambda.formals.is_none()
+            && let Expr::Lambda(inner) = &c.lambda.body
+            && inner.formals.is_none()
+        {
+            let depth = self.call_depth.get();
+            if depth + 2 >= self.opts.max_call_depth {
+                return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos));
+            }
+            self.call_depth.set(depth + 2);
+            let mut s1 = SmallVec::new();
+            s1.push(a);
+            let env1 = Env::new(Some(c.env.clone()), s1);
+            let mut s2 = SmallVec::new();
+            s2.push(b);
+            let env2 = Env::new(Some(env1), s2);
+            let r = self
+                .eval_deep(&inner.body, &env2)
+                .map_err(|e| lambda_frames(e, inner, pos));
+            self.call_depth.set(depth);
+            return r;
+        }
+        let g = self.call(f, a, pos)?;
+        self.call(&g, b, pos)
+    }
+
     fn call_inner(&self, f: &Value, arg: Value, pos: Span) -> Result<Value> {
         match f {
             Value::Lambda(c) => self.call_lambda(c, arg, pos),
             Value::PrimOp(op) => {
                 if op.arity == 1 {
-                    (op.func)(self, &[arg], pos).map_err(|e| e.at(pos))
+                    let args = [arg];
+                    (op.func)(self, &args, pos).map_err(|e| builtin_error(e, op, &args, pos))
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op, args: vec![arg] })))
                 }
@@ -601,7 +703,7 @@ impl Eval {
                 args.extend_from_slice(&app.args);
                 args.push(arg);
                 if args.len() == app.op.arity {
-                    (app.op.func)(self, &args, pos).map_err(|e| e.at(pos))
+                    (app.op.func)(self, &args, pos).map_err(|e| builtin_error(e, app.op, &args, pos))
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: app.op, args })))
                 }
@@ -633,7 +735,7 @@ impl Eval {
     fn lambda_name(l: &LambdaIR) -> String {
         match l.name {
             Some(n) => format!("'{n}'"),
-            None => "anonymous lambda".into(),
+            None => "'anonymous lambda'".into(),
         }
     }
 
@@ -643,7 +745,7 @@ impl Eval {
             let mut slots = SmallVec::new();
             slots.push(arg);
             let env = Env::new(Some(c.env.clone()), slots);
-            return self.eval(&l.body, &env);
+            return self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos));
         };
         let argv = self.force(&arg)?;
         let Value::Attrs(attrs) = &argv else {
@@ -692,11 +794,15 @@ impl Eval {
         if formals.at.is_some() {
             env.set(formals.entries.len(), argv.clone());
         }
-        self.eval(&l.body, &env)
+        self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos))
     }
 
     /// Deep equality as `==` defines it.
     pub fn equal(&self, a: &Value, b: &Value) -> Result<bool> {
+        stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || self.equal_inner(a, b))
+    }
+
+    fn equal_inner(&self, a: &Value, b: &Value) -> Result<bool> {
         let a = self.force(a)?;
         let b = self.force(b)?;
         Ok(match (&a, &b) {
@@ -726,11 +832,10 @@ impl Eval {
                 if Rc::ptr_eq(x, y) {
                     return Ok(true);
                 }
-                if self.is_derivation(x)? && self.is_derivation(y)? {
-                    if let (Some(p), Some(q)) = (x.get(sym::out_path()), y.get(sym::out_path())) {
+                if self.is_derivation(x)? && self.is_derivation(y)?
+                    && let (Some(p), Some(q)) = (x.get(sym::out_path()), y.get(sym::out_path())) {
                         return self.equal(p, q);
                     }
-                }
                 if x.len() != y.len() {
                     return Ok(false);
                 }
@@ -828,14 +933,11 @@ impl Eval {
                 let mut out = Vec::new();
                 for (i, x) in l.iter().enumerate() {
                     let s = self.coerce_to_string(x, ctx, how)?;
-                    if i > 0 {
-                        let xv = self.force(&l[i - 1])?;
-                        // C++ Nix omits the separator after an empty list
-                        if !(matches!(xv, Value::List(ref p) if p.is_empty())) {
-                            out.push(b' ');
-                        }
-                    }
                     out.extend_from_slice(&s);
+                    // like C++ Nix: no separator after an empty list
+                    if i + 1 < l.len() && !matches!(self.force(x)?, Value::List(ref p) if p.is_empty()) {
+                        out.push(b' ');
+                    }
                 }
                 Ok(out)
             }
@@ -853,7 +955,7 @@ impl Eval {
         if let Some(p) = self.copied.borrow().get(path) {
             return Ok(p.clone());
         }
-        let sp = self.io.import_path(path).map_err(|e| Error::eval(e))?;
+        let sp = self.io.import_path(path).map_err(Error::eval)?;
         self.copied.borrow_mut().insert(path.to_string(), sp.clone());
         Ok(sp)
     }
@@ -875,22 +977,22 @@ impl Eval {
             self.call_depth.set(depth + 1);
             let r = (|| {
                 match &v {
-                    Value::Attrs(a) => {
-                        if seen.insert(Rc::as_ptr(a) as usize) {
+                    Value::Attrs(a)
+                        if seen.insert(Rc::as_ptr(a) as usize) => {
                             for x in &a.attrs {
                                 self.force_deep_inner(&x.value, seen).map_err(|e| {
                                     e.while_(format!("while evaluating the attribute '{}'", x.name), x.pos)
                                 })?;
                             }
                         }
-                    }
-                    Value::List(l) => {
-                        if seen.insert(Rc::as_ptr(l) as usize) {
-                            for x in l.iter() {
-                                self.force_deep_inner(x, seen)?;
+                    Value::List(l)
+                        if seen.insert(Rc::as_ptr(l) as usize) => {
+                            for (i, x) in l.iter().enumerate() {
+                                self.force_deep_inner(x, seen).map_err(|e| {
+                                    e.while_(format!("while evaluating list element at index {i}"), Span::NONE)
+                                })?;
                             }
                         }
-                    }
                     _ => {}
                 }
                 Ok(())
@@ -908,11 +1010,7 @@ impl Eval {
                 Some(path.to_string())
             } else if path == prefix {
                 Some(String::new())
-            } else if let Some(r) = path.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')) {
-                Some(r.to_string())
-            } else {
-                None
-            };
+            } else { path.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix('/')).map(|r| r.to_string()) };
             let Some(rest) = rest else { continue };
             let full = if rest.is_empty() { dir.clone() } else { format!("{dir}/{rest}") };
             let full = if full.starts_with('/') {
@@ -987,6 +1085,53 @@ impl Eval {
         }
         Ok(s)
     }
+}
+
+/// Add C++ Nix's frames to an error raised inside a builtin: which argument
+/// had the wrong type (found by matching the message against the evaluated
+/// arguments) and "while calling the 'NAME' builtin".
+#[cold]
+fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Error {
+    if e.0.trace.is_empty() && e.0.span.is_none() && e.kind() == ErrorKind::Eval && e.msg().starts_with("expected ") {
+        for (i, a) in args.iter().enumerate() {
+            let v = match a {
+                Value::Thunk(t) => match t.value() {
+                    Some(v) => v.clone(),
+                    None => continue,
+                },
+                v => v.clone(),
+            };
+            if e.msg().ends_with(&show_value_short(&v)) {
+                let which = if matches!(op.name, "attrNames" | "attrValues" | "derivationStrict" | "listToAttrs" | "stringLength") {
+                    "the argument".to_string()
+                } else {
+                    format!("the {} argument", ["first", "second", "third", "fourth"][i.min(3)])
+                };
+                let name = if op.name == "foldl'" { "foldlStrict" } else { op.name };
+                e = e.while_(format!("while evaluating {which} passed to builtins.{name}"), Span::NONE);
+                break;
+            }
+        }
+    }
+    if e.kind() == ErrorKind::StackOverflow {
+        return e.at(pos);
+    }
+    e.while_(format!("while calling the '{}' builtin", op.name), pos)
+}
+
+/// "while calling 'f'" and "from call site" frames for an error raised in a
+/// function body.
+#[cold]
+fn lambda_frames(e: Error, l: &LambdaIR, pos: Span) -> Error {
+    if e.kind() == ErrorKind::StackOverflow {
+        return e;
+    }
+    let what = match l.name {
+        Some(n) => format!("while calling '{n}'"),
+        None => "while calling anonymous lambda".to_string(),
+    };
+    let e = e.while_(what, l.pos);
+    if pos.is_none() { e } else { e.while_("from call site", pos) }
 }
 
 /// Identity of two values (same heap object), as C++ Nix's `&v1 == &v2`.

@@ -62,6 +62,9 @@ pub struct AttrsIR {
     /// Sorted by symbol id.
     pub attrs: Vec<AttrDef>,
     pub dynamic: Vec<DynAttr>,
+    /// Sources of `inherit (e) …` in a recursive set: frame slots after
+    /// the attributes.
+    pub hidden: Vec<Expr>,
 }
 
 pub struct Formal {

@@ -4,6 +4,31 @@
 //! glue adds store builtins (`derivationStrict`, `toFile`, `path`, …) through
 //! [`Builtins`] before constructing an [`Eval`].
 //!
+//! # How it works
+//! - `lower`: rnix parses; the tree is lowered once into [`ir::Expr`] with
+//!   variables resolved to (frame depth, slot), `with` only as a dynamic
+//!   fallback ([`ir::Expr::WithVar`]), names interned ([`Symbol`]), literal
+//!   attribute sets sorted and nested paths merged. Duplicate attributes and
+//!   formals and undefined variables are reported here. IR lives forever
+//!   (leaked, like C++ Nix's AST), so thunks hold `&'static Expr`.
+//! - `eval`: [`Eval::eval`] evaluates to weak head normal form; anything lazy
+//!   is a [`Thunk`] (suspended → blackhole → done / failed, errors are
+//!   memoised). Forcing a done thunk clones an `Rc` at most. Frames are
+//!   [`Env`]s (one allocation per call). Deep recursion grows the stack with
+//!   `stacker` and stops at `max_call_depth` with "stack overflow".
+//! - Values are 16 bytes ([`Value`]); strings are bytes plus a [`Context`];
+//!   attribute sets are vectors sorted by symbol id.
+//!
+//! # Hooking in (the glue)
+//! - Implement [`EvalIO`] (a store-backed `import_path` makes `"${./file}"`
+//!   work) and pass it to [`Eval::new`].
+//! - Register builtins with [`Builtins::add`] (a [`PrimOpDef`]: name, arity,
+//!   `fn(&Eval, &[Value], Span) -> Result<Value>`). Registering
+//!   `derivationStrict` enables `derivation` ([`DERIVATION_NIX`], C++ Nix's
+//!   wrapper). Use [`Eval::force`], [`Eval::force_attrs`],
+//!   [`Eval::coerce_to_string`] (collects string context), [`Eval::call`]
+//!   and the [`Value`] constructors in builtins.
+//!
 //! ```
 //! use ferrix_eval::{Eval, print::print_value};
 //! let ev = Eval::default();
@@ -12,6 +37,7 @@
 //! assert_eq!(print_value(&v), "[ 2 4 6 ]");
 //! ```
 
+pub mod alloc;
 pub mod builtins;
 pub mod error;
 mod eval;
@@ -32,7 +58,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use eval::{missing_attr, show_value_short, Coerce, Eval, EvalOptions};
 pub use io::{EvalIO, FileType, HostIO};
 pub use ir::Span;
-pub use lower::{canon_path, decode_source};
+pub use lower::{canon_path, decode_source, LintLevel, Lints};
 pub use symbol::Symbol;
 pub use value::{Attr, AttrSet, Context, Env, NixString, PrimOpDef, Thunk, Value};
 
@@ -166,7 +192,7 @@ impl Eval {
                 add_global(&mut globals, &mut names, &n, v);
             }
         }
-        // `builtins.derivation`: filled in once derivation.nix is evaluated.
+        // `builtins.derivation` is filled in once the wrapper is evaluated.
         let drv_thunk = Thunk::blackhole();
         set.retain(|a| a.name != Symbol::new("derivation"));
         set.push(Attr { name: Symbol::new("derivation"), value: Value::Thunk(drv_thunk.clone()), pos: Span::NONE });
@@ -193,11 +219,9 @@ impl Eval {
             let v = ev
                 .eval_source(DERIVATION_NIX, "<nix/derivation-internal.nix>", "/")
                 .expect("the built-in derivation.nix evaluates");
-            ev.globals.borrow_mut()[drv_idx] = v.clone();
-            drv_thunk.set_done(v);
-        } else {
-            drv_thunk.set_done(Value::PrimOp(&builtins::control::NO_DERIVATION));
+            ev.globals.borrow_mut()[drv_idx] = v;
         }
+        drv_thunk.set_done(ev.globals.borrow()[drv_idx].clone());
         ev
     }
 
@@ -212,13 +236,14 @@ impl Eval {
             globals: &self.global_names,
             home: self.opts.home.as_deref(),
             scope: None,
+            lints: self.opts.lints,
         };
         let e = lower::parse_and_lower(&text, &cx)?;
         Ok(Box::leak(Box::new(e)))
     }
 
     /// Parse and lower with an extra outermost frame binding `names`
-    /// (slot i = names[i]); used by `scopedImport`.
+    /// (slot `i` holds `names[i]`); used by `scopedImport`.
     pub fn parse_scoped(&self, text: &str, name: &str, base_dir: &str, names: &[Symbol]) -> Result<&'static ir::Expr> {
         let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
         let file = source::add(name, &text);
@@ -228,6 +253,7 @@ impl Eval {
             globals: &self.global_names,
             home: self.opts.home.as_deref(),
             scope: Some(names),
+            lints: self.opts.lints,
         };
         let e = lower::parse_and_lower(&text, &cx)?;
         Ok(Box::leak(Box::new(e)))

@@ -20,8 +20,26 @@ pub struct LowerCtx<'a> {
     /// Names of the base environment (builtins and friends) → global index.
     pub globals: &'a FxHashMap<Symbol, u32>,
     pub home: Option<&'a str>,
+    pub lints: Lints,
     /// Names bound in an outermost frame (for `scopedImport`).
     pub scope: Option<&'a [Symbol]>,
+}
+
+/// How a lint reports: not at all, as a warning on stderr, or as an error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LintLevel {
+    #[default]
+    Ignore,
+    Warn,
+    Fatal,
+}
+
+/// The `--lint-*` settings of recent Nix.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lints {
+    pub absolute_path_literals: LintLevel,
+    pub short_path_literals: LintLevel,
+    pub url_literals: LintLevel,
 }
 
 /// Parse and lower a source text. `\r\n` is normalised to `\n` first.
@@ -79,6 +97,12 @@ struct PAttrs {
     names: FxHashMap<Symbol, usize>,
     entries: Vec<(Symbol, PEntry)>,
     dynamic: Vec<(ast::Expr, PVal, Span)>,
+    /// Sources of `inherit (e) …`, each evaluated once.
+    from_exprs: Vec<ast::Expr>,
+}
+
+fn from_sym(i: usize) -> Symbol {
+    Symbol::new(format!("\0inherit-from-{i}"))
 }
 
 struct PEntry {
@@ -90,7 +114,8 @@ enum PVal {
     Syn(ast::Expr),
     Nested(Box<PAttrs>),
     Inherit(Symbol, Span),
-    InheritFrom(ast::Expr, Symbol, Span),
+    /// `inherit (from) name;`: index into `PAttrs::from_exprs`.
+    InheritFrom(usize, Symbol, Span),
 }
 
 enum AttrKey {
@@ -110,11 +135,24 @@ fn strip_parens(mut e: ast::Expr) -> ast::Expr {
 
 impl PAttrs {
     fn new(rec: bool) -> PAttrs {
-        PAttrs { rec, names: FxHashMap::default(), entries: Vec::new(), dynamic: Vec::new() }
+        PAttrs { rec, names: FxHashMap::default(), entries: Vec::new(), dynamic: Vec::new(), from_exprs: Vec::new() }
     }
 }
 
 impl<'a, 'b> Lowerer<'a, 'b> {
+    fn lint(&self, level: LintLevel, msg: String, pos: Span) -> Result<()> {
+        match level {
+            LintLevel::Ignore => Ok(()),
+            LintLevel::Fatal => Err(Error::parse(msg, pos)),
+            LintLevel::Warn => {
+                let mut out = format!("warning: {msg}\n");
+                crate::error::render_pos_w(&mut out, pos, "         ", 15);
+                eprintln!("{out}");
+                Ok(())
+            }
+        }
+    }
+
     fn span(&self, node: &rowan::SyntaxNode<rnix::NixLanguage>) -> Span {
         Span { file: self.cx.file, offset: u32::from(node.text_range().start()) }
     }
@@ -196,7 +234,10 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         for entry in node.entries() {
             match entry {
                 ast::Entry::Inherit(inh) => {
-                    let from = inh.from().and_then(|f| f.expr());
+                    let from = inh.from().and_then(|f| f.expr()).map(|f| {
+                        pa.from_exprs.push(f);
+                        pa.from_exprs.len() - 1
+                    });
                     for attr in inh.attrs() {
                         let pos = self.span(attr.syntax());
                         let name = match self.attr_key(attr)? {
@@ -209,7 +250,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                             return Err(self.dup_attr(&name.as_str(), pos, pa.entries[i].1.pos));
                         }
                         let val = match &from {
-                            Some(f) => PVal::InheritFrom(f.clone(), name, pos),
+                            Some(f) => PVal::InheritFrom(*f, name, pos),
                             None => PVal::Inherit(name, pos),
                         };
                         pa.names.insert(name, pa.entries.len());
@@ -258,7 +299,12 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                             (PVal::Nested(existing), ast::Expr::AttrSet(set)) => {
                                 let mut tmp = PAttrs::new(set.rec_token().is_some());
                                 self.collect(&mut tmp, &set)?;
-                                for (n, e) in tmp.entries {
+                                let offset = existing.from_exprs.len();
+                                existing.from_exprs.extend(tmp.from_exprs);
+                                for (n, mut e) in tmp.entries {
+                                    if let PVal::InheritFrom(i, _, _) = &mut e.val {
+                                        *i += offset;
+                                    }
                                     if let Some(&j) = existing.names.get(&n) {
                                         return Err(self.dup_attr(
                                             &format!("{full}.{n}"),
@@ -320,8 +366,8 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             PVal::Syn(e) => self.expr(e),
             PVal::Nested(pa) => self.lower_attrs(*pa),
             PVal::Inherit(name, pos) => self.resolve(name, pos, usize::from(frame)),
-            PVal::InheritFrom(from, name, pos) => {
-                let e = self.expr(from)?;
+            PVal::InheritFrom(i, name, pos) => {
+                let e = self.resolve(from_sym(i), pos, 0)?;
                 Ok(Expr::Select { e: Box::new(e), path: Box::new([AttrName::Static(name)]), default: None, pos })
             }
         }
@@ -329,15 +375,32 @@ impl<'a, 'b> Lowerer<'a, 'b> {
 
     fn lower_attrs(&mut self, mut pa: PAttrs) -> Result<Expr> {
         pa.entries.sort_by_key(|(n, _)| *n);
+        let from_exprs = std::mem::take(&mut pa.from_exprs);
+        // non-recursive sets with `inherit (e)` get a hidden frame for the sources
+        let wrap = !pa.rec && !from_exprs.is_empty();
+        if wrap {
+            let map = (0..from_exprs.len()).map(|i| (from_sym(i), i as u32)).collect();
+            self.scopes.push(Scope::Frame(map));
+        }
         if pa.rec {
-            let map: FxHashMap<Symbol, u32> =
+            let mut map: FxHashMap<Symbol, u32> =
                 pa.entries.iter().enumerate().map(|(i, (n, _))| (*n, i as u32)).collect();
+            for i in 0..from_exprs.len() {
+                map.insert(from_sym(i), (pa.entries.len() + i) as u32);
+            }
             self.scopes.push(Scope::Frame(map));
         }
         let r = (|| {
+            let mut hidden = Vec::with_capacity(from_exprs.len());
+            for f in from_exprs {
+                hidden.push(self.expr(f)?);
+            }
             let mut attrs = Vec::with_capacity(pa.entries.len());
             for (name, e) in pa.entries {
-                let value = self.lower_pval(e.val, pa.rec)?;
+                let mut value = self.lower_pval(e.val, pa.rec)?;
+                if let Expr::Lambda(l) = &mut value {
+                    l.name = Some(name);
+                }
                 attrs.push(AttrDef { name, value, pos: e.pos });
             }
             let mut dynamic = Vec::new();
@@ -346,9 +409,13 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 let value = self.lower_pval(v, pa.rec)?;
                 dynamic.push(DynAttr { name, value, pos });
             }
-            Ok(Expr::Attrs(Box::new(AttrsIR { rec: pa.rec, attrs, dynamic })))
+            if wrap {
+                let body = Expr::Attrs(Box::new(AttrsIR { rec: false, attrs, dynamic, hidden: Vec::new() }));
+                return Ok(Expr::Let { binds: hidden.into(), body: Box::new(body) });
+            }
+            Ok(Expr::Attrs(Box::new(AttrsIR { rec: pa.rec, attrs, dynamic, hidden })))
         })();
-        if pa.rec {
+        if pa.rec || wrap {
             self.scopes.pop();
         }
         r
@@ -359,12 +426,23 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             let _ = pos;
             return Err(Error::parse("dynamic attributes not allowed in let", *p));
         }
-        let map: FxHashMap<Symbol, u32> = pa.entries.iter().enumerate().map(|(i, (n, _))| (*n, i as u32)).collect();
+        let mut map: FxHashMap<Symbol, u32> = pa.entries.iter().enumerate().map(|(i, (n, _))| (*n, i as u32)).collect();
+        let nfrom = pa.from_exprs.len();
+        for i in 0..nfrom {
+            map.insert(from_sym(i), (pa.entries.len() + i) as u32);
+        }
         self.scopes.push(Scope::Frame(map));
         let r = (|| {
-            let mut binds = Vec::with_capacity(pa.entries.len());
-            for (_, e) in pa.entries {
-                binds.push(self.lower_pval(e.val, true)?);
+            let mut binds = Vec::with_capacity(pa.entries.len() + nfrom);
+            for (name, e) in pa.entries {
+                let mut value = self.lower_pval(e.val, true)?;
+                if let Expr::Lambda(l) = &mut value {
+                    l.name = Some(name);
+                }
+                binds.push(value);
+            }
+            for f in pa.from_exprs {
+                binds.push(self.expr(f)?);
             }
             let body = self.expr(body)?;
             Ok(Expr::Let { binds: binds.into(), body: Box::new(body) })
@@ -403,7 +481,17 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     Ok(v) => Expr::Const(Value::Float(v)),
                     Err(_) => return Err(Error::parse(format!("invalid float '{}'", f.syntax().text()), pos)),
                 },
-                ast::LiteralKind::Uri(u) => Expr::Const(Value::str(u.syntax().text())),
+                ast::LiteralKind::Uri(u) => {
+                    let text = u.syntax().text();
+                    let level = self.cx.lints.url_literals;
+                    let verb = if level == LintLevel::Fatal { "disallowed" } else { "discouraged" };
+                    self.lint(
+                        level,
+                        format!("URL literals are {verb}. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
+                        pos,
+                    )?;
+                    Expr::Const(Value::str(text))
+                }
             },
             ast::Expr::Ident(id) => {
                 let text = id.syntax().text().to_string();
@@ -444,6 +532,26 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 }
             }
             ast::Expr::PathAbs(_) | ast::Expr::PathRel(_) | ast::Expr::PathHome(_) => {
+                let text = e.syntax().text().to_string();
+                let lints = self.cx.lints;
+                match &e {
+                    ast::Expr::PathAbs(_) => self.lint(
+                        lints.absolute_path_literals,
+                        format!("absolute path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                        pos,
+                    )?,
+                    ast::Expr::PathHome(_) => self.lint(
+                        lints.absolute_path_literals,
+                        format!("home path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                        pos,
+                    )?,
+                    _ if !text.starts_with("./") && !text.starts_with("../") => self.lint(
+                        lints.short_path_literals,
+                        format!("relative path literal '{text}' should be prefixed with '.' for clarity: './{text}' (lint-short-path-literals)"),
+                        pos,
+                    )?,
+                    _ => {}
+                }
                 let path = ast::Path::cast(e.syntax().clone()).expect("is a path");
                 let parts = path.parts();
                 let mut out = Vec::new();
@@ -693,7 +801,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
 }
 
 /// Decode source bytes; bytes that are not UTF-8 become private-use
-/// characters that [`lit_bytes`] turns back into the original bytes.
+/// characters that string-literal lowering turns back into the original bytes.
 pub fn decode_source(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),

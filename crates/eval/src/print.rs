@@ -117,6 +117,10 @@ pub fn print_value_trace(v: &Value) -> String {
 /// standing in for C++ Nix's `Value*`: small lists (up to two elements) are
 /// stored inside the Value there, so their identity is the cell's.
 fn print_ambiguous(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>, via: usize, thunk: &str) {
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, || print_ambiguous_inner(out, v, seen, via, thunk))
+}
+
+fn print_ambiguous_inner(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>, via: usize, thunk: &str) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),

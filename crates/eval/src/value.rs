@@ -157,6 +157,33 @@ impl Env {
         // SAFETY: single-threaded; no reference into the slots outlives this call.
         unsafe { (&(*self.slots.get()))[slot].clone() }
     }
+    /// Force the value in a slot without cloning the thunk handle.
+    #[inline]
+    pub fn force_slot(&self, slot: usize, ev: &Eval) -> Result<Value> {
+        // SAFETY: single-threaded; slots are only written while a frame is
+        // being built, before any code runs in it, so the reference stays
+        // valid while the thunk (kept alive by this frame) is forced.
+        let v: &Value = unsafe { &(&(*self.slots.get()))[slot] };
+        match v {
+            Value::Thunk(t) => t.force(ev),
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// The slot's value if it is an already evaluated integer.
+    #[inline]
+    pub fn peek_int(&self, slot: usize) -> Option<i64> {
+        // SAFETY: as in `get`.
+        match unsafe { &(&(*self.slots.get()))[slot] } {
+            Value::Int(i) => Some(*i),
+            Value::Thunk(t) => match t.value() {
+                Some(Value::Int(i)) => Some(*i),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Set a slot (used while building recursive frames).
     #[inline]
     pub fn set(&self, slot: usize, v: Value) {
@@ -201,9 +228,13 @@ pub enum ThunkState {
     Suspended(&'static Expr, Rc<Env>),
     /// A function application waiting to happen (built by builtins).
     Apply(Box<(Value, Value)>),
+    /// `f i` for an integer argument (genList): no second allocation.
+    ApplyInt(Value, i64),
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
     Done(Value),
+    /// Evaluation failed; forcing again gives the same error (like Nix ≥ 2.34).
+    Failed(Error),
 }
 
 impl Thunk {
@@ -212,6 +243,10 @@ impl Thunk {
     }
     pub fn apply(f: Value, arg: Value) -> Value {
         Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply(Box::new((f, arg)))))))
+    }
+    /// `f i` as a thunk (one allocation).
+    pub fn apply_int(f: Value, i: i64) -> Value {
+        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::ApplyInt(f, i)))))
     }
     /// A thunk that is being filled in (used for self-referencing constants).
     pub fn blackhole() -> Rc<Thunk> {
@@ -230,19 +265,34 @@ impl Thunk {
             _ => None,
         }
     }
+    #[inline]
     pub(crate) fn force(&self, ev: &Eval) -> Result<Value> {
+        // SAFETY: single-threaded; Done is never overwritten.
+        if let ThunkState::Done(v) = unsafe { &*self.0.get() } {
+            return Ok(v.clone());
+        }
+        self.force_slow(ev)
+    }
+
+    #[inline(never)]
+    fn force_slow(&self, ev: &Eval) -> Result<Value> {
         // SAFETY: single-threaded; we never hold a reference into the state
         // across evaluation (the state is moved out first).
         let state = unsafe { &mut *self.0.get() };
         match state {
-            ThunkState::Done(v) => return Ok(v.clone()),
             ThunkState::Blackhole => return Err(Error::infinite_recursion()),
+            ThunkState::Failed(e) => return Err(e.clone()),
             _ => {}
         }
         let taken = std::mem::replace(state, ThunkState::Blackhole);
         let r = match &taken {
-            ThunkState::Suspended(e, env) => ev.eval(e, env).and_then(|v| ev.force(&v)),
-            ThunkState::Apply(fa) => ev.call(&fa.0, fa.1.clone(), Span::NONE).and_then(|v| ev.force(&v)),
+            ThunkState::Suspended(e, env) => ev.eval_deep(e, env),
+            ThunkState::Apply(fa) => {
+                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&fa.0, fa.1.clone(), Span::NONE))
+            }
+            ThunkState::ApplyInt(f, i) => {
+                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(f, Value::Int(*i), Span::NONE))
+            }
             _ => unreachable!(),
         };
         let state = unsafe { &mut *self.0.get() };
@@ -253,7 +303,12 @@ impl Thunk {
                 Ok(v)
             }
             Err(e) => {
-                *state = taken;
+                if matches!(e.kind(), crate::ErrorKind::StackOverflow | crate::ErrorKind::InfiniteRecursion) {
+                    *state = taken;
+                } else {
+                    *state = ThunkState::Failed(e.clone());
+                    drop(taken);
+                }
                 Err(e)
             }
         }

@@ -70,7 +70,7 @@ fn round(ev: &Eval, v: &Value, f: fn(f64) -> f64, what: &str) -> Result<Value> {
         Value::Int(i) => Ok(Value::Int(i)),
         Value::Float(x) => {
             let r = f(x);
-            if !(r >= -9.223372036854776e18 && r < 9.223372036854776e18) {
+            if !(-9.223372036854776e18..9.223372036854776e18).contains(&r) {
                 return Err(Error::eval(format!("while evaluating the first argument passed to builtins.{what}: value {x} is out of the integer range")));
             }
             Ok(Value::Int(r as i64))

@@ -91,7 +91,7 @@ fn read_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let bytes = ev.io.read_file(&p).map_err(Error::eval)?;
     Ok(Value::string(bytes))
 }
-/// `builtins.readDir ./dir` → `{ file = "regular"; sub = "directory"; }`
+/// `builtins.readDir ./dir` gives e.g. `{ file = "regular"; sub = "directory"; }`
 fn read_dir(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let p = path_arg(ev, &a[0])?;
     let ents = ev.io.read_dir(&p).map_err(Error::eval)?;

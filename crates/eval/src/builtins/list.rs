@@ -57,8 +57,7 @@ fn foldl(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     let mut acc = a[1].clone();
     for x in l.iter() {
-        let g = ev.call(&f, acc, Span::NONE)?;
-        acc = ev.call(&g, x.clone(), Span::NONE)?;
+        acc = ev.call2(&f, acc, x.clone(), Span::NONE)?;
     }
     ev.force(&acc)
 }
@@ -69,7 +68,7 @@ fn gen_list(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         return Err(Error::eval(format!("cannot create list of size {n}")));
     }
     let f = ev.force(&a[0])?;
-    Ok(Value::list((0..n).map(|i| Thunk::apply(f.clone(), Value::Int(i))).collect()))
+    Ok(Value::list((0..n).map(|i| Thunk::apply_int(f.clone(), i)).collect()))
 }
 /// `builtins.elem 2 [ 1 2 ]` → `true`
 fn elem(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -158,39 +157,51 @@ fn sort(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     for x in &v {
         ev.force(x)?;
     }
-    // stable merge sort with a fallible comparator
-    let mut err = None;
     let is_lt = matches!(&f, Value::PrimOp(p) if p.name == "lessThan");
-    v.sort_by(|x, y| {
-        if err.is_some() {
-            return std::cmp::Ordering::Equal;
+    let lt = |p: &Value, q: &Value| -> Result<bool> {
+        if is_lt {
+            ev.less_than(p, q)
+        } else {
+            let r = ev.call2(&f, p.clone(), q.clone(), Span::NONE)?;
+            ev.force_bool(&r)
         }
-        let lt = |p: &Value, q: &Value| -> Result<bool> {
-            if is_lt {
-                ev.less_than(p, q)
-            } else {
-                let g = ev.call(&f, p.clone(), Span::NONE)?;
-                ev.force_bool(&ev.call(&g, q.clone(), Span::NONE)?)
-            }
-        };
-        match lt(x, y) {
-            Ok(true) => std::cmp::Ordering::Less,
-            Ok(false) => match lt(y, x) {
-                Ok(true) => std::cmp::Ordering::Greater,
-                Ok(false) => std::cmp::Ordering::Equal,
-                Err(e) => {
-                    err = Some(e);
-                    std::cmp::Ordering::Equal
+    };
+    // A stable merge sort with a fallible comparator; unlike slice::sort_by
+    // it cannot panic when the comparator is not a strict weak order.
+    let mut buf = v.clone();
+    let n = v.len();
+    let mut width = 1;
+    while width < n {
+        let mut i = 0;
+        while i < n {
+            let mid = (i + width).min(n);
+            let hi = (i + 2 * width).min(n);
+            let (mut a, mut b, mut k) = (i, mid, i);
+            while a < mid && b < hi {
+                // take from the right only if it is strictly less (stability)
+                if lt(&v[b], &v[a])? {
+                    buf[k] = v[b].clone();
+                    b += 1;
+                } else {
+                    buf[k] = v[a].clone();
+                    a += 1;
                 }
-            },
-            Err(e) => {
-                err = Some(e);
-                std::cmp::Ordering::Equal
+                k += 1;
             }
+            while a < mid {
+                buf[k] = v[a].clone();
+                a += 1;
+                k += 1;
+            }
+            while b < hi {
+                buf[k] = v[b].clone();
+                b += 1;
+                k += 1;
+            }
+            i += 2 * width;
         }
-    });
-    if let Some(e) = err {
-        return Err(e);
+        std::mem::swap(&mut v, &mut buf);
+        width *= 2;
     }
     Ok(Value::list(v))
 }

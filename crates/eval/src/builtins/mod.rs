@@ -1,5 +1,5 @@
 //! Builtins that need no store, in families (one file each). Each family
-//! exports `DEFS`, a table of [`PrimOpDef`]s; [`core`] collects them all.
+//! exports `DEFS`, a table of [`PrimOpDef`]s; [`core()`] collects them all.
 //! A builtin is a plain function `fn(&Eval, &[Value], Span) -> Result<Value>`
 //! receiving exactly `arity` unforced arguments.
 
@@ -8,6 +8,7 @@ use crate::value::PrimOpDef;
 pub mod arith;
 pub mod attrs;
 pub mod control;
+pub mod hash;
 pub mod io;
 pub mod json;
 pub mod list;
@@ -17,6 +18,6 @@ pub mod xml;
 /// All core builtins.
 pub fn core() -> Vec<&'static PrimOpDef> {
     let families: &[&'static [PrimOpDef]] =
-        &[arith::DEFS, attrs::DEFS, control::DEFS, io::DEFS, json::DEFS, list::DEFS, string::DEFS, xml::DEFS];
+        &[arith::DEFS, attrs::DEFS, control::DEFS, hash::DEFS, io::DEFS, json::DEFS, list::DEFS, string::DEFS, xml::DEFS];
     families.iter().flat_map(|f| f.iter()).collect()
 }

@@ -350,7 +350,7 @@ pub fn hex(b: &[u8]) -> String {
     }
     s
 }
-/// `builtins.hashString "sha256" ""` → `"e3b0c442…"`
+/// `builtins.hashString "sha256" ""` → `"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"`
 fn hash_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let algo = ev.force_str_nocontext(&a[0])?;
     let s = ev.force_string(&a[1])?;
@@ -468,7 +468,7 @@ fn add_drv_output_deps(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     if e.starts_with('!') {
         return Err(Error::eval(format!(
             "`addDrvOutputDependencies` can only act on derivations, not on a derivation output such as '{}'",
-            e.splitn(3, '!').nth(1).unwrap_or("out")
+            e.split('!').nth(1).unwrap_or("out")
         )));
     }
     if e.starts_with('=') {

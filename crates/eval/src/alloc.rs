@@ -1,0 +1,114 @@
+//! A small-object allocator for the evaluator's hot allocations (thunks,
+//! environment frames, closures): per-thread free lists for blocks of up
+//! to 128 bytes in 16-byte classes, refilled from 64 KiB chunks; anything
+//! larger goes to the system allocator. Small blocks are recycled, never
+//! returned to the system, which suits a short-lived evaluation process.
+//!
+//! A binary opts in with
+//! `#[global_allocator] static A: ferrix_eval::alloc::PoolAlloc = ferrix_eval::alloc::PoolAlloc;`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::ptr;
+
+const CLASSES: usize = 8;
+const MAX_SMALL: usize = CLASSES * 16;
+const CHUNK: usize = 64 * 1024;
+
+/// See the module documentation.
+pub struct PoolAlloc;
+
+thread_local! {
+    // const-initialised, no destructor: safe to use inside an allocator
+    static FREE: [Cell<*mut u8>; CLASSES] = const { [const { Cell::new(ptr::null_mut()) }; CLASSES] };
+}
+
+#[inline]
+fn class_of(layout: &Layout) -> Option<usize> {
+    if layout.size() <= MAX_SMALL && layout.align() <= 16 && layout.size() > 0 {
+        Some((layout.size() - 1) / 16)
+    } else {
+        None
+    }
+}
+
+unsafe impl GlobalAlloc for PoolAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(c) = class_of(&layout) else {
+            // SAFETY: forwarded with the caller's layout.
+            return unsafe { System.alloc(layout) };
+        };
+        let got = FREE.try_with(|f| {
+            let head = f[c].get();
+            if !head.is_null() {
+                // SAFETY: free blocks store the next pointer in their first word.
+                f[c].set(unsafe { *(head as *mut *mut u8) });
+                return head;
+            }
+            let size = (c + 1) * 16;
+            // SAFETY: CHUNK is non-zero and 16-aligned.
+            let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK, 16)) };
+            if chunk.is_null() {
+                return ptr::null_mut();
+            }
+            let n = CHUNK / size;
+            // thread blocks 1..n onto the free list, hand out block 0
+            let mut next: *mut u8 = ptr::null_mut();
+            for i in (1..n).rev() {
+                // SAFETY: i * size + 8 <= CHUNK.
+                unsafe {
+                    let b = chunk.add(i * size);
+                    *(b as *mut *mut u8) = next;
+                    next = b;
+                }
+            }
+            f[c].set(next);
+            chunk
+        });
+        match got {
+            Ok(p) => p,
+            // thread-local storage already torn down: fall back to the system
+            // SAFETY: a block of the rounded class size is always big enough.
+            Err(_) => unsafe { System.alloc(Layout::from_size_align_unchecked((c + 1) * 16, 16)) },
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        let Some(c) = class_of(&layout) else {
+            // SAFETY: large blocks came from System with this layout.
+            return unsafe { System.dealloc(p, layout) };
+        };
+        // If thread-local storage is gone the block is simply leaked.
+        let _ = FREE.try_with(|f| {
+            // SAFETY: the block is at least 16 bytes and no longer in use.
+            unsafe { *(p as *mut *mut u8) = f[c].get() };
+            f[c].set(p);
+        });
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let old_small = class_of(&layout);
+        // SAFETY: align and new_size come from a valid layout per the GlobalAlloc contract.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let new_small = class_of(&new_layout);
+        if old_small.is_none() && new_small.is_none() {
+            // SAFETY: both sizes are system-allocated.
+            return unsafe { System.realloc(p, layout, new_size) };
+        }
+        if old_small.is_some() && old_small == new_small {
+            return p;
+        }
+        // SAFETY: standard alloc-copy-free with valid layouts.
+        unsafe {
+            let q = self.alloc(new_layout);
+            if !q.is_null() {
+                ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
+                self.dealloc(p, layout);
+            }
+            q
+        }
+    }
+}
