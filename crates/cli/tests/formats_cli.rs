@@ -15,7 +15,12 @@ fn ferrix(args: &[&str]) -> Output {
 }
 
 fn nix(tool: &str, args: &[&str]) -> Output {
-    match Command::new(tool).args(args).output() {
+    let mut cmd = Command::new(tool);
+    if tool == "nix" {
+        // `nix hash`, `nix copy`, … need this unless nix.conf enables it
+        cmd.args(["--extra-experimental-features", "nix-command"]);
+    }
+    match cmd.args(args).output() {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
             "C++ Nix tool `{tool}` is not on PATH: these oracle tests need Nix 2.8 installed (CI installs it)"

@@ -48,6 +48,7 @@ fn bench(c: &mut Criterion) {
                     if n == 0 {
                         break;
                     }
+                    black_box(&buf[..n]);
                     total += n;
                 }
             }

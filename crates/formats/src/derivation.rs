@@ -960,3 +960,42 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod store_dir_tests {
+    use super::*;
+
+    /// C++ Nix 2.8 with `NIX_STORE_DIR=/tmp/mystore --readonly-mode`.
+    #[test]
+    fn other_store_dir() {
+        let sd = StoreDir::new("/tmp/mystore/");
+        assert_eq!(sd.as_str(), "/tmp/mystore");
+        let p = sd.compute_text_path("x", b"y", []).unwrap();
+        assert_eq!(
+            sd.display(&p),
+            "/tmp/mystore/02qp3sjpcilp3v3kyv603v6vgpkqcdz7-x"
+        );
+        let mut d = Derivation::with_outputs(["out"]);
+        d.system = b"x86_64-linux".to_vec();
+        d.builder = b"/bin/sh".to_vec();
+        for (k, v) in [
+            ("builder", "/bin/sh"),
+            ("name", "foo"),
+            ("system", "x86_64-linux"),
+        ] {
+            d.env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        }
+        let f = d.finish(&sd, "foo", &mut |_| None).unwrap();
+        assert_eq!(
+            sd.display(&f.drv_path),
+            "/tmp/mystore/165m5vn6ig76yh41ymkhqz5g41y3gd55-foo.drv"
+        );
+        assert_eq!(
+            sd.display(f.derivation.output_paths()["out"]),
+            "/tmp/mystore/1pddqjr4g0wz9sg2sx26l866c0hqps0m-foo"
+        );
+        // and the ATerm parses back in that store dir only
+        assert_eq!(Derivation::from_aterm(&f.aterm, &sd).unwrap(), f.derivation);
+        assert!(Derivation::from_aterm(&f.aterm, &StoreDir::default()).is_err());
+    }
+}

@@ -277,6 +277,22 @@ proptest! {
     }
 
     #[test]
+    fn nar_restore_of_mutated_archives_never_panics(t in tree(), pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let mut bytes = nar_of(&t);
+        let i = pos.index(bytes.len());
+        bytes[i] = byte;
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("x");
+        if nar::restore(&bytes[..], &dest).is_ok() {
+            // whatever was accepted dumps back to the same archive
+            prop_assert_eq!(nar::dump_path(&dest, Vec::new()).unwrap(), bytes);
+        }
+        // nothing escapes the destination
+        let outside: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        prop_assert!(outside.len() <= 1);
+    }
+
+    #[test]
     fn narinfo_roundtrip(
         p in store_path(),
         url in "[a-z0-9/.]{1,30}",

@@ -107,6 +107,43 @@ impl<'a, W: Write> Node<'a, W> {
         self.close()
     }
 
+    /// A regular file whose contents `write_contents` writes into the NAR
+    /// (for callers that already hold the data in chunks); it must write
+    /// exactly `size` bytes.
+    pub fn file_from_writer(
+        self,
+        executable: bool,
+        size: u64,
+        write_contents: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        write_str(self.w, b"(")?;
+        write_str(self.w, b"type")?;
+        write_str(self.w, b"regular")?;
+        if executable {
+            write_str(self.w, b"executable")?;
+            write_str(self.w, b"")?;
+        }
+        write_str(self.w, b"contents")?;
+        write_u64(self.w, size)?;
+        let mut counted = Counting {
+            w: &mut *self.w,
+            n: 0,
+            limit: size,
+        };
+        write_contents(&mut counted)?;
+        if counted.n != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "file contents were {} bytes, not the declared {size}",
+                    counted.n
+                ),
+            ));
+        }
+        pad(self.w, size)?;
+        self.close()
+    }
+
     /// A regular file from bytes in memory.
     pub fn bytes(self, executable: bool, data: &[u8]) -> io::Result<()> {
         let mut r = data;
@@ -199,9 +236,16 @@ impl<W: Write> Directory<'_, W> {
 
 /// Serialise the host path `path` (not following a top-level symlink) as a NAR into `w`.
 pub fn dump_path<W: Write>(path: &Path, w: W) -> io::Result<W> {
-    // fail before writing anything if the root does not exist
-    fs::symlink_metadata(path)
+    // fail before writing anything if the root does not exist or cannot be archived
+    let md = fs::symlink_metadata(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let ft = md.file_type();
+    if !(ft.is_file() || ft.is_dir() || ft.is_symlink()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("file '{}' has an unsupported type", path.display()),
+        ));
+    }
     let mut nar = NarWriter::new(w)?;
     let mut buf = vec![0u8; 1 << 20];
     dump_node(path, nar.root(), &mut buf)?;
@@ -226,7 +270,7 @@ fn dump_node<W: Write>(path: &Path, node: Node<'_, W>, buf: &mut [u8]) -> io::Re
         let exec = md.permissions().mode() & 0o100 != 0;
         if md.len() >= PIPELINE_MIN {
             let mut r = PipelinedReader::new(f);
-            let res = node.file_with_buffer(exec, md.len(), &mut r, buf);
+            let res = node.file_from_writer(exec, md.len(), |w| r.copy_to(w));
             r.finish();
             res.map_err(ctx)
         } else {
@@ -328,35 +372,55 @@ impl PipelinedReader {
     }
 }
 
-impl Read for PipelinedReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.cur.len() {
-            if self.done {
-                return Ok(0);
-            }
+impl PipelinedReader {
+    /// Write everything that is left straight from the read-ahead buffers.
+    fn copy_to(&mut self, w: &mut dyn Write) -> io::Result<()> {
+        if self.pos < self.cur.len() {
+            w.write_all(&self.cur[self.pos..])?;
+            self.pos = self.cur.len();
+        }
+        while !self.done {
             let old = std::mem::take(&mut self.cur);
             if let Some(back) = &self.back {
                 let _ = back.try_send(old);
             }
-            let next = self.rx.as_ref().map(|rx| rx.recv());
-            match next {
+            match self.rx.as_ref().map(|rx| rx.recv()) {
                 Some(Ok(Ok(b))) if !b.is_empty() => {
+                    w.write_all(&b)?;
+                    self.pos = b.len();
                     self.cur = b;
-                    self.pos = 0;
                 }
                 Some(Ok(Err(e))) => {
                     self.done = true;
                     return Err(e);
                 }
-                _ => {
-                    self.done = true;
-                    return Ok(0);
-                }
+                _ => self.done = true,
             }
         }
-        let n = out.len().min(self.cur.len() - self.pos);
-        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(())
+    }
+}
+
+/// Counts what passes through and refuses to go over `limit`.
+struct Counting<'a, W> {
+    w: &'a mut W,
+    n: u64,
+    limit: u64,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.n + buf.len() as u64 > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("file contents exceed the declared size {}", self.limit),
+            ));
+        }
+        let k = self.w.write(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
     }
 }
