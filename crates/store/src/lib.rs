@@ -15,8 +15,9 @@
 //! - [`verify`]: recompute every path's NAR hash from castore.
 //!
 //! All or nothing: a [`PathInfo`] is put last, in its own transaction, after
-//! every blob and directory it names is durable, and `put` checks that the
-//! root node is there. A crash at any point leaves at most unreferenced
+//! every blob and directory it names is durable: `put` checks that the root
+//! node is there and flushes the blob service (castore may defer blob fsyncs
+//! until a flush or a directory put) before committing. A crash at any point leaves at most unreferenced
 //! blobs behind, never a registered path with missing content.
 //!
 //! Like castore, everything here is synchronous and `Send + Sync`.

@@ -5,6 +5,8 @@
 //! |----------------------|----------------------------------------------------------|
 //! | `memory://`          | everything in memory, lost on exit                       |
 //! | `redb:///abs/dir`    | directory `dir` (created if needed) holding `castore.redb` (blobs, chunks, directories) and `pathinfo.redb` (path infos) |
+//! | `objectstore+file:///abs/dir` | castore objects under `dir/castore`, path infos in `dir/pathinfo.redb` |
+//! | `objectstore+memory://` | castore in an in-process object store, path infos in memory (tests) |
 //!
 //! Two files rather than one because castore's redb backend owns its
 //! database handle and redb allows one handle per file. Atomicity does not
@@ -77,28 +79,48 @@ pub fn open_store(url: &str) -> Result<Store> {
             Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
         }
         "redb" => {
-            if rest.contains(['?', '#']) {
-                return Err(bad("query strings and fragments are not supported"));
-            }
-            let dir = Path::new(rest);
-            if !dir.is_absolute() {
-                return Err(bad("expected an absolute directory: redb:///absolute/path"));
-            }
-            if dir.exists() && !dir.is_dir() {
-                return Err(bad("the path must be a directory (it holds castore.redb and pathinfo.redb)"));
-            }
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            let dir = store_directory(rest, &bad)?;
             let castore_url = format!("redb://{}", dir.join("castore.redb").display());
             let castore = ferrix_castore::from_url(&castore_url)?;
             let path_info =
                 Arc::new(RedbPathInfoService::open(&dir.join("pathinfo.redb"), castore.clone(), store_dir.clone())?);
             Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
         }
-        "grpc+http" | "grpc+https" | "grpc+unix" | "objectstore+file" | "objectstore+s3" => {
-            Err(bad("this backend is not implemented yet"))
+        "objectstore+memory" => {
+            if !rest.is_empty() {
+                return Err(bad("objectstore+memory:// takes no path"));
+            }
+            let castore = ferrix_castore::from_url("objectstore+memory://")?;
+            let path_info = Arc::new(MemoryPathInfoService::new(castore.clone(), store_dir.clone()));
+            Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
         }
-        _ => Err(bad("unknown scheme; known: memory://, redb:///dir")),
+        "objectstore+file" => {
+            let dir = store_directory(rest, &bad)?;
+            let castore_url = format!("objectstore+file://{}", dir.join("castore").display());
+            let castore = ferrix_castore::from_url(&castore_url)?;
+            let path_info =
+                Arc::new(RedbPathInfoService::open(&dir.join("pathinfo.redb"), castore.clone(), store_dir.clone())?);
+            Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
+        }
+        "grpc+http" | "grpc+https" | "grpc+unix" | "objectstore+s3" => Err(bad("this backend is not implemented yet")),
+        _ => Err(bad("unknown scheme; known: memory://, redb:///dir, objectstore+file:///dir, objectstore+memory://")),
     }
+}
+
+/// Checks and creates the directory a `redb://` or `objectstore+file://` URL names.
+fn store_directory<'a>(rest: &'a str, bad: &dyn Fn(&str) -> Error) -> Result<&'a Path> {
+    if rest.contains(['?', '#']) {
+        return Err(bad("query strings and fragments are not supported"));
+    }
+    let dir = Path::new(rest);
+    if !dir.is_absolute() {
+        return Err(bad("expected an absolute directory: SCHEME:///absolute/path"));
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(bad("the path must be a directory (it holds the castore and pathinfo.redb)"));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    Ok(dir)
 }
 
 /// `$FERRIX_STORE`, else `redb://<data dir>/ferrix` where the data dir is

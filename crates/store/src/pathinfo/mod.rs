@@ -38,7 +38,10 @@ pub trait PathInfoService: Send + Sync {
 
 /// Checks that `info`'s root node is in castore: a directory must be stored
 /// (castore only stores a directory once its whole closure is), a file's
-/// blob must be stored with the size the node claims.
+/// blob must be stored with the size the node claims. Then flushes the blob
+/// service, so that every blob closed so far is durable (castore backends
+/// may defer the fsync of a blob close): after this returns, the path info
+/// may be committed.
 pub fn check_root(castore: &Services, store_dir: &StoreDir, info: &PathInfo) -> Result<()> {
     info.validate(store_dir)?;
     let missing = |what: String| Error::MissingRoot { path: store_dir.display(&info.store_path), what };
@@ -55,5 +58,6 @@ pub fn check_root(castore: &Services, store_dir: &StoreDir, info: &PathInfo) -> 
         },
         Node::Symlink { .. } => {}
     }
+    castore.blobs.flush()?;
     Ok(())
 }

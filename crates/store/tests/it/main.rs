@@ -24,3 +24,14 @@ pub fn redb() -> Backend {
     let url = format!("redb://{}", dir.path().join("store").display());
     Backend { store: open_store(&url).expect("redb store opens"), url, _dir: Some(dir) }
 }
+
+pub fn objectstore_memory() -> Backend {
+    let url = "objectstore+memory://".to_owned();
+    Backend { store: open_store(&url).expect("objectstore+memory:// opens"), url, _dir: None }
+}
+
+pub fn objectstore_file() -> Backend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("objectstore+file://{}", dir.path().join("store").display());
+    Backend { store: open_store(&url).expect("objectstore+file store opens"), url, _dir: Some(dir) }
+}

@@ -32,9 +32,11 @@ fn redb_store_persists_and_locks() {
 fn bad_urls() {
     for (url, msg) in [
         ("redb://relative/x", "expected an absolute directory"),
+        ("objectstore+file://rel", "expected an absolute directory"),
         ("nope://", "unknown scheme"),
         ("memory://x", "takes no path"),
         ("grpc+http://localhost:1", "not implemented"),
+        ("objectstore+s3://bucket", "not implemented"),
         ("/just/a/path", "expected SCHEME"),
     ] {
         let err = open_store(url).err().unwrap();

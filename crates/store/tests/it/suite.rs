@@ -32,6 +32,8 @@ macro_rules! all_backends {
     ($($case:ident),* $(,)?) => {
         backend_suite!(memory: $($case),*);
         backend_suite!(redb: $($case),*);
+        backend_suite!(objectstore_memory: $($case),*);
+        backend_suite!(objectstore_file: $($case),*);
     };
 }
 
