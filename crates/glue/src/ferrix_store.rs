@@ -55,6 +55,9 @@ impl FerrixStore {
 }
 
 impl StoreSink for FerrixStore {
+    fn read_file(&self, path: &StorePath, sub: &str) -> Option<Result<Vec<u8>, String>> {
+        self.read(path, sub)
+    }
     fn add_text(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
         self.add_single_file(path, contents, refs)
     }
@@ -95,6 +98,32 @@ impl StoreSink for FerrixStore {
             ));
         }
         Ok(())
+    }
+}
+
+impl FerrixStore {
+    fn read(&self, path: &StorePath, sub: &str) -> Option<Result<Vec<u8>, String>> {
+        use std::io::Read;
+        let store = &self.0;
+        let display = format!("{}{sub}", store.store_dir.display(path));
+        let info = store.path_info.get_path(path).ok()??;
+        let r = (|| -> Result<Vec<u8>, String> {
+            let node = ferrix_store::export::resolve(store, &info.node, sub, &display).map_err(|e| e.to_string())?;
+            match node {
+                Node::File { digest, size, .. } => {
+                    let mut r = store
+                        .blobs
+                        .open_read(&digest)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("{display}: blob {digest} is missing"))?;
+                    let mut out = Vec::with_capacity(size as usize);
+                    (&mut r).take(size).read_to_end(&mut out).map_err(|e| format!("reading {display}: {e}"))?;
+                    Ok(out)
+                }
+                _ => Err(format!("'{display}' is not a regular file")),
+            }
+        })();
+        Some(r)
     }
 }
 

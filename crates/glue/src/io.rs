@@ -118,13 +118,23 @@ impl EvalIO for StoreIO {
         if let Some(text) = corepkg(path) {
             return Ok(text.as_bytes().to_vec());
         }
+        if let Ok((sp, sub)) = self.store_dir.parse_prefix(path)
+            && let Some(r) = self.sink.read_file(&sp.to_owned(), sub)
+        {
+            return r;
+        }
         self.host.read_file(path)
     }
     fn read_dir(&self, path: &str) -> std::result::Result<Vec<(String, FileType)>, String> {
         self.host.read_dir(path)
     }
     fn path_exists(&self, path: &str) -> bool {
-        corepkg(path).is_some() || self.host.path_exists(path)
+        corepkg(path).is_some()
+            || self.host.path_exists(path)
+            || self
+                .store_dir
+                .parse_prefix(path)
+                .is_ok_and(|(sp, sub)| self.sink.read_file(&sp.to_owned(), sub).is_some_and(|r| r.is_ok()))
     }
     fn file_type(&self, path: &str) -> std::result::Result<FileType, String> {
         if corepkg(path).is_some() {

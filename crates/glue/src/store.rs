@@ -28,6 +28,12 @@ pub trait StoreSink {
         ca: &CAHash,
         filter: Option<&dyn Fn(&Path) -> bool>,
     ) -> Result<(), String>;
+    /// The contents of a regular file at `sub` (empty or `/…`) below a store
+    /// path this sink holds; `None` if it does not hold that path (the
+    /// evaluator then looks on the host file system).
+    fn read_file(&self, _path: &StorePath, _sub: &str) -> Option<Result<Vec<u8>, String>> {
+        None
+    }
 }
 
 /// What a [`MemoryStore`] holds for a store path.
@@ -69,6 +75,20 @@ impl StoreSink for MemoryStore {
             .insert(path.clone(), StoredObject::HostPath { src: src.to_path_buf(), ca: ca.clone() });
         Ok(())
     }
+    fn read_file(&self, path: &StorePath, sub: &str) -> Option<Result<Vec<u8>, String>> {
+        let objects = self.objects.borrow();
+        Some(match objects.get(path)? {
+            StoredObject::Text { contents, .. } | StoredObject::Derivation { aterm: contents, .. } if sub.is_empty() => {
+                Ok(contents.clone())
+            }
+            StoredObject::Text { .. } | StoredObject::Derivation { .. } => Err(format!("'{path}{sub}' is not in the store")),
+            // FIXME: a filtered import reads through to excluded host files
+            StoredObject::HostPath { src, .. } => {
+                let p = format!("{}{sub}", src.display());
+                std::fs::read(&p).map_err(|e| format!("opening file '{p}': {e}"))
+            }
+        })
+    }
 }
 
 /// Writes text files and `.drv` files as `<root>/<hash>-<name>`; imported
@@ -93,6 +113,13 @@ impl StoreSink for DirStore {
     }
     fn add_derivation(&self, path: &StorePath, aterm: &[u8], _refs: &BTreeSet<StorePath>) -> Result<(), String> {
         self.write(path, aterm)
+    }
+    fn read_file(&self, path: &StorePath, sub: &str) -> Option<Result<Vec<u8>, String>> {
+        let p = self.root.join(path.to_string());
+        if !sub.is_empty() || !p.is_file() {
+            return None;
+        }
+        Some(std::fs::read(&p).map_err(|e| format!("opening file '{}': {e}", p.display())))
     }
     fn add_host_path(
         &self,
