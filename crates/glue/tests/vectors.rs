@@ -101,3 +101,21 @@ fn eval_fixtures() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(n, 23);
 }
+
+/// `outputHashMode = "text"` (newer Nix; C++ Nix 2.8 rejects it): the output
+/// is a text path without references, the drv hash is `fixed:out:text:…`.
+#[test]
+fn text_mode_fixed_output() {
+    use ferrix_formats::{HashAlgo, StoreDir};
+    let ev = ferrix_glue::new_eval(Default::default(), Box::new(ferrix_glue::MemoryStore::default()));
+    let h = HashAlgo::Sha256.digest(b"hello");
+    let expr = format!(
+        r#"(derivation {{ name = "t"; builder = "/bin/sh"; system = "x"; outputHashMode = "text"; outputHash = "{}"; }}).outPath"#,
+        h.to_sri()
+    );
+    let v = ev.eval_string(&expr, "/").unwrap();
+    let got = ev.force_string(&v).unwrap().to_str_lossy().into_owned();
+    let dir = StoreDir::default();
+    let want = dir.make_text_path("t", &h, []).unwrap();
+    assert_eq!(got, dir.display(&want));
+}
