@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use ferrix_eval::{Builtins, Eval, EvalOptions, HostIO, Symbol, Value};
+use ferrix_eval::{Eval, EvalOptions, Symbol, Value};
 
 /// The evaluator allocates many small objects (thunks, frames); a pooled
 /// small-object allocator makes that several times cheaper than malloc.
@@ -40,6 +40,10 @@ pub struct Flags {
     pub raw: bool,
     pub lints: ferrix_eval::Lints,
     pub experimental: Vec<String>,
+    /// `--read-write-mode`: with `--eval`, write to the store anyway.
+    pub read_write: bool,
+    /// `--store URL`: the ferrix store to write to.
+    pub store: Option<String>,
 }
 
 pub enum AutoArg {
@@ -76,13 +80,16 @@ pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
             }
             "-I" | "--include" => f.include.push(need(&mut it, a)?),
             "--show-trace" => f.show_trace = true,
-            "--read-write-mode" | "--readonly-mode" | "--raw" if a == "--raw" => f.raw = true,
-            "--read-write-mode" | "--readonly-mode" | "--quiet" | "-v" | "--verbose" | "--impure" | "--pure-eval" => {}
+            "--raw" => f.raw = true,
+            "--read-write-mode" => f.read_write = true,
+            "--readonly-mode" => f.read_write = false,
+            "--store" => f.store = Some(need(&mut it, a)?),
+            "--quiet" | "-v" | "--verbose" | "--impure" | "--pure-eval" => {}
             "--extra-experimental-features" | "--experimental-features" => {
                 let v = need(&mut it, a)?;
                 f.experimental.extend(v.split_whitespace().map(String::from));
             }
-            "--timeout" | "--max-jobs" | "-j" | "--add-root" | "--store" => {
+            "--timeout" | "--max-jobs" | "-j" | "--add-root" => {
                 need(&mut it, a)?;
             }
             "--option" => {
@@ -128,11 +135,34 @@ pub fn search_path(include: &[String]) -> Vec<(String, String)> {
 }
 
 pub fn make_eval(flags: &Flags) -> Eval {
-    let opts = EvalOptions { search_path: search_path(&flags.include), lints: flags.lints,
+    let opts = EvalOptions {
+        search_path: search_path(&flags.include),
+        lints: flags.lints,
         experimental: flags.experimental.clone(),
         ..EvalOptions::default()
     };
-    Eval::new(Box::new(HostIO), opts, Builtins::default())
+    ferrix_glue::new_eval(opts, make_sink(flags))
+}
+
+/// Where evaluation writes `.drv` files, `toFile` texts and imported paths.
+/// Like nix-instantiate, `--eval` and `--parse` are read-only (paths are
+/// computed, nothing is written) unless `--read-write-mode` is given;
+/// otherwise the ferrix store (`--store URL`, `FERRIX_STORE`, else the
+/// embedded redb store under the user's data directory), opened on first
+/// write so evaluations that write nothing never lock it. `FERRIX_DRV_DIR`
+/// writes plain files into a directory instead (used by tests).
+fn make_sink(flags: &Flags) -> Box<dyn ferrix_glue::StoreSink> {
+    if let Some(d) = std::env::var_os("FERRIX_DRV_DIR") {
+        return Box::new(ferrix_glue::DirStore { root: d.into() });
+    }
+    if (flags.eval || flags.parse) && !flags.read_write {
+        return Box::new(ferrix_glue::MemoryStore::default());
+    }
+    let url = match &flags.store {
+        Some(u) => Ok(u.clone()),
+        None => ferrix_store::default_store_url().map_err(|e| e.to_string()),
+    };
+    Box::new(ferrix_glue::LazyFerrixStore::new(url))
 }
 
 fn cwd() -> String {
@@ -258,6 +288,7 @@ fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let mut warned = false;
     for (text, name, base) in inputs {
         let r: ferrix_eval::Result<()> = (|| {
             if flags.parse {
@@ -283,11 +314,16 @@ fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
             for p in paths {
                 let v = select_attr_path(&ev, v.clone(), &p)?;
                 if !flags.eval {
-                    let v = ev.force(&v)?;
-                    let _ = v;
-                    return Err(ferrix_eval::Error::eval(
-                        "instantiating derivations needs the store (ferrix-glue); use --eval for now",
-                    ));
+                    // glue: instantiate the derivations the value denotes.
+                    let drvs = ferrix_glue::instantiate::get_derivations(&ev, &v, &|x| auto_call(&ev, x, &flags))?;
+                    for d in drvs {
+                        if !warned {
+                            eprintln!("warning: you did not specify '--add-root'; the result might be removed by the garbage collector");
+                            warned = true;
+                        }
+                        let _ = writeln!(out, "{}", d.display());
+                    }
+                    continue;
                 }
                 print_result(&ev, &v, &flags, &mut out)?;
             }

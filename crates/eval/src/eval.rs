@@ -1026,6 +1026,9 @@ impl Eval {
                 return Ok(Value::path(full.into_bytes()));
             }
         }
+        if let Some(p) = self.io.search_path_fallback(path) {
+            return Ok(Value::path(p.into_bytes()));
+        }
         Err(Error::throw(format!(
             "file '{path}' was not found in the Nix search path (add it using $NIX_PATH or -I)"
         )))

@@ -37,6 +37,16 @@ pub trait EvalIO {
     fn canonicalize(&self, path: &str) -> Result<String, String> {
         Ok(path.to_string())
     }
+    /// Where `<path>` resolves when no search path entry has it (C++ Nix
+    /// serves `<nix/fetchurl.nix>` from memory this way).
+    fn search_path_fallback(&self, _path: &str) -> Option<String> {
+        None
+    }
+    /// The implementation as `Any`, so an embedder's builtins can reach
+    /// their own state through `Eval::io` (the glue's store-backed IO).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// [`EvalIO`] on the host file system. It cannot import paths into a store:

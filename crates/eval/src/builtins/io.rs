@@ -156,6 +156,9 @@ fn find_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             return Ok(Value::path(full.into_bytes()));
         }
     }
+    if let Some(p) = ev.io.search_path_fallback(&name) {
+        return Ok(Value::path(p.into_bytes()));
+    }
     Err(Error::throw(format!("file '{name}' was not found in the Nix search path (add it using $NIX_PATH or -I)")))
 }
 fn to_path(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
