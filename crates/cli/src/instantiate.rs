@@ -8,13 +8,6 @@ use std::process::ExitCode;
 
 use ferrix_eval::{Eval, EvalOptions, Symbol, Value};
 
-/// The evaluator allocates many small objects (thunks, frames); a pooled
-/// small-object allocator makes that several times cheaper than malloc.
-/// (Declared here because this is the evaluator's entry point; it applies to
-/// the whole binary and could move to main.rs.)
-#[global_allocator]
-static ALLOC: ferrix_eval::alloc::PoolAlloc = ferrix_eval::alloc::PoolAlloc;
-
 #[derive(clap::Args)]
 pub struct Args {
     /// nix-instantiate's arguments, parsed by hand.
