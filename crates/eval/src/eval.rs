@@ -232,10 +232,13 @@ impl Eval {
             }
             Expr::HasAttr { e: target, path } => {
                 let mut v = self.eval(target, env)?;
-                for name in path.iter() {
+                let last = path.len().saturating_sub(1);
+                for (i, name) in path.iter().enumerate() {
                     let n = self.attr_name(name, env)?;
                     match &v {
+                        // `x ? a.b` forces `x.a` but never `x.a.b` itself.
                         Value::Attrs(a) => match a.get(n) {
+                            Some(_) if i == last => return Ok(Value::Bool(true)),
                             Some(x) => v = self.force(x)?,
                             None => return Ok(Value::Bool(false)),
                         },
