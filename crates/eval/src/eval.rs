@@ -31,6 +31,8 @@ pub struct EvalOptions {
     pub lints: crate::lower::Lints,
     /// Enabled experimental features (`--extra-experimental-features`).
     pub experimental: Vec<String>,
+    /// `abort-on-warn`: `builtins.warn` fails after printing the warning.
+    pub abort_on_warn: bool,
 }
 
 impl Default for EvalOptions {
@@ -43,6 +45,7 @@ impl Default for EvalOptions {
             pure: false,
             lints: Default::default(),
             experimental: Vec::new(),
+            abort_on_warn: false,
         }
     }
 }

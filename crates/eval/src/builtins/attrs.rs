@@ -91,7 +91,9 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .map(|x| Attr {
             name: x.name,
             value: Thunk::apply(Thunk::apply(f.clone(), Value::string(x.name.as_bytes())), x.value.clone()),
-            pos: x.pos,
+            // like C++ Nix: mapped attributes have no position
+            // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
+            pos: Span::NONE,
         })
         .collect();
     Ok(Value::attrs(AttrSet { attrs }))
