@@ -127,9 +127,9 @@ impl Gen {
     fn binder(&mut self, ty: Ty, d: u32) -> String {
         let name = format!("v{}", self.vars.len());
         let bty = [Ty::Int, Ty::Str, Ty::IntList, Ty::Attrs, Ty::Bool][self.below(5) as usize];
-        let bound = self.gen(bty, d - 1);
+        let bound = self.expr(bty, d - 1);
         self.vars.push((name.clone(), bty));
-        let body = self.gen(ty, d - 1);
+        let body = self.expr(ty, d - 1);
         self.vars.pop();
         match self.below(4) {
             0 => format!("let {name} = {bound}; in {body}"),
@@ -138,7 +138,11 @@ impl Gen {
             _ => format!("rec {{ {name} = {bound}; r = {body}; }}.r"),
         }
     }
-    fn gen(&mut self, ty: Ty, d: u32) -> String {
+    /// An expression of type `ty`, parenthesised, at most `d` deep.
+    fn expr(&mut self, ty: Ty, d: u32) -> String {
+        format!("({})", self.expr_inner(ty, d))
+    }
+    fn expr_inner(&mut self, ty: Ty, d: u32) -> String {
         if d == 0 || self.below(4) == 0 {
             if self.below(3) == 0
                 && let Some(v) = self.var_of(ty)
@@ -153,76 +157,82 @@ impl Gen {
         let d1 = d - 1;
         match ty {
             Ty::Int => match self.below(11) {
-                0 => format!("{} + {}", self.gen(Ty::Int, d1), self.gen(Ty::Int, d1)),
-                1 => format!("({}) - ({})", self.gen(Ty::Int, d1), self.gen(Ty::Int, d1)),
+                0 => format!("{} + {}", self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
+                1 => format!("({}) - ({})", self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
                 2 => format!("{} * {}", self.int_lit(), self.int_lit()),
-                3 => format!("builtins.length ({})", self.gen(Ty::IntList, d1)),
-                4 => format!("builtins.stringLength ({})", self.gen(Ty::Str, d1)),
-                5 => format!("if {} then {} else {}", self.gen(Ty::Bool, d1), self.gen(Ty::Int, d1), self.gen(Ty::Int, d1)),
-                6 => format!("builtins.foldl' (a: b: a + b) 0 ({})", self.gen(Ty::IntList, d1)),
-                7 => format!("builtins.div ({}) {}", self.gen(Ty::Int, d1), 1 + self.below(7)),
-                8 => format!("builtins.length (builtins.attrNames ({}))", self.gen(Ty::Attrs, d1)),
-                9 => format!("({}).a or {}", self.gen(Ty::Attrs, d1), self.int_lit()),
-                _ => format!("builtins.bitXor ({}) ({})", self.gen(Ty::Int, d1), self.gen(Ty::Int, d1)),
+                3 => format!("builtins.length ({})", self.expr(Ty::IntList, d1)),
+                4 => format!("builtins.stringLength ({})", self.expr(Ty::Str, d1)),
+                5 => format!("if {} then {} else {}", self.expr(Ty::Bool, d1), self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
+                6 => format!("builtins.foldl' (a: b: a + b) 0 ({})", self.expr(Ty::IntList, d1)),
+                7 => format!("builtins.div ({}) {}", self.expr(Ty::Int, d1), 1 + self.below(7)),
+                8 => format!("builtins.length (builtins.attrNames ({}))", self.expr(Ty::Attrs, d1)),
+                9 => format!("(s: if builtins.isInt (s.a or null) then s.a else {}) {}", self.int_lit(), self.expr(Ty::Attrs, d1)),
+                _ => format!("builtins.bitXor ({}) ({})", self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
             },
             Ty::Float => match self.below(4) {
-                0 => format!("{} + {}", self.gen(Ty::Float, d1), self.gen(Ty::Int, d1)),
-                1 => format!("{} * {}", self.gen(Ty::Float, d1), self.leaf(Ty::Float)),
-                2 => format!("builtins.div {} {}", self.gen(Ty::Float, d1), 1 + self.below(9)),
-                _ => format!("{} - {}", self.gen(Ty::Int, d1), self.gen(Ty::Float, d1)),
+                0 => format!("{} + {}", self.expr(Ty::Float, d1), self.expr(Ty::Int, d1)),
+                1 => format!("{} * {}", self.expr(Ty::Float, d1), self.leaf(Ty::Float)),
+                2 => format!("builtins.div {} {}", self.expr(Ty::Float, d1), 1 + self.below(9)),
+                _ => format!("{} - {}", self.expr(Ty::Int, d1), self.expr(Ty::Float, d1)),
             },
             Ty::Str => match self.below(10) {
-                0 => format!("{} + {}", self.gen(Ty::Str, d1), self.gen(Ty::Str, d1)),
-                1 => format!("\"<${{{}}}>\"", self.gen(Ty::Str, d1)),
-                2 => format!("builtins.toString ({})", self.gen(Ty::Int, d1)),
-                3 => format!("builtins.substring {} {} ({})", self.below(4), self.below(6), self.gen(Ty::Str, d1)),
-                4 => format!("builtins.concatStringsSep \"-\" (map toString ({}))", self.gen(Ty::IntList, d1)),
-                5 => format!("builtins.toJSON ({})", self.gen([Ty::Attrs, Ty::IntList, Ty::Str][self.below(3) as usize], d1)),
-                6 => format!("builtins.typeOf ({})", self.gen([Ty::Int, Ty::Float, Ty::Str, Ty::Bool][self.below(4) as usize], d1)),
-                7 => format!("builtins.replaceStrings [ \"a\" \"b\" ] [ \"B\" \"\" ] ({})", self.gen(Ty::Str, d1)),
-                8 => format!("toString ({})", self.gen(Ty::Float, d1)),
-                _ => format!("builtins.concatStringsSep \",\" (builtins.attrNames ({}))", self.gen(Ty::Attrs, d1)),
+                0 => format!("{} + {}", self.expr(Ty::Str, d1), self.expr(Ty::Str, d1)),
+                1 => format!("\"<${{{}}}>\"", self.expr(Ty::Str, d1)),
+                2 => format!("builtins.toString ({})", self.expr(Ty::Int, d1)),
+                3 => format!("builtins.substring {} {} ({})", self.below(4), self.below(6), self.expr(Ty::Str, d1)),
+                4 => format!("builtins.concatStringsSep \"-\" (map toString ({}))", self.expr(Ty::IntList, d1)),
+                5 => {
+                    let t = [Ty::Attrs, Ty::IntList, Ty::Str][self.below(3) as usize];
+                    format!("builtins.toJSON ({})", self.expr(t, d1))
+                }
+                6 => {
+                    let t = [Ty::Int, Ty::Float, Ty::Str, Ty::Bool][self.below(4) as usize];
+                    format!("builtins.typeOf ({})", self.expr(t, d1))
+                }
+                7 => format!("builtins.replaceStrings [ \"a\" \"b\" ] [ \"B\" \"\" ] ({})", self.expr(Ty::Str, d1)),
+                8 => format!("toString ({})", self.expr(Ty::Float, d1)),
+                _ => format!("builtins.concatStringsSep \",\" (builtins.attrNames ({}))", self.expr(Ty::Attrs, d1)),
             },
             Ty::Bool => match self.below(9) {
-                0 => format!("{} < {}", self.gen(Ty::Int, d1), self.gen(Ty::Int, d1)),
-                1 => format!("({}) == ({})", self.gen(Ty::IntList, d1), self.gen(Ty::IntList, d1)),
-                2 => format!("({}) == ({})", self.gen(Ty::Attrs, d1), self.gen(Ty::Attrs, d1)),
-                3 => format!("{} && {}", self.gen(Ty::Bool, d1), self.gen(Ty::Bool, d1)),
-                4 => format!("{} || !{}", self.gen(Ty::Bool, d1), self.gen(Ty::Bool, d1)),
-                5 => format!("({}) ? a", self.gen(Ty::Attrs, d1)),
-                6 => format!("builtins.elem {} ({})", self.int_lit(), self.gen(Ty::IntList, d1)),
-                7 => format!("{} <= {}", self.gen(Ty::Str, d1), self.gen(Ty::Str, d1)),
-                _ => format!("builtins.isString ({})", self.gen(Ty::Str, d1)),
+                0 => format!("{} < {}", self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
+                1 => format!("({}) == ({})", self.expr(Ty::IntList, d1), self.expr(Ty::IntList, d1)),
+                2 => format!("({}) == ({})", self.expr(Ty::Attrs, d1), self.expr(Ty::Attrs, d1)),
+                3 => format!("{} && {}", self.expr(Ty::Bool, d1), self.expr(Ty::Bool, d1)),
+                4 => format!("{} || !{}", self.expr(Ty::Bool, d1), self.expr(Ty::Bool, d1)),
+                5 => format!("({}) ? a", self.expr(Ty::Attrs, d1)),
+                6 => format!("builtins.elem {} ({})", self.int_lit(), self.expr(Ty::IntList, d1)),
+                7 => format!("{} <= {}", self.expr(Ty::Str, d1), self.expr(Ty::Str, d1)),
+                _ => format!("builtins.isString ({})", self.expr(Ty::Str, d1)),
             },
             Ty::IntList => match self.below(9) {
-                0 => format!("{} ++ {}", self.gen(Ty::IntList, d1), self.gen(Ty::IntList, d1)),
-                1 => format!("map (x: x * 2) ({})", self.gen(Ty::IntList, d1)),
-                2 => format!("builtins.filter (x: x > 0) ({})", self.gen(Ty::IntList, d1)),
-                3 => format!("builtins.sort builtins.lessThan ({})", self.gen(Ty::IntList, d1)),
+                0 => format!("{} ++ {}", self.expr(Ty::IntList, d1), self.expr(Ty::IntList, d1)),
+                1 => format!("map (x: x * 2) ({})", self.expr(Ty::IntList, d1)),
+                2 => format!("builtins.filter (x: x > 0) ({})", self.expr(Ty::IntList, d1)),
+                3 => format!("builtins.sort builtins.lessThan ({})", self.expr(Ty::IntList, d1)),
                 4 => format!("builtins.genList (i: i * {}) {}", self.int_lit(), self.below(5)),
-                5 => format!("[ ({}) ({}) ]", self.gen(Ty::Int, d1), self.gen(Ty::Int, d1)),
-                6 => format!("builtins.attrValues (builtins.mapAttrs (n: v: 1) ({}))", self.gen(Ty::Attrs, d1)),
-                7 => format!("builtins.concatLists [ ({}) [ 7 ] ]", self.gen(Ty::IntList, d1)),
-                _ => format!("builtins.tail ([ 0 ] ++ {})", self.gen(Ty::IntList, d1)),
+                5 => format!("[ ({}) ({}) ]", self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
+                6 => format!("builtins.attrValues (builtins.mapAttrs (n: v: 1) ({}))", self.expr(Ty::Attrs, d1)),
+                7 => format!("builtins.concatLists [ ({}) [ 7 ] ]", self.expr(Ty::IntList, d1)),
+                _ => format!("builtins.tail ([ 0 ] ++ {})", self.expr(Ty::IntList, d1)),
             },
             Ty::Attrs => match self.below(7) {
-                0 => format!("{} // {}", self.gen(Ty::Attrs, d1), self.gen(Ty::Attrs, d1)),
-                1 => format!("{{ a = {}; b = {}; }}", self.gen(Ty::Int, d1), self.gen(Ty::Str, d1)),
-                2 => format!("builtins.removeAttrs ({}) [ \"a\" ]", self.gen(Ty::Attrs, d1)),
+                0 => format!("{} // {}", self.expr(Ty::Attrs, d1), self.expr(Ty::Attrs, d1)),
+                1 => format!("{{ a = {}; b = {}; }}", self.expr(Ty::Int, d1), self.expr(Ty::Str, d1)),
+                2 => format!("builtins.removeAttrs ({}) [ \"a\" ]", self.expr(Ty::Attrs, d1)),
                 3 => format!(
                     "builtins.listToAttrs (map (x: {{ name = \"n${{toString x}}\"; value = x; }}) ({}))",
-                    self.gen(Ty::IntList, d1)
+                    self.expr(Ty::IntList, d1)
                 ),
-                4 => format!("builtins.intersectAttrs {{ a = 0; c = 0; }} ({})", self.gen(Ty::Attrs, d1)),
-                5 => format!("builtins.mapAttrs (n: v: n) ({})", self.gen(Ty::Attrs, d1)),
-                _ => format!("{{ inherit ({}) a; c = {}; }}", self.leaf(Ty::Attrs), self.gen(Ty::Bool, d1)),
+                4 => format!("builtins.intersectAttrs {{ a = 0; c = 0; }} ({})", self.expr(Ty::Attrs, d1)),
+                5 => format!("builtins.mapAttrs (n: v: n) ({})", self.expr(Ty::Attrs, d1)),
+                _ => format!("{{ inherit ({{ a = 0; }} // {}) a; c = {}; }}", self.leaf(Ty::Attrs), self.expr(Ty::Bool, d1)),
             },
         }
     }
     fn leaf(&mut self, ty: Ty) -> String {
         match ty {
             Ty::Int => self.int_lit(),
-            Ty::Float => ["0.5", "1.25", "3.0", "(-2.5)", "1e3", "0.1", "100.0", "123456.789"][self.below(8) as usize].into(),
+            Ty::Float => ["0.5", "1.25", "3.0", "(-2.5)", "1.0e3", "0.1", "100.0", "123456.789"][self.below(8) as usize].into(),
             Ty::Str => ["\"\"", "\"a\"", "\"abc\"", "\"b a\\n\"", "\"x\\\"y\"", "''ind\n  ented''", "\"\\${x}\"", "\"ü\""]
                 [self.below(8) as usize]
                 .into(),
@@ -237,6 +247,6 @@ impl Gen {
 fn generated_expressions_match_cpp_nix() {
     let mut g = Gen { state: 0x9e37_79b9_7f4a_7c15, vars: Vec::new() };
     let tys = [Ty::Int, Ty::Float, Ty::Str, Ty::Bool, Ty::IntList, Ty::Attrs];
-    let exprs: Vec<String> = (0..400).map(|i| g.gen(tys[i % tys.len()], 5)).collect();
+    let exprs: Vec<String> = (0..400).map(|i| g.expr(tys[i % tys.len()], 5)).collect();
     check_all(exprs);
 }
