@@ -273,7 +273,17 @@ impl Eval {
                 }
             }
             Expr::Assert { cond, body, text, pos } => {
-                let c = self.eval(cond, env)?;
+                let frame = |e: Error| e.while_(format!("while evaluating the condition of the assertion '{text}'"), *pos);
+                if let Expr::Bin { op: BinOp::Eq, l, r, pos: eq_pos } = &**cond {
+                    // `assert a == b` explains the first difference, like C++ Nix
+                    let lv = self.eval(l, env).map_err(frame)?;
+                    let rv = self.eval(r, env).map_err(frame)?;
+                    if self.equal(&lv, &rv).map_err(frame)? {
+                        return self.eval(body, env);
+                    }
+                    return Err(frame(self.explain_unequal(&lv, &rv, *eq_pos)));
+                }
+                let c = self.eval(cond, env).map_err(frame)?;
                 match c {
                     Value::Bool(true) => self.eval(body, env),
                     Value::Bool(false) => {
@@ -859,6 +869,97 @@ impl Eval {
                 true
             }
             _ => false,
+        })
+    }
+
+    /// Why two values that `==` found unequal differ: an assertion error
+    /// with `… while comparing …` frames (C++ Nix's assertEqValues).
+    #[cold]
+    fn explain_unequal(&self, a: &Value, b: &Value, pos: Span) -> Error {
+        stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || match self.explain_inner(a, b, pos) {
+            Ok(e) => e,
+            Err(e) => e,
+        })
+    }
+
+    fn explain_inner(&self, a: &Value, b: &Value, pos: Span) -> Result<Error> {
+        use crate::print::print_error_value as pv;
+        let a = self.force(a)?;
+        let b = self.force(b)?;
+        let err = |m: String| Error::new(ErrorKind::Assert, m);
+        Ok(match (&a, &b) {
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => err(format!(
+                "{} with value '{}' is not equal to {} with value '{}'",
+                a.show_type(),
+                pv(&a),
+                b.show_type(),
+                pv(&b)
+            )),
+            _ if std::mem::discriminant(&a) != std::mem::discriminant(&b)
+                && !(a.is_function() && b.is_function()) =>
+            {
+                err(format!(
+                    "{} of value '{}' is not equal to {} of value '{}'",
+                    a.show_type(),
+                    pv(&a),
+                    b.show_type(),
+                    pv(&b)
+                ))
+            }
+            (Value::Bool(x), Value::Bool(y)) => err(format!("boolean '{x}' is not equal to boolean '{y}'")),
+            (Value::String(_), Value::String(_)) => {
+                err(format!("string '{}' is not equal to string '{}'", pv(&a), pv(&b)))
+            }
+            (Value::Path(x), Value::Path(y)) => err(format!(
+                "path '{}' is not equal to path '{}'",
+                String::from_utf8_lossy(&x.bytes),
+                String::from_utf8_lossy(&y.bytes)
+            )),
+            (Value::List(x), Value::List(y)) => {
+                if x.len() != y.len() {
+                    return Ok(err(format!(
+                        "list of size '{}' is not equal to list of size '{}', left hand side is '{}', right hand side is '{}'",
+                        x.len(),
+                        y.len(),
+                        pv(&a),
+                        pv(&b)
+                    )));
+                }
+                for (i, (p, q)) in x.iter().zip(y.iter()).enumerate() {
+                    if !self.equal(p, q)? {
+                        return Ok(self.explain_unequal(p, q, pos).while_(format!("while comparing list element {i}"), pos));
+                    }
+                }
+                err("values differ".into())
+            }
+            (Value::Attrs(x), Value::Attrs(y)) => {
+                if self.is_derivation(x)? && self.is_derivation(y)?
+                    && let (Some(p), Some(q)) = (x.get(sym::out_path()), y.get(sym::out_path()))
+                {
+                    return Ok(self
+                        .explain_unequal(p, q, pos)
+                        .while_("while comparing a derivation by its 'outPath' attribute", pos));
+                }
+                if x.len() != y.len() || x.attrs.iter().zip(y.attrs.iter()).any(|(p, q)| p.name != q.name) {
+                    return Ok(err(format!(
+                        "attribute names of attribute set '{}' differs from attribute set '{}'",
+                        pv(&a),
+                        pv(&b)
+                    )));
+                }
+                for (p, q) in x.attrs.iter().zip(y.attrs.iter()) {
+                    if !self.equal(&p.value, &q.value)? {
+                        return Ok(self
+                            .explain_unequal(&p.value, &q.value, pos)
+                            .while_("where right hand side is", q.pos)
+                            .while_("where left hand side is", p.pos)
+                            .while_(format!("while comparing attribute '{}'", p.name), pos));
+                    }
+                }
+                err("values differ".into())
+            }
+            _ if a.is_function() => err("distinct functions and immediate comparisons of identical functions compare as unequal".into()),
+            _ => err(format!("{} is not equal to {}", pv(&a), pv(&b))),
         })
     }
 
