@@ -1215,7 +1215,23 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
                     format!("the {} argument", ["first", "second", "third", "fourth"][i.min(3)])
                 };
                 let name = if op.name == "foldl'" { "foldlStrict" } else { op.name };
-                e = e.while_(format!("while evaluating {which} passed to builtins.{name}"), Span::NONE);
+                let nth = ["first", "second", "third", "fourth"][i.min(3)];
+                let frame = match (op.name, i) {
+                    ("add", _) => format!("while evaluating the {nth} argument of the addition"),
+                    ("sub", _) => format!("while evaluating the {nth} argument of the subtraction"),
+                    ("mul", _) => format!("while evaluating the {nth} argument of the multiplication"),
+                    ("div", _) => format!("while evaluating the {nth} operand of the division"),
+                    ("elemAt" | "head" | "tail", _) => format!("while evaluating the {nth} argument passed to 'builtins.{name}'"),
+                    ("concatStringsSep", 0) => format!("while evaluating {which} (the separator string) passed to builtins.{name}"),
+                    ("concatStringsSep", 1) => {
+                        format!("while evaluating {which} (the list of strings to concat) passed to builtins.{name}")
+                    }
+                    ("substring", 0) => format!("while evaluating {which} (the start offset) passed to builtins.{name}"),
+                    ("substring", 1) => format!("while evaluating {which} (the substring length) passed to builtins.{name}"),
+                    ("substring", 2) => format!("while evaluating {which} (the string) passed to builtins.{name}"),
+                    _ => format!("while evaluating {which} passed to builtins.{name}"),
+                };
+                e = e.while_(frame, Span::NONE);
                 break;
             }
         }

@@ -35,8 +35,12 @@ fn map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.filter (x: x > 1) [ 1 2 3 ]` → `[ 2 3 ]`
 fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let f = ev.force_function(&a[0])?;
+    // C++ Nix's order: the list first, and an empty list needs no function
     let l = ev.force_list(&a[1])?;
+    if l.is_empty() {
+        return ev.force(&a[1]);
+    }
+    let f = ev.force_function(&a[0])?;
     let mut out = Vec::new();
     for x in l.iter() {
         if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
@@ -50,11 +54,12 @@ fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.foldl' (a: b: a + b) 0 [ 1 2 3 ]` → `6`
 fn foldl(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    // C++ Nix's order: the function first, then the list
+    let f = ev.force_function(&a[0])?;
     let l = ev.force_list(&a[2])?;
     if l.is_empty() {
         return ev.force(&a[1]);
     }
-    let f = ev.force_function(&a[0])?;
     let mut acc = a[1].clone();
     for x in l.iter() {
         acc = ev.call2(&f, acc, x.clone(), Span::NONE)?;
@@ -151,8 +156,12 @@ fn any(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.sort builtins.lessThan [ 3 1 2 ]` → `[ 1 2 3 ]`
 fn sort(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let f = ev.force_function(&a[0])?;
+    // C++ Nix's order: the list first, and an empty list needs no function
     let l = ev.force_list(&a[1])?;
+    if l.is_empty() {
+        return ev.force(&a[1]);
+    }
+    let f = ev.force_function(&a[0])?;
     let mut v: Vec<Value> = l.iter().cloned().collect();
     for x in &v {
         ev.force(x)?;
