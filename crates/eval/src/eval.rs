@@ -206,32 +206,10 @@ impl Eval {
                 Ok(fv)
             }
             Expr::Select { e: target, path, default, pos } => {
-                let mut v = self.eval(target, env)?;
-                for name in path.iter() {
-                    let n = self.attr_name(name, env)?;
-                    match &v {
-                        Value::Attrs(a) => match a.get(n) {
-                            Some(x) => v = self.force(x)?,
-                            None => {
-                                if let Some(d) = default {
-                                    return self.eval(d, env);
-                                }
-                                return Err(missing_attr(n, a).at(*pos));
-                            }
-                        },
-                        _ => {
-                            if let Some(d) = default {
-                                return self.eval(d, env);
-                            }
-                            return Err(Error::eval(format!(
-                                "expected a set but found {}",
-                                show_value_short(&v)
-                            ))
-                            .at(*pos));
-                        }
-                    }
-                }
-                Ok(v)
+                let v = self.eval(target, env)?;
+                let mut found = None;
+                self.select(v, path, default.as_deref(), *pos, env, &mut found)
+                    .map_err(|e| select_frames(e, path, found, *pos))
             }
             Expr::HasAttr { e: target, path } => {
                 let mut v = self.eval(target, env)?;
@@ -342,14 +320,51 @@ impl Eval {
         }
     }
 
+    /// `v.path or default`; `found` records the last attribute found (its
+    /// index in `path` and position) for the error frames.
+    fn select(
+        &self,
+        mut v: Value,
+        path: &'static [AttrName],
+        default: Option<&'static Expr>,
+        pos: Span,
+        env: &Rc<Env>,
+        found: &mut Option<(usize, Span)>,
+    ) -> Result<Value> {
+        for (i, name) in path.iter().enumerate() {
+            let n = self.attr_name(name, env)?;
+            match &v {
+                Value::Attrs(a) => match a.get_attr(n) {
+                    Some(x) => {
+                        *found = Some((i, x.pos));
+                        v = self.force(&x.value)?;
+                    }
+                    None => {
+                        if let Some(d) = default {
+                            return self.eval(d, env);
+                        }
+                        return Err(missing_attr(n, a).at(pos));
+                    }
+                },
+                _ => {
+                    if let Some(d) = default {
+                        return self.eval(d, env);
+                    }
+                    return Err(Error::eval(format!("expected a set but found {}", show_value_short(&v))).at(pos));
+                }
+            }
+        }
+        Ok(v)
+    }
+
     fn attr_name(&self, n: &'static AttrName, env: &Rc<Env>) -> Result<Symbol> {
         match n {
             AttrName::Static(s) => Ok(*s),
-            AttrName::Dynamic(e) => {
-                let v = self.eval(e, env)?;
+            AttrName::Dynamic(e, pos, _) => {
+                let v = self.eval(e, env).map_err(|e| e.while_("while evaluating an attribute name", *pos))?;
                 match &v {
                     Value::String(s) => Ok(Symbol::new(s.as_bytes())),
-                    _ => Err(type_err(&v, "a string")),
+                    _ => Err(type_err(&v, "a string").at(*pos).while_("while evaluating an attribute name", *pos)),
                 }
             }
         }
@@ -1240,6 +1255,24 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
         return e.at(pos);
     }
     e.while_(format!("while calling the '{}' builtin", op.name), pos)
+}
+
+/// Frames for an error raised while selecting `e.a.b` (C++ Nix's
+/// ExprSelect): the attribute path, and where the last attribute found was
+/// defined.
+#[cold]
+fn select_frames(mut e: Error, path: &[AttrName], found: Option<(usize, Span)>, pos: Span) -> Error {
+    if e.kind() == ErrorKind::StackOverflow {
+        return e;
+    }
+    if let Some((i, def)) = found
+        && !def.is_none()
+    {
+        let shown: Vec<String> = path[..=i].iter().map(AttrName::show).collect();
+        e = e.while_(format!("from the definition of '{}'", shown.join(".")), def);
+    }
+    let shown: Vec<String> = path.iter().map(AttrName::show).collect();
+    e.while_(format!("while evaluating the attribute '{}'", shown.join(".")), pos)
 }
 
 /// "while calling 'f'" and "from call site" frames for an error raised in a

@@ -40,7 +40,19 @@ pub enum BinOp {
 
 pub enum AttrName {
     Static(Symbol),
-    Dynamic(Expr),
+    /// `${e}`: the expression, its position and how C++ Nix shows it in
+    /// attribute paths (`"${e}"`).
+    Dynamic(Expr, Span, Box<str>),
+}
+
+impl AttrName {
+    /// The name as C++ Nix's `showAttrPath` prints it.
+    pub fn show(&self) -> String {
+        match self {
+            AttrName::Static(s) => s.to_string(),
+            AttrName::Dynamic(_, _, t) => t.to_string(),
+        }
+    }
 }
 
 pub struct AttrDef {

@@ -225,7 +225,14 @@ impl<'a, 'b> Lowerer<'a, 'b> {
     fn attr_name(&mut self, attr: ast::Attr) -> Result<AttrName> {
         Ok(match self.attr_key(attr)? {
             AttrKey::Static(s) => AttrName::Static(s),
-            AttrKey::Dynamic(e) => AttrName::Dynamic(self.expr(e)?),
+            AttrKey::Dynamic(e) => {
+                let pos = self.span(e.syntax());
+                let shown = match &e {
+                    ast::Expr::Str(s) => s.syntax().text().to_string(),
+                    _ => format!("\"${{{}}}\"", self.show(e.clone()).unwrap_or_else(|| e.syntax().text().to_string())),
+                };
+                AttrName::Dynamic(self.expr(e)?, pos, shown.into())
+            }
         })
     }
 
