@@ -211,8 +211,8 @@ impl Eval {
                 self.select(v, path, default.as_deref(), *pos, env, &mut found)
                     .map_err(|e| select_frames(e, path, found, *pos))
             }
-            Expr::HasAttr { e: target, path } => {
-                let mut v = self.eval(target, env)?;
+            Expr::HasAttr { e: target, path, pos } => {
+                let mut v = self.eval(target, env).map_err(|e| e.while_("in the argument of '?'", *pos))?;
                 let last = path.len().saturating_sub(1);
                 for (i, name) in path.iter().enumerate() {
                     let n = self.attr_name(name, env)?;
@@ -252,7 +252,7 @@ impl Eval {
             }
             Expr::Assert { cond, body, text, pos } => {
                 let frame = |e: Error| e.while_(format!("while evaluating the condition of the assertion '{text}'"), *pos);
-                if let Expr::Bin { op: BinOp::Eq, l, r, pos: eq_pos } = &**cond {
+                if let Expr::Bin { op: BinOp::Eq, l, r, pos: eq_pos, .. } = &**cond {
                     // `assert a == b` explains the first difference, like C++ Nix
                     let lv = self.eval(l, env).map_err(frame)?;
                     let rv = self.eval(r, env).map_err(frame)?;
@@ -270,15 +270,18 @@ impl Eval {
                     other => Err(type_err(&other, "a Boolean").at(*pos)),
                 }
             }
-            Expr::Not(x, pos) => match self.eval(x, env)? {
+            Expr::Not(x, pos) => match self.eval(x, env).map_err(|e| e.while_("in the argument of '!'", *pos))? {
                 Value::Bool(b) => Ok(Value::Bool(!b)),
                 other => Err(type_err(&other, "a Boolean").at(*pos)),
             },
             Expr::Neg(x, pos) => {
-                let v = self.eval(x, env)?;
-                self.arith(BinOp::Sub, Value::Int(0), v).map_err(|e| e.at(*pos))
+                // `-x` is `__sub 0 x` in C++ Nix
+                let v = self.eval(x, env).map_err(|e| builtin_op_frame(e, BinOp::Sub, *pos))?;
+                self.arith(BinOp::Sub, Value::Int(0), v).map_err(|e| builtin_op_frame(e.at(*pos), BinOp::Sub, *pos))
             }
-            Expr::Bin { op, l, r, pos } => self.eval_bin(*op, l, r, *pos, env),
+            Expr::Bin { op, l, r, pos, lpos, rpos } => {
+                self.eval_bin(*op, l, r, [*pos, *lpos, *rpos], env)
+            }
             Expr::Interp { parts, pos } => self.eval_interp(parts, env, *pos),
             Expr::PathInterp { parts, pos } => {
                 let mut out = Vec::new();
@@ -436,10 +439,12 @@ impl Eval {
         Ok(Value::attrs(AttrSet { attrs }))
     }
 
-    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: Span, env: &Rc<Env>) -> Result<Value> {
+    /// A binary operator; `pos` is `[operator, left operand, right operand]`.
+    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Rc<Env>) -> Result<Value> {
+        let [pos, lpos, rpos] = pos;
         if !matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
-            let a = self.eval(l, env)?;
-            let b = self.eval(r, env)?;
+            let a = self.eval(l, env).map_err(|e| operand_frame(e, op, true, pos, lpos))?;
+            let b = self.eval(r, env).map_err(|e| operand_frame(e, op, false, pos, rpos))?;
             if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
                 let (x, y) = (*x, *y);
                 let fast = match op {
@@ -458,37 +463,28 @@ impl Eval {
                     return Ok(v);
                 }
             }
-            return self.bin_values(op, a, b, pos);
+            return self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos));
         }
-        match op {
-            BinOp::And | BinOp::Or | BinOp::Impl => {
-                let lv = self.eval(l, env)?;
-                let lb = match lv {
-                    Value::Bool(b) => b,
-                    other => {
-                        return Err(type_err(&other, "a Boolean").at(pos).while_(
-                            format!("while evaluating the left operand of the {} operator", op_name(op)),
-                            pos,
-                        ));
-                    }
-                };
-                let short = match op {
-                    BinOp::And => (!lb).then_some(false),
-                    BinOp::Or => lb.then_some(true),
-                    _ => (!lb).then_some(true),
-                };
-                if let Some(b) = short {
-                    return Ok(Value::Bool(b));
-                }
-                match self.eval(r, env)? {
-                    Value::Bool(b) => Ok(Value::Bool(b)),
-                    other => Err(type_err(&other, "a Boolean").at(pos).while_(
-                        format!("while evaluating the right operand of the {} operator", op_name(op)),
-                        pos,
-                    )),
-                }
-            }
-            _ => unreachable!("handled by bin_values"),
+        let side = |e: Error, left: bool| {
+            let (which, at) = if left { ("left", lpos) } else { ("right", rpos) };
+            e.while_(format!("in the {which} operand of '{}'", op_name(op)), at)
+        };
+        let lv = self.eval(l, env).map_err(|e| side(e, true))?;
+        let lb = match lv {
+            Value::Bool(b) => b,
+            other => return Err(side(type_err(&other, "a Boolean").at(lpos), true)),
+        };
+        let short = match op {
+            BinOp::And => (!lb).then_some(false),
+            BinOp::Or => lb.then_some(true),
+            _ => (!lb).then_some(true),
+        };
+        if let Some(b) = short {
+            return Ok(Value::Bool(b));
+        }
+        match self.eval(r, env).map_err(|e| side(e, false))? {
+            Value::Bool(b) => Ok(Value::Bool(b)),
+            other => Err(side(type_err(&other, "a Boolean").at(rpos), false)),
         }
     }
 
@@ -501,16 +497,16 @@ impl Eval {
                                 Ok(Value::Bool(!self.equal(&a, &b).map_err(|e| e.at(pos))?))
             }
             BinOp::Lt => {
-                                Ok(Value::Bool(self.less_than(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(self.less_than(&a, &b)?))
             }
             BinOp::Gt => {
-                                Ok(Value::Bool(self.less_than(&b, &a).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(self.less_than(&b, &a)?))
             }
             BinOp::Le => {
-                                Ok(Value::Bool(!self.less_than(&b, &a).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(!self.less_than(&b, &a)?))
             }
             BinOp::Ge => {
-                                Ok(Value::Bool(!self.less_than(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(!self.less_than(&a, &b)?))
             }
             BinOp::Update => {
                 match (&a, &b) {
@@ -550,7 +546,9 @@ impl Eval {
             BinOp::Add => {
                 self.add(a, b).map_err(|e| e.at(pos))
             }
-            BinOp::Sub | BinOp::Mul | BinOp::Div => self.arith(op, a, b).map_err(|e| e.at(pos)),
+            // builtin calls in C++ Nix (`__sub`, …): their errors carry no position
+            BinOp::Div => crate::builtins::arith::div_values(a, b),
+            BinOp::Sub | BinOp::Mul => self.arith(op, a, b),
             BinOp::And | BinOp::Or | BinOp::Impl => unreachable!("short-circuit operators are handled in eval_bin"),
         }
     }
@@ -1003,20 +1001,26 @@ impl Eval {
             (Value::List(x), Value::List(y)) => {
                 for (p, q) in x.iter().zip(y.iter()) {
                     if !self.equal(p, q)? {
-                        return self.less_than(p, q);
+                        return self
+                            .less_than(p, q)
+                            .map_err(|e| e.while_("while comparing two list elements", Span::NONE));
                     }
                 }
                 x.len() < y.len()
             }
             _ => {
-                if a.type_name() != b.type_name() || !matches!(a, Value::Int(_) | Value::Float(_)) {
-                    return Err(Error::eval(format!(
-                        "cannot compare {} with {}",
-                        show_value_short(&a),
-                        show_value_short(&b)
-                    )));
-                }
-                false
+                use crate::print::print_error_value as pv;
+                return Err(Error::eval(if a.type_name() != b.type_name() {
+                    format!("cannot compare {} with {}; values are {} and {}", a.show_type(), b.show_type(), pv(&a), pv(&b))
+                } else {
+                    format!(
+                        "cannot compare {} with {}; values of that type are incomparable (values are {} and {})",
+                        a.show_type(),
+                        b.show_type(),
+                        pv(&a),
+                        pv(&b)
+                    )
+                }));
             }
         })
     }
@@ -1307,7 +1311,47 @@ fn op_name(op: BinOp) -> &'static str {
     match op {
         BinOp::And => "&&",
         BinOp::Or => "||",
-        _ => "->",
+        BinOp::Impl => "->",
+        BinOp::Add => "+",
+        BinOp::Sub => "-",
+        BinOp::Mul => "*",
+        BinOp::Div => "/",
+        BinOp::Eq => "==",
+        BinOp::Neq => "!=",
+        BinOp::Lt => "<",
+        BinOp::Le => "<=",
+        BinOp::Gt => ">",
+        BinOp::Ge => ">=",
+        BinOp::Update => "//",
+        BinOp::Concat => "++",
+    }
+}
+
+/// The frame C++ Nix adds when evaluating an operand fails: operators it
+/// desugars to builtin calls (`-`, `*`, `/`, `<`, …) say so.
+#[cold]
+fn operand_frame(e: Error, op: BinOp, left: bool, pos: Span, at: Span) -> Error {
+    match op {
+        BinOp::Add => e.while_("in an operand of '+'", at),
+        BinOp::Eq | BinOp::Neq | BinOp::Update | BinOp::Concat => {
+            e.while_(format!("in the {} operand of '{}'", if left { "left" } else { "right" }, op_name(op)), at)
+        }
+        _ => builtin_op_frame(e, op, pos),
+    }
+}
+
+/// `a - b` is `__sub a b` in C++ Nix, `a <= b` is `!(__lessThan b a)`, …
+#[cold]
+fn builtin_op_frame(e: Error, op: BinOp, pos: Span) -> Error {
+    match op {
+        BinOp::Sub => e.while_("while calling the 'sub' builtin", pos),
+        BinOp::Mul => e.while_("while calling the 'mul' builtin", pos),
+        BinOp::Div => e.while_("while calling the 'div' builtin", pos),
+        BinOp::Lt | BinOp::Gt => e.while_("while calling the 'lessThan' builtin", pos),
+        BinOp::Le | BinOp::Ge => {
+            e.while_("while calling the 'lessThan' builtin", pos).while_("in the argument of '!'", pos)
+        }
+        _ => e,
     }
 }
 

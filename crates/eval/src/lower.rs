@@ -756,9 +756,10 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 Expr::Select { e: target, path, default, pos }
             }
             ast::Expr::HasAttr(h) => {
+                let epos = h.expr().map_or(pos, |e| self.span(strip_parens(e).syntax()));
                 let target = self.sub(h.expr(), h.syntax())?;
                 let path = self.attrpath(h.attrpath(), h.syntax())?;
-                Expr::HasAttr { e: target, path }
+                Expr::HasAttr { e: target, path, pos: epos }
             }
             ast::Expr::IfElse(i) => Expr::If {
                 cond: self.sub(i.condition(), i.syntax())?,
@@ -779,7 +780,9 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             ast::Expr::UnaryOp(u) => {
                 let inner = self.sub(u.expr(), u.syntax())?;
                 match u.operator() {
-                    Some(ast::UnaryOpKind::Invert) => Expr::Not(inner, pos),
+                    Some(ast::UnaryOpKind::Invert) => {
+                        Expr::Not(inner, u.expr().map_or(pos, |e| self.span(strip_parens(e).syntax())))
+                    }
                     _ => Expr::Neg(inner, pos),
                 }
             }
@@ -824,12 +827,15 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     }
                 };
                 let pos = match op {
-                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Concat | BinOp::Update | BinOp::Eq | BinOp::Neq => {
+                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Concat | BinOp::Update | BinOp::Eq | BinOp::Neq
+                    | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                         op_pos
                     }
                     _ => pos,
                 };
-                Expr::Bin { op, l, r, pos }
+                let lpos = b.lhs().map_or(pos, |e| self.span(strip_parens(e).syntax()));
+                let rpos = b.rhs().map_or(pos, |e| self.span(strip_parens(e).syntax()));
+                Expr::Bin { op, l, r, pos, lpos, rpos }
             }
         })
     }
