@@ -206,7 +206,11 @@ impl Eval {
                 Ok(fv)
             }
             Expr::Select { e: target, path, default, pos } => {
-                let v = self.eval(target, env)?;
+                let v = match self.eval(target, env) {
+                    Ok(v) => v,
+                    Err(e) if default.is_none() => return Err(e.while_("while selecting an attribute", *pos)),
+                    Err(e) => return Err(e),
+                };
                 let mut found = None;
                 self.select(v, path, default.as_deref(), *pos, env, &mut found)
                     .map_err(|e| select_frames(e, path, found, *pos))
