@@ -350,7 +350,8 @@ impl Eval {
                         if let Some(d) = default {
                             return self.eval(d, env);
                         }
-                        return Err(missing_attr(n, a).at(pos));
+                        // no position: the "while evaluating the attribute" frame has it
+                        return Err(missing_attr(n, a));
                     }
                 },
                 _ => {
@@ -1222,7 +1223,12 @@ impl Eval {
 /// arguments) and "while calling the 'NAME' builtin".
 #[cold]
 fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Error {
-    if e.0.trace.is_empty() && e.0.span.is_none() && e.kind() == ErrorKind::Eval && e.msg().starts_with("expected ") {
+    let coerce = e.msg().starts_with("cannot coerce ");
+    if e.0.trace.is_empty()
+        && e.0.span.is_none()
+        && e.kind() == ErrorKind::Eval
+        && (e.msg().starts_with("expected ") || coerce)
+    {
         for (i, a) in args.iter().enumerate() {
             let v = match a {
                 Value::Thunk(t) => match t.value() {
@@ -1231,7 +1237,13 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
                 },
                 v => v.clone(),
             };
-            if e.msg().ends_with(&show_value_short(&v)) {
+            let matches = if coerce {
+                e.msg().starts_with(&format!("cannot coerce {} ", v.show_type()))
+                    && e.msg().ends_with(&crate::print::print_error_value(&v))
+            } else {
+                e.msg().ends_with(&show_value_short(&v))
+            };
+            if matches {
                 let which = if matches!(op.name, "attrNames" | "attrValues" | "derivationStrict" | "listToAttrs" | "stringLength") {
                     "the argument".to_string()
                 } else {
