@@ -21,7 +21,10 @@ fn run(tool: &str, expr: &str) -> (bool, String, String) {
             .output()
             .expect("running ferrix")
     } else {
-        match Command::new(tool).args(["--eval", "--strict", "-E", expr]).output() {
+        match Command::new(tool)
+            .args(["--eval", "--strict", "-E", expr])
+            .output()
+        {
             Ok(o) => o,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
                 "C++ Nix `{tool}` is not on PATH: the evaluator oracle tests need Nix 2.8 installed (CI installs it)"
@@ -38,9 +41,20 @@ fn run(tool: &str, expr: &str) -> (bool, String, String) {
 
 /// Compare a batch; on a difference, find the expressions that differ.
 fn compare(exprs: &[String]) -> Vec<String> {
-    let batch = format!("[\n{}\n]", exprs.iter().map(|e| format!("({e})")).collect::<Vec<_>>().join("\n"));
+    let batch = format!(
+        "[\n{}\n]",
+        exprs
+            .iter()
+            .map(|e| format!("({e})"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let want = run("nix-instantiate", &batch);
-    assert!(want.0, "C++ Nix failed on the batch (the corpus must evaluate): {}", want.2);
+    assert!(
+        want.0,
+        "C++ Nix failed on the batch (the corpus must evaluate): {}",
+        want.2
+    );
     let got = run("ferrix", &batch);
     if got.0 && got.1 == want.1 {
         return Vec::new();
@@ -53,14 +67,25 @@ fn compare(exprs: &[String]) -> Vec<String> {
             bad.push(format!(
                 "expression: {e}\n  nix-instantiate: {}{}\n  ferrix:          {}{}",
                 w.1.trim_end(),
-                if w.0 { String::new() } else { format!(" (failed: {})", w.2.trim_end()) },
+                if w.0 {
+                    String::new()
+                } else {
+                    format!(" (failed: {})", w.2.trim_end())
+                },
                 g.1.trim_end(),
-                if g.0 { String::new() } else { format!(" (failed: {})", g.2.trim_end()) },
+                if g.0 {
+                    String::new()
+                } else {
+                    format!(" (failed: {})", g.2.trim_end())
+                },
             ));
         }
     }
     if bad.is_empty() {
-        bad.push(format!("the batch differs but no single expression does:\n  nix: {}\n  ferrix: {} {}", want.1, got.1, got.2));
+        bad.push(format!(
+            "the batch differs but no single expression does:\n  nix: {}\n  ferrix: {} {}",
+            want.1, got.1, got.2
+        ));
     }
     bad
 }
@@ -70,7 +95,12 @@ fn check_all(exprs: Vec<String>) {
     for chunk in exprs.chunks(100) {
         bad.extend(compare(chunk));
     }
-    assert!(bad.is_empty(), "{} expression(s) differ from C++ Nix:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} expression(s) differ from C++ Nix:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 /// Hand-written expressions: each must evaluate (without error) in Nix 2.8.
@@ -117,11 +147,24 @@ impl Gen {
     }
     fn int_lit(&mut self) -> String {
         let i = self.below(41) as i64 - 20;
-        if i < 0 { format!("({i})") } else { i.to_string() }
+        if i < 0 {
+            format!("({i})")
+        } else {
+            i.to_string()
+        }
     }
     fn var_of(&mut self, ty: Ty) -> Option<String> {
-        let vs: Vec<String> = self.vars.iter().filter(|(_, t)| *t == ty).map(|(n, _)| n.clone()).collect();
-        if vs.is_empty() { None } else { Some(vs[self.below(vs.len() as u64) as usize].clone()) }
+        let vs: Vec<String> = self
+            .vars
+            .iter()
+            .filter(|(_, t)| *t == ty)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if vs.is_empty() {
+            None
+        } else {
+            Some(vs[self.below(vs.len() as u64) as usize].clone())
+        }
     }
     /// `let`, lambda application and `with` around an expression of `ty`.
     fn binder(&mut self, ty: Ty, d: u32) -> String {
@@ -158,29 +201,68 @@ impl Gen {
         match ty {
             Ty::Int => match self.below(11) {
                 0 => format!("{} + {}", self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
-                1 => format!("({}) - ({})", self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
+                1 => format!(
+                    "({}) - ({})",
+                    self.expr(Ty::Int, d1),
+                    self.expr(Ty::Int, d1)
+                ),
                 2 => format!("{} * {}", self.int_lit(), self.int_lit()),
                 3 => format!("builtins.length ({})", self.expr(Ty::IntList, d1)),
                 4 => format!("builtins.stringLength ({})", self.expr(Ty::Str, d1)),
-                5 => format!("if {} then {} else {}", self.expr(Ty::Bool, d1), self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
-                6 => format!("builtins.foldl' (a: b: a + b) 0 ({})", self.expr(Ty::IntList, d1)),
-                7 => format!("builtins.div ({}) {}", self.expr(Ty::Int, d1), 1 + self.below(7)),
-                8 => format!("builtins.length (builtins.attrNames ({}))", self.expr(Ty::Attrs, d1)),
-                9 => format!("(s: if builtins.isInt (s.a or null) then s.a else {}) {}", self.int_lit(), self.expr(Ty::Attrs, d1)),
-                _ => format!("builtins.bitXor ({}) ({})", self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
+                5 => format!(
+                    "if {} then {} else {}",
+                    self.expr(Ty::Bool, d1),
+                    self.expr(Ty::Int, d1),
+                    self.expr(Ty::Int, d1)
+                ),
+                6 => format!(
+                    "builtins.foldl' (a: b: a + b) 0 ({})",
+                    self.expr(Ty::IntList, d1)
+                ),
+                7 => format!(
+                    "builtins.div ({}) {}",
+                    self.expr(Ty::Int, d1),
+                    1 + self.below(7)
+                ),
+                8 => format!(
+                    "builtins.length (builtins.attrNames ({}))",
+                    self.expr(Ty::Attrs, d1)
+                ),
+                9 => format!(
+                    "(s: if builtins.isInt (s.a or null) then s.a else {}) {}",
+                    self.int_lit(),
+                    self.expr(Ty::Attrs, d1)
+                ),
+                _ => format!(
+                    "builtins.bitXor ({}) ({})",
+                    self.expr(Ty::Int, d1),
+                    self.expr(Ty::Int, d1)
+                ),
             },
             Ty::Float => match self.below(4) {
                 0 => format!("{} + {}", self.expr(Ty::Float, d1), self.expr(Ty::Int, d1)),
                 1 => format!("{} * {}", self.expr(Ty::Float, d1), self.leaf(Ty::Float)),
-                2 => format!("builtins.div {} {}", self.expr(Ty::Float, d1), 1 + self.below(9)),
+                2 => format!(
+                    "builtins.div {} {}",
+                    self.expr(Ty::Float, d1),
+                    1 + self.below(9)
+                ),
                 _ => format!("{} - {}", self.expr(Ty::Int, d1), self.expr(Ty::Float, d1)),
             },
             Ty::Str => match self.below(10) {
                 0 => format!("{} + {}", self.expr(Ty::Str, d1), self.expr(Ty::Str, d1)),
                 1 => format!("\"<${{{}}}>\"", self.expr(Ty::Str, d1)),
                 2 => format!("builtins.toString ({})", self.expr(Ty::Int, d1)),
-                3 => format!("builtins.substring {} {} ({})", self.below(4), self.below(6), self.expr(Ty::Str, d1)),
-                4 => format!("builtins.concatStringsSep \"-\" (map toString ({}))", self.expr(Ty::IntList, d1)),
+                3 => format!(
+                    "builtins.substring {} {} ({})",
+                    self.below(4),
+                    self.below(6),
+                    self.expr(Ty::Str, d1)
+                ),
+                4 => format!(
+                    "builtins.concatStringsSep \"-\" (map toString ({}))",
+                    self.expr(Ty::IntList, d1)
+                ),
                 5 => {
                     let t = [Ty::Attrs, Ty::IntList, Ty::Str][self.below(3) as usize];
                     format!("builtins.toJSON ({})", self.expr(t, d1))
@@ -189,64 +271,164 @@ impl Gen {
                     let t = [Ty::Int, Ty::Float, Ty::Str, Ty::Bool][self.below(4) as usize];
                     format!("builtins.typeOf ({})", self.expr(t, d1))
                 }
-                7 => format!("builtins.replaceStrings [ \"a\" \"b\" ] [ \"B\" \"\" ] ({})", self.expr(Ty::Str, d1)),
+                7 => format!(
+                    "builtins.replaceStrings [ \"a\" \"b\" ] [ \"B\" \"\" ] ({})",
+                    self.expr(Ty::Str, d1)
+                ),
                 8 => format!("toString ({})", self.expr(Ty::Float, d1)),
-                _ => format!("builtins.concatStringsSep \",\" (builtins.attrNames ({}))", self.expr(Ty::Attrs, d1)),
+                _ => format!(
+                    "builtins.concatStringsSep \",\" (builtins.attrNames ({}))",
+                    self.expr(Ty::Attrs, d1)
+                ),
             },
             Ty::Bool => match self.below(9) {
                 0 => format!("{} < {}", self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
-                1 => format!("({}) == ({})", self.expr(Ty::IntList, d1), self.expr(Ty::IntList, d1)),
-                2 => format!("({}) == ({})", self.expr(Ty::Attrs, d1), self.expr(Ty::Attrs, d1)),
+                1 => format!(
+                    "({}) == ({})",
+                    self.expr(Ty::IntList, d1),
+                    self.expr(Ty::IntList, d1)
+                ),
+                2 => format!(
+                    "({}) == ({})",
+                    self.expr(Ty::Attrs, d1),
+                    self.expr(Ty::Attrs, d1)
+                ),
                 3 => format!("{} && {}", self.expr(Ty::Bool, d1), self.expr(Ty::Bool, d1)),
-                4 => format!("{} || !{}", self.expr(Ty::Bool, d1), self.expr(Ty::Bool, d1)),
+                4 => format!(
+                    "{} || !{}",
+                    self.expr(Ty::Bool, d1),
+                    self.expr(Ty::Bool, d1)
+                ),
                 5 => format!("({}) ? a", self.expr(Ty::Attrs, d1)),
-                6 => format!("builtins.elem {} ({})", self.int_lit(), self.expr(Ty::IntList, d1)),
+                6 => format!(
+                    "builtins.elem {} ({})",
+                    self.int_lit(),
+                    self.expr(Ty::IntList, d1)
+                ),
                 7 => format!("{} <= {}", self.expr(Ty::Str, d1), self.expr(Ty::Str, d1)),
                 _ => format!("builtins.isString ({})", self.expr(Ty::Str, d1)),
             },
             Ty::IntList => match self.below(9) {
-                0 => format!("{} ++ {}", self.expr(Ty::IntList, d1), self.expr(Ty::IntList, d1)),
+                0 => format!(
+                    "{} ++ {}",
+                    self.expr(Ty::IntList, d1),
+                    self.expr(Ty::IntList, d1)
+                ),
                 1 => format!("map (x: x * 2) ({})", self.expr(Ty::IntList, d1)),
-                2 => format!("builtins.filter (x: x > 0) ({})", self.expr(Ty::IntList, d1)),
-                3 => format!("builtins.sort builtins.lessThan ({})", self.expr(Ty::IntList, d1)),
-                4 => format!("builtins.genList (i: i * {}) {}", self.int_lit(), self.below(5)),
-                5 => format!("[ ({}) ({}) ]", self.expr(Ty::Int, d1), self.expr(Ty::Int, d1)),
-                6 => format!("builtins.attrValues (builtins.mapAttrs (n: v: 1) ({}))", self.expr(Ty::Attrs, d1)),
-                7 => format!("builtins.concatLists [ ({}) [ 7 ] ]", self.expr(Ty::IntList, d1)),
+                2 => format!(
+                    "builtins.filter (x: x > 0) ({})",
+                    self.expr(Ty::IntList, d1)
+                ),
+                3 => format!(
+                    "builtins.sort builtins.lessThan ({})",
+                    self.expr(Ty::IntList, d1)
+                ),
+                4 => format!(
+                    "builtins.genList (i: i * {}) {}",
+                    self.int_lit(),
+                    self.below(5)
+                ),
+                5 => format!(
+                    "[ ({}) ({}) ]",
+                    self.expr(Ty::Int, d1),
+                    self.expr(Ty::Int, d1)
+                ),
+                6 => format!(
+                    "builtins.attrValues (builtins.mapAttrs (n: v: 1) ({}))",
+                    self.expr(Ty::Attrs, d1)
+                ),
+                7 => format!(
+                    "builtins.concatLists [ ({}) [ 7 ] ]",
+                    self.expr(Ty::IntList, d1)
+                ),
                 _ => format!("builtins.tail ([ 0 ] ++ {})", self.expr(Ty::IntList, d1)),
             },
             Ty::Attrs => match self.below(7) {
-                0 => format!("{} // {}", self.expr(Ty::Attrs, d1), self.expr(Ty::Attrs, d1)),
-                1 => format!("{{ a = {}; b = {}; }}", self.expr(Ty::Int, d1), self.expr(Ty::Str, d1)),
-                2 => format!("builtins.removeAttrs ({}) [ \"a\" ]", self.expr(Ty::Attrs, d1)),
+                0 => format!(
+                    "{} // {}",
+                    self.expr(Ty::Attrs, d1),
+                    self.expr(Ty::Attrs, d1)
+                ),
+                1 => format!(
+                    "{{ a = {}; b = {}; }}",
+                    self.expr(Ty::Int, d1),
+                    self.expr(Ty::Str, d1)
+                ),
+                2 => format!(
+                    "builtins.removeAttrs ({}) [ \"a\" ]",
+                    self.expr(Ty::Attrs, d1)
+                ),
                 3 => format!(
                     "builtins.listToAttrs (map (x: {{ name = \"n${{toString x}}\"; value = x; }}) ({}))",
                     self.expr(Ty::IntList, d1)
                 ),
-                4 => format!("builtins.intersectAttrs {{ a = 0; c = 0; }} ({})", self.expr(Ty::Attrs, d1)),
+                4 => format!(
+                    "builtins.intersectAttrs {{ a = 0; c = 0; }} ({})",
+                    self.expr(Ty::Attrs, d1)
+                ),
                 5 => format!("builtins.mapAttrs (n: v: n) ({})", self.expr(Ty::Attrs, d1)),
-                _ => format!("{{ inherit ({{ a = 0; }} // {}) a; c = {}; }}", self.leaf(Ty::Attrs), self.expr(Ty::Bool, d1)),
+                _ => format!(
+                    "{{ inherit ({{ a = 0; }} // {}) a; c = {}; }}",
+                    self.leaf(Ty::Attrs),
+                    self.expr(Ty::Bool, d1)
+                ),
             },
         }
     }
     fn leaf(&mut self, ty: Ty) -> String {
         match ty {
             Ty::Int => self.int_lit(),
-            Ty::Float => ["0.5", "1.25", "3.0", "(-2.5)", "1.0e3", "0.1", "100.0", "123456.789"][self.below(8) as usize].into(),
-            Ty::Str => ["\"\"", "\"a\"", "\"abc\"", "\"b a\\n\"", "\"x\\\"y\"", "''ind\n  ented''", "\"\\${x}\"", "\"ü\""]
-                [self.below(8) as usize]
+            Ty::Float => [
+                "0.5",
+                "1.25",
+                "3.0",
+                "(-2.5)",
+                "1.0e3",
+                "0.1",
+                "100.0",
+                "123456.789",
+            ][self.below(8) as usize]
+                .into(),
+            Ty::Str => [
+                "\"\"",
+                "\"a\"",
+                "\"abc\"",
+                "\"b a\\n\"",
+                "\"x\\\"y\"",
+                "''ind\n  ented''",
+                "\"\\${x}\"",
+                "\"ü\"",
+            ][self.below(8) as usize]
                 .into(),
             Ty::Bool => ["true", "false"][self.below(2) as usize].into(),
-            Ty::IntList => ["[ ]", "[ 1 ]", "[ 3 1 2 ]", "[ (-1) 0 ]"][self.below(4) as usize].into(),
-            Ty::Attrs => ["{ }", "{ a = 1; }", "{ a = 2; b = \"x\"; }", "{ z = [ 1 ]; a = { }; }"][self.below(4) as usize].into(),
+            Ty::IntList => {
+                ["[ ]", "[ 1 ]", "[ 3 1 2 ]", "[ (-1) 0 ]"][self.below(4) as usize].into()
+            }
+            Ty::Attrs => [
+                "{ }",
+                "{ a = 1; }",
+                "{ a = 2; b = \"x\"; }",
+                "{ z = [ 1 ]; a = { }; }",
+            ][self.below(4) as usize]
+                .into(),
         }
     }
 }
 
 #[test]
 fn generated_expressions_match_cpp_nix() {
-    let mut g = Gen { state: 0x9e37_79b9_7f4a_7c15, vars: Vec::new() };
-    let tys = [Ty::Int, Ty::Float, Ty::Str, Ty::Bool, Ty::IntList, Ty::Attrs];
+    let mut g = Gen {
+        state: 0x9e37_79b9_7f4a_7c15,
+        vars: Vec::new(),
+    };
+    let tys = [
+        Ty::Int,
+        Ty::Float,
+        Ty::Str,
+        Ty::Bool,
+        Ty::IntList,
+        Ty::Attrs,
+    ];
     let exprs: Vec<String> = (0..400).map(|i| g.expr(tys[i % tys.len()], 5)).collect();
     check_all(exprs);
 }

@@ -43,7 +43,7 @@ fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     let mut out = Vec::new();
     for x in l.iter() {
-        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the filtering function passed to builtins.filter", &f))? {
             out.push(x.clone());
         }
     }
@@ -130,7 +130,7 @@ fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut out = Vec::new();
     for x in l.iter() {
         let r = ev.call(&f, x.clone(), Span::NONE)?;
-        out.extend_from_slice(&ev.force_list(&r)?);
+        out.extend_from_slice(&ev.force_list(&r).map_err(|e| ret_frame(e, "the function passed to builtins.concatMap", &f))?);
     }
     Ok(Value::list(out))
 }
@@ -138,7 +138,7 @@ fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn all(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     for x in ev.force_list(&a[1])?.iter() {
-        if !ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+        if !ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the function passed to builtins.all", &f))? {
             return Ok(Value::Bool(false));
         }
     }
@@ -148,7 +148,7 @@ fn all(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn any(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     for x in ev.force_list(&a[1])?.iter() {
-        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the function passed to builtins.any", &f))? {
             return Ok(Value::Bool(true));
         }
     }
@@ -172,7 +172,7 @@ fn sort(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             ev.less_than(p, q)
         } else {
             let r = ev.call2(&f, p.clone(), q.clone(), Span::NONE)?;
-            ev.force_bool(&r)
+            ev.force_bool(&r).map_err(|e| ret_frame(e, "the sorting function passed to builtins.sort", &f))
         }
     };
     // A stable merge sort with a fallible comparator; unlike slice::sort_by
@@ -219,7 +219,7 @@ fn partition(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     let (mut r, mut w) = (Vec::new(), Vec::new());
     for x in ev.force_list(&a[1])?.iter() {
-        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the partition function passed to builtins.partition", &f))? {
             r.push(x.clone())
         } else {
             w.push(x.clone())
@@ -233,7 +233,7 @@ fn group_by(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut groups: rustc_hash::FxHashMap<Symbol, Vec<Value>> = Default::default();
     let mut order = Vec::new();
     for x in ev.force_list(&a[1])?.iter() {
-        let k = ev.force_string(&ev.call(&f, x.clone(), Span::NONE)?)?;
+        let k = ev.force_string(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the grouping function passed to builtins.groupBy", &f))?;
         let s = Symbol::new(k.as_bytes());
         groups
             .entry(s)
@@ -248,4 +248,15 @@ fn group_by(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .map(|s| Attr { name: s, value: Value::List(Rc::new(groups.remove(&s).unwrap_or_default())), pos: Span::NONE })
         .collect();
     Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
+}
+
+/// "while evaluating the return value of WHAT": C++ Nix's context for a
+/// callback result of the wrong type (concatMap also points at the lambda).
+#[cold]
+fn ret_frame(e: Error, what: &str, f: &Value) -> Error {
+    let pos = match f {
+        Value::Lambda(c) if what.ends_with("concatMap") => c.lambda.pos,
+        _ => Span::NONE,
+    };
+    e.while_(format!("while evaluating the return value of {what}"), pos)
 }
