@@ -75,7 +75,11 @@ fn cat_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[1])?;
     let mut out = Vec::new();
     for x in l.iter() {
-        if let Some(v) = ev.force_attrs(x)?.get(n) {
+        let x = ev.force(x)?;
+        let x = ev.force_attrs(&x).map_err(|e| {
+            e.while_("while evaluating an element in the list passed as second argument to builtins.catAttrs", Span::NONE)
+        })?;
+        if let Some(v) = x.get(n) {
             out.push(v.clone());
         }
     }
@@ -114,11 +118,15 @@ fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.zipAttrsWith (n: vs: vs) [ { a = 1; } { a = 2; } ]` → `{ a = [ 1 2 ]; }`
 fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let f = ev.force(&a[0])?;
+    let f = ev.force_function(&a[0])?;
     let l = ev.force_list(&a[1])?;
     let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
     for x in l.iter() {
-        for attr in &ev.force_attrs(x)?.attrs {
+        let x = ev.force(x)?;
+        let x = ev.force_attrs(&x).map_err(|e| {
+            e.while_("while evaluating a value of the list passed as second argument to builtins.zipAttrsWith", Span::NONE)
+        })?;
+        for attr in &x.attrs {
             groups.entry(attr.name).or_default().push(attr.value.clone());
         }
     }

@@ -119,7 +119,11 @@ fn concat_lists(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[0])?;
     let mut out = Vec::new();
     for x in l.iter() {
-        out.extend_from_slice(&ev.force_list(x)?);
+        let x = ev.force(x)?;
+        out.extend_from_slice(
+            &ev.force_list(&x)
+                .map_err(|e| e.while_("while evaluating a value of the list passed to builtins.concatLists", Span::NONE))?,
+        );
     }
     Ok(Value::list(out))
 }
