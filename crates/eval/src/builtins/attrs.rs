@@ -107,7 +107,10 @@ fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[0])?;
     let mut attrs = Vec::with_capacity(l.len());
     for x in l.iter() {
-        let e = ev.force_attrs(x)?;
+        let x = ev.force(x)?;
+        let e = ev
+            .force_attrs(&x)
+            .map_err(|e| e.while_("while evaluating an element of the list passed to builtins.listToAttrs", Span::NONE))?;
         let n = e.get(sym::name()).ok_or_else(|| Error::eval("attribute 'name' missing"))?;
         let n = sym_of(ev, n)?;
         let v = e.get_attr(sym::value()).ok_or_else(|| Error::eval("attribute 'value' missing"))?;
