@@ -37,6 +37,8 @@ pub struct Flags {
     pub read_write: bool,
     /// `--store URL`: the ferrix store to write to.
     pub store: Option<String>,
+    /// `--option abort-on-warn true`
+    pub abort_on_warn: bool,
 }
 
 pub enum AutoArg {
@@ -87,8 +89,10 @@ pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
             }
             "--option" => {
                 let n = need(&mut it, a)?;
-                let _v = need(&mut it, a)?;
-                let _ = n;
+                let v = need(&mut it, a)?;
+                if n == "abort-on-warn" {
+                    f.abort_on_warn = v == "true";
+                }
             }
             "--lint-absolute-path-literals" | "--lint-short-path-literals" | "--lint-url-literals" => {
                 let v = need(&mut it, a)?;
@@ -132,6 +136,7 @@ pub fn make_eval(flags: &Flags) -> Eval {
         search_path: search_path(&flags.include),
         lints: flags.lints,
         experimental: flags.experimental.clone(),
+        abort_on_warn: flags.abort_on_warn,
         ..EvalOptions::default()
     };
     ferrix_glue::new_eval(opts, make_sink(flags))
@@ -191,12 +196,27 @@ pub fn auto_call(ev: &Eval, v: Value, flags: &Flags) -> ferrix_eval::Result<Valu
     ev.call_n(&v, &[arg])
 }
 
+/// `a."b.c".d` → `a`, `b.c`, `d` (like C++ Nix's parseAttrPath).
+fn split_attr_path(path: &str) -> Vec<String> {
+    let (mut parts, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for c in path.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts
+}
+
 /// Select `-A a.b.c` (numeric components index lists).
 pub fn select_attr_path(ev: &Eval, mut v: Value, path: &str) -> ferrix_eval::Result<Value> {
     if path.is_empty() {
         return Ok(v);
     }
-    for part in path.split('.') {
+    for part in split_attr_path(path) {
+        let part = part.as_str();
         v = ev.force(&v)?;
         if let Ok(i) = part.parse::<usize>()
             && let Value::List(l) = &v

@@ -116,8 +116,57 @@ impl Error {
         if let Some(h) = &e.hint {
             let _ = write!(out, "\n       {h}");
         }
-        out
+        filter_ansi(&out)
     }
+}
+
+/// Drop ANSI escape sequences and carriage returns, as C++ Nix's logger does
+/// when stderr is not a terminal (nixpkgs' module system colours its
+/// messages with escapes built at evaluation time).
+pub fn filter_ansi(s: &str) -> String {
+    if !s.contains(['\x1b', '\r', '\x07']) {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            0x1b => {
+                i += 1;
+                if i < b.len() && b[i] == b'[' {
+                    i += 1;
+                    while i < b.len() && (0x30..=0x3f).contains(&b[i]) {
+                        i += 1;
+                    }
+                    while i < b.len() && (0x20..=0x2f).contains(&b[i]) {
+                        i += 1;
+                    }
+                    if i < b.len() && (0x40..=0x7e).contains(&b[i]) {
+                        i += 1;
+                    }
+                } else if i < b.len() && b[i] == b']' {
+                    // OSC: up to BEL or ESC \\
+                    while i < b.len() && b[i] != 0x07 && b[i] != 0x1b {
+                        i += 1;
+                    }
+                    if i < b.len() && b[i] == 0x07 {
+                        i += 1;
+                    } else if i + 1 < b.len() {
+                        i += 2;
+                    }
+                } else if i < b.len() && (0x40..=0x5f).contains(&b[i]) {
+                    i += 1;
+                }
+            }
+            b'\r' | 0x07 => i += 1,
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `at FILE:LINE:COL:` and a code excerpt with a caret.

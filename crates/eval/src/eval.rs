@@ -31,6 +31,8 @@ pub struct EvalOptions {
     pub lints: crate::lower::Lints,
     /// Enabled experimental features (`--extra-experimental-features`).
     pub experimental: Vec<String>,
+    /// `abort-on-warn`: `builtins.warn` fails after printing the warning.
+    pub abort_on_warn: bool,
 }
 
 impl Default for EvalOptions {
@@ -43,6 +45,7 @@ impl Default for EvalOptions {
             pure: false,
             lints: Default::default(),
             experimental: Vec::new(),
+            abort_on_warn: false,
         }
     }
 }
@@ -203,39 +206,24 @@ impl Eval {
                 Ok(fv)
             }
             Expr::Select { e: target, path, default, pos } => {
-                let mut v = self.eval(target, env)?;
-                for name in path.iter() {
-                    let n = self.attr_name(name, env)?;
-                    match &v {
-                        Value::Attrs(a) => match a.get(n) {
-                            Some(x) => v = self.force(x)?,
-                            None => {
-                                if let Some(d) = default {
-                                    return self.eval(d, env);
-                                }
-                                return Err(missing_attr(n, a).at(*pos));
-                            }
-                        },
-                        _ => {
-                            if let Some(d) = default {
-                                return self.eval(d, env);
-                            }
-                            return Err(Error::eval(format!(
-                                "expected a set but found {}",
-                                show_value_short(&v)
-                            ))
-                            .at(*pos));
-                        }
-                    }
-                }
-                Ok(v)
+                let v = match self.eval(target, env) {
+                    Ok(v) => v,
+                    Err(e) if default.is_none() => return Err(e.while_("while selecting an attribute", *pos)),
+                    Err(e) => return Err(e),
+                };
+                let mut found = None;
+                self.select(v, path, default.as_deref(), *pos, env, &mut found)
+                    .map_err(|e| select_frames(e, path, found, *pos))
             }
-            Expr::HasAttr { e: target, path } => {
-                let mut v = self.eval(target, env)?;
-                for name in path.iter() {
+            Expr::HasAttr { e: target, path, pos } => {
+                let mut v = self.eval(target, env).map_err(|e| e.while_("in the argument of '?'", *pos))?;
+                let last = path.len().saturating_sub(1);
+                for (i, name) in path.iter().enumerate() {
                     let n = self.attr_name(name, env)?;
                     match &v {
+                        // `x ? a.b` forces `x.a` but never `x.a.b` itself.
                         Value::Attrs(a) => match a.get(n) {
+                            Some(_) if i == last => return Ok(Value::Bool(true)),
                             Some(x) => v = self.force(x)?,
                             None => return Ok(Value::Bool(false)),
                         },
@@ -267,7 +255,17 @@ impl Eval {
                 }
             }
             Expr::Assert { cond, body, text, pos } => {
-                let c = self.eval(cond, env)?;
+                let frame = |e: Error| e.while_(format!("while evaluating the condition of the assertion '{text}'"), *pos);
+                if let Expr::Bin { op: BinOp::Eq, l, r, pos: eq_pos, .. } = &**cond {
+                    // `assert a == b` explains the first difference, like C++ Nix
+                    let lv = self.eval(l, env).map_err(frame)?;
+                    let rv = self.eval(r, env).map_err(frame)?;
+                    if self.equal(&lv, &rv).map_err(frame)? {
+                        return self.eval(body, env);
+                    }
+                    return Err(frame(self.explain_unequal(&lv, &rv, *eq_pos)));
+                }
+                let c = self.eval(cond, env).map_err(frame)?;
                 match c {
                     Value::Bool(true) => self.eval(body, env),
                     Value::Bool(false) => {
@@ -276,15 +274,18 @@ impl Eval {
                     other => Err(type_err(&other, "a Boolean").at(*pos)),
                 }
             }
-            Expr::Not(x, pos) => match self.eval(x, env)? {
+            Expr::Not(x, pos) => match self.eval(x, env).map_err(|e| e.while_("in the argument of '!'", *pos))? {
                 Value::Bool(b) => Ok(Value::Bool(!b)),
                 other => Err(type_err(&other, "a Boolean").at(*pos)),
             },
             Expr::Neg(x, pos) => {
-                let v = self.eval(x, env)?;
-                self.arith(BinOp::Sub, Value::Int(0), v).map_err(|e| e.at(*pos))
+                // `-x` is `__sub 0 x` in C++ Nix
+                let v = self.eval(x, env).map_err(|e| builtin_op_frame(e, BinOp::Sub, *pos))?;
+                self.arith(BinOp::Sub, Value::Int(0), v).map_err(|e| builtin_op_frame(e.at(*pos), BinOp::Sub, *pos))
             }
-            Expr::Bin { op, l, r, pos } => self.eval_bin(*op, l, r, *pos, env),
+            Expr::Bin { op, l, r, pos, lpos, rpos } => {
+                self.eval_bin(*op, l, r, [*pos, *lpos, *rpos], env)
+            }
             Expr::Interp { parts, pos } => self.eval_interp(parts, env, *pos),
             Expr::PathInterp { parts, pos } => {
                 let mut out = Vec::new();
@@ -326,14 +327,52 @@ impl Eval {
         }
     }
 
+    /// `v.path or default`; `found` records the last attribute found (its
+    /// index in `path` and position) for the error frames.
+    fn select(
+        &self,
+        mut v: Value,
+        path: &'static [AttrName],
+        default: Option<&'static Expr>,
+        pos: Span,
+        env: &Rc<Env>,
+        found: &mut Option<(usize, Span)>,
+    ) -> Result<Value> {
+        for (i, name) in path.iter().enumerate() {
+            let n = self.attr_name(name, env)?;
+            match &v {
+                Value::Attrs(a) => match a.get_attr(n) {
+                    Some(x) => {
+                        *found = Some((i, x.pos));
+                        v = self.force(&x.value)?;
+                    }
+                    None => {
+                        if let Some(d) = default {
+                            return self.eval(d, env);
+                        }
+                        // no position: the "while evaluating the attribute" frame has it
+                        return Err(missing_attr(n, a));
+                    }
+                },
+                _ => {
+                    if let Some(d) = default {
+                        return self.eval(d, env);
+                    }
+                    return Err(Error::eval(format!("expected a set but found {}", show_value_short(&v))).at(pos));
+                }
+            }
+        }
+        Ok(v)
+    }
+
     fn attr_name(&self, n: &'static AttrName, env: &Rc<Env>) -> Result<Symbol> {
         match n {
             AttrName::Static(s) => Ok(*s),
-            AttrName::Dynamic(e) => {
-                let v = self.eval(e, env)?;
+            AttrName::Dynamic(e, pos, _) => {
+                let v = self.eval(e, env).map_err(|e| e.while_("while evaluating an attribute name", *pos))?;
                 match &v {
                     Value::String(s) => Ok(Symbol::new(s.as_bytes())),
-                    _ => Err(type_err(&v, "a string")),
+                    _ => Err(type_err(&v, "a string").at(*pos).while_("while evaluating an attribute name", *pos)),
                 }
             }
         }
@@ -405,10 +444,12 @@ impl Eval {
         Ok(Value::attrs(AttrSet { attrs }))
     }
 
-    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: Span, env: &Rc<Env>) -> Result<Value> {
+    /// A binary operator; `pos` is `[operator, left operand, right operand]`.
+    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Rc<Env>) -> Result<Value> {
+        let [pos, lpos, rpos] = pos;
         if !matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
-            let a = self.eval(l, env)?;
-            let b = self.eval(r, env)?;
+            let a = self.eval(l, env).map_err(|e| operand_frame(e, op, true, pos, lpos))?;
+            let b = self.eval(r, env).map_err(|e| operand_frame(e, op, false, pos, rpos))?;
             if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
                 let (x, y) = (*x, *y);
                 let fast = match op {
@@ -427,37 +468,28 @@ impl Eval {
                     return Ok(v);
                 }
             }
-            return self.bin_values(op, a, b, pos);
+            return self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos));
         }
-        match op {
-            BinOp::And | BinOp::Or | BinOp::Impl => {
-                let lv = self.eval(l, env)?;
-                let lb = match lv {
-                    Value::Bool(b) => b,
-                    other => {
-                        return Err(type_err(&other, "a Boolean").at(pos).while_(
-                            format!("while evaluating the left operand of the {} operator", op_name(op)),
-                            pos,
-                        ));
-                    }
-                };
-                let short = match op {
-                    BinOp::And => (!lb).then_some(false),
-                    BinOp::Or => lb.then_some(true),
-                    _ => (!lb).then_some(true),
-                };
-                if let Some(b) = short {
-                    return Ok(Value::Bool(b));
-                }
-                match self.eval(r, env)? {
-                    Value::Bool(b) => Ok(Value::Bool(b)),
-                    other => Err(type_err(&other, "a Boolean").at(pos).while_(
-                        format!("while evaluating the right operand of the {} operator", op_name(op)),
-                        pos,
-                    )),
-                }
-            }
-            _ => unreachable!("handled by bin_values"),
+        let side = |e: Error, left: bool| {
+            let (which, at) = if left { ("left", lpos) } else { ("right", rpos) };
+            e.while_(format!("in the {which} operand of '{}'", op_name(op)), at)
+        };
+        let lv = self.eval(l, env).map_err(|e| side(e, true))?;
+        let lb = match lv {
+            Value::Bool(b) => b,
+            other => return Err(side(type_err(&other, "a Boolean").at(lpos), true)),
+        };
+        let short = match op {
+            BinOp::And => (!lb).then_some(false),
+            BinOp::Or => lb.then_some(true),
+            _ => (!lb).then_some(true),
+        };
+        if let Some(b) = short {
+            return Ok(Value::Bool(b));
+        }
+        match self.eval(r, env).map_err(|e| side(e, false))? {
+            Value::Bool(b) => Ok(Value::Bool(b)),
+            other => Err(side(type_err(&other, "a Boolean").at(rpos), false)),
         }
     }
 
@@ -470,16 +502,16 @@ impl Eval {
                                 Ok(Value::Bool(!self.equal(&a, &b).map_err(|e| e.at(pos))?))
             }
             BinOp::Lt => {
-                                Ok(Value::Bool(self.less_than(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(self.less_than(&a, &b)?))
             }
             BinOp::Gt => {
-                                Ok(Value::Bool(self.less_than(&b, &a).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(self.less_than(&b, &a)?))
             }
             BinOp::Le => {
-                                Ok(Value::Bool(!self.less_than(&b, &a).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(!self.less_than(&b, &a)?))
             }
             BinOp::Ge => {
-                                Ok(Value::Bool(!self.less_than(&a, &b).map_err(|e| e.at(pos))?))
+                                Ok(Value::Bool(!self.less_than(&a, &b)?))
             }
             BinOp::Update => {
                 match (&a, &b) {
@@ -519,7 +551,9 @@ impl Eval {
             BinOp::Add => {
                 self.add(a, b).map_err(|e| e.at(pos))
             }
-            BinOp::Sub | BinOp::Mul | BinOp::Div => self.arith(op, a, b).map_err(|e| e.at(pos)),
+            // builtin calls in C++ Nix (`__sub`, …): their errors carry no position
+            BinOp::Div => crate::builtins::arith::div_values(a, b),
+            BinOp::Sub | BinOp::Mul => self.arith(op, a, b),
             BinOp::And | BinOp::Or | BinOp::Impl => unreachable!("short-circuit operators are handled in eval_bin"),
         }
     }
@@ -856,6 +890,97 @@ impl Eval {
         })
     }
 
+    /// Why two values that `==` found unequal differ: an assertion error
+    /// with `… while comparing …` frames (C++ Nix's assertEqValues).
+    #[cold]
+    fn explain_unequal(&self, a: &Value, b: &Value, pos: Span) -> Error {
+        stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || match self.explain_inner(a, b, pos) {
+            Ok(e) => e,
+            Err(e) => e,
+        })
+    }
+
+    fn explain_inner(&self, a: &Value, b: &Value, pos: Span) -> Result<Error> {
+        use crate::print::print_error_value as pv;
+        let a = self.force(a)?;
+        let b = self.force(b)?;
+        let err = |m: String| Error::new(ErrorKind::Assert, m);
+        Ok(match (&a, &b) {
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => err(format!(
+                "{} with value '{}' is not equal to {} with value '{}'",
+                a.show_type(),
+                pv(&a),
+                b.show_type(),
+                pv(&b)
+            )),
+            _ if std::mem::discriminant(&a) != std::mem::discriminant(&b)
+                && !(a.is_function() && b.is_function()) =>
+            {
+                err(format!(
+                    "{} of value '{}' is not equal to {} of value '{}'",
+                    a.show_type(),
+                    pv(&a),
+                    b.show_type(),
+                    pv(&b)
+                ))
+            }
+            (Value::Bool(x), Value::Bool(y)) => err(format!("boolean '{x}' is not equal to boolean '{y}'")),
+            (Value::String(_), Value::String(_)) => {
+                err(format!("string '{}' is not equal to string '{}'", pv(&a), pv(&b)))
+            }
+            (Value::Path(x), Value::Path(y)) => err(format!(
+                "path '{}' is not equal to path '{}'",
+                String::from_utf8_lossy(&x.bytes),
+                String::from_utf8_lossy(&y.bytes)
+            )),
+            (Value::List(x), Value::List(y)) => {
+                if x.len() != y.len() {
+                    return Ok(err(format!(
+                        "list of size '{}' is not equal to list of size '{}', left hand side is '{}', right hand side is '{}'",
+                        x.len(),
+                        y.len(),
+                        pv(&a),
+                        pv(&b)
+                    )));
+                }
+                for (i, (p, q)) in x.iter().zip(y.iter()).enumerate() {
+                    if !self.equal(p, q)? {
+                        return Ok(self.explain_unequal(p, q, pos).while_(format!("while comparing list element {i}"), pos));
+                    }
+                }
+                err("values differ".into())
+            }
+            (Value::Attrs(x), Value::Attrs(y)) => {
+                if self.is_derivation(x)? && self.is_derivation(y)?
+                    && let (Some(p), Some(q)) = (x.get(sym::out_path()), y.get(sym::out_path()))
+                {
+                    return Ok(self
+                        .explain_unequal(p, q, pos)
+                        .while_("while comparing a derivation by its 'outPath' attribute", pos));
+                }
+                if x.len() != y.len() || x.attrs.iter().zip(y.attrs.iter()).any(|(p, q)| p.name != q.name) {
+                    return Ok(err(format!(
+                        "attribute names of attribute set '{}' differs from attribute set '{}'",
+                        pv(&a),
+                        pv(&b)
+                    )));
+                }
+                for (p, q) in x.attrs.iter().zip(y.attrs.iter()) {
+                    if !self.equal(&p.value, &q.value)? {
+                        return Ok(self
+                            .explain_unequal(&p.value, &q.value, pos)
+                            .while_("where right hand side is", q.pos)
+                            .while_("where left hand side is", p.pos)
+                            .while_(format!("while comparing attribute '{}'", p.name), pos));
+                    }
+                }
+                err("values differ".into())
+            }
+            _ if a.is_function() => err("distinct functions and immediate comparisons of identical functions compare as unequal".into()),
+            _ => err(format!("{} is not equal to {}", pv(&a), pv(&b))),
+        })
+    }
+
     /// Whether an attribute set is a derivation (`type == "derivation"`).
     pub fn is_derivation(&self, a: &AttrSet) -> Result<bool> {
         match a.get(sym::type_()) {
@@ -881,20 +1006,26 @@ impl Eval {
             (Value::List(x), Value::List(y)) => {
                 for (p, q) in x.iter().zip(y.iter()) {
                     if !self.equal(p, q)? {
-                        return self.less_than(p, q);
+                        return self
+                            .less_than(p, q)
+                            .map_err(|e| e.while_("while comparing two list elements", Span::NONE));
                     }
                 }
                 x.len() < y.len()
             }
             _ => {
-                if a.type_name() != b.type_name() || !matches!(a, Value::Int(_) | Value::Float(_)) {
-                    return Err(Error::eval(format!(
-                        "cannot compare {} with {}",
-                        show_value_short(&a),
-                        show_value_short(&b)
-                    )));
-                }
-                false
+                use crate::print::print_error_value as pv;
+                return Err(Error::eval(if a.type_name() != b.type_name() {
+                    format!("cannot compare {} with {}; values are {} and {}", a.show_type(), b.show_type(), pv(&a), pv(&b))
+                } else {
+                    format!(
+                        "cannot compare {} with {}; values of that type are incomparable (values are {} and {})",
+                        a.show_type(),
+                        b.show_type(),
+                        pv(&a),
+                        pv(&b)
+                    )
+                }));
             }
         })
     }
@@ -1095,7 +1226,12 @@ impl Eval {
 /// arguments) and "while calling the 'NAME' builtin".
 #[cold]
 fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Error {
-    if e.0.trace.is_empty() && e.0.span.is_none() && e.kind() == ErrorKind::Eval && e.msg().starts_with("expected ") {
+    let coerce = e.msg().starts_with("cannot coerce ");
+    if e.0.trace.is_empty()
+        && e.0.span.is_none()
+        && e.kind() == ErrorKind::Eval
+        && (e.msg().starts_with("expected ") || coerce)
+    {
         for (i, a) in args.iter().enumerate() {
             let v = match a {
                 Value::Thunk(t) => match t.value() {
@@ -1104,14 +1240,36 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
                 },
                 v => v.clone(),
             };
-            if e.msg().ends_with(&show_value_short(&v)) {
+            let matches = if coerce {
+                e.msg().starts_with(&format!("cannot coerce {} ", v.show_type()))
+                    && e.msg().ends_with(&crate::print::print_error_value(&v))
+            } else {
+                e.msg().ends_with(&show_value_short(&v))
+            };
+            if matches {
                 let which = if matches!(op.name, "attrNames" | "attrValues" | "derivationStrict" | "listToAttrs" | "stringLength") {
                     "the argument".to_string()
                 } else {
                     format!("the {} argument", ["first", "second", "third", "fourth"][i.min(3)])
                 };
                 let name = if op.name == "foldl'" { "foldlStrict" } else { op.name };
-                e = e.while_(format!("while evaluating {which} passed to builtins.{name}"), Span::NONE);
+                let nth = ["first", "second", "third", "fourth"][i.min(3)];
+                let frame = match (op.name, i) {
+                    ("add", _) => format!("while evaluating the {nth} argument of the addition"),
+                    ("sub", _) => format!("while evaluating the {nth} argument of the subtraction"),
+                    ("mul", _) => format!("while evaluating the {nth} argument of the multiplication"),
+                    ("div", _) => format!("while evaluating the {nth} operand of the division"),
+                    ("elemAt" | "head" | "tail", _) => format!("while evaluating the {nth} argument passed to 'builtins.{name}'"),
+                    ("concatStringsSep", 0) => format!("while evaluating {which} (the separator string) passed to builtins.{name}"),
+                    ("concatStringsSep", 1) => {
+                        format!("while evaluating {which} (the list of strings to concat) passed to builtins.{name}")
+                    }
+                    ("substring", 0) => format!("while evaluating {which} (the start offset) passed to builtins.{name}"),
+                    ("substring", 1) => format!("while evaluating {which} (the substring length) passed to builtins.{name}"),
+                    ("substring", 2) => format!("while evaluating {which} (the string) passed to builtins.{name}"),
+                    _ => format!("while evaluating {which} passed to builtins.{name}"),
+                };
+                e = e.while_(frame, Span::NONE);
                 break;
             }
         }
@@ -1120,6 +1278,24 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
         return e.at(pos);
     }
     e.while_(format!("while calling the '{}' builtin", op.name), pos)
+}
+
+/// Frames for an error raised while selecting `e.a.b` (C++ Nix's
+/// ExprSelect): the attribute path, and where the last attribute found was
+/// defined.
+#[cold]
+fn select_frames(mut e: Error, path: &[AttrName], found: Option<(usize, Span)>, pos: Span) -> Error {
+    if e.kind() == ErrorKind::StackOverflow {
+        return e;
+    }
+    if let Some((i, def)) = found
+        && !def.is_none()
+    {
+        let shown: Vec<String> = path[..=i].iter().map(AttrName::show).collect();
+        e = e.while_(format!("from the definition of '{}'", shown.join(".")), def);
+    }
+    let shown: Vec<String> = path.iter().map(AttrName::show).collect();
+    e.while_(format!("while evaluating the attribute '{}'", shown.join(".")), pos)
 }
 
 /// "while calling 'f'" and "from call site" frames for an error raised in a
@@ -1154,7 +1330,47 @@ fn op_name(op: BinOp) -> &'static str {
     match op {
         BinOp::And => "&&",
         BinOp::Or => "||",
-        _ => "->",
+        BinOp::Impl => "->",
+        BinOp::Add => "+",
+        BinOp::Sub => "-",
+        BinOp::Mul => "*",
+        BinOp::Div => "/",
+        BinOp::Eq => "==",
+        BinOp::Neq => "!=",
+        BinOp::Lt => "<",
+        BinOp::Le => "<=",
+        BinOp::Gt => ">",
+        BinOp::Ge => ">=",
+        BinOp::Update => "//",
+        BinOp::Concat => "++",
+    }
+}
+
+/// The frame C++ Nix adds when evaluating an operand fails: operators it
+/// desugars to builtin calls (`-`, `*`, `/`, `<`, …) say so.
+#[cold]
+fn operand_frame(e: Error, op: BinOp, left: bool, pos: Span, at: Span) -> Error {
+    match op {
+        BinOp::Add => e.while_("in an operand of '+'", at),
+        BinOp::Eq | BinOp::Neq | BinOp::Update | BinOp::Concat => {
+            e.while_(format!("in the {} operand of '{}'", if left { "left" } else { "right" }, op_name(op)), at)
+        }
+        _ => builtin_op_frame(e, op, pos),
+    }
+}
+
+/// `a - b` is `__sub a b` in C++ Nix, `a <= b` is `!(__lessThan b a)`, …
+#[cold]
+fn builtin_op_frame(e: Error, op: BinOp, pos: Span) -> Error {
+    match op {
+        BinOp::Sub => e.while_("while calling the 'sub' builtin", pos),
+        BinOp::Mul => e.while_("while calling the 'mul' builtin", pos),
+        BinOp::Div => e.while_("while calling the 'div' builtin", pos),
+        BinOp::Lt | BinOp::Gt => e.while_("while calling the 'lessThan' builtin", pos),
+        BinOp::Le | BinOp::Ge => {
+            e.while_("while calling the 'lessThan' builtin", pos).while_("in the argument of '!'", pos)
+        }
+        _ => e,
     }
 }
 

@@ -40,7 +40,19 @@ pub enum BinOp {
 
 pub enum AttrName {
     Static(Symbol),
-    Dynamic(Expr),
+    /// `${e}`: the expression, its position and how C++ Nix shows it in
+    /// attribute paths (`"${e}"`).
+    Dynamic(Expr, Span, Box<str>),
+}
+
+impl AttrName {
+    /// The name as C++ Nix's `showAttrPath` prints it.
+    pub fn show(&self) -> String {
+        match self {
+            AttrName::Static(s) => s.to_string(),
+            AttrName::Dynamic(_, _, t) => t.to_string(),
+        }
+    }
 }
 
 pub struct AttrDef {
@@ -118,12 +130,16 @@ pub enum Expr {
     Lambda(Box<LambdaIR>),
     Apply { f: Box<Expr>, args: Box<[Expr]>, pos: Span },
     Select { e: Box<Expr>, path: Box<[AttrName]>, default: Option<Box<Expr>>, pos: Span },
-    HasAttr { e: Box<Expr>, path: Box<[AttrName]> },
+    /// `e ? path`; `pos` is the position of `e`.
+    HasAttr { e: Box<Expr>, path: Box<[AttrName]>, pos: Span },
     Let { binds: Box<[Expr]>, body: Box<Expr> },
     With { ns: Box<Expr>, body: Box<Expr> },
     If { cond: Box<Expr>, then: Box<Expr>, else_: Box<Expr>, pos: Span },
     Assert { cond: Box<Expr>, body: Box<Expr>, text: Box<str>, pos: Span },
-    Bin { op: BinOp, l: Box<Expr>, r: Box<Expr>, pos: Span },
+    /// `pos` is the operator's position (the expression's for `&&`, `||`,
+    /// `->`, `<`, …); `lpos`/`rpos` are the operands' positions.
+    Bin { op: BinOp, l: Box<Expr>, r: Box<Expr>, pos: Span, lpos: Span, rpos: Span },
+    /// `!e`; the position is `e`'s, as in C++ Nix.
     Not(Box<Expr>, Span),
     Neg(Box<Expr>, Span),
     /// String interpolation (`"a${b}"`); `path` when the first part is a path.

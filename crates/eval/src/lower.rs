@@ -225,7 +225,14 @@ impl<'a, 'b> Lowerer<'a, 'b> {
     fn attr_name(&mut self, attr: ast::Attr) -> Result<AttrName> {
         Ok(match self.attr_key(attr)? {
             AttrKey::Static(s) => AttrName::Static(s),
-            AttrKey::Dynamic(e) => AttrName::Dynamic(self.expr(e)?),
+            AttrKey::Dynamic(e) => {
+                let pos = self.span(e.syntax());
+                let shown = match &e {
+                    ast::Expr::Str(s) => s.syntax().text().to_string(),
+                    _ => format!("\"${{{}}}\"", self.show(e.clone()).unwrap_or_else(|| e.syntax().text().to_string())),
+                };
+                AttrName::Dynamic(self.expr(e)?, pos, shown.into())
+            }
         })
     }
 
@@ -261,16 +268,26 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     let path = apv.attrpath().ok_or_else(|| Error::parse("syntax error", self.span(apv.syntax())))?;
                     let value = apv.value().ok_or_else(|| Error::parse("syntax error", self.span(apv.syntax())))?;
                     let attrs: Vec<ast::Attr> = path.attrs().collect();
-                    self.add_path(pa, &attrs, value, String::new())?;
+                    self.add_path(pa, &attrs, value, String::new(), None)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn add_path(&mut self, pa: &mut PAttrs, path: &[ast::Attr], value: ast::Expr, prefix: String) -> Result<()> {
+    /// `start` is the position of the whole attribute path: C++ Nix gives
+    /// every attribute of `a.b.c = v` that position.
+    fn add_path(
+        &mut self,
+        pa: &mut PAttrs,
+        path: &[ast::Attr],
+        value: ast::Expr,
+        prefix: String,
+        start: Option<Span>,
+    ) -> Result<()> {
         let first = path[0].clone();
         let pos = self.span(first.syntax());
+        let start = start.unwrap_or(pos);
         let rest = &path[1..];
         let key = self.attr_key(first)?;
         let name_text = match &key {
@@ -284,7 +301,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     self.pval(value)?
                 } else {
                     let mut inner = PAttrs::new(false);
-                    self.add_path(&mut inner, rest, value, full)?;
+                    self.add_path(&mut inner, rest, value, full, Some(start))?;
                     PVal::Nested(Box::new(inner))
                 };
                 pa.dynamic.push((e, val, pos));
@@ -324,7 +341,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     match &mut pa.entries[i].1.val {
                         PVal::Nested(existing) => {
                             let mut existing = std::mem::replace(existing, Box::new(PAttrs::new(false)));
-                            let r = self.add_path(&mut existing, rest, value, full);
+                            let r = self.add_path(&mut existing, rest, value, full, Some(start));
                             if let PVal::Nested(slot) = &mut pa.entries[i].1.val {
                                 *slot = existing;
                             }
@@ -337,11 +354,11 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                         self.pval(value)?
                     } else {
                         let mut inner = PAttrs::new(false);
-                        self.add_path(&mut inner, rest, value, full)?;
+                        self.add_path(&mut inner, rest, value, full, Some(start))?;
                         PVal::Nested(Box::new(inner))
                     };
                     pa.names.insert(name, pa.entries.len());
-                    pa.entries.push((name, PEntry { val, pos }));
+                    pa.entries.push((name, PEntry { val, pos: start }));
                 }
             }
         }
@@ -453,6 +470,106 @@ impl<'a, 'b> Lowerer<'a, 'b> {
 
     fn missing(&self, node: &rowan::SyntaxNode<rnix::NixLanguage>) -> Error {
         Error::parse("syntax error, unexpected end of file", self.span(node))
+    }
+
+    /// An expression printed like C++ Nix's `Expr::show` (used in assertion
+    /// messages), or None for forms this printer does not cover.
+    fn show(&mut self, e: ast::Expr) -> Option<String> {
+        use ast::BinOpKind as K;
+        use std::collections::BTreeMap;
+        enum Node {
+            Leaf(String),
+            Sub(BTreeMap<String, Node>),
+        }
+        fn render(m: &BTreeMap<String, Node>, rec: bool) -> String {
+            let mut out = String::from(if rec { "rec { " } else { "{ " });
+            for (k, v) in m {
+                let v = match v {
+                    Node::Leaf(s) => s.clone(),
+                    Node::Sub(m) => render(m, false),
+                };
+                out.push_str(&format!("{k} = {v}; "));
+            }
+            out.push('}');
+            out
+        }
+        Some(match e {
+            ast::Expr::Paren(p) => self.show(p.expr()?)?,
+            ast::Expr::Literal(_) | ast::Expr::Str(_) | ast::Expr::PathAbs(_) | ast::Expr::PathRel(_) => {
+                match self.expr(e).ok()? {
+                    Expr::Const(v) => crate::print::print_value(&v),
+                    _ => return None,
+                }
+            }
+            ast::Expr::Ident(id) => id.syntax().text().to_string(),
+            ast::Expr::List(l) => {
+                let mut out = String::from("[ ");
+                for i in l.items() {
+                    out.push_str(&format!("({}) ", self.show(i)?));
+                }
+                out.push(']');
+                out
+            }
+            ast::Expr::AttrSet(set) => {
+                let mut root: BTreeMap<String, Node> = BTreeMap::new();
+                for entry in set.entries() {
+                    let ast::Entry::AttrpathValue(av) = entry else { return None };
+                    let mut keys = Vec::new();
+                    for a in av.attrpath()?.attrs() {
+                        match self.attr_key(a).ok()? {
+                            AttrKey::Static(s) => keys.push(s.to_string()),
+                            AttrKey::Dynamic(_) => return None,
+                        }
+                    }
+                    let v = self.show(av.value()?)?;
+                    let (last, init) = keys.split_last()?;
+                    let mut m = &mut root;
+                    for k in init {
+                        let n = m.entry(k.clone()).or_insert_with(|| Node::Sub(BTreeMap::new()));
+                        let Node::Sub(sub) = n else { return None };
+                        m = sub;
+                    }
+                    if m.insert(last.clone(), Node::Leaf(v)).is_some() {
+                        return None;
+                    }
+                }
+                if root.is_empty() {
+                    return Some(if set.rec_token().is_some() { "rec { }".into() } else { "{ }".into() });
+                }
+                render(&root, set.rec_token().is_some())
+            }
+            ast::Expr::Lambda(l) => {
+                let ast::Param::IdentParam(p) = l.param()? else { return None };
+                format!("({}: {})", p.syntax().text(), self.show(l.body()?)?)
+            }
+            ast::Expr::UnaryOp(u) if u.operator() == Some(ast::UnaryOpKind::Invert) => {
+                format!("(! {})", self.show(u.expr()?)?)
+            }
+            ast::Expr::BinOp(b) => {
+                let op = match b.operator()? {
+                    K::Equal => "==",
+                    K::NotEqual => "!=",
+                    K::And => "&&",
+                    K::Or => "||",
+                    K::Implication => "->",
+                    K::Update => "//",
+                    K::Concat => "++",
+                    _ => return None,
+                };
+                format!("({} {op} {})", self.show(b.lhs()?)?, self.show(b.rhs()?)?)
+            }
+            ast::Expr::Apply(_) => {
+                let mut args = Vec::new();
+                let mut cur = e.clone();
+                while let ast::Expr::Apply(a) = cur {
+                    args.push(self.show(a.argument()?)?);
+                    cur = a.lambda()?;
+                }
+                args.reverse();
+                format!("({} {})", self.show(cur)?, args.join(" "))
+            }
+            _ => return None,
+        })
     }
 
     fn expr(&mut self, e: ast::Expr) -> Result<Expr> {
@@ -639,9 +756,10 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 Expr::Select { e: target, path, default, pos }
             }
             ast::Expr::HasAttr(h) => {
+                let epos = h.expr().map_or(pos, |e| self.span(strip_parens(e).syntax()));
                 let target = self.sub(h.expr(), h.syntax())?;
                 let path = self.attrpath(h.attrpath(), h.syntax())?;
-                Expr::HasAttr { e: target, path }
+                Expr::HasAttr { e: target, path, pos: epos }
             }
             ast::Expr::IfElse(i) => Expr::If {
                 cond: self.sub(i.condition(), i.syntax())?,
@@ -651,7 +769,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             },
             ast::Expr::Assert(a) => {
                 let c = a.condition().ok_or_else(|| self.missing(a.syntax()))?;
-                let text = c.syntax().text().to_string();
+                let text = self.show(c.clone()).unwrap_or_else(|| c.syntax().text().to_string());
                 Expr::Assert {
                     cond: Box::new(self.expr(c)?),
                     body: self.sub(a.body(), a.syntax())?,
@@ -662,7 +780,9 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             ast::Expr::UnaryOp(u) => {
                 let inner = self.sub(u.expr(), u.syntax())?;
                 match u.operator() {
-                    Some(ast::UnaryOpKind::Invert) => Expr::Not(inner, pos),
+                    Some(ast::UnaryOpKind::Invert) => {
+                        Expr::Not(inner, u.expr().map_or(pos, |e| self.span(strip_parens(e).syntax())))
+                    }
                     _ => Expr::Neg(inner, pos),
                 }
             }
@@ -707,10 +827,15 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     }
                 };
                 let pos = match op {
-                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Concat | BinOp::Update => op_pos,
+                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Concat | BinOp::Update | BinOp::Eq | BinOp::Neq
+                    | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                        op_pos
+                    }
                     _ => pos,
                 };
-                Expr::Bin { op, l, r, pos }
+                let lpos = b.lhs().map_or(pos, |e| self.span(strip_parens(e).syntax()));
+                let rpos = b.rhs().map_or(pos, |e| self.span(strip_parens(e).syntax()));
+                Expr::Bin { op, l, r, pos, lpos, rpos }
             }
         })
     }

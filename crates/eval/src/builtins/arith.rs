@@ -39,14 +39,33 @@ fn mul(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.div 7 2` → `3`
 fn div(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let x = num(ev, &a[0])?;
-    let y = num(ev, &a[1])?;
-    if let (Value::Int(i), Value::Int(-1)) = (&x, &y)
-        && *i == i64::MIN
-    {
-        return Err(Error::eval(format!("integer overflow in dividing {i} / -1")));
+    let x = ev.force(&a[0])?;
+    let y = ev.force(&a[1])?;
+    div_values(x, y)
+}
+
+/// `/` and `builtins.div`, checked in C++ Nix's order: the divisor (as a
+/// float), division by zero, then the dividend.
+pub(crate) fn div_values(x: Value, y: Value) -> Result<Value> {
+    let as_float = |v: &Value| match v {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Float(f) => Ok(*f),
+        _ => Err(Error::eval(format!("expected a float but found {}", crate::show_value_short(v)))),
+    };
+    let f2 = as_float(&y)?;
+    if f2 == 0.0 {
+        return Err(Error::eval("division by zero"));
     }
-    ev.arith(BinOp::Div, x, y)
+    if matches!(x, Value::Float(_)) || matches!(y, Value::Float(_)) {
+        return Ok(Value::Float(as_float(&x)? / f2));
+    }
+    let (Value::Int(i1), Value::Int(i2)) = (&x, &y) else {
+        return Err(Error::eval(format!("expected an integer but found {}", crate::show_value_short(&x))));
+    };
+    match i1.checked_div(*i2) {
+        Some(r) => Ok(Value::Int(r)),
+        None => Err(Error::eval(format!("integer overflow in dividing {i1} / {i2}"))),
+    }
 }
 /// `builtins.lessThan 1 2` → `true`
 fn less_than(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {

@@ -75,7 +75,11 @@ fn cat_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[1])?;
     let mut out = Vec::new();
     for x in l.iter() {
-        if let Some(v) = ev.force_attrs(x)?.get(n) {
+        let x = ev.force(x)?;
+        let x = ev.force_attrs(&x).map_err(|e| {
+            e.while_("while evaluating an element in the list passed as second argument to builtins.catAttrs", Span::NONE)
+        })?;
+        if let Some(v) = x.get(n) {
             out.push(v.clone());
         }
     }
@@ -91,7 +95,9 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .map(|x| Attr {
             name: x.name,
             value: Thunk::apply(Thunk::apply(f.clone(), Value::string(x.name.as_bytes())), x.value.clone()),
-            pos: x.pos,
+            // like C++ Nix: mapped attributes have no position
+            // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
+            pos: Span::NONE,
         })
         .collect();
     Ok(Value::attrs(AttrSet { attrs }))
@@ -101,7 +107,10 @@ fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[0])?;
     let mut attrs = Vec::with_capacity(l.len());
     for x in l.iter() {
-        let e = ev.force_attrs(x)?;
+        let x = ev.force(x)?;
+        let e = ev
+            .force_attrs(&x)
+            .map_err(|e| e.while_("while evaluating an element of the list passed to builtins.listToAttrs", Span::NONE))?;
         let n = e.get(sym::name()).ok_or_else(|| Error::eval("attribute 'name' missing"))?;
         let n = sym_of(ev, n)?;
         let v = e.get_attr(sym::value()).ok_or_else(|| Error::eval("attribute 'value' missing"))?;
@@ -112,11 +121,15 @@ fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.zipAttrsWith (n: vs: vs) [ { a = 1; } { a = 2; } ]` → `{ a = [ 1 2 ]; }`
 fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let f = ev.force(&a[0])?;
+    let f = ev.force_function(&a[0])?;
     let l = ev.force_list(&a[1])?;
     let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
     for x in l.iter() {
-        for attr in &ev.force_attrs(x)?.attrs {
+        let x = ev.force(x)?;
+        let x = ev.force_attrs(&x).map_err(|e| {
+            e.while_("while evaluating a value of the list passed as second argument to builtins.zipAttrsWith", Span::NONE)
+        })?;
+        for attr in &x.attrs {
             groups.entry(attr.name).or_default().push(attr.value.clone());
         }
     }

@@ -80,7 +80,7 @@ fn deep_seq(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn trace(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let v = ev.force(&a[0])?;
     match &v {
-        Value::String(s) => eprintln!("trace: {}", s.to_str_lossy()),
+        Value::String(s) => eprintln!("trace: {}", crate::error::filter_ansi(&s.to_str_lossy())),
         _ => eprintln!("trace: {}", crate::print::print_value_trace(&v)),
     }
     ev.force(&a[1])
@@ -91,13 +91,20 @@ fn trace_verbose(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn warn(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let v = ev.force(&a[0])?;
     match &v {
-        Value::String(s) => eprintln!("evaluation warning: {}", s.to_str_lossy()),
+        Value::String(s) => eprintln!("evaluation warning: {}", crate::error::filter_ansi(&s.to_str_lossy())),
         _ => {
             return Err(Error::eval(format!(
                 "expected a string but found {}",
                 crate::show_value_short(&v)
             )));
         }
+    }
+    if ev.opts.abort_on_warn {
+        // not catchable by tryEval, like C++ Nix's EvalBaseError
+        return Err(Error::new(
+            crate::ErrorKind::Abort,
+            "aborting to reveal stack trace of warning, as abort-on-warn is set",
+        ));
     }
     ev.force(&a[1])
 }

@@ -162,7 +162,8 @@ fn find_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     Err(Error::throw(format!("file '{name}' was not found in the Nix search path (add it using $NIX_PATH or -I)")))
 }
 fn to_path(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let p = path_arg(ev, &a[0])?;
+    let v = ev.force(&a[0])?;
+    let p = path_arg(ev, &v).map_err(|e| e.while_("while evaluating the first argument passed to builtins.toPath", Span::NONE))?;
     Ok(Value::str(&crate::canon_path(&p)))
 }
 fn hash_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {

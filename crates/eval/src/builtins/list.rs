@@ -35,11 +35,15 @@ fn map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.filter (x: x > 1) [ 1 2 3 ]` → `[ 2 3 ]`
 fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let f = ev.force_function(&a[0])?;
+    // C++ Nix's order: the list first, and an empty list needs no function
     let l = ev.force_list(&a[1])?;
+    if l.is_empty() {
+        return ev.force(&a[1]);
+    }
+    let f = ev.force_function(&a[0])?;
     let mut out = Vec::new();
     for x in l.iter() {
-        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the filtering function passed to builtins.filter", &f))? {
             out.push(x.clone());
         }
     }
@@ -50,11 +54,12 @@ fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.foldl' (a: b: a + b) 0 [ 1 2 3 ]` → `6`
 fn foldl(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    // C++ Nix's order: the function first, then the list
+    let f = ev.force_function(&a[0])?;
     let l = ev.force_list(&a[2])?;
     if l.is_empty() {
         return ev.force(&a[1]);
     }
-    let f = ev.force_function(&a[0])?;
     let mut acc = a[1].clone();
     for x in l.iter() {
         acc = ev.call2(&f, acc, x.clone(), Span::NONE)?;
@@ -114,7 +119,11 @@ fn concat_lists(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[0])?;
     let mut out = Vec::new();
     for x in l.iter() {
-        out.extend_from_slice(&ev.force_list(x)?);
+        let x = ev.force(x)?;
+        out.extend_from_slice(
+            &ev.force_list(&x)
+                .map_err(|e| e.while_("while evaluating a value of the list passed to builtins.concatLists", Span::NONE))?,
+        );
     }
     Ok(Value::list(out))
 }
@@ -125,7 +134,7 @@ fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut out = Vec::new();
     for x in l.iter() {
         let r = ev.call(&f, x.clone(), Span::NONE)?;
-        out.extend_from_slice(&ev.force_list(&r)?);
+        out.extend_from_slice(&ev.force_list(&r).map_err(|e| ret_frame(e, "the function passed to builtins.concatMap", &f))?);
     }
     Ok(Value::list(out))
 }
@@ -133,7 +142,7 @@ fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn all(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     for x in ev.force_list(&a[1])?.iter() {
-        if !ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+        if !ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the function passed to builtins.all", &f))? {
             return Ok(Value::Bool(false));
         }
     }
@@ -143,7 +152,7 @@ fn all(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn any(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     for x in ev.force_list(&a[1])?.iter() {
-        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the function passed to builtins.any", &f))? {
             return Ok(Value::Bool(true));
         }
     }
@@ -151,8 +160,12 @@ fn any(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.sort builtins.lessThan [ 3 1 2 ]` → `[ 1 2 3 ]`
 fn sort(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let f = ev.force_function(&a[0])?;
+    // C++ Nix's order: the list first, and an empty list needs no function
     let l = ev.force_list(&a[1])?;
+    if l.is_empty() {
+        return ev.force(&a[1]);
+    }
+    let f = ev.force_function(&a[0])?;
     let mut v: Vec<Value> = l.iter().cloned().collect();
     for x in &v {
         ev.force(x)?;
@@ -163,7 +176,7 @@ fn sort(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             ev.less_than(p, q)
         } else {
             let r = ev.call2(&f, p.clone(), q.clone(), Span::NONE)?;
-            ev.force_bool(&r)
+            ev.force_bool(&r).map_err(|e| ret_frame(e, "the sorting function passed to builtins.sort", &f))
         }
     };
     // A stable merge sort with a fallible comparator; unlike slice::sort_by
@@ -210,7 +223,7 @@ fn partition(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     let (mut r, mut w) = (Vec::new(), Vec::new());
     for x in ev.force_list(&a[1])?.iter() {
-        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?)? {
+        if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the partition function passed to builtins.partition", &f))? {
             r.push(x.clone())
         } else {
             w.push(x.clone())
@@ -224,7 +237,7 @@ fn group_by(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut groups: rustc_hash::FxHashMap<Symbol, Vec<Value>> = Default::default();
     let mut order = Vec::new();
     for x in ev.force_list(&a[1])?.iter() {
-        let k = ev.force_string(&ev.call(&f, x.clone(), Span::NONE)?)?;
+        let k = ev.force_string(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the grouping function passed to builtins.groupBy", &f))?;
         let s = Symbol::new(k.as_bytes());
         groups
             .entry(s)
@@ -239,4 +252,15 @@ fn group_by(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .map(|s| Attr { name: s, value: Value::List(Rc::new(groups.remove(&s).unwrap_or_default())), pos: Span::NONE })
         .collect();
     Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
+}
+
+/// "while evaluating the return value of WHAT": C++ Nix's context for a
+/// callback result of the wrong type (concatMap also points at the lambda).
+#[cold]
+fn ret_frame(e: Error, what: &str, f: &Value) -> Error {
+    let pos = match f {
+        Value::Lambda(c) if what.ends_with("concatMap") => c.lambda.pos,
+        _ => Span::NONE,
+    };
+    e.while_(format!("while evaluating the return value of {what}"), pos)
 }
