@@ -123,12 +123,22 @@ pub fn search_path(include: &[String]) -> Vec<(String, String)> {
     let env = std::env::var("NIX_PATH").unwrap_or_default();
     let entries = include.iter().cloned().chain(env.split(':').filter(|s| !s.is_empty()).map(String::from));
     for e in entries {
-        match e.split_once('=') {
-            Some((p, d)) => out.push((p.to_string(), d.to_string())),
-            None => out.push((String::new(), e)),
-        }
+        let (prefix, dir) = e.split_once('=').unwrap_or(("", &e));
+        out.push((prefix.to_string(), absolute_entry(dir)));
     }
     out
+}
+
+/// Search-path directories are taken relative to the working directory, as
+/// C++ Nix does; URLs (`https://…`, `channel:…`) are left alone.
+fn absolute_entry(dir: &str) -> String {
+    if dir.starts_with('/') || dir.contains(':') {
+        return dir.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => ferrix_eval::canon_path(&format!("{}/{dir}", cwd.display())),
+        Err(_) => dir.to_string(),
+    }
 }
 
 pub fn make_eval(flags: &Flags) -> Eval {
