@@ -4,7 +4,14 @@
 //! so a slow disk never stalls the server's async threads, and inside the
 //! server's own rayon pool: backends hash with rayon, and a client in the same
 //! process may be blocking every global rayon worker while it waits for this
-//! server (ingest uploads files from rayon workers), which would deadlock.
+//! server (ingest uploads files from rayon workers).
+//!
+//! FIXME: that is not enough yet. Ingest through a client in the same
+//! process as this server still hangs: stack dumps show server blocking
+//! threads in `cut_chunk`'s `rayon::join` on the *global* pool (so some
+//! write path escapes `install`, not found yet), while every global rayon
+//! worker waits on an upload. A server in its own process is not affected;
+//! the shared suite skips the two ingest cases for gRPC until this is fixed.
 
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
