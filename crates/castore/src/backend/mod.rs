@@ -6,10 +6,12 @@
 //! | `redb:///abs/path/to/db` | [`redb`]: one embedded database file (default) |
 //! | `objectstore+file:///abs/dir` | [`objectstore`]: objects in a local directory |
 //! | `objectstore+memory://`  | [`objectstore`] over an in-process store (tests) |
+//! | `grpc+http://host:port`  | [`grpc`]: a castore gRPC server ([`grpc::serve`]) |
 //!
-//! `grpc+http://…` is reserved for the gRPC client, which does not exist yet.
+//! `grpc+https://` and `grpc+unix://` are reserved and not implemented yet.
 //! Paths are taken literally (no percent-decoding).
 
+pub mod grpc;
 pub mod memory;
 pub mod objectstore;
 pub mod redb;
@@ -62,9 +64,15 @@ pub fn from_url(url: &str) -> Result<Services> {
             }
             Ok(objectstore::ObjectStoreBackend::in_memory()?.services())
         }
-        "grpc+http" | "grpc+https" | "grpc+unix" | "objectstore+s3" => {
+        "grpc+http" => {
+            if rest.is_empty() || rest.contains(['/', '?', '#']) {
+                return Err(bad("expected grpc+http://host:port"));
+            }
+            Ok(grpc::GrpcBackend::connect(&format!("http://{rest}"))?.services())
+        }
+        "grpc+https" | "grpc+unix" | "objectstore+s3" => {
             Err(bad("this backend is not implemented yet"))
         }
-        _ => Err(bad("unknown scheme; known: memory://, redb:///path, objectstore+file:///dir")),
+        _ => Err(bad("unknown scheme; known: memory://, redb:///path, objectstore+file:///dir, grpc+http://host:port")),
     }
 }

@@ -99,8 +99,9 @@ fn url_errors_are_clear() {
     assert_eq!(msg("redb://relative/path"), "invalid castore URL \"redb://relative/path\": expected an absolute path: redb:///absolute/path/to/db");
     assert_eq!(msg("memory"), "invalid castore URL \"memory\": expected SCHEME://…");
     assert_eq!(msg("memory://x"), "invalid castore URL \"memory://x\": memory:// takes no path");
-    assert!(msg("grpc+http://[::1]:8000").ends_with("this backend is not implemented yet"));
-    assert!(msg("s3://bucket").ends_with("unknown scheme; known: memory://, redb:///path, objectstore+file:///dir"));
+    assert!(msg("grpc+https://[::1]:8000").ends_with("this backend is not implemented yet"));
+    assert_eq!(msg("grpc+http://host:1/path"), "invalid castore URL \"grpc+http://host:1/path\": expected grpc+http://host:port");
+    assert!(msg("s3://bucket").ends_with("unknown scheme; known: memory://, redb:///path, objectstore+file:///dir, grpc+http://host:port"));
 }
 
 /// A process that dies without closing the store keeps every blob that was
