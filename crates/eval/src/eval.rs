@@ -39,7 +39,7 @@ impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
             search_path: Vec::new(),
-            max_call_depth: 10000,
+            max_call_depth: 100_000,
             home: std::env::var("HOME").ok(),
             store_dir: std::env::var("NIX_STORE_DIR").unwrap_or_else(|_| "/nix/store".into()),
             pure: false,
