@@ -77,78 +77,38 @@ pub fn open_store(url: &str) -> Result<Store> {
         .split_once("://")
         .ok_or_else(|| bad("expected SCHEME://…"))?;
     let store_dir = StoreDir::default();
-    match scheme {
-        "memory" => {
+    // Each scheme names a castore URL and where path infos live (a redb
+    // file in the store directory, or memory).
+    let (castore_url, pathinfo_db) = match scheme {
+        "memory" | "objectstore+memory" => {
             if !rest.is_empty() {
-                return Err(bad("memory:// takes no path"));
+                return Err(bad(&format!("{scheme}:// takes no path")));
             }
-            let castore = ferrix_castore::from_url("memory://")?;
-            let path_info = Arc::new(MemoryPathInfoService::new(
-                castore.clone(),
-                store_dir.clone(),
-            ));
-            Ok(Store {
-                blobs: castore.blobs,
-                directories: castore.directories,
-                path_info,
-                store_dir,
-            })
+            (format!("{scheme}://"), None)
         }
         "redb" => {
             let dir = store_directory(rest, &bad)?;
-            let castore_url = format!("redb://{}", dir.join("castore.redb").display());
-            let castore = ferrix_castore::from_url(&castore_url)?;
-            let path_info = Arc::new(RedbPathInfoService::open(
-                &dir.join("pathinfo.redb"),
-                castore.clone(),
-                store_dir.clone(),
-            )?);
-            Ok(Store {
-                blobs: castore.blobs,
-                directories: castore.directories,
-                path_info,
-                store_dir,
-            })
-        }
-        "objectstore+memory" => {
-            if !rest.is_empty() {
-                return Err(bad("objectstore+memory:// takes no path"));
-            }
-            let castore = ferrix_castore::from_url("objectstore+memory://")?;
-            let path_info = Arc::new(MemoryPathInfoService::new(
-                castore.clone(),
-                store_dir.clone(),
-            ));
-            Ok(Store {
-                blobs: castore.blobs,
-                directories: castore.directories,
-                path_info,
-                store_dir,
-            })
+            (format!("redb://{}", dir.join("castore.redb").display()), Some(dir.join("pathinfo.redb")))
         }
         "objectstore+file" => {
             let dir = store_directory(rest, &bad)?;
-            let castore_url = format!("objectstore+file://{}", dir.join("castore").display());
-            let castore = ferrix_castore::from_url(&castore_url)?;
-            let path_info = Arc::new(RedbPathInfoService::open(
-                &dir.join("pathinfo.redb"),
-                castore.clone(),
-                store_dir.clone(),
-            )?);
-            Ok(Store {
-                blobs: castore.blobs,
-                directories: castore.directories,
-                path_info,
-                store_dir,
-            })
+            (format!("objectstore+file://{}", dir.join("castore").display()), Some(dir.join("pathinfo.redb")))
         }
         "grpc+http" | "grpc+https" | "grpc+unix" | "objectstore+s3" => {
-            Err(bad("this backend is not implemented yet"))
+            return Err(bad("this backend is not implemented yet"))
         }
-        _ => Err(bad(
-            "unknown scheme; known: memory://, redb:///dir, objectstore+file:///dir, objectstore+memory://",
-        )),
-    }
+        _ => {
+            return Err(bad(
+                "unknown scheme; known: memory://, redb:///dir, objectstore+file:///dir, objectstore+memory://",
+            ))
+        }
+    };
+    let castore = ferrix_castore::from_url(&castore_url)?;
+    let path_info: Arc<dyn PathInfoService> = match pathinfo_db {
+        Some(db) => Arc::new(RedbPathInfoService::open(&db, castore.clone(), store_dir.clone())?),
+        None => Arc::new(MemoryPathInfoService::new(castore.clone(), store_dir.clone())),
+    };
+    Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir })
 }
 
 /// Checks and creates the directory a `redb://` or `objectstore+file://` URL names.
