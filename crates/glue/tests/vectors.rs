@@ -10,7 +10,7 @@ fn shared_vectors(name: &str) -> String {
     let candidates = std::env::var_os("FERRIX_SHARED")
         .map(std::path::PathBuf::from)
         .into_iter()
-        .chain([root.join("../shared"), root.join("../../shared")]);
+        .chain([root.join("../shared"), root.join("../../shared"), "/work/shared".into()]);
     for dir in candidates {
         let p = dir.join("vectors").join(name);
         if p.exists() {
