@@ -798,27 +798,28 @@ impl JsonWriter {
         *n += 1;
         self.newline_indent();
     }
-    fn begin_object(&mut self) {
-        self.out.push(b'{');
+    fn open(&mut self, bracket: u8) {
+        self.out.push(bracket);
         self.stack.push(0);
+    }
+    fn close(&mut self, bracket: u8) {
+        let n = self.stack.pop().expect("an open object or array");
+        if n > 0 {
+            self.newline_indent();
+        }
+        self.out.push(bracket);
+    }
+    fn begin_object(&mut self) {
+        self.open(b'{');
     }
     fn end_object(&mut self) {
-        let n = self.stack.pop().expect("open object");
-        if n > 0 {
-            self.newline_indent();
-        }
-        self.out.push(b'}');
+        self.close(b'}');
     }
     fn begin_array(&mut self) {
-        self.out.push(b'[');
-        self.stack.push(0);
+        self.open(b'[');
     }
     fn end_array(&mut self) {
-        let n = self.stack.pop().expect("open array");
-        if n > 0 {
-            self.newline_indent();
-        }
-        self.out.push(b']');
+        self.close(b']');
     }
     fn elem(&mut self) {
         self.item();
