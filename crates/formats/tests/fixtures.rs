@@ -165,6 +165,30 @@ fn recode(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn nar_restore_is_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, bytes, _) in nar_cases() {
+        // every proper prefix is rejected and leaves nothing behind
+        for cut in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 8] {
+            let dest = tmp.path().join(format!("{name}-{cut}"));
+            assert!(nar::restore(&bytes[..cut], &dest).is_err(), "{name}: prefix {cut} accepted");
+            assert!(fs::symlink_metadata(&dest).is_err(), "{name}: partial restore left behind");
+        }
+        // an existing destination is refused and left untouched
+        let dest = tmp.path().join(format!("{name}-existing"));
+        fs::write(&dest, b"keep").unwrap();
+        assert!(nar::restore(&bytes[..], &dest).is_err(), "{name}");
+        assert_eq!(fs::read(&dest).unwrap(), b"keep");
+    }
+    let left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temporary trees left behind: {left:?}");
+}
+
+#[test]
 fn nar_read_write_restore_dump_roundtrip() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = nar_cases();

@@ -286,10 +286,13 @@ proptest! {
         if nar::restore(&bytes[..], &dest).is_ok() {
             // whatever was accepted dumps back to the same archive
             prop_assert_eq!(nar::dump_path(&dest, Vec::new()).unwrap(), bytes);
+        } else {
+            // all or nothing: a rejected archive leaves no destination
+            prop_assert!(std::fs::symlink_metadata(&dest).is_err());
         }
         // nothing escapes the destination
         let outside: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        prop_assert!(outside.len() <= 1);
+        prop_assert!(outside.len() <= 1, "{:?}", outside);
     }
 
     #[test]

@@ -24,7 +24,43 @@ pub enum RestoreError {
 }
 
 /// Restore a NAR read from `r` to `dest`, which must not exist yet.
+///
+/// All or nothing: the tree is built under a temporary name beside `dest`
+/// and renamed into place only after the whole archive has been read and
+/// validated, so a corrupt or truncated NAR leaves no `dest` behind.
 pub fn restore<R: Read>(r: R, dest: &Path) -> Result<(), RestoreError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RestoreError::Io { path, source }
+    };
+    match fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Ok(_) => return Err(io_err(dest)(io::Error::from(io::ErrorKind::AlreadyExists))),
+        Err(e) => return Err(io_err(dest)(e)),
+    }
+    let file_name = dest.file_name().ok_or_else(|| io_err(dest)(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".restore-{}", std::process::id()));
+    let tmp = dest.with_file_name(tmp_name);
+    let result = restore_into(r, &tmp).and_then(|()| fs::rename(&tmp, dest).map_err(io_err(dest)));
+    if result.is_err() {
+        remove_partial(&tmp);
+    }
+    result
+}
+
+/// Best-effort removal of a partly restored tree (directories may have been
+/// left without write permission by nothing we create, so plain removal works).
+fn remove_partial(path: &Path) {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => drop(fs::remove_dir_all(path)),
+        Ok(_) => drop(fs::remove_file(path)),
+        Err(_) => {}
+    }
+}
+
+fn restore_into<R: Read>(r: R, dest: &Path) -> Result<(), RestoreError> {
     use std::os::unix::fs::{OpenOptionsExt, symlink};
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
