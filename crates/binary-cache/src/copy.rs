@@ -470,10 +470,10 @@ fn upload_nar(store: &Store, remote: &Remote, info: &PathInfo, rel: &str) -> Res
         let put = remote.put(rel, &mut r, "application/x-nix-nar");
         drop(r);
         let rendered = render.join().expect("NAR rendering thread does not panic");
-        // A rendering error explains a failed upload better than the
-        // upload's own error does.
-        rendered?;
-        put
+        // A failed upload (an HTTP status, or the rendering error it read)
+        // says more than the renderer, which then only sees the upload stop.
+        put?;
+        rendered.map_err(Error::from)
     })
 }
 

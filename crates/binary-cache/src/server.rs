@@ -488,12 +488,20 @@ async fn put_narinfo(
         return bad(format!("{file}: NarHash must be sha256"));
     }
     let url = ni.url.trim_start_matches("./").to_owned();
-    let taken = s.pending.lock().expect("pending lock").remove(&url);
+    // The upload stays pending until a narinfo matching it registers it.
+    let uploaded = s
+        .pending
+        .lock()
+        .expect("pending lock")
+        .get(&url)
+        .map(|(g, _)| g.clone());
     let s2 = s.clone();
-    let res = blocking(move || register(&s2, ni, taken.map(|(g, _)| g), &url)).await;
+    let url2 = url.clone();
+    let res = blocking(move || register(&s2, ni, uploaded, &url2)).await;
     match res {
         Err(r) => r,
         Ok(Ok(info)) => {
+            s.pending.lock().expect("pending lock").remove(&url);
             s.by_nar
                 .write()
                 .expect("index lock")
