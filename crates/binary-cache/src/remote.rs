@@ -163,9 +163,13 @@ impl Remote {
                 Ok(())
             }
             Remote::Http { base, agent, auth } => {
+                // `Expect: 100-continue` (as curl sends for big uploads):
+                // a server refusing the upload (401…) says so before the
+                // body is sent, rather than cutting the connection mid-way.
                 let mut req = agent
                     .put(format!("{base}/{rel}"))
-                    .header("Content-Type", content_type);
+                    .header("Content-Type", content_type)
+                    .header("Expect", "100-continue");
                 if let Some(a) = auth {
                     req = req.header("Authorization", a.header());
                 }

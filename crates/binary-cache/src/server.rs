@@ -56,7 +56,14 @@ pub struct Options {
     /// Credentials a read must carry (the upload ones work too); without
     /// them reads are public.
     pub read_auth: Option<Credentials>,
+    /// At most this many NARs are rendered at once (each takes a few MiB:
+    /// a chunk being read, a copy buffer, the response channel); further
+    /// downloads wait for a turn. 0 means [`DEFAULT_CONCURRENT_NARS`].
+    pub max_concurrent_nars: usize,
 }
+
+/// The default of [`Options::max_concurrent_nars`].
+pub const DEFAULT_CONCURRENT_NARS: usize = 16;
 
 /// At most this many uploaded NARs wait for their narinfo.
 const MAX_PENDING: usize = 4096;
@@ -74,6 +81,7 @@ struct Shared {
     last_scan: Mutex<Instant>,
     /// Uploaded NARs (by cache-relative URL) waiting for their narinfo.
     pending: Mutex<HashMap<String, (IngestedFile, Instant)>>,
+    renders: Arc<tokio::sync::Semaphore>,
 }
 
 type AppState = Arc<Shared>;
@@ -83,7 +91,12 @@ type AppState = Arc<Shared>;
 /// `spawn_blocking`.
 pub fn router(store: Store, opts: Options) -> Result<Router> {
     let by_nar = scan(&store)?;
+    let renders = match opts.max_concurrent_nars {
+        0 => DEFAULT_CONCURRENT_NARS,
+        n => n,
+    };
     let state = Arc::new(Shared {
+        renders: Arc::new(tokio::sync::Semaphore::new(renders)),
         store,
         opts,
         by_nar: RwLock::new(by_nar),
@@ -337,7 +350,11 @@ async fn get_nar(
     // channel: memory per download is a few chunks, whatever the NAR size.
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     let store = s.store.clone();
+    let Ok(permit) = s.renders.clone().acquire_owned().await else {
+        return internal("the server is shutting down");
+    };
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let w = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),

@@ -94,6 +94,7 @@ pub fn serve(store: Store, args: ServeArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(Credentials::from_file)
             .transpose()?,
+        max_concurrent_nars: 0,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

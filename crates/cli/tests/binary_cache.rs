@@ -554,7 +554,8 @@ fn ferrix_copies_from_and_to_a_ferrix_server() {
     let server = Server::start(&env, &up, &["--upload-auth", &env.p("auth")]);
     let out = env.ferrix(&dst, &["copy", "--to", &server.url(), "--closure", top]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HTTP status 401"), "{err}");
     env.ferrix_ok(
         &dst,
         &["copy", "--to", &server.url(), "--closure", "--auth-file", &env.p("auth"), top],
@@ -748,6 +749,13 @@ fn load_32_clients_fetch_100_mib_of_nars() {
         peak / 1024,
         before / 1024
     );
-    // Bounded: far less than what was served (NARs are streamed, not held).
-    assert!(peak * 1024 < total / 2, "server peak RSS {peak} KiB for {total} bytes served");
+    // Bounded: holding the NARs would take at least the 100 MiB served on
+    // top of what the idle server uses (which is mostly the redb store
+    // reading its file on open); streaming takes a few MiB per download in
+    // flight (at most 16 are rendered at once).
+    let growth = peak.saturating_sub(before) * 1024;
+    assert!(
+        growth < total,
+        "server memory grew by {growth} bytes while serving {total} bytes"
+    );
 }
