@@ -232,3 +232,18 @@ fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, fs::File)> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_stay_inside() {
+        for ok in ["nix-cache-info", "abc.narinfo", "nar/x.nar.xz"] {
+            assert!(check_relative(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/etc/passwd", "../x", "nar/../../x", "nar//x", "./x", "a?b", "a\\b"] {
+            assert!(check_relative(bad).is_err(), "{bad}");
+        }
+    }
+}

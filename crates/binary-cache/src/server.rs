@@ -590,3 +590,23 @@ fn register(
         e => internal(e),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let h32 = nixbase32::encode(&[1u8; 32]);
+        assert_eq!(nar_name(&format!("{h32}.nar")), Some(([1; 32], Compression::None)));
+        assert_eq!(nar_name(&format!("{h32}.nar.xz")), Some(([1; 32], Compression::Xz)));
+        assert_eq!(nar_name(&format!("{h32}.nar.gz")), None);
+        assert_eq!(nar_name(&format!("{h32}.narx")), None);
+        assert_eq!(nar_name("../../etc/passwd"), None);
+        assert_eq!(nar_name("é"), None);
+        let h20 = nixbase32::encode(&[2u8; 20]);
+        assert_eq!(narinfo_digest(&format!("{h20}.narinfo")), Some([2; 20]));
+        assert_eq!(narinfo_digest(&format!("{h20}.ls")), None);
+        assert_eq!(narinfo_digest("..narinfo"), None);
+    }
+}
