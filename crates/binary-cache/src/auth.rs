@@ -27,12 +27,10 @@ impl Credentials {
     pub fn parse(s: &str) -> Result<Credentials> {
         let s = s.trim_end_matches(['\n', '\r']);
         match s.split_once(':') {
-            Some((user, password)) if !user.is_empty() && !password.is_empty() => {
-                Ok(Credentials {
-                    user: user.to_owned(),
-                    password: password.to_owned(),
-                })
-            }
+            Some((user, password)) if !user.is_empty() && !password.is_empty() => Ok(Credentials {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            }),
             _ => Err(Error::Config(
                 "credentials must be one line 'user:password'".into(),
             )),

@@ -15,8 +15,7 @@ use std::sync::mpsc;
 
 use ferrix_formats::hash::Encoding;
 use ferrix_formats::{
-    CAHash, CaMethod, HashAlgo, Hasher, NarInfo, NixHash, PublicKey, SecretKey, StoreDir,
-    StorePath,
+    CAHash, CaMethod, HashAlgo, Hasher, NarInfo, NixHash, PublicKey, SecretKey, StoreDir, StorePath,
 };
 use ferrix_store::import::{IngestedNar, NarExpect, ingest_nar};
 use ferrix_store::nar::write_nar;
@@ -134,9 +133,19 @@ pub fn ingest_file(
             count: &mut count,
         };
         let mut r = BufReader::with_capacity(1 << 16, compression.decoder(hashing)?);
-        let nar = ingest_nar(&*store.blobs, &*store.directories, &mut r, expect, &mut |_| {})
-            .map_err(|e| add_context(e, what))?;
-        if !r.fill_buf().map_err(|e| Error::io(what.to_owned(), e))?.is_empty() {
+        let nar = ingest_nar(
+            &*store.blobs,
+            &*store.directories,
+            &mut r,
+            expect,
+            &mut |_| {},
+        )
+        .map_err(|e| add_context(e, what))?;
+        if !r
+            .fill_buf()
+            .map_err(|e| Error::io(what.to_owned(), e))?
+            .is_empty()
+        {
             return Err(Error::Cache(format!(
                 "{what}: trailing data after the end of the NAR"
             )));
@@ -250,7 +259,12 @@ pub fn copy_from(
             check_trust(&ni, sd, keys)?;
         }
         if opts.closure {
-            queue.extend(ni.references.iter().filter(|r| !infos.contains_key(*r)).cloned());
+            queue.extend(
+                ni.references
+                    .iter()
+                    .filter(|r| !infos.contains_key(*r))
+                    .cloned(),
+            );
         }
         infos.insert(p, ni);
     }
@@ -368,7 +382,11 @@ pub fn narinfo_for(info: &PathInfo, sd: &StoreDir, sign_key: Option<&SecretKey>)
 
 /// `nar/<nix32 hash>.nar[.ext]`.
 pub fn nar_url(file_hash: &NixHash, c: Compression) -> String {
-    format!("nar/{}.nar{}", file_hash.encode(Encoding::Nix32), c.extension())
+    format!(
+        "nar/{}.nar{}",
+        file_hash.encode(Encoding::Nix32),
+        c.extension()
+    )
 }
 
 /// The closure of `paths` in `store`, references before referrers.
@@ -380,7 +398,10 @@ pub fn store_closure(store: &Store, paths: &[StorePath]) -> Result<Vec<PathInfo>
             continue;
         }
         let info = store.path_info.get_path(&p)?.ok_or_else(|| {
-            Error::Cache(format!("{} is not in the store", store.store_dir.display(&p)))
+            Error::Cache(format!(
+                "{} is not in the store",
+                store.store_dir.display(&p)
+            ))
         })?;
         queue.extend(info.references.iter().cloned());
         infos.insert(p, info);
@@ -400,21 +421,26 @@ pub fn copy_to(
     opts: &ToOptions,
 ) -> Result<Vec<Copied>> {
     let sd = &store.store_dir;
-    let infos = if opts.closure {
-        store_closure(store, paths)?
-    } else {
-        let mut v = Vec::new();
-        for p in paths {
-            v.push(store.path_info.get_path(p)?.ok_or_else(|| {
-                Error::Cache(format!("{} is not in the store", sd.display(p)))
-            })?);
-        }
-        v
-    };
+    let infos =
+        if opts.closure {
+            store_closure(store, paths)?
+        } else {
+            let mut v = Vec::new();
+            for p in paths {
+                v.push(store.path_info.get_path(p)?.ok_or_else(|| {
+                    Error::Cache(format!("{} is not in the store", sd.display(p)))
+                })?);
+            }
+            v
+        };
     check_cache_info(remote, sd)?;
     if !remote.exists("nix-cache-info")? {
         let text = format!("StoreDir: {}\n", sd.as_str());
-        remote.put("nix-cache-info", &mut text.as_bytes(), "text/x-nix-cache-info")?;
+        remote.put(
+            "nix-cache-info",
+            &mut text.as_bytes(),
+            "text/x-nix-cache-info",
+        )?;
     }
     let mut out = Vec::new();
     for info in infos {
@@ -448,8 +474,8 @@ fn upload_nar(store: &Store, remote: &Remote, info: &PathInfo, rel: &str) -> Res
                 tx: tx.clone(),
                 buf: Vec::with_capacity(CHUNK),
             };
-            let res = write_nar(&*store.blobs, &*store.directories, &info.node, w)
-                .and_then(|mut w| {
+            let res =
+                write_nar(&*store.blobs, &*store.directories, &info.node, w).and_then(|mut w| {
                     w.flush().map_err(|e| ferrix_store::Error::Io {
                         context: "writing NAR".into(),
                         source: e,

@@ -56,7 +56,9 @@ impl Remote {
                 auth,
             })
         } else if url.starts_with("https://") {
-            Err(bad("https:// caches are not supported yet (http:// and file:// are)"))
+            Err(bad(
+                "https:// caches are not supported yet (http:// and file:// are)",
+            ))
         } else {
             Err(bad("expected http://host[:port][/prefix] or file:///dir"))
         }
@@ -205,7 +207,9 @@ pub fn check_relative(rel: &str) -> Result<()> {
     let ok = !rel.is_empty()
         && !rel.starts_with('/')
         && !rel.contains(['?', '#', '\\', '\0'])
-        && rel.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
     if ok {
         Ok(())
     } else {
@@ -242,7 +246,16 @@ mod tests {
         for ok in ["nix-cache-info", "abc.narinfo", "nar/x.nar.xz"] {
             assert!(check_relative(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/etc/passwd", "../x", "nar/../../x", "nar//x", "./x", "a?b", "a\\b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "nar/../../x",
+            "nar//x",
+            "./x",
+            "a?b",
+            "a\\b",
+        ] {
             assert!(check_relative(bad).is_err(), "{bad}");
         }
     }

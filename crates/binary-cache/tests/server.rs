@@ -102,11 +102,34 @@ fn ferrix_to_ferrix_through_http_and_file_caches() {
     let copied = copy_from(&dst, &Remote::open(&url, None).unwrap(), &paths, &opts).unwrap();
     assert_eq!(copied.len(), 1);
     let got = dst.path_info.get_path(&info.store_path).unwrap().unwrap();
-    assert_eq!((got.node.clone(), got.nar_sha256, got.ca.clone()), (info.node.clone(), info.nar_sha256, info.ca.clone()));
+    assert_eq!(
+        (got.node.clone(), got.nar_sha256, got.ca.clone()),
+        (info.node.clone(), info.nar_sha256, info.ca.clone())
+    );
 
     let cache = format!("file://{}", tmp.path().join("cache").display());
-    copy_to(&dst, &Remote::open(&cache, None).unwrap(), &paths, &ToOptions::default()).unwrap();
+    copy_to(
+        &dst,
+        &Remote::open(&cache, None).unwrap(),
+        &paths,
+        &ToOptions::default(),
+    )
+    .unwrap();
     let third = open_store("memory://").unwrap();
-    copy_from(&third, &Remote::open(&cache, None).unwrap(), &paths, &FromOptions::default()).unwrap();
-    assert_eq!(third.path_info.get_path(&info.store_path).unwrap().unwrap().nar_sha256, info.nar_sha256);
+    copy_from(
+        &third,
+        &Remote::open(&cache, None).unwrap(),
+        &paths,
+        &FromOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        third
+            .path_info
+            .get_path(&info.store_path)
+            .unwrap()
+            .unwrap()
+            .nar_sha256,
+        info.nar_sha256
+    );
 }

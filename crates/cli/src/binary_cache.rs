@@ -150,7 +150,9 @@ pub fn copy(store: Store, args: CopyArgs) -> anyhow::Result<ExitCode> {
                     } else {
                         k.clone()
                     };
-                    keys.push(PublicKey::parse(&text).with_context(|| format!("--trusted-key {k}"))?);
+                    keys.push(
+                        PublicKey::parse(&text).with_context(|| format!("--trusted-key {k}"))?,
+                    );
                 }
                 Some(keys)
             };
@@ -162,7 +164,11 @@ pub fn copy(store: Store, args: CopyArgs) -> anyhow::Result<ExitCode> {
                 closure: args.closure,
                 trusted_keys,
             };
-            (url, copy_from(&store, &remote, &paths, &opts).with_context(|| format!("copying from {url}"))?)
+            (
+                url,
+                copy_from(&store, &remote, &paths, &opts)
+                    .with_context(|| format!("copying from {url}"))?,
+            )
         }
         (None, Some(url)) => {
             if !args.trusted_keys.is_empty() {
@@ -173,7 +179,11 @@ pub fn copy(store: Store, args: CopyArgs) -> anyhow::Result<ExitCode> {
                 closure: args.closure,
                 sign_key: args.sign_key.as_ref().map(secret_key).transpose()?,
             };
-            (url, copy_to(&store, &remote, &paths, &opts).with_context(|| format!("copying to {url}"))?)
+            (
+                url,
+                copy_to(&store, &remote, &paths, &opts)
+                    .with_context(|| format!("copying to {url}"))?,
+            )
         }
         _ => unreachable!("clap requires exactly one of --from and --to"),
     };

@@ -162,7 +162,14 @@ struct Server {
 impl Server {
     fn start(env: &Env, store: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(FERRIX)
-            .args(["store", "--store", store, "serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "store",
+                "--store",
+                store,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .current_dir(env.tmp.path())
             .stdout(Stdio::piped())
@@ -305,9 +312,25 @@ fn ferrix_store_with_closure(env: &Env, store: &str, tag: &str) -> Vec<String> {
     let cache = format!("file://{}", env.p("nix-cache"));
     env.nix_ok(
         "nix",
-        &["copy", "--store", &root, "--to", &cache, closure.last().unwrap()],
+        &[
+            "copy",
+            "--store",
+            &root,
+            "--to",
+            &cache,
+            closure.last().unwrap(),
+        ],
     );
-    env.ferrix_ok(store, &["copy", "--from", &cache, "--closure", closure.last().unwrap()]);
+    env.ferrix_ok(
+        store,
+        &[
+            "copy",
+            "--from",
+            &cache,
+            "--closure",
+            closure.last().unwrap(),
+        ],
+    );
     closure
 }
 
@@ -334,8 +357,18 @@ fn nix_copies_a_signed_closure_from_ferrix_serve() {
     let out = env.nix(
         "nix",
         &[
-            "copy", "--from", &url, "--store", &dst, "--option", "require-sigs", "true",
-            "--option", "trusted-public-keys", &other_pk, top,
+            "copy",
+            "--from",
+            &url,
+            "--store",
+            &dst,
+            "--option",
+            "require-sigs",
+            "true",
+            "--option",
+            "trusted-public-keys",
+            &other_pk,
+            top,
         ],
     );
     assert!(!out.status.success(), "unsigned copy must fail");
@@ -347,8 +380,18 @@ fn nix_copies_a_signed_closure_from_ferrix_serve() {
     env.nix_ok(
         "nix",
         &[
-            "copy", "--from", &url, "--store", &dst, "--option", "require-sigs", "true",
-            "--option", "trusted-public-keys", &pk, top,
+            "copy",
+            "--from",
+            &url,
+            "--store",
+            &dst,
+            "--option",
+            "require-sigs",
+            "true",
+            "--option",
+            "trusted-public-keys",
+            &pk,
+            top,
         ],
     );
     let mut args = vec!["--store", dst.as_str(), "--verify-path"];
@@ -408,13 +451,24 @@ fn nix_uploads_with_netrc_and_ferrix_serves_it_back() {
     env.nix_ok(
         "nix",
         &[
-            "copy", "--store", &root, "--to", &url, "--option", "netrc-file",
-            &env.p("netrc"), top,
+            "copy",
+            "--store",
+            &root,
+            "--to",
+            &url,
+            "--option",
+            "netrc-file",
+            &env.p("netrc"),
+            top,
         ],
     );
     server.stop();
     let out = env.ferrix(&store, &["verify"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("checked 3 store paths: 0 damaged"),
         "{}",
@@ -474,9 +528,11 @@ fn ferrix_copies_from_a_nix_file_cache_and_back() {
     let cache = format!("file://{}", env.p("nix-cache"));
     env.nix_ok("nix", &["copy", "--store", &root, "--to", &cache, top]);
     assert!(
-        fs::read_dir(env.path("nix-cache/nar"))
+        fs::read_dir(env.path("nix-cache/nar")).unwrap().all(|e| e
             .unwrap()
-            .all(|e| e.unwrap().file_name().to_string_lossy().ends_with(".nar.xz")),
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".nar.xz")),
         "nix copy --to file:// writes xz NARs"
     );
 
@@ -485,7 +541,15 @@ fn ferrix_copies_from_a_nix_file_cache_and_back() {
     let (_, other) = env.keys("other");
     let out = env.ferrix(
         &store,
-        &["copy", "--from", &cache, "--closure", "--trusted-key", &other, top],
+        &[
+            "copy",
+            "--from",
+            &cache,
+            "--closure",
+            "--trusted-key",
+            &other,
+            top,
+        ],
     );
     assert!(!out.status.success());
     assert!(
@@ -497,11 +561,23 @@ fn ferrix_copies_from_a_nix_file_cache_and_back() {
 
     let out = env.ferrix_ok(
         &store,
-        &["copy", "--from", &cache, "--closure", "--trusted-key", &pk, top],
+        &[
+            "copy",
+            "--from",
+            &cache,
+            "--closure",
+            "--trusted-key",
+            &pk,
+            top,
+        ],
     );
     assert_eq!(lines(&out).len(), 3);
     for p in &closure {
-        assert_eq!(env.ferrix_ok(&store, &["dump", p]), env.nix_dump(&root, p), "{p}");
+        assert_eq!(
+            env.ferrix_ok(&store, &["dump", p]),
+            env.nix_dump(&root, p),
+            "{p}"
+        );
     }
     env.ferrix_ok(&store, &["verify"]);
     // Copying again finds everything present.
@@ -514,14 +590,32 @@ fn ferrix_copies_from_a_nix_file_cache_and_back() {
     let out_cache = format!("file://{}", env.p("ferrix-cache"));
     env.ferrix_ok(
         &store,
-        &["copy", "--to", &out_cache, "--closure", "--sign-key", &fsk, top],
+        &[
+            "copy",
+            "--to",
+            &out_cache,
+            "--closure",
+            "--sign-key",
+            &fsk,
+            top,
+        ],
     );
     let dst = env.p("dst");
     env.nix_ok(
         "nix",
         &[
-            "copy", "--from", &out_cache, "--store", &dst, "--option", "require-sigs", "true",
-            "--option", "trusted-public-keys", &fpk, top,
+            "copy",
+            "--from",
+            &out_cache,
+            "--store",
+            &dst,
+            "--option",
+            "require-sigs",
+            "true",
+            "--option",
+            "trusted-public-keys",
+            &fpk,
+            top,
         ],
     );
     let mut args = vec!["--store", dst.as_str(), "--verify-path"];
@@ -541,10 +635,21 @@ fn ferrix_copies_from_and_to_a_ferrix_server() {
     let dst = env.store("dst");
     env.ferrix_ok(
         &dst,
-        &["copy", "--from", &server.url(), "--closure", "--trusted-key", &pk, top],
+        &[
+            "copy",
+            "--from",
+            &server.url(),
+            "--closure",
+            "--trusted-key",
+            &pk,
+            top,
+        ],
     );
     for p in &closure {
-        assert_eq!(env.ferrix_ok(&dst, &["dump", p]), env.nix_dump(&env.p("root"), p));
+        assert_eq!(
+            env.ferrix_ok(&dst, &["dump", p]),
+            env.nix_dump(&env.p("root"), p)
+        );
     }
     server.stop();
 
@@ -558,7 +663,15 @@ fn ferrix_copies_from_and_to_a_ferrix_server() {
     assert!(err.contains("HTTP status 401"), "{err}");
     env.ferrix_ok(
         &dst,
-        &["copy", "--to", &server.url(), "--closure", "--auth-file", &env.p("auth"), top],
+        &[
+            "copy",
+            "--to",
+            &server.url(),
+            "--closure",
+            "--auth-file",
+            &env.p("auth"),
+            top,
+        ],
     );
     server.stop();
     env.ferrix_ok(&up, &["verify"]);
@@ -597,11 +710,38 @@ fn bad_uploads_get_4xx_and_leave_the_store_unchanged() {
 
     // Unknown hashes.
     let unknown = nixbase32::encode(&[7u8; 20]);
-    assert_eq!(status(http(port, "GET", &format!("/{unknown}.narinfo"), &[], b"", None)), 404);
-    assert_eq!(status(http(port, "HEAD", &format!("/{unknown}.narinfo"), &[], b"", None)), 404);
+    assert_eq!(
+        status(http(
+            port,
+            "GET",
+            &format!("/{unknown}.narinfo"),
+            &[],
+            b"",
+            None
+        )),
+        404
+    );
+    assert_eq!(
+        status(http(
+            port,
+            "HEAD",
+            &format!("/{unknown}.narinfo"),
+            &[],
+            b"",
+            None
+        )),
+        404
+    );
     assert_eq!(status(http(port, "GET", &nar_url, &[], b"", None)), 404);
     assert_eq!(
-        status(http(port, "GET", &format!("/nar/{}.nar", nixbase32::encode(&[1u8; 32])), &[], b"", None)),
+        status(http(
+            port,
+            "GET",
+            &format!("/nar/{}.nar", nixbase32::encode(&[1u8; 32])),
+            &[],
+            b"",
+            None
+        )),
         404
     );
     // Paths that try to leave the cache.
@@ -620,36 +760,87 @@ fn bad_uploads_get_4xx_and_leave_the_store_unchanged() {
     assert_eq!(status(http(port, "PUT", &nar_url, &[], &nar, None)), 401);
     // A narinfo whose NAR was never uploaded.
     let good = narinfo(&nar_hash, nar.len(), "");
-    assert_eq!(status(http(port, "PUT", &ni_url, &[auth], good.as_bytes(), None)), 400);
+    assert_eq!(
+        status(http(port, "PUT", &ni_url, &[auth], good.as_bytes(), None)),
+        400
+    );
     // A truncated upload: the server never sees the whole NAR.
-    let st = status(http(port, "PUT", &nar_url, &[auth], &nar[..nar.len() / 2], Some(nar.len())));
-    assert!(st == 0 || (400..500).contains(&st), "truncated upload: {st}");
-    assert_eq!(status(http(port, "PUT", &ni_url, &[auth], good.as_bytes(), None)), 400);
+    let st = status(http(
+        port,
+        "PUT",
+        &nar_url,
+        &[auth],
+        &nar[..nar.len() / 2],
+        Some(nar.len()),
+    ));
+    assert!(
+        st == 0 || (400..500).contains(&st),
+        "truncated upload: {st}"
+    );
+    assert_eq!(
+        status(http(port, "PUT", &ni_url, &[auth], good.as_bytes(), None)),
+        400
+    );
     // A NAR cut short but framed as complete.
     let cut = &nar[..nar.len() - 8];
     let cut_url = format!("/nar/{}.nar", sha256_nix32(cut));
     assert_eq!(status(http(port, "PUT", &cut_url, &[auth], cut, None)), 400);
     // A file whose hash is not the one in its name.
     let wrong_name = format!("/nar/{}.nar", nixbase32::encode(&[3u8; 32]));
-    assert_eq!(status(http(port, "PUT", &wrong_name, &[auth], &nar, None)), 400);
+    assert_eq!(
+        status(http(port, "PUT", &wrong_name, &[auth], &nar, None)),
+        400
+    );
     // The right NAR, then narinfos that do not match it.
-    assert_eq!(status(http(port, "PUT", &nar_url, &[auth], &nar, None)), 200);
+    assert_eq!(
+        status(http(port, "PUT", &nar_url, &[auth], &nar, None)),
+        200
+    );
     let other_hash = sha256_nix32(b"something else");
     let mismatched = narinfo(&nar_hash, nar.len(), "").replace(
         &format!("NarHash: sha256:{nar_hash}"),
         &format!("NarHash: sha256:{other_hash}"),
     );
-    assert_eq!(status(http(port, "PUT", &ni_url, &[auth], mismatched.as_bytes(), None)), 400);
+    assert_eq!(
+        status(http(
+            port,
+            "PUT",
+            &ni_url,
+            &[auth],
+            mismatched.as_bytes(),
+            None
+        )),
+        400
+    );
     let wrong_size = narinfo(&nar_hash, nar.len() + 8, "");
-    assert_eq!(status(http(port, "PUT", &nar_url, &[auth], &nar, None)), 200);
-    assert_eq!(status(http(port, "PUT", &ni_url, &[auth], wrong_size.as_bytes(), None)), 400);
+    assert_eq!(
+        status(http(port, "PUT", &nar_url, &[auth], &nar, None)),
+        200
+    );
+    assert_eq!(
+        status(http(
+            port,
+            "PUT",
+            &ni_url,
+            &[auth],
+            wrong_size.as_bytes(),
+            None
+        )),
+        400
+    );
     // Malformed narinfos.
-    assert_eq!(status(http(port, "PUT", &nar_url, &[auth], &nar, None)), 200);
+    assert_eq!(
+        status(http(port, "PUT", &nar_url, &[auth], &nar, None)),
+        200
+    );
     for text in [
         "garbage".to_owned(),
         good.replace("NarSize: ", "NarSize: x"),
         good.replace("StorePath: /nix/store/", "StorePath: /tmp/"),
-        good.replace(&format!("CA: fixed:r:sha256:{nar_hash}"), &format!("CA: fixed:r:sha256:{other_hash}")),
+        good.replace(
+            &format!("CA: fixed:r:sha256:{nar_hash}"),
+            &format!("CA: fixed:r:sha256:{other_hash}"),
+        ),
     ] {
         assert_eq!(
             status(http(port, "PUT", &ni_url, &[auth], text.as_bytes(), None)),
@@ -659,11 +850,31 @@ fn bad_uploads_get_4xx_and_leave_the_store_unchanged() {
     }
     // A narinfo under another path's name.
     let elsewhere = format!("/{unknown}.narinfo");
-    assert_eq!(status(http(port, "PUT", &elsewhere, &[auth], good.as_bytes(), None)), 400);
+    assert_eq!(
+        status(http(
+            port,
+            "PUT",
+            &elsewhere,
+            &[auth],
+            good.as_bytes(),
+            None
+        )),
+        400
+    );
     // A reference the store does not have.
     let dangling = format!("{}-missing", nixbase32::encode(&[9u8; 20]));
     let with_ref = narinfo(&nar_hash, nar.len(), &dangling);
-    assert_eq!(status(http(port, "PUT", &ni_url, &[auth], with_ref.as_bytes(), None)), 409);
+    assert_eq!(
+        status(http(
+            port,
+            "PUT",
+            &ni_url,
+            &[auth],
+            with_ref.as_bytes(),
+            None
+        )),
+        409
+    );
     server.stop();
     assert_eq!(env.ferrix_ok(&store, &["list"]), b"", "nothing registered");
     env.ferrix_ok(&store, &["verify"]);
@@ -671,8 +882,14 @@ fn bad_uploads_get_4xx_and_leave_the_store_unchanged() {
     // Control: the same requests, done right, register the path.
     let server = Server::start(&env, &store, &["--upload-auth", &env.p("auth")]);
     let port = server.port;
-    assert_eq!(status(http(port, "PUT", &nar_url, &[auth], &nar, None)), 200);
-    assert_eq!(status(http(port, "PUT", &ni_url, &[auth], good.as_bytes(), None)), 200);
+    assert_eq!(
+        status(http(port, "PUT", &nar_url, &[auth], &nar, None)),
+        200
+    );
+    assert_eq!(
+        status(http(port, "PUT", &ni_url, &[auth], good.as_bytes(), None)),
+        200
+    );
     let (st, served) = http(port, "GET", &nar_url, &[], b"", None).unwrap();
     assert_eq!((st, served), (200, nar.clone()));
     server.stop();
@@ -717,9 +934,15 @@ fn load_32_clients_fetch_100_mib_of_nars() {
             .iter()
             .map(|p| {
                 s.spawn(move || {
-                    let (st, ni) =
-                        http(port, "GET", &format!("/{}.narinfo", hash_part(p)), &[], b"", None)
-                            .expect("narinfo answer");
+                    let (st, ni) = http(
+                        port,
+                        "GET",
+                        &format!("/{}.narinfo", hash_part(p)),
+                        &[],
+                        b"",
+                        None,
+                    )
+                    .expect("narinfo answer");
                     assert_eq!(st, 200);
                     let ni = String::from_utf8(ni).unwrap();
                     let field = |k: &str| {

@@ -423,7 +423,10 @@ X-Future: kept as is\n";
         assert_eq!(ni.compression, None);
         assert_eq!(ni.compression_or_default(), "bzip2");
         assert_eq!(ni.deriver, None);
-        assert_eq!(ni.extra, vec![("X-Future".to_owned(), "kept as is".to_owned())]);
+        assert_eq!(
+            ni.extra,
+            vec![("X-Future".to_owned(), "kept as is".to_owned())]
+        );
         let text = ni.to_text(&sd);
         assert!(text.ends_with("X-Future: kept as is\n"), "{text}");
         assert_eq!(NarInfo::parse(&text, &sd).unwrap(), ni);
