@@ -982,3 +982,122 @@ fn load_32_clients_fetch_100_mib_of_nars() {
         "server memory grew by {growth} bytes while serving {total} bytes"
     );
 }
+
+#[test]
+fn read_auth_guards_reads_and_zstd_uploads_work() {
+    let env = Env::new();
+    let root = env.p("root");
+    let closure = env.build_closure(&root, "ra");
+    let top = closure.last().unwrap();
+    fs::write(env.path("writer.auth"), "writer:w-pass\n").unwrap();
+    fs::write(env.path("reader.auth"), "reader:r-pass\n").unwrap();
+    let netrc = |name: &str, user: &str, pass: &str| {
+        fs::write(
+            env.path(name),
+            format!("machine 127.0.0.1\nlogin {user}\npassword {pass}\n"),
+        )
+        .unwrap();
+        env.p(name)
+    };
+    let writer = netrc("writer.netrc", "writer", "w-pass");
+    let reader = netrc("reader.netrc", "reader", "r-pass");
+    let store = env.store("ferrix");
+    let server = Server::start(
+        &env,
+        &store,
+        &[
+            "--upload-auth",
+            &env.p("writer.auth"),
+            "--read-auth",
+            &env.p("reader.auth"),
+        ],
+    );
+    let url = server.url();
+    // Nix uploads zstd-compressed NARs when asked to.
+    env.nix_ok(
+        "nix",
+        &[
+            "copy",
+            "--store",
+            &root,
+            "--to",
+            &format!("{url}?compression=zstd"),
+            "--option",
+            "netrc-file",
+            &writer,
+            top,
+        ],
+    );
+    // Reads need credentials now.
+    assert_eq!(
+        status(http(server.port, "GET", "/nix-cache-info", &[], b"", None)),
+        401
+    );
+    let narinfo = format!("/{}.narinfo", hash_part(top));
+    assert_eq!(
+        status(http(server.port, "GET", &narinfo, &[], b"", None)),
+        401
+    );
+    // The reader's credentials do not allow uploads.
+    let reader_auth = ("Authorization", "Basic cmVhZGVyOnItcGFzcw=="); // reader:r-pass
+    assert_eq!(
+        status(http(
+            server.port,
+            "GET",
+            &narinfo,
+            &[reader_auth],
+            b"",
+            None
+        )),
+        200
+    );
+    assert_eq!(
+        status(http(
+            server.port,
+            "PUT",
+            &narinfo,
+            &[reader_auth],
+            b"x",
+            None
+        )),
+        401
+    );
+    let out = env.nix(
+        "nix",
+        &[
+            "copy",
+            "--from",
+            &url,
+            "--store",
+            &env.p("dst0"),
+            "--option",
+            "require-sigs",
+            "false",
+            top,
+        ],
+    );
+    assert!(!out.status.success());
+    let dst = env.p("dst");
+    env.nix_ok(
+        "nix",
+        &[
+            "copy",
+            "--from",
+            &url,
+            "--store",
+            &dst,
+            "--option",
+            "require-sigs",
+            "false",
+            "--option",
+            "netrc-file",
+            &reader,
+            top,
+        ],
+    );
+    let mut args = vec!["--store", dst.as_str(), "--verify-path"];
+    args.extend(closure.iter().map(String::as_str));
+    env.nix_ok("nix-store", &args);
+    server.stop();
+    env.ferrix_ok(&store, &["verify"]);
+}
