@@ -545,19 +545,32 @@ fn register(
 ) -> Result<PathInfo, Response> {
     let sd = &s.store.store_dir;
     let path = sd.display(&ni.store_path);
-    let existing = s
+    if let Some(have) = s
         .store
         .path_info
         .get_path(&ni.store_path)
-        .map_err(internal)?;
-    let Some(got) = got else {
-        // Uploading a narinfo again for a path the store has is harmless.
-        if let Some(have) = existing
-            && have.nar_sha256 == ni.nar_hash.digest()
-            && have.nar_size == ni.nar_size
-        {
+        .map_err(internal)?
+    {
+        // A path is never replaced: the same contents again only add
+        // signatures; other contents under the same path are refused.
+        if have.nar_sha256 != ni.nar_hash.digest() || have.nar_size != ni.nar_size {
+            return Err(text(
+                StatusCode::CONFLICT,
+                format!("{path} is already in the store with another NAR hash"),
+            ));
+        }
+        if ni.sigs.iter().all(|sig| have.signatures.contains(sig)) {
             return Ok(have);
         }
+        let mut merged = have;
+        for sig in &ni.sigs {
+            if !merged.signatures.contains(sig) {
+                merged.signatures.push(sig.clone());
+            }
+        }
+        return s.store.path_info.put(merged).map_err(internal);
+    }
+    let Some(got) = got else {
         return Err(bad(format!(
             "{path}: its NAR {url} has not been uploaded (PUT the NAR first)"
         )));
