@@ -360,11 +360,13 @@ async fn get_nar(
     let Ok(permit) = s.renders.clone().acquire_owned().await else {
         return internal("the server is shutting down");
     };
+    let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let w = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
+            handle,
         };
         let res = compression
             .encoder(w)
@@ -391,11 +393,15 @@ async fn get_nar(
 }
 
 const CHUNK: usize = 1 << 16;
+/// A download whose client takes longer than this to accept the next chunk
+/// is dropped, so stalled clients cannot hold the render slots forever.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Sends what is written to an HTTP response body in [`CHUNK`]s.
 struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
+    handle: tokio::runtime::Handle,
 }
 
 impl Write for ChannelWriter {
@@ -409,9 +415,22 @@ impl Write for ChannelWriter {
     fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-            self.tx
-                .blocking_send(Ok(Bytes::from(chunk)))
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+            let send = tokio::time::timeout(SEND_TIMEOUT, self.tx.send(Ok(Bytes::from(chunk))));
+            match self.handle.block_on(send) {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "client went away",
+                    ));
+                }
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "client stopped reading",
+                    ));
+                }
+            }
         }
         Ok(())
     }
