@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod binary_cache;
 mod derivation;
 mod eval;
 mod hash;

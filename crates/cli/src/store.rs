@@ -69,6 +69,10 @@ enum Cmd {
     /// Recompute every path's NAR hash from castore; report mismatches and
     /// missing or corrupt data; exit non-zero on damage.
     Verify,
+    /// Serve the store as a Nix binary cache over HTTP.
+    Serve(crate::binary_cache::ServeArgs),
+    /// Copy store paths from or to a Nix binary cache (http:// or file://).
+    Copy(crate::binary_cache::CopyArgs),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -99,6 +103,8 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     };
     let store = open_store(&url).with_context(|| format!("opening store {url}"))?;
     match args.command {
+        Cmd::Serve(a) => return crate::binary_cache::serve(store, a),
+        Cmd::Copy(a) => return crate::binary_cache::copy(store, a),
         Cmd::Add { flat, paths } => {
             let opts = AddOptions {
                 method: if flat {

@@ -55,10 +55,15 @@ pub struct NarInfo {
     pub system: Option<String>,
     pub sigs: BTreeSet<String>,
     pub ca: Option<CAHash>,
+    /// Fields this parser does not know, in file order, kept so that
+    /// printing a parsed narinfo loses nothing (they are printed last).
+    pub extra: Vec<(String, String)>,
 }
 
 impl NarInfo {
-    /// Parse narinfo text. Unknown fields are ignored, as in Nix.
+    /// Parse narinfo text. Unknown fields are kept in [`NarInfo::extra`]
+    /// (Nix ignores them). A missing `Compression` stays `None`; what it
+    /// means is [`NarInfo::compression_or_default`].
     pub fn parse(text: &str, store_dir: &StoreDir) -> Result<NarInfo, NarInfoError> {
         let mut store_path = None;
         let mut url = None;
@@ -72,6 +77,7 @@ impl NarInfo {
         let mut system = None;
         let mut sigs = BTreeSet::new();
         let mut ca = None;
+        let mut extra = Vec::new();
         fn set<T>(slot: &mut Option<T>, v: T, field: &'static str) -> Result<(), NarInfoError> {
             if slot.replace(v).is_some() {
                 return Err(NarInfoError::DuplicateField { field });
@@ -138,15 +144,17 @@ impl NarInfo {
                         .collect::<Result<BTreeSet<_>, _>>()?;
                     set(&mut references, refs, "References")?
                 }
-                "Deriver" if v != "unknown-deriver" => {
-                    set(&mut deriver, base(v, "Deriver")?, "Deriver")?
+                "Deriver" => {
+                    if v != "unknown-deriver" {
+                        set(&mut deriver, base(v, "Deriver")?, "Deriver")?
+                    }
                 }
                 "System" => set(&mut system, v.to_owned(), "System")?,
                 "Sig" => {
                     sigs.insert(v.to_owned());
                 }
                 "CA" => set(&mut ca, v.parse::<CAHash>()?, "CA")?,
-                _ => {}
+                _ => extra.push((k.to_owned(), v.to_owned())),
             }
         }
         Ok(NarInfo {
@@ -162,7 +170,15 @@ impl NarInfo {
             system,
             sigs,
             ca,
+            extra,
         })
+    }
+
+    /// The compression of the file at [`NarInfo::url`]: the `Compression`
+    /// field, or `bzip2` when it is absent, as in Nix (old caches wrote
+    /// bzip2 without saying so).
+    pub fn compression_or_default(&self) -> &str {
+        self.compression.as_deref().unwrap_or("bzip2")
     }
 
     /// Render in the field order Nix writes.
@@ -194,6 +210,9 @@ impl NarInfo {
         }
         if let Some(ca) = &self.ca {
             let _ = writeln!(s, "CA: {ca}");
+        }
+        for (k, v) in &self.extra {
+            let _ = writeln!(s, "{k}: {v}");
         }
         s
     }
@@ -382,5 +401,34 @@ impl PublicKey {
             return false;
         };
         self.key.verify(data, &sig).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "StorePath: /nix/store/s7zxfmvqlbyzb27sfbkjgk50ml36shhg-ferrix-bc-a\n\
+URL: nar/06x84prlmcm4iha4mvqm0brmmi9ki2fl1j5zlmw6c4i5axm7fbir.nar.bz2\n\
+NarHash: sha256:1h5965q2v7rs5k46lrbgsv76f7cns6mlp04yx9xs18by7ziy0230\n\
+NarSize: 128\n\
+References: \n\
+Deriver: unknown-deriver\n\
+X-Future: kept as is\n";
+
+    #[test]
+    fn missing_compression_means_bzip2_and_unknown_fields_survive() {
+        let sd = StoreDir::default();
+        let ni = NarInfo::parse(TEXT, &sd).unwrap();
+        assert_eq!(ni.compression, None);
+        assert_eq!(ni.compression_or_default(), "bzip2");
+        assert_eq!(ni.deriver, None);
+        assert_eq!(
+            ni.extra,
+            vec![("X-Future".to_owned(), "kept as is".to_owned())]
+        );
+        let text = ni.to_text(&sd);
+        assert!(text.ends_with("X-Future: kept as is\n"), "{text}");
+        assert_eq!(NarInfo::parse(&text, &sd).unwrap(), ni);
     }
 }

@@ -324,6 +324,7 @@ proptest! {
             system,
             sigs,
             ca: ca.map(|h| CAHash::new(CaMethod::Recursive, h)),
+            extra: Vec::new(),
         };
         let text = ni.to_text(&sd);
         let back = NarInfo::parse(&text, &sd).unwrap();
@@ -338,7 +339,7 @@ proptest! {
         let mut ni = NarInfo {
             store_path: p, url: "nar/x".into(), compression: None, file_hash: None, file_size: None,
             nar_hash: NixHash::from_digest(HashAlgo::Sha256, &nh).unwrap(), nar_size: nsz,
-            references: BTreeSet::new(), deriver: None, system: None, sigs: BTreeSet::new(), ca: None,
+            references: BTreeSet::new(), deriver: None, system: None, sigs: BTreeSet::new(), ca: None, extra: Vec::new(),
         };
         ni.sign(&sd, &key).unwrap();
         let k2 = SecretKey::parse(&key.to_text()).unwrap();
