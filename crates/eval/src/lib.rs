@@ -165,6 +165,15 @@ impl Eval {
             ("langVersion".into(), Value::Int(6)),
             ("storeDir".into(), Value::str(&opts.store_dir)),
             ("currentSystem".into(), Value::str("x86_64-linux")),
+            (
+                "currentTime".into(),
+                Value::Int(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0),
+                ),
+            ),
             ("null".into(), Value::Null),
             ("true".into(), Value::Bool(true)),
             ("false".into(), Value::Bool(false)),
