@@ -284,6 +284,24 @@ impl Eval {
         builtins::io::import_path(self, path)
     }
 
+    /// Parse `text` with the variables of `scope` bound above the base
+    /// environment (they shadow builtins) and return it unevaluated, as a
+    /// thunk (used by the REPL for its bindings).
+    pub fn thunk_in_scope(&self, text: &str, name: &str, base_dir: &str, scope: &[(Symbol, Value)]) -> Result<Value> {
+        let names: Vec<Symbol> = scope.iter().map(|(n, _)| *n).collect();
+        let e = self.parse_scoped(text, name, base_dir, &names)?;
+        let env = Env::new(Some(self.root_env.clone()), scope.iter().map(|(_, v)| v.clone()).collect());
+        Ok(self.thunk(e, &env))
+    }
+
+    /// Names of the variables in the base environment (`builtins`,
+    /// `__add`, `map`, `true`, …), sorted.
+    pub fn global_var_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.global_names.keys().map(|s| s.as_str().into_owned()).collect();
+        v.sort();
+        v
+    }
+
     /// The `builtins` attribute set.
     pub fn builtins_value(&self) -> Value {
         let idx = self.global_names[&Symbol::new("builtins")];
