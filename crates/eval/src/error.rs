@@ -80,6 +80,16 @@ impl Error {
         self.0.hint = Some(hint.into());
         self
     }
+    /// This error's message with `other`'s position, trace and hint.
+    #[cold]
+    pub fn with_trace_of(mut self, other: Error) -> Error {
+        let msg = std::mem::take(&mut self.0.msg);
+        let kind = self.0.kind;
+        self.0 = other.0;
+        self.0.msg = msg;
+        self.0.kind = kind;
+        self
+    }
     /// Add a `… while …` frame.
     #[cold]
     pub fn while_(mut self, msg: impl Into<String>, span: Span) -> Error {

@@ -94,6 +94,11 @@ fn read_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 /// `builtins.readDir ./dir` gives e.g. `{ file = "regular"; sub = "directory"; }`
 fn read_dir(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let p = path_arg(ev, &a[0])?;
+    match ev.io.file_type(&p) {
+        Err(_) if !ev.io.path_exists(&p) => return Err(Error::eval(format!("path '{p}' does not exist"))),
+        Ok(FileType::Regular) => return Err(Error::eval(format!("'{p}' is not a directory"))),
+        _ => {}
+    }
     let ents = ev.io.read_dir(&p).map_err(Error::eval)?;
     let mut attrs = Vec::with_capacity(ents.len());
     for (name, t) in ents {
@@ -113,7 +118,7 @@ fn read_file_type(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 /// `builtins.pathExists /nonexistent` → `false`
 fn path_exists(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let v = ev.force(&a[0])?;
-    let p = path_arg(ev, &v)?;
+    let p = path_arg(ev, &v).map_err(|e| e.while_("while realising the context of a path", Span::NONE))?;
     // a trailing slash or "/." requires a directory
     let must_dir = matches!(v, Value::String(ref s) if s.bytes.ends_with(b"/") || s.bytes.ends_with(b"/."));
     let canon = crate::canon_path(&p);

@@ -90,7 +90,7 @@ fn elem_at(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[0])?;
     let i = ev.force_int(&a[1])?;
     if i < 0 || i as usize >= l.len() {
-        return Err(Error::eval(format!("list index {i} is out of bounds")));
+        return Err(Error::eval(format!("'builtins.elemAt' called with index {i} on a list of size {}", l.len())));
     }
     ev.force(&l[i as usize])
 }

@@ -73,12 +73,16 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     if from.len() != to.len() {
         return Err(Error::eval("'from' and 'to' arguments passed to builtins.replaceStrings have different lengths"));
     }
-    let mut ctx = Context::new();
-    let s = coerce(ev, &a[2], &mut ctx, false)?;
     let mut froms = Vec::with_capacity(from.len());
     for f in from.iter() {
-        froms.push(ev.force_string(f)?);
+        froms.push(ev.force_string(f).map_err(|e| {
+            e.while_("while evaluating one of the strings to replace passed to builtins.replaceStrings", Span::NONE)
+        })?);
     }
+    let mut ctx = Context::new();
+    let s = ev.force_string(&a[2])?;
+    s.collect_context(&mut ctx);
+    let s = &s.bytes;
     let mut tos: Vec<Option<Vec<u8>>> = vec![None; to.len()];
     let mut out = Vec::with_capacity(s.len());
     let mut p = 0;
@@ -89,7 +93,11 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             if s[p..].starts_with(f) {
                 found = true;
                 if tos[i].is_none() {
-                    tos[i] = Some(coerce(ev, &to[i], &mut ctx, false)?);
+                    let t = ev.force_string(&to[i]).map_err(|e| {
+                        e.while_("while evaluating one of the replacement strings passed to builtins.replaceStrings", Span::NONE)
+                    })?;
+                    t.collect_context(&mut ctx);
+                    tos[i] = Some(t.bytes.to_vec());
                 }
                 out.extend_from_slice(tos[i].as_ref().expect("set above"));
                 if f.is_empty() {
@@ -123,7 +131,12 @@ fn concat_strings_sep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         if i > 0 {
             out.extend_from_slice(&sep.bytes);
         }
-        out.extend_from_slice(&coerce(ev, x, &mut ctx, false)?);
+        out.extend_from_slice(&coerce(ev, x, &mut ctx, false).map_err(|e| {
+            e.while_(
+                "while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep",
+                Span::NONE,
+            )
+        })?);
     }
     Ok(Value::string_ctx(out, ctx))
 }
