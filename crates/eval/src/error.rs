@@ -90,6 +90,25 @@ impl Error {
         self.0.kind = kind;
         self
     }
+    /// Add a `… while …` frame below all existing ones (innermost), as C++
+    /// Nix's error context passed down into a coercion does.
+    #[cold]
+    pub fn while_innermost(mut self, msg: impl Into<String>, span: Span) -> Error {
+        if self.0.trace.len() < 64 {
+            self.0.trace.insert(0, (msg.into(), span));
+        }
+        self
+    }
+    /// Frames for a failed coercion in string interpolation: "while
+    /// evaluating a path segment" goes with the type error itself.
+    #[cold]
+    pub fn in_path_segment(self, span: Span) -> Error {
+        if self.msg().starts_with("cannot coerce ") {
+            self.while_innermost("while evaluating a path segment", span)
+        } else {
+            self
+        }
+    }
     /// Add a `… while …` frame.
     #[cold]
     pub fn while_(mut self, msg: impl Into<String>, span: Span) -> Error {

@@ -293,11 +293,11 @@ impl Eval {
                 for p in parts.iter() {
                     match p {
                         StrPart::Lit(l) => out.extend_from_slice(l),
-                        StrPart::Interp(e) => {
+                        StrPart::Interp(e, ipos) => {
                             let v = self.eval(e, env)?;
                             let s = self
                                 .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: false })
-                                .map_err(|e| e.at(*pos))?;
+                                .map_err(|e| e.in_path_segment(*ipos))?;
                             out.extend_from_slice(&s);
                         }
                     }
@@ -660,13 +660,13 @@ impl Eval {
         }
     }
 
-    fn eval_interp(&self, parts: &'static [StrPart], env: &Rc<Env>, pos: Span) -> Result<Value> {
+    fn eval_interp(&self, parts: &'static [StrPart], env: &Rc<Env>, _pos: Span) -> Result<Value> {
         let mut out = Vec::new();
         let mut ctx = Context::new();
         for p in parts {
             match p {
                 StrPart::Lit(l) => out.extend_from_slice(l),
-                StrPart::Interp(e) => {
+                StrPart::Interp(e, ipos) => {
                     let v = self.eval(e, env)?;
                     if let Value::String(s) = &v {
                         out.extend_from_slice(&s.bytes);
@@ -675,7 +675,7 @@ impl Eval {
                     }
                     let s = self
                         .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: true })
-                        .map_err(|e| e.at(pos))?;
+                        .map_err(|e| e.in_path_segment(*ipos))?;
                     out.extend_from_slice(&s);
                 }
             }
@@ -1049,13 +1049,20 @@ impl Eval {
                 }
             }
             Value::Attrs(a) => {
-                if let Some(f) = a.get(sym::to_string()) {
-                    let f = self.force(f)?;
-                    let r = self.call(&f, v.clone(), Span::NONE)?;
-                    return self.coerce_to_string(&r, ctx, how);
+                if let Some(attr) = a.get_attr(sym::to_string()) {
+                    let pos = attr.pos;
+                    let r = self
+                        .force(&attr.value)
+                        .and_then(|f| self.call(&f, v.clone(), pos))
+                        .map_err(|e| e.while_("while calling the `__toString` attribute", pos))?;
+                    return self
+                        .coerce_to_string(&r, ctx, how)
+                        .map_err(|e| e.while_("while using the result of the `__toString` attribute", pos));
                 }
-                if let Some(o) = a.get(sym::out_path()) {
-                    return self.coerce_to_string(o, ctx, how);
+                if let Some(attr) = a.get_attr(sym::out_path()) {
+                    return self
+                        .coerce_to_string(&attr.value, ctx, how)
+                        .map_err(|e| e.while_("while evaluating the `outPath` attribute", attr.pos));
                 }
                 Err(Error::eval(format!("cannot coerce {} to a string: {}", v.show_type(), crate::print::print_error_value(&v))))
             }

@@ -639,7 +639,9 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                                 out.push(StrPart::Lit(lit_bytes(l)))
                             }
                         }
-                        InterpolPart::Interpolation(i) => out.push(StrPart::Interp(*self.sub(i.expr(), i.syntax())?)),
+                        InterpolPart::Interpolation(i) => {
+                            out.push(StrPart::Interp(*self.sub(i.expr(), i.syntax())?, self.span(i.syntax())))
+                        }
                     }
                 }
                 match out.as_slice() {
@@ -681,7 +683,9 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                             }
                             out.push(StrPart::Lit(t.into_bytes().into()))
                         }
-                        InterpolPart::Interpolation(ip) => out.push(StrPart::Interp(*self.sub(ip.expr(), ip.syntax())?)),
+                        InterpolPart::Interpolation(ip) => {
+                            out.push(StrPart::Interp(*self.sub(ip.expr(), ip.syntax())?, self.span(ip.syntax())))
+                        }
                     }
                 }
                 match out.as_slice() {

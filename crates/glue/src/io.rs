@@ -183,6 +183,9 @@ impl EvalIO for StoreIO {
         if name.ends_with(".drv") {
             return Err("file names are not allowed to end in '.drv'".into());
         }
+        if !self.host.path_exists(path) {
+            return Err(format!("path '{path}' does not exist"));
+        }
         let sp = self
             .import(path, &name, CaMethod::Recursive, None, &mut |_, _| Ok(true))
             .map_err(|e| e.msg().to_string())?;

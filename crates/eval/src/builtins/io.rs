@@ -93,7 +93,12 @@ fn read_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.readDir ./dir` gives e.g. `{ file = "regular"; sub = "directory"; }`
 fn read_dir(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let p = path_arg(ev, &a[0])?;
+    let mut p = path_arg(ev, &a[0])?;
+    if let Ok(FileType::Symlink) = ev.io.file_type(&p)
+        && let Ok(c) = ev.io.canonicalize(&p)
+    {
+        p = c;
+    }
     match ev.io.file_type(&p) {
         Err(_) if !ev.io.path_exists(&p) => return Err(Error::eval(format!("path '{p}' does not exist"))),
         Ok(FileType::Regular) => return Err(Error::eval(format!("'{p}' is not a directory"))),
