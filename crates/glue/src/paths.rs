@@ -141,7 +141,9 @@ pub fn filter_source(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
 pub fn store_path(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let io = store_io(ev)?;
     let mut ctx = Context::new();
-    let s = ev.coerce_to_string(&a[0], &mut ctx, Coerce { more: false, copy_to_store: false })?;
+    let s = ev
+        .coerce_to_string(&a[0], &mut ctx, Coerce { more: false, copy_to_store: false })
+        .map_err(|e| e.while_("while evaluating the first argument passed to 'builtins.storePath'", Span::NONE))?;
     let mut path = String::from_utf8_lossy(&s).into_owned();
     if !path.starts_with('/') {
         return Err(Error::eval(format!("string '{path}' doesn't represent an absolute path")).at(pos));

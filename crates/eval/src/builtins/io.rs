@@ -179,6 +179,9 @@ fn to_path(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn hash_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let algo = ev.force_str_nocontext(&a[0])?;
     let p = path_arg(ev, &a[1])?;
+    if !ev.io.path_exists(&p) {
+        return Err(Error::eval(format!("path '{p}' does not exist")));
+    }
     let bytes = ev.io.read_file(&p).map_err(Error::eval)?;
     Ok(Value::str(&super::string::hex(&super::string::hash_bytes(&algo, &bytes)?)))
 }

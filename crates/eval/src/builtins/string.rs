@@ -41,7 +41,15 @@ fn coerce(ev: &Eval, v: &Value, ctx: &mut Context, more: bool) -> Result<Vec<u8>
 /// `toString 1` → `"1"`
 fn to_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut ctx = Context::new();
-    let s = ev.coerce_to_string(&a[0], &mut ctx, Coerce { more: true, copy_to_store: false })?;
+    let v = ev.force(&a[0])?;
+    let s = ev.coerce_to_string(&v, &mut ctx, Coerce { more: true, copy_to_store: false }).map_err(|e| {
+        // C++ Nix adds the argument frame to any error from a list element.
+        if matches!(v, Value::List(_)) {
+            e.while_("while evaluating the first argument passed to builtins.toString", Span::NONE)
+        } else {
+            e
+        }
+    })?;
     Ok(Value::string_ctx(s, ctx))
 }
 /// `builtins.stringLength "abc"` → `3`
