@@ -80,6 +80,9 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
                             .map_err(|e| e.while_("while calling the `__toString` attribute", pos))?;
                         let using = "while using the result of the `__toString` attribute";
                         let s = match &r {
+                            Value::Attrs(ra) if ra.get(sym::to_string()).is_some() || ra.get(sym::out_path()).is_some() => ev
+                                .coerce_to_string(&r, ctx, Coerce { more: false, copy_to_store })
+                                .map_err(|e| e.while_(using, pos))?,
                             Value::String(_) | Value::Path(_) => ev
                                 .coerce_to_string(&r, ctx, Coerce { more: false, copy_to_store })
                                 .map_err(|e| e.while_(using, pos))?,
