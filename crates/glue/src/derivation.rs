@@ -226,10 +226,10 @@ fn derivation_strict_named(ev: &Eval, attrs: &ferrix_eval::AttrSet, drv_name: &s
     }
 
     if builder.is_empty() {
-        return Err(Error::eval("required attribute 'builder' missing").at(pos));
+        return Err(Error::eval("required attribute 'builder' missing"));
     }
     if system.is_empty() {
-        return Err(Error::eval("required attribute 'system' missing").at(pos));
+        return Err(Error::eval("required attribute 'system' missing"));
     }
     if drv_name.ends_with(".drv") {
         return Err(Error::eval("derivation names are not allowed to end in '.drv'").at(pos));

@@ -56,18 +56,29 @@ fn fetch(ev: &Eval, arg: &Value, pos: Span, who: &str, unpack: bool) -> Result<V
         url = Some(force_string_noctx(ev, &v)?);
     }
     let url = url.ok_or_else(|| Error::eval("'url' argument required").at(pos))?;
+    let given_name = name.is_some();
     let name = match name {
         Some(n) if !n.is_empty() => n,
         _ if unpack => "source".to_string(),
         _ => base_name(&url).to_string(),
     };
+    if let Some(problem) = bad_name(&name) {
+        let advice = if given_name {
+            format!("Please change the value for the 'name' attribute passed to '{who}', so that it can create a valid store path.")
+        } else if matches!(v, Value::Attrs(_)) {
+            format!("Please add a valid 'name' attribute to the argument for '{who}', so that it can create a valid store path.")
+        } else {
+            format!("Please pass an attribute set with 'url' and 'name' attributes to '{who}',  so that it can create a valid store path.")
+        };
+        return Err(Error::eval(format!("invalid store path name when fetching URL '{url}': {problem}. {advice}")));
+    }
     let io = store_io(ev)?;
     let key = (url.clone(), name.clone(), unpack);
     let cached = io.fetch_cache.borrow().get(&key).cloned();
     let (sp, hash) = match cached {
         Some(x) => x,
         None => {
-            let r = download_and_add(ev, &url, &name, unpack).map_err(|e| e.at(pos))?;
+            let r = download_and_add(ev, &url, &name, unpack)?;
             io.fetch_cache.borrow_mut().insert(key, r.clone());
             r
         }
@@ -79,11 +90,26 @@ fn fetch(ev: &Eval, arg: &Value, pos: Span, who: &str, unpack: bool) -> Result<V
             "hash mismatch in file downloaded from '{url}':\n  specified: {}\n  got:       {}",
             e.to_typed(Encoding::Nix32),
             hash.to_typed(Encoding::Nix32)
-        ))
-        .at(pos));
+        )));
     }
     let s = io.store_dir.display(&sp);
     Ok(Value::string_ctx(s.clone().into_bytes(), Context::from([s.into()])))
+}
+
+/// Why `name` cannot be a store path name, if it cannot.
+fn bad_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("name must not be empty".into());
+    }
+    if name.len() > 211 {
+        return Some(format!("name '{name}' must be no longer than 211 characters"));
+    }
+    if name.starts_with('.') {
+        return Some(format!("name '{name}' is not valid"));
+    }
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "+-._?=".contains(*c)))
+        .map(|c| format!("name '{name}' contains illegal character '{c}'"))
 }
 
 /// Download `url` into a fresh temporary directory, unpack it if asked, add

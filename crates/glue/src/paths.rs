@@ -49,8 +49,9 @@ fn filter_fn<'a>(ev: &'a Eval, f: Option<Value>, pos: Span) -> impl FnMut(&str, 
     move |path: &str, t: FileType| match &f {
         None => Ok(true),
         Some(f) => {
+            let _ = pos;
             let r = ev.call_n(f, &[Value::str(path), Value::str(t.as_str())])?;
-            ev.force_bool(&r).map_err(|e| e.at(pos))
+            ev.force_bool(&r).map_err(|e| e.while_("while evaluating the return value of the path filter function", Span::NONE))
         }
     }
 }
@@ -86,7 +87,8 @@ fn add_path(
         }
         store_string(ev, &p)
     })();
-    r.map_err(|e| e.while_(format!("while adding path '{path}'"), pos))
+    let _ = pos;
+    r.map_err(|e| e.while_(format!("while adding path '{path}'"), Span::NONE))
 }
 
 /// `builtins.path { path = ./.; name = "src"; filter = p: t: true; recursive = true; sha256 = "…"; }`
@@ -124,15 +126,12 @@ pub fn path(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
 
 /// `builtins.filterSource (p: t: t != "symlink") ./src`
 pub fn filter_source(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
-    let path = source_path(ev, &a[1])?;
-    let f = ev.force(&a[0])?;
-    if !f.is_function() {
-        return Err(Error::eval(format!(
-            "first argument in call to 'filterSource' is not a function but {}",
-            f.show_type()
-        ))
-        .at(pos));
-    }
+    let path = source_path(ev, &a[1]).map_err(|e| {
+        e.while_("while evaluating the second argument (the path to filter) passed to 'builtins.filterSource'", Span::NONE)
+    })?;
+    let f = ev
+        .force_function(&a[0])
+        .map_err(|e| e.while_("while evaluating the first argument passed to builtins.filterSource", Span::NONE))?;
     let name = base_name(&path).to_string();
     add_path(ev, &path, &name, Some(f), CaMethod::Recursive, None, pos)
 }
