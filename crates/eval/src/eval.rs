@@ -815,16 +815,17 @@ impl Eval {
         if !formals.ellipsis && used != attrs.len() {
             for a in &attrs.attrs {
                 if !formals.entries.iter().any(|f| f.name == a.name) {
-                    let mut names: Vec<String> =
-                        formals.entries.iter().map(|f| f.name.as_str().into_owned()).collect();
-                    names.sort();
-                    return Err(Error::eval(format!(
+                    let mut err = Error::eval(format!(
                         "function {} called with unexpected argument '{}'",
                         Self::lambda_name(l),
                         a.name
-                    ))
-                    .at(l.pos)
-                    .while_("from call site", pos));
+                    ));
+                    if let Some(h) =
+                        suggestions(&a.name.as_str(), formals.entries.iter().map(|f| f.name.as_str().into_owned()))
+                    {
+                        err = err.with_hint(h);
+                    }
+                    return Err(err.at(l.pos).while_("from call site", pos));
                 }
             }
         }
@@ -1383,26 +1384,28 @@ fn builtin_op_frame(e: Error, op: BinOp, pos: Span) -> Error {
 
 /// "attribute 'x' missing" with a suggestion.
 pub fn missing_attr(n: Symbol, a: &AttrSet) -> Error {
-    let mut e = Error::eval(format!("attribute '{n}' missing"));
-    let target = n.as_str();
-    let mut close: Vec<String> = a
-        .attrs
-        .iter()
-        .map(|x| x.name.as_str().into_owned())
-        .filter(|s| levenshtein(s, &target) <= 2)
-        .collect();
-    close.sort();
-    if !close.is_empty() {
-        let list = match close.len() {
-            1 => close[0].clone(),
-            _ => {
-                let (last, rest) = close.split_last().expect("nonempty");
-                format!("{} or {}", rest.join(", "), last)
-            }
-        };
-        e = e.with_hint(format!("Did you mean {}?", list));
+    let e = Error::eval(format!("attribute '{n}' missing"));
+    match suggestions(&n.as_str(), a.attrs.iter().map(|x| x.name.as_str().into_owned())) {
+        Some(h) => e.with_hint(h),
+        None => e,
     }
-    e
+}
+
+/// C++ Nix's "Did you mean …?" for the candidates within edit distance 2
+/// of `target`, closest first.
+fn suggestions(target: &str, candidates: impl Iterator<Item = String>) -> Option<String> {
+    let mut close: Vec<(usize, String)> =
+        candidates.map(|s| (levenshtein(&s, target), s)).filter(|(d, _)| *d <= 2).collect();
+    close.sort();
+    let close: Vec<String> = close.into_iter().map(|(_, s)| s).collect();
+    match close.len() {
+        0 => None,
+        1 => Some(format!("Did you mean {}?", close[0])),
+        _ => {
+            let (last, rest) = close.split_last().expect("nonempty");
+            Some(format!("Did you mean one of {} or {}?", rest.join(", "), last))
+        }
+    }
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
