@@ -468,6 +468,13 @@ impl Eval {
                     return Ok(v);
                 }
             }
+            if matches!(op, BinOp::Add) && matches!(a, Value::String(_) | Value::Path(_)) {
+                // C++ Nix parses this as string concatenation: a failed
+                // coercion of the right side is "a path segment" there.
+                return self.add(a, b).map_err(|e| {
+                    if e.msg().starts_with("cannot coerce ") { e.in_path_segment(rpos) } else { e.at(pos) }
+                });
+            }
             return self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos));
         }
         let side = |e: Error, left: bool| {
