@@ -54,8 +54,11 @@ impl StoreIO {
 
     /// The host path holding `path` if it lies in fetched content.
     fn fetched_host_path(&self, path: &str) -> Option<String> {
-        let (sp, sub) = self.store_dir.parse_prefix(path).ok()?;
         let fetched = self.fetched.borrow();
+        if fetched.is_empty() {
+            return None;
+        }
+        let (sp, sub) = self.store_dir.parse_prefix(path).ok()?;
         let f = fetched.get(&sp.to_owned())?;
         Some(format!("{}{sub}", f.root.display()))
     }
