@@ -408,7 +408,7 @@ impl Eval {
         {
             let ov = self.force(&attrs[i].value)?;
             let Value::Attrs(ov) = &ov else {
-                return Err(type_err(&ov, "a set").at(attrs[i].pos));
+                return Err(type_err(&ov, "a set").while_("while evaluating the `__overrides` attribute", Span::NONE));
             };
             for o in &ov.attrs {
                 match attrs.binary_search_by_key(&o.name, |x| x.name) {
