@@ -475,6 +475,10 @@ impl Eval {
                     if e.msg().starts_with("cannot coerce ") { e.in_path_segment(rpos) } else { e.at(pos) }
                 });
             }
+            if matches!(op, BinOp::Add) && matches!(a, Value::Int(_) | Value::Float(_)) {
+                // C++ Nix reports a numeric `+` at its right operand.
+                return self.add(a, b).map_err(|e| e.at(rpos));
+            }
             return self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos));
         }
         let side = |e: Error, left: bool| {
@@ -568,7 +572,14 @@ impl Eval {
     /// `+` on numbers, strings and paths.
     pub fn add(&self, a: Value, b: Value) -> Result<Value> {
         match (&a, &b) {
-            (Value::Int(_) | Value::Float(_), _) => self.arith(BinOp::Add, a, b),
+            (Value::Int(_), Value::Int(_) | Value::Float(_)) | (Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                self.arith(BinOp::Add, a, b)
+            }
+            (Value::Int(_) | Value::Float(_), _) => Err(Error::eval(format!(
+                "cannot add {} to {}",
+                b.show_type(),
+                if matches!(a, Value::Int(_)) { "an integer" } else { "a float" }
+            ))),
             (Value::Path(p), _) => {
                 let mut ctx = Context::new();
                 let s = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: false })?;
