@@ -34,6 +34,10 @@ pub struct ErrorInner {
     pub trace: Vec<(String, Span)>,
     /// Extra text printed after the position (e.g. "Did you mean …").
     pub hint: Option<String>,
+    /// For infinite recursion: the address of the thunk that was re-entered,
+    /// until the error unwinds out of that thunk's first forcing (which
+    /// adds "entering the infinite recursion"); 0 otherwise.
+    pub origin: usize,
 }
 
 /// An evaluation error.
@@ -43,7 +47,7 @@ pub struct Error(pub Box<ErrorInner>);
 impl Error {
     #[cold]
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Error {
-        Error(Box::new(ErrorInner { kind, msg: msg.into(), span: Span::NONE, trace: Vec::new(), hint: None }))
+        Error(Box::new(ErrorInner { kind, msg: msg.into(), span: Span::NONE, trace: Vec::new(), hint: None, origin: 0 }))
     }
     #[cold]
     pub fn eval(msg: impl Into<String>) -> Error {
@@ -56,6 +60,23 @@ impl Error {
     #[cold]
     pub fn infinite_recursion() -> Error {
         Error::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered")
+    }
+    /// Infinite recursion found on re-entering the thunk at address `origin`.
+    #[cold]
+    pub fn infinite_recursion_from(origin: usize) -> Error {
+        let mut e = Error::infinite_recursion();
+        e.0.origin = origin;
+        e
+    }
+    /// Called as the error leaves the forcing of the thunk at `addr`: if that
+    /// is the thunk the recursion re-entered, add C++ Nix's frame.
+    #[cold]
+    pub fn leaving_thunk(mut self, addr: usize) -> Error {
+        if self.0.origin == addr && addr != 0 {
+            self.0.origin = 0;
+            self = self.while_("entering the infinite recursion", Span::NONE);
+        }
+        self
     }
     #[cold]
     pub fn parse(msg: impl Into<String>, span: Span) -> Error {
@@ -79,6 +100,35 @@ impl Error {
     pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
         self.0.hint = Some(hint.into());
         self
+    }
+    /// This error's message with `other`'s position, trace and hint.
+    #[cold]
+    pub fn with_trace_of(mut self, other: Error) -> Error {
+        let msg = std::mem::take(&mut self.0.msg);
+        let kind = self.0.kind;
+        self.0 = other.0;
+        self.0.msg = msg;
+        self.0.kind = kind;
+        self
+    }
+    /// Add a `… while …` frame below all existing ones (innermost), as C++
+    /// Nix's error context passed down into a coercion does.
+    #[cold]
+    pub fn while_innermost(mut self, msg: impl Into<String>, span: Span) -> Error {
+        if self.0.trace.len() < 64 {
+            self.0.trace.insert(0, (msg.into(), span));
+        }
+        self
+    }
+    /// Frames for a failed coercion in string interpolation: "while
+    /// evaluating a path segment" goes with the type error itself.
+    #[cold]
+    pub fn in_path_segment(self, span: Span) -> Error {
+        if self.msg().starts_with("cannot coerce ") {
+            self.while_innermost("while evaluating a path segment", span)
+        } else {
+            self
+        }
     }
     /// Add a `… while …` frame.
     #[cold]

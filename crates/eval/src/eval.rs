@@ -293,11 +293,11 @@ impl Eval {
                 for p in parts.iter() {
                     match p {
                         StrPart::Lit(l) => out.extend_from_slice(l),
-                        StrPart::Interp(e) => {
+                        StrPart::Interp(e, ipos) => {
                             let v = self.eval(e, env)?;
                             let s = self
                                 .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: false })
-                                .map_err(|e| e.at(*pos))?;
+                                .map_err(|e| e.in_path_segment(*ipos))?;
                             out.extend_from_slice(&s);
                         }
                     }
@@ -408,7 +408,7 @@ impl Eval {
         {
             let ov = self.force(&attrs[i].value)?;
             let Value::Attrs(ov) = &ov else {
-                return Err(type_err(&ov, "a set").at(attrs[i].pos));
+                return Err(type_err(&ov, "a set").while_("while evaluating the `__overrides` attribute", Span::NONE));
             };
             for o in &ov.attrs {
                 match attrs.binary_search_by_key(&o.name, |x| x.name) {
@@ -467,6 +467,17 @@ impl Eval {
                 if let Some(v) = fast {
                     return Ok(v);
                 }
+            }
+            if matches!(op, BinOp::Add) && matches!(a, Value::String(_) | Value::Path(_)) {
+                // C++ Nix parses this as string concatenation: a failed
+                // coercion of the right side is "a path segment" there.
+                return self.add(a, b).map_err(|e| {
+                    if e.msg().starts_with("cannot coerce ") { e.in_path_segment(rpos) } else { e.at(pos) }
+                });
+            }
+            if matches!(op, BinOp::Add) && matches!(a, Value::Int(_) | Value::Float(_)) {
+                // C++ Nix reports a numeric `+` at its right operand.
+                return self.add(a, b).map_err(|e| e.at(rpos));
             }
             return self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos));
         }
@@ -561,7 +572,14 @@ impl Eval {
     /// `+` on numbers, strings and paths.
     pub fn add(&self, a: Value, b: Value) -> Result<Value> {
         match (&a, &b) {
-            (Value::Int(_) | Value::Float(_), _) => self.arith(BinOp::Add, a, b),
+            (Value::Int(_), Value::Int(_) | Value::Float(_)) | (Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                self.arith(BinOp::Add, a, b)
+            }
+            (Value::Int(_) | Value::Float(_), _) => Err(Error::eval(format!(
+                "cannot add {} to {}",
+                b.show_type(),
+                if matches!(a, Value::Int(_)) { "an integer" } else { "a float" }
+            ))),
             (Value::Path(p), _) => {
                 let mut ctx = Context::new();
                 let s = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: false })?;
@@ -660,13 +678,13 @@ impl Eval {
         }
     }
 
-    fn eval_interp(&self, parts: &'static [StrPart], env: &Rc<Env>, pos: Span) -> Result<Value> {
+    fn eval_interp(&self, parts: &'static [StrPart], env: &Rc<Env>, _pos: Span) -> Result<Value> {
         let mut out = Vec::new();
         let mut ctx = Context::new();
         for p in parts {
             match p {
                 StrPart::Lit(l) => out.extend_from_slice(l),
-                StrPart::Interp(e) => {
+                StrPart::Interp(e, ipos) => {
                     let v = self.eval(e, env)?;
                     if let Value::String(s) = &v {
                         out.extend_from_slice(&s.bytes);
@@ -675,7 +693,7 @@ impl Eval {
                     }
                     let s = self
                         .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: true })
-                        .map_err(|e| e.at(pos))?;
+                        .map_err(|e| e.in_path_segment(*ipos))?;
                     out.extend_from_slice(&s);
                 }
             }
@@ -815,16 +833,17 @@ impl Eval {
         if !formals.ellipsis && used != attrs.len() {
             for a in &attrs.attrs {
                 if !formals.entries.iter().any(|f| f.name == a.name) {
-                    let mut names: Vec<String> =
-                        formals.entries.iter().map(|f| f.name.as_str().into_owned()).collect();
-                    names.sort();
-                    return Err(Error::eval(format!(
+                    let mut err = Error::eval(format!(
                         "function {} called with unexpected argument '{}'",
                         Self::lambda_name(l),
                         a.name
-                    ))
-                    .at(l.pos)
-                    .while_("from call site", pos));
+                    ));
+                    if let Some(h) =
+                        suggestions(&a.name.as_str(), formals.entries.iter().map(|f| f.name.as_str().into_owned()))
+                    {
+                        err = err.with_hint(h);
+                    }
+                    return Err(err.at(l.pos).while_("from call site", pos));
                 }
             }
         }
@@ -1049,13 +1068,20 @@ impl Eval {
                 }
             }
             Value::Attrs(a) => {
-                if let Some(f) = a.get(sym::to_string()) {
-                    let f = self.force(f)?;
-                    let r = self.call(&f, v.clone(), Span::NONE)?;
-                    return self.coerce_to_string(&r, ctx, how);
+                if let Some(attr) = a.get_attr(sym::to_string()) {
+                    let pos = attr.pos;
+                    let r = self
+                        .force(&attr.value)
+                        .and_then(|f| self.call(&f, v.clone(), pos))
+                        .map_err(|e| e.while_("while calling the `__toString` attribute", pos))?;
+                    return self
+                        .coerce_to_string(&r, ctx, how)
+                        .map_err(|e| e.while_("while using the result of the `__toString` attribute", pos));
                 }
-                if let Some(o) = a.get(sym::out_path()) {
-                    return self.coerce_to_string(o, ctx, how);
+                if let Some(attr) = a.get_attr(sym::out_path()) {
+                    return self
+                        .coerce_to_string(&attr.value, ctx, how)
+                        .map_err(|e| e.while_("while evaluating the `outPath` attribute", attr.pos));
                 }
                 Err(Error::eval(format!("cannot coerce {} to a string: {}", v.show_type(), crate::print::print_error_value(&v))))
             }
@@ -1376,26 +1402,28 @@ fn builtin_op_frame(e: Error, op: BinOp, pos: Span) -> Error {
 
 /// "attribute 'x' missing" with a suggestion.
 pub fn missing_attr(n: Symbol, a: &AttrSet) -> Error {
-    let mut e = Error::eval(format!("attribute '{n}' missing"));
-    let target = n.as_str();
-    let mut close: Vec<String> = a
-        .attrs
-        .iter()
-        .map(|x| x.name.as_str().into_owned())
-        .filter(|s| levenshtein(s, &target) <= 2)
-        .collect();
-    close.sort();
-    if !close.is_empty() {
-        let list = match close.len() {
-            1 => close[0].clone(),
-            _ => {
-                let (last, rest) = close.split_last().expect("nonempty");
-                format!("{} or {}", rest.join(", "), last)
-            }
-        };
-        e = e.with_hint(format!("Did you mean {}?", list));
+    let e = Error::eval(format!("attribute '{n}' missing"));
+    match suggestions(&n.as_str(), a.attrs.iter().map(|x| x.name.as_str().into_owned())) {
+        Some(h) => e.with_hint(h),
+        None => e,
     }
-    e
+}
+
+/// C++ Nix's "Did you mean …?" for the candidates within edit distance 2
+/// of `target`, closest first.
+fn suggestions(target: &str, candidates: impl Iterator<Item = String>) -> Option<String> {
+    let mut close: Vec<(usize, String)> =
+        candidates.map(|s| (levenshtein(&s, target), s)).filter(|(d, _)| *d <= 2).collect();
+    close.sort();
+    let close: Vec<String> = close.into_iter().map(|(_, s)| s).collect();
+    match close.len() {
+        0 => None,
+        1 => Some(format!("Did you mean {}?", close[0])),
+        _ => {
+            let (last, rest) = close.split_last().expect("nonempty");
+            Some(format!("Did you mean one of {} or {}?", rest.join(", "), last))
+        }
+    }
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {

@@ -113,7 +113,8 @@ impl LambdaIR {
 
 pub enum StrPart {
     Lit(Box<[u8]>),
-    Interp(Expr),
+    /// An interpolated expression and where its `${` starts.
+    Interp(Expr, Span),
 }
 
 pub enum Expr {

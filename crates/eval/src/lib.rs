@@ -165,6 +165,15 @@ impl Eval {
             ("langVersion".into(), Value::Int(6)),
             ("storeDir".into(), Value::str(&opts.store_dir)),
             ("currentSystem".into(), Value::str("x86_64-linux")),
+            (
+                "currentTime".into(),
+                Value::Int(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0),
+                ),
+            ),
             ("null".into(), Value::Null),
             ("true".into(), Value::Bool(true)),
             ("false".into(), Value::Bool(false)),
@@ -273,6 +282,24 @@ impl Eval {
     /// Evaluate a file (through the import cache).
     pub fn eval_file(&self, path: &str) -> Result<Value> {
         builtins::io::import_path(self, path)
+    }
+
+    /// Parse `text` with the variables of `scope` bound above the base
+    /// environment (they shadow builtins) and return it unevaluated, as a
+    /// thunk (used by the REPL for its bindings).
+    pub fn thunk_in_scope(&self, text: &str, name: &str, base_dir: &str, scope: &[(Symbol, Value)]) -> Result<Value> {
+        let names: Vec<Symbol> = scope.iter().map(|(n, _)| *n).collect();
+        let e = self.parse_scoped(text, name, base_dir, &names)?;
+        let env = Env::new(Some(self.root_env.clone()), scope.iter().map(|(_, v)| v.clone()).collect());
+        Ok(self.thunk(e, &env))
+    }
+
+    /// Names of the variables in the base environment (`builtins`,
+    /// `__add`, `map`, `true`, …), sorted.
+    pub fn global_var_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.global_names.keys().map(|s| s.as_str().into_owned()).collect();
+        v.sort();
+        v
     }
 
     /// The `builtins` attribute set.

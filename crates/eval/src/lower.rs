@@ -439,9 +439,9 @@ impl<'a, 'b> Lowerer<'a, 'b> {
     }
 
     fn lower_let(&mut self, pa: PAttrs, body: ast::Expr, pos: Span) -> Result<Expr> {
-        if let Some((_, _, p)) = pa.dynamic.first() {
-            let _ = pos;
-            return Err(Error::parse("dynamic attributes not allowed in let", *p));
+        if !pa.dynamic.is_empty() {
+            // C++ Nix reports it at the `let`.
+            return Err(Error::parse("dynamic attributes not allowed in let", pos));
         }
         let mut map: FxHashMap<Symbol, u32> = pa.entries.iter().enumerate().map(|(i, (n, _))| (*n, i as u32)).collect();
         let nfrom = pa.from_exprs.len();
@@ -639,7 +639,9 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                                 out.push(StrPart::Lit(lit_bytes(l)))
                             }
                         }
-                        InterpolPart::Interpolation(i) => out.push(StrPart::Interp(*self.sub(i.expr(), i.syntax())?)),
+                        InterpolPart::Interpolation(i) => {
+                            out.push(StrPart::Interp(*self.sub(i.expr(), i.syntax())?, self.span(i.syntax())))
+                        }
                     }
                 }
                 match out.as_slice() {
@@ -681,7 +683,9 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                             }
                             out.push(StrPart::Lit(t.into_bytes().into()))
                         }
-                        InterpolPart::Interpolation(ip) => out.push(StrPart::Interp(*self.sub(ip.expr(), ip.syntax())?)),
+                        InterpolPart::Interpolation(ip) => {
+                            out.push(StrPart::Interp(*self.sub(ip.expr(), ip.syntax())?, self.span(ip.syntax())))
+                        }
                     }
                 }
                 match out.as_slice() {

@@ -280,7 +280,7 @@ impl Thunk {
         // across evaluation (the state is moved out first).
         let state = unsafe { &mut *self.0.get() };
         match state {
-            ThunkState::Blackhole => return Err(Error::infinite_recursion()),
+            ThunkState::Blackhole => return Err(Error::infinite_recursion_from(self as *const Thunk as usize)),
             ThunkState::Failed(e) => return Err(e.clone()),
             _ => {}
         }
@@ -303,6 +303,7 @@ impl Thunk {
                 Ok(v)
             }
             Err(e) => {
+                let e = if e.kind() == crate::ErrorKind::InfiniteRecursion { e.leaving_thunk(self as *const Thunk as usize) } else { e };
                 if matches!(e.kind(), crate::ErrorKind::StackOverflow | crate::ErrorKind::InfiniteRecursion) {
                     *state = taken;
                 } else {

@@ -33,9 +33,27 @@ fn coerce_env(ev: &Eval, v: &Value, ctx: &mut Context) -> Result<Vec<u8>> {
 /// → `{ drvPath = "/nix/store/…-x.drv"; out = "/nix/store/…-x"; }`
 pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let attrs = ev.force_attrs(&a[0])?;
-    let name_v = attrs.get(Symbol::new("name")).ok_or_else(|| Error::eval("attribute 'name' missing").at(pos))?;
-    let drv_name = force_string_noctx(ev, name_v)
-        .map_err(|e| e.while_("while evaluating the derivation attribute 'name'", pos))?;
+    let name_attr = attrs.get_attr(Symbol::new("name")).ok_or_else(|| {
+        Error::eval("attribute 'name' missing").while_("in the attrset passed as argument to builtins.derivationStrict", Span::NONE)
+    })?;
+    let drv_name = force_string_noctx(ev, &name_attr.value).map_err(|e| {
+        e.while_("while evaluating the `name` attribute passed to builtins.derivationStrict", Span::NONE)
+            .while_("while evaluating the derivation attribute 'name'", name_attr.pos)
+    })?;
+    let name_pos = name_attr.pos;
+    derivation_strict_named(ev, &attrs, &drv_name, pos).map_err(|e| {
+        e.while_(
+            format!(
+                "while evaluating derivation '{drv_name}'\n         whose name attribute is located at {}",
+                ferrix_eval::print::pos_string(name_pos)
+            ),
+            Span::NONE,
+        )
+    })
+}
+
+fn derivation_strict_named(ev: &Eval, attrs: &ferrix_eval::AttrSet, drv_name: &str, pos: Span) -> Result<Value> {
+    let drv_name = drv_name.to_string();
     if let Some(c) = drv_name.chars().find(|c| !(c.is_ascii_alphanumeric() || "+-._?=".contains(*c))) {
         return Err(Error::eval(format!(
             "invalid derivation name: name '{drv_name}' contains illegal character '{c}'. Please pass a different 'name'."
@@ -44,7 +62,9 @@ pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     }
     let get_bool = |n: &str| -> Result<bool> {
         match attrs.get(Symbol::new(n)) {
-            Some(v) => ev.force_bool(v),
+            Some(v) => ev.force_bool(v).map_err(|e| {
+                e.while_(format!("while evaluating the `{n}` attribute passed to builtins.derivationStrict"), Span::NONE)
+            }),
             None => Ok(false),
         }
     };
@@ -117,7 +137,10 @@ pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
                 "args" => {
                     let l = ev.force_list(&attr.value)?;
                     for x in l.iter() {
-                        args.push(coerce_env(ev, x, &mut ctx)?);
+                        args.push(
+                            coerce_env(ev, x, &mut ctx)
+                                .map_err(|e| e.while_("while evaluating an element of the argument list", Span::NONE))?,
+                        );
                     }
                     return Ok(());
                 }
@@ -167,7 +190,7 @@ pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
             }
             Ok(())
         })();
-        r.map_err(|e| e.while_(format!("while evaluating the attribute '{key}' of the derivation '{drv_name}'"), attr.pos))?;
+        r.map_err(|e| e.while_(format!("while evaluating attribute '{key}' of derivation '{drv_name}'"), attr.pos))?;
     }
     if structured {
         if json.is_empty() {
@@ -203,10 +226,10 @@ pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     }
 
     if builder.is_empty() {
-        return Err(Error::eval("required attribute 'builder' missing").at(pos));
+        return Err(Error::eval("required attribute 'builder' missing"));
     }
     if system.is_empty() {
-        return Err(Error::eval("required attribute 'system' missing").at(pos));
+        return Err(Error::eval("required attribute 'system' missing"));
     }
     if drv_name.ends_with(".drv") {
         return Err(Error::eval("derivation names are not allowed to end in '.drv'").at(pos));

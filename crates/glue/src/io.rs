@@ -6,9 +6,9 @@
 //! [`store_io`].
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ferrix_eval::{Error, Eval, EvalIO, FileType, HostIO, Result};
 use ferrix_formats::nar::{NarWriter, Node};
@@ -22,16 +22,45 @@ pub struct StoreIO {
     pub store_dir: StoreDir,
     pub sink: Box<dyn StoreSink>,
     pub known: RefCell<Known>,
+    /// Fetched store paths and where their content is on the host.
+    pub fetched: RefCell<BTreeMap<StorePath, Fetched>>,
+    /// (url, name, unpack) → (store path, hash) of fetches already done.
+    pub fetch_cache: RefCell<BTreeMap<(String, String, bool), (StorePath, NixHash)>>,
+}
+
+/// Content fetched during this evaluation: `root` inside a temporary
+/// directory that lives as long as the evaluator.
+pub struct Fetched {
+    pub root: PathBuf,
+    pub _dir: tempfile::TempDir,
 }
 
 impl StoreIO {
     pub fn new(store_dir: StoreDir, sink: Box<dyn StoreSink>) -> StoreIO {
-        StoreIO { host: HostIO, store_dir, sink, known: RefCell::new(Known::default()) }
+        StoreIO {
+            host: HostIO,
+            store_dir,
+            sink,
+            known: RefCell::new(Known::default()),
+            fetched: RefCell::default(),
+            fetch_cache: RefCell::default(),
+        }
     }
 
     /// Register a store path with its references.
     pub fn register(&self, p: &StorePath, refs: BTreeSet<StorePath>) {
         self.known.borrow_mut().refs.insert(p.clone(), refs);
+    }
+
+    /// The host path holding `path` if it lies in fetched content.
+    fn fetched_host_path(&self, path: &str) -> Option<String> {
+        let fetched = self.fetched.borrow();
+        if fetched.is_empty() {
+            return None;
+        }
+        let (sp, sub) = self.store_dir.parse_prefix(path).ok()?;
+        let f = fetched.get(&sp.to_owned())?;
+        Some(format!("{}{sub}", f.root.display()))
     }
 
     /// Import a host path under `name` with the given method, keeping only
@@ -118,6 +147,9 @@ impl EvalIO for StoreIO {
         if let Some(text) = corepkg(path) {
             return Ok(text.as_bytes().to_vec());
         }
+        if let Some(p) = self.fetched_host_path(path) {
+            return self.host.read_file(&p);
+        }
         if let Ok((sp, sub)) = self.store_dir.parse_prefix(path)
             && let Some(r) = self.sink.read_file(&sp.to_owned(), sub)
         {
@@ -126,10 +158,14 @@ impl EvalIO for StoreIO {
         self.host.read_file(path)
     }
     fn read_dir(&self, path: &str) -> std::result::Result<Vec<(String, FileType)>, String> {
+        if let Some(p) = self.fetched_host_path(path) {
+            return self.host.read_dir(&p);
+        }
         self.host.read_dir(path)
     }
     fn path_exists(&self, path: &str) -> bool {
         corepkg(path).is_some()
+            || self.fetched_host_path(path).is_some_and(|p| self.host.path_exists(&p))
             || self.host.path_exists(path)
             || self
                 .store_dir
@@ -140,12 +176,18 @@ impl EvalIO for StoreIO {
         if corepkg(path).is_some() {
             return Ok(FileType::Regular);
         }
+        if let Some(p) = self.fetched_host_path(path) {
+            return self.host.file_type(&p);
+        }
         self.host.file_type(path)
     }
     fn import_path(&self, path: &str) -> std::result::Result<String, String> {
         let name = base_name(path).to_string();
         if name.ends_with(".drv") {
             return Err("file names are not allowed to end in '.drv'".into());
+        }
+        if !self.host.path_exists(path) {
+            return Err(format!("path '{path}' does not exist"));
         }
         let sp = self
             .import(path, &name, CaMethod::Recursive, None, &mut |_, _| Ok(true))

@@ -2,7 +2,7 @@
 //!
 //! The evaluator (`ferrix-eval`) knows nothing of the store; the glue adds
 //! the builtins that make store paths (`derivationStrict`, `toFile`, `path`,
-//! `filterSource`, `storePath`, `placeholder`) and [`StoreIO`], an
+//! `filterSource`, `storePath`, `placeholder`, `fetchurl`, `fetchTarball`) and [`StoreIO`], an
 //! `EvalIO` that imports host paths. What evaluation writes goes through
 //! the [`StoreSink`] seam.
 //!
@@ -17,6 +17,7 @@
 pub mod context;
 pub mod derivation;
 pub mod ferrix_store;
+pub mod fetch;
 pub mod instantiate;
 pub mod io;
 pub mod json;
@@ -40,6 +41,8 @@ pub fn builtins() -> Builtins {
         PrimOpDef { name: "path", arity: 1, func: paths::path },
         PrimOpDef { name: "filterSource", arity: 2, func: paths::filter_source },
         PrimOpDef { name: "storePath", arity: 1, func: paths::store_path },
+        PrimOpDef { name: "fetchurl", arity: 1, func: fetch::fetchurl },
+        PrimOpDef { name: "fetchTarball", arity: 1, func: fetch::fetch_tarball },
     ] {
         b.add(def);
     }

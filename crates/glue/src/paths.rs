@@ -49,8 +49,9 @@ fn filter_fn<'a>(ev: &'a Eval, f: Option<Value>, pos: Span) -> impl FnMut(&str, 
     move |path: &str, t: FileType| match &f {
         None => Ok(true),
         Some(f) => {
+            let _ = pos;
             let r = ev.call_n(f, &[Value::str(path), Value::str(t.as_str())])?;
-            ev.force_bool(&r).map_err(|e| e.at(pos))
+            ev.force_bool(&r).map_err(|e| e.while_("while evaluating the return value of the path filter function", Span::NONE))
         }
     }
 }
@@ -86,7 +87,8 @@ fn add_path(
         }
         store_string(ev, &p)
     })();
-    r.map_err(|e| e.while_(format!("while adding path '{path}'"), pos))
+    let _ = pos;
+    r.map_err(|e| e.while_(format!("while adding path '{path}'"), Span::NONE))
 }
 
 /// `builtins.path { path = ./.; name = "src"; filter = p: t: true; recursive = true; sha256 = "…"; }`
@@ -124,15 +126,12 @@ pub fn path(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
 
 /// `builtins.filterSource (p: t: t != "symlink") ./src`
 pub fn filter_source(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
-    let path = source_path(ev, &a[1])?;
-    let f = ev.force(&a[0])?;
-    if !f.is_function() {
-        return Err(Error::eval(format!(
-            "first argument in call to 'filterSource' is not a function but {}",
-            f.show_type()
-        ))
-        .at(pos));
-    }
+    let path = source_path(ev, &a[1]).map_err(|e| {
+        e.while_("while evaluating the second argument (the path to filter) passed to 'builtins.filterSource'", Span::NONE)
+    })?;
+    let f = ev
+        .force_function(&a[0])
+        .map_err(|e| e.while_("while evaluating the first argument passed to builtins.filterSource", Span::NONE))?;
     let name = base_name(&path).to_string();
     add_path(ev, &path, &name, Some(f), CaMethod::Recursive, None, pos)
 }
@@ -141,7 +140,9 @@ pub fn filter_source(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
 pub fn store_path(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let io = store_io(ev)?;
     let mut ctx = Context::new();
-    let s = ev.coerce_to_string(&a[0], &mut ctx, Coerce { more: false, copy_to_store: false })?;
+    let s = ev
+        .coerce_to_string(&a[0], &mut ctx, Coerce { more: false, copy_to_store: false })
+        .map_err(|e| e.while_("while evaluating the first argument passed to 'builtins.storePath'", Span::NONE))?;
     let mut path = String::from_utf8_lossy(&s).into_owned();
     if !path.starts_with('/') {
         return Err(Error::eval(format!("string '{path}' doesn't represent an absolute path")).at(pos));

@@ -85,7 +85,11 @@ fn bit_xor(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 
 fn round(ev: &Eval, v: &Value, f: fn(f64) -> f64, what: &str) -> Result<Value> {
-    match num(ev, v)? {
+    let x = match num(ev, v) {
+        Ok(x) => x,
+        Err(e) => return Err(Error::eval(e.msg().replacen("expected an integer", "expected a float", 1)).with_trace_of(e)),
+    };
+    match x {
         Value::Int(i) => Ok(Value::Int(i)),
         Value::Float(x) => {
             let r = f(x);

@@ -42,7 +42,7 @@ fn get_attr(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_attrs(&a[1])?;
     match s.get(n) {
         Some(v) => ev.force(v),
-        None => Err(crate::missing_attr(n, &s)),
+        None => Err(crate::missing_attr(n, &s).while_("in the attribute set under consideration", Span::NONE)),
     }
 }
 /// `builtins.hasAttr "a" { a = 1; }` → `true`
@@ -111,9 +111,12 @@ fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         let e = ev
             .force_attrs(&x)
             .map_err(|e| e.while_("while evaluating an element of the list passed to builtins.listToAttrs", Span::NONE))?;
-        let n = e.get(sym::name()).ok_or_else(|| Error::eval("attribute 'name' missing"))?;
-        let n = sym_of(ev, n)?;
-        let v = e.get_attr(sym::value()).ok_or_else(|| Error::eval("attribute 'value' missing"))?;
+        let pair = "in a {name=...; value=...;} pair";
+        let n = e.get_attr(sym::name()).ok_or_else(|| Error::eval("attribute 'name' missing").while_(pair, Span::NONE))?;
+        let n = sym_of(ev, &n.value).map_err(|err| {
+            err.at(n.pos).while_("while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs", n.pos)
+        })?;
+        let v = e.get_attr(sym::value()).ok_or_else(|| Error::eval("attribute 'value' missing").while_(pair, Span::NONE))?;
         attrs.push(Attr { name: n, value: v.value.clone(), pos: v.pos });
     }
     // first occurrence wins; from_unsorted keeps the first of equal names

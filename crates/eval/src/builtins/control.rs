@@ -165,7 +165,7 @@ fn function_args(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             None => Ok(Value::attrs(AttrSet::default())),
         },
         Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(AttrSet::default())),
-        _ => Err(Error::eval(format!("'functionArgs' requires a function but found {}", crate::show_value_short(&f)))),
+        _ => Err(Error::eval("'functionArgs' requires a function")),
     }
 }
 
@@ -177,43 +177,66 @@ enum Key {
 
 /// `builtins.genericClosure { startSet = [ { key = 1; } ]; operator = x: [ ]; }`
 fn generic_closure(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    use crate::print::print_error_value as show;
     let args = ev.force_attrs(&a[0])?;
+    let in_args = "in the attrset passed as argument to builtins.genericClosure";
     let start = args
         .get(Symbol::new("startSet"))
-        .ok_or_else(|| Error::eval("attribute 'startSet' required"))?;
-    let op = args.get(Symbol::new("operator")).ok_or_else(|| Error::eval("attribute 'operator' required"))?;
-    let op = ev.force(op)?;
-    let mut work: std::collections::VecDeque<Value> = ev.force_list(start)?.iter().cloned().collect();
+        .ok_or_else(|| Error::eval("attribute 'startSet' missing").while_(in_args, Span::NONE))?;
+    let op = args
+        .get(Symbol::new("operator"))
+        .ok_or_else(|| Error::eval("attribute 'operator' missing").while_(in_args, Span::NONE))?;
+    let start = ev.force_list(start).map_err(|e| {
+        e.while_("while evaluating the 'startSet' attribute passed as argument to builtins.genericClosure", Span::NONE)
+    })?;
+    let op = ev.force_function(op).map_err(|e| {
+        e.while_("while evaluating the 'operator' attribute passed as argument to builtins.genericClosure", Span::NONE)
+    })?;
+    let mut work: std::collections::VecDeque<Value> = start.iter().cloned().collect();
     let mut seen_fast: FxHashSet<Key> = FxHashSet::default();
-    let mut seen_slow: Vec<Value> = Vec::new();
+    let mut seen_slow: Vec<(Value, Value)> = Vec::new();
     let mut out = Vec::new();
-    let mut first_type: Option<Value> = None;
+    let mut first: Option<(Value, Value)> = None;
     while let Some(item) = work.pop_front() {
-        let e = ev.force_attrs(&item)?;
-        let key = e.get(sym::key()).ok_or_else(|| Error::eval("attribute 'key' required"))?;
-        let key = ev.force(key)?;
-        match &first_type {
-            None => first_type = Some(key.clone()),
-            Some(f) => {
+        let item = ev.force(&item)?;
+        let in_elem = || format!("in genericClosure element {}", show(&item));
+        let e = ev.force_attrs(&item).map_err(|e| e.while_(in_elem(), Span::NONE))?;
+        let key = e
+            .get(sym::key())
+            .ok_or_else(|| Error::eval("attribute 'key' missing").while_(in_elem(), Span::NONE))?;
+        let key = ev.force(key).map_err(|e| e.while_(in_elem(), Span::NONE))?;
+        let comparing = |err: Error, other: &Value| {
+            err.while_(format!("with element {}", show(other)), Span::NONE)
+                .while_(format!("while comparing element {}", show(&item)), Span::NONE)
+        };
+        match &first {
+            None => first = Some((key.clone(), item.clone())),
+            Some((f, f_item)) => {
                 let comparable = matches!(key, Value::Int(_) | Value::Float(_) | Value::String(_) | Value::Path(_) | Value::List(_));
                 let num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
                 if !comparable {
-                    return Err(Error::eval(format!(
-                        "cannot compare {} with {}; values of that type are incomparable (values are {} and {})",
-                        f.show_type(),
-                        key.show_type(),
-                        crate::print::print_error_value(f),
-                        crate::print::print_error_value(&key)
-                    )));
+                    return Err(comparing(
+                        Error::eval(format!(
+                            "cannot compare {} with {}; values of that type are incomparable (values are {} and {})",
+                            f.show_type(),
+                            key.show_type(),
+                            show(f),
+                            show(&key)
+                        )),
+                        f_item,
+                    ));
                 }
                 if f.type_name() != key.type_name() && !(num(f) && num(&key)) {
-                    return Err(Error::eval(format!(
-                        "cannot compare {} with {}; values are {} and {}",
-                        key.show_type(),
-                        f.show_type(),
-                        crate::print::print_error_value(&key),
-                        crate::print::print_error_value(f)
-                    )));
+                    return Err(comparing(
+                        Error::eval(format!(
+                            "cannot compare {} with {}; values are {} and {}",
+                            key.show_type(),
+                            f.show_type(),
+                            show(&key),
+                            show(f)
+                        )),
+                        f_item,
+                    ));
                 }
             }
         }
@@ -222,21 +245,24 @@ fn generic_closure(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             Value::String(s) => seen_fast.insert(Key::Str(s.bytes.clone())),
             _ => {
                 let mut found = false;
-                for k in &seen_slow {
+                for (k, k_item) in &seen_slow {
                     if k.type_name() != key.type_name() {
-                        return Err(Error::eval(format!(
-                            "cannot compare {} with {}",
-                            crate::show_value_short(k),
-                            crate::show_value_short(&key)
-                        )));
+                        return Err(comparing(
+                            Error::eval(format!(
+                                "cannot compare {} with {}",
+                                crate::show_value_short(k),
+                                crate::show_value_short(&key)
+                            )),
+                            k_item,
+                        ));
                     }
-                    if ev.equal(k, &key)? {
+                    if ev.equal(k, &key).map_err(|e| comparing(e, k_item))? {
                         found = true;
                         break;
                     }
                 }
                 if !found {
-                    seen_slow.push(key.clone());
+                    seen_slow.push((key.clone(), item.clone()));
                 }
                 !found
             }
@@ -245,8 +271,12 @@ fn generic_closure(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             continue;
         }
         out.push(item.clone());
-        let next = ev.call(&op, item, Span::NONE)?;
-        let next = ev.force_list(&next)?;
+        let calling = || format!("while calling operator on genericClosure element {}", show(&item));
+        let next = ev.call(&op, item.clone(), Span::NONE).map_err(|e| e.while_(calling(), Span::NONE))?;
+        let next = ev.force_list(&next).map_err(|e| {
+            e.while_("while evaluating the return value of the `operator` passed to builtins.genericClosure", Span::NONE)
+                .while_(calling(), Span::NONE)
+        })?;
         work.extend(next.iter().cloned());
     }
     Ok(Value::List(Rc::new(out)))

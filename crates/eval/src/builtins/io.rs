@@ -23,12 +23,30 @@ pub static DEFS: &[PrimOpDef] = &[
 ];
 
 fn path_arg(ev: &Eval, v: &Value) -> Result<String> {
+    coerce_path(ev, v, true)
+}
+
+/// A value coerced to an absolute path; `realise` (as C++ Nix's
+/// `realisePath`, not `toPath`) adds its error frames.
+fn coerce_path(ev: &Eval, v: &Value, realise: bool) -> Result<String> {
     let v = ev.force(v)?;
     let mut ctx = Context::new();
     let s = ev.coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: false })?;
     let s = String::from_utf8_lossy(&s).into_owned();
     if !s.starts_with('/') {
-        return Err(Error::eval(format!("string '{s}' doesn't represent an absolute path")));
+        let mut e = Error::eval(format!("string '{s}' doesn't represent an absolute path"));
+        if !realise {
+            return Err(e);
+        }
+        e = e.while_("while realising the context of a path", Span::NONE);
+        if let Value::Attrs(a) = &v {
+            if let Some(attr) = a.get_attr(crate::symbol::sym::to_string()) {
+                e = e.while_("while using the result of the `__toString` attribute", attr.pos);
+            } else if let Some(attr) = a.get_attr(crate::symbol::sym::out_path()) {
+                e = e.while_("while using the `outPath` attribute", attr.pos);
+            }
+        }
+        return Err(e);
     }
     Ok(s)
 }
@@ -93,7 +111,17 @@ fn read_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.readDir ./dir` gives e.g. `{ file = "regular"; sub = "directory"; }`
 fn read_dir(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let p = path_arg(ev, &a[0])?;
+    let mut p = path_arg(ev, &a[0])?;
+    if let Ok(FileType::Symlink) = ev.io.file_type(&p)
+        && let Ok(c) = ev.io.canonicalize(&p)
+    {
+        p = c;
+    }
+    match ev.io.file_type(&p) {
+        Err(_) if !ev.io.path_exists(&p) => return Err(Error::eval(format!("path '{p}' does not exist"))),
+        Ok(FileType::Regular) => return Err(Error::eval(format!("'{p}' is not a directory"))),
+        _ => {}
+    }
     let ents = ev.io.read_dir(&p).map_err(Error::eval)?;
     let mut attrs = Vec::with_capacity(ents.len());
     for (name, t) in ents {
@@ -113,7 +141,9 @@ fn read_file_type(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 /// `builtins.pathExists /nonexistent` → `false`
 fn path_exists(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let v = ev.force(&a[0])?;
-    let p = path_arg(ev, &v)?;
+    let p = path_arg(ev, &v).map_err(|e| {
+        if e.msg().starts_with("cannot coerce ") { e.while_("while realising the context of a path", Span::NONE) } else { e }
+    })?;
     // a trailing slash or "/." requires a directory
     let must_dir = matches!(v, Value::String(ref s) if s.bytes.ends_with(b"/") || s.bytes.ends_with(b"/."));
     let canon = crate::canon_path(&p);
@@ -163,12 +193,16 @@ fn find_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 fn to_path(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let v = ev.force(&a[0])?;
-    let p = path_arg(ev, &v).map_err(|e| e.while_("while evaluating the first argument passed to builtins.toPath", Span::NONE))?;
+    let p = coerce_path(ev, &v, false)
+        .map_err(|e| e.while_("while evaluating the first argument passed to builtins.toPath", Span::NONE))?;
     Ok(Value::str(&crate::canon_path(&p)))
 }
 fn hash_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let algo = ev.force_str_nocontext(&a[0])?;
     let p = path_arg(ev, &a[1])?;
+    if !ev.io.path_exists(&p) {
+        return Err(Error::eval(format!("path '{p}' does not exist")));
+    }
     let bytes = ev.io.read_file(&p).map_err(Error::eval)?;
     Ok(Value::str(&super::string::hex(&super::string::hash_bytes(&algo, &bytes)?)))
 }

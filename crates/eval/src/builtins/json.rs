@@ -71,14 +71,44 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
                     json_string(out, &s);
                 }
                 Value::Attrs(a) => {
-                    if let Some(f) = a.get(sym::to_string()) {
-                        let _ = f;
-                        let s = ev.coerce_to_string(&v, ctx, Coerce { more: false, copy_to_store })?;
+                    if let Some(attr) = a.get_attr(sym::to_string()) {
+                        let pos = attr.pos;
+                        let r = ev
+                            .force(&attr.value)
+                            .and_then(|f| ev.call(&f, v.clone(), pos))
+                            .and_then(|r| ev.force(&r))
+                            .map_err(|e| e.while_("while calling the `__toString` attribute", pos))?;
+                        let using = "while using the result of the `__toString` attribute";
+                        let s = match &r {
+                            Value::Attrs(ra) if ra.get(sym::to_string()).is_some() || ra.get(sym::out_path()).is_some() => ev
+                                .coerce_to_string(&r, ctx, Coerce { more: false, copy_to_store })
+                                .map_err(|e| e.while_(using, pos))?,
+                            Value::String(_) | Value::Path(_) => ev
+                                .coerce_to_string(&r, ctx, Coerce { more: false, copy_to_store })
+                                .map_err(|e| e.while_(using, pos))?,
+                            Value::Attrs(_) => {
+                                return Err(Error::eval(format!(
+                                    "`__toString` must return a string, but got a set: {}",
+                                    crate::print::print_error_value(&r)
+                                ))
+                                .at(pos)
+                                .while_(using, pos));
+                            }
+                            other => {
+                                return Err(Error::eval(format!(
+                                    "`__toString` should return a string, but got {}",
+                                    crate::show_value_short(other)
+                                ))
+                                .at(pos)
+                                .while_(using, pos));
+                            }
+                        };
                         json_string(out, &s);
                         return Ok(());
                     }
-                    if let Some(o) = a.get(sym::out_path()) {
-                        return to_json_bytes(ev, o, ctx, copy_to_store, out);
+                    if let Some(attr) = a.get_attr(sym::out_path()) {
+                        return to_json_bytes(ev, &attr.value, ctx, copy_to_store, out)
+                            .map_err(|e| e.while_("while using the `outPath` attribute", attr.pos));
                     }
                     out.push(b'{');
                     for (i, attr) in a.sorted_by_name().into_iter().enumerate() {
@@ -180,7 +210,7 @@ fn from_toml_value(v: toml::Value, timestamps: bool) -> Result<Value> {
     Ok(match v {
         toml::Value::String(s) => {
             if s.contains('\0') {
-                return Err(Error::eval(crate::lower::nul_message(&s)));
+                return Err(Error::eval(format!("while parsing TOML: error: {}", crate::lower::nul_message(&s))));
             }
             Value::str(&s)
         }
@@ -189,9 +219,8 @@ fn from_toml_value(v: toml::Value, timestamps: bool) -> Result<Value> {
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(d) => {
             if !timestamps {
-                return Err(Error::eval(format!(
-                    "while parsing TOML: Dates and times are not supported ({d})"
-                )));
+                let _ = d;
+                return Err(Error::eval("while parsing TOML: Dates and times are not supported"));
             }
             Value::attrs_from([
                 (Symbol::new("_type"), Value::str("timestamp")),
@@ -205,7 +234,7 @@ fn from_toml_value(v: toml::Value, timestamps: bool) -> Result<Value> {
             let mut attrs = Vec::with_capacity(t.len());
             for (k, v) in t {
                 if k.contains('\0') {
-                    return Err(Error::eval(crate::lower::nul_message(&k)));
+                    return Err(Error::eval(format!("while parsing TOML: error: {}", crate::lower::nul_message(&k))));
                 }
                 attrs.push(Attr { name: Symbol::new(&k), value: from_toml_value(v, timestamps)?, pos: Span::NONE });
             }

@@ -30,7 +30,10 @@ pub static DEFS: &[PrimOpDef] = &[
 /// `map (x: x + 1) [ 1 2 ]` → `[ 2 3 ]`
 fn map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[1])?;
-    let f = ev.force(&a[0])?;
+    if l.is_empty() {
+        return Ok(Value::List(l));
+    }
+    let f = ev.force_function(&a[0])?;
     Ok(Value::list(l.iter().map(|x| Thunk::apply(f.clone(), x.clone())).collect()))
 }
 /// `builtins.filter (x: x > 1) [ 1 2 3 ]` → `[ 2 3 ]`
@@ -72,7 +75,10 @@ fn gen_list(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     if n < 0 {
         return Err(Error::eval(format!("cannot create list of size {n}")));
     }
-    let f = ev.force(&a[0])?;
+    if n == 0 {
+        return Ok(Value::list(Vec::new()));
+    }
+    let f = ev.force_function(&a[0])?;
     Ok(Value::list((0..n).map(|i| Thunk::apply_int(f.clone(), i)).collect()))
 }
 /// `builtins.elem 2 [ 1 2 ]` → `true`
@@ -90,7 +96,7 @@ fn elem_at(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[0])?;
     let i = ev.force_int(&a[1])?;
     if i < 0 || i as usize >= l.len() {
-        return Err(Error::eval(format!("list index {i} is out of bounds")));
+        return Err(Error::eval(format!("'builtins.elemAt' called with index {i} on a list of size {}", l.len())));
     }
     ev.force(&l[i as usize])
 }

@@ -8,6 +8,7 @@ use crate::value::PrimOpDef;
 pub mod arith;
 pub mod attrs;
 pub mod control;
+pub mod flake;
 pub mod hash;
 pub mod io;
 pub mod json;
@@ -18,6 +19,6 @@ pub mod xml;
 /// All core builtins.
 pub fn core() -> Vec<&'static PrimOpDef> {
     let families: &[&'static [PrimOpDef]] =
-        &[arith::DEFS, attrs::DEFS, control::DEFS, hash::DEFS, io::DEFS, json::DEFS, list::DEFS, string::DEFS, xml::DEFS];
+        &[arith::DEFS, attrs::DEFS, control::DEFS, flake::DEFS, hash::DEFS, io::DEFS, json::DEFS, list::DEFS, string::DEFS, xml::DEFS];
     families.iter().flat_map(|f| f.iter()).collect()
 }

@@ -41,7 +41,15 @@ fn coerce(ev: &Eval, v: &Value, ctx: &mut Context, more: bool) -> Result<Vec<u8>
 /// `toString 1` → `"1"`
 fn to_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut ctx = Context::new();
-    let s = ev.coerce_to_string(&a[0], &mut ctx, Coerce { more: true, copy_to_store: false })?;
+    let v = ev.force(&a[0])?;
+    let s = ev.coerce_to_string(&v, &mut ctx, Coerce { more: true, copy_to_store: false }).map_err(|e| {
+        // C++ Nix adds the argument frame to any error from a list element.
+        if matches!(v, Value::List(_)) {
+            e.while_("while evaluating the first argument passed to builtins.toString", Span::NONE)
+        } else {
+            e
+        }
+    })?;
     Ok(Value::string_ctx(s, ctx))
 }
 /// `builtins.stringLength "abc"` → `3`
@@ -73,12 +81,16 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     if from.len() != to.len() {
         return Err(Error::eval("'from' and 'to' arguments passed to builtins.replaceStrings have different lengths"));
     }
-    let mut ctx = Context::new();
-    let s = coerce(ev, &a[2], &mut ctx, false)?;
     let mut froms = Vec::with_capacity(from.len());
     for f in from.iter() {
-        froms.push(ev.force_string(f)?);
+        froms.push(ev.force_string(f).map_err(|e| {
+            e.while_("while evaluating one of the strings to replace passed to builtins.replaceStrings", Span::NONE)
+        })?);
     }
+    let mut ctx = Context::new();
+    let s = ev.force_string(&a[2])?;
+    s.collect_context(&mut ctx);
+    let s = &s.bytes;
     let mut tos: Vec<Option<Vec<u8>>> = vec![None; to.len()];
     let mut out = Vec::with_capacity(s.len());
     let mut p = 0;
@@ -89,7 +101,11 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             if s[p..].starts_with(f) {
                 found = true;
                 if tos[i].is_none() {
-                    tos[i] = Some(coerce(ev, &to[i], &mut ctx, false)?);
+                    let t = ev.force_string(&to[i]).map_err(|e| {
+                        e.while_("while evaluating one of the replacement strings passed to builtins.replaceStrings", Span::NONE)
+                    })?;
+                    t.collect_context(&mut ctx);
+                    tos[i] = Some(t.bytes.to_vec());
                 }
                 out.extend_from_slice(tos[i].as_ref().expect("set above"));
                 if f.is_empty() {
@@ -123,7 +139,12 @@ fn concat_strings_sep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         if i > 0 {
             out.extend_from_slice(&sep.bytes);
         }
-        out.extend_from_slice(&coerce(ev, x, &mut ctx, false)?);
+        out.extend_from_slice(&coerce(ev, x, &mut ctx, false).map_err(|e| {
+            e.while_(
+                "while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep",
+                Span::NONE,
+            )
+        })?);
     }
     Ok(Value::string_ctx(out, ctx))
 }

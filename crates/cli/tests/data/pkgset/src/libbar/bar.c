@@ -1,0 +1,2 @@
+#include "bar.h"
+int bar(void) { return 7; }

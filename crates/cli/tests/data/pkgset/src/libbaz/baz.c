@@ -1,0 +1,1 @@
+int baz(int x) { return x * 2; }
