@@ -6,12 +6,11 @@
 //! process may be blocking every global rayon worker while it waits for this
 //! server (ingest uploads files from rayon workers).
 //!
-//! FIXME: that is not enough yet. Ingest through a client in the same
-//! process as this server still hangs: stack dumps show server blocking
-//! threads in `cut_chunk`'s `rayon::join` on the *global* pool (so some
-//! write path escapes `install`, not found yet), while every global rayon
-//! worker waits on an upload. A server in its own process is not affected;
-//! the shared suite skips the two ingest cases for gRPC until this is fixed.
+//! Every path matters: a blob upload's writer thread once ran outside the
+//! pool, so its `rayon::join` queued on the global pool while every global
+//! worker was blocked in a client upload waiting for that very writer: an
+//! in-process ingest through the gRPC client hung (regression test: the
+//! `ingest` cases of the shared suite run on `grpc_memory` and `grpc_redb`).
 
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -121,17 +120,22 @@ impl blob_service_server::BlobService for BlobServer {
         let mut stream = req.into_inner();
         let (tx, mut rx) = mpsc::channel::<Upload>(4);
         let blobs = self.blobs.clone();
-        // The writer lives on a blocking thread; it commits only on `Finish`.
-        let writer = tokio::task::spawn_blocking(move || -> Result<Option<B3Digest>> {
-            let mut w = blobs.open_write();
-            while let Some(m) = rx.blocking_recv() {
-                match m {
-                    Upload::Data(b) => w.write_all(&b).map_err(|e| Error::io("writing blob", e))?,
-                    Upload::Finish(Some(expected)) => return w.close_expecting(&expected).map(Some),
-                    Upload::Finish(None) => return w.close().map(Some),
+        let pool = self.pool.clone();
+        // The writer lives on a blocking thread, inside the server's rayon
+        // pool (writes hash chunks with `rayon::join`); it commits only on
+        // `Finish`.
+        let writer = tokio::task::spawn_blocking(move || {
+            pool.install(move || -> Result<Option<B3Digest>> {
+                let mut w = blobs.open_write();
+                while let Some(m) = rx.blocking_recv() {
+                    match m {
+                        Upload::Data(b) => w.write_all(&b).map_err(|e| Error::io("writing blob", e))?,
+                        Upload::Finish(Some(expected)) => return w.close_expecting(&expected).map(Some),
+                        Upload::Finish(None) => return w.close().map(Some),
+                    }
                 }
-            }
-            Ok(None) // abandoned: dropping `w` stores nothing
+                Ok(None) // abandoned: dropping `w` stores nothing
+            })
         });
         let mut finish = None;
         let outcome: Result<(), Status> = async {
