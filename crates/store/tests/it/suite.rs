@@ -34,6 +34,8 @@ macro_rules! all_backends {
         backend_suite!(redb: $($case),*);
         backend_suite!(objectstore_memory: $($case),*);
         backend_suite!(objectstore_file: $($case),*);
+        backend_suite!(grpc_memory: $($case),*);
+        backend_suite!(grpc_redb: $($case),*);
     };
 }
 

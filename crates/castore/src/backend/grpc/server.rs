@@ -276,8 +276,18 @@ pub async fn serve_with_shutdown(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    serve_router_with_shutdown(router(services), listener, shutdown).await
+}
+
+/// Serves a router (from [`router`], possibly with more services added) on
+/// an already bound listener until `shutdown` completes.
+pub async fn serve_router_with_shutdown(
+    router: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    router(services).serve_with_incoming_shutdown(incoming, shutdown).await.map_err(transport_err)
+    router.serve_with_incoming_shutdown(incoming, shutdown).await.map_err(transport_err)
 }
 
 /// A server running in a background thread; dropping it stops the server.
@@ -323,6 +333,11 @@ impl Drop for ServerHandle {
 /// Binds `addr` (e.g. `127.0.0.1:0`) and serves `services` from a background
 /// thread with its own tokio runtime (`worker_threads` async threads).
 pub fn spawn(services: Services, addr: SocketAddr, worker_threads: usize) -> Result<ServerHandle> {
+    spawn_router(router(services), addr, worker_threads)
+}
+
+/// Like [`spawn`], for a router built with [`router`] and more services.
+pub fn spawn_router(router: Router, addr: SocketAddr, worker_threads: usize) -> Result<ServerHandle> {
     let std_listener = std::net::TcpListener::bind(addr).map_err(|e| Error::io(format!("binding {addr}"), e))?;
     let addr = std_listener.local_addr().map_err(|e| Error::io("reading the bound address", e))?;
     std_listener.set_nonblocking(true).map_err(|e| Error::io("configuring the listener", e))?;
@@ -340,7 +355,7 @@ pub fn spawn(services: Services, addr: SocketAddr, worker_threads: usize) -> Res
                 let listener = tokio::net::TcpListener::from_std(std_listener)
                     .map_err(|e| Error::io("registering the listener", e))?;
                 let (graceful, graceful_rx) = oneshot::channel::<()>();
-                let server = serve_with_shutdown(services, listener, async {
+                let server = serve_router_with_shutdown(router, listener, async {
                     let _ = graceful_rx.await;
                 });
                 tokio::pin!(server);
