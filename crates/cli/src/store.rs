@@ -16,10 +16,12 @@ use ferrix_store::verify::verify_store;
 use ferrix_store::{PathInfo, Store, default_store_url, open_store};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+mod daemon;
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// Store URL: `redb:///abs/dir` or `memory://` [default: $FERRIX_STORE,
-    /// else redb://$XDG_DATA_HOME/ferrix]
+    /// Store URL: `redb:///abs/dir`, `grpc+http://host:port`, `memory://`…
+    /// [default: $FERRIX_STORE, else redb://$XDG_DATA_HOME/ferrix]
     #[arg(long, global = true, value_name = "URL")]
     store: Option<String>,
     #[command(subcommand)]
@@ -69,6 +71,17 @@ enum Cmd {
     /// Recompute every path's NAR hash from castore; report mismatches and
     /// missing or corrupt data; exit non-zero on damage.
     Verify,
+    /// Serve a store over gRPC until SIGINT/SIGTERM; clients use
+    /// `--store grpc+http://ADDR`. Prints `listening on grpc+http://ADDR`.
+    Daemon {
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// The store to serve [default: --store, $FERRIX_STORE, else the
+        /// embedded default store].
+        #[arg(long, value_name = "URL")]
+        backend: Option<String>,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -97,6 +110,10 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
         Some(u) => u,
         None => default_store_url()?,
     };
+    if let Cmd::Daemon { listen, backend } = &args.command {
+        daemon::run(*listen, backend.as_deref().unwrap_or(&url))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = open_store(&url).with_context(|| format!("opening store {url}"))?;
     match args.command {
         Cmd::Add { flat, paths } => {
@@ -225,6 +242,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
         }
+        Cmd::Daemon { .. } => unreachable!("handled before the store is opened"),
         Cmd::Verify => {
             let report = verify_store(&store, &mut |info, problem| {
                 if let Some(problem) = problem {

@@ -505,3 +505,177 @@ fn sigkill_during_add_leaves_no_damage() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("checked 1 store paths: 0 damaged"));
     assert_eq!(env.ok_lines(&["list"]), [expected]);
 }
+
+/// A `ferrix store daemon` serving a redb store in `env`'s temp directory;
+/// stopped with SIGTERM (then SIGKILL) when dropped.
+struct Daemon {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Daemon {
+    fn start(env: &Env, backend_dir: &str) -> Daemon {
+        let backend = format!("redb://{}", env.path(backend_dir).display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrix"))
+            .args(["store", "daemon", "--listen", "127.0.0.1:0", "--backend", &backend])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("daemon printed {line:?}"))
+            .to_owned();
+        Daemon { child, url }
+    }
+
+    /// SIGTERM, and the daemon must exit cleanly.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "daemon exited with {status}");
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every `ferrix store` command and `ferrix instantiate --store` work through
+/// `ferrix store daemon` (`--store grpc+http://…`), with the same results as
+/// C++ Nix; what they stored is in the daemon's backend afterwards.
+#[test]
+fn daemon_serves_every_store_command() {
+    let mut env = Env::new();
+    let daemon = Daemon::start(&env, "backend");
+    env.url = daemon.url.clone();
+    assert!(env.url.starts_with("grpc+http://127.0.0.1:"), "{}", env.url);
+
+    let roots = make_roots(&env);
+    let mut args = vec!["add"];
+    args.extend(&roots);
+    let ours = env.ok_lines(&args);
+    let mut nix_args = vec!["--add"];
+    nix_args.extend(&roots);
+    assert_eq!(ours, lines(&nix_store(&nix_args, env.tmp.path())));
+    for (root, path) in roots.iter().zip(&ours) {
+        assert!(
+            env.ok(&["dump", path]) == nix_store(&["--dump", root], env.tmp.path()),
+            "dump of {root} through the daemon"
+        );
+    }
+    let tree = &ours[0];
+    assert_eq!(env.ok(&["cat", &format!("{tree}/sub/y")]), data(1000, 2));
+    assert!(env.ok_lines(&["ls", tree]).contains(&"run.sh".to_owned()));
+    let info = String::from_utf8(env.ok(&["info", tree])).unwrap();
+    assert!(info.contains("NarHash: sha256:"), "{info}");
+    let flat = env.ok_lines(&["add", "--flat", "plain.txt"]);
+    assert_eq!(
+        flat,
+        lines(&nix_store(&["--add-fixed", "sha256", "plain.txt"], env.tmp.path()))
+    );
+    let nar = nix_store(&["--dump", "tree"], env.tmp.path());
+    let out = env.run_in(&["import-nar", "--name", "tree"], &nar);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines(&out.stdout), ours[..1]);
+    env.ok(&["restore", tree, "restored"]);
+    assert!(
+        nix_store(&["--dump", "restored"], env.tmp.path()) == nar,
+        "restore through the daemon"
+    );
+    // Bad input through the daemon: a clear error, nothing registered.
+    let err = env.fails(&["import-nar", "--name", "bad"], &nar[..nar.len() / 2]);
+    assert!(err.contains("NAR"), "{err}");
+
+    // The evaluator's store writes go through the daemon too.
+    fs::write(
+        env.path("x.nix"),
+        "derivation { name = \"x\"; builder = \"/bin/sh\"; system = \"x86_64-linux\"; src = ./plain.txt; }",
+    )
+    .unwrap();
+    let inst = Command::new(env!("CARGO_BIN_EXE_ferrix"))
+        .args(["instantiate", "--store", &env.url, "x.nix"])
+        .current_dir(env.tmp.path())
+        .output()
+        .unwrap();
+    assert!(inst.status.success(), "{}", String::from_utf8_lossy(&inst.stderr));
+    let nix_inst = Command::new("nix-instantiate").arg("x.nix").current_dir(env.tmp.path()).output().unwrap();
+    assert_eq!(lines(&inst.stdout), lines(&nix_inst.stdout));
+
+    let mut listed = env.ok_lines(&["list"]);
+    assert!(listed.contains(&ours[1]), "plain.txt imported by add");
+    assert!(env.run(&["verify"]).status.success());
+    daemon.stop();
+
+    // Everything is in the backend, readable without the daemon.
+    env.url = format!("redb://{}", env.path("backend").display());
+    listed.sort();
+    let mut direct = env.ok_lines(&["list"]);
+    direct.sort();
+    assert_eq!(direct, listed);
+    let out = env.run(&["verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// 32 client processes add and read through one daemon at once, without
+/// errors, each getting C++ Nix's path and NAR.
+#[test]
+fn daemon_serves_32_concurrent_clients() {
+    let mut env = Env::new();
+    let daemon = Daemon::start(&env, "backend");
+    env.url = daemon.url.clone();
+    make_tree(&env.path("shared"), 7);
+    let shared = env.ok_lines(&["add", "shared"]).remove(0);
+    let shared_nar = nix_store(&["--dump", "shared"], env.tmp.path());
+    for i in 0..32 {
+        let d = env.path(&format!("c{i}"));
+        fs::create_dir(&d).unwrap();
+        file(&d.join("own"), &data(300_000 + i * 1000, 100 + i as u64), false);
+        file(&d.join("common"), &data(200_000, 9), i % 2 == 0);
+    }
+    let env = &env;
+    let results: Vec<(String, bool)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|i| {
+                let shared = &shared;
+                let shared_nar = &shared_nar;
+                s.spawn(move || {
+                    let name = format!("c{i}");
+                    let added = env.ok_lines(&["add", &name]).remove(0);
+                    let dumped = env.ok(&["dump", shared]);
+                    (added, dumped == *shared_nar)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let names: Vec<String> = (0..32).map(|i| format!("c{i}")).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut nix_args = vec!["--add"];
+    nix_args.extend(&name_refs);
+    let expected = lines(&nix_store(&nix_args, env.tmp.path()));
+    for (i, (added, dump_ok)) in results.into_iter().enumerate() {
+        assert_eq!(added, expected[i], "client {i}");
+        assert!(dump_ok, "client {i} read a different NAR");
+    }
+    assert_eq!(env.ok_lines(&["list"]).len(), 33);
+    daemon.stop();
+}
