@@ -1,6 +1,7 @@
 //! Integration tests of ferrix-store through its public API: the shared
 //! backend suite, then behaviour specific to one backend.
 
+mod grpc;
 mod nar_props;
 mod redb;
 mod suite;
