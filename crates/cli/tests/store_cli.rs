@@ -421,6 +421,7 @@ fn verify_reports_lost_castore() {
     assert_eq!(env.ok_lines(&["verify"]), Vec::<String>::new());
     // Lose every blob and directory; the path infos remain.
     fs::remove_file(env.path("store/castore.redb")).unwrap();
+    fs::remove_file(env.path("store/castore.chunks")).unwrap();
     let out = env.run(&["verify"]);
     assert_eq!(out.status.code(), Some(1));
     let report = lines(&out.stdout);
@@ -458,7 +459,7 @@ fn sigkill_during_add_leaves_no_damage() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let db = env.path("store/castore.redb");
+    let db = env.path("store/castore.chunks");
     let start = Instant::now();
     // Wait until a good part (but not all) of the data is in.
     loop {
