@@ -108,67 +108,7 @@ fn nix_store(args: &[&str], dir: &Path) -> Vec<u8> {
     out.stdout
 }
 
-/// Deterministic pseudo-random bytes.
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn file(p: &Path, bytes: &[u8], exec: bool) {
-    fs::write(p, bytes).unwrap();
-    fs::set_permissions(
-        p,
-        fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }),
-    )
-    .unwrap();
-}
-
-/// A tree with every node kind and awkward names and sizes.
-fn make_tree(root: &Path, seed: u64) {
-    fs::create_dir(root).unwrap();
-    file(
-        &root.join("a.txt"),
-        format!("hello {seed}\n").as_bytes(),
-        false,
-    );
-    file(&root.join("run.sh"), b"#!/bin/sh\necho hi\n", true);
-    file(&root.join("empty"), b"", false);
-    file(&root.join("empty-exec"), b"", true);
-    file(&root.join("eight"), b"12345678", false);
-    file(
-        &root.join("big.bin"),
-        &data(2 * 1024 * 1024 + 5, seed),
-        false,
-    );
-    file(&root.join("B"), b"upper", false);
-    file(&root.join("a b"), b"space", false);
-    file(&root.join("é"), b"unicode", false);
-    file(
-        &root.join(std::ffi::OsStr::from_bytes(b"raw\xff")),
-        b"not utf-8",
-        false,
-    );
-    symlink("a.txt", root.join("link")).unwrap();
-    symlink(
-        "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x",
-        root.join("abs-link"),
-    )
-    .unwrap();
-    symlink("does/not/exist", root.join("dangling")).unwrap();
-    fs::create_dir_all(root.join("sub/deeper")).unwrap();
-    file(&root.join("sub/deeper/x"), b"x", true);
-    file(&root.join("sub/y"), &data(1000, seed + 1), false);
-    file(&root.join("sub/a.txt"), b"hello\n", false);
-    fs::create_dir(root.join("emptydir")).unwrap();
-}
+use ferrix_store::testutil::{data, file, make_tree};
 
 /// Roots of every kind: a tree, single files, a symlink, an empty directory.
 fn make_roots(env: &Env) -> Vec<&'static str> {
@@ -679,4 +619,88 @@ fn daemon_serves_32_concurrent_clients() {
     }
     assert_eq!(env.ok_lines(&["list"]).len(), 33);
     daemon.stop();
+}
+
+/// sha256 and length of a process's stdout, read as a stream (never held
+/// whole in memory).
+fn stdout_sha256(mut cmd: Command) -> (String, u64) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut h = ferrix_formats::Hasher::new(ferrix_formats::HashAlgo::Sha256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = std::io::Read::read(&mut out, &mut buf).unwrap();
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+    (h.finish().to_typed(ferrix_formats::hash::Encoding::Nix32), n)
+}
+
+/// Acceptance at scale: a tree of 10 000 files (every node kind) and a 1 GiB
+/// file give C++ Nix's store paths (`--add`, `--add-fixed [--recursive]
+/// sha256`) and NARs (`--dump`, compared by streaming hash).
+#[test]
+fn acceptance_10k_file_tree_and_1gib_file() {
+    let env = Env::new();
+    ferrix_store::testutil::make_wide_tree(&env.path("wide"), 10_000, 11);
+    make_tree(&env.path("wide/kinds"), 12);
+    ferrix_store::testutil::make_sparse_file(&env.path("huge.bin"), 1 << 30, 13);
+
+    let nix = |args: &[&str]| lines(&nix_store(args, env.tmp.path()));
+    let nix_paths: Vec<String> = [
+        nix(&["--add", "wide", "huge.bin"]),
+        nix(&["--add-fixed", "--recursive", "sha256", "wide"]),
+        nix(&["--add-fixed", "sha256", "huge.bin"]),
+    ]
+    .concat();
+    let ours: Vec<String> = [
+        env.ok_lines(&["add", "wide", "huge.bin"]),
+        env.ok_lines(&["add", "--flat", "huge.bin"]),
+    ]
+    .concat();
+    assert_eq!(ours[0], nix_paths[0], "10 000-file tree: add");
+    assert_eq!(ours[1], nix_paths[1], "1 GiB file: add");
+    assert_eq!(ours[0], nix_paths[2], "10 000-file tree: add-fixed --recursive sha256");
+    assert_eq!(ours[2], nix_paths[3], "1 GiB file: add-fixed sha256");
+
+    for (path, src) in [(&ours[0], "wide"), (&ours[1], "huge.bin"), (&ours[2], "huge.bin")] {
+        let mut c = env.cmd(&["dump", path]);
+        c.stdin(Stdio::null());
+        let ferrix = stdout_sha256(c);
+        let mut n = Command::new("nix-store");
+        n.args(["--dump", src]).current_dir(env.tmp.path());
+        assert_eq!(ferrix, stdout_sha256(n), "dump of {src}");
+    }
+    // Nix's copies of the 1 GiB file are not needed any more.
+    for p in [&nix_paths[1], &nix_paths[3]] {
+        let _ = Command::new("nix-store").args(["--delete", p]).output();
+    }
+}
+
+/// `--progress` reports on stderr (bytes and bytes/s) and leaves stdout
+/// exactly the store paths, for add and import-nar.
+#[test]
+fn progress_goes_to_stderr_only() {
+    let env = Env::new();
+    make_tree(&env.path("tree"), 4);
+    let expected = lines(&nix_store(&["--add", "tree"], env.tmp.path()));
+    let out = env.run(&["--progress", "add", "tree"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines(&out.stdout), expected);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("adding ") && err.contains("MiB") && err.contains("/s, "), "{err}");
+    let nar = nix_store(&["--dump", "tree"], env.tmp.path());
+    let out = env.run_in(&["import-nar", "--progress", "--name", "tree"], &nar);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines(&out.stdout), expected);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("importing "));
+    // Without --progress and without a terminal: nothing on stderr.
+    let out = env.run(&["add", "tree"]);
+    assert_eq!((lines(&out.stdout), out.stderr.len()), (expected, 0));
 }

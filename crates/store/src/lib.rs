@@ -33,6 +33,8 @@ pub mod path_info;
 pub mod pathinfo;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testutil")]
+pub mod testutil;
 pub mod verify;
 
 pub use error::{Error, Result};
