@@ -204,7 +204,7 @@ fn add_tree_matches_nar_dump(s: &Store) {
     assert_eq!(info.ca, Some(ca));
     assert_eq!(
         read,
-        3 * 1024 * 1024 + 5 + 1000 + 6 + 6 + 18 + 8 + 5 + 5 + 7 + 9 + 1
+        2 * 1024 * 1024 + 5 + 1000 + 8 + 6 + 18 + 8 + 5 + 5 + 7 + 9 + 1
     );
     assert_eq!(
         s.path_info.get_path(&info.store_path).unwrap(),
