@@ -16,12 +16,18 @@ use ferrix_store::verify::verify_store;
 use ferrix_store::{PathInfo, Store, default_store_url, open_store};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+mod daemon;
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// Store URL: `redb:///abs/dir` or `memory://` [default: $FERRIX_STORE,
-    /// else redb://$XDG_DATA_HOME/ferrix]
+    /// Store URL: `redb:///abs/dir`, `grpc+http://host:port`, `memory://`…
+    /// [default: $FERRIX_STORE, else redb://$XDG_DATA_HOME/ferrix]
     #[arg(long, global = true, value_name = "URL")]
     store: Option<String>,
+    /// Show import progress (bytes, bytes/s) on stderr even when it is not
+    /// a terminal or the import is quick: a line a second, and a summary.
+    #[arg(long, global = true)]
+    progress: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -73,6 +79,17 @@ enum Cmd {
     Serve(crate::binary_cache::ServeArgs),
     /// Copy store paths from or to a Nix binary cache (http:// or file://).
     Copy(crate::binary_cache::CopyArgs),
+    /// Serve a store over gRPC until SIGINT/SIGTERM; clients use
+    /// `--store grpc+http://ADDR`. Prints `listening on grpc+http://ADDR`.
+    Daemon {
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// The store to serve [default: --store, $FERRIX_STORE, else the
+        /// embedded default store].
+        #[arg(long, value_name = "URL")]
+        backend: Option<String>,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -101,6 +118,10 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
         Some(u) => u,
         None => default_store_url()?,
     };
+    if let Cmd::Daemon { listen, backend } = &args.command {
+        daemon::run(*listen, backend.as_deref().unwrap_or(&url))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = open_store(&url).with_context(|| format!("opening store {url}"))?;
     match args.command {
         Cmd::Serve(a) => return crate::binary_cache::serve(store, a),
@@ -114,7 +135,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
                 },
                 name: None,
             };
-            let mut progress = Progress::new("adding");
+            let mut progress = Progress::new("adding", args.progress);
             let mut out = io::stdout().lock();
             for p in &paths {
                 let info = add_path(&store, p, &opts, &mut |n| progress.inc(n))
@@ -142,7 +163,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
                 sha256,
                 size: nar_size,
             };
-            let mut progress = Progress::new("importing");
+            let mut progress = Progress::new("importing", args.progress);
             let mut stdin = io::BufReader::with_capacity(1 << 16, io::stdin().lock());
             let ing = ingest_nar(
                 &*store.blobs,
@@ -231,6 +252,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
         }
+        Cmd::Daemon { .. } => unreachable!("handled before the store is opened"),
         Cmd::Verify => {
             let report = verify_store(&store, &mut |info, problem| {
                 if let Some(problem) = problem {
@@ -323,20 +345,25 @@ fn print_info(out: &mut impl Write, store: &Store, info: &PathInfo) -> io::Resul
     Ok(())
 }
 
-/// A bytes and bytes/s progress bar on stderr. It only appears when stderr
-/// is a terminal and the operation has been running for 2 s, so quick
-/// imports and redirected output stay clean.
+/// Import progress on stderr, never on stdout. On a terminal: a bar with
+/// bytes and bytes/s that appears once the import has run for 2 s. Forced
+/// (`--progress`): from the start, as plain lines (one a second, then a
+/// summary) when stderr is not a terminal.
 struct Progress {
+    what: &'static str,
     start: Instant,
     bar: ProgressBar,
     tty: bool,
+    forced: bool,
     shown: bool,
+    bytes: u64,
+    last_line: Instant,
 }
 
 const SHOW_AFTER: Duration = Duration::from_secs(2);
 
 impl Progress {
-    fn new(what: &'static str) -> Self {
+    fn new(what: &'static str, forced: bool) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(
             ProgressStyle::with_template(
@@ -345,26 +372,51 @@ impl Progress {
             .expect("valid template"),
         );
         bar.set_message(what);
+        let now = Instant::now();
         Self {
-            start: Instant::now(),
+            what,
+            start: now,
             bar,
             tty: io::stderr().is_terminal(),
+            forced,
             shown: false,
+            bytes: 0,
+            last_line: now,
         }
     }
 
+    fn line(&self) -> String {
+        let secs = self.start.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 { (self.bytes as f64 / secs) as u64 } else { 0 };
+        format!(
+            "{} {} ({}/s, {secs:.1}s)",
+            self.what,
+            indicatif::BinaryBytes(self.bytes),
+            indicatif::BinaryBytes(rate)
+        )
+    }
+
     fn inc(&mut self, n: u64) {
+        self.bytes += n;
         self.bar.inc(n);
-        if self.tty && !self.shown && self.start.elapsed() >= SHOW_AFTER {
-            self.shown = true;
-            self.bar.set_draw_target(ProgressDrawTarget::stderr());
-            self.bar.enable_steady_tick(Duration::from_millis(200));
+        if self.tty {
+            if !self.shown && (self.forced || self.start.elapsed() >= SHOW_AFTER) {
+                self.shown = true;
+                self.bar.set_draw_target(ProgressDrawTarget::stderr());
+                self.bar.enable_steady_tick(Duration::from_millis(200));
+            }
+        } else if self.forced && self.last_line.elapsed() >= Duration::from_secs(1) {
+            self.last_line = Instant::now();
+            eprintln!("{}", self.line());
         }
     }
 
     fn finish(&mut self) {
         if self.shown {
             self.bar.finish_and_clear();
+        }
+        if self.forced {
+            eprintln!("{}", self.line());
         }
     }
 }

@@ -3,8 +3,7 @@
 //! directory. Without `nix-store` the oracle tests fail (they never skip).
 
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -108,67 +107,7 @@ fn nix_store(args: &[&str], dir: &Path) -> Vec<u8> {
     out.stdout
 }
 
-/// Deterministic pseudo-random bytes.
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn file(p: &Path, bytes: &[u8], exec: bool) {
-    fs::write(p, bytes).unwrap();
-    fs::set_permissions(
-        p,
-        fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }),
-    )
-    .unwrap();
-}
-
-/// A tree with every node kind and awkward names and sizes.
-fn make_tree(root: &Path, seed: u64) {
-    fs::create_dir(root).unwrap();
-    file(
-        &root.join("a.txt"),
-        format!("hello {seed}\n").as_bytes(),
-        false,
-    );
-    file(&root.join("run.sh"), b"#!/bin/sh\necho hi\n", true);
-    file(&root.join("empty"), b"", false);
-    file(&root.join("empty-exec"), b"", true);
-    file(&root.join("eight"), b"12345678", false);
-    file(
-        &root.join("big.bin"),
-        &data(2 * 1024 * 1024 + 5, seed),
-        false,
-    );
-    file(&root.join("B"), b"upper", false);
-    file(&root.join("a b"), b"space", false);
-    file(&root.join("é"), b"unicode", false);
-    file(
-        &root.join(std::ffi::OsStr::from_bytes(b"raw\xff")),
-        b"not utf-8",
-        false,
-    );
-    symlink("a.txt", root.join("link")).unwrap();
-    symlink(
-        "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x",
-        root.join("abs-link"),
-    )
-    .unwrap();
-    symlink("does/not/exist", root.join("dangling")).unwrap();
-    fs::create_dir_all(root.join("sub/deeper")).unwrap();
-    file(&root.join("sub/deeper/x"), b"x", true);
-    file(&root.join("sub/y"), &data(1000, seed + 1), false);
-    file(&root.join("sub/a.txt"), b"hello\n", false);
-    fs::create_dir(root.join("emptydir")).unwrap();
-}
+use ferrix_store::testutil::{data, file, make_tree};
 
 /// Roots of every kind: a tree, single files, a symlink, an empty directory.
 fn make_roots(env: &Env) -> Vec<&'static str> {
@@ -421,6 +360,7 @@ fn verify_reports_lost_castore() {
     assert_eq!(env.ok_lines(&["verify"]), Vec::<String>::new());
     // Lose every blob and directory; the path infos remain.
     fs::remove_file(env.path("store/castore.redb")).unwrap();
+    fs::remove_file(env.path("store/castore.chunks")).unwrap();
     let out = env.run(&["verify"]);
     assert_eq!(out.status.code(), Some(1));
     let report = lines(&out.stdout);
@@ -458,7 +398,7 @@ fn sigkill_during_add_leaves_no_damage() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let db = env.path("store/castore.redb");
+    let db = env.path("store/castore.chunks");
     let start = Instant::now();
     // Wait until a good part (but not all) of the data is in.
     loop {
@@ -504,4 +444,339 @@ fn sigkill_during_add_leaves_no_damage() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("checked 1 store paths: 0 damaged"));
     assert_eq!(env.ok_lines(&["list"]), [expected]);
+}
+
+/// A `ferrix store daemon` serving a redb store in `env`'s temp directory;
+/// stopped with SIGTERM (then SIGKILL) when dropped.
+struct Daemon {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Daemon {
+    fn start(env: &Env, backend_dir: &str) -> Daemon {
+        let backend = format!("redb://{}", env.path(backend_dir).display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrix"))
+            .args(["store", "daemon", "--listen", "127.0.0.1:0", "--backend", &backend])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("daemon printed {line:?}"))
+            .to_owned();
+        Daemon { child, url }
+    }
+
+    /// SIGTERM, and the daemon must exit cleanly.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "daemon exited with {status}");
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every `ferrix store` command and `ferrix instantiate --store` work through
+/// `ferrix store daemon` (`--store grpc+http://…`), with the same results as
+/// C++ Nix; what they stored is in the daemon's backend afterwards.
+#[test]
+fn daemon_serves_every_store_command() {
+    let mut env = Env::new();
+    let daemon = Daemon::start(&env, "backend");
+    env.url = daemon.url.clone();
+    assert!(env.url.starts_with("grpc+http://127.0.0.1:"), "{}", env.url);
+
+    let roots = make_roots(&env);
+    let mut args = vec!["add"];
+    args.extend(&roots);
+    let ours = env.ok_lines(&args);
+    let mut nix_args = vec!["--add"];
+    nix_args.extend(&roots);
+    assert_eq!(ours, lines(&nix_store(&nix_args, env.tmp.path())));
+    for (root, path) in roots.iter().zip(&ours) {
+        assert!(
+            env.ok(&["dump", path]) == nix_store(&["--dump", root], env.tmp.path()),
+            "dump of {root} through the daemon"
+        );
+    }
+    let tree = &ours[0];
+    assert_eq!(env.ok(&["cat", &format!("{tree}/sub/y")]), data(1000, 2));
+    assert!(env.ok_lines(&["ls", tree]).contains(&"run.sh".to_owned()));
+    let info = String::from_utf8(env.ok(&["info", tree])).unwrap();
+    assert!(info.contains("NarHash: sha256:"), "{info}");
+    let flat = env.ok_lines(&["add", "--flat", "plain.txt"]);
+    assert_eq!(
+        flat,
+        lines(&nix_store(&["--add-fixed", "sha256", "plain.txt"], env.tmp.path()))
+    );
+    let nar = nix_store(&["--dump", "tree"], env.tmp.path());
+    let out = env.run_in(&["import-nar", "--name", "tree"], &nar);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines(&out.stdout), ours[..1]);
+    env.ok(&["restore", tree, "restored"]);
+    assert!(
+        nix_store(&["--dump", "restored"], env.tmp.path()) == nar,
+        "restore through the daemon"
+    );
+    // Bad input through the daemon: a clear error, nothing registered.
+    let err = env.fails(&["import-nar", "--name", "bad"], &nar[..nar.len() / 2]);
+    assert!(err.contains("NAR"), "{err}");
+
+    // The evaluator's store writes go through the daemon too.
+    fs::write(
+        env.path("x.nix"),
+        "derivation { name = \"x\"; builder = \"/bin/sh\"; system = \"x86_64-linux\"; src = ./plain.txt; }",
+    )
+    .unwrap();
+    let inst = Command::new(env!("CARGO_BIN_EXE_ferrix"))
+        .args(["instantiate", "--store", &env.url, "x.nix"])
+        .current_dir(env.tmp.path())
+        .output()
+        .unwrap();
+    assert!(inst.status.success(), "{}", String::from_utf8_lossy(&inst.stderr));
+    let nix_inst = Command::new("nix-instantiate").arg("x.nix").current_dir(env.tmp.path()).output().unwrap();
+    assert_eq!(lines(&inst.stdout), lines(&nix_inst.stdout));
+
+    let mut listed = env.ok_lines(&["list"]);
+    assert!(listed.contains(&ours[1]), "plain.txt imported by add");
+    assert!(env.run(&["verify"]).status.success());
+    daemon.stop();
+
+    // Everything is in the backend, readable without the daemon.
+    env.url = format!("redb://{}", env.path("backend").display());
+    listed.sort();
+    let mut direct = env.ok_lines(&["list"]);
+    direct.sort();
+    assert_eq!(direct, listed);
+    let out = env.run(&["verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// 32 client processes add and read through one daemon at once, without
+/// errors, each getting C++ Nix's path and NAR.
+#[test]
+fn daemon_serves_32_concurrent_clients() {
+    let mut env = Env::new();
+    let daemon = Daemon::start(&env, "backend");
+    env.url = daemon.url.clone();
+    make_tree(&env.path("shared"), 7);
+    let shared = env.ok_lines(&["add", "shared"]).remove(0);
+    let shared_nar = nix_store(&["--dump", "shared"], env.tmp.path());
+    for i in 0..32 {
+        let d = env.path(&format!("c{i}"));
+        fs::create_dir(&d).unwrap();
+        file(&d.join("own"), &data(300_000 + i * 1000, 100 + i as u64), false);
+        file(&d.join("common"), &data(200_000, 9), i % 2 == 0);
+    }
+    let env = &env;
+    let results: Vec<(String, bool)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|i| {
+                let shared = &shared;
+                let shared_nar = &shared_nar;
+                s.spawn(move || {
+                    let name = format!("c{i}");
+                    let added = env.ok_lines(&["add", &name]).remove(0);
+                    let dumped = env.ok(&["dump", shared]);
+                    (added, dumped == *shared_nar)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let names: Vec<String> = (0..32).map(|i| format!("c{i}")).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut nix_args = vec!["--add"];
+    nix_args.extend(&name_refs);
+    let expected = lines(&nix_store(&nix_args, env.tmp.path()));
+    for (i, (added, dump_ok)) in results.into_iter().enumerate() {
+        assert_eq!(added, expected[i], "client {i}");
+        assert!(dump_ok, "client {i} read a different NAR");
+    }
+    assert_eq!(env.ok_lines(&["list"]).len(), 33);
+    daemon.stop();
+}
+
+/// sha256 and length of a process's stdout, read as a stream (never held
+/// whole in memory).
+fn stdout_sha256(mut cmd: Command) -> (String, u64) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut h = ferrix_formats::Hasher::new(ferrix_formats::HashAlgo::Sha256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = std::io::Read::read(&mut out, &mut buf).unwrap();
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+    (h.finish().to_typed(ferrix_formats::hash::Encoding::Nix32), n)
+}
+
+/// Acceptance at scale: a tree of 10 000 files (every node kind) and a 1 GiB
+/// file give C++ Nix's store paths (`--add`, `--add-fixed [--recursive]
+/// sha256`) and NARs (`--dump`, compared by streaming hash).
+#[test]
+fn acceptance_10k_file_tree_and_1gib_file() {
+    let env = Env::new();
+    ferrix_store::testutil::make_wide_tree(&env.path("wide"), 10_000, 11);
+    make_tree(&env.path("wide/kinds"), 12);
+    ferrix_store::testutil::make_sparse_file(&env.path("huge.bin"), 1 << 30, 13);
+
+    let nix = |args: &[&str]| lines(&nix_store(args, env.tmp.path()));
+    let nix_paths: Vec<String> = [
+        nix(&["--add", "wide", "huge.bin"]),
+        nix(&["--add-fixed", "--recursive", "sha256", "wide"]),
+        nix(&["--add-fixed", "sha256", "huge.bin"]),
+    ]
+    .concat();
+    let ours: Vec<String> = [
+        env.ok_lines(&["add", "wide", "huge.bin"]),
+        env.ok_lines(&["add", "--flat", "huge.bin"]),
+    ]
+    .concat();
+    assert_eq!(ours[0], nix_paths[0], "10 000-file tree: add");
+    assert_eq!(ours[1], nix_paths[1], "1 GiB file: add");
+    assert_eq!(ours[0], nix_paths[2], "10 000-file tree: add-fixed --recursive sha256");
+    assert_eq!(ours[2], nix_paths[3], "1 GiB file: add-fixed sha256");
+
+    for (path, src) in [(&ours[0], "wide"), (&ours[1], "huge.bin"), (&ours[2], "huge.bin")] {
+        let mut c = env.cmd(&["dump", path]);
+        c.stdin(Stdio::null());
+        let ferrix = stdout_sha256(c);
+        let mut n = Command::new("nix-store");
+        n.args(["--dump", src]).current_dir(env.tmp.path());
+        assert_eq!(ferrix, stdout_sha256(n), "dump of {src}");
+    }
+    // Nix's copies of the 1 GiB file are not needed any more.
+    for p in [&nix_paths[1], &nix_paths[3]] {
+        let _ = Command::new("nix-store").args(["--delete", p]).output();
+    }
+}
+
+/// `--progress` reports on stderr (bytes and bytes/s) and leaves stdout
+/// exactly the store paths, for add and import-nar.
+#[test]
+fn progress_goes_to_stderr_only() {
+    let env = Env::new();
+    make_tree(&env.path("tree"), 4);
+    let expected = lines(&nix_store(&["--add", "tree"], env.tmp.path()));
+    let out = env.run(&["--progress", "add", "tree"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines(&out.stdout), expected);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("adding ") && err.contains("MiB") && err.contains("/s, "), "{err}");
+    let nar = nix_store(&["--dump", "tree"], env.tmp.path());
+    let out = env.run_in(&["import-nar", "--progress", "--name", "tree"], &nar);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines(&out.stdout), expected);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("importing "));
+    // Without --progress and without a terminal: nothing on stderr.
+    let out = env.run(&["add", "tree"]);
+    assert_eq!((lines(&out.stdout), out.stderr.len()), (expected, 0));
+}
+
+/// Two processes adding to the same redb store at once: each either
+/// succeeds with C++ Nix's path or fails with a clear "store is locked";
+/// nothing is lost or damaged, and a later run adds what was refused.
+#[test]
+fn two_processes_on_one_redb_store() {
+    let env = Env::new();
+    for t in ["t0", "t1"] {
+        make_tree(&env.path(t), if t == "t0" { 20 } else { 21 });
+    }
+    let expected = lines(&nix_store(&["--add", "t0", "t1"], env.tmp.path()));
+    let children: Vec<_> = ["t0", "t1"]
+        .iter()
+        .map(|t| env.cmd(&["add", t]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    let outs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for (i, out) in outs.iter().enumerate() {
+        if out.status.success() {
+            assert_eq!(lines(&out.stdout), expected[i..=i]);
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("store is locked"), "process {i}: {err}");
+            assert!(out.stdout.is_empty());
+        }
+    }
+    assert!(outs.iter().any(|o| o.status.success()), "one of them must get the store");
+    assert!(env.run(&["verify"]).status.success());
+    // Whatever was refused goes in now; both are then registered.
+    assert_eq!(env.ok_lines(&["add", "t0", "t1"]), expected);
+    let mut listed = env.ok_lines(&["list"]);
+    listed.sort();
+    let mut want = expected.clone();
+    want.sort();
+    assert_eq!(listed, want);
+}
+
+fn dir_size(d: &Path) -> u64 {
+    fs::read_dir(d).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+}
+
+/// Deduplication: a second tree sharing all but two of its 40 files with the
+/// first grows the store by little more than the two unshared files.
+#[test]
+fn dedup_two_trees_sharing_most_files() {
+    let env = Env::new();
+    let (a, b) = (env.path("a"), env.path("b"));
+    fs::create_dir_all(a.join("sub")).unwrap();
+    fs::create_dir_all(b.join("sub")).unwrap();
+    for i in 0..40u64 {
+        let bytes = data(256 * 1024 + i as usize, 500 + i);
+        file(&a.join(format!("sub/f{i}")), &bytes, false);
+        if i >= 2 {
+            file(&b.join(format!("sub/f{i}")), &bytes, false);
+        }
+    }
+    // b's own f0 and f1 (a's f0 and f1 have the same sizes).
+    let unshared: u64 = 2 * 256 * 1024 + 1;
+    file(&b.join("sub/f0"), &data(256 * 1024, 900), false);
+    file(&b.join("sub/f1"), &data(256 * 1024 + 1, 901), false);
+    let store = env.path("store");
+    env.ok(&["add", "a"]);
+    let after_a = dir_size(&store);
+    let shared = dir_size(&a.join("sub"));
+    let chunks_a = fs::metadata(store.join("castore.chunks")).unwrap().len();
+    let path_b = env.ok_lines(&["add", "b"]);
+    assert_eq!(path_b, lines(&nix_store(&["--add", "b"], env.tmp.path())));
+    let growth = dir_size(&store) - after_a;
+    let chunk_growth = fs::metadata(store.join("castore.chunks")).unwrap().len() - chunks_a;
+    eprintln!(
+        "dedup: tree a {} bytes of files → store {after_a} bytes; tree b shares {} bytes, \
+         {unshared} unshared → store grew {growth} bytes (chunk file {chunk_growth})",
+        shared,
+        shared - unshared,
+    );
+    assert_eq!(chunk_growth, unshared, "only the unshared files' bytes are new");
+    assert!(growth < unshared + (1 << 20), "store grew {growth} bytes for {unshared} unshared bytes");
 }

@@ -6,8 +6,10 @@
 //! castore on demand ([`nar::write_nar`]) and imported into castore as a
 //! stream ([`import::import_nar`]).
 //!
-//! - [`PathInfoService`]: path infos by store path digest; `memory://` and
-//!   `redb://` backends ([`pathinfo`]).
+//! - [`PathInfoService`]: path infos by store path digest; `memory://`,
+//!   `redb://` and `grpc+http://` backends ([`pathinfo`]).
+//! - [`server`]: castore and path infos served over gRPC on one port
+//!   (`ferrix store daemon`).
 //! - [`open_store`]: a [`Store`] (blob, directory and path info services)
 //!   from a URL.
 //! - [`import`]: host paths ([`import::add_path`], one read pass) and NAR
@@ -29,7 +31,10 @@ pub mod import;
 pub mod nar;
 pub mod path_info;
 pub mod pathinfo;
+pub mod server;
 pub mod store;
+#[cfg(feature = "testutil")]
+pub mod testutil;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@
 //! | `redb:///abs/dir`    | directory `dir` (created if needed) holding `castore.redb` (blobs, chunks, directories) and `pathinfo.redb` (path infos) |
 //! | `objectstore+file:///abs/dir` | castore objects under `dir/castore`, path infos in `dir/pathinfo.redb` |
 //! | `objectstore+memory://` | castore in an in-process object store, path infos in memory (tests) |
+//! | `grpc+http://host:port` | everything on a store gRPC server (`ferrix store daemon`, [`crate::server`]) |
 //!
 //! Two files rather than one because castore's redb backend owns its
 //! database handle and redb allows one handle per file. Atomicity does not
@@ -25,6 +26,7 @@ use ferrix_formats::{StoreDir, StorePath};
 use crate::error::{Error, Result};
 use crate::path_info::PathInfo;
 use crate::pathinfo::PathInfoService;
+use crate::pathinfo::grpc::GrpcPathInfoService;
 use crate::pathinfo::memory::MemoryPathInfoService;
 use crate::pathinfo::redb::RedbPathInfoService;
 
@@ -94,12 +96,20 @@ pub fn open_store(url: &str) -> Result<Store> {
             let dir = store_directory(rest, &bad)?;
             (format!("objectstore+file://{}", dir.join("castore").display()), Some(dir.join("pathinfo.redb")))
         }
-        "grpc+http" | "grpc+https" | "grpc+unix" | "objectstore+s3" => {
+        "grpc+http" => {
+            if rest.is_empty() || rest.contains(['/', '?', '#']) {
+                return Err(bad("expected grpc+http://host:port"));
+            }
+            let castore = ferrix_castore::from_url(url)?;
+            let path_info = Arc::new(GrpcPathInfoService::connect(&format!("http://{rest}"))?);
+            return Ok(Store { blobs: castore.blobs, directories: castore.directories, path_info, store_dir });
+        }
+        "grpc+https" | "grpc+unix" | "objectstore+s3" => {
             return Err(bad("this backend is not implemented yet"))
         }
         _ => {
             return Err(bad(
-                "unknown scheme; known: memory://, redb:///dir, objectstore+file:///dir, objectstore+memory://",
+                "unknown scheme; known: memory://, redb:///dir, objectstore+file:///dir, objectstore+memory://, grpc+http://host:port",
             ))
         }
     };

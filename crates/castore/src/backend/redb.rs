@@ -1,18 +1,30 @@
-//! Embedded backend (`redb:///path`): blobs, chunks and directories in one
-//! redb database file.
+//! Embedded backend (`redb:///path`): one redb database file (blob chunk
+//! lists, directories and an index of chunks) plus, beside it, an
+//! append-only chunk file (`path` with the extension `.chunks`) holding the
+//! chunk bytes.
+//!
+//! Why chunk bytes live outside redb: redb rounds every value up to a power
+//! of two pages, so a 1 MiB chunk took 2 MiB and was written twice, and its
+//! cache held an import's dirty pages in memory. The chunk file is written
+//! once, with `pwrite` at offsets reserved atomically (so writers run in
+//! parallel), and redb maps each chunk digest to its (offset, length).
 //!
 //! Every blob close and directory put is one all-or-nothing transaction. A
-//! directory put (and [`BlobService::flush`]) commits with fsync, which also
-//! makes every earlier blob commit durable; blob closes alone skip the fsync,
-//! so ingesting many small files does not pay one fsync per file. A crash
-//! can lose blobs closed since the last durable commit, but never a blob that
-//! a stored directory points to. Closing the store (dropping its last handle)
-//! makes everything durable. Only one process (or handle) may have the file
-//! open; others get [`Error::StoreLocked`].
+//! directory put (and [`BlobService::flush`]) first syncs the chunk file,
+//! then commits with fsync, which also makes every earlier blob commit
+//! durable; blob closes alone skip both, so ingesting many small files does
+//! not pay one fsync per file. A crash can lose blobs closed since the last
+//! durable commit, but never a blob that a stored directory points to; bytes
+//! the chunk file got after the last durable commit are unreferenced and
+//! ignored (new chunks are appended after them). Closing the store (dropping
+//! its last handle) makes everything durable. Only one process (or handle)
+//! may have the database open; others get [`Error::StoreLocked`].
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -23,8 +35,9 @@ use crate::{B3Digest, BlobReader, BlobService, BlobWriter, DirectoryService};
 
 use super::Services;
 
-/// chunk digest → chunk bytes
-const CHUNKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("chunks");
+/// chunk digest → where its bytes are in the chunk file: u64 LE offset,
+/// u32 LE length
+const CHUNKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("chunk_locations");
 /// blob digest → chunk list (see `blob::encode_chunks`)
 const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
 /// directory digest → canonical encoding
@@ -44,8 +57,32 @@ pub struct RedbStore {
 struct Inner {
     db: Database,
     path: PathBuf,
+    /// The chunk file, and the offset where the next chunk goes.
+    chunks: File,
+    chunks_path: PathBuf,
+    end: AtomicU64,
     /// Set after a commit without fsync; cleared when a durable commit starts.
     dirty: AtomicBool,
+}
+
+/// Length of a chunk location in the index.
+const LOCATION_LEN: usize = 12;
+
+fn location(offset: u64, len: u32) -> [u8; LOCATION_LEN] {
+    let mut out = [0; LOCATION_LEN];
+    out[..8].copy_from_slice(&offset.to_le_bytes());
+    out[8..].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+fn parse_location(digest: &B3Digest, v: &[u8]) -> Result<(u64, u32)> {
+    if v.len() != LOCATION_LEN {
+        return Err(Error::Corrupt(format!("chunk {digest} has a malformed location")));
+    }
+    Ok((
+        u64::from_le_bytes(v[..8].try_into().expect("8 bytes")),
+        u32::from_le_bytes(v[8..].try_into().expect("4 bytes")),
+    ))
 }
 
 impl Inner {
@@ -58,14 +95,77 @@ impl Inner {
         Ok(())
     }
 
-    /// Commits `txn` with fsync, which also persists every earlier commit.
+    /// Commits `txn` with fsync, which also persists every earlier commit,
+    /// after syncing the chunk file: every chunk the index names (its bytes
+    /// were written before its location was inserted) is on disk first.
     fn commit_durable(&self, txn: redb::WriteTransaction) -> Result<()> {
         // We hold the write lock: every non-durable commit so far is before ours.
-        self.dirty.store(false, Ordering::SeqCst);
-        txn.commit().map_err(|e| {
+        let was_dirty = self.dirty.swap(false, Ordering::SeqCst);
+        let fail = |e: Error| {
             self.dirty.store(true, Ordering::SeqCst);
-            db_err(e)
-        })
+            e
+        };
+        if was_dirty {
+            self.chunks
+                .sync_data()
+                .map_err(|e| fail(Error::io(format!("syncing {}", self.chunks_path.display()), e)))?;
+        }
+        txn.commit().map_err(|e| fail(db_err(e)))
+    }
+
+    /// Appends `data` to the chunk file and returns its location.
+    fn append(&self, data: &[u8]) -> Result<[u8; LOCATION_LEN]> {
+        let len = u32::try_from(data.len()).map_err(|_| Error::Corrupt("chunk larger than 4 GiB".into()))?;
+        let offset = self.end.fetch_add(data.len() as u64, Ordering::SeqCst);
+        self.dirty.store(true, Ordering::SeqCst);
+        self.chunks
+            .write_all_at(data, offset)
+            .map_err(|e| Error::io(format!("writing {}", self.chunks_path.display()), e))?;
+        Ok(location(offset, len))
+    }
+
+    fn read_chunk(&self, digest: &B3Digest, loc: &[u8]) -> Result<Arc<[u8]>> {
+        let (offset, len) = parse_location(digest, loc)?;
+        let mut buf = vec![0; len as usize];
+        self.chunks.read_exact_at(&mut buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::Corrupt(format!("chunk {digest} lies beyond the end of {}", self.chunks_path.display()))
+            } else {
+                Error::io(format!("reading {}", self.chunks_path.display()), e)
+            }
+        })?;
+        Ok(buf.into())
+    }
+
+    /// Stores the chunks the index does not have yet: bytes first (outside
+    /// any transaction, so writers do not wait for each other), then their
+    /// locations in `txn` (a chunk stored meanwhile by another writer wins;
+    /// our copy stays unreferenced).
+    fn put_chunks_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        written: &[(B3Digest, [u8; LOCATION_LEN])],
+    ) -> Result<()> {
+        let mut table = txn.open_table(CHUNKS).map_err(db_err)?;
+        for (d, loc) in written {
+            if table.get(d.as_bytes()).map_err(db_err)?.is_none() {
+                table.insert(d.as_bytes(), loc.as_slice()).map_err(db_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the bytes of every chunk in `chunks` that is not indexed yet.
+    fn write_new_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<Vec<(B3Digest, [u8; LOCATION_LEN])>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(CHUNKS).map_err(db_err)?;
+        let mut out = Vec::with_capacity(chunks.len());
+        for (d, data) in chunks {
+            if table.get(d.as_bytes()).map_err(db_err)?.is_none() && !out.iter().any(|(x, _)| x == d) {
+                out.push((*d, self.append(data)?));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -101,7 +201,26 @@ impl RedbStore {
             txn.open_table(t).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
-        Ok(Self { inner: Arc::new(Inner { db, path: path.to_owned(), dirty: AtomicBool::new(false) }) })
+        // Opened only while we hold the database, so only we append to it.
+        let chunks_path = path.with_extension("chunks");
+        let chunks = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&chunks_path)
+            .map_err(|e| Error::io(format!("opening {}", chunks_path.display()), e))?;
+        let end = chunks.metadata().map_err(|e| Error::io(format!("reading {}", chunks_path.display()), e))?.len();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                path: path.to_owned(),
+                chunks,
+                chunks_path,
+                end: AtomicU64::new(end),
+                dirty: AtomicBool::new(false),
+            }),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -126,8 +245,8 @@ impl RedbStore {
         let chunks = txn.open_table(CHUNKS).map_err(db_err)?;
         let mut chunk_bytes = 0;
         for item in chunks.iter().map_err(db_err)? {
-            let (_, v) = item.map_err(db_err)?;
-            chunk_bytes += v.value().len() as u64;
+            let (k, v) = item.map_err(db_err)?;
+            chunk_bytes += u64::from(parse_location(&B3Digest::from(*k.value()), v.value())?.1);
         }
         Ok(StoreStats {
             chunks: chunks.len().map_err(db_err)?,
@@ -140,17 +259,11 @@ impl RedbStore {
     /// Overwrites a stored chunk's bytes: for tests of corruption detection.
     #[doc(hidden)]
     pub fn corrupt_chunk_for_tests(&self, digest: &B3Digest, data: &[u8]) -> Result<()> {
+        let loc = self.inner.append(data)?;
         let txn = self.inner.db.begin_write().map_err(db_err)?;
-        txn.open_table(CHUNKS).map_err(db_err)?.insert(digest.as_bytes(), data).map_err(db_err)?;
-        txn.commit().map_err(db_err)
+        txn.open_table(CHUNKS).map_err(db_err)?.insert(digest.as_bytes(), loc.as_slice()).map_err(db_err)?;
+        self.inner.commit_durable(txn)
     }
-}
-
-fn put_chunk_if_absent(table: &mut redb::Table<&[u8; 32], &[u8]>, d: &B3Digest, data: &[u8]) -> Result<()> {
-    if table.get(d.as_bytes()).map_err(db_err)?.is_none() {
-        table.insert(d.as_bytes(), data).map_err(db_err)?;
-    }
-    Ok(())
 }
 
 fn blob_size(table: &impl ReadableTable<&'static [u8; 32], &'static [u8]>, d: &B3Digest) -> Result<Option<u64>> {
@@ -168,35 +281,39 @@ pub struct RedbBlobService {
 
 impl ChunkStore for RedbBlobService {
     fn get_chunk(&self, digest: &B3Digest) -> Result<Option<Arc<[u8]>>> {
-        let txn = self.store.inner.db.begin_read().map_err(db_err)?;
+        let inner = &self.store.inner;
+        let txn = inner.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(CHUNKS).map_err(db_err)?;
-        Ok(table.get(digest.as_bytes()).map_err(db_err)?.map(|v| Arc::from(v.value())))
+        match table.get(digest.as_bytes()).map_err(db_err)? {
+            Some(loc) => Ok(Some(inner.read_chunk(digest, loc.value())?)),
+            None => Ok(None),
+        }
     }
 
     fn put_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<()> {
         // Not yet referenced by any blob, so not yet worth an fsync: the
         // durable commit of the blob itself makes them durable too.
-        let mut txn = self.store.inner.db.begin_write().map_err(db_err)?;
-        txn.set_durability(Durability::None).map_err(db_err)?;
-        {
-            let mut table = txn.open_table(CHUNKS).map_err(db_err)?;
-            for (d, data) in chunks {
-                put_chunk_if_absent(&mut table, d, data)?;
-            }
+        let inner = &self.store.inner;
+        let written = inner.write_new_chunks(chunks)?;
+        if written.is_empty() {
+            return Ok(());
         }
+        let mut txn = inner.db.begin_write().map_err(db_err)?;
+        txn.set_durability(Durability::None).map_err(db_err)?;
+        inner.put_chunks_in(&txn, &written)?;
         txn.commit().map_err(db_err)?;
-        self.store.inner.dirty.store(true, Ordering::SeqCst);
+        inner.dirty.store(true, Ordering::SeqCst);
         Ok(())
     }
 
     fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, Vec<u8>)]) -> Result<()> {
-        let mut txn = self.store.inner.db.begin_write().map_err(db_err)?;
+        let inner = &self.store.inner;
+        let written = inner.write_new_chunks(tail)?;
+        let mut txn = inner.db.begin_write().map_err(db_err)?;
         txn.set_durability(Durability::None).map_err(db_err)?;
+        inner.put_chunks_in(&txn, &written)?;
         {
-            let mut table = txn.open_table(CHUNKS).map_err(db_err)?;
-            for (d, data) in tail {
-                put_chunk_if_absent(&mut table, d, data)?;
-            }
+            let table = txn.open_table(CHUNKS).map_err(db_err)?;
             // Never commit a blob that would be unreadable.
             for c in chunks {
                 if table.get(c.digest.as_bytes()).map_err(db_err)?.is_none() {
@@ -207,7 +324,7 @@ impl ChunkStore for RedbBlobService {
             blobs.insert(digest.as_bytes(), encode_chunks(chunks).as_slice()).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
-        self.store.inner.dirty.store(true, Ordering::SeqCst);
+        inner.dirty.store(true, Ordering::SeqCst);
         Ok(())
     }
 

@@ -238,7 +238,7 @@ fn thirty_two_concurrent_clients() {
                     for j in 0..4 {
                         // Half the blobs are shared by all clients.
                         let seed = if j % 2 == 0 { 1000 + j as u64 } else { (i * 10 + j) as u64 };
-                        let bytes = data(50_000 + 30_000 * j as usize, seed);
+                        let bytes = data(50_000 + 30_000 * j, seed);
                         let digest = c.blobs.put(&bytes).unwrap();
                         assert!(c.blobs.get(&digest).unwrap().unwrap() == bytes);
                         let name = Name::new(format!("f{j}")).unwrap();

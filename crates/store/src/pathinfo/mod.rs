@@ -4,10 +4,12 @@
 //! |------------|-------------|
 //! | `memory://`| [`memory`]  |
 //! | `redb://`  | [`redb`]    |
+//! | `grpc+http://` | [`grpc`] (a server running [`crate::server`]) |
 //!
 //! Every backend checks, on `put`, that the root node a [`PathInfo`] names
 //! is in castore ([`check_root`]), and validates the PathInfo itself.
 
+pub mod grpc;
 pub mod memory;
 pub mod redb;
 

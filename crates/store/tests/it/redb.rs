@@ -38,7 +38,8 @@ fn bad_urls() {
         ("objectstore+file://rel", "expected an absolute directory"),
         ("nope://", "unknown scheme"),
         ("memory://x", "takes no path"),
-        ("grpc+http://localhost:1", "not implemented"),
+        ("grpc+https://localhost:1", "not implemented"),
+        ("grpc+http://host:1/path", "expected grpc+http://host:port"),
         ("objectstore+s3://bucket", "not implemented"),
         ("/just/a/path", "expected SCHEME"),
     ] {
@@ -46,6 +47,9 @@ fn bad_urls() {
         assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err}");
         assert!(err.to_string().contains(msg), "{url}: {err}");
     }
+    // Nothing listens on port 1: a clear error naming the server.
+    let err = open_store("grpc+http://127.0.0.1:1").err().unwrap();
+    assert!(err.to_string().contains("cannot connect to castore gRPC server http://127.0.0.1:1"), "{err}");
 }
 
 /// A memory store whose blob service we can reach to damage it.

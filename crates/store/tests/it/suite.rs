@@ -34,6 +34,8 @@ macro_rules! all_backends {
         backend_suite!(redb: $($case),*);
         backend_suite!(objectstore_memory: $($case),*);
         backend_suite!(objectstore_file: $($case),*);
+        backend_suite!(grpc_memory: $($case),*);
+        backend_suite!(grpc_redb: $($case),*);
     };
 }
 
@@ -202,7 +204,7 @@ fn add_tree_matches_nar_dump(s: &Store) {
     assert_eq!(info.ca, Some(ca));
     assert_eq!(
         read,
-        3 * 1024 * 1024 + 5 + 1000 + 6 + 6 + 18 + 8 + 5 + 5 + 7 + 9 + 1
+        2 * 1024 * 1024 + 5 + 1000 + 8 + 6 + 18 + 8 + 5 + 5 + 7 + 9 + 1
     );
     assert_eq!(
         s.path_info.get_path(&info.store_path).unwrap(),

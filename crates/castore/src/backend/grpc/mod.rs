@@ -28,7 +28,7 @@ mod client;
 mod server;
 
 pub use client::{GrpcBackend, GrpcBlobService, GrpcDirectoryService};
-pub use server::{ServerHandle, router, serve, serve_with_shutdown, spawn};
+pub use server::{ServerHandle, router, serve, serve_router_with_shutdown, serve_with_shutdown, spawn, spawn_router};
 
 /// Generated protobuf messages and tonic client and server stubs.
 #[allow(clippy::all, missing_docs)]

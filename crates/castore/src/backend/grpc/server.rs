@@ -6,12 +6,11 @@
 //! process may be blocking every global rayon worker while it waits for this
 //! server (ingest uploads files from rayon workers).
 //!
-//! FIXME: that is not enough yet. Ingest through a client in the same
-//! process as this server still hangs: stack dumps show server blocking
-//! threads in `cut_chunk`'s `rayon::join` on the *global* pool (so some
-//! write path escapes `install`, not found yet), while every global rayon
-//! worker waits on an upload. A server in its own process is not affected;
-//! the shared suite skips the two ingest cases for gRPC until this is fixed.
+//! Every path matters: a blob upload's writer thread once ran outside the
+//! pool, so its `rayon::join` queued on the global pool while every global
+//! worker was blocked in a client upload waiting for that very writer: an
+//! in-process ingest through the gRPC client hung (regression test: the
+//! `ingest` cases of the shared suite run on `grpc_memory` and `grpc_redb`).
 
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -121,17 +120,22 @@ impl blob_service_server::BlobService for BlobServer {
         let mut stream = req.into_inner();
         let (tx, mut rx) = mpsc::channel::<Upload>(4);
         let blobs = self.blobs.clone();
-        // The writer lives on a blocking thread; it commits only on `Finish`.
-        let writer = tokio::task::spawn_blocking(move || -> Result<Option<B3Digest>> {
-            let mut w = blobs.open_write();
-            while let Some(m) = rx.blocking_recv() {
-                match m {
-                    Upload::Data(b) => w.write_all(&b).map_err(|e| Error::io("writing blob", e))?,
-                    Upload::Finish(Some(expected)) => return w.close_expecting(&expected).map(Some),
-                    Upload::Finish(None) => return w.close().map(Some),
+        let pool = self.pool.clone();
+        // The writer lives on a blocking thread, inside the server's rayon
+        // pool (writes hash chunks with `rayon::join`); it commits only on
+        // `Finish`.
+        let writer = tokio::task::spawn_blocking(move || {
+            pool.install(move || -> Result<Option<B3Digest>> {
+                let mut w = blobs.open_write();
+                while let Some(m) = rx.blocking_recv() {
+                    match m {
+                        Upload::Data(b) => w.write_all(&b).map_err(|e| Error::io("writing blob", e))?,
+                        Upload::Finish(Some(expected)) => return w.close_expecting(&expected).map(Some),
+                        Upload::Finish(None) => return w.close().map(Some),
+                    }
                 }
-            }
-            Ok(None) // abandoned: dropping `w` stores nothing
+                Ok(None) // abandoned: dropping `w` stores nothing
+            })
         });
         let mut finish = None;
         let outcome: Result<(), Status> = async {
@@ -272,8 +276,18 @@ pub async fn serve_with_shutdown(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    serve_router_with_shutdown(router(services), listener, shutdown).await
+}
+
+/// Serves a router (from [`router`], possibly with more services added) on
+/// an already bound listener until `shutdown` completes.
+pub async fn serve_router_with_shutdown(
+    router: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    router(services).serve_with_incoming_shutdown(incoming, shutdown).await.map_err(transport_err)
+    router.serve_with_incoming_shutdown(incoming, shutdown).await.map_err(transport_err)
 }
 
 /// A server running in a background thread; dropping it stops the server.
@@ -319,6 +333,11 @@ impl Drop for ServerHandle {
 /// Binds `addr` (e.g. `127.0.0.1:0`) and serves `services` from a background
 /// thread with its own tokio runtime (`worker_threads` async threads).
 pub fn spawn(services: Services, addr: SocketAddr, worker_threads: usize) -> Result<ServerHandle> {
+    spawn_router(router(services), addr, worker_threads)
+}
+
+/// Like [`spawn`], for a router built with [`router`] and more services.
+pub fn spawn_router(router: Router, addr: SocketAddr, worker_threads: usize) -> Result<ServerHandle> {
     let std_listener = std::net::TcpListener::bind(addr).map_err(|e| Error::io(format!("binding {addr}"), e))?;
     let addr = std_listener.local_addr().map_err(|e| Error::io("reading the bound address", e))?;
     std_listener.set_nonblocking(true).map_err(|e| Error::io("configuring the listener", e))?;
@@ -336,7 +355,7 @@ pub fn spawn(services: Services, addr: SocketAddr, worker_threads: usize) -> Res
                 let listener = tokio::net::TcpListener::from_std(std_listener)
                     .map_err(|e| Error::io("registering the listener", e))?;
                 let (graceful, graceful_rx) = oneshot::channel::<()>();
-                let server = serve_with_shutdown(services, listener, async {
+                let server = serve_router_with_shutdown(router, listener, async {
                     let _ = graceful_rx.await;
                 });
                 tokio::pin!(server);
