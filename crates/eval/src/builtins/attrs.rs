@@ -88,7 +88,9 @@ fn cat_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 /// `builtins.mapAttrs (n: v: v + 1) { a = 1; }` → `{ a = 2; }`
 fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_attrs(&a[1])?;
-    let f = ev.force(&a[0])?;
+    // The function is not forced here (C++ Nix applies it lazily; nixpkgs'
+    // idris package set passes `self.x` of the fixpoint being built).
+    let f = a[0].clone();
     let attrs = s
         .attrs
         .iter()
