@@ -7,7 +7,8 @@
 //!   across the tree) gives the drv path recorded by C++ Nix in
 //!   `tests/nixpkgs/attrs.tsv` (made by `scripts/make-nixpkgs-fixtures`);
 //! - `eval-jobs -A perlPackages` lists the same (attribute, drv path) pairs
-//!   as `nix-env -qaP --drv-path -A perlPackages`, with 1 and 2 workers.
+//!   as `nix-env -qaP --drv-path -A perlPackages`, with 1 and 2 workers and
+//!   with workers restarted past a small memory bound.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -101,8 +102,8 @@ fn widely_used_attributes_match_cpp_nix() {
     assert!(wrong.is_empty(), "{} of {} attributes differ:\n{}", wrong.len(), expected.len(), wrong.join("\n"));
 }
 
-fn eval_jobs_pairs(workers: &str) -> (BTreeSet<(String, String)>, usize) {
-    let out = run(ferrix().arg("eval-jobs").arg(nixpkgs()).args(["-A", "perlPackages", "--workers", workers]));
+fn eval_jobs_pairs(extra: &[&str]) -> (BTreeSet<(String, String)>, usize) {
+    let out = run(ferrix().arg("eval-jobs").arg(nixpkgs()).args(["-A", "perlPackages"]).args(extra));
     let mut pairs = BTreeSet::new();
     let mut errors = 0;
     for line in out.lines() {
@@ -132,11 +133,15 @@ fn eval_jobs_matches_nix_env_on_perl_packages() {
         })
         .collect();
     assert!(expected.len() > 1000, "nix-env listed only {} perl packages", expected.len());
-    let (one, errors_one) = eval_jobs_pairs("1");
+    let (one, errors_one) = eval_jobs_pairs(&["--workers", "1"]);
     let only_nix: Vec<_> = expected.difference(&one).collect();
     let only_ours: Vec<_> = one.difference(&expected).collect();
     assert!(only_nix.is_empty() && only_ours.is_empty(), "only nix-env: {only_nix:?}\nonly ferrix: {only_ours:?}");
-    let (two, errors_two) = eval_jobs_pairs("2");
+    let (two, errors_two) = eval_jobs_pairs(&["--workers", "2"]);
     assert_eq!(two, one, "--workers 2 lists what --workers 1 lists");
     assert_eq!(errors_two, errors_one);
+    // Workers restarted every few hundred MiB still list the same.
+    let (small, errors_small) = eval_jobs_pairs(&["--workers", "2", "--max-memory-per-worker", "150"]);
+    assert_eq!(small, one, "workers restarted past the memory bound list what one worker lists");
+    assert_eq!(errors_small, errors_one);
 }

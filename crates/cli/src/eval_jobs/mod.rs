@@ -3,24 +3,29 @@
 //! worker processes with bounded memory.
 //!
 //! The evaluator is single-threaded (reference counted), so parallelism is
-//! by process: the coordinator re-runs this binary in a hidden worker mode
-//! (`--internal-worker K,N,SKIP`) and reads line-based messages from each
-//! worker's stdout:
+//! by process: the coordinator re-runs this binary in two hidden modes.
 //!
-//! - `B <i>\t<attr>`: worker starts event `i` (so a crash can be blamed on it)
-//! - `D <i>\t<json>`: the JSON line for event `i`
-//! - `R <i>`: worker grew past `--max-memory-per-worker`; restart it at event `i`
-//! - `X <json>`: the root expression failed (every worker says so; printed once)
-//! - `E`: the walk is complete
+//! - The walker (`--internal-walk`) runs nix-env's walk ([`walk`]): it
+//!   forces every attribute far enough to know whether it is a derivation,
+//!   drops duplicates by identity as nix-env does, and writes on stdout
+//!   `Q <i>\t<attr>\t<path below the root>` for each derivation to evaluate,
+//!   `D <i>\t<json>` for each failing attribute, `X <json>` if the root
+//!   fails and `E` at the end.
+//! - Workers (`--internal-worker`) read `<i>\t<attr>\t<path>` lines on
+//!   stdin, select that attribute (no walk), force its `drvPath` and outputs
+//!   and answer `D <i>\t<json>`; past `--max-memory-per-worker` they answer
+//!   `R` after the line and exit, and the coordinator starts a fresh one.
 //!
-//! Every worker walks the whole tree (see [`walk`]) so all agree on the
-//! numbering and on nix-env's duplicate elimination; worker K evaluates the
-//! derivations of events `i ≡ K (mod N)` only.
+//! With `--workers N` at most N of these processes evaluate at once: slot 0
+//! runs the walker first and then becomes a worker; slots 1.. are workers
+//! from the start, fed as the walker finds derivations. A worker that dies
+//! has the attribute it was given reported as an error.
 
 mod walk;
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 
 use anyhow::{Context as _, bail};
@@ -37,17 +42,23 @@ pub struct Args {
     pub raw: Vec<String>,
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Coordinate,
+    Walk,
+    Work,
+}
+
 struct Options {
     workers: usize,
     max_memory: Option<u64>,
-    /// The hidden worker mode: (K, N, SKIP).
-    worker: Option<(usize, usize, usize)>,
-    /// The arguments passed on to workers (evaluation flags).
+    mode: Mode,
+    /// The arguments passed on to the walker and workers (evaluation flags).
     rest: Vec<String>,
 }
 
 /// Default bound on a worker's resident memory before it is restarted.
-const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
+const DEFAULT_MAX_MEMORY: u64 = 1536 << 20;
 
 fn parse_size(s: &str) -> anyhow::Result<u64> {
     let (num, mult) = match s.as_bytes().last() {
@@ -61,7 +72,7 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
 }
 
 fn parse_options(raw: &[String]) -> anyhow::Result<Options> {
-    let mut o = Options { workers: 1, max_memory: Some(DEFAULT_MAX_MEMORY), worker: None, rest: Vec::new() };
+    let mut o = Options { workers: 1, max_memory: Some(DEFAULT_MAX_MEMORY), mode: Mode::Coordinate, rest: Vec::new() };
     let mut it = raw.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().with_context(|| format!("flag '{a}' requires an argument"));
@@ -74,12 +85,8 @@ fn parse_options(raw: &[String]) -> anyhow::Result<Options> {
                 let v = value()?;
                 o.max_memory = Some(parse_size(&v)?).filter(|n| *n > 0);
             }
-            "--internal-worker" => {
-                let v = value()?;
-                let p: Vec<usize> = v.split(',').map(str::parse).collect::<Result<_, _>>().context("bad worker spec")?;
-                let [k, n, skip] = p[..] else { bail!("bad worker spec '{v}'") };
-                o.worker = Some((k, n, skip));
-            }
+            "--internal-walk" => o.mode = Mode::Walk,
+            "--internal-worker" => o.mode = Mode::Work,
             // Flags with two arguments are passed on whole.
             "--arg" | "--argstr" | "--option" => {
                 o.rest.push(a.clone());
@@ -107,20 +114,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Like `nix-env -qa`, the walk is read-only: paths are computed, nothing is written.
     flags.eval = true;
-    match opts.worker {
-        Some((k, n, skip)) => {
-            let max = opts.max_memory;
-            let child = std::thread::Builder::new()
-                .stack_size(64 << 20)
-                .spawn(move || worker(&flags, k, n, skip, max))
-                .context("spawning evaluator thread")?;
-            Ok(child.join().unwrap_or_else(|_| {
-                eprintln!("error: internal evaluator panic");
-                ExitCode::from(1)
-            }))
-        }
-        None => coordinate(&opts),
+    if opts.mode == Mode::Coordinate {
+        return coordinate(&opts);
     }
+    let (mode, max) = (opts.mode, opts.max_memory);
+    let child = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || if mode == Mode::Walk { walker(&flags) } else { worker(&flags, max) })
+        .context("spawning evaluator thread")?;
+    Ok(child.join().unwrap_or_else(|_| {
+        eprintln!("error: internal evaluator panic");
+        ExitCode::from(1)
+    }))
 }
 
 /// Resident set size of this process, from /proc.
@@ -130,78 +135,114 @@ fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-struct WorkerVisitor<'a> {
-    ev: &'a ferrix_eval::Eval,
-    k: usize,
-    n: usize,
-    skip: usize,
-    max_memory: Option<u64>,
-    out: std::io::StdoutLock<'static>,
+/// The root value the walk starts from: the file or expression, called with
+/// `--arg`s, and the `-A` prefix selected.
+fn root_value(ev: &ferrix_eval::Eval, flags: &Flags, prefix: &str) -> ferrix_eval::Result<ferrix_eval::Value> {
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "/".into());
+    let v = if flags.expr_mode {
+        let text = flags.files.first().cloned().unwrap_or_default();
+        ev.eval_source(&text, "«string»", &cwd)?
+    } else {
+        let file = flags.files.first().cloned().unwrap_or_else(|| "./default.nix".into());
+        ev.eval_file(&instantiate::absolute(&file, &cwd))?
+    };
+    let v = instantiate::auto_call(ev, v, flags)?;
+    instantiate::select_attr_path(ev, v, prefix)
 }
 
-impl walk::Visitor for WorkerVisitor<'_> {
+struct WalkVisitor {
+    prefix: String,
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    ok: bool,
+}
+
+impl walk::Visitor for WalkVisitor {
     fn event(&mut self, i: usize, e: walk::Event) -> bool {
-        if i < self.skip || i % self.n != self.k {
-            return true;
-        }
-        let (walk::Event::Drv { attr, .. } | walk::Event::Failed { attr, .. }) = &e;
-        let ok = writeln!(self.out, "B {i}\t{attr}").and_then(|_| self.out.flush()).is_ok();
-        let json = match e {
-            walk::Event::Drv { attr, drv } => match walk::query_drv(self.ev, &drv) {
-                Ok(d) => walk::drv_json(&attr, &d),
-                Err(err) => walk::error_json(&attr, &err),
-            },
-            walk::Event::Failed { attr, error } => walk::error_json(&attr, &error),
+        let r = match e {
+            walk::Event::Drv { attr, .. } => {
+                let rel = if self.prefix.is_empty() {
+                    attr.as_str()
+                } else {
+                    attr.strip_prefix(self.prefix.as_str()).map(|r| r.strip_prefix('.').unwrap_or(r)).unwrap_or("")
+                };
+                writeln!(self.out, "Q {i}\t{attr}\t{rel}").and_then(|_| self.out.flush())
+            }
+            walk::Event::Failed { attr, error } => writeln!(self.out, "D {i}\t{}", walk::error_json(&attr, &error)),
         };
-        let ok = ok && writeln!(self.out, "D {i}\t{json}").and_then(|_| self.out.flush()).is_ok();
-        if !ok {
-            return false; // the coordinator is gone
-        }
-        if let (Some(max), Some(rss)) = (self.max_memory, rss_bytes())
-            && rss > max
-        {
-            let _ = writeln!(self.out, "R {}", i + 1).and_then(|_| self.out.flush());
-            return false;
-        }
-        true
+        self.ok = r.is_ok();
+        self.ok
     }
 }
 
-fn worker(flags: &Flags, k: usize, n: usize, skip: usize, max_memory: Option<u64>) -> ExitCode {
+/// The walker: nix-env's walk, derivations queued for the workers.
+fn walker(flags: &Flags) -> ExitCode {
     let ev = instantiate::make_eval(flags);
     let auto_call = |v| instantiate::auto_call(&ev, v, flags);
-    let mut out = std::io::stdout().lock();
     let prefix = flags.attr_paths.first().cloned().unwrap_or_default();
-    let root = (|| {
-        let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "/".into());
-        let v = if flags.expr_mode {
-            let text = flags.files.first().cloned().unwrap_or_default();
-            ev.eval_source(&text, "«string»", &cwd)?
-        } else {
-            let file = flags.files.first().cloned().unwrap_or_else(|| "./default.nix".into());
-            ev.eval_file(&instantiate::absolute(&file, &cwd))?
-        };
-        let v = auto_call(v)?;
-        instantiate::select_attr_path(&ev, v, &prefix)
-    })();
-    let root = match root {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let root = match root_value(&ev, flags, &prefix) {
         Ok(v) => v,
         Err(e) => {
-            let _ = writeln!(out, "X {}", walk::error_json(&prefix, &e));
-            let _ = writeln!(out, "E");
+            let _ = writeln!(out, "X {}\nE", walk::error_json(&prefix, &e)).and_then(|_| out.flush());
             return ExitCode::SUCCESS;
         }
     };
-    let mut visitor = WorkerVisitor { ev: &ev, k, n, skip, max_memory, out: std::io::stdout().lock() };
-    drop(out);
-    let mut w = walk::Walk::new(&ev, &auto_call, &mut visitor);
-    w.walk(&root, &prefix);
-    let stopped = w.stopped();
-    drop(w);
-    if !stopped {
+    let mut visitor = WalkVisitor { prefix: prefix.clone(), out, ok: true };
+    walk::Walk::new(&ev, &auto_call, &mut visitor).walk(&root, &prefix);
+    if visitor.ok {
         let _ = writeln!(visitor.out, "E").and_then(|_| visitor.out.flush());
     }
-    ExitCode::SUCCESS
+    // Exit without freeing the evaluator's heap: nothing needs it.
+    std::process::exit(0)
+}
+
+/// Select a derivation the walker found: the same steps as the walk (call
+/// functions with `--arg`s at every set it descends into).
+fn select_found(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Value, rel: &str) -> ferrix_eval::Result<std::rc::Rc<ferrix_eval::AttrSet>> {
+    use ferrix_eval::{Error, Symbol, Value};
+    let mut v = instantiate::auto_call(ev, root.clone(), flags)?;
+    let parts: Vec<&str> = if rel.is_empty() { Vec::new() } else { rel.split('.').collect() };
+    for (j, part) in parts.iter().enumerate() {
+        v = match ev.force(&v)? {
+            Value::Attrs(a) => a.get(Symbol::new(part)).cloned().ok_or_else(|| Error::eval(format!("attribute '{part}' not found")))?,
+            Value::List(l) => part.parse::<usize>().ok().and_then(|i| l.get(i).cloned()).ok_or_else(|| Error::eval(format!("list element {part} not found")))?,
+            other => return Err(Error::eval(format!("expected a set but found {}", other.show_type()))),
+        };
+        if j + 1 < parts.len() {
+            v = instantiate::auto_call(ev, v, flags)?;
+        }
+    }
+    ev.force_attrs(&v)
+}
+
+/// A worker: evaluate the derivations named on stdin, one line each.
+fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
+    let ev = instantiate::make_eval(flags);
+    let prefix = flags.attr_paths.first().cloned().unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    let root = root_value(&ev, flags, &prefix);
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let mut f = line.splitn(3, '\t');
+        let (Some(i), Some(attr), Some(rel)) = (f.next(), f.next(), f.next()) else { break };
+        let json = match &root {
+            Ok(root) => match select_found(&ev, flags, root, rel).and_then(|a| walk::query_drv(&ev, &a)) {
+                Ok(d) => walk::drv_json(attr, &d),
+                Err(e) => walk::error_json(attr, &e),
+            },
+            Err(e) => walk::error_json(attr, e),
+        };
+        if writeln!(out, "D {i}\t{json}").and_then(|_| out.flush()).is_err() {
+            break;
+        }
+        if let (Some(max), Some(rss)) = (max_memory, rss_bytes())
+            && rss > max
+        {
+            let _ = writeln!(out, "R").and_then(|_| out.flush());
+            std::process::exit(0);
+        }
+    }
+    std::process::exit(0)
 }
 
 enum Msg {
@@ -209,29 +250,34 @@ enum Msg {
     Eof(usize, u64),
 }
 
-struct Slot {
-    child: Option<Child>,
-    generation: u64,
-    /// The event being evaluated (from its `B` line).
-    pending: Option<(usize, String)>,
-    /// The first event not yet done.
-    next: usize,
-    restart_at: Option<usize>,
-    finished: bool,
-    /// Consecutive crashes without progress.
-    crashes: u32,
+enum Role {
+    Walker,
+    Worker,
 }
 
-fn spawn(opts: &Options, k: usize, skip: usize, generation: u64, tx: &mpsc::Sender<Msg>) -> anyhow::Result<Child> {
+struct Slot {
+    role: Role,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    generation: u64,
+    /// The job this worker is evaluating: (attr, request line).
+    busy: Option<(String, String)>,
+    restart: bool,
+    done: bool,
+}
+
+fn spawn(opts: &Options, k: usize, walker: bool, generation: u64, tx: &mpsc::Sender<Msg>) -> anyhow::Result<(Child, Option<ChildStdin>)> {
     let exe = std::env::current_exe().context("finding the ferrix executable")?;
     let mut cmd = Command::new(exe);
-    cmd.arg("eval-jobs").arg("--internal-worker").arg(format!("{k},{},{skip}", opts.workers));
+    cmd.arg("eval-jobs").arg(if walker { "--internal-walk" } else { "--internal-worker" });
     match opts.max_memory {
         Some(m) => cmd.arg("--max-memory-per-worker").arg(format!("{}K", m.div_ceil(1024))),
         None => cmd.arg("--max-memory-per-worker").arg("0"),
     };
-    let mut child = cmd.args(&opts.rest).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().context("starting a worker")?;
+    let stdin = if walker { Stdio::null() } else { Stdio::piped() };
+    let mut child = cmd.args(&opts.rest).stdin(stdin).stdout(Stdio::piped()).spawn().context("starting an evaluation process")?;
     let stdout = child.stdout.take().expect("stdout is piped");
+    let stdin = child.stdin.take();
     let tx = tx.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -246,52 +292,63 @@ fn spawn(opts: &Options, k: usize, skip: usize, generation: u64, tx: &mpsc::Send
         }
         let _ = tx.send(Msg::Eof(k, generation));
     });
-    Ok(child)
+    Ok((child, stdin))
 }
 
 fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let (tx, rx) = mpsc::channel();
-    let mut slots = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
     for k in 0..opts.workers {
-        let child = spawn(opts, k, 0, 0, &tx)?;
-        slots.push(Slot { child: Some(child), generation: 0, pending: None, next: 0, restart_at: None, finished: false, crashes: 0 });
+        let walker = k == 0;
+        let (child, stdin) = spawn(opts, k, walker, 0, &tx)?;
+        let role = if walker { Role::Walker } else { Role::Worker };
+        slots.push(Slot { role, child: Some(child), stdin, generation: 0, busy: None, restart: false, done: false });
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut queue: VecDeque<(String, String)> = VecDeque::new();
+    let mut walk_done = false;
     let mut root_failed = false;
-    let mut failed = false;
-    while slots.iter().any(|s| !s.finished) {
-        let msg = rx.recv().context("workers vanished")?;
+    loop {
+        // Feed idle workers.
+        for s in slots.iter_mut() {
+            if matches!(s.role, Role::Worker) && s.busy.is_none() && !s.done && !s.restart {
+                let Some((attr, req)) = queue.pop_front() else { break };
+                // If the worker has died, its end of file reports the job.
+                let _ = s.stdin.as_mut().map(|w| writeln!(w, "{req}").and_then(|_| w.flush()));
+                s.busy = Some((attr, req));
+            }
+        }
+        if walk_done && queue.is_empty() && slots.iter().all(|s| s.busy.is_none()) {
+            break;
+        }
+        let msg = rx.recv().context("evaluation processes vanished")?;
         match msg {
             Msg::Line(k, g, line) => {
                 if g != slots[k].generation {
                     continue;
                 }
-                let s = &mut slots[k];
                 let (tag, rest) = line.split_once(' ').unwrap_or((&line, ""));
                 match tag {
-                    "B" => {
-                        let (i, attr) = rest.split_once('\t').unwrap_or((rest, ""));
-                        s.pending = i.parse().ok().map(|i| (i, attr.to_string()));
+                    "Q" => {
+                        let (_, req) = rest.split_once('\t').unwrap_or(("", rest));
+                        let attr = req.split('\t').next().unwrap_or("").to_string();
+                        queue.push_back((attr, rest.to_string()));
                     }
                     "D" => {
-                        let (i, json) = rest.split_once('\t').unwrap_or((rest, ""));
+                        let (_, json) = rest.split_once('\t').unwrap_or((rest, ""));
                         writeln!(out, "{json}")?;
-                        s.pending = None;
-                        s.crashes = 0;
-                        if let Ok(i) = i.parse::<usize>() {
-                            s.next = i + 1;
-                        }
+                        slots[k].busy = None;
                     }
-                    "R" => s.restart_at = rest.parse().ok(),
+                    "R" => slots[k].restart = true,
                     "X" => {
                         if !root_failed {
                             writeln!(out, "{rest}")?;
                             root_failed = true;
                         }
                     }
-                    "E" => s.finished = true,
-                    _ => bail!("unexpected message from worker {k}: {line}"),
+                    "E" => walk_done = true,
+                    _ => bail!("unexpected message from evaluation process {k}: {line}"),
                 }
             }
             Msg::Eof(k, g) => {
@@ -299,45 +356,54 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                     continue;
                 }
                 let s = &mut slots[k];
+                s.stdin = None;
                 let status = s.child.take().map(|mut c| c.wait());
-                if s.finished {
-                    continue;
-                }
-                let resume = if let Some(at) = s.restart_at.take() {
-                    at
-                } else {
+                let was_walker = matches!(s.role, Role::Walker);
+                if was_walker && !walk_done {
                     let status = match status {
                         Some(Ok(st)) => st.to_string(),
                         _ => "unknown status".into(),
                     };
-                    s.crashes += 1;
-                    match s.pending.take() {
-                        Some((i, attr)) => {
-                            let msg = format!("evaluation worker died ({status}) while evaluating this attribute");
-                            writeln!(out, "{{\"attr\":{},\"error\":{}}}", serde_json::to_string(&attr)?, serde_json::to_string(&msg)?)?;
-                            i + 1
-                        }
-                        None if s.crashes < 2 => s.next,
-                        None => {
-                            eprintln!("error: evaluation worker {k} died ({status}) outside any attribute; giving up on its share");
-                            failed = true;
-                            s.finished = true;
-                            continue;
-                        }
+                    eprintln!("error: the walk stopped early (walker died: {status}); the listing is incomplete");
+                    walk_done = true;
+                    root_failed = true;
+                }
+                let restart = std::mem::take(&mut s.restart);
+                if let Some((attr, req)) = s.busy.take() {
+                    if restart {
+                        // Sent after its last answer, never read: hand it out again.
+                        queue.push_front((attr, req));
+                    } else {
+                        let status = match status {
+                            Some(Ok(st)) => st.to_string(),
+                            _ => "unknown status".into(),
+                        };
+                        let msg = format!("evaluation worker died ({status}) while evaluating this attribute");
+                        writeln!(out, "{{\"attr\":{},\"error\":{}}}", serde_json::to_string(&attr)?, serde_json::to_string(&msg)?)?;
                     }
-                };
-                out.flush()?;
+                }
+                // The walker's slot becomes a worker; a worker past its
+                // memory bound (or one that died) is replaced while work remains.
+                s.role = Role::Worker;
+                if walk_done && queue.is_empty() {
+                    s.done = true;
+                    continue;
+                }
                 s.generation += 1;
-                s.next = resume;
-                s.child = Some(spawn(opts, k, resume, s.generation, &tx)?);
+                let (child, stdin) = spawn(opts, k, false, s.generation, &tx)?;
+                s.child = Some(child);
+                s.stdin = stdin;
             }
         }
     }
-    out.flush()?;
-    for s in &mut slots {
+    for s in slots.iter_mut() {
+        s.stdin = None;
+    }
+    for s in slots.iter_mut() {
         if let Some(mut c) = s.child.take() {
             let _ = c.wait();
         }
     }
-    Ok(if root_failed || failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    out.flush()?;
+    Ok(if root_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -2,11 +2,11 @@
 //! that a failing attribute becomes an error event instead of stopping (or,
 //! for `throw`/`assert`, silently dropping) the walk.
 //!
-//! Every worker runs the same walk over the whole tree, so each sees the same
-//! numbered sequence of events and the same duplicate elimination (nix-env
-//! lists an attribute set reached under two names only under the
-//! lexicographically first one). Only the expensive part, forcing `drvPath`
-//! and the outputs, is done by the worker an event is assigned to.
+//! The walk forces each attribute only far enough to know whether it is a
+//! derivation (and drops an attribute set reached under a second name, as
+//! nix-env does: it is listed under the lexicographically first one). The
+//! expensive part, forcing `drvPath` and the outputs ([`query_drv`]), is left
+//! to the workers.
 
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -16,7 +16,7 @@ use ferrix_eval::{AttrSet, Error, Eval, Result, Symbol, Value};
 /// One step of the walk, numbered in walk order.
 pub enum Event {
     /// A derivation at this attribute path (not seen before under another name).
-    Drv { attr: String, drv: Rc<AttrSet> },
+    Drv { attr: String },
     /// Evaluating the attribute failed.
     Failed { attr: String, error: Error },
 }
@@ -60,11 +60,6 @@ impl<'a> Walk<'a> {
         Walk { ev, auto_call, done: HashSet::new(), keep: Vec::new(), next: 0, stopped: false, visitor }
     }
 
-    /// Whether the visitor stopped the walk.
-    pub fn stopped(&self) -> bool {
-        self.stopped
-    }
-
     fn emit(&mut self, e: Event) {
         if self.stopped {
             return;
@@ -86,7 +81,7 @@ impl<'a> Walk<'a> {
             }
             if self.done.insert(Rc::as_ptr(a)) {
                 self.keep.push(a.clone());
-                self.emit(Event::Drv { attr: attr.to_string(), drv: a.clone() });
+                self.emit(Event::Drv { attr: attr.to_string() });
             }
             Ok(Found::Drv)
         })();
