@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod binary_cache;
 mod derivation;
 mod eval;
+mod eval_jobs;
 mod hash;
 mod instantiate;
 mod nar;
@@ -39,6 +40,9 @@ enum Command {
     Derivation(derivation::Args),
     /// Evaluate a Nix expression and print the result.
     Eval(eval::Args),
+    /// List every derivation of a package tree as JSON lines, like `nix-env -qaP --drv-path`, in parallel workers.
+    #[command(name = "eval-jobs", disable_help_flag = true)]
+    EvalJobs(eval_jobs::Args),
     /// Evaluate and instantiate Nix expressions (accepts nix-instantiate's flags).
     #[command(disable_help_flag = true)]
     Instantiate(instantiate::Args),
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Nar(a) => nar::run(a),
         Command::Derivation(a) => derivation::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::EvalJobs(a) => eval_jobs::run(a),
         Command::Instantiate(a) => instantiate::run(a),
         Command::Repl(a) => repl::run(a),
         Command::Store(a) => store::run(a),

@@ -600,15 +600,21 @@ impl Eval {
                 Ok(Value::string_ctx(out, ctx))
             }
             _ => {
+                // As in C++ Nix, paths are copied to the store only when the
+                // first operand is a string (`drv + /sub` appends "/sub").
                 let mut ctx = Context::new();
-                let ls = self.coerce_to_string(&a, &mut ctx, Coerce { more: false, copy_to_store: true });
+                let ls = self.coerce_to_string(&a, &mut ctx, Coerce { more: false, copy_to_store: false });
                 match ls {
                     Ok(ls) => {
-                        let rhs = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: true })?;
+                        let rhs = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: false })?;
                         let mut out = ls;
                         out.extend_from_slice(&rhs);
                         Ok(Value::string_ctx(out, ctx))
                     }
+                    // Only a value that cannot be coerced at all gets the
+                    // "cannot add" message; an error raised while coercing
+                    // (a `throw` in an `outPath`, say) propagates as itself.
+                    Err(e) if !e.msg().starts_with("cannot coerce") => Err(e),
                     Err(_) => Err(Error::eval(format!(
                         "cannot add {} to {}",
                         b.show_type(),

@@ -66,7 +66,14 @@ fn remove_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn intersect_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let x = ev.force_attrs(&a[0])?;
     let y = ev.force_attrs(&a[1])?;
-    let attrs = y.attrs.iter().filter(|b| x.get(b.name).is_some()).cloned().collect();
+    // Walk the smaller set and look names up in the larger: callPackage
+    // intersects a handful of formals with the whole package set. Both are
+    // sorted by symbol, so the result comes out sorted either way.
+    let attrs = if x.attrs.len() < y.attrs.len() {
+        x.attrs.iter().filter_map(|a| y.attrs.binary_search_by_key(&a.name, |b| b.name).ok().map(|i| y.attrs[i].clone())).collect()
+    } else {
+        y.attrs.iter().filter(|b| x.get(b.name).is_some()).cloned().collect()
+    };
     Ok(Value::attrs(AttrSet { attrs }))
 }
 /// `builtins.catAttrs "a" [ { a = 1; } { b = 0; } ]` → `[ 1 ]`
@@ -88,7 +95,9 @@ fn cat_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 /// `builtins.mapAttrs (n: v: v + 1) { a = 1; }` → `{ a = 2; }`
 fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_attrs(&a[1])?;
-    let f = ev.force(&a[0])?;
+    // The function is not forced here (C++ Nix applies it lazily; nixpkgs'
+    // idris package set passes `self.x` of the fixpoint being built).
+    let f = a[0].clone();
     let attrs = s
         .attrs
         .iter()
