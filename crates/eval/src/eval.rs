@@ -421,7 +421,7 @@ impl Eval {
             }
         }
         if a.dynamic.is_empty() {
-            return Ok(Value::attrs(AttrSet { attrs }));
+            return Ok(Value::attrs(AttrSet::from_sorted(attrs)));
         }
         for d in &a.dynamic {
             let n = self.eval(&d.name, venv)?;
@@ -441,7 +441,7 @@ impl Eval {
             attrs.push(Attr { name, value: self.thunk(&d.value, venv), pos: d.pos });
         }
         attrs.sort_by_key(|x| x.name);
-        Ok(Value::attrs(AttrSet { attrs }))
+        Ok(Value::attrs(AttrSet::from_sorted(attrs)))
     }
 
     /// A binary operator; `pos` is `[operator, left operand, right operand]`.
@@ -522,7 +522,7 @@ impl Eval {
                         if x.is_empty() {
                             return Ok(b.clone());
                         }
-                        Ok(Value::attrs(x.update(y)))
+                        Ok(Value::attrs(AttrSet::update(x, y)))
                     }
                     (Value::Attrs(_), _) => Err(type_err(&b, "a set").at(pos)),
                     _ => Err(type_err(&a, "a set").at(pos)),

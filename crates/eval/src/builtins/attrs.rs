@@ -60,14 +60,14 @@ fn remove_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     }
     names.sort();
     let attrs: Vec<Attr> = s.attrs.iter().filter(|x| names.binary_search(&x.name).is_err()).cloned().collect();
-    Ok(Value::attrs(AttrSet { attrs }))
+    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
 }
 /// `builtins.intersectAttrs { a = 1; } { a = 2; b = 3; }` → `{ a = 2; }`
 fn intersect_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let x = ev.force_attrs(&a[0])?;
     let y = ev.force_attrs(&a[1])?;
     let attrs = y.attrs.iter().filter(|b| x.get(b.name).is_some()).cloned().collect();
-    Ok(Value::attrs(AttrSet { attrs }))
+    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
 }
 /// `builtins.catAttrs "a" [ { a = 1; } { b = 0; } ]` → `[ 1 ]`
 fn cat_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -100,7 +100,7 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             pos: Span::NONE,
         })
         .collect();
-    Ok(Value::attrs(AttrSet { attrs }))
+    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
 }
 /// `builtins.listToAttrs [ { name = "a"; value = 1; } ]` → `{ a = 1; }`
 fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
