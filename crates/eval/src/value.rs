@@ -123,7 +123,7 @@ impl std::ops::Deref for Attrs {
         if self.base.is_none() {
             return &self.own;
         }
-        self.flat.get_or_init(|| self.collect().into_owned())
+        self.flat.get_or_init(|| self.collect_over(&[]))
     }
 }
 
@@ -136,20 +136,33 @@ impl<'a> IntoIterator for &'a Attrs {
 }
 
 impl Attrs {
-    /// All attributes, sorted, without caching the result in the layers
-    /// below (so flattening a layered set does not copy every layer).
-    fn collect(&self) -> std::borrow::Cow<'_, [Attr]> {
-        use std::borrow::Cow;
-        match (&self.base, self.flat.get()) {
-            (None, _) => Cow::Borrowed(&self.own),
-            (Some(_), Some(f)) => Cow::Borrowed(f),
-            (Some(b), None) => Cow::Owned(merge(&b.attrs.collect(), &self.own)),
-        }
+    /// All attributes with `extra` on top, sorted, in one pass over the
+    /// bottom layer (and without caching anything in the layers below).
+    fn collect_over(&self, extra: &[Attr]) -> Vec<Attr> {
+        // overrides, highest priority first: `extra`, then each layer's own
+        let mut over: Vec<&Attr> = extra.iter().collect();
+        let mut s = self;
+        let bottom: &[Attr] = loop {
+            if let Some(f) = s.flat.get() {
+                break f;
+            }
+            match &s.base {
+                None => break &s.own,
+                Some(b) => {
+                    over.extend(s.own.iter());
+                    s = &b.attrs;
+                }
+            }
+        };
+        // a stable sort keeps the highest-priority one first among equal names
+        over.sort_by_key(|a| a.name);
+        over.dedup_by_key(|a| a.name);
+        merge(bottom, &over)
     }
 }
 
 /// Merge two sorted attribute slices; `b` wins on equal names.
-fn merge(a: &[Attr], b: &[Attr]) -> Vec<Attr> {
+fn merge(a: &[Attr], b: &[&Attr]) -> Vec<Attr> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
@@ -159,18 +172,18 @@ fn merge(a: &[Attr], b: &[Attr]) -> Vec<Attr> {
                 i += 1
             }
             std::cmp::Ordering::Greater => {
-                out.push(b[j].clone());
+                out.push((*b[j]).clone());
                 j += 1
             }
             std::cmp::Ordering::Equal => {
-                out.push(b[j].clone());
+                out.push((*b[j]).clone());
                 i += 1;
                 j += 1
             }
         }
     }
     out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
+    out.extend(b[j..].iter().map(|x| (*x).clone()));
     out
 }
 
@@ -214,9 +227,10 @@ impl AttrSet {
     }
     /// Attributes sorted by name (how Nix prints and lists them).
     pub fn sorted_by_name(&self) -> Vec<&Attr> {
-        let mut v: Vec<&Attr> = self.attrs.iter().collect();
-        v.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        v
+        // names are distinct, so an unstable sort is deterministic
+        let mut v: Vec<(&'static [u8], &Attr)> = self.attrs.iter().map(|a| (a.name.as_bytes(), a)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v.into_iter().map(|(_, a)| a).collect()
     }
     /// `this // other`, `other` wins: a linear merge, or a layer over `this`
     /// when `other` is small next to it.
@@ -236,7 +250,7 @@ impl AttrSet {
                 },
             };
         }
-        AttrSet::from_sorted(merge(&this.attrs.collect(), b))
+        AttrSet::from_sorted(this.attrs.collect_over(b))
     }
 }
 
@@ -329,6 +343,8 @@ pub enum ThunkState {
     Apply(Box<(Value, Value)>),
     /// `f i` for an integer argument (genList): no second allocation.
     ApplyInt(Value, i64),
+    /// `f a b` (mapAttrs, zipAttrsWith): one thunk instead of two.
+    Apply2(Box<(Value, Value, Value)>),
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
     Done(Value),
@@ -342,6 +358,10 @@ impl Thunk {
     }
     pub fn apply(f: Value, arg: Value) -> Value {
         Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply(Box::new((f, arg)))))))
+    }
+    /// `f a b` as one thunk.
+    pub fn apply2(f: Value, a: Value, b: Value) -> Value {
+        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply2(Box::new((f, a, b)))))))
     }
     /// `f i` as a thunk (one allocation).
     pub fn apply_int(f: Value, i: i64) -> Value {
@@ -389,6 +409,9 @@ impl Thunk {
             ThunkState::Apply(fa) => {
                 stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&fa.0, fa.1.clone(), Span::NONE))
             }
+            ThunkState::Apply2(fab) => stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || {
+                ev.call2(&fab.0, fab.1.clone(), fab.2.clone(), Span::NONE)
+            }),
             ThunkState::ApplyInt(f, i) => {
                 stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(f, Value::Int(*i), Span::NONE))
             }
@@ -417,6 +440,20 @@ impl Thunk {
 impl Value {
     pub fn string(s: impl Into<Box<[u8]>>) -> Value {
         Value::String(Rc::new(NixString::new(s)))
+    }
+    /// An attribute name as a string value; one shared string per name.
+    pub fn sym_string(n: Symbol) -> Value {
+        thread_local! {
+            static CACHE: std::cell::RefCell<Vec<Option<Rc<NixString>>>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            let i = n.0 as usize;
+            if c.len() <= i {
+                c.resize(i + 1, None);
+            }
+            Value::String(c[i].get_or_insert_with(|| Rc::new(NixString::new(n.as_bytes()))).clone())
+        })
     }
     pub fn str(s: &str) -> Value {
         Value::string(s.as_bytes())

@@ -26,7 +26,7 @@ pub static DEFS: &[PrimOpDef] = &[
 /// `builtins.attrNames { b = 1; a = 2; }` → `[ "a" "b" ]`
 fn attr_names(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_attrs(&a[0])?;
-    Ok(Value::list(s.sorted_by_name().iter().map(|x| Value::string(x.name.as_bytes())).collect()))
+    Ok(Value::list(s.sorted_by_name().iter().map(|x| Value::sym_string(x.name)).collect()))
 }
 /// `builtins.attrValues { b = 1; a = 2; }` → `[ 2 1 ]`
 fn attr_values(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -94,7 +94,7 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .iter()
         .map(|x| Attr {
             name: x.name,
-            value: Thunk::apply(Thunk::apply(f.clone(), Value::string(x.name.as_bytes())), x.value.clone()),
+            value: Thunk::apply2(f.clone(), Value::sym_string(x.name), x.value.clone()),
             // like C++ Nix: mapped attributes have no position
             // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
             pos: Span::NONE,
@@ -137,7 +137,7 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .into_iter()
         .map(|(n, vs)| Attr {
             name: n,
-            value: Thunk::apply(Thunk::apply(f.clone(), Value::string(n.as_bytes())), Value::List(Rc::new(vs))),
+            value: Thunk::apply2(f.clone(), Value::sym_string(n), Value::List(Rc::new(vs))),
             pos: Span::NONE,
         })
         .collect();
