@@ -512,6 +512,13 @@ impl Eval {
             }
             return self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos));
         }
+        self.eval_logic(op, l, r, [pos, lpos, rpos], env)
+    }
+
+    /// `&&`, `||`, `->` (short-circuiting).
+    #[inline(never)]
+    fn eval_logic(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Rc<Env>) -> Result<Value> {
+        let [_, lpos, rpos] = pos;
         let side = |e: Error, left: bool| {
             let (which, at) = if left { ("left", lpos) } else { ("right", rpos) };
             e.while_(format!("in the {which} operand of '{}'", op_name(op)), at)
@@ -535,6 +542,7 @@ impl Eval {
         }
     }
 
+    #[inline(never)]
     fn bin_values(&self, op: BinOp, a: Value, b: Value, pos: Span) -> Result<Value> {
         match op {
             BinOp::Eq => {
