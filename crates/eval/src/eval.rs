@@ -170,6 +170,9 @@ impl Eval {
         }
     }
 
+    // Every arm but the simplest lives in its own non-inlined method, so
+    // this function's stack frame (on every level of a deep recursion)
+    // stays small.
     fn eval_inner(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
@@ -178,141 +181,178 @@ impl Eval {
                 let v = self.globals.borrow()[*g as usize].clone();
                 self.force(&v)
             }
-            Expr::WithVar { name, withs, pos } => {
-                for d in withs.iter() {
-                    let ns = self.force(&env.up(*d).get(0))?;
-                    let Value::Attrs(a) = &ns else {
-                        return Err(type_err(&ns, "a set").at(*pos));
-                    };
-                    if let Some(v) = a.get(*name) {
-                        return self.force(v);
-                    }
-                }
-                Err(Error::eval(format!("undefined variable '{name}'")).at(*pos))
-            }
+            Expr::WithVar { name, withs, pos } => self.eval_with_var(*name, withs, *pos, env),
             Expr::Attrs(a) => self.eval_attrs(a, env),
-            Expr::List(items) => Ok(Value::list(items.iter().map(|i| self.thunk(i, env)).collect())),
+            Expr::List(items) => self.eval_list(items, env),
             Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() }))),
-            Expr::Apply { f, args, pos } => {
-                let mut fv = self.eval(f, env)?;
-                let mut rest = &args[..];
-                while rest.len() >= 2 {
-                    fv = self.call2(&fv, self.arg_thunk(&rest[0], env), self.arg_thunk(&rest[1], env), *pos)?;
-                    rest = &rest[2..];
-                }
-                if let [a] = rest {
-                    fv = self.call(&fv, self.arg_thunk(a, env), *pos)?;
-                }
-                Ok(fv)
-            }
-            Expr::Select { e: target, path, default, pos } => {
-                let v = match self.eval(target, env) {
-                    Ok(v) => v,
-                    Err(e) if default.is_none() => return Err(e.while_("while selecting an attribute", *pos)),
-                    Err(e) => return Err(e),
-                };
-                let mut found = None;
-                self.select(v, path, default.as_deref(), *pos, env, &mut found)
-                    .map_err(|e| select_frames(e, path, found, *pos))
-            }
-            Expr::HasAttr { e: target, path, pos } => {
-                let mut v = self.eval(target, env).map_err(|e| e.while_("in the argument of '?'", *pos))?;
-                let last = path.len().saturating_sub(1);
-                for (i, name) in path.iter().enumerate() {
-                    let n = self.attr_name(name, env)?;
-                    match &v {
-                        // `x ? a.b` forces `x.a` but never `x.a.b` itself.
-                        Value::Attrs(a) => match a.get(n) {
-                            Some(_) if i == last => return Ok(Value::Bool(true)),
-                            Some(x) => v = self.force(x)?,
-                            None => return Ok(Value::Bool(false)),
-                        },
-                        _ => return Ok(Value::Bool(false)),
-                    }
-                }
-                Ok(Value::Bool(true))
-            }
-            Expr::Let { binds, body } => {
-                let slots: SmallVec<[Value; 3]> = binds.iter().map(|_| Value::Null).collect();
-                let new = Env::new(Some(env.clone()), slots);
-                for (i, b) in binds.iter().enumerate() {
-                    new.set(i, self.thunk_rec(b, &new));
-                }
-                self.eval(body, &new)
-            }
-            Expr::With { ns, body } => {
-                let mut slots = SmallVec::new();
-                slots.push(self.thunk(ns, env));
-                let new = Env::new(Some(env.clone()), slots);
-                self.eval(body, &new)
-            }
-            Expr::If { cond, then, else_, pos } => {
-                let c = self.eval(cond, env)?;
-                match c {
-                    Value::Bool(true) => self.eval(then, env),
-                    Value::Bool(false) => self.eval(else_, env),
-                    other => Err(type_err(&other, "a Boolean").at(*pos)),
-                }
-            }
-            Expr::Assert { cond, body, text, pos } => {
-                let frame = |e: Error| e.while_(format!("while evaluating the condition of the assertion '{text}'"), *pos);
-                if let Expr::Bin { op: BinOp::Eq, l, r, pos: eq_pos, .. } = &**cond {
-                    // `assert a == b` explains the first difference, like C++ Nix
-                    let lv = self.eval(l, env).map_err(frame)?;
-                    let rv = self.eval(r, env).map_err(frame)?;
-                    if self.equal(&lv, &rv).map_err(frame)? {
-                        return self.eval(body, env);
-                    }
-                    return Err(frame(self.explain_unequal(&lv, &rv, *eq_pos)));
-                }
-                let c = self.eval(cond, env).map_err(frame)?;
-                match c {
-                    Value::Bool(true) => self.eval(body, env),
-                    Value::Bool(false) => {
-                        Err(Error::new(ErrorKind::Assert, format!("assertion '{text}' failed")).at(*pos))
-                    }
-                    other => Err(type_err(&other, "a Boolean").at(*pos)),
-                }
-            }
-            Expr::Not(x, pos) => match self.eval(x, env).map_err(|e| e.while_("in the argument of '!'", *pos))? {
-                Value::Bool(b) => Ok(Value::Bool(!b)),
+            Expr::Apply { f, args, pos } => self.eval_apply(f, args, *pos, env),
+            Expr::Select { e: target, path, default, pos } => self.eval_select(target, path, default.as_deref(), *pos, env),
+            Expr::HasAttr { e: target, path, pos } => self.eval_has_attr(target, path, *pos, env),
+            Expr::Let { binds, body } => self.eval_let(binds, body, env),
+            Expr::With { ns, body } => self.eval_with(ns, body, env),
+            Expr::If { cond, then, else_, pos } => match self.eval(cond, env)? {
+                Value::Bool(true) => self.eval(then, env),
+                Value::Bool(false) => self.eval(else_, env),
                 other => Err(type_err(&other, "a Boolean").at(*pos)),
             },
-            Expr::Neg(x, pos) => {
-                // `-x` is `__sub 0 x` in C++ Nix
-                let v = self.eval(x, env).map_err(|e| builtin_op_frame(e, BinOp::Sub, *pos))?;
-                self.arith(BinOp::Sub, Value::Int(0), v).map_err(|e| builtin_op_frame(e.at(*pos), BinOp::Sub, *pos))
-            }
-            Expr::Bin { op, l, r, pos, lpos, rpos } => {
-                self.eval_bin(*op, l, r, [*pos, *lpos, *rpos], env)
-            }
+            Expr::Assert { cond, body, text, pos } => self.eval_assert(cond, body, text, *pos, env),
+            Expr::Not(x, pos) => self.eval_not(x, *pos, env),
+            Expr::Neg(x, pos) => self.eval_neg(x, *pos, env),
+            Expr::Bin { op, l, r, pos, lpos, rpos } => self.eval_bin(*op, l, r, [*pos, *lpos, *rpos], env),
             Expr::Interp { parts, pos } => self.eval_interp(parts, env, *pos),
-            Expr::PathInterp { parts, pos } => {
-                let mut out = Vec::new();
-                let mut ctx = Context::new();
-                for p in parts.iter() {
-                    match p {
-                        StrPart::Lit(l) => out.extend_from_slice(l),
-                        StrPart::Interp(e, ipos) => {
-                            let v = self.eval(e, env)?;
-                            let s = self
-                                .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: false })
-                                .map_err(|e| e.in_path_segment(*ipos))?;
-                            out.extend_from_slice(&s);
-                        }
-                    }
-                }
-                if !ctx.is_empty() {
-                    return Err(Error::eval("a string that refers to a store path cannot be appended to a path").at(*pos));
-                }
-                Ok(Value::path(crate::lower::canon_path(&String::from_utf8_lossy(&out)).into_bytes()))
-            }
+            Expr::PathInterp { parts, pos } => self.eval_path_interp(parts, *pos, env),
             Expr::SearchPath { path, pos } => self.find_search_path(path).map_err(|e| e.at(*pos)),
             Expr::CurPos(span) => Ok(self.pos_value(*span)),
         }
     }
 
+    #[inline(never)]
+    fn eval_with_var(&self, name: Symbol, withs: &'static [u32], pos: Span, env: &Rc<Env>) -> Result<Value> {
+        for d in withs.iter() {
+            let ns = self.force(&env.up(*d).get(0))?;
+            let Value::Attrs(a) = &ns else {
+                return Err(type_err(&ns, "a set").at(pos));
+            };
+            if let Some(v) = a.get(name) {
+                return self.force(v);
+            }
+        }
+        Err(Error::eval(format!("undefined variable '{name}'")).at(pos))
+    }
+
+    #[inline(never)]
+    fn eval_list(&self, items: &'static [Expr], env: &Rc<Env>) -> Result<Value> {
+        Ok(Value::list(items.iter().map(|i| self.thunk(i, env)).collect()))
+    }
+
+    #[inline(never)]
+    fn eval_apply(&self, f: &'static Expr, args: &'static [Expr], pos: Span, env: &Rc<Env>) -> Result<Value> {
+        let mut fv = self.eval(f, env)?;
+        let mut rest = args;
+        while rest.len() >= 2 {
+            fv = self.call2(&fv, self.arg_thunk(&rest[0], env), self.arg_thunk(&rest[1], env), pos)?;
+            rest = &rest[2..];
+        }
+        if let [a] = rest {
+            fv = self.call(&fv, self.arg_thunk(a, env), pos)?;
+        }
+        Ok(fv)
+    }
+
+    #[inline(never)]
+    fn eval_select(
+        &self,
+        target: &'static Expr,
+        path: &'static [AttrName],
+        default: Option<&'static Expr>,
+        pos: Span,
+        env: &Rc<Env>,
+    ) -> Result<Value> {
+        let v = match self.eval(target, env) {
+            Ok(v) => v,
+            Err(e) if default.is_none() => return Err(e.while_("while selecting an attribute", pos)),
+            Err(e) => return Err(e),
+        };
+        let mut found = None;
+        self.select(v, path, default, pos, env, &mut found).map_err(|e| select_frames(e, path, found, pos))
+    }
+
+    #[inline(never)]
+    fn eval_has_attr(&self, target: &'static Expr, path: &'static [AttrName], pos: Span, env: &Rc<Env>) -> Result<Value> {
+        let mut v = self.eval(target, env).map_err(|e| e.while_("in the argument of '?'", pos))?;
+        let last = path.len().saturating_sub(1);
+        for (i, name) in path.iter().enumerate() {
+            let n = self.attr_name(name, env)?;
+            match &v {
+                // `x ? a.b` forces `x.a` but never `x.a.b` itself.
+                Value::Attrs(a) => match a.get(n) {
+                    Some(_) if i == last => return Ok(Value::Bool(true)),
+                    Some(x) => v = self.force(x)?,
+                    None => return Ok(Value::Bool(false)),
+                },
+                _ => return Ok(Value::Bool(false)),
+            }
+        }
+        Ok(Value::Bool(true))
+    }
+
+    #[inline(never)]
+    fn eval_let(&self, binds: &'static [Expr], body: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        let slots: SmallVec<[Value; 3]> = binds.iter().map(|_| Value::Null).collect();
+        let new = Env::new(Some(env.clone()), slots);
+        for (i, b) in binds.iter().enumerate() {
+            new.set(i, self.thunk_rec(b, &new));
+        }
+        self.eval(body, &new)
+    }
+
+    #[inline(never)]
+    fn eval_with(&self, ns: &'static Expr, body: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        let mut slots = SmallVec::new();
+        slots.push(self.thunk(ns, env));
+        let new = Env::new(Some(env.clone()), slots);
+        self.eval(body, &new)
+    }
+
+    #[inline(never)]
+    fn eval_assert(&self, cond: &'static Expr, body: &'static Expr, text: &str, pos: Span, env: &Rc<Env>) -> Result<Value> {
+        let frame = |e: Error| e.while_(format!("while evaluating the condition of the assertion '{text}'"), pos);
+        if let Expr::Bin { op: BinOp::Eq, l, r, pos: eq_pos, .. } = cond {
+            // `assert a == b` explains the first difference, like C++ Nix
+            let lv = self.eval(l, env).map_err(frame)?;
+            let rv = self.eval(r, env).map_err(frame)?;
+            if self.equal(&lv, &rv).map_err(frame)? {
+                return self.eval(body, env);
+            }
+            return Err(frame(self.explain_unequal(&lv, &rv, *eq_pos)));
+        }
+        let c = self.eval(cond, env).map_err(frame)?;
+        match c {
+            Value::Bool(true) => self.eval(body, env),
+            Value::Bool(false) => Err(Error::new(ErrorKind::Assert, format!("assertion '{text}' failed")).at(pos)),
+            other => Err(type_err(&other, "a Boolean").at(pos)),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_not(&self, x: &'static Expr, pos: Span, env: &Rc<Env>) -> Result<Value> {
+        match self.eval(x, env).map_err(|e| e.while_("in the argument of '!'", pos))? {
+            Value::Bool(b) => Ok(Value::Bool(!b)),
+            other => Err(type_err(&other, "a Boolean").at(pos)),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_neg(&self, x: &'static Expr, pos: Span, env: &Rc<Env>) -> Result<Value> {
+        // `-x` is `__sub 0 x` in C++ Nix
+        let v = self.eval(x, env).map_err(|e| builtin_op_frame(e, BinOp::Sub, pos))?;
+        self.arith(BinOp::Sub, Value::Int(0), v).map_err(|e| builtin_op_frame(e.at(pos), BinOp::Sub, pos))
+    }
+
+    #[inline(never)]
+    fn eval_path_interp(&self, parts: &'static [StrPart], pos: Span, env: &Rc<Env>) -> Result<Value> {
+        let mut out = Vec::new();
+        let mut ctx = Context::new();
+        for p in parts.iter() {
+            match p {
+                StrPart::Lit(l) => out.extend_from_slice(l),
+                StrPart::Interp(e, ipos) => {
+                    let v = self.eval(e, env)?;
+                    let s = self
+                        .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: false })
+                        .map_err(|e| e.in_path_segment(*ipos))?;
+                    out.extend_from_slice(&s);
+                }
+            }
+        }
+        if !ctx.is_empty() {
+            return Err(Error::eval("a string that refers to a store path cannot be appended to a path").at(pos));
+        }
+        Ok(Value::path(crate::lower::canon_path(&String::from_utf8_lossy(&out)).into_bytes()))
+    }
+
     /// `{ file, line, column }` for a position (or null).
+    #[inline(never)]
     pub fn pos_value(&self, span: Span) -> Value {
         match crate::source::get(span.file) {
             Some((name, text)) if !span.is_none() => {
@@ -378,6 +418,7 @@ impl Eval {
         }
     }
 
+    #[inline(never)]
     fn eval_attrs(&self, a: &'static AttrsIR, env: &Rc<Env>) -> Result<Value> {
         let inner;
         let venv = if a.rec {
@@ -421,7 +462,7 @@ impl Eval {
             }
         }
         if a.dynamic.is_empty() {
-            return Ok(Value::attrs(AttrSet { attrs }));
+            return Ok(Value::attrs(AttrSet::from_sorted(attrs)));
         }
         for d in &a.dynamic {
             let n = self.eval(&d.name, venv)?;
@@ -441,10 +482,11 @@ impl Eval {
             attrs.push(Attr { name, value: self.thunk(&d.value, venv), pos: d.pos });
         }
         attrs.sort_by_key(|x| x.name);
-        Ok(Value::attrs(AttrSet { attrs }))
+        Ok(Value::attrs(AttrSet::from_sorted(attrs)))
     }
 
     /// A binary operator; `pos` is `[operator, left operand, right operand]`.
+    #[inline(never)]
     fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Rc<Env>) -> Result<Value> {
         let [pos, lpos, rpos] = pos;
         if !matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
@@ -481,6 +523,13 @@ impl Eval {
             }
             return self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos));
         }
+        self.eval_logic(op, l, r, [pos, lpos, rpos], env)
+    }
+
+    /// `&&`, `||`, `->` (short-circuiting).
+    #[inline(never)]
+    fn eval_logic(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Rc<Env>) -> Result<Value> {
+        let [_, lpos, rpos] = pos;
         let side = |e: Error, left: bool| {
             let (which, at) = if left { ("left", lpos) } else { ("right", rpos) };
             e.while_(format!("in the {which} operand of '{}'", op_name(op)), at)
@@ -504,6 +553,7 @@ impl Eval {
         }
     }
 
+    #[inline(never)]
     fn bin_values(&self, op: BinOp, a: Value, b: Value, pos: Span) -> Result<Value> {
         match op {
             BinOp::Eq => {
@@ -533,7 +583,7 @@ impl Eval {
                         if x.is_empty() {
                             return Ok(b.clone());
                         }
-                        Ok(Value::attrs(x.update(y)))
+                        Ok(Value::attrs(AttrSet::update(x, y)))
                     }
                     (Value::Attrs(_), _) => Err(type_err(&b, "a set").at(pos)),
                     _ => Err(type_err(&a, "a set").at(pos)),
@@ -684,6 +734,7 @@ impl Eval {
         }
     }
 
+    #[inline(never)]
     fn eval_interp(&self, parts: &'static [StrPart], env: &Rc<Env>, _pos: Span) -> Result<Value> {
         let mut out = Vec::new();
         let mut ctx = Context::new();
@@ -748,7 +799,18 @@ impl Eval {
         self.call(&g, b, pos)
     }
 
+    #[inline]
     fn call_inner(&self, f: &Value, arg: Value, pos: Span) -> Result<Value> {
+        match f {
+            Value::Lambda(c) => self.call_lambda(c, arg, pos),
+            _ => self.call_other(f, arg, pos),
+        }
+    }
+
+    /// Calls of builtins, functors and thunks (kept apart so the lambda
+    /// path's stack frame stays small).
+    #[inline(never)]
+    fn call_other(&self, f: &Value, arg: Value, pos: Span) -> Result<Value> {
         match f {
             Value::Lambda(c) => self.call_lambda(c, arg, pos),
             Value::PrimOp(op) => {
@@ -800,6 +862,7 @@ impl Eval {
         }
     }
 
+    #[inline(never)]
     fn call_lambda(&self, c: &Rc<Closure>, arg: Value, pos: Span) -> Result<Value> {
         let l = c.lambda;
         let Some(formals) = &l.formals else {
@@ -808,6 +871,14 @@ impl Eval {
             let env = Env::new(Some(c.env.clone()), slots);
             return self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos));
         };
+        let env = self.bind_formals(c, formals, arg, pos)?;
+        self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos))
+    }
+
+    /// The frame of a call to a `{ a, b ? d, ... }@x:` function.
+    #[inline(never)]
+    fn bind_formals(&self, c: &Rc<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<Rc<Env>> {
+        let l = c.lambda;
         let argv = self.force(&arg)?;
         let Value::Attrs(attrs) = &argv else {
             return Err(type_err(&argv, "a set").at(pos));
@@ -856,7 +927,7 @@ impl Eval {
         if formals.at.is_some() {
             env.set(formals.entries.len(), argv.clone());
         }
-        self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos))
+        Ok(env)
     }
 
     /// Deep equality as `==` defines it.
@@ -1170,6 +1241,7 @@ impl Eval {
     }
 
     /// Resolve `<name/rest>` against the search path.
+    #[inline(never)]
     pub fn find_search_path(&self, path: &str) -> Result<Value> {
         for (prefix, dir) in &self.opts.search_path {
             let rest = if prefix.is_empty() {

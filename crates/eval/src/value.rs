@@ -81,63 +81,176 @@ pub struct Attr {
 }
 
 /// An attribute set: attributes sorted by [`Symbol`] id (not by name), so
-/// lookup is a binary search and `//` a linear merge.
+/// lookup is a binary search and `//` a linear merge. Dereference
+/// [`AttrSet::attrs`] for the sorted slice of all attributes.
 #[derive(Clone, Default)]
 pub struct AttrSet {
-    pub attrs: Vec<Attr>,
+    pub attrs: Attrs,
+}
+
+/// How many small `//` layers may stack on a set before it is flattened.
+const MAX_LAYERS: u32 = 16;
+
+/// The attributes of an [`AttrSet`]. Usually one sorted vector; `big // small`
+/// instead stacks the small set as a layer over the shared big one (the
+/// nixpkgs overlay pattern would otherwise copy the whole package set per
+/// overlay). Dereferencing gives the flattened, sorted attributes (computed
+/// once, on first use, for a layered set).
+#[derive(Clone, Default)]
+pub struct Attrs {
+    /// This layer's attributes (all of them when `base` is None).
+    own: Vec<Attr>,
+    /// The set this layer overrides.
+    base: Option<Rc<AttrSet>>,
+    /// Number of layers below this one.
+    depth: u32,
+    /// Number of distinct names in all layers.
+    len: usize,
+    flat: std::cell::OnceCell<Vec<Attr>>,
+}
+
+impl From<Vec<Attr>> for Attrs {
+    /// From attributes sorted by symbol id, without duplicates.
+    fn from(own: Vec<Attr>) -> Attrs {
+        Attrs { len: own.len(), own, base: None, depth: 0, flat: Default::default() }
+    }
+}
+
+impl std::ops::Deref for Attrs {
+    type Target = [Attr];
+    #[inline]
+    fn deref(&self) -> &[Attr] {
+        if self.base.is_none() {
+            return &self.own;
+        }
+        self.flat.get_or_init(|| self.collect_over(&[]))
+    }
+}
+
+impl<'a> IntoIterator for &'a Attrs {
+    type Item = &'a Attr;
+    type IntoIter = std::slice::Iter<'a, Attr>;
+    fn into_iter(self) -> Self::IntoIter {
+        self[..].iter()
+    }
+}
+
+impl Attrs {
+    /// All attributes with `extra` on top, sorted, in one pass over the
+    /// bottom layer (and without caching anything in the layers below).
+    fn collect_over(&self, extra: &[Attr]) -> Vec<Attr> {
+        // overrides, highest priority first: `extra`, then each layer's own
+        let mut over: Vec<&Attr> = extra.iter().collect();
+        let mut s = self;
+        let bottom: &[Attr] = loop {
+            if let Some(f) = s.flat.get() {
+                break f;
+            }
+            match &s.base {
+                None => break &s.own,
+                Some(b) => {
+                    over.extend(s.own.iter());
+                    s = &b.attrs;
+                }
+            }
+        };
+        // a stable sort keeps the highest-priority one first among equal names
+        over.sort_by_key(|a| a.name);
+        over.dedup_by_key(|a| a.name);
+        merge(bottom, &over)
+    }
+}
+
+/// Merge two sorted attribute slices; `b` wins on equal names.
+fn merge(a: &[Attr], b: &[&Attr]) -> Vec<Attr> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].name.cmp(&b[j].name) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i].clone());
+                i += 1
+            }
+            std::cmp::Ordering::Greater => {
+                out.push((*b[j]).clone());
+                j += 1
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((*b[j]).clone());
+                i += 1;
+                j += 1
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend(b[j..].iter().map(|x| (*x).clone()));
+    out
 }
 
 impl AttrSet {
+    /// From attributes already sorted by symbol id, without duplicates.
+    pub fn from_sorted(attrs: Vec<Attr>) -> AttrSet {
+        AttrSet { attrs: attrs.into() }
+    }
     /// Build from unsorted attributes; later duplicates win.
     pub fn from_unsorted(mut attrs: Vec<Attr>) -> AttrSet {
         attrs.sort_by_key(|a| a.name);
         // keep the first of equal names (callers push in priority order)
         attrs.dedup_by_key(|a| a.name);
-        AttrSet { attrs }
+        AttrSet::from_sorted(attrs)
     }
+    #[inline]
     pub fn get(&self, name: Symbol) -> Option<&Value> {
-        self.attrs.binary_search_by_key(&name, |a| a.name).ok().map(|i| &self.attrs[i].value)
+        self.get_attr(name).map(|a| &a.value)
     }
     pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
-        self.attrs.binary_search_by_key(&name, |a| a.name).ok().map(|i| &self.attrs[i])
+        let mut s = self;
+        loop {
+            let a = &s.attrs;
+            let v: &[Attr] = a.flat.get().unwrap_or(&a.own);
+            if let Ok(i) = v.binary_search_by_key(&name, |a| a.name) {
+                return Some(&v[i]);
+            }
+            if a.flat.get().is_some() {
+                return None;
+            }
+            s = a.base.as_deref()?;
+        }
     }
+    #[inline]
     pub fn len(&self) -> usize {
-        self.attrs.len()
+        self.attrs.len
     }
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.attrs.is_empty()
+        self.attrs.len == 0
     }
     /// Attributes sorted by name (how Nix prints and lists them).
     pub fn sorted_by_name(&self) -> Vec<&Attr> {
-        let mut v: Vec<&Attr> = self.attrs.iter().collect();
-        v.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        v
+        // names are distinct, so an unstable sort is deterministic
+        let mut v: Vec<(&'static [u8], &Attr)> = self.attrs.iter().map(|a| (a.name.as_bytes(), a)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v.into_iter().map(|(_, a)| a).collect()
     }
-    /// `self // other`: a linear merge, `other` wins.
-    pub fn update(&self, other: &AttrSet) -> AttrSet {
-        let (a, b) = (&self.attrs, &other.attrs);
-        let mut out = Vec::with_capacity(a.len() + b.len());
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].name.cmp(&b[j].name) {
-                std::cmp::Ordering::Less => {
-                    out.push(a[i].clone());
-                    i += 1
-                }
-                std::cmp::Ordering::Greater => {
-                    out.push(b[j].clone());
-                    j += 1
-                }
-                std::cmp::Ordering::Equal => {
-                    out.push(b[j].clone());
-                    i += 1;
-                    j += 1
-                }
-            }
+    /// `this // other`, `other` wins: a linear merge, or a layer over `this`
+    /// when `other` is small next to it.
+    pub fn update(this: &Rc<AttrSet>, other: &AttrSet) -> AttrSet {
+        let b: &[Attr] = &other.attrs;
+        // chains stay short (bounded lookups, and dropping never recurses deeply)
+        let depth = this.attrs.depth;
+        if b.len() * 8 <= this.len() && depth < MAX_LAYERS {
+            let new = b.iter().filter(|x| this.get(x.name).is_none()).count();
+            return AttrSet {
+                attrs: Attrs {
+                    own: b.to_vec(),
+                    base: Some(this.clone()),
+                    depth: depth + 1,
+                    len: this.len() + new,
+                    flat: Default::default(),
+                },
+            };
         }
-        out.extend_from_slice(&a[i..]);
-        out.extend_from_slice(&b[j..]);
-        AttrSet { attrs: out }
+        AttrSet::from_sorted(this.attrs.collect_over(b))
     }
 }
 
@@ -230,6 +343,8 @@ pub enum ThunkState {
     Apply(Box<(Value, Value)>),
     /// `f i` for an integer argument (genList): no second allocation.
     ApplyInt(Value, i64),
+    /// `f a b` (mapAttrs, zipAttrsWith): one thunk instead of two.
+    Apply2(Box<(Value, Value, Value)>),
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
     Done(Value),
@@ -243,6 +358,10 @@ impl Thunk {
     }
     pub fn apply(f: Value, arg: Value) -> Value {
         Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply(Box::new((f, arg)))))))
+    }
+    /// `f a b` as one thunk.
+    pub fn apply2(f: Value, a: Value, b: Value) -> Value {
+        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply2(Box::new((f, a, b)))))))
     }
     /// `f i` as a thunk (one allocation).
     pub fn apply_int(f: Value, i: i64) -> Value {
@@ -290,6 +409,9 @@ impl Thunk {
             ThunkState::Apply(fa) => {
                 stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&fa.0, fa.1.clone(), Span::NONE))
             }
+            ThunkState::Apply2(fab) => stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || {
+                ev.call2(&fab.0, fab.1.clone(), fab.2.clone(), Span::NONE)
+            }),
             ThunkState::ApplyInt(f, i) => {
                 stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(f, Value::Int(*i), Span::NONE))
             }
@@ -319,6 +441,20 @@ impl Thunk {
 impl Value {
     pub fn string(s: impl Into<Box<[u8]>>) -> Value {
         Value::String(Rc::new(NixString::new(s)))
+    }
+    /// An attribute name as a string value; one shared string per name.
+    pub fn sym_string(n: Symbol) -> Value {
+        thread_local! {
+            static CACHE: std::cell::RefCell<Vec<Option<Rc<NixString>>>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            let i = n.0 as usize;
+            if c.len() <= i {
+                c.resize(i + 1, None);
+            }
+            Value::String(c[i].get_or_insert_with(|| Rc::new(NixString::new(n.as_bytes()))).clone())
+        })
     }
     pub fn str(s: &str) -> Value {
         Value::string(s.as_bytes())

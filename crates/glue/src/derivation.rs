@@ -272,6 +272,23 @@ fn derivation_strict_named(ev: &Eval, attrs: &ferrix_eval::AttrSet, drv_name: &s
     };
     let drv_path_s = dir.display(&finished.drv_path);
     register_drv(io, &finished.drv_path, &finished.derivation, &finished.aterm)?;
+    // Its modulo hash is needed as soon as another derivation depends on it;
+    // compute it now, while the parsed form is at hand.
+    if !io.known.borrow().modulo.contains_key(&finished.drv_path) {
+        let mut err = None;
+        let h = finished.derivation.hash_modulo(&dir, false, &mut |q: &StorePath| match modulo_hash(io, q) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                err = Some(e);
+                None
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let h = h.map_err(|e| Error::eval(e.to_string()))?;
+        io.known.borrow_mut().modulo.insert(finished.drv_path.clone(), h);
+    }
 
     let mut pairs = vec![(
         Symbol::new("drvPath"),
@@ -296,23 +313,23 @@ pub fn register_drv(io: &StoreIO, path: &StorePath, drv: &Derivation, aterm: &[u
     io.sink.add_derivation(path, aterm, &refs).map_err(Error::eval)?;
     let mut known = io.known.borrow_mut();
     known.refs.insert(path.clone(), refs);
-    known.drvs.insert(path.clone(), drv.clone());
+    known.drvs.insert(path.clone(), aterm.into());
     Ok(())
 }
 
 /// A derivation by path: one made in this evaluation, or read from the
 /// host's store directory.
 pub fn get_drv(io: &StoreIO, p: &StorePath) -> Result<Derivation> {
-    if let Some(d) = io.known.borrow().drvs.get(p) {
-        return Ok(d.clone());
-    }
     let ps = io.store_dir.display(p);
+    if let Some(a) = io.known.borrow().drvs.get(p) {
+        return Derivation::from_aterm(a, &io.store_dir).map_err(|e| Error::eval(format!("parsing derivation '{ps}': {e}")));
+    }
     let bytes = std::fs::read(&ps).map_err(|e| Error::eval(format!("reading derivation '{ps}': {e}")))?;
     let d = Derivation::from_aterm(&bytes, &io.store_dir).map_err(|e| Error::eval(format!("parsing derivation '{ps}': {e}")))?;
     let refs: BTreeSet<StorePath> = d.input_srcs.iter().chain(d.input_drvs.keys()).cloned().collect();
     let mut known = io.known.borrow_mut();
     known.refs.insert(p.clone(), refs);
-    known.drvs.insert(p.clone(), d.clone());
+    known.drvs.insert(p.clone(), bytes.into());
     Ok(d)
 }
 

@@ -145,7 +145,9 @@ impl StoreSink for DirStore {
 #[derive(Default)]
 pub struct Known {
     pub refs: BTreeMap<StorePath, BTreeSet<StorePath>>,
-    pub drvs: BTreeMap<StorePath, ferrix_formats::Derivation>,
+    /// `.drv` files seen so far, as ATerm bytes (parsed again on the rare
+    /// lookups; far smaller than the parsed form for big evaluations).
+    pub drvs: BTreeMap<StorePath, Box<[u8]>>,
     /// `hashDerivationModulo(drv, mask_outputs = false)` per `.drv` path.
     pub modulo: BTreeMap<StorePath, [u8; 32]>,
 }

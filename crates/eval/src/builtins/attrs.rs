@@ -26,7 +26,7 @@ pub static DEFS: &[PrimOpDef] = &[
 /// `builtins.attrNames { b = 1; a = 2; }` → `[ "a" "b" ]`
 fn attr_names(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_attrs(&a[0])?;
-    Ok(Value::list(s.sorted_by_name().iter().map(|x| Value::string(x.name.as_bytes())).collect()))
+    Ok(Value::list(s.sorted_by_name().iter().map(|x| Value::sym_string(x.name)).collect()))
 }
 /// `builtins.attrValues { b = 1; a = 2; }` → `[ 2 1 ]`
 fn attr_values(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -60,7 +60,7 @@ fn remove_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     }
     names.sort();
     let attrs: Vec<Attr> = s.attrs.iter().filter(|x| names.binary_search(&x.name).is_err()).cloned().collect();
-    Ok(Value::attrs(AttrSet { attrs }))
+    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
 }
 /// `builtins.intersectAttrs { a = 1; } { a = 2; b = 3; }` → `{ a = 2; }`
 fn intersect_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -69,12 +69,13 @@ fn intersect_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     // Walk the smaller set and look names up in the larger: callPackage
     // intersects a handful of formals with the whole package set. Both are
     // sorted by symbol, so the result comes out sorted either way.
-    let attrs = if x.attrs.len() < y.attrs.len() {
-        x.attrs.iter().filter_map(|a| y.attrs.binary_search_by_key(&a.name, |b| b.name).ok().map(|i| y.attrs[i].clone())).collect()
+    // (`len` and `get_attr` do not flatten a layered set; iterating does.)
+    let attrs = if x.len() < y.len() {
+        x.attrs.iter().filter_map(|a| y.get_attr(a.name).cloned()).collect()
     } else {
         y.attrs.iter().filter(|b| x.get(b.name).is_some()).cloned().collect()
     };
-    Ok(Value::attrs(AttrSet { attrs }))
+    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
 }
 /// `builtins.catAttrs "a" [ { a = 1; } { b = 0; } ]` → `[ 1 ]`
 fn cat_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -103,13 +104,13 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .iter()
         .map(|x| Attr {
             name: x.name,
-            value: Thunk::apply(Thunk::apply(f.clone(), Value::string(x.name.as_bytes())), x.value.clone()),
+            value: Thunk::apply2(f.clone(), Value::sym_string(x.name), x.value.clone()),
             // like C++ Nix: mapped attributes have no position
             // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
             pos: Span::NONE,
         })
         .collect();
-    Ok(Value::attrs(AttrSet { attrs }))
+    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
 }
 /// `builtins.listToAttrs [ { name = "a"; value = 1; } ]` → `{ a = 1; }`
 fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -149,7 +150,7 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .into_iter()
         .map(|(n, vs)| Attr {
             name: n,
-            value: Thunk::apply(Thunk::apply(f.clone(), Value::string(n.as_bytes())), Value::List(Rc::new(vs))),
+            value: Thunk::apply2(f.clone(), Value::sym_string(n), Value::List(Rc::new(vs))),
             pos: Span::NONE,
         })
         .collect();
