@@ -358,6 +358,11 @@ fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
+    // `toFile` texts written with --eval --read-write-mode
+    if let Err(e) = ferrix_glue::io::store_io(&ev).and_then(|io| io.flush()) {
+        eprintln!("{}", e.render(true));
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

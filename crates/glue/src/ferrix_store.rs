@@ -16,19 +16,45 @@ use ferrix_store::{PathInfo, Store};
 
 use crate::store::StoreSink;
 
+/// How many single-file paths (`.drv` files, `toFile` texts) wait before
+/// they are registered in one batch.
+const MAX_PENDING: usize = 4096;
+
 /// The ferrix store as the glue's sink.
-pub struct FerrixStore(pub Store);
+///
+/// `.drv` files and `toFile` texts are small and many (10 000 for a large
+/// package set): their blobs go to castore at once, but their path infos are
+/// registered in batches (one durable transaction each) on
+/// [`StoreSink::flush`], when [`MAX_PENDING`] are waiting, and on drop,
+/// instead of paying an fsync per file. Until then they are served from the
+/// pending list.
+pub struct FerrixStore {
+    pub store: Store,
+    pending: std::cell::RefCell<std::collections::BTreeMap<StorePath, PathInfo>>,
+}
 
 impl FerrixStore {
+    pub fn new(store: Store) -> FerrixStore {
+        FerrixStore { store, pending: Default::default() }
+    }
+
     /// Open the store a URL names (`memory://`, `redb:///path`, …).
     pub fn open(url: &str) -> Result<FerrixStore, String> {
-        ferrix_store::open_store(url).map(FerrixStore).map_err(|e| format!("opening store '{url}': {e}"))
+        ferrix_store::open_store(url).map(FerrixStore::new).map_err(|e| format!("opening store '{url}': {e}"))
+    }
+
+    /// The registered or pending path info of `path`.
+    fn info(&self, path: &StorePath) -> Result<Option<PathInfo>, String> {
+        if let Some(i) = self.pending.borrow().get(path) {
+            return Ok(Some(i.clone()));
+        }
+        self.store.path_info.get_path(path).map_err(|e| e.to_string())
     }
 
     fn add_single_file(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
-        let store = &self.0;
+        let store = &self.store;
         let err = |e: &dyn std::fmt::Display| format!("writing '{}' to the store: {e}", store.store_dir.display(path));
-        if store.path_info.get_path(path).map_err(|e| err(&e))?.is_some() {
+        if self.info(path).map_err(|e| err(&e))?.is_some() {
             return Ok(());
         }
         let digest = store.blobs.put(contents).map_err(|e| err(&e))?;
@@ -37,20 +63,36 @@ impl FerrixStore {
         nar.root().bytes(false, contents).map_err(|e| err(&e))?;
         let (_, nar_hash, nar_size) = nar.into_inner().finish();
         let ca = CAHash::new(CaMethod::Text, HashAlgo::Sha256.digest(contents));
-        store
-            .path_info
-            .put(PathInfo {
-                store_path: path.clone(),
-                node,
-                nar_size,
-                nar_sha256: nar_hash.digest().try_into().expect("sha256 is 32 bytes"),
-                references: refs.clone(),
-                deriver: None,
-                signatures: Vec::new(),
-                ca: Some(ca),
-            })
-            .map_err(|e| err(&e))?;
+        let info = PathInfo {
+            store_path: path.clone(),
+            node,
+            nar_size,
+            nar_sha256: nar_hash.digest().try_into().expect("sha256 is 32 bytes"),
+            references: refs.clone(),
+            deriver: None,
+            signatures: Vec::new(),
+            ca: Some(ca),
+        };
+        info.validate(&store.store_dir).map_err(|e| err(&e))?;
+        let full = {
+            let mut pending = self.pending.borrow_mut();
+            pending.insert(path.clone(), info);
+            pending.len() >= MAX_PENDING
+        };
+        if full {
+            self.flush()?;
+        }
         Ok(())
+    }
+}
+
+impl Drop for FerrixStore {
+    fn drop(&mut self) {
+        // Callers that report errors flush first; this only keeps a caller
+        // that forgot from losing what it wrote.
+        if let Err(e) = self.flush() {
+            eprintln!("error: {e}");
+        }
     }
 }
 
@@ -64,6 +106,14 @@ impl StoreSink for FerrixStore {
     fn add_derivation(&self, path: &StorePath, aterm: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
         self.add_single_file(path, aterm, refs)
     }
+    fn flush(&self) -> Result<(), String> {
+        let infos: Vec<PathInfo> = std::mem::take(&mut *self.pending.borrow_mut()).into_values().collect();
+        if infos.is_empty() {
+            return Ok(());
+        }
+        let n = infos.len();
+        self.store.path_info.put_many(infos).map_err(|e| format!("registering {n} new store paths: {e}"))
+    }
     fn add_host_path(
         &self,
         path: &StorePath,
@@ -71,8 +121,8 @@ impl StoreSink for FerrixStore {
         ca: &CAHash,
         filter: Option<&dyn Fn(&Path) -> bool>,
     ) -> Result<(), String> {
-        let store = &self.0;
-        if store.path_info.get_path(path).map_err(|e| e.to_string())?.is_some() {
+        let store = &self.store;
+        if self.info(path)?.is_some() {
             return Ok(());
         }
         let method = match ca.method {
@@ -104,9 +154,9 @@ impl StoreSink for FerrixStore {
 impl FerrixStore {
     fn read(&self, path: &StorePath, sub: &str) -> Option<Result<Vec<u8>, String>> {
         use std::io::Read;
-        let store = &self.0;
+        let store = &self.store;
         let display = format!("{}{sub}", store.store_dir.display(path));
-        let info = store.path_info.get_path(path).ok()??;
+        let info = self.info(path).ok()??;
         let r = (|| -> Result<Vec<u8>, String> {
             let node = ferrix_store::export::resolve(store, &info.node, sub, &display).map_err(|e| e.to_string())?;
             match node {
@@ -216,6 +266,12 @@ impl StoreSink for LazyFerrixStore {
         match self.get() {
             Ok(s) => s.read_file(path, sub),
             Err(e) => Some(Err(e)),
+        }
+    }
+    fn flush(&self) -> Result<(), String> {
+        match self.store.get() {
+            Some(Ok(s)) => s.flush(),
+            _ => Ok(()), // never opened: nothing written
         }
     }
 }

@@ -81,6 +81,10 @@ pub fn get_derivations(
     let mut out = Vec::new();
     let mut done = HashSet::new();
     walk(ev, v.clone(), "", auto_call, &mut out, &mut done)?;
+    // every `.drv` returned is registered before its path is printed
+    if let Ok(io) = crate::io::store_io(ev) {
+        io.flush()?;
+    }
     Ok(out)
 }
 

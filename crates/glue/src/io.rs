@@ -47,6 +47,11 @@ impl StoreIO {
         }
     }
 
+    /// Make every store write so far durable (the sink may batch them).
+    pub fn flush(&self) -> Result<()> {
+        self.sink.flush().map_err(Error::eval)
+    }
+
     /// Register a store path with its references.
     pub fn register(&self, p: &StorePath, refs: BTreeSet<StorePath>) {
         self.known.borrow_mut().refs.insert(p.clone(), refs);

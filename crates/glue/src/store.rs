@@ -34,6 +34,10 @@ pub trait StoreSink {
     fn read_file(&self, _path: &StorePath, _sub: &str) -> Option<Result<Vec<u8>, String>> {
         None
     }
+    /// Make every write so far durable (a sink may batch them).
+    fn flush(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What a [`MemoryStore`] holds for a store path.

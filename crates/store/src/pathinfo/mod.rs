@@ -32,6 +32,17 @@ pub trait PathInfoService: Send + Sync {
     /// Every registered path info, sorted by store path digest.
     fn list(&self) -> Result<Vec<PathInfo>>;
 
+    /// Registers several path infos, checked like [`put`](Self::put). The
+    /// default puts them one by one; a backend that can commits them in one
+    /// durable transaction, all or nothing (many small `.drv` files then cost
+    /// one fsync instead of one each).
+    fn put_many(&self, infos: Vec<PathInfo>) -> Result<()> {
+        for info in infos {
+            self.put(info)?;
+        }
+        Ok(())
+    }
+
     /// The path info for exactly this store path (digest and name).
     fn get_path(&self, path: &StorePath) -> Result<Option<PathInfo>> {
         Ok(self.get(&path.digest())?.filter(|i| i.store_path == *path))

@@ -88,6 +88,23 @@ impl PathInfoService for RedbPathInfoService {
         Ok(info)
     }
 
+    fn put_many(&self, infos: Vec<PathInfo>) -> Result<()> {
+        for info in &infos {
+            check_root(&self.castore, &self.store_dir, info)?;
+        }
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = txn.open_table(PATH_INFOS).map_err(db_err)?;
+            for info in &infos {
+                table
+                    .insert(&info.store_path.digest(), info.encode().as_slice())
+                    .map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(())
+    }
+
     fn list(&self) -> Result<Vec<PathInfo>> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(PATH_INFOS).map_err(db_err)?;
