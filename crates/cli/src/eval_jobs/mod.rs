@@ -48,6 +48,7 @@ pub struct Args {
 enum Mode {
     Coordinate,
     Work,
+    Same,
 }
 
 struct Options {
@@ -87,6 +88,7 @@ fn parse_options(raw: &[String]) -> anyhow::Result<Options> {
                 o.max_memory = Some(parse_size(&v)?).filter(|n| *n > 0);
             }
             "--internal-worker" => o.mode = Mode::Work,
+            "--internal-same" => o.mode = Mode::Same,
             // Flags with two arguments are passed on whole.
             "--arg" | "--argstr" | "--option" => {
                 o.rest.push(a.clone());
@@ -117,10 +119,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if opts.mode == Mode::Coordinate {
         return coordinate(&opts);
     }
-    let max = opts.max_memory;
+    let (max, mode) = (opts.max_memory, opts.mode);
     let child = std::thread::Builder::new()
         .stack_size(64 << 20)
-        .spawn(move || worker(&flags, max))
+        .spawn(move || if mode == Mode::Same { same_checker(&flags) } else { worker(&flags, max) })
         .context("spawning evaluator thread")?;
     Ok(child.join().unwrap_or_else(|_| {
         eprintln!("error: internal evaluator panic");
@@ -229,6 +231,50 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
     std::process::exit(0)
 }
 
+/// Select a derivation by its path below the root: the same steps as the
+/// walk (call functions with `--arg`s at every set it descends into).
+fn select_found(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Value, rel: &str) -> ferrix_eval::Result<std::rc::Rc<ferrix_eval::AttrSet>> {
+    use ferrix_eval::{Error, Symbol, Value};
+    let mut v = instantiate::auto_call(ev, root.clone(), flags)?;
+    let parts: Vec<&str> = if rel.is_empty() { Vec::new() } else { rel.split('.').collect() };
+    for (j, part) in parts.iter().enumerate() {
+        v = match ev.force(&v)? {
+            Value::Attrs(a) => a.get(Symbol::new(part)).cloned().ok_or_else(|| Error::eval(format!("attribute '{part}' not found")))?,
+            Value::List(l) => part.parse::<usize>().ok().and_then(|i| l.get(i).cloned()).ok_or_else(|| Error::eval(format!("list element {part} not found")))?,
+            other => return Err(Error::eval(format!("expected a set but found {}", other.show_type()))),
+        };
+        if j + 1 < parts.len() {
+            v = instantiate::auto_call(ev, v, flags)?;
+        }
+    }
+    ev.force_attrs(&v)
+}
+
+/// The identity checker: each stdin line is tab-separated paths below the
+/// root; the answer is `1` when the first one is the same attribute set as
+/// one of the others (so nix-env would list it once), else `0`.
+fn same_checker(flags: &Flags) -> ExitCode {
+    let ev = instantiate::make_eval(flags);
+    let prefix = flags.attr_paths.first().cloned().unwrap_or_default();
+    let root = root_value(&ev, flags, &prefix);
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let mut paths = line.split('\t');
+        let same = match (&root, paths.next()) {
+            (Ok(root), Some(b)) => match select_found(&ev, flags, root, b) {
+                Ok(b) => paths.any(|a| select_found(&ev, flags, root, a).is_ok_and(|a| std::rc::Rc::ptr_eq(&a, &b))),
+                Err(_) => false,
+            },
+            _ => false,
+        };
+        if writeln!(out, "{}", if same { 1 } else { 0 }).and_then(|_| out.flush()).is_err() {
+            break;
+        }
+    }
+    std::process::exit(0)
+}
+
 enum Msg {
     Line(usize, u64, String),
     Eof(usize, u64),
@@ -309,7 +355,11 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let mut groups: Vec<Group> = Vec::new();
     let mut next = 0usize;
     let mut emitted = 0usize;
-    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    // drvPath -> (process, attribute path) of the lines printed with it.
+    let mut seen: std::collections::HashMap<String, Vec<(u64, String)>> = std::collections::HashMap::new();
+    // Derivation lines whose drvPath another process printed first: listed
+    // unless they are the same attribute set (checked at the end).
+    let mut contested: Vec<(String, String, u64, String)> = Vec::new();
     let mut failed = false;
     let feed = |s: &mut Slot, next: &mut usize, total: Option<usize>, groups: &mut Vec<Group>| {
         if s.retiring || s.assigned.is_some() || s.child.is_none() {
@@ -332,13 +382,13 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                 let g = std::mem::take(&mut groups[emitted]);
                 for (key, json) in g.lines {
                     if !key.is_empty() {
-                        match seen.get(&key) {
-                            Some(&u) if u != g.uid => continue,
-                            Some(_) => {}
-                            None => {
-                                seen.insert(key, g.uid);
-                            }
+                        let attr = line_attr(&json);
+                        let listed = seen.entry(key.clone()).or_default();
+                        if listed.iter().any(|(u, _)| *u != g.uid) {
+                            contested.push((key, attr, g.uid, json));
+                            continue;
                         }
+                        listed.push((g.uid, attr));
                     }
                     writeln!(out, "{json}")?;
                 }
@@ -448,6 +498,67 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
             let _ = c.wait();
         }
     }
+    resolve_contested(opts, contested, &mut seen, &mut out)?;
     out.flush()?;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The `attr` of a JSON line.
+fn line_attr(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v.get("attr").and_then(|a| a.as_str().map(str::to_string)))
+        .unwrap_or_default()
+}
+
+/// Decide the lines whose drvPath another process listed first: nix-env
+/// lists an attribute set once (by identity), so one evaluator (the
+/// identity checker) selects the paths and compares the sets.
+fn resolve_contested(
+    opts: &Options,
+    contested: Vec<(String, String, u64, String)>,
+    seen: &mut std::collections::HashMap<String, Vec<(u64, String)>>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if contested.is_empty() {
+        return Ok(());
+    }
+    let prefix = instantiate::parse_flags(&opts.rest)?.attr_paths.first().cloned().unwrap_or_default();
+    let rel = |attr: &str| -> String {
+        if prefix.is_empty() {
+            attr.to_string()
+        } else {
+            attr.strip_prefix(prefix.as_str()).map(|r| r.strip_prefix('.').unwrap_or(r)).unwrap_or("").to_string()
+        }
+    };
+    let exe = std::env::current_exe().context("finding the ferrix executable")?;
+    let mut child = Command::new(exe)
+        .arg("eval-jobs")
+        .arg("--internal-same")
+        .args(&opts.rest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the identity checker")?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut answers = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    for (key, attr, uid, json) in contested {
+        let listed = seen.entry(key).or_default();
+        let others: Vec<String> = listed.iter().filter(|(u, _)| *u != uid).map(|(_, a)| rel(a)).collect();
+        let mut line = rel(&attr);
+        for a in &others {
+            line.push('\t');
+            line.push_str(a);
+        }
+        // If the checker fails, the line is listed (never dropped on doubt).
+        let same = writeln!(stdin, "{line}").and_then(|_| stdin.flush()).is_ok()
+            && matches!(answers.next(), Some(Ok(a)) if a == "1");
+        if !same {
+            listed.push((uid, attr));
+            writeln!(out, "{json}")?;
+        }
+    }
+    drop(stdin);
+    let _ = child.wait();
+    Ok(())
 }
