@@ -19,10 +19,10 @@
 //!
 //! Duplicates: within a process the walk drops an attribute set reached
 //! under a second name by identity, as nix-env does. Across processes
-//! identity cannot be compared, so a derivation already listed (earlier in
-//! walk order) by another process is dropped by its `drvPath`. This differs
-//! from nix-env only for two distinct attribute sets with the same `drvPath`
-//! walked by different processes.
+//! identity cannot be compared, so a derivation line whose `drvPath`
+//! another process printed first is held back; at the end an identity
+//! checker (`--internal-same`) selects it and the earlier paths in one
+//! evaluator and drops it only if it is the same attribute set.
 
 mod walk;
 
