@@ -3,27 +3,29 @@
 //! worker processes with bounded memory.
 //!
 //! The evaluator is single-threaded (reference counted), so parallelism is
-//! by process: the coordinator re-runs this binary in two hidden modes.
+//! by process: the coordinator re-runs this binary as workers
+//! (`--internal-worker`). Every worker evaluates the root (the shared
+//! skeleton, e.g. nixpkgs' package set) and reports how many top-level
+//! attributes it has; the coordinator then hands the attribute numbers out
+//! one at a time, to whichever worker is free. A worker walks the attribute
+//! it is given ([`walk`], nix-env's walk) and evaluates each derivation
+//! (`drvPath`, outputs) in the same evaluator as soon as it finds it, so
+//! nothing is evaluated twice. The coordinator prints the results in
+//! top-level order.
 //!
-//! - The walker (`--internal-walk`) runs nix-env's walk ([`walk`]): it
-//!   forces every attribute far enough to know whether it is a derivation,
-//!   drops duplicates by identity as nix-env does, and writes on stdout
-//!   `Q <i>\t<attr>\t<path below the root>` for each derivation to evaluate,
-//!   `D <i>\t<json>` for each failing attribute, `X <json>` if the root
-//!   fails and `E` at the end.
-//! - Workers (`--internal-worker`) read `<i>\t<attr>\t<path>` lines on
-//!   stdin, select that attribute (no walk), force its `drvPath` and outputs
-//!   and answer `D <i>\t<json>`; past `--max-memory-per-worker` they answer
-//!   `R` after the line and exit, and the coordinator starts a fresh one.
+//! Past `--max-memory-per-worker` a worker finishes its attribute, says so
+//! and exits; a fresh one takes its place with the next attribute. A worker
+//! that dies has the attribute it was on reported as an error.
 //!
-//! With `--workers N` at most N of these processes evaluate at once: slot 0
-//! runs the walker first and then becomes a worker; slots 1.. are workers
-//! from the start, fed as the walker finds derivations. A worker that dies
-//! has the attribute it was given reported as an error.
+//! Duplicates: within a process the walk drops an attribute set reached
+//! under a second name by identity, as nix-env does. Across processes
+//! identity cannot be compared, so a derivation line whose `drvPath`
+//! another process printed first is held back; at the end an identity
+//! checker (`--internal-same`) selects it and the earlier paths in one
+//! evaluator and drops it only if it is the same attribute set.
 
 mod walk;
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc;
@@ -45,8 +47,8 @@ pub struct Args {
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Coordinate,
-    Walk,
     Work,
+    Same,
 }
 
 struct Options {
@@ -85,8 +87,8 @@ fn parse_options(raw: &[String]) -> anyhow::Result<Options> {
                 let v = value()?;
                 o.max_memory = Some(parse_size(&v)?).filter(|n| *n > 0);
             }
-            "--internal-walk" => o.mode = Mode::Walk,
             "--internal-worker" => o.mode = Mode::Work,
+            "--internal-same" => o.mode = Mode::Same,
             // Flags with two arguments are passed on whole.
             "--arg" | "--argstr" | "--option" => {
                 o.rest.push(a.clone());
@@ -117,10 +119,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if opts.mode == Mode::Coordinate {
         return coordinate(&opts);
     }
-    let (mode, max) = (opts.mode, opts.max_memory);
+    let (max, mode) = (opts.max_memory, opts.mode);
     let child = std::thread::Builder::new()
         .stack_size(64 << 20)
-        .spawn(move || if mode == Mode::Walk { walker(&flags) } else { worker(&flags, max) })
+        .spawn(move || if mode == Mode::Same { same_checker(&flags) } else { worker(&flags, max) })
         .context("spawning evaluator thread")?;
     Ok(child.join().unwrap_or_else(|_| {
         eprintln!("error: internal evaluator panic");
@@ -150,54 +152,87 @@ fn root_value(ev: &ferrix_eval::Eval, flags: &Flags, prefix: &str) -> ferrix_eva
     instantiate::select_attr_path(ev, v, prefix)
 }
 
-struct WalkVisitor {
-    prefix: String,
-    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
-    ok: bool,
+type Out = std::rc::Rc<std::cell::RefCell<std::io::StdoutLock<'static>>>;
+
+/// Writes each derivation's line as the walk finds it, evaluated on the spot.
+struct LineVisitor<'a> {
+    ev: &'a ferrix_eval::Eval,
+    /// The top-level attribute being walked (its number).
+    t: std::rc::Rc<std::cell::Cell<usize>>,
+    out: Out,
 }
 
-impl walk::Visitor for WalkVisitor {
-    fn event(&mut self, i: usize, e: walk::Event) -> bool {
-        let r = match e {
-            walk::Event::Drv { attr, .. } => {
-                let rel = if self.prefix.is_empty() {
-                    attr.as_str()
-                } else {
-                    attr.strip_prefix(self.prefix.as_str()).map(|r| r.strip_prefix('.').unwrap_or(r)).unwrap_or("")
-                };
-                writeln!(self.out, "Q {i}\t{attr}\t{rel}").and_then(|_| self.out.flush())
-            }
-            walk::Event::Failed { attr, error } => writeln!(self.out, "D {i}\t{}", walk::error_json(&attr, &error)),
+impl walk::Visitor for LineVisitor<'_> {
+    fn event(&mut self, e: walk::Event) -> bool {
+        let (key, json) = match e {
+            walk::Event::Drv { attr, drv } => match walk::query_drv(self.ev, &drv) {
+                Ok(d) => (d.drv_path.clone(), walk::drv_json(&attr, &d)),
+                Err(e) => (String::new(), walk::error_json(&attr, &e)),
+            },
+            walk::Event::Failed { attr, error } => (String::new(), walk::error_json(&attr, &error)),
         };
-        self.ok = r.is_ok();
-        self.ok
+        writeln!(self.out.borrow_mut(), "D {}\t{key}\t{json}", self.t.get()).is_ok()
     }
 }
 
-/// The walker: nix-env's walk, derivations queued for the workers.
-fn walker(flags: &Flags) -> ExitCode {
+/// A worker: evaluate the root, say how many top-level attributes it has
+/// (`T <n>`; `T 1` with the root walked as one piece when it is not a set
+/// to look into), then walk the top-level attributes whose numbers come on
+/// stdin, one line each. Each one is announced (`S <t>\t<attr>`), its lines
+/// follow (`D <t>\t<drvPath or empty>\t<json>`) and `F <t>` ends it; past
+/// the memory bound that is `F <t> R` and the worker exits.
+fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
     let ev = instantiate::make_eval(flags);
     let auto_call = |v| instantiate::auto_call(&ev, v, flags);
     let prefix = flags.attr_paths.first().cloned().unwrap_or_default();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let out: Out = Rc::new(RefCell::new(std::io::stdout().lock()));
+    let say = |line: &str| {
+        let mut o = out.borrow_mut();
+        if writeln!(o, "{line}").and_then(|_| o.flush()).is_err() {
+            std::process::exit(0)
+        }
+    };
     let root = match root_value(&ev, flags, &prefix) {
         Ok(v) => v,
         Err(e) => {
-            let _ = writeln!(out, "X {}\nE", walk::error_json(&prefix, &e)).and_then(|_| out.flush());
-            return ExitCode::SUCCESS;
+            say(&format!("X {}", walk::error_json(&prefix, &e)));
+            std::process::exit(0)
         }
     };
-    let mut visitor = WalkVisitor { prefix: prefix.clone(), out, ok: true };
-    walk::Walk::new(&ev, &auto_call, &mut visitor).walk(&root, &prefix);
-    if visitor.ok {
-        let _ = writeln!(visitor.out, "E").and_then(|_| visitor.out.flush());
+    let t = Rc::new(Cell::new(0));
+    let mut visitor = LineVisitor { ev: &ev, t: t.clone(), out: out.clone() };
+    // One walk for the life of the worker: an attribute set reached again
+    // from a later top-level attribute is listed once, as by nix-env.
+    let mut w = walk::Walk::new(&ev, &auto_call, &mut visitor);
+    let top = w.top(&root, &prefix);
+    say(&format!("T {}", top.as_ref().map_or(1, |top| top.children.len())));
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let Ok(i) = line.trim().parse::<usize>() else { break };
+        t.set(i);
+        let name = match &top {
+            Some(top) => top.children.get(i).map(|c| c.0.as_str()).unwrap_or(""),
+            None => prefix.as_str(),
+        };
+        say(&format!("S {i}\t{name}"));
+        match &top {
+            Some(top) => w.walk_child(top, i),
+            None => w.walk(&root, &prefix),
+        }
+        let retire = matches!((max_memory, rss_bytes()), (Some(max), Some(rss)) if rss > max);
+        say(&format!("F {i}{}", if retire { " R" } else { "" }));
+        if retire {
+            break;
+        }
     }
     // Exit without freeing the evaluator's heap: nothing needs it.
     std::process::exit(0)
 }
 
-/// Select a derivation the walker found: the same steps as the walk (call
-/// functions with `--arg`s at every set it descends into).
+/// Select a derivation by its path below the root: the same steps as the
+/// walk (call functions with `--arg`s at every set it descends into).
 fn select_found(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Value, rel: &str) -> ferrix_eval::Result<std::rc::Rc<ferrix_eval::AttrSet>> {
     use ferrix_eval::{Error, Symbol, Value};
     let mut v = instantiate::auto_call(ev, root.clone(), flags)?;
@@ -215,31 +250,26 @@ fn select_found(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Value
     ev.force_attrs(&v)
 }
 
-/// A worker: evaluate the derivations named on stdin, one line each.
-fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
+/// The identity checker: each stdin line is tab-separated paths below the
+/// root; the answer is `1` when the first one is the same attribute set as
+/// one of the others (so nix-env would list it once), else `0`.
+fn same_checker(flags: &Flags) -> ExitCode {
     let ev = instantiate::make_eval(flags);
     let prefix = flags.attr_paths.first().cloned().unwrap_or_default();
-    let mut out = std::io::stdout().lock();
     let root = root_value(&ev, flags, &prefix);
+    let mut out = std::io::stdout().lock();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        let mut f = line.splitn(3, '\t');
-        let (Some(i), Some(attr), Some(rel)) = (f.next(), f.next(), f.next()) else { break };
-        let json = match &root {
-            Ok(root) => match select_found(&ev, flags, root, rel).and_then(|a| walk::query_drv(&ev, &a)) {
-                Ok(d) => walk::drv_json(attr, &d),
-                Err(e) => walk::error_json(attr, &e),
+        let mut paths = line.split('\t');
+        let same = match (&root, paths.next()) {
+            (Ok(root), Some(b)) => match select_found(&ev, flags, root, b) {
+                Ok(b) => paths.any(|a| select_found(&ev, flags, root, a).is_ok_and(|a| std::rc::Rc::ptr_eq(&a, &b))),
+                Err(_) => false,
             },
-            Err(e) => walk::error_json(attr, e),
+            _ => false,
         };
-        if writeln!(out, "D {i}\t{json}").and_then(|_| out.flush()).is_err() {
+        if writeln!(out, "{}", if same { 1 } else { 0 }).and_then(|_| out.flush()).is_err() {
             break;
-        }
-        if let (Some(max), Some(rss)) = (max_memory, rss_bytes())
-            && rss > max
-        {
-            let _ = writeln!(out, "R").and_then(|_| out.flush());
-            std::process::exit(0);
         }
     }
     std::process::exit(0)
@@ -250,32 +280,38 @@ enum Msg {
     Eof(usize, u64),
 }
 
-enum Role {
-    Walker,
-    Worker,
-}
-
 struct Slot {
-    role: Role,
     child: Option<Child>,
     stdin: Option<ChildStdin>,
+    /// Bumped at every restart, so messages of a previous process are told apart.
     generation: u64,
-    /// The job this worker is evaluating: (attr, request line).
-    busy: Option<(String, String)>,
-    restart: bool,
-    done: bool,
+    /// Unique over all the processes of the run.
+    uid: u64,
+    /// The top-level attribute this worker was given and has not finished,
+    /// with its name once the worker has announced it.
+    assigned: Option<(usize, String)>,
+    retiring: bool,
 }
 
-fn spawn(opts: &Options, k: usize, walker: bool, generation: u64, tx: &mpsc::Sender<Msg>) -> anyhow::Result<(Child, Option<ChildStdin>)> {
+/// What one top-level attribute produced.
+#[derive(Default)]
+struct Group {
+    /// (drvPath, or empty for an error line; JSON line).
+    lines: Vec<(String, String)>,
+    /// The process that walked it.
+    uid: u64,
+    finished: bool,
+}
+
+fn spawn(opts: &Options, k: usize, generation: u64, tx: &mpsc::Sender<Msg>) -> anyhow::Result<(Child, Option<ChildStdin>)> {
     let exe = std::env::current_exe().context("finding the ferrix executable")?;
     let mut cmd = Command::new(exe);
-    cmd.arg("eval-jobs").arg(if walker { "--internal-walk" } else { "--internal-worker" });
+    cmd.arg("eval-jobs").arg("--internal-worker");
     match opts.max_memory {
         Some(m) => cmd.arg("--max-memory-per-worker").arg(format!("{}K", m.div_ceil(1024))),
         None => cmd.arg("--max-memory-per-worker").arg("0"),
     };
-    let stdin = if walker { Stdio::null() } else { Stdio::piped() };
-    let mut child = cmd.args(&opts.rest).stdin(stdin).stdout(Stdio::piped()).spawn().context("starting an evaluation process")?;
+    let mut child = cmd.args(&opts.rest).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().context("starting an evaluation process")?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let stdin = child.stdin.take();
     let tx = tx.clone();
@@ -295,32 +331,72 @@ fn spawn(opts: &Options, k: usize, walker: bool, generation: u64, tx: &mpsc::Sen
     Ok((child, stdin))
 }
 
+fn error_line(attr: &str, msg: &str) -> String {
+    format!("{{\"attr\":{},\"error\":{}}}", serde_json::to_string(attr).expect("str"), serde_json::to_string(msg).expect("str"))
+}
+
+/// The coordinator: hands the top-level attributes out one at a time to N
+/// workers as they finish, and prints what each produced in top-level order.
+/// A derivation listed by an earlier top-level attribute walked by another
+/// process (so not recognised by identity) is dropped by its `drvPath`.
 fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let (tx, rx) = mpsc::channel();
     let mut slots: Vec<Slot> = Vec::new();
+    let mut uids = 0u64;
     for k in 0..opts.workers {
-        let walker = k == 0;
-        let (child, stdin) = spawn(opts, k, walker, 0, &tx)?;
-        let role = if walker { Role::Walker } else { Role::Worker };
-        slots.push(Slot { role, child: Some(child), stdin, generation: 0, busy: None, restart: false, done: false });
+        let (child, stdin) = spawn(opts, k, 0, &tx)?;
+        slots.push(Slot { child: Some(child), stdin, generation: 0, uid: uids, assigned: None, retiring: false });
+        uids += 1;
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut queue: VecDeque<(String, String)> = VecDeque::new();
-    let mut walk_done = false;
-    let mut root_failed = false;
-    loop {
-        // Feed idle workers.
-        for s in slots.iter_mut() {
-            if matches!(s.role, Role::Worker) && s.busy.is_none() && !s.done && !s.restart {
-                let Some((attr, req)) = queue.pop_front() else { break };
-                // If the worker has died, its end of file reports the job.
-                let _ = s.stdin.as_mut().map(|w| writeln!(w, "{req}").and_then(|_| w.flush()));
-                s.busy = Some((attr, req));
-            }
+    // Known once the first worker has evaluated the root.
+    let mut total: Option<usize> = None;
+    let mut groups: Vec<Group> = Vec::new();
+    let mut next = 0usize;
+    let mut emitted = 0usize;
+    // drvPath -> (process, attribute path) of the lines printed with it.
+    let mut seen: std::collections::HashMap<String, Vec<(u64, String)>> = std::collections::HashMap::new();
+    // Derivation lines whose drvPath another process printed first: listed
+    // unless they are the same attribute set (checked at the end).
+    let mut contested: Vec<(String, String, u64, String)> = Vec::new();
+    let mut failed = false;
+    let feed = |s: &mut Slot, next: &mut usize, total: Option<usize>, groups: &mut Vec<Group>| {
+        if s.retiring || s.assigned.is_some() || s.child.is_none() {
+            return;
         }
-        if walk_done && queue.is_empty() && slots.iter().all(|s| s.busy.is_none()) {
-            break;
+        let Some(total) = total else { return };
+        if *next >= total {
+            return;
+        }
+        // If the worker has died, its end of file reports the attribute.
+        let _ = s.stdin.as_mut().map(|w| writeln!(w, "{next}").and_then(|_| w.flush()));
+        s.assigned = Some((*next, String::new()));
+        groups[*next].uid = s.uid;
+        *next += 1;
+    };
+    loop {
+        if let Some(total) = total {
+            // Print the finished groups, in order.
+            while emitted < total && groups[emitted].finished {
+                let g = std::mem::take(&mut groups[emitted]);
+                for (key, json) in g.lines {
+                    if !key.is_empty() {
+                        let attr = line_attr(&json);
+                        let listed = seen.entry(key.clone()).or_default();
+                        if listed.iter().any(|(u, _)| *u != g.uid) {
+                            contested.push((key, attr, g.uid, json));
+                            continue;
+                        }
+                        listed.push((g.uid, attr));
+                    }
+                    writeln!(out, "{json}")?;
+                }
+                emitted += 1;
+            }
+            if emitted == total {
+                break;
+            }
         }
         let msg = rx.recv().context("evaluation processes vanished")?;
         match msg {
@@ -330,24 +406,52 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                 }
                 let (tag, rest) = line.split_once(' ').unwrap_or((&line, ""));
                 match tag {
-                    "Q" => {
-                        let (_, req) = rest.split_once('\t').unwrap_or(("", rest));
-                        let attr = req.split('\t').next().unwrap_or("").to_string();
-                        queue.push_back((attr, rest.to_string()));
-                    }
-                    "D" => {
-                        let (_, json) = rest.split_once('\t').unwrap_or((rest, ""));
-                        writeln!(out, "{json}")?;
-                        slots[k].busy = None;
-                    }
-                    "R" => slots[k].restart = true,
-                    "X" => {
-                        if !root_failed {
-                            writeln!(out, "{rest}")?;
-                            root_failed = true;
+                    "T" => {
+                        let n: usize = rest.trim().parse().with_context(|| format!("bad message from evaluation process {k}: {line}"))?;
+                        if total.is_none() {
+                            total = Some(n);
+                            groups.resize_with(n, Group::default);
+                            for s in slots.iter_mut() {
+                                feed(s, &mut next, total, &mut groups);
+                            }
+                        } else if total != Some(n) {
+                            bail!("evaluation processes disagree on the number of top-level attributes ({n} vs {total:?})");
                         }
                     }
-                    "E" => walk_done = true,
+                    "S" => {
+                        let (_, name) = rest.split_once('\t').unwrap_or((rest, ""));
+                        if let Some(a) = slots[k].assigned.as_mut() {
+                            a.1 = name.to_string();
+                        }
+                    }
+                    "D" => {
+                        let mut f = rest.splitn(3, '\t');
+                        let (Some(t), Some(key), Some(json)) = (f.next(), f.next(), f.next()) else {
+                            bail!("bad message from evaluation process {k}: {line}")
+                        };
+                        let t: usize = t.parse().with_context(|| format!("bad message from evaluation process {k}: {line}"))?;
+                        let g = groups.get_mut(t).with_context(|| format!("bad message from evaluation process {k}: {line}"))?;
+                        g.lines.push((key.to_string(), json.to_string()));
+                    }
+                    "F" => {
+                        let mut f = rest.split(' ');
+                        let t: usize = f.next().unwrap_or("").parse().with_context(|| format!("bad message from evaluation process {k}: {line}"))?;
+                        if let Some(g) = groups.get_mut(t) {
+                            g.finished = true;
+                        }
+                        let s = &mut slots[k];
+                        s.assigned = None;
+                        s.retiring = f.next() == Some("R");
+                        feed(s, &mut next, total, &mut groups);
+                    }
+                    "X" => {
+                        // The root failed: every worker says so; print it once.
+                        if total.is_none() {
+                            writeln!(out, "{rest}")?;
+                            failed = true;
+                            total = Some(0);
+                        }
+                    }
                     _ => bail!("unexpected message from evaluation process {k}: {line}"),
                 }
             }
@@ -357,42 +461,32 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                 }
                 let s = &mut slots[k];
                 s.stdin = None;
-                let status = s.child.take().map(|mut c| c.wait());
-                let was_walker = matches!(s.role, Role::Walker);
-                if was_walker && !walk_done {
-                    let status = match status {
-                        Some(Ok(st)) => st.to_string(),
-                        _ => "unknown status".into(),
-                    };
-                    eprintln!("error: the walk stopped early (walker died: {status}); the listing is incomplete");
-                    walk_done = true;
-                    root_failed = true;
+                let status = match s.child.take().map(|mut c| c.wait()) {
+                    Some(Ok(st)) => st.to_string(),
+                    _ => "unknown status".into(),
+                };
+                if let Some((t, name)) = s.assigned.take() {
+                    let msg = format!("evaluation worker died ({status}) while evaluating this attribute");
+                    let name = if name.is_empty() { format!("<top-level attribute {t}>") } else { name };
+                    groups[t].lines.push((String::new(), error_line(&name, &msg)));
+                    groups[t].finished = true;
+                } else if total.is_none() {
+                    eprintln!("error: an evaluation worker died ({status}) while evaluating the root");
+                    failed = true;
+                    total = Some(0);
                 }
-                let restart = std::mem::take(&mut s.restart);
-                if let Some((attr, req)) = s.busy.take() {
-                    if restart {
-                        // Sent after its last answer, never read: hand it out again.
-                        queue.push_front((attr, req));
-                    } else {
-                        let status = match status {
-                            Some(Ok(st)) => st.to_string(),
-                            _ => "unknown status".into(),
-                        };
-                        let msg = format!("evaluation worker died ({status}) while evaluating this attribute");
-                        writeln!(out, "{{\"attr\":{},\"error\":{}}}", serde_json::to_string(&attr)?, serde_json::to_string(&msg)?)?;
-                    }
+                // A worker past its memory bound (or one that died) is
+                // replaced while attributes remain.
+                s.retiring = false;
+                if total.is_some_and(|n| next < n) {
+                    s.generation += 1;
+                    s.uid = uids;
+                    uids += 1;
+                    let (child, stdin) = spawn(opts, k, s.generation, &tx)?;
+                    s.child = Some(child);
+                    s.stdin = stdin;
+                    feed(s, &mut next, total, &mut groups);
                 }
-                // The walker's slot becomes a worker; a worker past its
-                // memory bound (or one that died) is replaced while work remains.
-                s.role = Role::Worker;
-                if walk_done && queue.is_empty() {
-                    s.done = true;
-                    continue;
-                }
-                s.generation += 1;
-                let (child, stdin) = spawn(opts, k, false, s.generation, &tx)?;
-                s.child = Some(child);
-                s.stdin = stdin;
             }
         }
     }
@@ -404,6 +498,67 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
             let _ = c.wait();
         }
     }
+    resolve_contested(opts, contested, &mut seen, &mut out)?;
     out.flush()?;
-    Ok(if root_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The `attr` of a JSON line.
+fn line_attr(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v.get("attr").and_then(|a| a.as_str().map(str::to_string)))
+        .unwrap_or_default()
+}
+
+/// Decide the lines whose drvPath another process listed first: nix-env
+/// lists an attribute set once (by identity), so one evaluator (the
+/// identity checker) selects the paths and compares the sets.
+fn resolve_contested(
+    opts: &Options,
+    contested: Vec<(String, String, u64, String)>,
+    seen: &mut std::collections::HashMap<String, Vec<(u64, String)>>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if contested.is_empty() {
+        return Ok(());
+    }
+    let prefix = instantiate::parse_flags(&opts.rest)?.attr_paths.first().cloned().unwrap_or_default();
+    let rel = |attr: &str| -> String {
+        if prefix.is_empty() {
+            attr.to_string()
+        } else {
+            attr.strip_prefix(prefix.as_str()).map(|r| r.strip_prefix('.').unwrap_or(r)).unwrap_or("").to_string()
+        }
+    };
+    let exe = std::env::current_exe().context("finding the ferrix executable")?;
+    let mut child = Command::new(exe)
+        .arg("eval-jobs")
+        .arg("--internal-same")
+        .args(&opts.rest)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the identity checker")?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut answers = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    for (key, attr, uid, json) in contested {
+        let listed = seen.entry(key).or_default();
+        let others: Vec<String> = listed.iter().filter(|(u, _)| *u != uid).map(|(_, a)| rel(a)).collect();
+        let mut line = rel(&attr);
+        for a in &others {
+            line.push('\t');
+            line.push_str(a);
+        }
+        // If the checker fails, the line is listed (never dropped on doubt).
+        let same = writeln!(stdin, "{line}").and_then(|_| stdin.flush()).is_ok()
+            && matches!(answers.next(), Some(Ok(a)) if a == "1");
+        if !same {
+            listed.push((uid, attr));
+            writeln!(out, "{json}")?;
+        }
+    }
+    drop(stdin);
+    let _ = child.wait();
+    Ok(())
 }

@@ -5,25 +5,27 @@
 //! The walk forces each attribute only far enough to know whether it is a
 //! derivation (and drops an attribute set reached under a second name, as
 //! nix-env does: it is listed under the lexicographically first one). The
-//! expensive part, forcing `drvPath` and the outputs ([`query_drv`]), is left
-//! to the workers.
+//! visitor gets each derivation's attribute set and evaluates it
+//! ([`query_drv`]: `drvPath` and the outputs) in the same evaluator, as it
+//! is found. The top level can be walked one attribute at a time
+//! ([`Walk::top`], [`Walk::walk_child`]) so that processes can share it.
 
 use std::collections::HashSet;
 use std::rc::Rc;
 
 use ferrix_eval::{AttrSet, Error, Eval, Result, Symbol, Value};
 
-/// One step of the walk, numbered in walk order.
+/// One step of the walk.
 pub enum Event {
     /// A derivation at this attribute path (not seen before under another name).
-    Drv { attr: String },
+    Drv { attr: String, drv: Rc<AttrSet> },
     /// Evaluating the attribute failed.
     Failed { attr: String, error: Error },
 }
 
 /// What the walk reports events to; returns `false` to stop the walk.
 pub trait Visitor {
-    fn event(&mut self, index: usize, ev: Event) -> bool;
+    fn event(&mut self, ev: Event) -> bool;
 }
 
 /// nix-env's attribute-name filter (`[A-Za-z_][A-Za-z0-9-_+]*`).
@@ -43,9 +45,15 @@ pub struct Walk<'a> {
     /// never reused by another set during the walk).
     done: HashSet<*const AttrSet>,
     keep: Vec<Rc<AttrSet>>,
-    next: usize,
     stopped: bool,
     visitor: &'a mut dyn Visitor,
+}
+
+/// The attributes of a set being walked: (attribute path, value) in walk
+/// order, and whether it combines channels (its attributes are walked whole).
+pub struct Top {
+    pub children: Vec<(String, Value)>,
+    combine: bool,
 }
 
 /// Whether to keep looking into a value (it is not a derivation).
@@ -57,16 +65,14 @@ enum Found {
 
 impl<'a> Walk<'a> {
     pub fn new(ev: &'a Eval, auto_call: &'a dyn Fn(Value) -> Result<Value>, visitor: &'a mut dyn Visitor) -> Self {
-        Walk { ev, auto_call, done: HashSet::new(), keep: Vec::new(), next: 0, stopped: false, visitor }
+        Walk { ev, auto_call, done: HashSet::new(), keep: Vec::new(), stopped: false, visitor }
     }
 
     fn emit(&mut self, e: Event) {
         if self.stopped {
             return;
         }
-        let i = self.next;
-        self.next += 1;
-        if !self.visitor.event(i, e) {
+        if !self.visitor.event(e) {
             self.stopped = true;
         }
     }
@@ -81,7 +87,7 @@ impl<'a> Walk<'a> {
             }
             if self.done.insert(Rc::as_ptr(a)) {
                 self.keep.push(a.clone());
-                self.emit(Event::Drv { attr: attr.to_string() });
+                self.emit(Event::Drv { attr: attr.to_string(), drv: a.clone() });
             }
             Ok(Found::Drv)
         })();
@@ -89,6 +95,43 @@ impl<'a> Walk<'a> {
             self.emit(Event::Failed { attr: attr.to_string(), error });
             Found::Failed
         })
+    }
+
+    /// The top level of the walk from `v`: its attributes, to be walked one
+    /// by one with [`Walk::walk_child`], or `None` when `v` is not a set of
+    /// attributes to look into (a derivation, a list, a failure...), in
+    /// which case [`Walk::walk`] takes it whole. Emits nothing.
+    pub fn top(&mut self, v: &Value, prefix: &str) -> Option<Top> {
+        let v = (self.auto_call)(v.clone()).ok()?;
+        let v = self.ev.force(&v).ok()?;
+        let Value::Attrs(a) = &v else { return None };
+        if self.ev.is_derivation(a).ok()? {
+            return None;
+        }
+        let combine = a.get(Symbol::new("_combineChannels")).is_some();
+        let children = a
+            .sorted_by_name()
+            .into_iter()
+            .filter(|attr| valid_attr_name(attr.name.as_bytes()))
+            .map(|attr| (add_to_path(prefix, &attr.name.as_str()), attr.value.clone()))
+            .collect();
+        Some(Top { children, combine })
+    }
+
+    /// Walk one attribute of the top level (what [`Walk::walk`] does for it).
+    pub fn walk_child(&mut self, top: &Top, i: usize) {
+        let Some((p2, value)) = top.children.get(i) else { return };
+        if top.combine {
+            return self.walk(value, p2);
+        }
+        let Found::NotDrv(x) = self.get_derivation(value, p2) else { return };
+        let Value::Attrs(inner) = &x else { return };
+        let Some(r) = inner.get(Symbol::new("recurseForDerivations")) else { return };
+        match self.ev.force_bool(r) {
+            Ok(true) => self.walk(&x, p2),
+            Ok(false) => {}
+            Err(error) => self.emit(Event::Failed { attr: p2.clone(), error }),
+        }
     }
 
     /// nix-env's `getDerivations` below `prefix`.
@@ -103,27 +146,20 @@ impl<'a> Walk<'a> {
         };
         match &v {
             Value::Attrs(a) => {
-                let combine = a.get(Symbol::new("_combineChannels")).is_some();
-                for attr in a.sorted_by_name() {
+                let top = Top {
+                    combine: a.get(Symbol::new("_combineChannels")).is_some(),
+                    children: a
+                        .sorted_by_name()
+                        .into_iter()
+                        .filter(|attr| valid_attr_name(attr.name.as_bytes()))
+                        .map(|attr| (add_to_path(prefix, &attr.name.as_str()), attr.value.clone()))
+                        .collect(),
+                };
+                for i in 0..top.children.len() {
                     if self.stopped {
                         return;
                     }
-                    if !valid_attr_name(attr.name.as_bytes()) {
-                        continue;
-                    }
-                    let p2 = add_to_path(prefix, &attr.name.as_str());
-                    if combine {
-                        self.walk(&attr.value, &p2);
-                        continue;
-                    }
-                    let Found::NotDrv(x) = self.get_derivation(&attr.value, &p2) else { continue };
-                    let Value::Attrs(inner) = &x else { continue };
-                    let Some(r) = inner.get(Symbol::new("recurseForDerivations")) else { continue };
-                    match self.ev.force_bool(r) {
-                        Ok(true) => self.walk(&x, &p2),
-                        Ok(false) => {}
-                        Err(error) => self.emit(Event::Failed { attr: p2, error }),
-                    }
+                    self.walk_child(&top, i);
                 }
             }
             Value::List(l) => {
