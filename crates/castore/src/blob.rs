@@ -206,6 +206,9 @@ pub(crate) struct ChunkedWriter<S: ChunkStore> {
     chunks: Vec<ChunkRef>,
     pending: Vec<(B3Digest, Vec<u8>)>,
     pending_bytes: usize,
+    /// The previous batch of chunks, being stored on a thread of its own
+    /// while the caller goes on with the next (hashing overlaps writing).
+    storing: Option<std::thread::JoinHandle<Result<()>>>,
     written: u64,
 }
 
@@ -217,6 +220,7 @@ impl<S: ChunkStore> ChunkedWriter<S> {
             chunks: Vec::new(),
             pending: Vec::new(),
             pending_bytes: 0,
+            storing: None,
             written: 0,
         }
     }
@@ -233,10 +237,34 @@ impl<S: ChunkStore> ChunkedWriter<S> {
         self.pending.push((digest, data));
     }
 
+    /// Waits for the batch being stored, if any.
+    fn wait_stored(&mut self) -> Result<()> {
+        match self.storing.take() {
+            Some(h) => h.join().unwrap_or_else(|_| Err(Error::io("storing chunks", io::Error::other("thread panicked")))),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands the pending chunks to a thread that stores them, once the
+    /// previous batch is stored: at most two batches are in memory.
+    fn store_pending(&mut self) -> Result<()> {
+        self.wait_stored()?;
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let store = self.store.clone();
+        let spawned = std::thread::Builder::new().name("castore-put".into()).spawn(move || store.put_chunks(&pending));
+        match spawned {
+            Ok(h) => self.storing = Some(h),
+            Err(e) => return Err(Error::io("starting a thread to store chunks", e)),
+        }
+        Ok(())
+    }
+
     fn finish(mut self, expected: Option<&B3Digest>) -> Result<B3Digest> {
         if !self.buf.is_empty() {
             self.cut_chunk();
         }
+        self.wait_stored()?;
         let digest = if self.chunks.is_empty() {
             B3Digest::of(b"")
         } else {
@@ -264,9 +292,7 @@ impl<S: ChunkStore> Write for ChunkedWriter<S> {
         if self.buf.len() == CHUNK_SIZE {
             self.cut_chunk();
             if self.pending_bytes >= PENDING_LIMIT {
-                let pending = std::mem::take(&mut self.pending);
-                self.pending_bytes = 0;
-                self.store.put_chunks(&pending).map_err(Error::into_io)?;
+                self.store_pending().map_err(Error::into_io)?;
             }
         }
         Ok(n)

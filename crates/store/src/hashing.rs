@@ -3,7 +3,7 @@
 //! and storing blobs on the calling thread.
 
 use std::io::{self, Write};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use ferrix_formats::{HashAlgo, Hasher, NixHash};
@@ -18,6 +18,9 @@ const BATCH: usize = 1 << 20;
 pub struct ThreadedSha256 {
     buf: Vec<u8>,
     tx: Option<SyncSender<Vec<u8>>>,
+    /// Hashed batches come back here to be filled again: no allocation (and
+    /// no page faults on fresh memory) per batch.
+    spare: Receiver<Vec<u8>>,
     worker: Option<JoinHandle<(NixHash, u64)>>,
 }
 
@@ -25,6 +28,7 @@ impl ThreadedSha256 {
     pub fn new() -> io::Result<Self> {
         // A few batches in flight: enough to keep both threads busy, little memory.
         let (tx, rx) = sync_channel::<Vec<u8>>(4);
+        let (back, spare) = sync_channel::<Vec<u8>>(8);
         let worker = std::thread::Builder::new()
             .name("nar-sha256".into())
             .spawn(move || {
@@ -33,12 +37,16 @@ impl ThreadedSha256 {
                 for batch in rx {
                     h.update(&batch);
                     n += batch.len() as u64;
+                    let mut batch = batch;
+                    batch.clear();
+                    let _ = back.try_send(batch);
                 }
                 (h.finish(), n)
             })?;
         Ok(Self {
             buf: Vec::with_capacity(BATCH),
             tx: Some(tx),
+            spare,
             worker: Some(worker),
         })
     }
@@ -47,10 +55,15 @@ impl ThreadedSha256 {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
+        let next = self.empty_batch();
+        let batch = std::mem::replace(&mut self.buf, next);
         let tx = self.tx.as_ref().expect("sender lives until finish");
         tx.send(batch)
             .map_err(|_| io::Error::other("the NAR hashing thread stopped"))
+    }
+
+    fn empty_batch(&self) -> Vec<u8> {
+        self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH))
     }
 
     /// The sha256 and size of everything written.
@@ -70,9 +83,11 @@ impl Write for ThreadedSha256 {
             self.send()?;
         }
         if data.len() >= BATCH {
-            // Large writes go over as they are, without another copy into `buf`.
+            // Large writes go over as one batch of their own.
+            let mut batch = self.empty_batch();
+            batch.extend_from_slice(data);
             let tx = self.tx.as_ref().expect("sender lives until finish");
-            tx.send(data.to_vec())
+            tx.send(batch)
                 .map_err(|_| io::Error::other("the NAR hashing thread stopped"))?;
         } else {
             self.buf.extend_from_slice(data);

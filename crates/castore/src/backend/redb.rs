@@ -23,7 +23,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -59,6 +59,11 @@ struct Inner {
     path: PathBuf,
     /// The chunk file, and the offset where the next chunk goes.
     chunks: File,
+    /// The same file opened with `O_DIRECT`, for large aligned chunks (see
+    /// [`Inner::append`]); `None` where the filesystem refuses it.
+    direct: Option<File>,
+    /// Reused page-aligned buffers for `direct` writes.
+    aligned: Mutex<Vec<Vec<Page>>>,
     chunks_path: PathBuf,
     end: AtomicU64,
     /// Set after a commit without fsync; cleared when a durable commit starts.
@@ -114,14 +119,63 @@ impl Inner {
     }
 
     /// Appends `data` to the chunk file and returns its location.
+    ///
+    /// A large chunk whose length is a whole number of pages goes at a
+    /// page-aligned offset (the gap before it stays unreferenced) and is
+    /// written with `O_DIRECT`: straight to disk, without first copying it
+    /// into freshly allocated page cache, which costs more than hashing it
+    /// (and, on VMs whose host backs guest memory lazily, much more). The
+    /// sync before the next durable commit still covers it (metadata).
+    /// Other chunks are written through the page cache.
     fn append(&self, data: &[u8]) -> Result<[u8; LOCATION_LEN]> {
         let len = u32::try_from(data.len()).map_err(|_| Error::Corrupt("chunk larger than 4 GiB".into()))?;
-        let offset = self.end.fetch_add(data.len() as u64, Ordering::SeqCst);
+        let err = |e| Error::io(format!("writing {}", self.chunks_path.display()), e);
+        if let Some(direct) = &self.direct
+            && data.len() >= DIRECT_MIN
+            && data.len().is_multiple_of(PAGE)
+        {
+            let offset = self.reserve(data.len() as u64, PAGE as u64);
+            self.dirty.store(true, Ordering::SeqCst);
+            let mut pages = self
+                .aligned
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+                .unwrap_or_default();
+            pages.resize_with(data.len() / PAGE, || Page([0; PAGE]));
+            let buf = page_bytes(&mut pages);
+            buf.copy_from_slice(data);
+            let res = direct.write_all_at(buf, offset);
+            self.aligned.lock().unwrap_or_else(PoisonError::into_inner).push(pages);
+            match res {
+                Ok(()) => return Ok(location(offset, len)),
+                // Refused after all (an unusual alignment rule): the page
+                // cache copy below writes the same bytes at the same place.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    self.chunks.write_all_at(data, offset).map_err(err)?;
+                    return Ok(location(offset, len));
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
+        let offset = self.reserve(data.len() as u64, 1);
         self.dirty.store(true, Ordering::SeqCst);
-        self.chunks
-            .write_all_at(data, offset)
-            .map_err(|e| Error::io(format!("writing {}", self.chunks_path.display()), e))?;
+        self.chunks.write_all_at(data, offset).map_err(err)?;
+        start_writeback(&self.chunks, offset, data.len());
         Ok(location(offset, len))
+    }
+
+    /// Reserves `len` bytes at the end of the chunk file, at an offset that
+    /// is a multiple of `align`.
+    fn reserve(&self, len: u64, align: u64) -> u64 {
+        let mut cur = self.end.load(Ordering::SeqCst);
+        loop {
+            let start = cur.next_multiple_of(align);
+            match self.end.compare_exchange_weak(cur, start + len, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return start,
+                Err(now) => cur = now,
+            }
+        }
     }
 
     fn read_chunk(&self, digest: &B3Digest, loc: &[u8]) -> Result<Arc<[u8]>> {
@@ -169,6 +223,62 @@ impl Inner {
     }
 }
 
+/// The unit of `O_DIRECT` alignment we use (offsets, lengths, buffers).
+const PAGE: usize = 4096;
+/// Chunks at least this large go through `O_DIRECT`.
+const DIRECT_MIN: usize = 64 * 1024;
+
+/// One page-aligned page of a buffer for `O_DIRECT` writes.
+#[repr(C, align(4096))]
+struct Page([u8; PAGE]);
+
+fn page_bytes(pages: &mut [Page]) -> &mut [u8] {
+    // SAFETY: `Page` is `repr(C)` around a byte array with no padding (its
+    // size equals its alignment), so the pages are contiguous initialised
+    // bytes, borrowed mutably for as long as `pages` is.
+    unsafe { std::slice::from_raw_parts_mut(pages.as_mut_ptr().cast::<u8>(), pages.len() * PAGE) }
+}
+
+/// Opens the chunk file a second time with `O_DIRECT`, if the platform and
+/// filesystem allow it.
+fn open_direct(path: &Path) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(path).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` to disk now,
+/// without waiting: the sync before the next durable commit then finds most
+/// of a large import already written, instead of writing it all while the
+/// importer waits. Only a hint (a failure is ignored): durability still comes
+/// from that sync.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: usize) {
+    use std::os::fd::AsRawFd;
+    if len < WRITEBACK_MIN {
+        return;
+    }
+    // SAFETY: sync_file_range only reads its integer arguments; the fd is open
+    // for as long as `file` is borrowed.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &File, _: u64, _: usize) {}
+
+/// Smaller appends (small files) are left to the sync before the commit.
+#[cfg(target_os = "linux")]
+const WRITEBACK_MIN: usize = 256 * 1024;
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Best effort: nothing can report an error from here, and a failure
@@ -215,6 +325,8 @@ impl RedbStore {
             inner: Arc::new(Inner {
                 db,
                 path: path.to_owned(),
+                direct: open_direct(&chunks_path),
+                aligned: Mutex::new(Vec::new()),
                 chunks,
                 chunks_path,
                 end: AtomicU64::new(end),
