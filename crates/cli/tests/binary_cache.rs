@@ -21,6 +21,19 @@ struct Env {
     tmp: tempfile::TempDir,
 }
 
+/// `nix copy --from FROM --store DST TOP` with signatures required and
+/// `trusted` as the only trusted key.
+fn signed_copy_args<'a>(from: &'a str, dst: &'a str, trusted: &'a str, top: &'a str) -> [&'a str; 12] {
+    ["copy", "--from", from, "--store", dst, "--option", "require-sigs", "true", "--option", "trusted-public-keys", trusted, top]
+}
+
+/// `nix-store --verify-path` of every path of `closure` in the store `dst`.
+fn verify_paths(env: &Env, dst: &str, closure: &[String]) {
+    let mut args = vec!["--store", dst, "--verify-path"];
+    args.extend(closure.iter().map(String::as_str));
+    env.nix_ok("nix-store", &args);
+}
+
 impl Env {
     fn new() -> Env {
         Env {
@@ -354,49 +367,15 @@ fn nix_copies_a_signed_closure_from_ferrix_serve() {
 
     // Signature checking is on: a store trusting another key refuses.
     let dst = env.p("dst-untrusted");
-    let out = env.nix(
-        "nix",
-        &[
-            "copy",
-            "--from",
-            &url,
-            "--store",
-            &dst,
-            "--option",
-            "require-sigs",
-            "true",
-            "--option",
-            "trusted-public-keys",
-            &other_pk,
-            top,
-        ],
-    );
+    let out = env.nix("nix", &signed_copy_args(&url, &dst, &other_pk, top));
     assert!(!out.status.success(), "unsigned copy must fail");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("lacks a valid signature"), "{err}");
 
     // Trusting ferrix's key, the closure copies and verifies.
     let dst = env.p("dst");
-    env.nix_ok(
-        "nix",
-        &[
-            "copy",
-            "--from",
-            &url,
-            "--store",
-            &dst,
-            "--option",
-            "require-sigs",
-            "true",
-            "--option",
-            "trusted-public-keys",
-            &pk,
-            top,
-        ],
-    );
-    let mut args = vec!["--store", dst.as_str(), "--verify-path"];
-    args.extend(closure.iter().map(String::as_str));
-    env.nix_ok("nix-store", &args);
+    env.nix_ok("nix", &signed_copy_args(&url, &dst, &pk, top));
+    verify_paths(&env, &dst, &closure);
     let mut copied = lines(&env.nix_ok("nix-store", &["--store", &dst, "-qR", top]));
     copied.sort();
     let mut want = closure.clone();
@@ -601,26 +580,8 @@ fn ferrix_copies_from_a_nix_file_cache_and_back() {
         ],
     );
     let dst = env.p("dst");
-    env.nix_ok(
-        "nix",
-        &[
-            "copy",
-            "--from",
-            &out_cache,
-            "--store",
-            &dst,
-            "--option",
-            "require-sigs",
-            "true",
-            "--option",
-            "trusted-public-keys",
-            &fpk,
-            top,
-        ],
-    );
-    let mut args = vec!["--store", dst.as_str(), "--verify-path"];
-    args.extend(closure.iter().map(String::as_str));
-    env.nix_ok("nix-store", &args);
+    env.nix_ok("nix", &signed_copy_args(&out_cache, &dst, &fpk, top));
+    verify_paths(&env, &dst, &closure);
     assert_eq!(path_infos(&env, &dst, top), path_infos(&env, &root, top));
 }
 
@@ -1124,9 +1085,7 @@ fn read_auth_guards_reads_and_zstd_uploads_work() {
             top,
         ],
     );
-    let mut args = vec!["--store", dst.as_str(), "--verify-path"];
-    args.extend(closure.iter().map(String::as_str));
-    env.nix_ok("nix-store", &args);
+    verify_paths(&env, &dst, &closure);
     server.stop();
     env.ferrix_ok(&store, &["verify"]);
 }
