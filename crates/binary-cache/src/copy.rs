@@ -21,6 +21,7 @@ use ferrix_store::import::{IngestedNar, NarExpect, ingest_nar};
 use ferrix_store::nar::write_nar;
 use ferrix_store::{PathInfo, Store};
 
+use crate::chunked::ChunkedWriter;
 use crate::compression::{Compression, finish_decoder};
 use crate::error::{Error, Result};
 use crate::remote::Remote;
@@ -470,10 +471,12 @@ fn upload_nar(store: &Store, remote: &Remote, info: &PathInfo, rel: &str) -> Res
     let (tx, rx) = mpsc::sync_channel::<Chunk>(4);
     std::thread::scope(|s| {
         let render = s.spawn(move || {
-            let w = ChunkWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(CHUNK),
-            };
+            let chunks = tx.clone();
+            let w = ChunkedWriter::new(move |chunk| {
+                chunks
+                    .send(Chunk::Data(chunk))
+                    .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload stopped"))
+            });
             let res =
                 write_nar(&*store.blobs, &*store.directories, &info.node, w).and_then(|mut w| {
                     w.flush().map_err(|e| ferrix_store::Error::Io {
@@ -503,36 +506,10 @@ fn upload_nar(store: &Store, remote: &Remote, info: &PathInfo, rel: &str) -> Res
     })
 }
 
-const CHUNK: usize = 1 << 16;
-
 enum Chunk {
     Data(Vec<u8>),
     Done,
     Failed(String),
-}
-
-struct ChunkWriter {
-    tx: mpsc::SyncSender<Chunk>,
-    buf: Vec<u8>,
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-            self.tx
-                .send(Chunk::Data(chunk))
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload stopped"))?;
-        }
-        Ok(())
-    }
 }
 
 struct ChunkReader {

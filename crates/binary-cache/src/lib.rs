@@ -19,6 +19,7 @@
 //! [`Store`]: ferrix_store::Store
 
 pub mod auth;
+mod chunked;
 pub mod compression;
 pub mod copy;
 pub mod error;

@@ -44,6 +44,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::auth::Credentials;
+use crate::chunked::ChunkedWriter;
 use crate::compression::Compression;
 use crate::copy::{IngestedFile, ingest_file, narinfo_for, path_info};
 use crate::error::{Error, Result};
@@ -363,11 +364,15 @@ async fn get_nar(
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let w = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK),
-            handle,
-        };
+        let body = tx.clone();
+        let w = ChunkedWriter::new(move |chunk| {
+            let send = tokio::time::timeout(SEND_TIMEOUT, body.send(Ok(Bytes::from(chunk))));
+            match handle.block_on(send) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(io::Error::new(io::ErrorKind::BrokenPipe, "client went away")),
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client stopped reading")),
+            }
+        });
         let res = compression
             .encoder(w)
             .map_err(|e| ferrix_store::Error::Io {
@@ -392,49 +397,9 @@ async fn get_nar(
     (headers, Body::from_stream(ReceiverStream::new(rx))).into_response()
 }
 
-const CHUNK: usize = 1 << 16;
 /// A download whose client takes longer than this to accept the next chunk
 /// is dropped, so stalled clients cannot hold the render slots forever.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Sends what is written to an HTTP response body in [`CHUNK`]s.
-struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-    handle: tokio::runtime::Handle,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-            let send = tokio::time::timeout(SEND_TIMEOUT, self.tx.send(Ok(Bytes::from(chunk))));
-            match self.handle.block_on(send) {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::BrokenPipe,
-                        "client went away",
-                    ));
-                }
-                Err(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "client stopped reading",
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-}
 
 async fn put_nar(
     State(s): State<AppState>,
