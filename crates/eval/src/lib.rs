@@ -44,6 +44,8 @@ mod eval;
 pub mod io;
 pub mod ir;
 pub(crate) mod lower;
+#[doc(hidden)]
+pub mod parse;
 pub mod print;
 pub mod source;
 pub mod symbol;
@@ -266,6 +268,35 @@ impl Eval {
         };
         let e = lower::parse_and_lower(&text, &cx)?;
         Ok(Box::leak(Box::new(e)))
+    }
+
+    /// Parse and lower `text` with both front ends, for the differential
+    /// tests: the fast parser's result (`None` when it leaves the text to
+    /// rnix) and the rnix pipeline's, each as an IR dump or an error.
+    #[doc(hidden)]
+    pub fn parse_both(
+        &self,
+        text: &str,
+        name: &str,
+        base_dir: &str,
+    ) -> (Option<std::result::Result<String, String>>, std::result::Result<String, String>) {
+        let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
+        let file = source::add(name, &text);
+        let cx = lower::LowerCtx {
+            file,
+            base_dir,
+            globals: &self.global_names,
+            home: self.opts.home.as_deref(),
+            scope: None,
+            lints: self.opts.lints,
+        };
+        let show = |r: Result<ir::Expr>| match r {
+            Ok(e) => Ok(parse::dump(&e)),
+            Err(e) => Err(format!("{:?} {} {:?}", e.0.kind, e.0.msg, e.0.span)),
+        };
+        let fast = parse::parse_and_lower(&text, &cx).map(show);
+        let old = show(lower::parse_and_lower_rnix(&text, &cx));
+        (fast, old)
     }
 
     /// Parse, lower and evaluate a source text (to weak head normal form).

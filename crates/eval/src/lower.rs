@@ -2,6 +2,11 @@
 //! resolving variables to (depth, slot), merging nested attribute paths and
 //! reporting the errors rnix leaves to us (duplicate attributes and formals,
 //! undefined variables). rnix types never leave this module.
+//!
+//! [`parse_and_lower`] first tries the hand-written parser of `crate::parse`
+//! (same IR, several times faster); this rnix pipeline is its oracle and its
+//! fallback for syntax errors. The scope, lint and error helpers here are
+//! shared by both lowerings.
 
 use rnix::ast::{self, AstToken, HasEntry, InterpolPart};
 use rowan::ast::AstNode;
@@ -42,8 +47,18 @@ pub struct Lints {
     pub url_literals: LintLevel,
 }
 
-/// Parse and lower a source text. `\r\n` is normalised to `\n` first.
+/// Parse and lower a source text (`\r\n` already normalised to `\n`):
+/// with the fast parser of `crate::parse`, or with rnix where that one gives
+/// up (syntax errors and a few odd forms).
 pub fn parse_and_lower(text: &str, cx: &LowerCtx<'_>) -> Result<Expr> {
+    match crate::parse::parse_and_lower(text, cx) {
+        Some(r) => r,
+        None => parse_and_lower_rnix(text, cx),
+    }
+}
+
+/// The rnix pipeline: the oracle for the fast parser and its fallback.
+pub fn parse_and_lower_rnix(text: &str, cx: &LowerCtx<'_>) -> Result<Expr> {
     let parse = rnix::Root::parse(text);
     if let Some(err) = parse.errors().first() {
         return Err(parse_error(err, cx.file, text));
@@ -80,7 +95,73 @@ fn parse_error(err: &rnix::ParseError, file: u32, text: &str) -> Error {
     Error::parse(msg, Span { file, offset: off as u32 })
 }
 
-enum Scope {
+/// Report a lint at `level`.
+pub(crate) fn lint(level: LintLevel, msg: String, pos: Span) -> Result<()> {
+    match level {
+        LintLevel::Ignore => Ok(()),
+        LintLevel::Fatal => Err(Error::parse(msg, pos)),
+        LintLevel::Warn => {
+            let mut out = format!("warning: {msg}\n");
+            crate::error::render_pos_w(&mut out, pos, "         ", 15);
+            eprintln!("{out}");
+            Ok(())
+        }
+    }
+}
+
+fn pos_string(span: Span) -> String {
+    match crate::source::get(span.file) {
+        Some((name, text)) => {
+            let (l, c) = crate::source::line_col(&text, span.offset as usize);
+            format!("{name}:{l}:{c}")
+        }
+        None => "«none»".into(),
+    }
+}
+
+/// The duplicate-attribute error.
+pub(crate) fn dup_attr(path: &str, new: Span, old: Span) -> Error {
+    Error::parse(format!("attribute '{path}' already defined at {}", pos_string(old)), new)
+}
+
+/// Resolve a variable through the scopes (innermost last), skipping the
+/// innermost `skip` of them.
+pub(crate) fn resolve(
+    scopes: &[Scope],
+    globals: &FxHashMap<Symbol, u32>,
+    name: Symbol,
+    pos: Span,
+    skip: usize,
+) -> Result<Expr> {
+    let mut depth = 0u32;
+    let mut withs = Vec::new();
+    for (i, scope) in scopes.iter().rev().enumerate() {
+        match scope {
+            Scope::Frame(map) => {
+                if i >= skip
+                    && let Some(&slot) = map.get(&name)
+                {
+                    return Ok(Expr::Var { depth, slot });
+                }
+            }
+            Scope::With => {
+                if i >= skip {
+                    withs.push(depth)
+                }
+            }
+        }
+        depth += 1;
+    }
+    if let Some(&g) = globals.get(&name) {
+        return Ok(Expr::Global(g));
+    }
+    if withs.is_empty() {
+        return Err(Error::parse(format!("undefined variable '{name}'"), pos));
+    }
+    Ok(Expr::WithVar { name, withs: withs.into(), pos })
+}
+
+pub(crate) enum Scope {
     Frame(FxHashMap<Symbol, u32>),
     With,
 }
@@ -101,7 +182,7 @@ struct PAttrs {
     from_exprs: Vec<ast::Expr>,
 }
 
-fn from_sym(i: usize) -> Symbol {
+pub(crate) fn from_sym(i: usize) -> Symbol {
     Symbol::new(format!("\0inherit-from-{i}"))
 }
 
@@ -141,16 +222,7 @@ impl PAttrs {
 
 impl<'a, 'b> Lowerer<'a, 'b> {
     fn lint(&self, level: LintLevel, msg: String, pos: Span) -> Result<()> {
-        match level {
-            LintLevel::Ignore => Ok(()),
-            LintLevel::Fatal => Err(Error::parse(msg, pos)),
-            LintLevel::Warn => {
-                let mut out = format!("warning: {msg}\n");
-                crate::error::render_pos_w(&mut out, pos, "         ", 15);
-                eprintln!("{out}");
-                Ok(())
-            }
-        }
+        lint(level, msg, pos)
     }
 
     fn span(&self, node: &rowan::SyntaxNode<rnix::NixLanguage>) -> Span {
@@ -160,47 +232,12 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         Span { file: self.cx.file, offset: u32::from(tok.text_range().start()) }
     }
 
-    fn pos_string(&self, span: Span) -> String {
-        match crate::source::get(span.file) {
-            Some((name, text)) => {
-                let (l, c) = crate::source::line_col(&text, span.offset as usize);
-                format!("{name}:{l}:{c}")
-            }
-            None => "«none»".into(),
-        }
-    }
-
     fn dup_attr(&self, path: &str, new: Span, old: Span) -> Error {
-        Error::parse(format!("attribute '{path}' already defined at {}", self.pos_string(old)), new)
+        dup_attr(path, new, old)
     }
 
     fn resolve(&self, name: Symbol, pos: Span, skip: usize) -> Result<Expr> {
-        let mut depth = 0u32;
-        let mut withs = Vec::new();
-        for (i, scope) in self.scopes.iter().rev().enumerate() {
-            match scope {
-                Scope::Frame(map) => {
-                    if i >= skip
-                        && let Some(&slot) = map.get(&name)
-                    {
-                        return Ok(Expr::Var { depth, slot });
-                    }
-                }
-                Scope::With => {
-                    if i >= skip {
-                        withs.push(depth)
-                    }
-                }
-            }
-            depth += 1;
-        }
-        if let Some(&g) = self.cx.globals.get(&name) {
-            return Ok(Expr::Global(g));
-        }
-        if withs.is_empty() {
-            return Err(Error::parse(format!("undefined variable '{name}'"), pos));
-        }
-        Ok(Expr::WithVar { name, withs: withs.into(), pos })
+        resolve(&self.scopes, self.cx.globals, name, pos, skip)
     }
 
     fn attr_key(&mut self, attr: ast::Attr) -> Result<AttrKey> {
@@ -960,7 +997,7 @@ pub fn decode_source(bytes: &[u8]) -> String {
 }
 
 /// String literal text to bytes, undoing [`decode_source`].
-fn lit_bytes(s: String) -> Box<[u8]> {
+pub(crate) fn lit_bytes(s: String) -> Box<[u8]> {
     if !s.chars().any(|c| c as u32 >= 0x10FF00) {
         return s.into_bytes().into();
     }

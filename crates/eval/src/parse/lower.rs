@@ -1,0 +1,932 @@
+//! Lowering of the fast parser's [`Ast`] to IR. It follows `crate::lower`
+//! (the rnix pipeline, kept as the oracle) step by step so that both give the
+//! same IR and the same errors; scope resolution, lints and the error texts
+//! are the shared functions of `crate::lower`.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use super::ast::*;
+use crate::error::{Error, Result};
+use crate::ir::*;
+use crate::lower::{canon_path, dup_attr, from_sym, lint, lit_bytes, nul_message, resolve, LintLevel, LowerCtx, Scope};
+use crate::symbol::Symbol;
+use crate::value::Value;
+
+pub(crate) struct Lowerer<'a, 'b> {
+    pub cx: &'a LowerCtx<'b>,
+    pub src: &'a str,
+    pub ast: &'a Ast,
+    pub scopes: Vec<Scope>,
+}
+
+struct PAttrs {
+    rec: bool,
+    names: FxHashMap<Symbol, usize>,
+    entries: Vec<(Symbol, PEntry)>,
+    dynamic: Vec<(NodeId, PVal, Span)>,
+    from_exprs: Vec<NodeId>,
+}
+
+impl PAttrs {
+    fn new(rec: bool) -> PAttrs {
+        PAttrs { rec, names: FxHashMap::default(), entries: Vec::new(), dynamic: Vec::new(), from_exprs: Vec::new() }
+    }
+}
+
+struct PEntry {
+    val: PVal,
+    pos: Span,
+}
+
+enum PVal {
+    Syn(NodeId),
+    Nested(Box<PAttrs>),
+    Inherit(Symbol, Span),
+    InheritFrom(usize, Symbol, Span),
+}
+
+enum AttrKey {
+    Static(Symbol),
+    /// A dynamic name: the expression node.
+    Dynamic(NodeId),
+}
+
+/// A string's parts after escapes and indentation are processed.
+enum NPart {
+    Lit(String),
+    Interp(NodeId, u32),
+}
+
+/// rnix's `unescape`.
+fn unescape(input: &str, multiline: bool, output: &mut String) {
+    let mut input = input.chars().peekable();
+    loop {
+        match input.next() {
+            None => break,
+            Some('"') if !multiline => break,
+            Some('\\') if !multiline => match input.next() {
+                None => break,
+                Some('n') => output.push('\n'),
+                Some('r') => output.push('\r'),
+                Some('t') => output.push('\t'),
+                Some(c) => output.push(c),
+            },
+            Some('\'') if multiline => match input.next() {
+                None => output.push('\''),
+                Some('\'') => match input.peek() {
+                    Some('\'') => {
+                        input.next();
+                        output.push_str("''");
+                    }
+                    Some('$') => {
+                        input.next();
+                        output.push('$');
+                    }
+                    Some('\\') => {
+                        input.next();
+                        match input.next() {
+                            None => break,
+                            Some('n') => output.push('\n'),
+                            Some('r') => output.push('\r'),
+                            Some('t') => output.push('\t'),
+                            Some(c) => output.push(c),
+                        }
+                    }
+                    _ => break,
+                },
+                Some(c) => {
+                    output.push('\'');
+                    output.push(c);
+                }
+            },
+            Some(c) => output.push(c),
+        }
+    }
+}
+
+fn unescape_owned(input: &str, multiline: bool) -> String {
+    // Fast path: nothing to unescape.
+    let special = if multiline { input.contains('\'') } else { input.contains(['\\', '"']) };
+    if !special {
+        return input.to_string();
+    }
+    let mut out = String::with_capacity(input.len());
+    unescape(input, multiline, &mut out);
+    out
+}
+
+impl<'a, 'b> Lowerer<'a, 'b> {
+    fn text(&self, start: u32, end: u32) -> &'a str {
+        &self.src[start as usize..end as usize]
+    }
+    fn node_text(&self, id: NodeId) -> &'a str {
+        let n = self.ast.node(id);
+        self.text(n.start, n.end)
+    }
+    fn span_at(&self, offset: u32) -> Span {
+        Span { file: self.cx.file, offset }
+    }
+    fn span(&self, id: NodeId) -> Span {
+        self.span_at(self.ast.node(id).start)
+    }
+    fn attr_start(&self, a: &Attr) -> u32 {
+        match *a {
+            Attr::Ident { start, .. } => start,
+            Attr::Str(n) => self.ast.node(n).start,
+            Attr::Dynamic { start, .. } => start,
+        }
+    }
+
+    /// rnix's `Str::normalized_parts`.
+    fn normalized_parts(&self, multiline: bool, parts: Range) -> Vec<NPart> {
+        let parts = &self.ast.parts[parts.iter()];
+        if !multiline {
+            return parts
+                .iter()
+                .map(|p| match *p {
+                    Part::Lit { start, end } => NPart::Lit(unescape_owned(self.text(start, end), false)),
+                    Part::Interp { e, start } => NPart::Interp(e, start),
+                })
+                .collect();
+        }
+        let mut is_first_literal = true;
+        let mut at_start_of_line = true;
+        let mut min_indent = 1000000;
+        let mut cur_indent = 0;
+        let mut n = 0;
+        let mut first_is_literal = false;
+        for p in parts {
+            match *p {
+                Part::Interp { .. } => {
+                    if at_start_of_line {
+                        at_start_of_line = false;
+                        min_indent = min_indent.min(cur_indent);
+                    }
+                    n += 1;
+                }
+                Part::Lit { start, end } => {
+                    let mut t = self.text(start, end);
+                    if n == 0 {
+                        first_is_literal = true;
+                    }
+                    if is_first_literal && first_is_literal {
+                        is_first_literal = false;
+                        if let Some(p) = t.find('\n')
+                            && t.as_bytes()[..p].iter().all(|&c| c == b' ')
+                        {
+                            t = &t[p + 1..];
+                        }
+                    }
+                    for &c in t.as_bytes() {
+                        if at_start_of_line {
+                            if c == b' ' {
+                                cur_indent += 1;
+                            } else if c == b'\n' {
+                                cur_indent = 0;
+                            } else {
+                                at_start_of_line = false;
+                                min_indent = min_indent.min(cur_indent);
+                            }
+                        } else if c == b'\n' {
+                            at_start_of_line = true;
+                            cur_indent = 0;
+                        }
+                    }
+                    n += 1;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(n);
+        let mut cur_dropped = 0;
+        let mut i = 0;
+        is_first_literal = true;
+        at_start_of_line = true;
+        for p in parts {
+            match *p {
+                Part::Interp { e, start } => {
+                    at_start_of_line = false;
+                    cur_dropped = 0;
+                    out.push(NPart::Interp(e, start));
+                    i += 1;
+                }
+                Part::Lit { start, end } => {
+                    let mut t = self.text(start, end);
+                    if is_first_literal && first_is_literal {
+                        is_first_literal = false;
+                        if let Some(p) = t.find('\n')
+                            && t.as_bytes()[..p].iter().all(|&c| c == b' ')
+                        {
+                            t = &t[p + 1..];
+                            if t.is_empty() {
+                                i += 1;
+                                continue;
+                            }
+                        }
+                    }
+                    let mut s = String::with_capacity(t.len());
+                    // Byte-wise: only ' ' and '\n' matter, and UTF-8
+                    // continuation bytes are never either.
+                    let bytes = t.as_bytes();
+                    let mut k = 0;
+                    let mut keep_from = 0;
+                    while k < bytes.len() {
+                        let c = bytes[k];
+                        if at_start_of_line {
+                            if c == b' ' {
+                                if cur_dropped < min_indent {
+                                    s.push_str(&t[keep_from..k]);
+                                    keep_from = k + 1;
+                                }
+                                cur_dropped += 1;
+                            } else if c == b'\n' {
+                                cur_dropped = 0;
+                            } else {
+                                at_start_of_line = false;
+                                cur_dropped = 0;
+                            }
+                        } else if c == b'\n' {
+                            at_start_of_line = true;
+                        }
+                        k += 1;
+                    }
+                    s.push_str(&t[keep_from..]);
+                    if i == n - 1
+                        && let Some(p) = s.rfind('\n')
+                        && s.as_bytes()[p + 1..].iter().all(|&c| c == b' ')
+                    {
+                        s.truncate(p + 1);
+                    }
+                    out.push(NPart::Lit(unescape_owned(&s, true)));
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// A string literal with no interpolation, as text.
+    fn static_str(&self, id: NodeId) -> Option<String> {
+        let NodeKind::Str { multiline, parts } = self.ast.node(id).kind else { return None };
+        let ps = &self.ast.parts[parts.iter()];
+        if ps.iter().any(|p| matches!(p, Part::Interp { .. })) {
+            return None;
+        }
+        let mut out = String::new();
+        for p in self.normalized_parts(multiline, parts) {
+            match p {
+                NPart::Lit(l) => out.push_str(&l),
+                NPart::Interp(..) => return None,
+            }
+        }
+        Some(out)
+    }
+
+    fn attr_key(&mut self, a: &Attr) -> Result<AttrKey> {
+        Ok(match *a {
+            Attr::Ident { start, end } => AttrKey::Static(Symbol::new(self.text(start, end))),
+            Attr::Str(n) => match self.static_str(n) {
+                Some(t) => AttrKey::Static(Symbol::new(t)),
+                None => AttrKey::Dynamic(n),
+            },
+            Attr::Dynamic { e, .. } => match self.ast.node(e).kind {
+                NodeKind::Str { .. } if self.static_str(e).is_some() => {
+                    AttrKey::Static(Symbol::new(self.static_str(e).expect("checked")))
+                }
+                _ => AttrKey::Dynamic(e),
+            },
+        })
+    }
+
+    fn attr_name(&mut self, a: &Attr) -> Result<AttrName> {
+        Ok(match self.attr_key(a)? {
+            AttrKey::Static(s) => AttrName::Static(s),
+            AttrKey::Dynamic(e) => {
+                let pos = self.span(e);
+                let shown = match self.ast.node(e).kind {
+                    NodeKind::Str { .. } => self.node_text(e).to_string(),
+                    _ => format!("\"${{{}}}\"", self.show(e).unwrap_or_else(|| self.node_text(e).to_string())),
+                };
+                AttrName::Dynamic(self.expr(e)?, pos, shown.into())
+            }
+        })
+    }
+
+    fn collect(&mut self, pa: &mut PAttrs, entries: Range) -> Result<()> {
+        for ei in entries.iter() {
+            match self.ast.entries[ei] {
+                Entry::Inherit { from, attrs } => {
+                    let from = from.map(|f| {
+                        pa.from_exprs.push(f);
+                        pa.from_exprs.len() - 1
+                    });
+                    for ai in attrs.iter() {
+                        let attr = self.ast.attrs[ai];
+                        let pos = self.span_at(self.attr_start(&attr));
+                        let name = match self.attr_key(&attr)? {
+                            AttrKey::Static(s) => s,
+                            AttrKey::Dynamic(_) => {
+                                return Err(Error::parse("dynamic attributes not allowed in inherit", pos));
+                            }
+                        };
+                        if let Some(&i) = pa.names.get(&name) {
+                            return Err(dup_attr(&name.as_str(), pos, pa.entries[i].1.pos));
+                        }
+                        let val = match from {
+                            Some(f) => PVal::InheritFrom(f, name, pos),
+                            None => PVal::Inherit(name, pos),
+                        };
+                        pa.names.insert(name, pa.entries.len());
+                        pa.entries.push((name, PEntry { val, pos }));
+                    }
+                }
+                Entry::Value { path, value, .. } => {
+                    self.add_path(pa, path, value, String::new(), None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_path(&mut self, pa: &mut PAttrs, path: Range, value: NodeId, prefix: String, start: Option<Span>) -> Result<()> {
+        let first = self.ast.attrs[path.start as usize];
+        let pos = self.span_at(self.attr_start(&first));
+        let start = start.unwrap_or(pos);
+        let rest = Range { start: path.start + 1, len: path.len - 1 };
+        let key = self.attr_key(&first)?;
+        let name_text = match &key {
+            AttrKey::Static(s) => s.as_str().into_owned(),
+            AttrKey::Dynamic(_) => "\"${...}\"".into(),
+        };
+        let full = if prefix.is_empty() { name_text } else { format!("{prefix}.{name_text}") };
+        match key {
+            AttrKey::Dynamic(e) => {
+                let val = if rest.len == 0 {
+                    self.pval(value)?
+                } else {
+                    let mut inner = PAttrs::new(false);
+                    self.add_path(&mut inner, rest, value, full, Some(start))?;
+                    PVal::Nested(Box::new(inner))
+                };
+                pa.dynamic.push((e, val, pos));
+            }
+            AttrKey::Static(name) => {
+                if let Some(&i) = pa.names.get(&name) {
+                    let old_pos = pa.entries[i].1.pos;
+                    if rest.len == 0 {
+                        let v = self.ast.strip_parens(value);
+                        match (&mut pa.entries[i].1.val, self.ast.node(v).kind) {
+                            (PVal::Nested(existing), NodeKind::AttrSet { rec, entries }) => {
+                                let mut tmp = PAttrs::new(rec);
+                                self.collect(&mut tmp, entries)?;
+                                let offset = existing.from_exprs.len();
+                                existing.from_exprs.extend(tmp.from_exprs);
+                                for (n, mut e) in tmp.entries {
+                                    if let PVal::InheritFrom(i, _, _) = &mut e.val {
+                                        *i += offset;
+                                    }
+                                    if let Some(&j) = existing.names.get(&n) {
+                                        return Err(dup_attr(&format!("{full}.{n}"), e.pos, existing.entries[j].1.pos));
+                                    }
+                                    existing.names.insert(n, existing.entries.len());
+                                    existing.entries.push((n, e));
+                                }
+                                existing.dynamic.extend(tmp.dynamic);
+                                return Ok(());
+                            }
+                            _ => return Err(dup_attr(&full, pos, old_pos)),
+                        }
+                    }
+                    match &mut pa.entries[i].1.val {
+                        PVal::Nested(existing) => {
+                            let mut existing = std::mem::replace(existing, Box::new(PAttrs::new(false)));
+                            let r = self.add_path(&mut existing, rest, value, full, Some(start));
+                            if let PVal::Nested(slot) = &mut pa.entries[i].1.val {
+                                *slot = existing;
+                            }
+                            r
+                        }
+                        _ => Err(dup_attr(&full, pos, old_pos)),
+                    }?;
+                } else {
+                    let val = if rest.len == 0 {
+                        self.pval(value)?
+                    } else {
+                        let mut inner = PAttrs::new(false);
+                        self.add_path(&mut inner, rest, value, full, Some(start))?;
+                        PVal::Nested(Box::new(inner))
+                    };
+                    pa.names.insert(name, pa.entries.len());
+                    pa.entries.push((name, PEntry { val, pos: start }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pval(&mut self, value: NodeId) -> Result<PVal> {
+        let v = self.ast.strip_parens(value);
+        match self.ast.node(v).kind {
+            NodeKind::AttrSet { rec, entries } => {
+                let mut inner = PAttrs::new(rec);
+                self.collect(&mut inner, entries)?;
+                Ok(PVal::Nested(Box::new(inner)))
+            }
+            _ => Ok(PVal::Syn(value)),
+        }
+    }
+
+    fn lower_pval(&mut self, v: PVal, frame: bool) -> Result<Expr> {
+        match v {
+            PVal::Syn(e) => self.expr(e),
+            PVal::Nested(pa) => self.lower_attrs(*pa),
+            PVal::Inherit(name, pos) => resolve(&self.scopes, self.cx.globals, name, pos, usize::from(frame)),
+            PVal::InheritFrom(i, name, pos) => {
+                let e = resolve(&self.scopes, self.cx.globals, from_sym(i), pos, 0)?;
+                Ok(Expr::Select { e: Box::new(e), path: Box::new([AttrName::Static(name)]), default: None, pos })
+            }
+        }
+    }
+
+    fn lower_attrs(&mut self, mut pa: PAttrs) -> Result<Expr> {
+        pa.entries.sort_by_key(|(n, _)| *n);
+        let from_exprs = std::mem::take(&mut pa.from_exprs);
+        let wrap = !pa.rec && !from_exprs.is_empty();
+        if wrap {
+            let map = (0..from_exprs.len()).map(|i| (from_sym(i), i as u32)).collect();
+            self.scopes.push(Scope::Frame(map));
+        }
+        if pa.rec {
+            let mut map: FxHashMap<Symbol, u32> = pa.entries.iter().enumerate().map(|(i, (n, _))| (*n, i as u32)).collect();
+            for i in 0..from_exprs.len() {
+                map.insert(from_sym(i), (pa.entries.len() + i) as u32);
+            }
+            self.scopes.push(Scope::Frame(map));
+        }
+        let r = (|| {
+            let mut hidden = Vec::with_capacity(from_exprs.len());
+            for f in from_exprs {
+                hidden.push(self.expr(f)?);
+            }
+            let mut attrs = Vec::with_capacity(pa.entries.len());
+            for (name, e) in pa.entries {
+                let mut value = self.lower_pval(e.val, pa.rec)?;
+                if let Expr::Lambda(l) = &mut value {
+                    l.name = Some(name);
+                }
+                attrs.push(AttrDef { name, value, pos: e.pos });
+            }
+            let mut dynamic = Vec::new();
+            for (n, v, pos) in pa.dynamic {
+                let name = self.expr(n)?;
+                let value = self.lower_pval(v, pa.rec)?;
+                dynamic.push(DynAttr { name, value, pos });
+            }
+            if wrap {
+                let body = Expr::Attrs(Box::new(AttrsIR { rec: false, attrs, dynamic, hidden: Vec::new() }));
+                return Ok(Expr::Let { binds: hidden.into(), body: Box::new(body) });
+            }
+            Ok(Expr::Attrs(Box::new(AttrsIR { rec: pa.rec, attrs, dynamic, hidden })))
+        })();
+        if pa.rec || wrap {
+            self.scopes.pop();
+        }
+        r
+    }
+
+    fn lower_let(&mut self, pa: PAttrs, body: NodeId, pos: Span) -> Result<Expr> {
+        if !pa.dynamic.is_empty() {
+            return Err(Error::parse("dynamic attributes not allowed in let", pos));
+        }
+        let mut map: FxHashMap<Symbol, u32> = pa.entries.iter().enumerate().map(|(i, (n, _))| (*n, i as u32)).collect();
+        let nfrom = pa.from_exprs.len();
+        for i in 0..nfrom {
+            map.insert(from_sym(i), (pa.entries.len() + i) as u32);
+        }
+        self.scopes.push(Scope::Frame(map));
+        let r = (|| {
+            let mut binds = Vec::with_capacity(pa.entries.len() + nfrom);
+            for (name, e) in pa.entries {
+                let mut value = self.lower_pval(e.val, true)?;
+                if let Expr::Lambda(l) = &mut value {
+                    l.name = Some(name);
+                }
+                binds.push(value);
+            }
+            for f in pa.from_exprs {
+                binds.push(self.expr(f)?);
+            }
+            let body = self.expr(body)?;
+            Ok(Expr::Let { binds: binds.into(), body: Box::new(body) })
+        })();
+        self.scopes.pop();
+        r
+    }
+
+    /// C++ Nix's `Expr::show` for the forms `crate::lower` covers.
+    fn show(&mut self, e: NodeId) -> Option<String> {
+        enum Node {
+            Leaf(String),
+            Sub(BTreeMap<String, Node>),
+        }
+        fn render(m: &BTreeMap<String, Node>, rec: bool) -> String {
+            let mut out = String::from(if rec { "rec { " } else { "{ " });
+            for (k, v) in m {
+                let v = match v {
+                    Node::Leaf(s) => s.clone(),
+                    Node::Sub(m) => render(m, false),
+                };
+                out.push_str(&format!("{k} = {v}; "));
+            }
+            out.push('}');
+            out
+        }
+        let node = *self.ast.node(e);
+        Some(match node.kind {
+            NodeKind::Paren(inner) => self.show(inner)?,
+            NodeKind::Int | NodeKind::Float | NodeKind::Uri | NodeKind::Str { .. } => match self.expr(e).ok()? {
+                Expr::Const(v) => crate::print::print_value(&v),
+                _ => return None,
+            },
+            NodeKind::Path { kind: PathKind::Abs | PathKind::Rel, .. } => match self.expr(e).ok()? {
+                Expr::Const(v) => crate::print::print_value(&v),
+                _ => return None,
+            },
+            // rnix makes `__curPos` a node of its own, which `show` does not cover.
+            NodeKind::Ident if self.node_text(e) == "__curPos" => return None,
+            NodeKind::Ident => self.node_text(e).to_string(),
+            NodeKind::List(items) => {
+                let mut out = String::from("[ ");
+                for i in items.iter() {
+                    let item = self.ast.ids[i];
+                    out.push_str(&format!("({}) ", self.show(item)?));
+                }
+                out.push(']');
+                out
+            }
+            NodeKind::AttrSet { rec, entries } => {
+                let mut root: BTreeMap<String, Node> = BTreeMap::new();
+                for ei in entries.iter() {
+                    let Entry::Value { path, value, .. } = self.ast.entries[ei] else { return None };
+                    let mut keys = Vec::new();
+                    for ai in path.iter() {
+                        let a = self.ast.attrs[ai];
+                        match self.attr_key(&a).ok()? {
+                            AttrKey::Static(s) => keys.push(s.to_string()),
+                            AttrKey::Dynamic(_) => return None,
+                        }
+                    }
+                    let v = self.show(value)?;
+                    let (last, init) = keys.split_last()?;
+                    let mut m = &mut root;
+                    for k in init {
+                        let n = m.entry(k.clone()).or_insert_with(|| Node::Sub(BTreeMap::new()));
+                        let Node::Sub(sub) = n else { return None };
+                        m = sub;
+                    }
+                    if m.insert(last.clone(), Node::Leaf(v)).is_some() {
+                        return None;
+                    }
+                }
+                if root.is_empty() {
+                    return Some(if rec { "rec { }".into() } else { "{ }".into() });
+                }
+                render(&root, rec)
+            }
+            NodeKind::LambdaIdent { name_start, name_end, body } => {
+                format!("({}: {})", self.text(name_start, name_end), self.show(body)?)
+            }
+            NodeKind::Not(inner) => format!("(! {})", self.show(inner)?),
+            NodeKind::Bin { op, l, r, .. } => {
+                let op = match op {
+                    BinKind::Eq => "==",
+                    BinKind::Neq => "!=",
+                    BinKind::And => "&&",
+                    BinKind::Or => "||",
+                    BinKind::Impl => "->",
+                    BinKind::Update => "//",
+                    BinKind::Concat => "++",
+                    _ => return None,
+                };
+                format!("({} {op} {})", self.show(l)?, self.show(r)?)
+            }
+            NodeKind::Apply { f, args } => {
+                let mut shown = Vec::with_capacity(args.len as usize);
+                // rnix's nesting shows the last argument first.
+                for i in args.iter().rev() {
+                    shown.push(self.show(self.ast.ids[i])?);
+                }
+                shown.reverse();
+                format!("({} {})", self.show(f)?, shown.join(" "))
+            }
+            _ => return None,
+        })
+    }
+
+    pub fn expr(&mut self, e: NodeId) -> Result<Expr> {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.expr_inner(e))
+    }
+
+    fn sub(&mut self, e: NodeId) -> Result<Box<Expr>> {
+        Ok(Box::new(self.expr(e)?))
+    }
+
+    fn expr_inner(&mut self, e: NodeId) -> Result<Expr> {
+        let node = *self.ast.node(e);
+        let pos = self.span_at(node.start);
+        Ok(match node.kind {
+            NodeKind::Paren(inner) => return self.expr(inner),
+            NodeKind::Int => {
+                let t = self.node_text(e);
+                match t.parse::<i64>() {
+                    Ok(v) => Expr::Const(Value::Int(v)),
+                    Err(_) => return Err(Error::parse(format!("invalid integer '{t}'"), pos)),
+                }
+            }
+            NodeKind::Float => {
+                let t = self.node_text(e);
+                match t.parse::<f64>() {
+                    Ok(v) => Expr::Const(Value::Float(v)),
+                    Err(_) => return Err(Error::parse(format!("invalid float '{t}'"), pos)),
+                }
+            }
+            NodeKind::Uri => {
+                let text = self.node_text(e);
+                let level = self.cx.lints.url_literals;
+                let verb = if level == LintLevel::Fatal { "disallowed" } else { "discouraged" };
+                lint(
+                    level,
+                    format!("URL literals are {verb}. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
+                    pos,
+                )?;
+                Expr::Const(Value::str(text))
+            }
+            NodeKind::Ident => {
+                let text = self.node_text(e);
+                match text {
+                    "__curPos" => Expr::CurPos(pos),
+                    _ => resolve(&self.scopes, self.cx.globals, Symbol::new(text), pos, 0)?,
+                }
+            }
+            NodeKind::Str { multiline, parts } => {
+                let parts = self.normalized_parts(multiline, parts);
+                let open = if multiline { 2 } else { 1 };
+                for p in &parts {
+                    if let NPart::Lit(l) = p
+                        && l.contains('\0')
+                    {
+                        return Err(Error::parse(nul_message(l), Span { file: pos.file, offset: pos.offset + open }));
+                    }
+                }
+                let mut out = Vec::with_capacity(parts.len());
+                for p in parts {
+                    match p {
+                        NPart::Lit(l) => {
+                            if !l.is_empty() {
+                                out.push(StrPart::Lit(lit_bytes(l)))
+                            }
+                        }
+                        NPart::Interp(ie, start) => out.push(StrPart::Interp(self.expr(ie)?, self.span_at(start))),
+                    }
+                }
+                match out.as_slice() {
+                    [] => Expr::Const(Value::str("")),
+                    [StrPart::Lit(l)] => Expr::Const(Value::string(l.clone())),
+                    _ => Expr::Interp { parts: out.into(), pos },
+                }
+            }
+            NodeKind::Path { kind, parts } => {
+                let text = self.node_text(e);
+                let lints = self.cx.lints;
+                match kind {
+                    PathKind::Abs => lint(
+                        lints.absolute_path_literals,
+                        format!("absolute path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                        pos,
+                    )?,
+                    PathKind::Home => lint(
+                        lints.absolute_path_literals,
+                        format!("home path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                        pos,
+                    )?,
+                    _ if !text.starts_with("./") && !text.starts_with("../") => lint(
+                        lints.short_path_literals,
+                        format!("relative path literal '{text}' should be prefixed with '.' for clarity: './{text}' (lint-short-path-literals)"),
+                        pos,
+                    )?,
+                    _ => {}
+                }
+                let mut out = Vec::with_capacity(parts.len as usize);
+                for (i, pi) in parts.iter().enumerate() {
+                    match self.ast.parts[pi] {
+                        Part::Lit { start, end } => {
+                            let t = self.text(start, end);
+                            let t = if i == 0 { self.resolve_path_literal(t, kind, pos)? } else { t.to_string() };
+                            out.push(StrPart::Lit(t.into_bytes().into()))
+                        }
+                        Part::Interp { e, start } => out.push(StrPart::Interp(self.expr(e)?, self.span_at(start))),
+                    }
+                }
+                match out.as_slice() {
+                    [StrPart::Lit(l)] => Expr::Const(Value::path(canon_path(&String::from_utf8_lossy(l)).into_bytes())),
+                    _ => Expr::PathInterp { parts: out.into(), pos },
+                }
+            }
+            NodeKind::SearchPath => {
+                let text = self.node_text(e);
+                let inner = text.trim_start_matches('<').trim_end_matches('>');
+                let find = resolve(&self.scopes, self.cx.globals, Symbol::new("__findFile"), pos, 0)?;
+                let np = resolve(&self.scopes, self.cx.globals, Symbol::new("__nixPath"), pos, 0)?;
+                Expr::Apply { f: Box::new(find), args: Box::new([np, Expr::Const(Value::str(inner))]), pos }
+            }
+            NodeKind::List(items) => {
+                let mut out = Vec::with_capacity(items.len as usize);
+                for i in items.iter() {
+                    out.push(self.expr(self.ast.ids[i])?);
+                }
+                Expr::List(out.into())
+            }
+            NodeKind::AttrSet { rec, entries } => {
+                let mut pa = PAttrs::new(rec);
+                self.collect(&mut pa, entries)?;
+                self.lower_attrs(pa)?
+            }
+            NodeKind::LetIn { entries, body } => {
+                let mut pa = PAttrs::new(true);
+                self.collect(&mut pa, entries)?;
+                self.lower_let(pa, body, pos)?
+            }
+            NodeKind::LegacyLet { entries } => {
+                let mut pa = PAttrs::new(true);
+                self.collect(&mut pa, entries)?;
+                let attrs = self.lower_attrs(pa)?;
+                Expr::Select { e: Box::new(attrs), path: Box::new([AttrName::Static(Symbol::new("body"))]), default: None, pos }
+            }
+            NodeKind::With { ns, body } => {
+                let ns = self.sub(ns)?;
+                self.scopes.push(Scope::With);
+                let body = self.sub(body);
+                self.scopes.pop();
+                Expr::With { ns, body: body? }
+            }
+            NodeKind::LambdaIdent { name_start, name_end, body } => {
+                let name = Symbol::new(self.text(name_start, name_end));
+                let mut map = FxHashMap::default();
+                map.insert(name, 0);
+                self.scopes.push(Scope::Frame(map));
+                let body = self.expr(body);
+                self.scopes.pop();
+                Expr::Lambda(Box::new(LambdaIR { name: None, arg: Some(name), formals: None, body: body?, pos }))
+            }
+            NodeKind::LambdaPat { pat, body } => self.lambda_pat(pat, body, pos)?,
+            NodeKind::Apply { f, args } => {
+                let f = Box::new(self.expr(f)?);
+                let mut out = Vec::with_capacity(args.len as usize);
+                for i in args.iter() {
+                    out.push(self.expr(self.ast.ids[i])?);
+                }
+                Expr::Apply { f, args: out.into(), pos }
+            }
+            NodeKind::Select { e: target, path, default } => {
+                let target = self.sub(target)?;
+                let path = self.attrpath(path)?;
+                let default = match default {
+                    Some(d) => Some(Box::new(self.expr(d)?)),
+                    None => None,
+                };
+                Expr::Select { e: target, path, default, pos }
+            }
+            NodeKind::HasAttr { e: target, path } => {
+                let epos = self.span(self.ast.strip_parens(target));
+                let target = self.sub(target)?;
+                let path = self.attrpath(path)?;
+                Expr::HasAttr { e: target, path, pos: epos }
+            }
+            NodeKind::If { cond, then, else_ } => {
+                Expr::If { cond: self.sub(cond)?, then: self.sub(then)?, else_: self.sub(else_)?, pos }
+            }
+            NodeKind::Assert { cond, body } => {
+                let text = self.show(cond).unwrap_or_else(|| self.node_text(cond).to_string());
+                Expr::Assert { cond: Box::new(self.expr(cond)?), body: self.sub(body)?, text: text.into(), pos }
+            }
+            NodeKind::Not(inner) => {
+                let ipos = self.span(self.ast.strip_parens(inner));
+                Expr::Not(self.sub(inner)?, ipos)
+            }
+            NodeKind::Neg(inner) => Expr::Neg(self.sub(inner)?, pos),
+            NodeKind::Bin { op, l, r, op_pos } => {
+                let op_pos = self.span_at(op_pos);
+                let lsub = self.sub(l)?;
+                let rsub = self.sub(r)?;
+                let op = match op {
+                    BinKind::Concat => BinOp::Concat,
+                    BinKind::Update => BinOp::Update,
+                    BinKind::Add => BinOp::Add,
+                    BinKind::Sub => BinOp::Sub,
+                    BinKind::Mul => BinOp::Mul,
+                    BinKind::Div => BinOp::Div,
+                    BinKind::And => BinOp::And,
+                    BinKind::Eq => BinOp::Eq,
+                    BinKind::Impl => BinOp::Impl,
+                    BinKind::Lt => BinOp::Lt,
+                    BinKind::Le => BinOp::Le,
+                    BinKind::Gt => BinOp::Gt,
+                    BinKind::Ge => BinOp::Ge,
+                    BinKind::Neq => BinOp::Neq,
+                    BinKind::Or => BinOp::Or,
+                };
+                let pos = match op {
+                    BinOp::Add
+                    | BinOp::Sub
+                    | BinOp::Mul
+                    | BinOp::Div
+                    | BinOp::Concat
+                    | BinOp::Update
+                    | BinOp::Eq
+                    | BinOp::Neq
+                    | BinOp::Lt
+                    | BinOp::Le
+                    | BinOp::Gt
+                    | BinOp::Ge => op_pos,
+                    _ => pos,
+                };
+                let lpos = self.span(self.ast.strip_parens(l));
+                let rpos = self.span(self.ast.strip_parens(r));
+                Expr::Bin { op, l: lsub, r: rsub, pos, lpos, rpos }
+            }
+        })
+    }
+
+    fn attrpath(&mut self, path: Range) -> Result<Box<[AttrName]>> {
+        let mut out = Vec::with_capacity(path.len as usize);
+        for i in path.iter() {
+            let a = self.ast.attrs[i];
+            out.push(self.attr_name(&a)?);
+        }
+        Ok(out.into())
+    }
+
+    fn lambda_pat(&mut self, pat: u32, body: NodeId, pos: Span) -> Result<Expr> {
+        let pat = self.ast.patterns[pat as usize];
+        let mut names: Vec<(Symbol, Option<NodeId>, Span)> = Vec::with_capacity(pat.entries.len as usize);
+        let mut map = FxHashMap::default();
+        for i in pat.entries.iter() {
+            let pe = self.ast.pat_entries[i];
+            let name = Symbol::new(self.text(pe.name_start, pe.name_end));
+            let epos = self.span_at(pe.name_start);
+            if map.contains_key(&name) {
+                return Err(Error::parse(format!("duplicate formal function argument '{name}'"), epos));
+            }
+            map.insert(name, names.len() as u32);
+            names.push((name, pe.default, epos));
+        }
+        let at = pat.at.map(|(s, e, _)| Symbol::new(self.text(s, e)));
+        if let (Some(a), Some((_, _, bpos))) = (at, pat.at) {
+            if map.contains_key(&a) {
+                return Err(Error::parse(format!("duplicate formal function argument '{a}'"), self.span_at(bpos)));
+            }
+            map.insert(a, names.len() as u32);
+        }
+        self.scopes.push(Scope::Frame(map));
+        let r = (|| {
+            let mut entries = Vec::with_capacity(names.len());
+            for (name, def, epos) in names {
+                let default = match def {
+                    Some(d) => Some(self.expr(d)?),
+                    None => None,
+                };
+                entries.push(Formal { name, default, pos: epos });
+            }
+            let body = self.expr(body)?;
+            Ok((entries, body))
+        })();
+        self.scopes.pop();
+        let (entries, body) = r?;
+        Ok(Expr::Lambda(Box::new(LambdaIR {
+            name: None,
+            arg: None,
+            formals: Some(Formals { entries, ellipsis: pat.ellipsis, at }),
+            body,
+            pos,
+        })))
+    }
+
+    fn resolve_path_literal(&self, t: &str, kind: PathKind, pos: Span) -> Result<String> {
+        Ok(match kind {
+            PathKind::Home => {
+                let home = self.cx.home.ok_or_else(|| Error::parse("cannot resolve home path: HOME is not set", pos))?;
+                format!("{home}{}", &t[1..])
+            }
+            PathKind::Abs => t.to_string(),
+            PathKind::Rel => {
+                let trailing = t.ends_with('/') && t.len() > 1;
+                let mut p = canon_path(&format!("{}/{}", self.cx.base_dir, t));
+                if trailing {
+                    p.push('/');
+                }
+                p
+            }
+        })
+    }
+}

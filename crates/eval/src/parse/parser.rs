@@ -1,0 +1,638 @@
+//! Recursive-descent parser over the tokens of [`super::lexer`], one function
+//! per precedence level exactly as rnix 0.15 layers them (so associativity,
+//! the `{` lambda-or-set lookahead, `or` as an attribute name and the 512
+//! nesting limit agree). It accepts only what rnix accepts without errors
+//! and gives up ([`Bail`]) on anything else, including the forms whose
+//! lowering is an error anyway (`|>`, `<|`, `a or` as an application).
+
+use super::ast::*;
+use super::lexer::{Tok, Token};
+use super::Bail;
+
+struct Parser<'t> {
+    toks: &'t [Token],
+    i: usize,
+    prev_end: u32,
+    depth: u32,
+    ast: Ast,
+    /// Scratch stack for child lists being collected.
+    scratch: Vec<NodeId>,
+    attr_scratch: Vec<Attr>,
+}
+
+type R<T> = Result<T, Bail>;
+
+/// Parse a whole file.
+pub fn parse(toks: &[Token]) -> R<(Ast, NodeId)> {
+    let mut p = Parser {
+        toks,
+        i: 0,
+        prev_end: 0,
+        depth: 0,
+        ast: Ast::default(),
+        scratch: Vec::new(),
+        attr_scratch: Vec::new(),
+    };
+    p.ast.nodes.reserve(toks.len());
+    let root = p.expr();
+    if root.is_err() || p.i != toks.len() {
+        super::note_bail(toks.get(p.i).map_or(usize::MAX, |t| t.start as usize));
+        return Err(Bail);
+    }
+    let root = root?;
+    Ok((p.ast, root))
+}
+
+fn is_fn_arg(t: Tok) -> bool {
+    matches!(
+        t,
+        Tok::Rec
+            | Tok::LBrace
+            | Tok::LBrack
+            | Tok::LParen
+            | Tok::StrStart
+            | Tok::Ident
+            | Tok::Int
+            | Tok::Float
+            | Tok::PathAbs
+            | Tok::PathRel
+            | Tok::PathHome
+            | Tok::PathSearch
+            | Tok::Uri
+    )
+}
+
+impl Parser<'_> {
+    #[inline]
+    fn peek(&self) -> Option<Tok> {
+        self.toks.get(self.i).map(|t| t.kind)
+    }
+    #[inline]
+    fn peek_at(&self, n: usize) -> Option<Tok> {
+        self.toks.get(self.i + n).map(|t| t.kind)
+    }
+    #[inline]
+    fn bump(&mut self) -> Token {
+        let t = self.toks[self.i];
+        self.i += 1;
+        self.prev_end = t.end;
+        t
+    }
+    #[inline]
+    fn expect(&mut self, k: Tok) -> R<Token> {
+        if self.peek() == Some(k) { Ok(self.bump()) } else { Err(Bail) }
+    }
+    #[inline]
+    fn start(&self) -> R<u32> {
+        self.toks.get(self.i).map(|t| t.start).ok_or(Bail)
+    }
+
+    fn take_scratch(&mut self, from: usize) -> Range {
+        let start = self.ast.ids.len() as u32;
+        self.ast.ids.extend_from_slice(&self.scratch[from..]);
+        self.scratch.truncate(from);
+        Range { start, len: self.ast.ids.len() as u32 - start }
+    }
+
+    fn take_attrs(&mut self, from: usize) -> Range {
+        let start = self.ast.attrs.len() as u32;
+        self.ast.attrs.extend_from_slice(&self.attr_scratch[from..]);
+        self.attr_scratch.truncate(from);
+        Range { start, len: self.ast.attrs.len() as u32 - start }
+    }
+
+    fn expr(&mut self) -> R<NodeId> {
+        if self.depth >= 512 {
+            return Err(Bail);
+        }
+        self.depth += 1;
+        let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.expr_inner());
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self) -> R<NodeId> {
+        let start = self.start()?;
+        match self.peek() {
+            Some(Tok::Let) => {
+                self.bump();
+                if self.peek() == Some(Tok::LBrace) {
+                    self.bump();
+                    let entries = self.set(Tok::RBrace)?;
+                    Ok(self.ast.add(NodeKind::LegacyLet { entries }, start, self.prev_end))
+                } else {
+                    let entries = self.set(Tok::In)?;
+                    let body = self.expr()?;
+                    Ok(self.ast.add(NodeKind::LetIn { entries, body }, start, self.prev_end))
+                }
+            }
+            Some(Tok::With) => {
+                self.bump();
+                let ns = self.expr()?;
+                self.expect(Tok::Semi)?;
+                let body = self.expr()?;
+                Ok(self.ast.add(NodeKind::With { ns, body }, start, self.prev_end))
+            }
+            Some(Tok::If) => {
+                self.bump();
+                let cond = self.expr()?;
+                self.expect(Tok::Then)?;
+                let then = self.expr()?;
+                self.expect(Tok::Else)?;
+                let else_ = self.expr()?;
+                Ok(self.ast.add(NodeKind::If { cond, then, else_ }, start, self.prev_end))
+            }
+            Some(Tok::Assert) => {
+                self.bump();
+                let cond = self.expr()?;
+                self.expect(Tok::Semi)?;
+                let body = self.expr()?;
+                Ok(self.ast.add(NodeKind::Assert { cond, body }, start, self.prev_end))
+            }
+            _ => self.implication(),
+        }
+    }
+
+    /// Entries of a set / let up to `until` (consumed).
+    fn set(&mut self, until: Tok) -> R<Range> {
+        let mut list: smallvec::SmallVec<[Entry; 8]> = smallvec::SmallVec::new();
+        loop {
+            match self.peek() {
+                None => return Err(Bail),
+                Some(t) if t == until => break,
+                Some(Tok::Inherit) => {
+                    self.bump();
+                    let from = if self.peek() == Some(Tok::LParen) {
+                        self.bump();
+                        let e = self.expr()?;
+                        self.expect(Tok::RParen)?;
+                        Some(e)
+                    } else {
+                        None
+                    };
+                    let mark = self.attr_scratch.len();
+                    loop {
+                        match self.peek() {
+                            Some(Tok::Semi) => break,
+                            Some(_) => {
+                                let a = self.attr()?;
+                                self.attr_scratch.push(a);
+                            }
+                            None => return Err(Bail),
+                        }
+                    }
+                    self.bump();
+                    let attrs = self.take_attrs(mark);
+                    list.push(Entry::Inherit { from, attrs });
+                }
+                Some(_) => {
+                    let path = self.attrpath()?;
+                    self.expect(Tok::Assign)?;
+                    let value = self.expr()?;
+                    self.expect(Tok::Semi)?;
+                    list.push(Entry::Value { path, value });
+                }
+            }
+        }
+        self.bump();
+        let start = self.ast.entries.len() as u32;
+        self.ast.entries.extend_from_slice(&list);
+        Ok(Range { start, len: list.len() as u32 })
+    }
+
+    fn attr(&mut self) -> R<Attr> {
+        match self.peek() {
+            Some(Tok::InterpStart) => {
+                let start = self.bump().start;
+                let e = self.expr()?;
+                self.expect(Tok::InterpEnd)?;
+                Ok(Attr::Dynamic { e, start })
+            }
+            Some(Tok::StrStart) => Ok(Attr::Str(self.string()?)),
+            Some(Tok::Ident | Tok::Or) => {
+                let t = self.bump();
+                Ok(Attr::Ident { start: t.start, end: t.end })
+            }
+            _ => Err(Bail),
+        }
+    }
+
+    fn attrpath(&mut self) -> R<Range> {
+        let mark = self.attr_scratch.len();
+        loop {
+            let a = self.attr()?;
+            self.attr_scratch.push(a);
+            if self.peek() == Some(Tok::Dot) {
+                self.bump();
+            } else {
+                break;
+            }
+        }
+        Ok(self.take_attrs(mark))
+    }
+
+    fn string(&mut self) -> R<NodeId> {
+        let st = self.expect(Tok::StrStart)?;
+        let multiline = st.end - st.start == 2;
+        let mut parts: smallvec::SmallVec<[Part; 8]> = smallvec::SmallVec::new();
+        loop {
+            match self.peek() {
+                Some(Tok::StrContent) => {
+                    let t = self.bump();
+                    parts.push(Part::Lit { start: t.start, end: t.end });
+                }
+                Some(Tok::InterpStart) => {
+                    let start = self.bump().start;
+                    let e = self.expr()?;
+                    self.expect(Tok::InterpEnd)?;
+                    parts.push(Part::Interp { e, start });
+                }
+                Some(Tok::StrEnd) => {
+                    self.bump();
+                    break;
+                }
+                _ => return Err(Bail),
+            }
+        }
+        let start = self.ast.parts.len() as u32;
+        self.ast.parts.extend_from_slice(&parts);
+        let parts = Range { start, len: parts.len() as u32 };
+        Ok(self.ast.add(NodeKind::Str { multiline, parts }, st.start, self.prev_end))
+    }
+
+    fn pattern(&mut self, bound: bool) -> R<(Range, bool, Option<(u32, u32, u32)>)> {
+        let mut list: smallvec::SmallVec<[PatEntry; 8]> = smallvec::SmallVec::new();
+        let mut ellipsis = false;
+        match self.peek() {
+            Some(Tok::RBrace) => {
+                self.bump();
+            }
+            None => return Err(Bail),
+            Some(_) => loop {
+                match self.peek() {
+                    Some(Tok::RBrace) => {
+                        self.bump();
+                        break;
+                    }
+                    Some(Tok::Ellipsis) => {
+                        self.bump();
+                        ellipsis = true;
+                        self.expect(Tok::RBrace)?;
+                        break;
+                    }
+                    Some(Tok::Ident) => {
+                        let t = self.bump();
+                        let default = if self.peek() == Some(Tok::Question) {
+                            self.bump();
+                            Some(self.expr()?)
+                        } else {
+                            None
+                        };
+                        list.push(PatEntry { name_start: t.start, name_end: t.end, default });
+                        if self.peek() == Some(Tok::Comma) {
+                            self.bump();
+                        } else {
+                            self.expect(Tok::RBrace)?;
+                            break;
+                        }
+                    }
+                    _ => return Err(Bail),
+                }
+            },
+        }
+        let mut at = None;
+        if self.peek() == Some(Tok::At) {
+            if bound {
+                return Err(Bail);
+            }
+            let a = self.bump().start;
+            let t = self.expect(Tok::Ident)?;
+            at = Some((t.start, t.end, a));
+        }
+        let start = self.ast.pat_entries.len() as u32;
+        self.ast.pat_entries.extend_from_slice(&list);
+        Ok((Range { start, len: list.len() as u32 }, ellipsis, at))
+    }
+
+    fn simple(&mut self) -> R<NodeId> {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.simple_inner())
+    }
+
+    fn simple_inner(&mut self) -> R<NodeId> {
+        let Some(&tok) = self.toks.get(self.i) else { return Err(Bail) };
+        let start = tok.start;
+        let node = match tok.kind {
+            Tok::LParen => {
+                self.bump();
+                let inner = self.expr()?;
+                self.expect(Tok::RParen)?;
+                self.ast.add(NodeKind::Paren(inner), start, self.prev_end)
+            }
+            Tok::Rec => {
+                self.bump();
+                self.expect(Tok::LBrace)?;
+                let entries = self.set(Tok::RBrace)?;
+                self.ast.add(NodeKind::AttrSet { rec: true, entries }, start, self.prev_end)
+            }
+            Tok::LBrace => {
+                let is_pattern = matches!(
+                    (self.peek_at(1), self.peek_at(2)),
+                    (Some(Tok::Ident), Some(Tok::Comma | Tok::Question | Tok::RBrace))
+                        | (Some(Tok::Ellipsis), Some(Tok::RBrace))
+                        | (Some(Tok::RBrace), Some(Tok::Colon | Tok::At))
+                );
+                self.bump();
+                if is_pattern {
+                    let (entries, ellipsis, at) = self.pattern(false)?;
+                    self.expect(Tok::Colon)?;
+                    let body = self.expr()?;
+                    self.ast.patterns.push(Pattern { entries, ellipsis, at });
+                    let pat = (self.ast.patterns.len() - 1) as u32;
+                    self.ast.add(NodeKind::LambdaPat { pat, body }, start, self.prev_end)
+                } else {
+                    let entries = self.set(Tok::RBrace)?;
+                    self.ast.add(NodeKind::AttrSet { rec: false, entries }, start, self.prev_end)
+                }
+            }
+            Tok::LBrack => {
+                self.bump();
+                let mark = self.scratch.len();
+                loop {
+                    match self.peek() {
+                        Some(Tok::RBrack) => break,
+                        None => return Err(Bail),
+                        Some(_) => {
+                            let e = self.simple()?;
+                            self.scratch.push(e);
+                        }
+                    }
+                }
+                self.bump();
+                let items = self.take_scratch(mark);
+                self.ast.add(NodeKind::List(items), start, self.prev_end)
+            }
+            Tok::StrStart => self.string()?,
+            Tok::PathAbs | Tok::PathRel | Tok::PathHome => {
+                let kind = match tok.kind {
+                    Tok::PathAbs => PathKind::Abs,
+                    Tok::PathRel => PathKind::Rel,
+                    _ => PathKind::Home,
+                };
+                self.bump();
+                let mut parts: smallvec::SmallVec<[Part; 4]> = smallvec::SmallVec::new();
+                parts.push(Part::Lit { start: tok.start, end: tok.end });
+                if self.peek() == Some(Tok::InterpStart) {
+                    while let Some(&t) = self.toks.get(self.i) {
+                        if t.start != self.prev_end {
+                            break;
+                        }
+                        match t.kind {
+                            Tok::PathAbs | Tok::PathRel | Tok::PathHome => {
+                                self.bump();
+                                parts.push(Part::Lit { start: t.start, end: t.end });
+                            }
+                            Tok::InterpStart => {
+                                self.bump();
+                                let e = self.expr()?;
+                                self.expect(Tok::InterpEnd)?;
+                                parts.push(Part::Interp { e, start: t.start });
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                let ps = self.ast.parts.len() as u32;
+                self.ast.parts.extend_from_slice(&parts);
+                let parts = Range { start: ps, len: parts.len() as u32 };
+                self.ast.add(NodeKind::Path { kind, parts }, start, self.prev_end)
+            }
+            Tok::PathSearch => {
+                self.bump();
+                self.ast.add(NodeKind::SearchPath, start, tok.end)
+            }
+            Tok::Int | Tok::Float | Tok::Uri => {
+                self.bump();
+                let k = match tok.kind {
+                    Tok::Int => NodeKind::Int,
+                    Tok::Float => NodeKind::Float,
+                    _ => NodeKind::Uri,
+                };
+                self.ast.add(k, start, tok.end)
+            }
+            Tok::Ident => match self.peek_at(1) {
+                Some(Tok::Colon) => {
+                    self.bump();
+                    self.bump();
+                    let body = self.expr()?;
+                    self.ast.add(
+                        NodeKind::LambdaIdent { name_start: tok.start, name_end: tok.end, body },
+                        start,
+                        self.prev_end,
+                    )
+                }
+                Some(Tok::At) => {
+                    self.bump();
+                    self.bump();
+                    self.expect(Tok::LBrace)?;
+                    let (entries, ellipsis, _) = self.pattern(true)?;
+                    self.expect(Tok::Colon)?;
+                    let body = self.expr()?;
+                    self.ast.patterns.push(Pattern { entries, ellipsis, at: Some((tok.start, tok.end, tok.start)) });
+                    let pat = (self.ast.patterns.len() - 1) as u32;
+                    self.ast.add(NodeKind::LambdaPat { pat, body }, start, self.prev_end)
+                }
+                _ => {
+                    self.bump();
+                    self.ast.add(NodeKind::Ident, start, tok.end)
+                }
+            },
+            _ => return Err(Bail),
+        };
+        match self.peek() {
+            Some(Tok::Dot) => {
+                self.bump();
+                let path = self.attrpath()?;
+                let default = if self.peek() == Some(Tok::Or) {
+                    self.bump();
+                    Some(self.simple()?)
+                } else {
+                    None
+                };
+                Ok(self.ast.add(NodeKind::Select { e: node, path, default }, start, self.prev_end))
+            }
+            Some(Tok::Or) => {
+                // rnix (like Nix) reads `e or` as applying `e` to a variable
+                // named `or`, as one argument of any enclosing application.
+                let t = self.bump();
+                let or = self.ast.add(NodeKind::Ident, t.start, t.end);
+                self.scratch.push(or);
+                let args = self.take_scratch(self.scratch.len() - 1);
+                Ok(self.ast.add(NodeKind::Apply { f: node, args }, start, t.end))
+            }
+            _ => Ok(node),
+        }
+    }
+
+    fn app(&mut self) -> R<NodeId> {
+        let mut f = self.simple()?;
+        if !self.peek().is_some_and(is_fn_arg) {
+            return Ok(f);
+        }
+        let mark = self.scratch.len();
+        // rnix nests applications to the left and the lowering flattens the
+        // nesting, so `f or a` is `f` applied to `or` and `a`.
+        if let NodeKind::Apply { f: inner, args } = self.ast.node(f).kind {
+            for i in args.iter() {
+                self.scratch.push(self.ast.ids[i]);
+            }
+            f = inner;
+        }
+        while self.peek().is_some_and(is_fn_arg) {
+            let a = self.simple()?;
+            self.scratch.push(a);
+        }
+        let args = self.take_scratch(mark);
+        let start = self.ast.node(f).start;
+        Ok(self.ast.add(NodeKind::Apply { f, args }, start, self.prev_end))
+    }
+
+    fn negate(&mut self) -> R<NodeId> {
+        if self.peek() == Some(Tok::Sub) {
+            let start = self.bump().start;
+            let inner = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.negate())?;
+            Ok(self.ast.add(NodeKind::Neg(inner), start, self.prev_end))
+        } else {
+            self.app()
+        }
+    }
+
+    fn hasattr(&mut self) -> R<NodeId> {
+        let mut e = self.negate()?;
+        let start = self.ast.node(e).start;
+        while self.peek() == Some(Tok::Question) {
+            self.bump();
+            let path = self.attrpath()?;
+            e = self.ast.add(NodeKind::HasAttr { e, path }, start, self.prev_end);
+        }
+        Ok(e)
+    }
+
+    fn bin(&mut self, op: BinKind, l: NodeId, r: NodeId, op_pos: u32) -> NodeId {
+        let start = self.ast.node(l).start;
+        self.ast.add(NodeKind::Bin { op, l, r, op_pos }, start, self.prev_end)
+    }
+
+    fn concat(&mut self) -> R<NodeId> {
+        let l = self.hasattr()?;
+        if self.peek() == Some(Tok::Concat) {
+            let op = self.bump().start;
+            let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.concat())?;
+            return Ok(self.bin(BinKind::Concat, l, r, op));
+        }
+        Ok(l)
+    }
+
+    fn mul(&mut self) -> R<NodeId> {
+        let mut l = self.concat()?;
+        loop {
+            let op = match self.peek() {
+                Some(Tok::Mul) => BinKind::Mul,
+                Some(Tok::Div) => BinKind::Div,
+                _ => return Ok(l),
+            };
+            let pos = self.bump().start;
+            let r = self.concat()?;
+            l = self.bin(op, l, r, pos);
+        }
+    }
+
+    fn add(&mut self) -> R<NodeId> {
+        let mut l = self.mul()?;
+        loop {
+            let op = match self.peek() {
+                Some(Tok::Add) => BinKind::Add,
+                Some(Tok::Sub) => BinKind::Sub,
+                _ => return Ok(l),
+            };
+            let pos = self.bump().start;
+            let r = self.mul()?;
+            l = self.bin(op, l, r, pos);
+        }
+    }
+
+    fn invert(&mut self) -> R<NodeId> {
+        if self.peek() == Some(Tok::Not) {
+            let start = self.bump().start;
+            let inner = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.invert())?;
+            Ok(self.ast.add(NodeKind::Not(inner), start, self.prev_end))
+        } else {
+            self.add()
+        }
+    }
+
+    fn merge(&mut self) -> R<NodeId> {
+        let l = self.invert()?;
+        if self.peek() == Some(Tok::Update) {
+            let op = self.bump().start;
+            let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.merge())?;
+            return Ok(self.bin(BinKind::Update, l, r, op));
+        }
+        Ok(l)
+    }
+
+    fn compare(&mut self) -> R<NodeId> {
+        let l = self.merge()?;
+        let op = match self.peek() {
+            Some(Tok::Lt) => BinKind::Lt,
+            Some(Tok::Le) => BinKind::Le,
+            Some(Tok::Gt) => BinKind::Gt,
+            Some(Tok::Ge) => BinKind::Ge,
+            _ => return Ok(l),
+        };
+        let pos = self.bump().start;
+        let r = self.merge()?;
+        Ok(self.bin(op, l, r, pos))
+    }
+
+    fn equal(&mut self) -> R<NodeId> {
+        let l = self.compare()?;
+        let op = match self.peek() {
+            Some(Tok::Eq) => BinKind::Eq,
+            Some(Tok::Neq) => BinKind::Neq,
+            _ => return Ok(l),
+        };
+        let pos = self.bump().start;
+        let r = self.compare()?;
+        Ok(self.bin(op, l, r, pos))
+    }
+
+    fn and(&mut self) -> R<NodeId> {
+        let mut l = self.equal()?;
+        while self.peek() == Some(Tok::And) {
+            let pos = self.bump().start;
+            let r = self.equal()?;
+            l = self.bin(BinKind::And, l, r, pos);
+        }
+        Ok(l)
+    }
+
+    fn or(&mut self) -> R<NodeId> {
+        let mut l = self.and()?;
+        while self.peek() == Some(Tok::OrOr) {
+            let pos = self.bump().start;
+            let r = self.and()?;
+            l = self.bin(BinKind::Or, l, r, pos);
+        }
+        Ok(l)
+    }
+
+    fn implication(&mut self) -> R<NodeId> {
+        let l = self.or()?;
+        if self.peek() == Some(Tok::Impl) {
+            let op = self.bump().start;
+            let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.implication())?;
+            return Ok(self.bin(BinKind::Impl, l, r, op));
+        }
+        Ok(l)
+    }
+}
