@@ -299,6 +299,22 @@ impl Eval {
         (fast, old)
     }
 
+    /// Parse and lower `text` and drop the result, with the fast front end
+    /// (falling back to rnix as [`Eval::parse`] does) or with rnix only: for
+    /// the parser benchmarks. Positions point at no registered file.
+    #[doc(hidden)]
+    pub fn parse_discard(&self, text: &str, base_dir: &str, rnix_only: bool) -> Result<()> {
+        let cx = lower::LowerCtx {
+            file: u32::MAX - 1,
+            base_dir,
+            globals: &self.global_names,
+            home: self.opts.home.as_deref(),
+            scope: None,
+            lints: self.opts.lints,
+        };
+        if rnix_only { lower::parse_and_lower_rnix(text, &cx) } else { lower::parse_and_lower(text, &cx) }.map(drop)
+    }
+
     /// Parse, lower and evaluate a source text (to weak head normal form).
     pub fn eval_source(&self, text: &str, name: &str, base_dir: &str) -> Result<Value> {
         let e = self.parse(text, name, base_dir)?;
