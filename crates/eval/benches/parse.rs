@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ferrix_eval::{Eval, decode_source};
 
+// The allocator the ferrix binary installs.
+#[global_allocator]
+static A: ferrix_eval::alloc::PoolAlloc = ferrix_eval::alloc::PoolAlloc;
+
 fn shared() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let candidates = std::env::var_os("FERRIX_SHARED")

@@ -95,6 +95,11 @@ fn parse_error(err: &rnix::ParseError, file: u32, text: &str) -> Error {
     Error::parse(msg, Span { file, offset: off as u32 })
 }
 
+/// Report a lint at `level`, making its message only when it is reported.
+pub(crate) fn lint_with(level: LintLevel, msg: impl FnOnce() -> String, pos: Span) -> Result<()> {
+    if level == LintLevel::Ignore { Ok(()) } else { lint(level, msg(), pos) }
+}
+
 /// Report a lint at `level`.
 pub(crate) fn lint(level: LintLevel, msg: String, pos: Span) -> Result<()> {
     match level {
@@ -144,6 +149,11 @@ pub(crate) fn resolve(
                     return Ok(Expr::Var { depth, slot });
                 }
             }
+            Scope::Single(n) => {
+                if i >= skip && *n == name {
+                    return Ok(Expr::Var { depth, slot: 0 });
+                }
+            }
             Scope::With => {
                 if i >= skip {
                     withs.push(depth)
@@ -163,6 +173,8 @@ pub(crate) fn resolve(
 
 pub(crate) enum Scope {
     Frame(FxHashMap<Symbol, u32>),
+    /// A frame with one slot (`x: …`).
+    Single(Symbol),
     With,
 }
 
@@ -998,7 +1010,8 @@ pub fn decode_source(bytes: &[u8]) -> String {
 
 /// String literal text to bytes, undoing [`decode_source`].
 pub(crate) fn lit_bytes(s: String) -> Box<[u8]> {
-    if !s.chars().any(|c| c as u32 >= 0x10FF00) {
+    // Such characters are encoded with a leading 0xF4 byte.
+    if !s.as_bytes().contains(&0xF4) || !s.chars().any(|c| c as u32 >= 0x10FF00) {
         return s.into_bytes().into();
     }
     let mut out = Vec::with_capacity(s.len());
@@ -1034,23 +1047,47 @@ fn static_str(s: &ast::Str) -> Option<String> {
 /// Canonicalise an absolute path lexically: drop `.`, empty components and
 /// trailing slashes, resolve `..`.
 pub fn canon_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    if parts.is_empty() {
+    let mut out = String::with_capacity(p.len() + 1);
+    push_canon(&mut out, p);
+    if out.is_empty() {
         return "/".into();
     }
-    let mut out = String::with_capacity(p.len());
-    for c in parts {
-        out.push('/');
-        out.push_str(c);
+    out
+}
+
+/// `canon_path(base + "/" + rel)` for a `base` that is already canonical
+/// (`canon_path(base) == base`), without re-reading `base`.
+pub(crate) fn canon_join(base: &str, rel: &str) -> String {
+    let mut out = String::with_capacity(base.len() + rel.len() + 1);
+    if base != "/" {
+        out.push_str(base);
+    }
+    push_canon(&mut out, rel);
+    if out.is_empty() {
+        return "/".into();
     }
     out
+}
+
+/// Apply the components of `p` to the canonical path in `out` (`""` for
+/// the root).
+fn push_canon(out: &mut String, p: &str) {
+    let b = p.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let j = b[i..].iter().position(|&c| c == b'/').map_or(b.len(), |k| i + k);
+        match &p[i..j] {
+            "" | "." => {}
+            ".." => {
+                if let Some(k) = out.rfind('/') {
+                    out.truncate(k);
+                }
+            }
+            c => {
+                out.push('/');
+                out.push_str(c);
+            }
+        }
+        i = j + 1;
+    }
 }

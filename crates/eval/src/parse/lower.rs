@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 use super::ast::*;
 use crate::error::{Error, Result};
 use crate::ir::*;
-use crate::lower::{canon_path, dup_attr, from_sym, lint, lit_bytes, nul_message, resolve, LintLevel, LowerCtx, Scope};
+use crate::lower::{canon_join, canon_path, dup_attr, from_sym, lint_with, lit_bytes, nul_message, resolve, LintLevel, LowerCtx, Scope};
 use crate::symbol::Symbol;
 use crate::value::Value;
 
@@ -19,6 +19,9 @@ pub(crate) struct Lowerer<'a, 'b> {
     pub src: &'a str,
     pub ast: &'a Ast,
     pub scopes: Vec<Scope>,
+    /// `cx.base_dir` if it is canonical (then relative paths are joined
+    /// onto it without canonicalising it again).
+    pub base_canon: Option<&'a str>,
 }
 
 struct PAttrs {
@@ -655,9 +658,9 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 let text = self.node_text(e);
                 let level = self.cx.lints.url_literals;
                 let verb = if level == LintLevel::Fatal { "disallowed" } else { "discouraged" };
-                lint(
+                lint_with(
                     level,
-                    format!("URL literals are {verb}. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
+                    || format!("URL literals are {verb}. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
                     pos,
                 )?;
                 Expr::Const(Value::str(text))
@@ -674,7 +677,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 let open = if multiline { 2 } else { 1 };
                 for p in &parts {
                     if let NPart::Lit(l) = p
-                        && l.contains('\0')
+                        && l.as_bytes().contains(&0)
                     {
                         return Err(Error::parse(nul_message(l), Span { file: pos.file, offset: pos.offset + open }));
                     }
@@ -690,9 +693,12 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                         NPart::Interp(ie, start) => out.push(StrPart::Interp(self.expr(ie)?, self.span_at(start))),
                     }
                 }
-                match out.as_slice() {
-                    [] => Expr::Const(Value::str("")),
-                    [StrPart::Lit(l)] => Expr::Const(Value::string(l.clone())),
+                match out.len() {
+                    0 => Expr::Const(Value::str("")),
+                    1 if matches!(out[0], StrPart::Lit(_)) => match out.pop() {
+                        Some(StrPart::Lit(l)) => Expr::Const(Value::string(l)),
+                        _ => unreachable!("checked"),
+                    },
                     _ => Expr::Interp { parts: out.into(), pos },
                 }
             }
@@ -700,22 +706,33 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 let text = self.node_text(e);
                 let lints = self.cx.lints;
                 match kind {
-                    PathKind::Abs => lint(
+                    PathKind::Abs => lint_with(
                         lints.absolute_path_literals,
-                        format!("absolute path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                        || format!("absolute path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
                         pos,
                     )?,
-                    PathKind::Home => lint(
+                    PathKind::Home => lint_with(
                         lints.absolute_path_literals,
-                        format!("home path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                        || format!("home path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
                         pos,
                     )?,
-                    _ if !text.starts_with("./") && !text.starts_with("../") => lint(
+                    _ if !text.starts_with("./") && !text.starts_with("../") => lint_with(
                         lints.short_path_literals,
-                        format!("relative path literal '{text}' should be prefixed with '.' for clarity: './{text}' (lint-short-path-literals)"),
+                        || format!("relative path literal '{text}' should be prefixed with '.' for clarity: './{text}' (lint-short-path-literals)"),
                         pos,
                     )?,
                     _ => {}
+                }
+                if parts.len == 1
+                    && kind == PathKind::Rel
+                    && let Some(base) = self.base_canon
+                    && let Part::Lit { start, end } = self.ast.parts[parts.start as usize]
+                {
+                    // The common case `./foo`: one join, already canonical.
+                    let t = self.text(start, end);
+                    if !(t.ends_with('/') && t.len() > 1) {
+                        return Ok(Expr::Const(Value::path(canon_join(base, t).into_bytes())));
+                    }
                 }
                 let mut out = Vec::with_capacity(parts.len as usize);
                 for (i, pi) in parts.iter().enumerate() {
@@ -772,9 +789,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             }
             NodeKind::LambdaIdent { name_start, name_end, body } => {
                 let name = Symbol::new(self.text(name_start, name_end));
-                let mut map = FxHashMap::default();
-                map.insert(name, 0);
-                self.scopes.push(Scope::Frame(map));
+                self.scopes.push(Scope::Single(name));
                 let body = self.expr(body);
                 self.scopes.pop();
                 Expr::Lambda(Box::new(LambdaIR { name: None, arg: Some(name), formals: None, body: body?, pos }))

@@ -31,7 +31,8 @@ pub(crate) fn parse_and_lower(text: &str, cx: &LowerCtx<'_>) -> Option<Result<Ex
     let toks = lexer::lex(text).ok()?;
     let (ast, root) = parser::parse(&toks).ok()?;
     drop(toks);
-    let mut l = lower::Lowerer { cx, src: text, ast: &ast, scopes: Vec::new() };
+    let base_canon = (crate::lower::canon_path(cx.base_dir) == cx.base_dir).then_some(cx.base_dir);
+    let mut l = lower::Lowerer { cx, src: text, ast: &ast, scopes: Vec::new(), base_canon };
     if let Some(names) = cx.scope {
         l.scopes.push(Scope::Frame(names.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect()));
     }
