@@ -5,7 +5,9 @@
 //! [`Builtins`] before constructing an [`Eval`].
 //!
 //! # How it works
-//! - `lower`: rnix parses; the tree is lowered once into [`ir::Expr`] with
+//! - `parse` + `lower`: a hand-written lexer and parser build a compact
+//!   arena syntax tree (rnix 0.15 is the fallback for syntax errors and the
+//!   oracle in the tests); the tree is lowered once into [`ir::Expr`] with
 //!   variables resolved to (frame depth, slot), `with` only as a dynamic
 //!   fallback ([`ir::Expr::WithVar`]), names interned ([`Symbol`]), literal
 //!   attribute sets sorted and nested paths merged. Duplicate attributes and
