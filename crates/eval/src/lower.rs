@@ -138,9 +138,9 @@ pub(crate) fn resolve(
     pos: Span,
     skip: usize,
 ) -> Result<Expr> {
-    let mut depth = 0u32;
     let mut withs = Vec::new();
     for (i, scope) in scopes.iter().rev().enumerate() {
+        let depth = i as u32;
         match scope {
             Scope::Frame(map) => {
                 if i >= skip
@@ -160,7 +160,6 @@ pub(crate) fn resolve(
                 }
             }
         }
-        depth += 1;
     }
     if let Some(&g) = globals.get(&name) {
         return Ok(Expr::Global(g));

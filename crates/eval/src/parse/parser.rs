@@ -22,6 +22,9 @@ struct Parser<'t> {
 
 type R<T> = Result<T, Bail>;
 
+/// Formals, ellipsis, `@` binding (see [`Pattern`]).
+type PatternParts = (Range, bool, Option<(u32, u32, u32)>);
+
 /// Parse a whole file.
 pub fn parse(toks: &[Token]) -> R<(Ast, NodeId)> {
     let mut p = Parser {
@@ -260,7 +263,7 @@ impl Parser<'_> {
         Ok(self.ast.add(NodeKind::Str { multiline, parts }, st.start, self.prev_end))
     }
 
-    fn pattern(&mut self, bound: bool) -> R<(Range, bool, Option<(u32, u32, u32)>)> {
+    fn pattern(&mut self, bound: bool) -> R<PatternParts> {
         let mut list: smallvec::SmallVec<[PatEntry; 8]> = smallvec::SmallVec::new();
         let mut ellipsis = false;
         match self.peek() {
