@@ -178,7 +178,8 @@ impl walk::Visitor for LineVisitor<'_> {
                     Ok(d) => (d.drv_path.clone(), Ok(d)),
                     Err(e) => {
                         let msg = walk::error_text(&e);
-                        (format!("!{msg}"), Err(msg))
+                        // One line, no tab: the message as a JSON string.
+                        (format!("!{}", serde_json::to_string(&msg).expect("str")), Err(msg))
                     }
                 });
                 let json = match d {
