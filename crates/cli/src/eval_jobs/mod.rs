@@ -445,6 +445,7 @@ fn bad(k: usize, line: &str) -> anyhow::Error {
 /// workers share a big package set, and memory is checked between small
 /// units), and prints the lines in walk order as the units finish.
 fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let (tx, rx) = mpsc::channel();
     let mut slots: Vec<Slot> = Vec::new();
     let mut uids = 0u64;
@@ -457,9 +458,8 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let prefix = instantiate::parse_flags(&opts.rest)?.attr_paths.first().cloned().unwrap_or_default();
     let mut units = vec![Unit { path: prefix.clone(), entries: Vec::new(), finished: false }];
-    // Units not handed out yet: a set's attributes go first, so a set is
-    // done while its skeleton is in the workers' memory.
-    let mut queue: std::collections::VecDeque<usize> = [0].into();
+    // Units not handed out yet.
+    let mut queue = Queue { free: [0].into(), owned: Default::default() };
     // The printing position: (unit, next entry) or (units of a set, next).
     enum Frame {
         Unit(usize, usize),
@@ -468,12 +468,12 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let mut stack = vec![Frame::Unit(0, 0)];
     let mut dedup = Dedup::default();
     let mut failed = false;
-    let feed = |s: &mut Slot, queue: &mut std::collections::VecDeque<usize>, units: &[Unit]| {
+    let feed = |s: &mut Slot, queue: &mut Queue, units: &[Unit]| {
         if s.retiring || s.child.is_none() {
             return;
         }
         while s.assigned.len() < AHEAD + 1 {
-            let Some(u) = queue.pop_front() else { return };
+            let Some(u) = queue.take(s.uid) else { return };
             // If the worker has died, its end of file gives the unit back.
             let _ = s.stdin.as_mut().map(|w| writeln!(w, "{u}\t{}", units[u].path).and_then(|_| w.flush()));
             s.assigned.push_back(u);
@@ -556,8 +556,11 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                         }
                         let r = first..units.len();
                         units[u].entries.push(Entry::Units(r.clone()));
+                        // The root's attributes are everybody's; a set's
+                        // attributes are for the worker that cut it.
+                        let q = if u == 0 { &mut queue.free } else { queue.owned.entry(slots[k].uid).or_default() };
                         for n in r.rev() {
-                            queue.push_front(n);
+                            q.push_front(n);
                         }
                         for s in slots.iter_mut() {
                             feed(s, &mut queue, &units);
@@ -606,8 +609,10 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                         failed = true;
                     }
                 }
-                for u in s.assigned.drain(..).rev() {
-                    queue.push_front(u);
+                let mut back: Vec<usize> = s.assigned.drain(..).collect();
+                back.extend(queue.owned.remove(&s.uid).into_iter().flatten());
+                for u in back.into_iter().rev() {
+                    queue.free.push_front(u);
                 }
                 // A worker past its memory bound (or one that died) is
                 // replaced while there is work.
@@ -635,9 +640,47 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
             let _ = c.wait();
         }
     }
+    let stats = std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some();
+    let (walked, held) = (started.elapsed(), dedup.held.len());
     resolve_held(opts, &prefix, dedup, &mut out)?;
     out.flush()?;
+    if stats {
+        eprintln!(
+            "eval-jobs: {} units, {} processes, walk {:.2} s, {held} lines held back, decided in {:.2} s",
+            units.len(),
+            uids,
+            walked.as_secs_f64(),
+            (started.elapsed() - walked).as_secs_f64()
+        );
+    }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The units not handed out yet. The attributes of a cut set are done by the
+/// worker that cut it (its skeleton is in that worker's memory), first, in
+/// walk order; a worker with nothing of its own takes the root's attributes,
+/// and when those are gone it takes the last units of another worker's sets
+/// (the tail of the walk is shared).
+struct Queue {
+    free: std::collections::VecDeque<usize>,
+    owned: std::collections::HashMap<u64, std::collections::VecDeque<usize>>,
+}
+
+impl Queue {
+    fn take(&mut self, uid: u64) -> Option<usize> {
+        if let Some(u) = self.owned.get_mut(&uid).and_then(|q| q.pop_front()) {
+            return Some(u);
+        }
+        if let Some(u) = self.free.pop_front() {
+            return Some(u);
+        }
+        let busiest = self.owned.iter_mut().filter(|(_, q)| !q.is_empty()).max_by_key(|(_, q)| q.len())?;
+        busiest.1.pop_back()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.free.is_empty() && self.owned.values().all(|q| q.is_empty())
+    }
 }
 
 /// `path.name`, or `name` at the top.
