@@ -5,24 +5,27 @@
 //! The evaluator is single-threaded (reference counted), so parallelism is
 //! by process: the coordinator re-runs this binary as workers
 //! (`--internal-worker`). Every worker evaluates the root (the shared
-//! skeleton, e.g. nixpkgs' package set) and reports how many top-level
-//! attributes it has; the coordinator then hands the attribute numbers out
-//! one at a time, to whichever worker is free. A worker walks the attribute
-//! it is given ([`walk`], nix-env's walk) and evaluates each derivation
-//! (`drvPath`, outputs) in the same evaluator as soon as it finds it, so
-//! nothing is evaluated twice. The coordinator prints the results in
-//! top-level order.
+//! skeleton, e.g. nixpkgs' package set). The walk is cut into units, each
+//! one attribute path: the root's attributes, and the attributes of every
+//! `recurseForDerivations` set a unit meets (the worker reports the set's
+//! names instead of walking it). The coordinator hands units out, a few
+//! ahead, to whichever worker is free (a cut set's units to the worker that
+//! cut it, shared only at the tail); a worker walks its unit ([`walk`],
+//! nix-env's walk) and evaluates each derivation (`drvPath`, outputs) in the
+//! same evaluator as soon as it finds it. The coordinator prints the lines
+//! in walk order.
 //!
-//! Past `--max-memory-per-worker` a worker finishes its attribute, says so
-//! and exits; a fresh one takes its place with the next attribute. A worker
-//! that dies has the attribute it was on reported as an error.
+//! Past `--max-memory-per-worker` (checked after every unit) a worker
+//! finishes its unit, says so and exits; a fresh one takes its place. A
+//! worker that dies has the unit it was on reported as an error.
 //!
-//! Duplicates: within a process the walk drops an attribute set reached
-//! under a second name by identity, as nix-env does. Across processes
-//! identity cannot be compared, so a derivation line whose `drvPath`
-//! another process printed first is held back; at the end an identity
-//! checker (`--internal-same`) selects it and the earlier paths in one
-//! evaluator and drops it only if it is the same attribute set.
+//! Duplicates (nix-env lists a derivation set reached under a second name
+//! once): workers report every occurrence with the set's address; the
+//! coordinator drops, in walk order, a line of a set its process listed
+//! before. A line whose key (`drvPath`) another process listed first is held
+//! back with every later line of that key; at the end an identity checker
+//! (`--internal-same`) selects it and the earlier paths in one evaluator and
+//! drops it only if it is the same attribute set.
 
 mod walk;
 
