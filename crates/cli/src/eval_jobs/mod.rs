@@ -5,24 +5,27 @@
 //! The evaluator is single-threaded (reference counted), so parallelism is
 //! by process: the coordinator re-runs this binary as workers
 //! (`--internal-worker`). Every worker evaluates the root (the shared
-//! skeleton, e.g. nixpkgs' package set) and reports how many top-level
-//! attributes it has; the coordinator then hands the attribute numbers out
-//! one at a time, to whichever worker is free. A worker walks the attribute
-//! it is given ([`walk`], nix-env's walk) and evaluates each derivation
-//! (`drvPath`, outputs) in the same evaluator as soon as it finds it, so
-//! nothing is evaluated twice. The coordinator prints the results in
-//! top-level order.
+//! skeleton, e.g. nixpkgs' package set). The walk is cut into units, each
+//! one attribute path: the root's attributes, and the attributes of every
+//! `recurseForDerivations` set a unit meets (the worker reports the set's
+//! names instead of walking it). The coordinator hands units out, a few
+//! ahead, to whichever worker is free (a cut set's units to the worker that
+//! cut it, shared only at the tail); a worker walks its unit ([`walk`],
+//! nix-env's walk) and evaluates each derivation (`drvPath`, outputs) in the
+//! same evaluator as soon as it finds it. The coordinator prints the lines
+//! in walk order.
 //!
-//! Past `--max-memory-per-worker` a worker finishes its attribute, says so
-//! and exits; a fresh one takes its place with the next attribute. A worker
-//! that dies has the attribute it was on reported as an error.
+//! Past `--max-memory-per-worker` (checked after every unit) a worker
+//! finishes its unit, says so and exits; a fresh one takes its place. A
+//! worker that dies has the unit it was on reported as an error.
 //!
-//! Duplicates: within a process the walk drops an attribute set reached
-//! under a second name by identity, as nix-env does. Across processes
-//! identity cannot be compared, so a derivation line whose `drvPath`
-//! another process printed first is held back; at the end an identity
-//! checker (`--internal-same`) selects it and the earlier paths in one
-//! evaluator and drops it only if it is the same attribute set.
+//! Duplicates (nix-env lists a derivation set reached under a second name
+//! once): workers report every occurrence with the set's address; the
+//! coordinator drops, in walk order, a line of a set its process listed
+//! before. A line whose key (`drvPath`) another process listed first is held
+//! back with every later line of that key; at the end an identity checker
+//! (`--internal-same`) selects it and the earlier paths in one evaluator and
+//! drops it only if it is the same attribute set.
 
 mod walk;
 
@@ -154,33 +157,62 @@ fn root_value(ev: &ferrix_eval::Eval, flags: &Flags, prefix: &str) -> ferrix_eva
 
 type Out = std::rc::Rc<std::cell::RefCell<std::io::StdoutLock<'static>>>;
 
-/// Writes each derivation's line as the walk finds it, evaluated on the spot.
+/// Writes each derivation's line as the walk finds it, evaluated on the spot
+/// (once per set: a set reached again is reported again, with the same
+/// identity, for the coordinator to drop).
 struct LineVisitor<'a> {
     ev: &'a ferrix_eval::Eval,
-    /// The top-level attribute being walked (its number).
-    t: std::rc::Rc<std::cell::Cell<usize>>,
+    /// The unit being walked (its number).
+    unit: std::rc::Rc<std::cell::Cell<usize>>,
     out: Out,
+    /// Per derivation set (by address, kept alive by the walk): its key
+    /// (`drvPath`, or `!` and the error) and its line with `attr` left out.
+    lines: std::collections::HashMap<usize, (String, Result<walk::DrvLine, String>)>,
 }
 
 impl walk::Visitor for LineVisitor<'_> {
     fn event(&mut self, e: walk::Event) -> bool {
-        let (key, json) = match e {
-            walk::Event::Drv { attr, drv } => match walk::query_drv(self.ev, &drv) {
-                Ok(d) => (d.drv_path.clone(), walk::drv_json(&attr, &d)),
-                Err(e) => (String::new(), walk::error_json(&attr, &e)),
-            },
-            walk::Event::Failed { attr, error } => (String::new(), walk::error_json(&attr, &error)),
+        let u = self.unit.get();
+        let line = match e {
+            walk::Event::Drv { attr, drv } => {
+                let id = std::rc::Rc::as_ptr(&drv) as usize;
+                let ev = self.ev;
+                let (key, d) = self.lines.entry(id).or_insert_with(|| match walk::query_drv(ev, &drv) {
+                    Ok(d) => (d.drv_path.clone(), Ok(d)),
+                    Err(e) => {
+                        let msg = walk::error_text(&e);
+                        // One line, no tab: the message as a JSON string.
+                        (format!("!{}", serde_json::to_string(&msg).expect("str")), Err(msg))
+                    }
+                });
+                let json = match d {
+                    Ok(d) => walk::drv_json(&attr, d),
+                    Err(msg) => error_line(&attr, msg),
+                };
+                format!("D {u}\t{id}\t{key}\t{json}")
+            }
+            walk::Event::Failed { attr, error } => format!("D {u}\t0\t\t{}", walk::error_json(&attr, &error)),
+            walk::Event::Expand { attr, top } => {
+                let mut l = format!("E {u}\t{}\t{attr}", u8::from(top.combine));
+                for (p, _) in &top.children {
+                    l.push('\t');
+                    l.push_str(p.rsplit('.').next().unwrap_or(p));
+                }
+                l
+            }
         };
-        writeln!(self.out.borrow_mut(), "D {}\t{key}\t{json}", self.t.get()).is_ok()
+        writeln!(self.out.borrow_mut(), "{line}").is_ok()
     }
 }
 
-/// A worker: evaluate the root, say how many top-level attributes it has
-/// (`T <n>`; `T 1` with the root walked as one piece when it is not a set
-/// to look into), then walk the top-level attributes whose numbers come on
-/// stdin, one line each. Each one is announced (`S <t>\t<attr>`), its lines
-/// follow (`D <t>\t<drvPath or empty>\t<json>`) and `F <t>` ends it; past
-/// the memory bound that is `F <t> R` and the worker exits.
+/// A worker: evaluate the root, then walk the units whose lines come on
+/// stdin (`<unit>\t<attribute path>`; unit 0, with an empty path, is the
+/// root itself), one at a time. Each is announced (`S <unit>`), its lines
+/// follow in walk order (`D <unit>\t<set id or 0>\t<key>\t<json>`, and
+/// `E <unit>\t<combine>\t<attribute path>\t<names…>` for a set cut into
+/// units of its own, one per name) and `F <unit>` ends it; past the memory
+/// bound that is `F <unit> R` and the worker exits. A root that fails is
+/// `X <json>`.
 fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
     use std::cell::{Cell, RefCell};
     use std::rc::Rc;
@@ -201,28 +233,45 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
             std::process::exit(0)
         }
     };
-    let t = Rc::new(Cell::new(0));
-    let mut visitor = LineVisitor { ev: &ev, t: t.clone(), out: out.clone() };
-    // One walk for the life of the worker: an attribute set reached again
-    // from a later top-level attribute is listed once, as by nix-env.
+    let unit = Rc::new(Cell::new(0));
+    let mut visitor = LineVisitor { ev: &ev, unit: unit.clone(), out: out.clone(), lines: Default::default() };
+    // One walk for the life of the worker, so a set is known by identity
+    // across the units this process walks.
     let mut w = walk::Walk::new(&ev, &auto_call, &mut visitor);
-    let top = w.top(&root, &prefix);
-    say(&format!("T {}", top.as_ref().map_or(1, |top| top.children.len())));
+    let top = w.top(&root, &prefix).map(Rc::new);
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        let Ok(i) = line.trim().parse::<usize>() else { break };
-        t.set(i);
-        let name = match &top {
-            Some(top) => top.children.get(i).map(|c| c.0.as_str()).unwrap_or(""),
-            None => prefix.as_str(),
-        };
-        say(&format!("S {i}\t{name}"));
+        let Some((u, path)) = line.split_once('\t') else { break };
+        let Ok(u) = u.parse::<usize>() else { break };
+        unit.set(u);
+        say(&format!("S {u}"));
         match &top {
-            Some(top) => w.walk_child(top, i),
+            // The root: its attributes become units.
+            Some(top) if u == 0 => {
+                let mut l = format!("E 0\t{}\t{prefix}", u8::from(top.combine));
+                for (p, _) in &top.children {
+                    l.push('\t');
+                    l.push_str(p.rsplit('.').next().unwrap_or(p));
+                }
+                say(&l);
+            }
             None => w.walk(&root, &prefix),
+            Some(top) => {
+                let (parent, name) = path.rsplit_once('.').unwrap_or(("", path));
+                match w.set_at(top, &prefix, parent) {
+                    Ok(set) => match set.position(name) {
+                        Some(i) => {
+                            w.split = true;
+                            w.walk_child(&set, i)
+                        }
+                        None => say(&format!("D {u}\t0\t\t{}", error_line(path, &format!("attribute '{name}' not found")))),
+                    },
+                    Err(e) => say(&format!("D {u}\t0\t\t{}", walk::error_json(path, &e))),
+                }
+            }
         }
         let retire = matches!((max_memory, rss_bytes()), (Some(max), Some(rss)) if rss > max);
-        say(&format!("F {i}{}", if retire { " R" } else { "" }));
+        say(&format!("F {u}{}", if retire { " R" } else { "" }));
         if retire {
             break;
         }
@@ -280,6 +329,10 @@ enum Msg {
     Eof(usize, u64),
 }
 
+/// How many units a worker is given ahead of the one it is on, so it never
+/// waits for the coordinator.
+const AHEAD: usize = 3;
+
 struct Slot {
     child: Option<Child>,
     stdin: Option<ChildStdin>,
@@ -287,20 +340,71 @@ struct Slot {
     generation: u64,
     /// Unique over all the processes of the run.
     uid: u64,
-    /// The top-level attribute this worker was given and has not finished,
-    /// with its name once the worker has announced it.
-    assigned: Option<(usize, String)>,
+    /// The units given to this worker and not finished, in the order given.
+    assigned: std::collections::VecDeque<usize>,
+    /// The unit it announced (`S`) and has not finished.
+    current: Option<usize>,
     retiring: bool,
 }
 
-/// What one top-level attribute produced.
-#[derive(Default)]
-struct Group {
-    /// (drvPath, or empty for an error line; JSON line).
-    lines: Vec<(String, String)>,
-    /// The process that walked it.
-    uid: u64,
+/// One line of the output, or the place of a set's attributes.
+enum Entry {
+    /// A line: its set's identity (process, address; address 0 for a walk
+    /// error, never dropped), its key (`drvPath`, or `!` and the error), the
+    /// JSON line.
+    Line { uid: u64, set: u64, key: String, json: String },
+    /// The units walking the attributes of a set, in walk order.
+    Units(std::ops::Range<usize>),
+    Taken,
+}
+
+/// A unit of the walk: one attribute (unit 0: the root).
+struct Unit {
+    path: String,
+    entries: Vec<Entry>,
     finished: bool,
+}
+
+/// nix-env's rule: a derivation set reached again under another name is
+/// listed once, under its first name in walk order. Lines come here in walk
+/// order. A set's identity is known within one process; a line whose key
+/// another process listed first is held back (with every later line of
+/// that key, so the rule is applied in order) and decided at the end by the
+/// identity checker.
+#[derive(Default)]
+struct Dedup {
+    /// Key -> (process, set, attribute path) of the lines listed with it.
+    listed: std::collections::HashMap<String, Vec<(u64, u64, String)>>,
+    sets: std::collections::HashSet<(u64, u64)>,
+    held_keys: std::collections::HashSet<String>,
+    held: Vec<(u64, u64, String, String)>,
+}
+
+impl Dedup {
+    fn line(&mut self, uid: u64, set: u64, key: String, json: String, out: &mut impl Write) -> std::io::Result<()> {
+        if set == 0 {
+            return writeln!(out, "{json}");
+        }
+        if self.held_keys.contains(&key) {
+            self.held.push((uid, set, key, json));
+            return Ok(());
+        }
+        if self.sets.contains(&(uid, set)) {
+            return Ok(());
+        }
+        if self.listed.get(&key).is_some_and(|l| l.iter().any(|(u, _, _)| *u != uid)) {
+            self.held_keys.insert(key.clone());
+            self.held.push((uid, set, key, json));
+            return Ok(());
+        }
+        self.list(uid, set, key, &json);
+        writeln!(out, "{json}")
+    }
+
+    fn list(&mut self, uid: u64, set: u64, key: String, json: &str) {
+        self.sets.insert((uid, set));
+        self.listed.entry(key).or_default().push((uid, set, line_attr(json)));
+    }
 }
 
 fn spawn(opts: &Options, k: usize, generation: u64, tx: &mpsc::Sender<Msg>) -> anyhow::Result<(Child, Option<ChildStdin>)> {
@@ -335,68 +439,83 @@ fn error_line(attr: &str, msg: &str) -> String {
     format!("{{\"attr\":{},\"error\":{}}}", serde_json::to_string(attr).expect("str"), serde_json::to_string(msg).expect("str"))
 }
 
-/// The coordinator: hands the top-level attributes out one at a time to N
-/// workers as they finish, and prints what each produced in top-level order.
-/// A derivation listed by an earlier top-level attribute walked by another
-/// process (so not recognised by identity) is dropped by its `drvPath`.
+fn bad(k: usize, line: &str) -> anyhow::Error {
+    anyhow::anyhow!("bad message from evaluation process {k}: {line}")
+}
+
+/// The coordinator: hands the units of the walk out to N workers (a few
+/// ahead each), the attributes of a set cut into units first (so both
+/// workers share a big package set, and memory is checked between small
+/// units), and prints the lines in walk order as the units finish.
 fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let (tx, rx) = mpsc::channel();
     let mut slots: Vec<Slot> = Vec::new();
     let mut uids = 0u64;
     for k in 0..opts.workers {
         let (child, stdin) = spawn(opts, k, 0, &tx)?;
-        slots.push(Slot { child: Some(child), stdin, generation: 0, uid: uids, assigned: None, retiring: false });
+        slots.push(Slot { child: Some(child), stdin, generation: 0, uid: uids, assigned: Default::default(), current: None, retiring: false });
         uids += 1;
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    // Known once the first worker has evaluated the root.
-    let mut total: Option<usize> = None;
-    let mut groups: Vec<Group> = Vec::new();
-    let mut next = 0usize;
-    let mut emitted = 0usize;
-    // drvPath -> (process, attribute path) of the lines printed with it.
-    let mut seen: std::collections::HashMap<String, Vec<(u64, String)>> = std::collections::HashMap::new();
-    // Derivation lines whose drvPath another process printed first: listed
-    // unless they are the same attribute set (checked at the end).
-    let mut contested: Vec<(String, String, u64, String)> = Vec::new();
+    let prefix = instantiate::parse_flags(&opts.rest)?.attr_paths.first().cloned().unwrap_or_default();
+    let mut units = vec![Unit { path: prefix.clone(), entries: Vec::new(), finished: false }];
+    // Units not handed out yet.
+    let mut queue = Queue { free: [0].into(), owned: Default::default() };
+    // The printing position: (unit, next entry) or (units of a set, next).
+    enum Frame {
+        Unit(usize, usize),
+        Units(std::ops::Range<usize>),
+    }
+    let mut stack = vec![Frame::Unit(0, 0)];
+    let mut dedup = Dedup::default();
     let mut failed = false;
-    let feed = |s: &mut Slot, next: &mut usize, total: Option<usize>, groups: &mut Vec<Group>| {
-        if s.retiring || s.assigned.is_some() || s.child.is_none() {
+    let feed = |s: &mut Slot, queue: &mut Queue, units: &[Unit]| {
+        if s.retiring || s.child.is_none() {
             return;
         }
-        let Some(total) = total else { return };
-        if *next >= total {
-            return;
+        while s.assigned.len() < AHEAD + 1 {
+            let Some(u) = queue.take(s.uid) else { return };
+            // If the worker has died, its end of file gives the unit back.
+            let _ = s.stdin.as_mut().map(|w| writeln!(w, "{u}\t{}", units[u].path).and_then(|_| w.flush()));
+            s.assigned.push_back(u);
         }
-        // If the worker has died, its end of file reports the attribute.
-        let _ = s.stdin.as_mut().map(|w| writeln!(w, "{next}").and_then(|_| w.flush()));
-        s.assigned = Some((*next, String::new()));
-        groups[*next].uid = s.uid;
-        *next += 1;
     };
+    for s in slots.iter_mut().take(1) {
+        feed(s, &mut queue, &units);
+    }
     loop {
-        if let Some(total) = total {
-            // Print the finished groups, in order.
-            while emitted < total && groups[emitted].finished {
-                let g = std::mem::take(&mut groups[emitted]);
-                for (key, json) in g.lines {
-                    if !key.is_empty() {
-                        let attr = line_attr(&json);
-                        let listed = seen.entry(key.clone()).or_default();
-                        if listed.iter().any(|(u, _)| *u != g.uid) {
-                            contested.push((key, attr, g.uid, json));
-                            continue;
+        // Print what is finished, in walk order.
+        while let Some(f) = stack.last_mut() {
+            match f {
+                Frame::Unit(u, i) => {
+                    let unit = &mut units[*u];
+                    if *i < unit.entries.len() {
+                        let e = std::mem::replace(&mut unit.entries[*i], Entry::Taken);
+                        *i += 1;
+                        match e {
+                            Entry::Line { uid, set, key, json } => dedup.line(uid, set, key, json, &mut out)?,
+                            Entry::Units(r) => stack.push(Frame::Units(r)),
+                            Entry::Taken => {}
                         }
-                        listed.push((g.uid, attr));
+                    } else if unit.finished {
+                        unit.entries = Vec::new();
+                        stack.pop();
+                    } else {
+                        break;
                     }
-                    writeln!(out, "{json}")?;
                 }
-                emitted += 1;
+                Frame::Units(r) => match r.next() {
+                    Some(u) => stack.push(Frame::Unit(u, 0)),
+                    None => {
+                        stack.pop();
+                    }
+                },
             }
-            if emitted == total {
-                break;
-            }
+        }
+        if stack.is_empty() {
+            break;
         }
         let msg = rx.recv().context("evaluation processes vanished")?;
         match msg {
@@ -406,51 +525,67 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                 }
                 let (tag, rest) = line.split_once(' ').unwrap_or((&line, ""));
                 match tag {
-                    "T" => {
-                        let n: usize = rest.trim().parse().with_context(|| format!("bad message from evaluation process {k}: {line}"))?;
-                        if total.is_none() {
-                            total = Some(n);
-                            groups.resize_with(n, Group::default);
-                            for s in slots.iter_mut() {
-                                feed(s, &mut next, total, &mut groups);
-                            }
-                        } else if total != Some(n) {
-                            bail!("evaluation processes disagree on the number of top-level attributes ({n} vs {total:?})");
-                        }
-                    }
                     "S" => {
-                        let (_, name) = rest.split_once('\t').unwrap_or((rest, ""));
-                        if let Some(a) = slots[k].assigned.as_mut() {
-                            a.1 = name.to_string();
-                        }
+                        let u: usize = rest.trim().parse().map_err(|_| bad(k, &line))?;
+                        slots[k].current = Some(u);
                     }
                     "D" => {
-                        let mut f = rest.splitn(3, '\t');
-                        let (Some(t), Some(key), Some(json)) = (f.next(), f.next(), f.next()) else {
-                            bail!("bad message from evaluation process {k}: {line}")
+                        let mut f = rest.splitn(4, '\t');
+                        let (Some(u), Some(set), Some(key), Some(json)) = (f.next(), f.next(), f.next(), f.next()) else {
+                            return Err(bad(k, &line));
                         };
-                        let t: usize = t.parse().with_context(|| format!("bad message from evaluation process {k}: {line}"))?;
-                        let g = groups.get_mut(t).with_context(|| format!("bad message from evaluation process {k}: {line}"))?;
-                        g.lines.push((key.to_string(), json.to_string()));
+                        let u: usize = u.parse().map_err(|_| bad(k, &line))?;
+                        let set: u64 = set.parse().map_err(|_| bad(k, &line))?;
+                        let unit = units.get_mut(u).ok_or_else(|| bad(k, &line))?;
+                        unit.entries.push(Entry::Line { uid: slots[k].uid, set, key: key.to_string(), json: json.to_string() });
+                    }
+                    "E" => {
+                        let mut f = rest.split('\t');
+                        let (Some(u), Some(combine), Some(path)) = (f.next(), f.next(), f.next()) else {
+                            return Err(bad(k, &line));
+                        };
+                        let u: usize = u.parse().map_err(|_| bad(k, &line))?;
+                        if u >= units.len() || combine == "1" {
+                            // The walk of a set that combines channels is
+                            // never cut (its attributes are walked whole).
+                            if combine == "1" {
+                                bail!("evaluation process {k} cut a set that combines channels: {line}");
+                            }
+                            return Err(bad(k, &line));
+                        }
+                        let first = units.len();
+                        for name in f {
+                            units.push(Unit { path: walk_path(path, name), entries: Vec::new(), finished: false });
+                        }
+                        let r = first..units.len();
+                        units[u].entries.push(Entry::Units(r.clone()));
+                        // The root's attributes are everybody's; a set's
+                        // attributes are for the worker that cut it.
+                        let q = if u == 0 { &mut queue.free } else { queue.owned.entry(slots[k].uid).or_default() };
+                        for n in r.rev() {
+                            q.push_front(n);
+                        }
+                        for s in slots.iter_mut() {
+                            feed(s, &mut queue, &units);
+                        }
                     }
                     "F" => {
                         let mut f = rest.split(' ');
-                        let t: usize = f.next().unwrap_or("").parse().with_context(|| format!("bad message from evaluation process {k}: {line}"))?;
-                        if let Some(g) = groups.get_mut(t) {
-                            g.finished = true;
-                        }
+                        let u: usize = f.next().unwrap_or("").parse().map_err(|_| bad(k, &line))?;
+                        units.get_mut(u).ok_or_else(|| bad(k, &line))?.finished = true;
                         let s = &mut slots[k];
-                        s.assigned = None;
+                        s.assigned.retain(|x| *x != u);
+                        s.current = None;
                         s.retiring = f.next() == Some("R");
-                        feed(s, &mut next, total, &mut groups);
+                        feed(s, &mut queue, &units);
                     }
                     "X" => {
                         // The root failed: every worker says so; print it once.
-                        if total.is_none() {
+                        if !failed {
                             writeln!(out, "{rest}")?;
                             failed = true;
-                            total = Some(0);
                         }
+                        stack.clear();
                     }
                     _ => bail!("unexpected message from evaluation process {k}: {line}"),
                 }
@@ -465,27 +600,37 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                     Some(Ok(st)) => st.to_string(),
                     _ => "unknown status".into(),
                 };
-                if let Some((t, name)) = s.assigned.take() {
+                // The unit it was on is blamed; the others go back.
+                if let Some(u) = s.current.take() {
                     let msg = format!("evaluation worker died ({status}) while evaluating this attribute");
-                    let name = if name.is_empty() { format!("<top-level attribute {t}>") } else { name };
-                    groups[t].lines.push((String::new(), error_line(&name, &msg)));
-                    groups[t].finished = true;
-                } else if total.is_none() {
-                    eprintln!("error: an evaluation worker died ({status}) while evaluating the root");
-                    failed = true;
-                    total = Some(0);
+                    let name = if units[u].path.is_empty() { "«root»".to_string() } else { units[u].path.clone() };
+                    units[u].entries.push(Entry::Line { uid: s.uid, set: 0, key: String::new(), json: error_line(&name, &msg) });
+                    units[u].finished = true;
+                    s.assigned.retain(|x| *x != u);
+                    if u == 0 {
+                        eprintln!("error: an evaluation worker died ({status}) while evaluating the root");
+                        failed = true;
+                    }
+                }
+                let mut back: Vec<usize> = s.assigned.drain(..).collect();
+                back.extend(queue.owned.remove(&s.uid).into_iter().flatten());
+                for u in back.into_iter().rev() {
+                    queue.free.push_front(u);
                 }
                 // A worker past its memory bound (or one that died) is
-                // replaced while attributes remain.
+                // replaced while there is work.
                 s.retiring = false;
-                if total.is_some_and(|n| next < n) {
+                if !queue.is_empty() {
                     s.generation += 1;
                     s.uid = uids;
                     uids += 1;
                     let (child, stdin) = spawn(opts, k, s.generation, &tx)?;
                     s.child = Some(child);
                     s.stdin = stdin;
-                    feed(s, &mut next, total, &mut groups);
+                    feed(s, &mut queue, &units);
+                }
+                if slots.iter().all(|s| s.child.is_none()) && !stack.is_empty() {
+                    bail!("no evaluation process left with work unfinished");
                 }
             }
         }
@@ -498,9 +643,52 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
             let _ = c.wait();
         }
     }
-    resolve_contested(opts, contested, &mut seen, &mut out)?;
+    let stats = std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some();
+    let (walked, held) = (started.elapsed(), dedup.held.len());
+    resolve_held(opts, &prefix, dedup, &mut out)?;
     out.flush()?;
+    if stats {
+        eprintln!(
+            "eval-jobs: {} units, {} processes, walk {:.2} s, {held} lines held back, decided in {:.2} s",
+            units.len(),
+            uids,
+            walked.as_secs_f64(),
+            (started.elapsed() - walked).as_secs_f64()
+        );
+    }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The units not handed out yet. The attributes of a cut set are done by the
+/// worker that cut it (its skeleton is in that worker's memory), first, in
+/// walk order; a worker with nothing of its own takes the root's attributes,
+/// and when those are gone it takes the last units of another worker's sets
+/// (the tail of the walk is shared).
+struct Queue {
+    free: std::collections::VecDeque<usize>,
+    owned: std::collections::HashMap<u64, std::collections::VecDeque<usize>>,
+}
+
+impl Queue {
+    fn take(&mut self, uid: u64) -> Option<usize> {
+        if let Some(u) = self.owned.get_mut(&uid).and_then(|q| q.pop_front()) {
+            return Some(u);
+        }
+        if let Some(u) = self.free.pop_front() {
+            return Some(u);
+        }
+        let busiest = self.owned.iter_mut().filter(|(_, q)| !q.is_empty()).max_by_key(|(_, q)| q.len())?;
+        busiest.1.pop_back()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.free.is_empty() && self.owned.values().all(|q| q.is_empty())
+    }
+}
+
+/// `path.name`, or `name` at the top.
+fn walk_path(path: &str, name: &str) -> String {
+    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
 }
 
 /// The `attr` of a JSON line.
@@ -511,24 +699,19 @@ fn line_attr(json: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Decide the lines whose drvPath another process listed first: nix-env
-/// lists an attribute set once (by identity), so one evaluator (the
-/// identity checker) selects the paths and compares the sets.
-fn resolve_contested(
-    opts: &Options,
-    contested: Vec<(String, String, u64, String)>,
-    seen: &mut std::collections::HashMap<String, Vec<(u64, String)>>,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    if contested.is_empty() {
+/// Decide the held-back lines, in walk order: a line is dropped when its
+/// set was listed before — known directly within its process, else by one
+/// evaluator (the identity checker) selecting it and the paths other
+/// processes listed with the same key and comparing the sets.
+fn resolve_held(opts: &Options, prefix: &str, mut dedup: Dedup, out: &mut impl Write) -> anyhow::Result<()> {
+    if dedup.held.is_empty() {
         return Ok(());
     }
-    let prefix = instantiate::parse_flags(&opts.rest)?.attr_paths.first().cloned().unwrap_or_default();
     let rel = |attr: &str| -> String {
         if prefix.is_empty() {
             attr.to_string()
         } else {
-            attr.strip_prefix(prefix.as_str()).map(|r| r.strip_prefix('.').unwrap_or(r)).unwrap_or("").to_string()
+            attr.strip_prefix(prefix).map(|r| r.strip_prefix('.').unwrap_or(r)).unwrap_or("").to_string()
         }
     };
     let exe = std::env::current_exe().context("finding the ferrix executable")?;
@@ -542,19 +725,22 @@ fn resolve_contested(
         .context("starting the identity checker")?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut answers = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-    for (key, attr, uid, json) in contested {
-        let listed = seen.entry(key).or_default();
-        let others: Vec<String> = listed.iter().filter(|(u, _)| *u != uid).map(|(_, a)| rel(a)).collect();
-        let mut line = rel(&attr);
-        for a in &others {
-            line.push('\t');
-            line.push_str(a);
+    for (uid, set, key, json) in std::mem::take(&mut dedup.held) {
+        if dedup.sets.contains(&(uid, set)) {
+            continue;
         }
-        // If the checker fails, the line is listed (never dropped on doubt).
-        let same = writeln!(stdin, "{line}").and_then(|_| stdin.flush()).is_ok()
-            && matches!(answers.next(), Some(Ok(a)) if a == "1");
+        let others: Vec<String> = dedup.listed.get(&key).into_iter().flatten().filter(|(u, _, _)| *u != uid).map(|(_, _, a)| rel(a)).collect();
+        let same = !others.is_empty() && {
+            let mut line = rel(&line_attr(&json));
+            for a in &others {
+                line.push('\t');
+                line.push_str(a);
+            }
+            // If the checker fails, the line is listed (never dropped on doubt).
+            writeln!(stdin, "{line}").and_then(|_| stdin.flush()).is_ok() && matches!(answers.next(), Some(Ok(a)) if a == "1")
+        };
         if !same {
-            listed.push((uid, attr));
+            dedup.list(uid, set, key, &json);
             writeln!(out, "{json}")?;
         }
     }

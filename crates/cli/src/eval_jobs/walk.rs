@@ -3,12 +3,16 @@
 //! for `throw`/`assert`, silently dropping) the walk.
 //!
 //! The walk forces each attribute only far enough to know whether it is a
-//! derivation (and drops an attribute set reached under a second name, as
-//! nix-env does: it is listed under the lexicographically first one). The
-//! visitor gets each derivation's attribute set and evaluates it
-//! ([`query_drv`]: `drvPath` and the outputs) in the same evaluator, as it
-//! is found. The top level can be walked one attribute at a time
-//! ([`Walk::top`], [`Walk::walk_child`]) so that processes can share it.
+//! derivation. The visitor gets each derivation's attribute set, every time
+//! it is reached (nix-env lists a set reached under a second name once, under
+//! the first name in walk order; the caller applies that rule, by the set's
+//! identity, because units of the walk may be done out of order), and
+//! evaluates it ([`query_drv`]: `drvPath` and the outputs) in the same
+//! evaluator. The walk can be cut into units: [`Walk::top`] gives the
+//! attributes of a set, [`Walk::walk_child`] walks one of them, and with
+//! [`Walk::split`] set, a `recurseForDerivations` set met by that call is not
+//! walked but reported ([`Event::Expand`]) so its attributes can be walked
+//! as units of their own, by any process.
 
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -17,8 +21,13 @@ use ferrix_eval::{AttrSet, Error, Eval, Result, Symbol, Value};
 
 /// One step of the walk.
 pub enum Event {
-    /// A derivation at this attribute path (not seen before under another name).
+    /// A derivation at this attribute path (possibly reached before under
+    /// another name: the caller drops those by identity).
     Drv { attr: String, drv: Rc<AttrSet> },
+    /// A `recurseForDerivations` set at this attribute path, not walked (see
+    /// [`Walk::split`]); its attributes, in walk order, are given by
+    /// [`Walk::top`] of it, and it was cached in [`Walk::sets`].
+    Expand { attr: String, top: Rc<Top> },
     /// Evaluating the attribute failed.
     Failed { attr: String, error: Error },
 }
@@ -41,19 +50,47 @@ fn add_to_path(prefix: &str, name: &str) -> String {
 pub struct Walk<'a> {
     ev: &'a Eval,
     auto_call: &'a dyn Fn(Value) -> Result<Value>,
-    /// Derivations already listed, by identity (kept alive so an address is
-    /// never reused by another set during the walk).
+    /// Derivations reported, by identity (kept alive so an address is never
+    /// reused by another set during the walk: the address is the set's
+    /// identity for the caller).
     done: HashSet<*const AttrSet>,
     keep: Vec<Rc<AttrSet>>,
     stopped: bool,
     visitor: &'a mut dyn Visitor,
+    /// When set, the next [`Walk::walk_child`] reports a set it would
+    /// recurse into ([`Event::Expand`]) instead of walking it (only that
+    /// call: sets met deeper inside are walked). Cleared by the call.
+    pub split: bool,
+    /// The sets reported by [`Event::Expand`] and those found by
+    /// [`Walk::set_at`], by attribute path.
+    pub sets: std::collections::HashMap<String, Rc<Top>>,
 }
 
 /// The attributes of a set being walked: (attribute path, value) in walk
 /// order, and whether it combines channels (its attributes are walked whole).
 pub struct Top {
     pub children: Vec<(String, Value)>,
-    combine: bool,
+    pub combine: bool,
+}
+
+impl Top {
+    /// The attributes of `a` to walk, as attribute paths below `prefix`.
+    fn of(a: &AttrSet, prefix: &str) -> Top {
+        Top {
+            combine: a.get(Symbol::new("_combineChannels")).is_some(),
+            children: a
+                .sorted_by_name()
+                .into_iter()
+                .filter(|attr| valid_attr_name(attr.name.as_bytes()))
+                .map(|attr| (add_to_path(prefix, &attr.name.as_str()), attr.value.clone()))
+                .collect(),
+        }
+    }
+
+    /// The attribute named `name` (its attribute path ends with it).
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.children.iter().position(|(p, _)| p.rsplit('.').next() == Some(name))
+    }
 }
 
 /// Whether to keep looking into a value (it is not a derivation).
@@ -65,7 +102,7 @@ enum Found {
 
 impl<'a> Walk<'a> {
     pub fn new(ev: &'a Eval, auto_call: &'a dyn Fn(Value) -> Result<Value>, visitor: &'a mut dyn Visitor) -> Self {
-        Walk { ev, auto_call, done: HashSet::new(), keep: Vec::new(), stopped: false, visitor }
+        Walk { ev, auto_call, done: HashSet::new(), keep: Vec::new(), stopped: false, visitor, split: false, sets: Default::default() }
     }
 
     fn emit(&mut self, e: Event) {
@@ -87,8 +124,8 @@ impl<'a> Walk<'a> {
             }
             if self.done.insert(Rc::as_ptr(a)) {
                 self.keep.push(a.clone());
-                self.emit(Event::Drv { attr: attr.to_string(), drv: a.clone() });
             }
+            self.emit(Event::Drv { attr: attr.to_string(), drv: a.clone() });
             Ok(Found::Drv)
         })();
         r.unwrap_or_else(|error| {
@@ -108,18 +145,12 @@ impl<'a> Walk<'a> {
         if self.ev.is_derivation(a).ok()? {
             return None;
         }
-        let combine = a.get(Symbol::new("_combineChannels")).is_some();
-        let children = a
-            .sorted_by_name()
-            .into_iter()
-            .filter(|attr| valid_attr_name(attr.name.as_bytes()))
-            .map(|attr| (add_to_path(prefix, &attr.name.as_str()), attr.value.clone()))
-            .collect();
-        Some(Top { children, combine })
+        Some(Top::of(a, prefix))
     }
 
-    /// Walk one attribute of the top level (what [`Walk::walk`] does for it).
+    /// Walk one attribute of a set (what [`Walk::walk`] does for it).
     pub fn walk_child(&mut self, top: &Top, i: usize) {
+        let split = std::mem::take(&mut self.split);
         let Some((p2, value)) = top.children.get(i) else { return };
         if top.combine {
             return self.walk(value, p2);
@@ -128,10 +159,43 @@ impl<'a> Walk<'a> {
         let Value::Attrs(inner) = &x else { return };
         let Some(r) = inner.get(Symbol::new("recurseForDerivations")) else { return };
         match self.ev.force_bool(r) {
+            // A plain set (no `__functor` for the walk to call first) can be
+            // cut into units: each process reaches it again by selection.
+            Ok(true) if split && inner.get(Symbol::new("__functor")).is_none() && !self.stopped => {
+                let top = Rc::new(Top::of(inner, p2));
+                self.sets.insert(p2.clone(), top.clone());
+                self.emit(Event::Expand { attr: p2.clone(), top });
+            }
             Ok(true) => self.walk(&x, p2),
             Ok(false) => {}
             Err(error) => self.emit(Event::Failed { attr: p2.clone(), error }),
         }
+    }
+
+    /// The set at attribute path `path` below a root whose attributes are
+    /// `root` (walked from `prefix`): the set a unit's attribute belongs to.
+    /// Every set on the way was reported by [`Event::Expand`] (here or in
+    /// another process), so it is reached by selection alone.
+    pub fn set_at(&mut self, root: &Rc<Top>, prefix: &str, path: &str) -> Result<Rc<Top>> {
+        if path == prefix {
+            return Ok(root.clone());
+        }
+        if path.len() <= prefix.len() {
+            return Err(Error::eval(format!("attribute path '{path}' is not below '{prefix}'")));
+        }
+        if let Some(t) = self.sets.get(path) {
+            return Ok(t.clone());
+        }
+        let (parent, name) = path.rsplit_once('.').unwrap_or(("", path));
+        let parent = self.set_at(root, prefix, parent)?;
+        let i = parent.position(name).ok_or_else(|| Error::eval(format!("attribute '{path}' not found")))?;
+        let v = self.ev.force(&parent.children[i].1)?;
+        let Value::Attrs(a) = &v else {
+            return Err(Error::eval(format!("'{path}' is no longer an attribute set but {}", v.show_type())));
+        };
+        let top = Rc::new(Top::of(a, path));
+        self.sets.insert(path.to_string(), top.clone());
+        Ok(top)
     }
 
     /// nix-env's `getDerivations` below `prefix`.
@@ -146,15 +210,7 @@ impl<'a> Walk<'a> {
         };
         match &v {
             Value::Attrs(a) => {
-                let top = Top {
-                    combine: a.get(Symbol::new("_combineChannels")).is_some(),
-                    children: a
-                        .sorted_by_name()
-                        .into_iter()
-                        .filter(|attr| valid_attr_name(attr.name.as_bytes()))
-                        .map(|attr| (add_to_path(prefix, &attr.name.as_str()), attr.value.clone()))
-                        .collect(),
-                };
+                let top = Top::of(a, prefix);
                 for i in 0..top.children.len() {
                     if self.stopped {
                         return;
@@ -241,8 +297,13 @@ pub fn drv_json(attr: &str, d: &DrvLine) -> String {
     )
 }
 
+/// An error's text for an error line.
+pub fn error_text(e: &Error) -> String {
+    ferrix_eval::error::filter_ansi(e.msg())
+}
+
 /// The JSON line for a failing attribute.
 pub fn error_json(attr: &str, e: &Error) -> String {
-    let msg = ferrix_eval::error::filter_ansi(e.msg());
+    let msg = error_text(e);
     format!("{{\"attr\":{},\"error\":{}}}", serde_json::to_string(attr).expect("str"), serde_json::to_string(&msg).expect("str"))
 }
