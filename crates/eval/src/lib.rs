@@ -221,7 +221,7 @@ impl Eval {
             global_names: names,
             import_cache: RefCell::new(FxHashMap::default()),
             call_depth: Cell::new(0),
-            root_env: Env::new(None, Default::default()),
+            root_env: Env::with_len(None, 0),
             copied: RefCell::new(FxHashMap::default()),
         };
         if has_drv_strict {
@@ -290,7 +290,7 @@ impl Eval {
     pub fn thunk_in_scope(&self, text: &str, name: &str, base_dir: &str, scope: &[(Symbol, Value)]) -> Result<Value> {
         let names: Vec<Symbol> = scope.iter().map(|(n, _)| *n).collect();
         let e = self.parse_scoped(text, name, base_dir, &names)?;
-        let env = Env::new(Some(self.root_env.clone()), scope.iter().map(|(_, v)| v.clone()).collect());
+        let env = Env::new(Some(self.root_env.clone()), scope.iter().map(|(_, v)| v.clone()));
         Ok(self.thunk(e, &env))
     }
 
