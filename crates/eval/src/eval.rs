@@ -1408,7 +1408,7 @@ fn lambda_frames(e: Error, l: &LambdaIR, pos: Span) -> Error {
 /// Identity of two values (same heap object), as C++ Nix's `&v1 == &v2`.
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Thunk(x), Value::Thunk(y)) => Rc::ptr_eq(x, y),
+        (Value::Thunk(x), Value::Thunk(y)) => Thunk::ptr_eq(x, y),
         (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
         (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
         (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),

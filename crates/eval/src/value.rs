@@ -30,7 +30,7 @@ pub enum Value {
     Lambda(Rc<Closure>),
     PrimOp(&'static PrimOpDef),
     PrimOpApp(Rc<PrimOpApp>),
-    Thunk(Rc<Thunk>),
+    Thunk(Thunk),
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
@@ -496,16 +496,24 @@ pub struct PrimOpApp {
     pub args: Vec<Value>,
 }
 
-/// A delayed computation with its state machine.
-pub struct Thunk(UnsafeCell<ThunkState>);
+/// A delayed computation with its state machine: a reference-counted
+/// handle to one 32-byte block (count + [`ThunkState`]), smaller than an
+/// `Rc` (no weak count).
+pub struct Thunk(NonNull<ThunkBox>);
+
+#[repr(C)]
+struct ThunkBox {
+    rc: Cell<u32>,
+    state: UnsafeCell<ThunkState>,
+}
 
 pub enum ThunkState {
     /// An expression waiting to be evaluated in an environment.
     Suspended(&'static Expr, Env),
     /// A function application waiting to happen (built by builtins).
     Apply(Box<(Value, Value)>),
-    /// `f i` for an integer argument (genList): no second allocation.
-    ApplyInt(Value, i64),
+    /// `f i` for an integer argument (genList: the elements share `f`).
+    ApplyInt(Rc<Value>, i64),
     /// `f a b` (mapAttrs, zipAttrsWith): one thunk instead of two.
     Apply2(Box<(Value, Value, Value)>),
     /// Being evaluated: forcing it again is infinite recursion.
@@ -515,34 +523,96 @@ pub enum ThunkState {
     Failed(Error),
 }
 
+const _: () = assert!(std::mem::size_of::<ThunkBox>() == 32);
+
+impl Clone for Thunk {
+    #[inline]
+    fn clone(&self) -> Thunk {
+        // SAFETY: the block lives while any handle does.
+        let h = unsafe { self.0.as_ref() };
+        let n = h.rc.get().wrapping_add(1);
+        if n == 0 {
+            std::process::abort();
+        }
+        h.rc.set(n);
+        Thunk(self.0)
+    }
+}
+
+impl Drop for Thunk {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the block lives while any handle does.
+        let h = unsafe { self.0.as_ref() };
+        let n = h.rc.get() - 1;
+        if n != 0 {
+            h.rc.set(n);
+            return;
+        }
+        free_thunk(self.0);
+    }
+}
+
+#[inline(never)]
+fn free_thunk(p: NonNull<ThunkBox>) {
+    // SAFETY: the count reached zero: this was the last handle.
+    unsafe {
+        std::ptr::drop_in_place(p.as_ptr());
+        std::alloc::dealloc(p.as_ptr() as *mut u8, Layout::new::<ThunkBox>());
+    }
+}
+
 impl Thunk {
+    #[inline]
+    fn new(state: ThunkState) -> Thunk {
+        let layout = Layout::new::<ThunkBox>();
+        // SAFETY: non-zero size.
+        let p = unsafe { std::alloc::alloc(layout) } as *mut ThunkBox;
+        let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
+        // SAFETY: fresh, aligned block.
+        unsafe { p.as_ptr().write(ThunkBox { rc: Cell::new(1), state: UnsafeCell::new(state) }) };
+        Thunk(p)
+    }
+    #[inline]
+    fn cell(&self) -> &UnsafeCell<ThunkState> {
+        // SAFETY: the block lives while any handle does.
+        unsafe { &self.0.as_ref().state }
+    }
+    /// Whether two handles name the same thunk.
+    pub fn ptr_eq(a: &Thunk, b: &Thunk) -> bool {
+        a.0 == b.0
+    }
+    /// The thunk's address (an identity for cycle detection).
+    pub fn as_ptr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
     pub fn suspended(e: &'static Expr, env: Env) -> Value {
-        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Suspended(e, env)))))
+        Value::Thunk(Thunk::new(ThunkState::Suspended(e, env)))
     }
     pub fn apply(f: Value, arg: Value) -> Value {
-        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply(Box::new((f, arg)))))))
+        Value::Thunk(Thunk::new(ThunkState::Apply(Box::new((f, arg)))))
     }
     /// `f a b` as one thunk.
     pub fn apply2(f: Value, a: Value, b: Value) -> Value {
-        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply2(Box::new((f, a, b)))))))
+        Value::Thunk(Thunk::new(ThunkState::Apply2(Box::new((f, a, b)))))
     }
-    /// `f i` as a thunk (one allocation).
-    pub fn apply_int(f: Value, i: i64) -> Value {
-        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::ApplyInt(f, i)))))
+    /// `f i` as a thunk (`f` shared by the caller's thunks).
+    pub fn apply_int(f: &Rc<Value>, i: i64) -> Value {
+        Value::Thunk(Thunk::new(ThunkState::ApplyInt(f.clone(), i)))
     }
     /// A thunk that is being filled in (used for self-referencing constants).
-    pub fn blackhole() -> Rc<Thunk> {
-        Rc::new(Thunk(UnsafeCell::new(ThunkState::Blackhole)))
+    pub fn blackhole() -> Thunk {
+        Thunk::new(ThunkState::Blackhole)
     }
     /// Fill in a thunk made with [`Thunk::blackhole`].
     pub fn set_done(&self, v: Value) {
         // SAFETY: single-threaded; nobody holds a reference into the state.
-        unsafe { *self.0.get() = ThunkState::Done(v) }
+        unsafe { *self.cell().get() = ThunkState::Done(v) }
     }
     /// The value, if already evaluated.
     pub fn value(&self) -> Option<&Value> {
         // SAFETY: single-threaded; Done is never overwritten.
-        match unsafe { &*self.0.get() } {
+        match unsafe { &*self.cell().get() } {
             ThunkState::Done(v) => Some(v),
             _ => None,
         }
@@ -550,7 +620,7 @@ impl Thunk {
     #[inline]
     pub(crate) fn force(&self, ev: &Eval) -> Result<Value> {
         // SAFETY: single-threaded; Done is never overwritten.
-        if let ThunkState::Done(v) = unsafe { &*self.0.get() } {
+        if let ThunkState::Done(v) = unsafe { &*self.cell().get() } {
             return Ok(v.clone());
         }
         self.force_slow(ev)
@@ -558,11 +628,13 @@ impl Thunk {
 
     #[inline(never)]
     fn force_slow(&self, ev: &Eval) -> Result<Value> {
+        let id = self.as_ptr();
         // SAFETY: single-threaded; we never hold a reference into the state
-        // across evaluation (the state is moved out first).
-        let state = unsafe { &mut *self.0.get() };
+        // across evaluation (the state is moved out first). The caller's
+        // handle keeps the block alive throughout.
+        let state = unsafe { &mut *self.cell().get() };
         match state {
-            ThunkState::Blackhole => return Err(Error::infinite_recursion_from(self as *const Thunk as usize)),
+            ThunkState::Blackhole => return Err(Error::infinite_recursion_from(id)),
             ThunkState::Failed(e) => return Err(e.clone()),
             _ => {}
         }
@@ -580,7 +652,8 @@ impl Thunk {
             }
             _ => unreachable!(),
         };
-        let state = unsafe { &mut *self.0.get() };
+        // SAFETY: as above; no reference into the state is live.
+        let state = unsafe { &mut *self.cell().get() };
         match r {
             Ok(v) => {
                 *state = ThunkState::Done(v.clone());
@@ -588,7 +661,7 @@ impl Thunk {
                 Ok(v)
             }
             Err(e) => {
-                let e = if e.kind() == crate::ErrorKind::InfiniteRecursion { e.leaving_thunk(self as *const Thunk as usize) } else { e };
+                let e = if e.kind() == crate::ErrorKind::InfiniteRecursion { e.leaving_thunk(id) } else { e };
                 if matches!(e.kind(), crate::ErrorKind::StackOverflow | crate::ErrorKind::InfiniteRecursion) {
                     *state = taken;
                 } else {
