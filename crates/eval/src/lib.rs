@@ -13,8 +13,9 @@
 //!   (leaked, like C++ Nix's AST), so thunks hold `&'static Expr`.
 //! - `eval`: [`Eval::eval`] evaluates to weak head normal form; anything lazy
 //!   is a [`Thunk`] (suspended → blackhole → done / failed, errors are
-//!   memoised). Forcing a done thunk clones an `Rc` at most. Frames are
-//!   [`Env`]s (one allocation per call). Deep recursion grows the stack with
+//!   memoised; one 32-byte block). Forcing a done thunk clones a handle at
+//!   most. Frames are [`Env`]s (one allocation per call: a 16-byte header
+//!   and the slots inline). Deep recursion grows the stack with
 //!   `stacker` and stops at `max_call_depth` with "stack overflow".
 //! - Values are 16 bytes ([`Value`]); strings are bytes plus a [`Context`];
 //!   attribute sets are vectors sorted by symbol id.
