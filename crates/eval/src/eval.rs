@@ -5,7 +5,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use smallvec::SmallVec;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::EvalIO;
@@ -68,7 +67,7 @@ pub struct Eval {
     pub(crate) global_names: FxHashMap<Symbol, u32>,
     pub(crate) import_cache: RefCell<FxHashMap<String, Value>>,
     pub(crate) call_depth: Cell<usize>,
-    pub(crate) root_env: Rc<Env>,
+    pub(crate) root_env: Env,
     /// Path → store path copies made so far (for `"${./file}"`).
     pub(crate) copied: RefCell<FxHashMap<String, String>>,
 }
@@ -85,21 +84,21 @@ pub fn show_value_short(v: &Value) -> String {
 impl Eval {
     /// Evaluate `e` in `env` to weak head normal form.
     #[inline]
-    pub fn eval(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+    pub fn eval(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         self.eval_inner(e, env)
     }
 
     /// [`Eval::eval`] at a recursion point (function bodies, thunks): grows
     /// the stack on demand so deep programs never overflow it.
     #[inline]
-    pub fn eval_deep(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+    pub fn eval_deep(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || self.eval_inner(e, env))
     }
 
     /// A lazy value for `e` in `env`: constants and variables are returned
     /// directly, anything else becomes a thunk.
     #[inline]
-    pub fn thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+    pub fn thunk(&self, e: &'static Expr, env: &Env) -> Value {
         match e {
             Expr::Const(v) => v.clone(),
             Expr::Var { depth, slot } => env.up(*depth).get(*slot as usize),
@@ -112,7 +111,7 @@ impl Eval {
     /// [`Eval::thunk`] for a function argument: integer arithmetic on
     /// evaluated operands is done right away (see `speculate_int`).
     #[inline]
-    fn arg_thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+    fn arg_thunk(&self, e: &'static Expr, env: &Env) -> Value {
         if let Expr::Bin { op, l, r, .. } = e
             && let Some(v) = self.speculate_int(*op, l, r, env)
         {
@@ -126,7 +125,7 @@ impl Eval {
     /// returns None), so it is computed right away instead of allocating a
     /// thunk. Evaluation is pure, so this is not observable.
     #[inline]
-    fn speculate_int(&self, op: BinOp, l: &'static Expr, r: &'static Expr, env: &Rc<Env>) -> Option<Value> {
+    fn speculate_int(&self, op: BinOp, l: &'static Expr, r: &'static Expr, env: &Env) -> Option<Value> {
         let peek = |e: &'static Expr| -> Option<i64> {
             match e {
                 Expr::Const(Value::Int(i)) => Some(*i),
@@ -153,7 +152,7 @@ impl Eval {
     /// Like [`Eval::thunk`] for a frame that is still being filled in:
     /// variables of that frame (depth 0) must stay lazy.
     #[inline]
-    pub(crate) fn thunk_rec(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+    pub(crate) fn thunk_rec(&self, e: &'static Expr, env: &Env) -> Value {
         match e {
             Expr::Var { depth: 0, .. } => Thunk::suspended(e, env.clone()),
             _ => self.thunk(e, env),
@@ -173,7 +172,7 @@ impl Eval {
     // Every arm but the simplest lives in its own non-inlined method, so
     // this function's stack frame (on every level of a deep recursion)
     // stays small.
-    fn eval_inner(&self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+    fn eval_inner(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var { depth, slot } => env.up(*depth).force_slot(*slot as usize, self),
@@ -207,7 +206,7 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn eval_with_var(&self, name: Symbol, withs: &'static [u32], pos: Span, env: &Rc<Env>) -> Result<Value> {
+    fn eval_with_var(&self, name: Symbol, withs: &'static [u32], pos: Span, env: &Env) -> Result<Value> {
         for d in withs.iter() {
             let ns = self.force(&env.up(*d).get(0))?;
             let Value::Attrs(a) = &ns else {
@@ -221,12 +220,12 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn eval_list(&self, items: &'static [Expr], env: &Rc<Env>) -> Result<Value> {
+    fn eval_list(&self, items: &'static [Expr], env: &Env) -> Result<Value> {
         Ok(Value::list(items.iter().map(|i| self.thunk(i, env)).collect()))
     }
 
     #[inline(never)]
-    fn eval_apply(&self, f: &'static Expr, args: &'static [Expr], pos: Span, env: &Rc<Env>) -> Result<Value> {
+    fn eval_apply(&self, f: &'static Expr, args: &'static [Expr], pos: Span, env: &Env) -> Result<Value> {
         let mut fv = self.eval(f, env)?;
         let mut rest = args;
         while rest.len() >= 2 {
@@ -246,7 +245,7 @@ impl Eval {
         path: &'static [AttrName],
         default: Option<&'static Expr>,
         pos: Span,
-        env: &Rc<Env>,
+        env: &Env,
     ) -> Result<Value> {
         let v = match self.eval(target, env) {
             Ok(v) => v,
@@ -258,7 +257,7 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn eval_has_attr(&self, target: &'static Expr, path: &'static [AttrName], pos: Span, env: &Rc<Env>) -> Result<Value> {
+    fn eval_has_attr(&self, target: &'static Expr, path: &'static [AttrName], pos: Span, env: &Env) -> Result<Value> {
         let mut v = self.eval(target, env).map_err(|e| e.while_("in the argument of '?'", pos))?;
         let last = path.len().saturating_sub(1);
         for (i, name) in path.iter().enumerate() {
@@ -277,9 +276,8 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn eval_let(&self, binds: &'static [Expr], body: &'static Expr, env: &Rc<Env>) -> Result<Value> {
-        let slots: SmallVec<[Value; 3]> = binds.iter().map(|_| Value::Null).collect();
-        let new = Env::new(Some(env.clone()), slots);
+    fn eval_let(&self, binds: &'static [Expr], body: &'static Expr, env: &Env) -> Result<Value> {
+        let new = Env::with_len(Some(env.clone()), binds.len());
         for (i, b) in binds.iter().enumerate() {
             new.set(i, self.thunk_rec(b, &new));
         }
@@ -287,15 +285,13 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn eval_with(&self, ns: &'static Expr, body: &'static Expr, env: &Rc<Env>) -> Result<Value> {
-        let mut slots = SmallVec::new();
-        slots.push(self.thunk(ns, env));
-        let new = Env::new(Some(env.clone()), slots);
+    fn eval_with(&self, ns: &'static Expr, body: &'static Expr, env: &Env) -> Result<Value> {
+        let new = Env::one(Some(env.clone()), self.thunk(ns, env));
         self.eval(body, &new)
     }
 
     #[inline(never)]
-    fn eval_assert(&self, cond: &'static Expr, body: &'static Expr, text: &str, pos: Span, env: &Rc<Env>) -> Result<Value> {
+    fn eval_assert(&self, cond: &'static Expr, body: &'static Expr, text: &str, pos: Span, env: &Env) -> Result<Value> {
         let frame = |e: Error| e.while_(format!("while evaluating the condition of the assertion '{text}'"), pos);
         if let Expr::Bin { op: BinOp::Eq, l, r, pos: eq_pos, .. } = cond {
             // `assert a == b` explains the first difference, like C++ Nix
@@ -315,7 +311,7 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn eval_not(&self, x: &'static Expr, pos: Span, env: &Rc<Env>) -> Result<Value> {
+    fn eval_not(&self, x: &'static Expr, pos: Span, env: &Env) -> Result<Value> {
         match self.eval(x, env).map_err(|e| e.while_("in the argument of '!'", pos))? {
             Value::Bool(b) => Ok(Value::Bool(!b)),
             other => Err(type_err(&other, "a Boolean").at(pos)),
@@ -323,14 +319,14 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn eval_neg(&self, x: &'static Expr, pos: Span, env: &Rc<Env>) -> Result<Value> {
+    fn eval_neg(&self, x: &'static Expr, pos: Span, env: &Env) -> Result<Value> {
         // `-x` is `__sub 0 x` in C++ Nix
         let v = self.eval(x, env).map_err(|e| builtin_op_frame(e, BinOp::Sub, pos))?;
         self.arith(BinOp::Sub, Value::Int(0), v).map_err(|e| builtin_op_frame(e.at(pos), BinOp::Sub, pos))
     }
 
     #[inline(never)]
-    fn eval_path_interp(&self, parts: &'static [StrPart], pos: Span, env: &Rc<Env>) -> Result<Value> {
+    fn eval_path_interp(&self, parts: &'static [StrPart], pos: Span, env: &Env) -> Result<Value> {
         let mut out = Vec::new();
         let mut ctx = Context::new();
         for p in parts.iter() {
@@ -375,7 +371,7 @@ impl Eval {
         path: &'static [AttrName],
         default: Option<&'static Expr>,
         pos: Span,
-        env: &Rc<Env>,
+        env: &Env,
         found: &mut Option<(usize, Span)>,
     ) -> Result<Value> {
         for (i, name) in path.iter().enumerate() {
@@ -405,7 +401,7 @@ impl Eval {
         Ok(v)
     }
 
-    fn attr_name(&self, n: &'static AttrName, env: &Rc<Env>) -> Result<Symbol> {
+    fn attr_name(&self, n: &'static AttrName, env: &Env) -> Result<Symbol> {
         match n {
             AttrName::Static(s) => Ok(*s),
             AttrName::Dynamic(e, pos, _) => {
@@ -419,12 +415,11 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn eval_attrs(&self, a: &'static AttrsIR, env: &Rc<Env>) -> Result<Value> {
+    fn eval_attrs(&self, a: &'static AttrsIR, env: &Env) -> Result<Value> {
         let inner;
         let venv = if a.rec {
             let n = a.attrs.len();
-            let slots: SmallVec<[Value; 3]> = (0..n + a.hidden.len()).map(|_| Value::Null).collect();
-            inner = Env::new(Some(env.clone()), slots);
+            inner = Env::with_len(Some(env.clone()), n + a.hidden.len());
             for (i, d) in a.attrs.iter().enumerate() {
                 inner.set(i, self.thunk_rec(&d.value, &inner));
             }
@@ -487,7 +482,7 @@ impl Eval {
 
     /// A binary operator; `pos` is `[operator, left operand, right operand]`.
     #[inline(never)]
-    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Rc<Env>) -> Result<Value> {
+    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Env) -> Result<Value> {
         let [pos, lpos, rpos] = pos;
         if !matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
             let a = self.eval(l, env).map_err(|e| operand_frame(e, op, true, pos, lpos))?;
@@ -528,7 +523,7 @@ impl Eval {
 
     /// `&&`, `||`, `->` (short-circuiting).
     #[inline(never)]
-    fn eval_logic(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Rc<Env>) -> Result<Value> {
+    fn eval_logic(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Env) -> Result<Value> {
         let [_, lpos, rpos] = pos;
         let side = |e: Error, left: bool| {
             let (which, at) = if left { ("left", lpos) } else { ("right", rpos) };
@@ -735,7 +730,7 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn eval_interp(&self, parts: &'static [StrPart], env: &Rc<Env>, _pos: Span) -> Result<Value> {
+    fn eval_interp(&self, parts: &'static [StrPart], env: &Env, _pos: Span) -> Result<Value> {
         let mut out = Vec::new();
         let mut ctx = Context::new();
         for p in parts {
@@ -783,12 +778,8 @@ impl Eval {
                 return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos));
             }
             self.call_depth.set(depth + 2);
-            let mut s1 = SmallVec::new();
-            s1.push(a);
-            let env1 = Env::new(Some(c.env.clone()), s1);
-            let mut s2 = SmallVec::new();
-            s2.push(b);
-            let env2 = Env::new(Some(env1), s2);
+            let env1 = Env::one(Some(c.env.clone()), a);
+            let env2 = Env::one(Some(env1), b);
             let r = self
                 .eval_deep(&inner.body, &env2)
                 .map_err(|e| lambda_frames(e, inner, pos));
@@ -866,9 +857,7 @@ impl Eval {
     fn call_lambda(&self, c: &Rc<Closure>, arg: Value, pos: Span) -> Result<Value> {
         let l = c.lambda;
         let Some(formals) = &l.formals else {
-            let mut slots = SmallVec::new();
-            slots.push(arg);
-            let env = Env::new(Some(c.env.clone()), slots);
+            let env = Env::one(Some(c.env.clone()), arg);
             return self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos));
         };
         let env = self.bind_formals(c, formals, arg, pos)?;
@@ -877,15 +866,14 @@ impl Eval {
 
     /// The frame of a call to a `{ a, b ? d, ... }@x:` function.
     #[inline(never)]
-    fn bind_formals(&self, c: &Rc<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<Rc<Env>> {
+    fn bind_formals(&self, c: &Rc<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<Env> {
         let l = c.lambda;
         let argv = self.force(&arg)?;
         let Value::Attrs(attrs) = &argv else {
             return Err(type_err(&argv, "a set").at(pos));
         };
         let n = l.frame_size();
-        let slots: SmallVec<[Value; 3]> = (0..n).map(|_| Value::Null).collect();
-        let env = Env::new(Some(c.env.clone()), slots);
+        let env = Env::with_len(Some(c.env.clone()), n);
         let mut used = 0;
         for (i, f) in formals.entries.iter().enumerate() {
             match attrs.get(f.name) {
@@ -1420,7 +1408,7 @@ fn lambda_frames(e: Error, l: &LambdaIR, pos: Span) -> Error {
 /// Identity of two values (same heap object), as C++ Nix's `&v1 == &v2`.
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Thunk(x), Value::Thunk(y)) => Rc::ptr_eq(x, y),
+        (Value::Thunk(x), Value::Thunk(y)) => Thunk::ptr_eq(x, y),
         (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
         (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
         (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),

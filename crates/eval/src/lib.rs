@@ -15,8 +15,9 @@
 //!   (leaked, like C++ Nix's AST), so thunks hold `&'static Expr`.
 //! - `eval`: [`Eval::eval`] evaluates to weak head normal form; anything lazy
 //!   is a [`Thunk`] (suspended → blackhole → done / failed, errors are
-//!   memoised). Forcing a done thunk clones an `Rc` at most. Frames are
-//!   [`Env`]s (one allocation per call). Deep recursion grows the stack with
+//!   memoised; one 32-byte block). Forcing a done thunk clones a handle at
+//!   most. Frames are [`Env`]s (one allocation per call: a 16-byte header
+//!   and the slots inline). Deep recursion grows the stack with
 //!   `stacker` and stops at `max_call_depth` with "stack overflow".
 //! - Values are 16 bytes ([`Value`]); strings are bytes plus a [`Context`];
 //!   attribute sets are vectors sorted by symbol id.
@@ -225,7 +226,7 @@ impl Eval {
             global_names: names,
             import_cache: RefCell::new(FxHashMap::default()),
             call_depth: Cell::new(0),
-            root_env: Env::new(None, Default::default()),
+            root_env: Env::with_len(None, 0),
             copied: RefCell::new(FxHashMap::default()),
         };
         if has_drv_strict {
@@ -339,7 +340,7 @@ impl Eval {
     pub fn thunk_in_scope(&self, text: &str, name: &str, base_dir: &str, scope: &[(Symbol, Value)]) -> Result<Value> {
         let names: Vec<Symbol> = scope.iter().map(|(n, _)| *n).collect();
         let e = self.parse_scoped(text, name, base_dir, &names)?;
-        let env = Env::new(Some(self.root_env.clone()), scope.iter().map(|(_, v)| v.clone()).collect());
+        let env = Env::new(Some(self.root_env.clone()), scope.iter().map(|(_, v)| v.clone()));
         Ok(self.thunk(e, &env))
     }
 

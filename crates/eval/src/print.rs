@@ -166,7 +166,7 @@ fn print_ambiguous_inner(out: &mut String, v: &Value, seen: &mut FxHashSet<usize
         Value::PrimOp(_) => out.push_str("<PRIMOP>"),
         Value::PrimOpApp(_) => out.push_str("<PRIMOP-APP>"),
         Value::Thunk(t) => match t.value() {
-            Some(v) => print_ambiguous(out, v, seen, Rc::as_ptr(t) as usize, thunk),
+            Some(v) => print_ambiguous(out, v, seen, t.as_ptr(), thunk),
             None => out.push_str(thunk),
         },
     }

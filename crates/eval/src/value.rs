@@ -1,12 +1,13 @@
 //! Runtime values: the 16-byte [`Value`], strings with context, sorted
 //! attribute sets, lists, closures, primops and thunks.
 
-use std::cell::UnsafeCell;
+use std::alloc::Layout;
+use std::cell::{Cell, UnsafeCell};
+use std::ptr::NonNull;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
 
-use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::ir::{Expr, LambdaIR, Span};
@@ -29,7 +30,7 @@ pub enum Value {
     Lambda(Rc<Closure>),
     PrimOp(&'static PrimOpDef),
     PrimOpApp(Rc<PrimOpApp>),
-    Thunk(Rc<Thunk>),
+    Thunk(Thunk),
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
@@ -255,29 +256,129 @@ impl AttrSet {
 }
 
 /// An environment frame: the values bound by one `let`, `rec`, lambda call
-/// or `with`.
-pub struct Env {
-    pub parent: Option<Rc<Env>>,
-    slots: UnsafeCell<SmallVec<[Value; 3]>>,
+/// or `with`. A reference-counted handle to one allocation holding a small
+/// header (count, length, parent) and the slots inline, so a one-slot frame
+/// (most calls) is 32 bytes and no frame needs a second allocation.
+pub struct Env(NonNull<EnvHeader>);
+
+#[repr(C)]
+struct EnvHeader {
+    rc: Cell<u32>,
+    len: u32,
+    parent: Option<Env>,
+    // followed by `len` values
+}
+
+const SLOTS_OFFSET: usize = std::mem::size_of::<EnvHeader>();
+const _: () = assert!(SLOTS_OFFSET == 16 && SLOTS_OFFSET % std::mem::align_of::<Value>() == 0);
+
+#[inline]
+fn env_layout(len: usize) -> Layout {
+    // SAFETY: a frame has at most a few thousand slots (one per binding of
+    // one expression), far below isize::MAX bytes; the alignment is Value's.
+    unsafe {
+        Layout::from_size_align_unchecked(SLOTS_OFFSET + len * std::mem::size_of::<Value>(), std::mem::align_of::<Value>())
+    }
 }
 
 impl Env {
-    pub fn new(parent: Option<Rc<Env>>, slots: SmallVec<[Value; 3]>) -> Rc<Env> {
-        Rc::new(Env { parent, slots: UnsafeCell::new(slots) })
+    /// A frame holding `slots` (missing ones are null).
+    pub fn new<I>(parent: Option<Env>, slots: I) -> Env
+    where
+        I: IntoIterator<Item = Value>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let mut it = slots.into_iter();
+        let len = it.len();
+        let e = Env::alloc(parent, len);
+        for i in 0..len {
+            // SAFETY: slot i of a fresh frame, not yet initialised.
+            unsafe { e.slots_ptr().add(i).write(it.next().unwrap_or(Value::Null)) };
+        }
+        e
     }
+
+    /// A frame of `len` null slots, to be filled in with [`Env::set`].
+    #[inline]
+    pub fn with_len(parent: Option<Env>, len: usize) -> Env {
+        let e = Env::alloc(parent, len);
+        for i in 0..len {
+            // SAFETY: slot i of a fresh frame, not yet initialised.
+            unsafe { e.slots_ptr().add(i).write(Value::Null) };
+        }
+        e
+    }
+
+    /// A frame with one slot (a plain `x: …` call, `with`).
+    #[inline]
+    pub fn one(parent: Option<Env>, v: Value) -> Env {
+        let e = Env::alloc(parent, 1);
+        // SAFETY: slot 0 of a fresh one-slot frame.
+        unsafe { e.slots_ptr().write(v) };
+        e
+    }
+
+    /// A frame with uninitialised slots: the caller writes every one.
+    #[inline]
+    fn alloc(parent: Option<Env>, len: usize) -> Env {
+        let len32 = u32::try_from(len).expect("frames have fewer than 2^32 slots");
+        let layout = env_layout(len);
+        // SAFETY: the layout is non-zero (the header alone is 16 bytes).
+        let p = unsafe { std::alloc::alloc(layout) } as *mut EnvHeader;
+        let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
+        // SAFETY: freshly allocated, properly aligned for the header.
+        unsafe { p.as_ptr().write(EnvHeader { rc: Cell::new(1), len: len32, parent }) };
+        Env(p)
+    }
+
+    #[inline]
+    fn header(&self) -> &EnvHeader {
+        // SAFETY: the allocation lives while any handle does.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline]
+    fn slots_ptr(&self) -> *mut Value {
+        // SAFETY: the slots follow the header in the same allocation.
+        unsafe { (self.0.as_ptr() as *mut u8).add(SLOTS_OFFSET) as *mut Value }
+    }
+
+    /// The enclosing frame.
+    #[inline]
+    pub fn parent(&self) -> Option<&Env> {
+        self.header().parent.as_ref()
+    }
+
+    /// Number of slots.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.header().len as usize
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn slot(&self, slot: usize) -> &Value {
+        assert!(slot < self.len(), "lowering resolved the slot within the frame");
+        // SAFETY: in bounds; single-threaded, and a slot is only overwritten
+        // (`set`) while a frame is being built, before code runs in it, so no
+        // reference handed out here is live across a write.
+        unsafe { &*self.slots_ptr().add(slot) }
+    }
+
     #[inline]
     pub fn get(&self, slot: usize) -> Value {
-        // SAFETY: single-threaded; no reference into the slots outlives this call.
-        unsafe { (&(*self.slots.get()))[slot].clone() }
+        self.slot(slot).clone()
     }
+
     /// Force the value in a slot without cloning the thunk handle.
     #[inline]
     pub fn force_slot(&self, slot: usize, ev: &Eval) -> Result<Value> {
-        // SAFETY: single-threaded; slots are only written while a frame is
-        // being built, before any code runs in it, so the reference stays
-        // valid while the thunk (kept alive by this frame) is forced.
-        let v: &Value = unsafe { &(&(*self.slots.get()))[slot] };
-        match v {
+        // the thunk is kept alive by this frame while it is forced
+        match self.slot(slot) {
             Value::Thunk(t) => t.force(ev),
             other => Ok(other.clone()),
         }
@@ -286,8 +387,7 @@ impl Env {
     /// The slot's value if it is an already evaluated integer.
     #[inline]
     pub fn peek_int(&self, slot: usize) -> Option<i64> {
-        // SAFETY: as in `get`.
-        match unsafe { &(&(*self.slots.get()))[slot] } {
+        match self.slot(slot) {
             Value::Int(i) => Some(*i),
             Value::Thunk(t) => match t.value() {
                 Some(Value::Int(i)) => Some(*i),
@@ -300,24 +400,87 @@ impl Env {
     /// Set a slot (used while building recursive frames).
     #[inline]
     pub fn set(&self, slot: usize, v: Value) {
-        // SAFETY: as in `get`; the old value is dropped after the write.
-        let old = unsafe { std::mem::replace(&mut (&mut (*self.slots.get()))[slot], v) };
+        assert!(slot < self.len(), "lowering resolved the slot within the frame");
+        // SAFETY: in bounds; see `slot`. The old value is dropped after the write.
+        let old = unsafe { std::ptr::replace(self.slots_ptr().add(slot), v) };
         drop(old);
     }
+
     #[inline]
-    pub fn up(self: &Rc<Env>, depth: u32) -> &Env {
+    pub fn up(&self, depth: u32) -> &Env {
         let mut e: &Env = self;
         for _ in 0..depth {
-            e = e.parent.as_deref().expect("lowering resolved depth within the frame chain");
+            e = e.parent().expect("lowering resolved depth within the frame chain");
         }
         e
+    }
+
+    /// Whether two handles name the same frame.
+    pub fn ptr_eq(a: &Env, b: &Env) -> bool {
+        a.0 == b.0
+    }
+}
+
+impl Clone for Env {
+    #[inline]
+    fn clone(&self) -> Env {
+        let h = self.header();
+        let n = h.rc.get().wrapping_add(1);
+        if n == 0 {
+            // more handles than fit in memory: corrupted count
+            std::process::abort();
+        }
+        h.rc.set(n);
+        Env(self.0)
+    }
+}
+
+impl Drop for Env {
+    #[inline]
+    fn drop(&mut self) {
+        let h = self.header();
+        let n = h.rc.get() - 1;
+        if n != 0 {
+            h.rc.set(n);
+            return;
+        }
+        free_env_chain(self.0);
+    }
+}
+
+/// Free a frame whose count reached zero, then its parents that become
+/// unreferenced, iteratively (a long chain of frames does not recurse).
+#[inline(never)]
+fn free_env_chain(mut p: NonNull<EnvHeader>) {
+    loop {
+        // SAFETY: the count is zero, so this is the last handle: drop the
+        // slots, move the parent out, free the block with its layout.
+        let parent = unsafe {
+            let len = p.as_ref().len as usize;
+            let slots = (p.as_ptr() as *mut u8).add(SLOTS_OFFSET) as *mut Value;
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(slots, len));
+            let parent = std::ptr::read(&p.as_ref().parent);
+            std::alloc::dealloc(p.as_ptr() as *mut u8, env_layout(len));
+            parent
+        };
+        let Some(parent) = parent else { return };
+        let q = parent.0;
+        std::mem::forget(parent);
+        // SAFETY: `parent` was a live handle, now consumed by hand.
+        let h = unsafe { q.as_ref() };
+        let n = h.rc.get() - 1;
+        if n != 0 {
+            h.rc.set(n);
+            return;
+        }
+        p = q;
     }
 }
 
 /// A lambda together with the environment it closes over.
 pub struct Closure {
     pub lambda: &'static LambdaIR,
-    pub env: Rc<Env>,
+    pub env: Env,
 }
 
 /// A builtin function: `arity` arguments (unforced) are passed to `func`.
@@ -333,16 +496,24 @@ pub struct PrimOpApp {
     pub args: Vec<Value>,
 }
 
-/// A delayed computation with its state machine.
-pub struct Thunk(UnsafeCell<ThunkState>);
+/// A delayed computation with its state machine: a reference-counted
+/// handle to one 32-byte block (count + [`ThunkState`]), smaller than an
+/// `Rc` (no weak count).
+pub struct Thunk(NonNull<ThunkBox>);
+
+#[repr(C)]
+struct ThunkBox {
+    rc: Cell<u32>,
+    state: UnsafeCell<ThunkState>,
+}
 
 pub enum ThunkState {
     /// An expression waiting to be evaluated in an environment.
-    Suspended(&'static Expr, Rc<Env>),
+    Suspended(&'static Expr, Env),
     /// A function application waiting to happen (built by builtins).
     Apply(Box<(Value, Value)>),
-    /// `f i` for an integer argument (genList): no second allocation.
-    ApplyInt(Value, i64),
+    /// `f i` for an integer argument (genList: the elements share `f`).
+    ApplyInt(Rc<Value>, i64),
     /// `f a b` (mapAttrs, zipAttrsWith): one thunk instead of two.
     Apply2(Box<(Value, Value, Value)>),
     /// Being evaluated: forcing it again is infinite recursion.
@@ -352,34 +523,96 @@ pub enum ThunkState {
     Failed(Error),
 }
 
+const _: () = assert!(std::mem::size_of::<ThunkBox>() == 32);
+
+impl Clone for Thunk {
+    #[inline]
+    fn clone(&self) -> Thunk {
+        // SAFETY: the block lives while any handle does.
+        let h = unsafe { self.0.as_ref() };
+        let n = h.rc.get().wrapping_add(1);
+        if n == 0 {
+            std::process::abort();
+        }
+        h.rc.set(n);
+        Thunk(self.0)
+    }
+}
+
+impl Drop for Thunk {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the block lives while any handle does.
+        let h = unsafe { self.0.as_ref() };
+        let n = h.rc.get() - 1;
+        if n != 0 {
+            h.rc.set(n);
+            return;
+        }
+        free_thunk(self.0);
+    }
+}
+
+#[inline(never)]
+fn free_thunk(p: NonNull<ThunkBox>) {
+    // SAFETY: the count reached zero: this was the last handle.
+    unsafe {
+        std::ptr::drop_in_place(p.as_ptr());
+        std::alloc::dealloc(p.as_ptr() as *mut u8, Layout::new::<ThunkBox>());
+    }
+}
+
 impl Thunk {
-    pub fn suspended(e: &'static Expr, env: Rc<Env>) -> Value {
-        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Suspended(e, env)))))
+    #[inline]
+    fn new(state: ThunkState) -> Thunk {
+        let layout = Layout::new::<ThunkBox>();
+        // SAFETY: non-zero size.
+        let p = unsafe { std::alloc::alloc(layout) } as *mut ThunkBox;
+        let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
+        // SAFETY: fresh, aligned block.
+        unsafe { p.as_ptr().write(ThunkBox { rc: Cell::new(1), state: UnsafeCell::new(state) }) };
+        Thunk(p)
+    }
+    #[inline]
+    fn cell(&self) -> &UnsafeCell<ThunkState> {
+        // SAFETY: the block lives while any handle does.
+        unsafe { &self.0.as_ref().state }
+    }
+    /// Whether two handles name the same thunk.
+    pub fn ptr_eq(a: &Thunk, b: &Thunk) -> bool {
+        a.0 == b.0
+    }
+    /// The thunk's address (an identity for cycle detection).
+    pub fn as_ptr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+    pub fn suspended(e: &'static Expr, env: Env) -> Value {
+        Value::Thunk(Thunk::new(ThunkState::Suspended(e, env)))
     }
     pub fn apply(f: Value, arg: Value) -> Value {
-        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply(Box::new((f, arg)))))))
+        Value::Thunk(Thunk::new(ThunkState::Apply(Box::new((f, arg)))))
     }
     /// `f a b` as one thunk.
     pub fn apply2(f: Value, a: Value, b: Value) -> Value {
-        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::Apply2(Box::new((f, a, b)))))))
+        Value::Thunk(Thunk::new(ThunkState::Apply2(Box::new((f, a, b)))))
     }
-    /// `f i` as a thunk (one allocation).
-    pub fn apply_int(f: Value, i: i64) -> Value {
-        Value::Thunk(Rc::new(Thunk(UnsafeCell::new(ThunkState::ApplyInt(f, i)))))
+    /// `f i` as a thunk (`f` shared by the caller's thunks).
+    pub fn apply_int(f: &Rc<Value>, i: i64) -> Value {
+        Value::Thunk(Thunk::new(ThunkState::ApplyInt(f.clone(), i)))
     }
     /// A thunk that is being filled in (used for self-referencing constants).
-    pub fn blackhole() -> Rc<Thunk> {
-        Rc::new(Thunk(UnsafeCell::new(ThunkState::Blackhole)))
+    pub fn blackhole() -> Thunk {
+        Thunk::new(ThunkState::Blackhole)
     }
     /// Fill in a thunk made with [`Thunk::blackhole`].
     pub fn set_done(&self, v: Value) {
         // SAFETY: single-threaded; nobody holds a reference into the state.
-        unsafe { *self.0.get() = ThunkState::Done(v) }
+        unsafe { *self.cell().get() = ThunkState::Done(v) }
     }
     /// The value, if already evaluated.
     pub fn value(&self) -> Option<&Value> {
         // SAFETY: single-threaded; Done is never overwritten.
-        match unsafe { &*self.0.get() } {
+        match unsafe { &*self.cell().get() } {
             ThunkState::Done(v) => Some(v),
             _ => None,
         }
@@ -387,7 +620,7 @@ impl Thunk {
     #[inline]
     pub(crate) fn force(&self, ev: &Eval) -> Result<Value> {
         // SAFETY: single-threaded; Done is never overwritten.
-        if let ThunkState::Done(v) = unsafe { &*self.0.get() } {
+        if let ThunkState::Done(v) = unsafe { &*self.cell().get() } {
             return Ok(v.clone());
         }
         self.force_slow(ev)
@@ -395,11 +628,13 @@ impl Thunk {
 
     #[inline(never)]
     fn force_slow(&self, ev: &Eval) -> Result<Value> {
+        let id = self.as_ptr();
         // SAFETY: single-threaded; we never hold a reference into the state
-        // across evaluation (the state is moved out first).
-        let state = unsafe { &mut *self.0.get() };
+        // across evaluation (the state is moved out first). The caller's
+        // handle keeps the block alive throughout.
+        let state = unsafe { &mut *self.cell().get() };
         match state {
-            ThunkState::Blackhole => return Err(Error::infinite_recursion_from(self as *const Thunk as usize)),
+            ThunkState::Blackhole => return Err(Error::infinite_recursion_from(id)),
             ThunkState::Failed(e) => return Err(e.clone()),
             _ => {}
         }
@@ -417,7 +652,8 @@ impl Thunk {
             }
             _ => unreachable!(),
         };
-        let state = unsafe { &mut *self.0.get() };
+        // SAFETY: as above; no reference into the state is live.
+        let state = unsafe { &mut *self.cell().get() };
         match r {
             Ok(v) => {
                 *state = ThunkState::Done(v.clone());
@@ -425,7 +661,7 @@ impl Thunk {
                 Ok(v)
             }
             Err(e) => {
-                let e = if e.kind() == crate::ErrorKind::InfiniteRecursion { e.leaving_thunk(self as *const Thunk as usize) } else { e };
+                let e = if e.kind() == crate::ErrorKind::InfiniteRecursion { e.leaving_thunk(id) } else { e };
                 if matches!(e.kind(), crate::ErrorKind::StackOverflow | crate::ErrorKind::InfiniteRecursion) {
                     *state = taken;
                 } else {

@@ -1,7 +1,6 @@
 //! Builtins that read files (through [`crate::EvalIO`]): import, readFile,
 //! readDir, pathExists, getEnv, findFile, …
 
-use std::rc::Rc;
 
 use crate::error::{Error, Result};
 use crate::ir::Span;
@@ -98,7 +97,7 @@ fn scoped_import(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     // environment, so they shadow builtins.
     let scope = ev.force_attrs(&scope)?;
     let names: Vec<Symbol> = scope.attrs.iter().map(|a| a.name).collect();
-    let slots = scope.attrs.iter().map(|a| a.value.clone()).collect();
+    let slots: Vec<Value> = scope.attrs.iter().map(|a| a.value.clone()).collect();
     let e = ev.parse_scoped(&text, &path, &dir, &names)?;
     let env = Env::new(Some(ev.root_env.clone()), slots);
     ev.eval(e, &env)
@@ -207,5 +206,3 @@ fn hash_file(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     Ok(Value::str(&super::string::hex(&super::string::hash_bytes(&algo, &bytes)?)))
 }
 
-#[allow(dead_code)]
-fn unused(_: Rc<Env>) {}

@@ -79,7 +79,8 @@ fn gen_list(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         return Ok(Value::list(Vec::new()));
     }
     let f = ev.force_function(&a[0])?;
-    Ok(Value::list((0..n).map(|i| Thunk::apply_int(f.clone(), i)).collect()))
+    let f = Rc::new(f);
+    Ok(Value::list((0..n).map(|i| Thunk::apply_int(&f, i)).collect()))
 }
 /// `builtins.elem 2 [ 1 2 ]` → `true`
 fn elem(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
