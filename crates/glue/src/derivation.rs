@@ -27,8 +27,72 @@ pub fn force_string_noctx(ev: &Eval, v: &Value) -> Result<String> {
     Ok(s.to_str_lossy().into_owned())
 }
 
+const ENV: Coerce = Coerce { more: true, copy_to_store: true };
+
+/// Coerce a value for the environment or the arguments (as
+/// `Eval::coerce_to_string` with `more` and `copy_to_store`). Lists and
+/// `outPath`s of strings are taken apart here, in a loop: forcing one of
+/// them may instantiate another derivation, recursively, and a chain of
+/// 10 000 derivations keeps this frame (and not three of the evaluator's
+/// bigger ones) on the stack for each.
+#[inline(never)]
 fn coerce_env(ev: &Eval, v: &Value, ctx: &mut Context) -> Result<Vec<u8>> {
-    ev.coerce_to_string(v, ctx, Coerce { more: true, copy_to_store: true })
+    let v = ev.force(v)?;
+    let Value::List(l) = &v else {
+        let mut out = Vec::new();
+        coerce_one(ev, &v, ctx, &mut out)?;
+        return Ok(out);
+    };
+    let mut out = Vec::new();
+    for (i, x) in l.iter().enumerate() {
+        let x = ev.force(x)?;
+        coerce_one(ev, &x, ctx, &mut out)?;
+        // like C++ Nix: no separator after an empty list
+        if i + 1 < l.len() && !matches!(&x, Value::List(p) if p.is_empty()) {
+            out.push(b' ');
+        }
+    }
+    Ok(out)
+}
+
+/// One forced value onto `out`: strings and attribute sets with an
+/// `outPath` string here, anything else by the evaluator.
+fn coerce_one(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<()> {
+    match v {
+        Value::String(s) => {
+            s.collect_context(ctx);
+            out.extend_from_slice(&s.bytes);
+            Ok(())
+        }
+        Value::Attrs(a) if a.get_attr(ferrix_eval::symbol::sym::to_string()).is_none() => {
+            let Some(attr) = a.get_attr(ferrix_eval::symbol::sym::out_path()) else {
+                out.extend_from_slice(&ev.coerce_to_string(v, ctx, ENV)?);
+                return Ok(());
+            };
+            match ev.force(&attr.value) {
+                Ok(Value::String(s)) => {
+                    s.collect_context(ctx);
+                    out.extend_from_slice(&s.bytes);
+                    Ok(())
+                }
+                Ok(o) => {
+                    let s = ev.coerce_to_string(&o, ctx, ENV).map_err(|e| out_path_frame(e, attr))?;
+                    out.extend_from_slice(&s);
+                    Ok(())
+                }
+                Err(e) => Err(out_path_frame(e, attr)),
+            }
+        }
+        _ => {
+            out.extend_from_slice(&ev.coerce_to_string(v, ctx, ENV)?);
+            Ok(())
+        }
+    }
+}
+
+#[cold]
+fn out_path_frame(e: Error, attr: &Attr) -> Error {
+    e.while_("while evaluating the `outPath` attribute", attr.pos)
 }
 
 /// `builtins.derivationStrict { name = "x"; builder = "/bin/sh"; system = "x86_64-linux"; }`
@@ -178,6 +242,11 @@ fn collect_attr_value(ev: &Eval, c: &mut Collected, key: &[u8], value: &Value) -
         return collect_structured(ev, c, key, value);
     }
     let s = coerce_env(ev, value, &mut c.ctx)?;
+    set_env(c, key, s)
+}
+
+#[inline(never)]
+fn set_env(c: &mut Collected, key: &[u8], s: Vec<u8>) -> Result<()> {
     if matches!(key, b"builder" | b"system" | b"outputHash" | b"outputHashAlgo" | b"outputHashMode" | b"outputs") {
         special_attr(c, key, &s)?;
     }

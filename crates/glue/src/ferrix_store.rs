@@ -20,7 +20,7 @@ use crate::store::StoreSink;
 /// they are registered in one batch.
 const MAX_PENDING: usize = 4096;
 /// How many of their blobs wait before they are stored in one transaction.
-const MAX_PENDING_BLOBS: usize = 256;
+const MAX_PENDING_BLOBS: usize = 1024;
 
 /// The ferrix store as the glue's sink.
 ///
