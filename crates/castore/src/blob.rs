@@ -61,6 +61,13 @@ pub trait BlobService: Send + Sync {
         w.close()
     }
 
+    /// Stores each of `blobs` as a blob, as [`BlobService::put`] does one
+    /// (each is visible once this returns; durable as after `put`).
+    /// Backends may store many small blobs in one transaction.
+    fn put_many(&self, blobs: &[&[u8]]) -> Result<Vec<B3Digest>> {
+        blobs.iter().map(|b| self.put(b)).collect()
+    }
+
     /// Reads a whole blob into memory (for small blobs; use
     /// [`BlobService::open_read`] to stream large ones).
     fn get(&self, digest: &B3Digest) -> Result<Option<Vec<u8>>> {
@@ -195,6 +202,45 @@ pub(crate) trait ChunkStore: Clone + Send + Sync + 'static {
     fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, Vec<u8>)]) -> Result<()>;
     /// A blob's chunk list.
     fn get_blob(&self, digest: &B3Digest) -> Result<Option<Vec<ChunkRef>>>;
+    /// [`ChunkStore::commit_blob`] for several blobs (all or nothing where
+    /// the backend has transactions).
+    fn commit_blobs(&self, blobs: &[SmallBlob<'_>]) -> Result<()> {
+        for b in blobs {
+            self.commit_blob(&b.digest, std::slice::from_ref(&b.chunk), &[(b.digest, b.data.to_vec())])?;
+        }
+        Ok(())
+    }
+}
+
+/// A blob of one chunk (at most [`CHUNK_SIZE`] bytes, not empty).
+pub(crate) struct SmallBlob<'a> {
+    pub digest: B3Digest,
+    pub chunk: ChunkRef,
+    pub data: &'a [u8],
+}
+
+/// [`BlobService::put_many`] over a [`ChunkStore`]: blobs of one chunk are
+/// hashed here and committed together; empty and larger ones go through
+/// the writer one by one.
+pub(crate) fn put_many<S: ChunkStore>(store: &S, blobs: &[&[u8]]) -> Result<Vec<B3Digest>> {
+    let mut small = Vec::with_capacity(blobs.len());
+    let mut out = Vec::with_capacity(blobs.len());
+    for &data in blobs {
+        if data.is_empty() || data.len() > CHUNK_SIZE {
+            let mut w = open_write(store);
+            w.write_all(data).map_err(|e| Error::io("writing blob", e))?;
+            out.push(w.close()?);
+            continue;
+        }
+        let digest = B3Digest::of(data);
+        let len = u32::try_from(data.len()).expect("at most CHUNK_SIZE");
+        small.push(SmallBlob { digest, chunk: ChunkRef { digest, cv: chaining_value(data, 0), len }, data });
+        out.push(digest);
+    }
+    if !small.is_empty() {
+        store.commit_blobs(&small)?;
+    }
+    Ok(out)
 }
 
 /// Chunks not yet handed to the store are flushed once they exceed this.

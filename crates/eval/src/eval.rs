@@ -1126,7 +1126,7 @@ impl Eval {
                 if how.copy_to_store {
                     let path = p.to_str_lossy().into_owned();
                     let sp = self.copy_path_to_store(&path)?;
-                    ctx.insert(sp.clone().into());
+                    ctx.insert(crate::value::ContextElem::opaque(&sp));
                     Ok(sp.into_bytes())
                 } else {
                     Ok(p.bytes.to_vec())

@@ -4,7 +4,6 @@
 use std::alloc::Layout;
 use std::cell::{Cell, UnsafeCell};
 use std::ptr::NonNull;
-use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
 
@@ -35,25 +34,276 @@ pub enum Value {
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
 
-/// String context: the store paths a string depends on. Elements are kept as
-/// strings exactly as `builtins.getContext` keys encode them: a plain path
-/// `/nix/store/…`, `!out!/nix/store/…drv` for an output, `=/nix/store/…drv`
-/// for a whole derivation.
-pub type Context = BTreeSet<Box<str>>;
+/// One element of a string context, interned: equal elements share one id
+/// (comparing, hashing and copying one is an integer operation) and the
+/// text is stored once per evaluator thread. The text is the encoding
+/// `builtins.getContext` keys use: a plain path `/nix/store/…`,
+/// `!out!/nix/store/…drv` for an output, `=/nix/store/…drv` for a whole
+/// derivation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContextElem(u32);
 
-/// A Nix string: bytes (not necessarily UTF-8) plus an optional context.
+#[derive(Default)]
+struct ContextInterner {
+    texts: Vec<&'static str>,
+    map: rustc_hash::FxHashMap<&'static str, u32>,
+}
+
+thread_local! {
+    static CONTEXT_ELEMS: std::cell::RefCell<ContextInterner> = std::cell::RefCell::new(ContextInterner::default());
+}
+
+impl ContextElem {
+    /// Intern an element given in its `getContext` encoding.
+    pub fn new(text: &str) -> ContextElem {
+        CONTEXT_ELEMS.with(|i| {
+            let mut i = i.borrow_mut();
+            if let Some(&id) = i.map.get(text) {
+                return ContextElem(id);
+            }
+            // Like symbols, elements live as long as the evaluator's thread.
+            let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+            let id = u32::try_from(i.texts.len()).expect("fewer than 2^32 context elements");
+            i.texts.push(leaked);
+            i.map.insert(leaked, id);
+            ContextElem(id)
+        })
+    }
+    /// A plain store path (`/nix/store/…`).
+    pub fn opaque(path: &str) -> ContextElem {
+        ContextElem::new(path)
+    }
+    /// A derivation with everything it needs (`=/nix/store/….drv`).
+    pub fn drv_deep(drv_path: &str) -> ContextElem {
+        ContextElem::new(&format!("={drv_path}"))
+    }
+    /// One output of a derivation (`!out!/nix/store/….drv`).
+    pub fn built(output: &str, drv_path: &str) -> ContextElem {
+        ContextElem::new(&format!("!{output}!{drv_path}"))
+    }
+    /// The element in its `getContext` encoding.
+    pub fn as_str(self) -> &'static str {
+        CONTEXT_ELEMS.with(|i| i.borrow().texts[self.0 as usize])
+    }
+}
+
+impl fmt::Debug for ContextElem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for ContextElem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// String context: the set of store paths a string depends on. Cheap to
+/// clone (no element, one element inline, or a shared sorted vector of
+/// interned elements) and to merge: a union that adds nothing new keeps the
+/// set it already has, and one whose result is the other side shares that
+/// side's vector. Elements are ordered by interning order, not by text; use
+/// [`Context::sorted_strs`] where the textual order shows.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Context(ContextRepr);
+
+#[derive(Clone, Default, PartialEq, Eq)]
+enum ContextRepr {
+    #[default]
+    Empty,
+    One(ContextElem),
+    /// Sorted, without duplicates, at least two elements.
+    Many(Rc<Vec<ContextElem>>),
+}
+
+const _: () = assert!(std::mem::size_of::<Context>() == 16);
+
+impl Context {
+    pub fn new() -> Context {
+        Context(ContextRepr::Empty)
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        matches!(self.0, ContextRepr::Empty)
+    }
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    /// The elements, in interning order.
+    #[inline]
+    pub fn as_slice(&self) -> &[ContextElem] {
+        match &self.0 {
+            ContextRepr::Empty => &[],
+            ContextRepr::One(e) => std::slice::from_ref(e),
+            ContextRepr::Many(v) => v,
+        }
+    }
+    /// The elements, in interning order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = ContextElem> + '_ {
+        self.as_slice().iter().copied()
+    }
+    pub fn contains(&self, e: ContextElem) -> bool {
+        self.as_slice().binary_search(&e).is_ok()
+    }
+    /// The elements' texts in byte order (how C++ Nix's sets of strings
+    /// iterate: the order error messages and anything printed must use).
+    pub fn sorted_strs(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self.iter().map(ContextElem::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+    /// Add one element.
+    pub fn insert(&mut self, e: ContextElem) {
+        match &mut self.0 {
+            ContextRepr::Empty => self.0 = ContextRepr::One(e),
+            ContextRepr::One(x) => {
+                let x = *x;
+                if x != e {
+                    self.0 = ContextRepr::Many(Rc::new(if x < e { vec![x, e] } else { vec![e, x] }));
+                }
+            }
+            ContextRepr::Many(v) => {
+                if let Err(i) = v.binary_search(&e) {
+                    Rc::make_mut(v).insert(i, e);
+                }
+            }
+        }
+    }
+    /// Add every element of `other`.
+    pub fn union(&mut self, other: &Context) {
+        match (&mut self.0, &other.0) {
+            (_, ContextRepr::Empty) => {}
+            (ContextRepr::Empty, _) => *self = other.clone(),
+            (_, ContextRepr::One(e)) => self.insert(*e),
+            (ContextRepr::One(e), ContextRepr::Many(w)) => {
+                if w.binary_search(e).is_ok() {
+                    *self = other.clone();
+                } else {
+                    let e = *e;
+                    let mut v = Vec::with_capacity(w.len() + 1);
+                    let i = w.partition_point(|x| *x < e);
+                    v.extend_from_slice(&w[..i]);
+                    v.push(e);
+                    v.extend_from_slice(&w[i..]);
+                    self.0 = ContextRepr::Many(Rc::new(v));
+                }
+            }
+            (ContextRepr::Many(v), ContextRepr::Many(w)) => {
+                if Rc::ptr_eq(v, w) {
+                    return;
+                }
+                match merge_sorted(v, w) {
+                    Merged::Left => {}
+                    Merged::Right => *self = other.clone(),
+                    Merged::New(m) => *v = Rc::new(m),
+                }
+            }
+        }
+    }
+}
+
+enum Merged {
+    /// The union is the left side.
+    Left,
+    /// The union is the right side.
+    Right,
+    New(Vec<ContextElem>),
+}
+
+/// The union of two sorted sets, without building it when it equals one side.
+fn merge_sorted(a: &[ContextElem], b: &[ContextElem]) -> Merged {
+    // does `a` contain all of `b`, or `b` all of `a`?
+    let (mut i, mut j) = (0, 0);
+    let (mut a_has_extra, mut b_has_extra) = (false, false);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                a_has_extra = true;
+                i += 1
+            }
+            std::cmp::Ordering::Greater => {
+                b_has_extra = true;
+                j += 1
+            }
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1
+            }
+        }
+        if a_has_extra && b_has_extra {
+            break;
+        }
+    }
+    a_has_extra |= i < a.len();
+    b_has_extra |= j < b.len();
+    if !b_has_extra {
+        return Merged::Left;
+    }
+    if !a_has_extra {
+        return Merged::Right;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    Merged::New(out)
+}
+
+impl From<ContextElem> for Context {
+    fn from(e: ContextElem) -> Context {
+        Context(ContextRepr::One(e))
+    }
+}
+
+impl FromIterator<ContextElem> for Context {
+    fn from_iter<I: IntoIterator<Item = ContextElem>>(it: I) -> Context {
+        let mut v: Vec<ContextElem> = it.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        match v.len() {
+            0 => Context::new(),
+            1 => Context(ContextRepr::One(v[0])),
+            _ => Context(ContextRepr::Many(Rc::new(v))),
+        }
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.sorted_strs()).finish()
+    }
+}
+
+/// A Nix string: bytes (not necessarily UTF-8) plus its context.
 #[derive(Clone, Default, PartialEq)]
 pub struct NixString {
     pub bytes: Box<[u8]>,
-    pub context: Option<Box<Context>>,
+    pub context: Context,
 }
 
 impl NixString {
     pub fn new(bytes: impl Into<Box<[u8]>>) -> Self {
-        NixString { bytes: bytes.into(), context: None }
+        NixString { bytes: bytes.into(), context: Context::new() }
     }
     pub fn with_context(bytes: impl Into<Box<[u8]>>, context: Context) -> Self {
-        let context = if context.is_empty() { None } else { Some(Box::new(context)) };
         NixString { bytes: bytes.into(), context }
     }
     pub fn as_bytes(&self) -> &[u8] {
@@ -62,14 +312,14 @@ impl NixString {
     pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)
     }
+    #[inline]
     pub fn has_context(&self) -> bool {
-        self.context.is_some()
+        !self.context.is_empty()
     }
     /// Add this string's context to `into`.
+    #[inline]
     pub fn collect_context(&self, into: &mut Context) {
-        if let Some(c) = &self.context {
-            into.extend(c.iter().cloned());
-        }
+        into.union(&self.context);
     }
 }
 

@@ -4,17 +4,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferrix_eval::{Coerce, Context, Error, Eval, Result, Span, Symbol, Value};
+use ferrix_eval::{Attr, AttrSet, Coerce, Context, ContextElem, Error, Eval, Result, Span, Symbol, Value};
 use ferrix_formats::{fixed_output_ca, CAHash, CaMethod, Derivation, StorePath};
 
-use crate::context::{self, ContextElem};
+use crate::context::{self, Parsed};
 use crate::io::{store_io, StoreIO};
+use crate::store::key;
 
 /// Force a string that must not carry context (C++ `forceStringNoCtx`).
 pub fn force_string_noctx(ev: &Eval, v: &Value) -> Result<String> {
     let s = ev.force_string(v)?;
-    if let Some(c) = &s.context {
-        let first = c.iter().next().expect("non-empty context");
+    if s.has_context() {
+        // the first element in C++ Nix's order (by text)
+        let first = s.context.sorted_strs()[0];
         let p = first.trim_start_matches('=');
         let p = if let Some(r) = p.strip_prefix('!') { r.split_once('!').map(|x| x.1).unwrap_or(r) } else { p };
         return Err(Error::eval(format!(
@@ -25,8 +27,72 @@ pub fn force_string_noctx(ev: &Eval, v: &Value) -> Result<String> {
     Ok(s.to_str_lossy().into_owned())
 }
 
+const ENV: Coerce = Coerce { more: true, copy_to_store: true };
+
+/// Coerce a value for the environment or the arguments (as
+/// `Eval::coerce_to_string` with `more` and `copy_to_store`). Lists and
+/// `outPath`s of strings are taken apart here, in a loop: forcing one of
+/// them may instantiate another derivation, recursively, and a chain of
+/// 10 000 derivations keeps this frame (and not three of the evaluator's
+/// bigger ones) on the stack for each.
+#[inline(never)]
 fn coerce_env(ev: &Eval, v: &Value, ctx: &mut Context) -> Result<Vec<u8>> {
-    ev.coerce_to_string(v, ctx, Coerce { more: true, copy_to_store: true })
+    let v = ev.force(v)?;
+    let Value::List(l) = &v else {
+        let mut out = Vec::new();
+        coerce_one(ev, &v, ctx, &mut out)?;
+        return Ok(out);
+    };
+    let mut out = Vec::new();
+    for (i, x) in l.iter().enumerate() {
+        let x = ev.force(x)?;
+        coerce_one(ev, &x, ctx, &mut out)?;
+        // like C++ Nix: no separator after an empty list
+        if i + 1 < l.len() && !matches!(&x, Value::List(p) if p.is_empty()) {
+            out.push(b' ');
+        }
+    }
+    Ok(out)
+}
+
+/// One forced value onto `out`: strings and attribute sets with an
+/// `outPath` string here, anything else by the evaluator.
+fn coerce_one(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<()> {
+    match v {
+        Value::String(s) => {
+            s.collect_context(ctx);
+            out.extend_from_slice(&s.bytes);
+            Ok(())
+        }
+        Value::Attrs(a) if a.get_attr(ferrix_eval::symbol::sym::to_string()).is_none() => {
+            let Some(attr) = a.get_attr(ferrix_eval::symbol::sym::out_path()) else {
+                out.extend_from_slice(&ev.coerce_to_string(v, ctx, ENV)?);
+                return Ok(());
+            };
+            match ev.force(&attr.value) {
+                Ok(Value::String(s)) => {
+                    s.collect_context(ctx);
+                    out.extend_from_slice(&s.bytes);
+                    Ok(())
+                }
+                Ok(o) => {
+                    let s = ev.coerce_to_string(&o, ctx, ENV).map_err(|e| out_path_frame(e, attr))?;
+                    out.extend_from_slice(&s);
+                    Ok(())
+                }
+                Err(e) => Err(out_path_frame(e, attr)),
+            }
+        }
+        _ => {
+            out.extend_from_slice(&ev.coerce_to_string(v, ctx, ENV)?);
+            Ok(())
+        }
+    }
+}
+
+#[cold]
+fn out_path_frame(e: Error, attr: &Attr) -> Error {
+    e.while_("while evaluating the `outPath` attribute", attr.pos)
 }
 
 /// `builtins.derivationStrict { name = "x"; builder = "/bin/sh"; system = "x86_64-linux"; }`
@@ -52,8 +118,37 @@ pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     })
 }
 
-fn derivation_strict_named(ev: &Eval, attrs: &ferrix_eval::AttrSet, drv_name: &str, pos: Span) -> Result<Value> {
-    let drv_name = drv_name.to_string();
+/// What the attributes of a derivation give, collected one attribute at a
+/// time. Kept on the heap: evaluating an attribute may instantiate the
+/// derivations it depends on, recursively, and a chain of 10 000 of them
+/// keeps one frame of each function on the way down on the stack.
+struct Collected {
+    structured: bool,
+    ignore_nulls: bool,
+    ctx: Context,
+    env: BTreeMap<Vec<u8>, Vec<u8>>,
+    args: Vec<Vec<u8>>,
+    json: Vec<u8>,
+    builder: Vec<u8>,
+    system: Vec<u8>,
+    output_hash: Option<String>,
+    output_hash_algo: Option<String>,
+    hash_mode: Option<CaMethod>,
+    outputs: Vec<String>,
+}
+
+#[inline(never)]
+fn derivation_strict_named(ev: &Eval, attrs: &AttrSet, drv_name: &str, pos: Span) -> Result<Value> {
+    let mut c = start(ev, attrs, drv_name, pos)?;
+    for attr in attrs.sorted_by_name() {
+        collect_attr(ev, &mut c, attr, drv_name)?;
+    }
+    finish(ev, c, drv_name, pos)
+}
+
+/// Check the name, read the flags that change how attributes are taken.
+#[inline(never)]
+fn start(ev: &Eval, attrs: &AttrSet, drv_name: &str, pos: Span) -> Result<Box<Collected>> {
     if let Some(c) = drv_name.chars().find(|c| !(c.is_ascii_alphanumeric() || "+-._?=".contains(*c))) {
         return Err(Error::eval(format!(
             "invalid derivation name: name '{drv_name}' contains illegal character '{c}'. Please pass a different 'name'."
@@ -68,130 +163,171 @@ fn derivation_strict_named(ev: &Eval, attrs: &ferrix_eval::AttrSet, drv_name: &s
             None => Ok(false),
         }
     };
-    let structured = get_bool("__structuredAttrs")?;
-    let ignore_nulls = get_bool("__ignoreNulls")?;
+    Ok(Box::new(Collected {
+        structured: get_bool("__structuredAttrs")?,
+        ignore_nulls: get_bool("__ignoreNulls")?,
+        ctx: Context::new(),
+        env: BTreeMap::new(),
+        args: Vec::new(),
+        json: Vec::new(),
+        builder: Vec::new(),
+        system: Vec::new(),
+        output_hash: None,
+        output_hash_algo: None,
+        hash_mode: None,
+        outputs: vec!["out".into()],
+    }))
+}
 
-    let mut ctx = Context::new();
-    let mut env: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    let mut args: Vec<Vec<u8>> = Vec::new();
-    let mut json: Vec<u8> = Vec::new();
-    let mut builder: Vec<u8> = Vec::new();
-    let mut system: Vec<u8> = Vec::new();
-    let mut output_hash: Option<String> = None;
-    let mut output_hash_algo: Option<String> = None;
-    let mut hash_mode: Option<CaMethod> = None;
-    let mut outputs: Vec<String> = vec!["out".into()];
-
-    let set_outputs = |ss: Vec<String>, outputs: &mut Vec<String>| -> Result<()> {
-        let mut seen = BTreeSet::new();
-        for o in &ss {
-            if !seen.insert(o.clone()) {
-                return Err(Error::eval(format!("duplicate derivation output '{o}'")));
-            }
-            // `drv` and `drvPath` would clash with the result's `drvPath`
-            if o == "drv" || o == "drvPath" {
-                return Err(Error::eval(format!("invalid derivation output name '{o}'")));
-            }
-        }
-        if ss.is_empty() {
-            return Err(Error::eval("derivation cannot have an empty set of outputs"));
-        }
-        *outputs = ss;
-        Ok(())
-    };
-    let set_mode = |s: &str| -> Result<CaMethod> {
-        match s {
-            "recursive" => Ok(CaMethod::Recursive),
-            "flat" => Ok(CaMethod::Flat),
-            "text" => Ok(CaMethod::Text),
-            _ => Err(Error::eval(format!("invalid value '{s}' for 'outputHashMode' attribute"))),
-        }
-    };
-
-    for attr in attrs.sorted_by_name() {
-        let key = attr.name.as_str().into_owned();
-        if key == "__ignoreNulls" {
-            continue;
-        }
-        let r: Result<()> = (|| {
-            if ignore_nulls && matches!(ev.force(&attr.value)?, Value::Null) {
-                return Ok(());
-            }
-            match key.as_str() {
-                "__contentAddressed" => {
-                    if ev.force_bool(&attr.value)? {
-                        return Err(Error::eval(
-                            "experimental Nix feature 'ca-derivations' is disabled; use '--extra-experimental-features ca-derivations' to override",
-                        ));
-                    }
-                    return Ok(());
-                }
-                "__impure" => {
-                    if ev.force_bool(&attr.value)? {
-                        return Err(Error::eval(
-                            "experimental Nix feature 'impure-derivations' is disabled; use '--extra-experimental-features impure-derivations' to override",
-                        ));
-                    }
-                    return Ok(());
-                }
-                "args" => {
-                    let l = ev.force_list(&attr.value)?;
-                    for x in l.iter() {
-                        args.push(
-                            coerce_env(ev, x, &mut ctx)
-                                .map_err(|e| e.while_("while evaluating an element of the argument list", Span::NONE))?,
-                        );
-                    }
-                    return Ok(());
-                }
-                _ => {}
-            }
-            if structured {
-                if key == "__structuredAttrs" {
-                    return Ok(());
-                }
-                json.push(if json.is_empty() { b'{' } else { b',' });
-                crate::json::string(&mut json, key.as_bytes());
-                json.push(b':');
-                crate::json::value(ev, &attr.value, &mut ctx, &mut json)?;
-                match key.as_str() {
-                    "builder" => {
-                        let s = ev.force_string(&attr.value)?;
-                        s.collect_context(&mut ctx);
-                        builder = s.bytes.to_vec();
-                    }
-                    "system" => system = force_string_noctx(ev, &attr.value)?.into_bytes(),
-                    "outputHash" => output_hash = Some(force_string_noctx(ev, &attr.value)?),
-                    "outputHashAlgo" => output_hash_algo = Some(force_string_noctx(ev, &attr.value)?),
-                    "outputHashMode" => hash_mode = Some(set_mode(&force_string_noctx(ev, &attr.value)?)?),
-                    "outputs" => {
-                        let l = ev.force_list(&attr.value)?;
-                        let ss = l.iter().map(|x| force_string_noctx(ev, x)).collect::<Result<Vec<_>>>()?;
-                        set_outputs(ss, &mut outputs)?;
-                    }
-                    _ => {}
-                }
-            } else {
-                let s = coerce_env(ev, &attr.value, &mut ctx)?;
-                let st = || String::from_utf8_lossy(&s).into_owned();
-                match key.as_str() {
-                    "builder" => builder = s.clone(),
-                    "system" => system = s.clone(),
-                    "outputHash" => output_hash = Some(st()),
-                    "outputHashAlgo" => output_hash_algo = Some(st()),
-                    "outputHashMode" => hash_mode = Some(set_mode(&st())?),
-                    "outputs" => {
-                        let ss = st().split([' ', '\t', '\n', '\r']).filter(|x| !x.is_empty()).map(String::from).collect();
-                        set_outputs(ss, &mut outputs)?;
-                    }
-                    _ => {}
-                }
-                env.insert(key.clone().into_bytes(), s);
-            }
-            Ok(())
-        })();
-        r.map_err(|e| e.while_(format!("while evaluating attribute '{key}' of derivation '{drv_name}'"), attr.pos))?;
+/// One attribute of the derivation into `c` (with C++ Nix's error frame).
+#[inline(never)]
+fn collect_attr(ev: &Eval, c: &mut Collected, attr: &Attr, drv_name: &str) -> Result<()> {
+    let key = attr.name.as_bytes();
+    if key == b"__ignoreNulls" {
+        return Ok(());
     }
+    collect_attr_value(ev, c, key, &attr.value).map_err(|e| attr_frame(e, attr, drv_name))
+}
+
+#[cold]
+#[inline(never)]
+fn attr_frame(e: Error, attr: &Attr, drv_name: &str) -> Error {
+    e.while_(format!("while evaluating attribute '{}' of derivation '{drv_name}'", attr.name.as_str()), attr.pos)
+}
+
+fn set_outputs(ss: Vec<String>, outputs: &mut Vec<String>) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for o in &ss {
+        if !seen.insert(o.as_str()) {
+            return Err(Error::eval(format!("duplicate derivation output '{o}'")));
+        }
+        // `drv` and `drvPath` would clash with the result's `drvPath`
+        if o == "drv" || o == "drvPath" {
+            return Err(Error::eval(format!("invalid derivation output name '{o}'")));
+        }
+    }
+    if ss.is_empty() {
+        return Err(Error::eval("derivation cannot have an empty set of outputs"));
+    }
+    *outputs = ss;
+    Ok(())
+}
+
+fn hash_mode(s: &str) -> Result<CaMethod> {
+    match s {
+        "recursive" => Ok(CaMethod::Recursive),
+        "flat" => Ok(CaMethod::Flat),
+        "text" => Ok(CaMethod::Text),
+        _ => Err(Error::eval(format!("invalid value '{s}' for 'outputHashMode' attribute"))),
+    }
+}
+
+fn collect_attr_value(ev: &Eval, c: &mut Collected, key: &[u8], value: &Value) -> Result<()> {
+    if c.ignore_nulls && matches!(ev.force(value)?, Value::Null) {
+        return Ok(());
+    }
+    match key {
+        b"__contentAddressed" | b"__impure" => return experimental(ev, key, value),
+        b"args" => {
+            let l = ev.force_list(value)?;
+            for x in l.iter() {
+                let a = coerce_env(ev, x, &mut c.ctx).map_err(arg_frame)?;
+                c.args.push(a);
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    if c.structured {
+        return collect_structured(ev, c, key, value);
+    }
+    let s = coerce_env(ev, value, &mut c.ctx)?;
+    set_env(c, key, s)
+}
+
+#[inline(never)]
+fn set_env(c: &mut Collected, key: &[u8], s: Vec<u8>) -> Result<()> {
+    if matches!(key, b"builder" | b"system" | b"outputHash" | b"outputHashAlgo" | b"outputHashMode" | b"outputs") {
+        special_attr(c, key, &s)?;
+    }
+    c.env.insert(key.to_vec(), s);
+    Ok(())
+}
+
+#[cold]
+fn arg_frame(e: Error) -> Error {
+    e.while_("while evaluating an element of the argument list", Span::NONE)
+}
+
+/// `__contentAddressed` and `__impure`: experimental features that are off.
+#[inline(never)]
+fn experimental(ev: &Eval, key: &[u8], value: &Value) -> Result<()> {
+    if !ev.force_bool(value)? {
+        return Ok(());
+    }
+    Err(Error::eval(if key == b"__impure" {
+        "experimental Nix feature 'impure-derivations' is disabled; use '--extra-experimental-features impure-derivations' to override"
+    } else {
+        "experimental Nix feature 'ca-derivations' is disabled; use '--extra-experimental-features ca-derivations' to override"
+    }))
+}
+
+/// The attributes with a meaning of their own, given as strings.
+#[inline(never)]
+fn special_attr(c: &mut Collected, key: &[u8], s: &[u8]) -> Result<()> {
+    let st = || String::from_utf8_lossy(s).into_owned();
+    match key {
+        b"builder" => c.builder = s.to_vec(),
+        b"system" => c.system = s.to_vec(),
+        b"outputHash" => c.output_hash = Some(st()),
+        b"outputHashAlgo" => c.output_hash_algo = Some(st()),
+        b"outputHashMode" => c.hash_mode = Some(hash_mode(&st())?),
+        b"outputs" => {
+            let ss = st().split([' ', '\t', '\n', '\r']).filter(|x| !x.is_empty()).map(String::from).collect();
+            set_outputs(ss, &mut c.outputs)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// An attribute under `__structuredAttrs = true`: into the JSON object.
+#[inline(never)]
+fn collect_structured(ev: &Eval, c: &mut Collected, key: &[u8], value: &Value) -> Result<()> {
+    if key == b"__structuredAttrs" {
+        return Ok(());
+    }
+    c.json.push(if c.json.is_empty() { b'{' } else { b',' });
+    crate::json::string(&mut c.json, key);
+    c.json.push(b':');
+    crate::json::value(ev, value, &mut c.ctx, &mut c.json)?;
+    match key {
+        b"builder" => {
+            let s = ev.force_string(value)?;
+            s.collect_context(&mut c.ctx);
+            c.builder = s.bytes.to_vec();
+        }
+        b"system" => c.system = force_string_noctx(ev, value)?.into_bytes(),
+        b"outputHash" => c.output_hash = Some(force_string_noctx(ev, value)?),
+        b"outputHashAlgo" => c.output_hash_algo = Some(force_string_noctx(ev, value)?),
+        b"outputHashMode" => c.hash_mode = Some(hash_mode(&force_string_noctx(ev, value)?)?),
+        b"outputs" => {
+            let l = ev.force_list(value)?;
+            let ss = l.iter().map(|x| force_string_noctx(ev, x)).collect::<Result<Vec<_>>>()?;
+            set_outputs(ss, &mut c.outputs)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Inputs from the context, the derivation, its paths and `.drv` file, and
+/// the result set.
+#[inline(never)]
+fn finish(ev: &Eval, c: Box<Collected>, drv_name: &str, pos: Span) -> Result<Value> {
+    let Collected {
+        structured, ctx, mut env, args, mut json, builder, system, output_hash, output_hash_algo, hash_mode, outputs, ..
+    } = *c;
     if structured {
         if json.is_empty() {
             json.push(b'{');
@@ -201,19 +337,19 @@ fn derivation_strict_named(ev: &Eval, attrs: &ferrix_eval::AttrSet, drv_name: &s
     }
 
     let io = store_io(ev)?;
-    let dir = io.store_dir.clone();
+    let dir = &io.store_dir;
 
     let mut input_drvs: BTreeMap<StorePath, BTreeSet<String>> = BTreeMap::new();
     let mut input_srcs: BTreeSet<StorePath> = BTreeSet::new();
     for e in ctx.iter() {
-        match context::parse(&dir, e)? {
-            ContextElem::Opaque(p) => {
+        match context::parse(dir, e)? {
+            Parsed::Opaque(p) => {
                 input_srcs.insert(p);
             }
-            ContextElem::Built { drv, output } => {
+            Parsed::Built { drv, output } => {
                 input_drvs.entry(drv).or_default().insert(output);
             }
-            ContextElem::DrvDeep(drv) => {
+            Parsed::DrvDeep(drv) => {
                 for p in closure(io, &drv)? {
                     if p.is_derivation() {
                         let d = get_drv(io, &p)?;
@@ -256,76 +392,73 @@ fn derivation_strict_named(ev: &Eval, attrs: &ferrix_eval::AttrSet, drv_name: &s
     drv.args = args;
     drv.env = env;
 
-    let finished = {
-        let mut err = None;
-        let r = drv.finish(&dir, &drv_name, &mut |p: &StorePath| match modulo_hash(io, p) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                err = Some(e);
-                None
-            }
-        });
-        if let Some(e) = err {
-            return Err(e);
-        }
-        r.map_err(|e| Error::eval(e.to_string()).at(pos))?
-    };
-    let drv_path_s = dir.display(&finished.drv_path);
-    register_drv(io, &finished.drv_path, &finished.derivation, &finished.aterm)?;
+    let finished = with_modulo_hashes(io, |h| drv.finish(dir, drv_name, h))?.map_err(|e| Error::eval(e.to_string()).at(pos))?;
+    let drv_path = &finished.drv_path;
+    let drv_key = key(drv_path);
+    if !io.known.borrow().made.contains(&drv_key) {
+        register_drv(io, drv_path, &finished.derivation, &finished.aterm)?;
+    }
     // Its modulo hash is needed as soon as another derivation depends on it;
     // compute it now, while the parsed form is at hand.
-    if !io.known.borrow().modulo.contains_key(&finished.drv_path) {
-        let mut err = None;
-        let h = finished.derivation.hash_modulo(&dir, false, &mut |q: &StorePath| match modulo_hash(io, q) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                err = Some(e);
-                None
-            }
-        });
-        if let Some(e) = err {
-            return Err(e);
-        }
-        let h = h.map_err(|e| Error::eval(e.to_string()))?;
-        io.known.borrow_mut().modulo.insert(finished.drv_path.clone(), h);
+    if !io.known.borrow().modulo.contains_key(&drv_key) {
+        let h = with_modulo_hashes(io, |h| finished.derivation.hash_modulo(dir, false, h))?.map_err(|e| Error::eval(e.to_string()))?;
+        io.known.borrow_mut().modulo.insert(drv_key, h);
     }
 
-    let mut pairs = vec![(
-        Symbol::new("drvPath"),
-        Value::string_ctx(drv_path_s.clone().into_bytes(), Context::from([format!("={drv_path_s}").into()])),
-    )];
+    let drv_path_s = dir.display(drv_path);
+    let mut pairs = Vec::with_capacity(1 + finished.derivation.outputs.len());
+    pairs.push((Symbol::new("drvPath"), Value::string_ctx(drv_path_s.clone().into_bytes(), ContextElem::drv_deep(&drv_path_s).into())));
     for (o, out) in &finished.derivation.outputs {
         let p = out.path.as_ref().map(|p| dir.display(p)).unwrap_or_default();
-        pairs.push((Symbol::new(o), Value::string_ctx(p.into_bytes(), Context::from([format!("!{o}!{drv_path_s}").into()]))));
+        pairs.push((Symbol::new(o), Value::string_ctx(p.into_bytes(), ContextElem::built(o, &drv_path_s).into())));
     }
     Ok(Value::attrs_from(pairs))
 }
 
-/// Record a derivation made during evaluation and write it to the sink.
-pub fn register_drv(io: &StoreIO, path: &StorePath, drv: &Derivation, aterm: &[u8]) -> Result<()> {
-    let refs: BTreeSet<StorePath> = drv.input_srcs.iter().chain(drv.input_drvs.keys()).cloned().collect();
-    {
-        let known = io.known.borrow();
-        if known.drvs.contains_key(path) {
-            return Ok(());
+/// Run `f` with a lookup of input derivations' modulo hashes (computed and
+/// cached as needed); an error from a lookup wins over `f`'s own result.
+fn with_modulo_hashes<T>(io: &StoreIO, f: impl FnOnce(&mut dyn FnMut(&StorePath) -> Option<[u8; 32]>) -> T) -> Result<T> {
+    let mut err = None;
+    let r = f(&mut |p: &StorePath| match modulo_hash(io, p) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            err.get_or_insert(e);
+            None
         }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(r),
     }
+}
+
+/// Write a derivation made during evaluation to the sink (once).
+pub fn register_drv(io: &StoreIO, path: &StorePath, drv: &Derivation, aterm: &[u8]) -> Result<()> {
+    let k = key(path);
+    if io.known.borrow().made.contains(&k) {
+        return Ok(());
+    }
+    let refs: BTreeSet<StorePath> = drv.input_srcs.iter().chain(drv.input_drvs.keys()).cloned().collect();
     io.sink.add_derivation(path, aterm, &refs).map_err(Error::eval)?;
-    let mut known = io.known.borrow_mut();
-    known.refs.insert(path.clone(), refs);
-    known.drvs.insert(path.clone(), aterm.into());
+    io.known.borrow_mut().made.insert(k);
     Ok(())
 }
 
-/// A derivation by path: one made in this evaluation, or read from the
-/// host's store directory.
+/// A derivation by path: one made in this evaluation (read back from the
+/// sink), or one read from the host's store directory (kept).
 pub fn get_drv(io: &StoreIO, p: &StorePath) -> Result<Derivation> {
     let ps = io.store_dir.display(p);
+    let parse = |a: &[u8]| Derivation::from_aterm(a, &io.store_dir).map_err(|e| Error::eval(format!("parsing derivation '{ps}': {e}")));
     if let Some(a) = io.known.borrow().drvs.get(p) {
-        return Derivation::from_aterm(a, &io.store_dir).map_err(|e| Error::eval(format!("parsing derivation '{ps}': {e}")));
+        return parse(a);
+    }
+    if io.known.borrow().made.contains(&key(p))
+        && let Some(r) = io.sink.read_file(p, "")
+    {
+        return parse(&r.map_err(|e| Error::eval(format!("reading derivation '{ps}': {e}")))?);
     }
     let bytes = std::fs::read(&ps).map_err(|e| Error::eval(format!("reading derivation '{ps}': {e}")))?;
-    let d = Derivation::from_aterm(&bytes, &io.store_dir).map_err(|e| Error::eval(format!("parsing derivation '{ps}': {e}")))?;
+    let d = parse(&bytes)?;
     let refs: BTreeSet<StorePath> = d.input_srcs.iter().chain(d.input_drvs.keys()).cloned().collect();
     let mut known = io.known.borrow_mut();
     known.refs.insert(p.clone(), refs);
@@ -335,28 +468,18 @@ pub fn get_drv(io: &StoreIO, p: &StorePath) -> Result<Derivation> {
 
 /// `hashDerivationModulo(drv, false)` of a derivation by path, cached.
 pub fn modulo_hash(io: &StoreIO, p: &StorePath) -> Result<[u8; 32]> {
-    if let Some(h) = io.known.borrow().modulo.get(p) {
+    let k = key(p);
+    if let Some(h) = io.known.borrow().modulo.get(&k) {
         return Ok(*h);
     }
     let d = get_drv(io, p)?;
-    let mut err = None;
-    let h = d.hash_modulo(&io.store_dir, false, &mut |q: &StorePath| match modulo_hash(io, q) {
-        Ok(h) => Some(h),
-        Err(e) => {
-            err = Some(e);
-            None
-        }
-    });
-    if let Some(e) = err {
-        return Err(e);
-    }
-    let h = h.map_err(|e| Error::eval(e.to_string()))?;
-    io.known.borrow_mut().modulo.insert(p.clone(), h);
+    let h = with_modulo_hashes(io, |h| d.hash_modulo(&io.store_dir, false, h))?.map_err(|e| Error::eval(e.to_string()))?;
+    io.known.borrow_mut().modulo.insert(k, h);
     Ok(h)
 }
 
 /// References of a store path: known from this evaluation, or (for `.drv`
-/// files) read from the host store; other unknown paths have none.
+/// files) from the derivation; other unknown paths have none.
 fn references(io: &StoreIO, p: &StorePath) -> Result<BTreeSet<StorePath>> {
     if let Some(r) = io.known.borrow().refs.get(p) {
         return Ok(r.clone());

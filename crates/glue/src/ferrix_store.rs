@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use ferrix_castore::Node;
+use ferrix_castore::{B3Digest, Node};
 use ferrix_formats::hash::HashingWriter;
 use ferrix_formats::nar::NarWriter;
 use ferrix_formats::{CAHash, CaMethod, HashAlgo, StorePath};
@@ -19,6 +19,8 @@ use crate::store::StoreSink;
 /// How many single-file paths (`.drv` files, `toFile` texts) wait before
 /// they are registered in one batch.
 const MAX_PENDING: usize = 4096;
+/// How many of their blobs wait before they are stored in one transaction.
+const MAX_PENDING_BLOBS: usize = 1024;
 
 /// The ferrix store as the glue's sink.
 ///
@@ -27,15 +29,29 @@ const MAX_PENDING: usize = 4096;
 /// registered in batches (one durable transaction each) on
 /// [`StoreSink::flush`], when [`MAX_PENDING`] are waiting, and on drop,
 /// instead of paying an fsync per file. Until then they are served from the
-/// pending list.
+/// pending list. Their blobs are stored [`MAX_PENDING_BLOBS`] at a time
+/// (`BlobService::put_many`: one transaction), before any of them is read
+/// or registered.
 pub struct FerrixStore {
     pub store: Store,
     pending: std::cell::RefCell<std::collections::BTreeMap<StorePath, PathInfo>>,
+    pending_blobs: std::cell::RefCell<Vec<Vec<u8>>>,
 }
 
 impl FerrixStore {
     pub fn new(store: Store) -> FerrixStore {
-        FerrixStore { store, pending: Default::default() }
+        FerrixStore { store, pending: Default::default(), pending_blobs: Default::default() }
+    }
+
+    /// Store the blobs of pending paths.
+    fn store_blobs(&self) -> Result<(), String> {
+        let blobs = std::mem::take(&mut *self.pending_blobs.borrow_mut());
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&[u8]> = blobs.iter().map(|b| b.as_slice()).collect();
+        self.store.blobs.put_many(&refs).map_err(|e| format!("storing {} new files: {e}", blobs.len()))?;
+        Ok(())
     }
 
     /// Open the store a URL names (`memory://`, `redb:///path`, …).
@@ -57,7 +73,7 @@ impl FerrixStore {
         if self.info(path).map_err(|e| err(&e))?.is_some() {
             return Ok(());
         }
-        let digest = store.blobs.put(contents).map_err(|e| err(&e))?;
+        let digest = B3Digest::of(contents);
         let node = Node::File { digest, size: contents.len() as u64, executable: false };
         let mut nar = NarWriter::new(HashingWriter::new(std::io::sink(), HashAlgo::Sha256)).map_err(|e| err(&e))?;
         nar.root().bytes(false, contents).map_err(|e| err(&e))?;
@@ -74,6 +90,11 @@ impl FerrixStore {
             ca: Some(ca),
         };
         info.validate(&store.store_dir).map_err(|e| err(&e))?;
+        let blobs_full = {
+            let mut blobs = self.pending_blobs.borrow_mut();
+            blobs.push(contents.to_vec());
+            blobs.len() >= MAX_PENDING_BLOBS
+        };
         let full = {
             let mut pending = self.pending.borrow_mut();
             pending.insert(path.clone(), info);
@@ -81,6 +102,8 @@ impl FerrixStore {
         };
         if full {
             self.flush()?;
+        } else if blobs_full {
+            self.store_blobs()?;
         }
         Ok(())
     }
@@ -107,6 +130,7 @@ impl StoreSink for FerrixStore {
         self.add_single_file(path, aterm, refs)
     }
     fn flush(&self) -> Result<(), String> {
+        self.store_blobs()?;
         let infos: Vec<PathInfo> = std::mem::take(&mut *self.pending.borrow_mut()).into_values().collect();
         if infos.is_empty() {
             return Ok(());
@@ -157,6 +181,9 @@ impl FerrixStore {
         let store = &self.store;
         let display = format!("{}{sub}", store.store_dir.display(path));
         let info = self.info(path).ok()??;
+        if let Err(e) = self.store_blobs() {
+            return Some(Err(e));
+        }
         let r = (|| -> Result<Vec<u8>, String> {
             let node = ferrix_store::export::resolve(store, &info.node, sub, &display).map_err(|e| e.to_string())?;
             match node {

@@ -13,7 +13,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use ferrix_eval::{Context, Error, Eval, Result, Span, Value};
+use ferrix_eval::{Error, Eval, Result, Span, Value};
 use ferrix_formats::hash::Encoding;
 use ferrix_formats::{CAHash, CaMethod, HashAlgo, Hasher, NixHash, StorePath};
 
@@ -92,8 +92,7 @@ fn fetch(ev: &Eval, arg: &Value, pos: Span, who: &str, unpack: bool) -> Result<V
             hash.to_typed(Encoding::Nix32)
         )));
     }
-    let s = io.store_dir.display(&sp);
-    Ok(Value::string_ctx(s.clone().into_bytes(), Context::from([s.into()])))
+    Ok(crate::context::store_path_value(&io.store_dir, &sp))
 }
 
 /// Why `name` cannot be a store path name, if it cannot.

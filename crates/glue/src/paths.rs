@@ -2,16 +2,15 @@
 
 use std::collections::BTreeSet;
 
-use ferrix_eval::{Coerce, Context, Error, Eval, FileType, Result, Span, Value};
+use ferrix_eval::{Coerce, Context, ContextElem, Error, Eval, FileType, Result, Span, Value};
 use ferrix_formats::{CaMethod, HashAlgo, NixHash, StorePath};
 
-use crate::context::{self, ContextElem};
+use crate::context::{self, Parsed};
 use crate::derivation::force_string_noctx;
 use crate::io::{base_name, store_io};
 
 fn store_string(ev: &Eval, p: &StorePath) -> Result<Value> {
-    let s = store_io(ev)?.store_dir.display(p);
-    Ok(Value::string_ctx(s.clone().into_bytes(), Context::from([s.into()])))
+    Ok(context::store_path_value(&store_io(ev)?.store_dir, p))
 }
 
 /// `builtins.toFile "a" "hello"` → `"/nix/store/…-a"` (a text path whose
@@ -21,18 +20,17 @@ pub fn to_file(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let contents = ev.force_string(&a[1])?;
     let io = store_io(ev)?;
     let mut refs = BTreeSet::new();
-    if let Some(c) = &contents.context {
-        for e in c.iter() {
-            match context::parse(&io.store_dir, e)? {
-                ContextElem::Opaque(p) => {
-                    refs.insert(p);
-                }
-                _ => {
-                    return Err(Error::eval(format!(
-                        "in 'toFile': the file named '{name}' must not contain a reference to a derivation but contains ({e})"
-                    ))
-                    .at(pos));
-                }
+    // in C++ Nix's order (by text), so the error names the same element
+    for e in contents.context.sorted_strs() {
+        match context::parse(&io.store_dir, ContextElem::new(e))? {
+            Parsed::Opaque(p) => {
+                refs.insert(p);
+            }
+            _ => {
+                return Err(Error::eval(format!(
+                    "in 'toFile': the file named '{name}' must not contain a reference to a derivation but contains ({e})"
+                ))
+                .at(pos));
             }
         }
     }
@@ -156,6 +154,6 @@ pub fn store_path(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
         .store_dir
         .parse_prefix(&path)
         .map_err(|_| Error::eval(format!("path '{path}' is not in the Nix store")).at(pos))?;
-    ctx.insert(io.store_dir.display_ref(&sp).into());
+    ctx.insert(ContextElem::opaque(&io.store_dir.display_ref(&sp)));
     Ok(Value::string_ctx(path.into_bytes(), ctx))
 }

@@ -5,9 +5,10 @@
 //! directory (for inspection and tests).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use ferrix_formats::store_path::HASH_PART_LEN;
 use ferrix_formats::{CAHash, StoreDir, StorePath};
 
 /// Where the glue puts what evaluation creates. Every method is called with
@@ -30,7 +31,9 @@ pub trait StoreSink {
     ) -> Result<(), String>;
     /// The contents of a regular file at `sub` (empty or `/…`) below a store
     /// path this sink holds; `None` if it does not hold that path (the
-    /// evaluator then looks on the host file system).
+    /// evaluator then looks on the host file system). Every sink must give
+    /// back the text and `.drv` files it was given: the glue keeps no copy
+    /// of the `.drv` files it writes and reads them back from here.
     fn read_file(&self, _path: &StorePath, _sub: &str) -> Option<Result<Vec<u8>, String>> {
         None
     }
@@ -143,17 +146,27 @@ impl StoreSink for DirStore {
     }
 }
 
-/// Everything the glue knows about store paths made during evaluation:
-/// references (for closures of `=` contexts) and derivations (for
-/// hash-derivation-modulo and `inputDrvs`).
+/// Everything the glue knows about store paths made or read during
+/// evaluation. Derivations made in this evaluation are not kept here: the
+/// sink holds their `.drv` files (read back on the rare lookups, see
+/// [`StoreSink::read_file`]) and only their modulo hashes stay in memory.
 #[derive(Default)]
 pub struct Known {
+    /// References of text and imported paths made during evaluation and of
+    /// `.drv` files read from the host store (for closures of `=` contexts).
     pub refs: BTreeMap<StorePath, BTreeSet<StorePath>>,
-    /// `.drv` files seen so far, as ATerm bytes (parsed again on the rare
-    /// lookups; far smaller than the parsed form for big evaluations).
+    /// `.drv` files read from the host's store directory, as ATerm bytes.
     pub drvs: BTreeMap<StorePath, Box<[u8]>>,
-    /// `hashDerivationModulo(drv, mask_outputs = false)` per `.drv` path.
-    pub modulo: BTreeMap<StorePath, [u8; 32]>,
+    /// `hashDerivationModulo(drv, mask_outputs = false)` per `.drv` path
+    /// (keyed by hash part).
+    pub modulo: HashMap<[u8; HASH_PART_LEN], [u8; 32]>,
+    /// `.drv` files this evaluation wrote to the sink (by hash part).
+    pub made: HashSet<[u8; HASH_PART_LEN]>,
+}
+
+/// The key [`Known`] uses for a store path.
+pub fn key(p: &StorePath) -> [u8; HASH_PART_LEN] {
+    p.hash_part().as_bytes().try_into().expect("a store path's hash part has HASH_PART_LEN bytes")
 }
 
 /// Display helper.

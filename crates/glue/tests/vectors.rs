@@ -24,7 +24,7 @@ fn eval(expr: &str) -> ferrix_eval::Result<(String, Vec<String>)> {
     let ev = ferrix_glue::new_eval(Default::default(), Box::new(ferrix_glue::MemoryStore::default()));
     let v = ev.eval_string(expr, "/")?;
     let s = ev.force_string(&v)?;
-    let ctx = s.context.iter().flat_map(|c| c.iter().map(|e| e.to_string())).collect();
+    let ctx = s.context.sorted_strs().into_iter().map(String::from).collect();
     Ok((s.to_str_lossy().into_owned(), ctx))
 }
 
@@ -87,10 +87,10 @@ fn derivation_strict_result_contexts() {
     assert_eq!(names, ["dev", "drvPath", "out"]);
     let drv = ev.force_string(a.get(ferrix_eval::Symbol::new("drvPath")).unwrap()).unwrap();
     let drv_s = drv.to_str_lossy().into_owned();
-    let ctx: Vec<String> = drv.context.as_ref().unwrap().iter().map(|e| e.to_string()).collect();
+    let ctx: Vec<String> = drv.context.sorted_strs().into_iter().map(String::from).collect();
     assert_eq!(ctx, [format!("={drv_s}")]);
     let dev = ev.force_string(a.get(ferrix_eval::Symbol::new("dev")).unwrap()).unwrap();
-    let ctx: Vec<String> = dev.context.as_ref().unwrap().iter().map(|e| e.to_string()).collect();
+    let ctx: Vec<String> = dev.context.sorted_strs().into_iter().map(String::from).collect();
     assert_eq!(ctx, [format!("!dev!{drv_s}")]);
 }
 

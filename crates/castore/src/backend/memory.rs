@@ -96,6 +96,9 @@ impl BlobService for MemoryBlobService {
     fn open_write(&self) -> Box<dyn BlobWriter> {
         blob::open_write(self)
     }
+    fn put_many(&self, blobs: &[&[u8]]) -> Result<Vec<B3Digest>> {
+        blob::put_many(self, blobs)
+    }
 }
 
 /// Directories held in memory, checked against a blob service on `put`.

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::blob::{self, ChunkRef, ChunkStore, decode_chunks, encode_chunks, total_len};
+use crate::blob::{self, ChunkRef, ChunkStore, SmallBlob, decode_chunks, encode_chunks, total_len};
 use crate::directory::{Directory, check_references};
 use crate::error::{Error, Result};
 use crate::{B3Digest, BlobReader, BlobService, BlobWriter, DirectoryService};
@@ -440,6 +440,39 @@ impl ChunkStore for RedbBlobService {
         Ok(())
     }
 
+    /// One transaction for all of them (the chunk bytes are appended first).
+    fn commit_blobs(&self, blobs: &[SmallBlob<'_>]) -> Result<()> {
+        let inner = &self.store.inner;
+        let mut written = Vec::with_capacity(blobs.len());
+        {
+            let txn = inner.db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(CHUNKS).map_err(db_err)?;
+            let mut seen = std::collections::HashSet::with_capacity(blobs.len());
+            for b in blobs {
+                if seen.insert(b.digest) && table.get(b.digest.as_bytes()).map_err(db_err)?.is_none() {
+                    written.push((b.digest, inner.append(b.data)?));
+                }
+            }
+        }
+        let mut txn = inner.db.begin_write().map_err(db_err)?;
+        txn.set_durability(Durability::None).map_err(db_err)?;
+        inner.put_chunks_in(&txn, &written)?;
+        {
+            let table = txn.open_table(CHUNKS).map_err(db_err)?;
+            let mut table_blobs = txn.open_table(BLOBS).map_err(db_err)?;
+            for b in blobs {
+                // Never commit a blob that would be unreadable.
+                if table.get(b.digest.as_bytes()).map_err(db_err)?.is_none() {
+                    return Err(Error::Corrupt(format!("chunk {} vanished before commit", b.digest)));
+                }
+                table_blobs.insert(b.digest.as_bytes(), encode_chunks(std::slice::from_ref(&b.chunk)).as_slice()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        inner.dirty.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn get_blob(&self, digest: &B3Digest) -> Result<Option<Vec<ChunkRef>>> {
         let txn = self.store.inner.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(BLOBS).map_err(db_err)?;
@@ -460,6 +493,9 @@ impl BlobService for RedbBlobService {
     }
     fn open_write(&self) -> Box<dyn BlobWriter> {
         blob::open_write(self)
+    }
+    fn put_many(&self, blobs: &[&[u8]]) -> Result<Vec<B3Digest>> {
+        blob::put_many(self, blobs)
     }
     fn flush(&self) -> Result<()> {
         self.store.inner.flush()

@@ -48,6 +48,7 @@ all_backends!(
     directory_put_tree_all_or_nothing,
     directory_closure_and_walk,
     blob_random_writes_and_seeks,
+    blob_put_many,
 );
 
 // Ingest runs on every backend, gRPC included: an in-process ingest through
@@ -92,6 +93,25 @@ fn blob_sizes(s: &Services) {
         assert_eq!(r.size(), len as u64);
         assert!(s.blobs.get(&digest).unwrap().expect("blob present") == bytes, "contents of {len} bytes");
     }
+}
+
+/// Many blobs at once (small ones share a transaction on redb), with
+/// duplicates within the batch and of blobs stored before.
+fn blob_put_many(s: &Services) {
+    let before = data(300, 40);
+    s.blobs.put(&before).unwrap();
+    let blobs: Vec<Vec<u8>> =
+        [data(0, 41), data(1, 42), before.clone(), data(300, 43), data(300, 43), data(CHUNK_SIZE, 44), data(CHUNK_SIZE + 1, 45)]
+            .into();
+    let refs: Vec<&[u8]> = blobs.iter().map(|b| b.as_slice()).collect();
+    let digests = s.blobs.put_many(&refs).unwrap();
+    assert_eq!(digests.len(), blobs.len());
+    for (b, d) in blobs.iter().zip(&digests) {
+        assert_eq!(*d, B3Digest::of(b));
+        assert_eq!(s.blobs.size(d).unwrap(), Some(b.len() as u64));
+        assert!(s.blobs.get(d).unwrap().expect("blob present") == *b, "contents of {} bytes", b.len());
+    }
+    assert!(s.blobs.put_many(&[]).unwrap().is_empty());
 }
 
 fn blob_ranged_reads(s: &Services) {

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{Attr, AttrSet, Context, PrimOpDef, Value};
+use crate::value::{Attr, AttrSet, Context, ContextElem, PrimOpDef, Value};
 use crate::{Coerce, Eval};
 
 pub static DEFS: &[PrimOpDef] = &[
@@ -412,25 +412,24 @@ fn get_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         all: bool,
         outputs: Vec<String>,
     }
-    let mut m: std::collections::BTreeMap<String, Info> = Default::default();
-    if let Some(c) = &s.context {
-        for e in c.iter() {
-            let (key, kind) = if let Some(rest) = e.strip_prefix('=') {
-                (rest.to_string(), 1)
-            } else if let Some(rest) = e.strip_prefix('!') {
-                let (out, path) = rest.split_once('!').unwrap_or(("out", rest));
-                let info = m.entry(path.to_string()).or_insert(Info { path: false, all: false, outputs: vec![] });
-                info.outputs.push(out.to_string());
-                continue;
-            } else {
-                (e.to_string(), 0)
-            };
-            let info = m.entry(key).or_insert(Info { path: false, all: false, outputs: vec![] });
-            if kind == 0 {
-                info.path = true
-            } else {
-                info.all = true
-            }
+    let mut m: std::collections::BTreeMap<&'static str, Info> = Default::default();
+    for e in s.context.iter() {
+        let e = e.as_str();
+        let (key, kind) = if let Some(rest) = e.strip_prefix('=') {
+            (rest, 1)
+        } else if let Some(rest) = e.strip_prefix('!') {
+            let (out, path) = rest.split_once('!').unwrap_or(("out", rest));
+            let info = m.entry(path).or_insert(Info { path: false, all: false, outputs: vec![] });
+            info.outputs.push(out.to_string());
+            continue;
+        } else {
+            (e, 0)
+        };
+        let info = m.entry(key).or_insert(Info { path: false, all: false, outputs: vec![] });
+        if kind == 0 {
+            info.path = true
+        } else {
+            info.all = true
         }
     }
     let attrs = m
@@ -448,7 +447,7 @@ fn get_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
                 o.sort();
                 inner.push((Symbol::new("outputs"), Value::list(o.iter().map(|x| Value::str(x)).collect())));
             }
-            Attr { name: Symbol::new(&k), value: Value::attrs_from(inner), pos: Span::NONE }
+            Attr { name: Symbol::new(k), value: Value::attrs_from(inner), pos: Span::NONE }
         })
         .collect();
     Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
@@ -467,9 +466,9 @@ fn discard_output_dep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut ctx = Context::new();
     let s = coerce(ev, &a[0], &mut ctx, false)?;
     let ctx: Context = ctx
-        .into_iter()
-        .map(|e| match e.strip_prefix('=') {
-            Some(p) => p.into(),
+        .iter()
+        .map(|e| match e.as_str().strip_prefix('=') {
+            Some(p) => ContextElem::opaque(p),
             None => e,
         })
         .collect();
@@ -485,7 +484,7 @@ fn add_drv_output_deps(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             ctx.len()
         )));
     }
-    let e = ctx.iter().next().expect("one element").clone();
+    let e = ctx.iter().next().expect("one element").as_str();
     if e.starts_with('!') {
         return Err(Error::eval(format!(
             "`addDrvOutputDependencies` can only act on derivations, not on a derivation output such as '{}'",
@@ -500,9 +499,7 @@ fn add_drv_output_deps(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             "path '{e}' is not a derivation"
         )));
     }
-    let mut c = Context::new();
-    c.insert(format!("={e}").into());
-    Ok(Value::string_ctx(s, c))
+    Ok(Value::string_ctx(s, ContextElem::drv_deep(e).into()))
 }
 fn append_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_string(&a[0])?;
@@ -518,7 +515,7 @@ fn append_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         if let Some(p) = info.get(Symbol::new("path"))
             && ev.force_bool(p)?
         {
-            ctx.insert(path.clone().into());
+            ctx.insert(ContextElem::opaque(&path));
         }
         if let Some(p) = info.get(Symbol::new("allOutputs"))
             && ev.force_bool(p)?
@@ -528,7 +525,7 @@ fn append_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
                     "tried to add all-outputs context of {path}, which is not a derivation, to a string"
                 )));
             }
-            ctx.insert(format!("={path}").into());
+            ctx.insert(ContextElem::drv_deep(&path));
         }
         if let Some(p) = info.get(sym::outputs()) {
             let outs = ev.force_list(p)?;
@@ -539,7 +536,7 @@ fn append_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             }
             for o in outs.iter() {
                 let o = ev.force_str_nocontext(o)?;
-                ctx.insert(format!("!{o}!{path}").into());
+                ctx.insert(ContextElem::built(&o, &path));
             }
         }
     }
