@@ -2,8 +2,13 @@
 //! and the chunking that every built-in backend shares.
 //!
 //! A blob is named by the BLAKE3 digest of its whole contents. Backends store
-//! it as chunks of at most [`CHUNK_SIZE`] bytes, each named by its own BLAKE3
-//! digest (so identical chunks are stored once), plus a chunk list. A reader
+//! it as chunks of at most [`CHUNK_SIZE`] bytes plus a chunk list. A blob of
+//! one chunk names its chunk by the blob digest. A longer blob names each
+//! chunk by a key derived from the chunk's BLAKE3 chaining value at its
+//! offset (see below), so every byte is hashed once when a blob is written:
+//! identical chunks at the same offset of two blobs (e.g. two versions of a
+//! file that differ near its end) are stored once; identical bytes at
+//! different offsets are not recognised as the same chunk. A reader
 //! loads one chunk at a time and checks each chunk's digest as it loads it, so
 //! ranged reads never load the whole blob and corrupt data is never returned.
 //!
@@ -22,6 +27,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use crate::B3Digest;
+use crate::chunkbuf::SharedChunk;
 use crate::error::{Error, Result};
 
 /// The largest chunk a blob is split into.
@@ -73,6 +79,13 @@ pub trait BlobService: Send + Sync {
 
 /// A blob being written. Hashes the data as it is written.
 pub trait BlobWriter: Write + Send {
+    /// Appends the bytes of a shared buffer. Backends that keep chunks take a
+    /// full chunk (written at a chunk boundary) without copying it; others
+    /// copy it as `write_all` does.
+    fn write_shared(&mut self, data: SharedChunk) -> io::Result<()> {
+        self.write_all(&data)
+    }
+
     /// Bytes written so far.
     fn bytes_written(&self) -> u64;
 
@@ -96,7 +109,8 @@ pub trait BlobReader: Read + Seek + Send {
 /// One entry of a blob's chunk list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ChunkRef {
-    /// BLAKE3 of the chunk alone: its name in the chunk store.
+    /// The chunk's name in the chunk store: the blob digest for a blob of
+    /// one chunk, else [`chunk_key`] of `cv`.
     pub digest: B3Digest,
     /// The chunk's BLAKE3 chaining value at its offset in this blob.
     pub cv: [u8; 32],
@@ -133,8 +147,40 @@ pub(crate) fn decode_chunks(bytes: &[u8]) -> Result<Vec<ChunkRef>> {
         .collect())
 }
 
+/// The name of a chunk of a multi-chunk blob in the chunk store, given its
+/// chaining value (which commits to its bytes and its offset). Hashed with a
+/// context of its own so that it never equals a digest of stored bytes.
+pub fn chunk_key(cv: &[u8; 32]) -> B3Digest {
+    B3Digest::from(*blake3::Hasher::new_derive_key("ferrix castore chunk key v1").update(cv).finalize().as_bytes())
+}
+
+/// The key under which the chunk store keeps the `index`th chunk of a blob
+/// of more than one chunk (`data` is that chunk's bytes): for tests that
+/// tamper with stored chunks.
+#[doc(hidden)]
+pub fn chunk_key_of(data: &[u8], index: usize) -> B3Digest {
+    chunk_key(&chaining_value(data, (index * CHUNK_SIZE) as u64))
+}
+
+/// A chunk's bytes on their way to the chunk store: copied out of a
+/// writer's buffer, or a shared buffer taken as it is.
+pub(crate) enum ChunkData {
+    Owned(Vec<u8>),
+    Shared(SharedChunk),
+}
+
+impl std::ops::Deref for ChunkData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ChunkData::Owned(v) => v,
+            ChunkData::Shared(c) => c,
+        }
+    }
+}
+
 /// The chaining value of `data` as the subtree starting at `offset`.
-fn chaining_value(data: &[u8], offset: u64) -> [u8; 32] {
+pub(crate) fn chaining_value(data: &[u8], offset: u64) -> [u8; 32] {
     use blake3::hazmat::HasherExt;
     let mut h = blake3::Hasher::new();
     h.set_input_offset(offset);
@@ -190,21 +236,28 @@ pub(crate) trait ChunkStore: Clone + Send + Sync + 'static {
     /// A chunk's bytes, unchecked.
     fn get_chunk(&self, digest: &B3Digest) -> Result<Option<Arc<[u8]>>>;
     /// Stores chunks that no blob references yet (need not be durable).
-    fn put_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<()>;
+    fn put_chunks(&self, chunks: &[(B3Digest, ChunkData)]) -> Result<()>;
     /// Atomically stores `tail` chunks and the blob's chunk list.
-    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, Vec<u8>)]) -> Result<()>;
+    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, ChunkData)]) -> Result<()>;
     /// A blob's chunk list.
     fn get_blob(&self, digest: &B3Digest) -> Result<Option<Vec<ChunkRef>>>;
 }
 
 /// Chunks not yet handed to the store are flushed once they exceed this.
-const PENDING_LIMIT: usize = 8 * CHUNK_SIZE;
+/// At least two chunks, so that a blob's first chunk is still pending when
+/// `finish` learns whether it is the only one.
+const PENDING_LIMIT: usize = 4 * CHUNK_SIZE;
+const _: () = assert!(PENDING_LIMIT > CHUNK_SIZE);
 
 pub(crate) struct ChunkedWriter<S: ChunkStore> {
     store: S,
     buf: Vec<u8>,
+    /// A shared buffer shorter than a chunk, taken at a chunk boundary by
+    /// `write_shared`: the blob's last chunk, unless more data follows (then
+    /// it is copied into `buf`).
+    held: Option<SharedChunk>,
     chunks: Vec<ChunkRef>,
-    pending: Vec<(B3Digest, Vec<u8>)>,
+    pending: Vec<(B3Digest, ChunkData)>,
     pending_bytes: usize,
     /// The previous batch of chunks, being stored on a thread of its own
     /// while the caller goes on with the next (hashing overlaps writing).
@@ -217,6 +270,7 @@ impl<S: ChunkStore> ChunkedWriter<S> {
         Self {
             store,
             buf: Vec::new(),
+            held: None,
             chunks: Vec::new(),
             pending: Vec::new(),
             pending_bytes: 0,
@@ -228,13 +282,33 @@ impl<S: ChunkStore> ChunkedWriter<S> {
     /// Moves the buffer into `pending` as a finished chunk.
     fn cut_chunk(&mut self) {
         let data = std::mem::take(&mut self.buf);
+        self.cut(ChunkData::Owned(data));
+    }
+
+    /// Adds `data` to `pending` as the next chunk. Hashes it once, as a
+    /// subtree of the blob: if it turns out to be the only chunk, `finish`
+    /// hashes it again as a whole blob (at most one chunk's worth of bytes).
+    fn cut(&mut self, data: ChunkData) {
         let offset = self.chunks.len() as u64 * CHUNK_SIZE as u64;
-        // Two independent hashing passes: run them on two threads.
-        let (digest, cv) = rayon::join(|| B3Digest::of(&data), || chaining_value(&data, offset));
+        let cv = chaining_value(&data, offset);
+        let digest = chunk_key(&cv);
         let len = u32::try_from(data.len()).expect("chunk is at most CHUNK_SIZE");
         self.chunks.push(ChunkRef { digest, cv, len });
         self.pending_bytes += data.len();
         self.pending.push((digest, data));
+    }
+
+    /// Copies a held short shared buffer into `buf`, before more data.
+    fn unhold(&mut self) {
+        if let Some(c) = self.held.take() {
+            self.buf.reserve_exact(CHUNK_SIZE);
+            self.buf.extend_from_slice(&c);
+        }
+    }
+
+    /// Stores the pending chunks if there are enough of them.
+    fn maybe_store(&mut self) -> Result<()> {
+        if self.pending_bytes >= PENDING_LIMIT { self.store_pending() } else { Ok(()) }
     }
 
     /// Waits for the batch being stored, if any.
@@ -261,8 +335,28 @@ impl<S: ChunkStore> ChunkedWriter<S> {
     }
 
     fn finish(mut self, expected: Option<&B3Digest>) -> Result<B3Digest> {
-        if !self.buf.is_empty() {
-            self.cut_chunk();
+        let last = match self.held.take() {
+            Some(c) => Some(ChunkData::Shared(c)),
+            None if !self.buf.is_empty() => Some(ChunkData::Owned(std::mem::take(&mut self.buf))),
+            None => None,
+        };
+        if let Some(last) = last {
+            if self.chunks.is_empty() {
+                // The only chunk: named by the blob digest, one hashing pass.
+                let digest = B3Digest::of(&last);
+                let len = u32::try_from(last.len()).expect("chunk is at most CHUNK_SIZE");
+                self.chunks.push(ChunkRef { digest, cv: [0; 32], len });
+                self.pending.push((digest, last));
+            } else {
+                self.cut(last);
+            }
+        } else if self.chunks.len() == 1 {
+            // Exactly one full chunk, cut before we knew it was the only one:
+            // rename it by the blob digest. It is still pending (a batch is
+            // stored only once PENDING_LIMIT > CHUNK_SIZE bytes are pending).
+            let (name, data) = self.pending.last_mut().expect("the only chunk is still pending");
+            *name = B3Digest::of(data);
+            self.chunks[0].digest = *name;
         }
         self.wait_stored()?;
         let digest = if self.chunks.is_empty() {
@@ -282,6 +376,10 @@ impl<S: ChunkStore> ChunkedWriter<S> {
 
 impl<S: ChunkStore> Write for ChunkedWriter<S> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        self.unhold();
         let room = CHUNK_SIZE - self.buf.len();
         let n = data.len().min(room);
         if self.buf.capacity() == 0 {
@@ -291,9 +389,7 @@ impl<S: ChunkStore> Write for ChunkedWriter<S> {
         self.written += n as u64;
         if self.buf.len() == CHUNK_SIZE {
             self.cut_chunk();
-            if self.pending_bytes >= PENDING_LIMIT {
-                self.store_pending().map_err(Error::into_io)?;
-            }
+            self.maybe_store().map_err(Error::into_io)?;
         }
         Ok(n)
     }
@@ -304,6 +400,22 @@ impl<S: ChunkStore> Write for ChunkedWriter<S> {
 }
 
 impl<S: ChunkStore> BlobWriter for ChunkedWriter<S> {
+    fn write_shared(&mut self, data: SharedChunk) -> io::Result<()> {
+        if !self.buf.is_empty() || self.held.is_some() || data.len() > CHUNK_SIZE {
+            return self.write_all(&data);
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.written += data.len() as u64;
+        if data.len() < CHUNK_SIZE {
+            self.held = Some(data);
+            return Ok(());
+        }
+        self.cut(ChunkData::Shared(data));
+        self.maybe_store().map_err(Error::into_io)
+    }
+
     fn bytes_written(&self) -> u64 {
         self.written
     }

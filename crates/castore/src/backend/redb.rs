@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::blob::{self, ChunkRef, ChunkStore, decode_chunks, encode_chunks, total_len};
+use crate::blob::{self, ChunkData, ChunkRef, ChunkStore, decode_chunks, encode_chunks, total_len};
 use crate::directory::{Directory, check_references};
 use crate::error::{Error, Result};
 use crate::{B3Digest, BlobReader, BlobService, BlobWriter, DirectoryService};
@@ -122,7 +122,9 @@ impl Inner {
     ///
     /// A large chunk whose length is a whole number of pages goes at a
     /// page-aligned offset (the gap before it stays unreferenced) and is
-    /// written with `O_DIRECT`: straight to disk, without first copying it
+    /// written with `O_DIRECT` (from the chunk's own memory when that is
+    /// page-aligned, as shared chunk buffers are, else through a reused
+    /// aligned copy): straight to disk, without first copying it
     /// into freshly allocated page cache, which costs more than hashing it
     /// (and, on VMs whose host backs guest memory lazily, much more). The
     /// sync before the next durable commit still covers it (metadata).
@@ -136,17 +138,23 @@ impl Inner {
         {
             let offset = self.reserve(data.len() as u64, PAGE as u64);
             self.dirty.store(true, Ordering::SeqCst);
-            let mut pages = self
-                .aligned
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop()
-                .unwrap_or_default();
-            pages.resize_with(data.len() / PAGE, || Page([0; PAGE]));
-            let buf = page_bytes(&mut pages);
-            buf.copy_from_slice(data);
-            let res = direct.write_all_at(buf, offset);
-            self.aligned.lock().unwrap_or_else(PoisonError::into_inner).push(pages);
+            let res = if (data.as_ptr() as usize).is_multiple_of(PAGE) {
+                // Already page-aligned (a shared chunk buffer): no copy.
+                direct.write_all_at(data, offset)
+            } else {
+                let mut pages = self
+                    .aligned
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop()
+                    .unwrap_or_default();
+                pages.resize_with(data.len() / PAGE, || Page([0; PAGE]));
+                let buf = page_bytes(&mut pages);
+                buf.copy_from_slice(data);
+                let res = direct.write_all_at(buf, offset);
+                self.aligned.lock().unwrap_or_else(PoisonError::into_inner).push(pages);
+                res
+            };
             match res {
                 Ok(()) => return Ok(location(offset, len)),
                 // Refused after all (an unusual alignment rule): the page
@@ -210,7 +218,7 @@ impl Inner {
     }
 
     /// Writes the bytes of every chunk in `chunks` that is not indexed yet.
-    fn write_new_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<Vec<(B3Digest, [u8; LOCATION_LEN])>> {
+    fn write_new_chunks(&self, chunks: &[(B3Digest, ChunkData)]) -> Result<Vec<(B3Digest, [u8; LOCATION_LEN])>> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(CHUNKS).map_err(db_err)?;
         let mut out = Vec::with_capacity(chunks.len());
@@ -402,7 +410,7 @@ impl ChunkStore for RedbBlobService {
         }
     }
 
-    fn put_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<()> {
+    fn put_chunks(&self, chunks: &[(B3Digest, ChunkData)]) -> Result<()> {
         // Not yet referenced by any blob, so not yet worth an fsync: the
         // durable commit of the blob itself makes them durable too.
         let inner = &self.store.inner;
@@ -418,7 +426,7 @@ impl ChunkStore for RedbBlobService {
         Ok(())
     }
 
-    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, Vec<u8>)]) -> Result<()> {
+    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, ChunkData)]) -> Result<()> {
         let inner = &self.store.inner;
         let written = inner.write_new_chunks(tail)?;
         let mut txn = inner.db.begin_write().map_err(db_err)?;
