@@ -249,6 +249,44 @@ pub(crate) trait ChunkStore: Clone + Send + Sync + 'static {
 const PENDING_LIMIT: usize = 4 * CHUNK_SIZE;
 const _: () = assert!(PENDING_LIMIT > CHUNK_SIZE);
 
+/// A thread that stores batches of chunks for one [`ChunkedWriter`].
+struct Storer {
+    batches: std::sync::mpsc::SyncSender<Vec<(B3Digest, ChunkData)>>,
+    done: std::sync::mpsc::Receiver<Result<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Storer {
+    fn start<S: ChunkStore>(store: S) -> Result<Storer> {
+        let (batches, rx) = std::sync::mpsc::sync_channel::<Vec<(B3Digest, ChunkData)>>(1);
+        let (tx, done) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("castore-put".into())
+            .spawn(move || {
+                for batch in rx {
+                    let res = store.put_chunks(&batch);
+                    drop(batch); // give the buffers back before reporting
+                    if tx.send(res).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::io("starting a thread to store chunks", e))?;
+        Ok(Storer { batches, done, thread: Some(thread) })
+    }
+}
+
+impl Drop for Storer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread after its current batch.
+        let (dead, _) = std::sync::mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.batches, dead));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 pub(crate) struct ChunkedWriter<S: ChunkStore> {
     store: S,
     buf: Vec<u8>,
@@ -261,7 +299,9 @@ pub(crate) struct ChunkedWriter<S: ChunkStore> {
     pending_bytes: usize,
     /// The previous batch of chunks, being stored on a thread of its own
     /// while the caller goes on with the next (hashing overlaps writing).
-    storing: Option<std::thread::JoinHandle<Result<()>>>,
+    storer: Option<Storer>,
+    /// Whether a batch was handed to `storer` and its result not yet taken.
+    storing: bool,
     written: u64,
 }
 
@@ -274,7 +314,8 @@ impl<S: ChunkStore> ChunkedWriter<S> {
             chunks: Vec::new(),
             pending: Vec::new(),
             pending_bytes: 0,
-            storing: None,
+            storer: None,
+            storing: false,
             written: 0,
         }
     }
@@ -313,24 +354,33 @@ impl<S: ChunkStore> ChunkedWriter<S> {
 
     /// Waits for the batch being stored, if any.
     fn wait_stored(&mut self) -> Result<()> {
-        match self.storing.take() {
-            Some(h) => h.join().unwrap_or_else(|_| Err(Error::io("storing chunks", io::Error::other("thread panicked")))),
-            None => Ok(()),
+        if !std::mem::take(&mut self.storing) {
+            return Ok(());
         }
+        let storer = self.storer.as_ref().expect("a batch is stored only by a storer");
+        storer
+            .done
+            .recv()
+            .unwrap_or_else(|_| Err(Error::io("storing chunks", io::Error::other("the storing thread stopped"))))
     }
 
-    /// Hands the pending chunks to a thread that stores them, once the
-    /// previous batch is stored: at most two batches are in memory.
+    /// Hands the pending chunks to the writer's storing thread (started
+    /// with the first batch, one for the writer's whole life: short-lived
+    /// threads cost memory that per-thread allocator caches never return),
+    /// once the previous batch is stored: at most two batches are in memory.
     fn store_pending(&mut self) -> Result<()> {
         self.wait_stored()?;
+        if self.storer.is_none() {
+            self.storer = Some(Storer::start(self.store.clone())?);
+        }
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        let store = self.store.clone();
-        let spawned = std::thread::Builder::new().name("castore-put".into()).spawn(move || store.put_chunks(&pending));
-        match spawned {
-            Ok(h) => self.storing = Some(h),
-            Err(e) => return Err(Error::io("starting a thread to store chunks", e)),
-        }
+        let storer = self.storer.as_ref().expect("just started");
+        storer
+            .batches
+            .send(pending)
+            .map_err(|_| Error::io("storing chunks", io::Error::other("the storing thread stopped")))?;
+        self.storing = true;
         Ok(())
     }
 
