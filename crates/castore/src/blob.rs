@@ -2,8 +2,13 @@
 //! and the chunking that every built-in backend shares.
 //!
 //! A blob is named by the BLAKE3 digest of its whole contents. Backends store
-//! it as chunks of at most [`CHUNK_SIZE`] bytes, each named by its own BLAKE3
-//! digest (so identical chunks are stored once), plus a chunk list. A reader
+//! it as chunks of at most [`CHUNK_SIZE`] bytes plus a chunk list. A blob of
+//! one chunk names its chunk by the blob digest. A longer blob names each
+//! chunk by a key derived from the chunk's BLAKE3 chaining value at its
+//! offset (see below), so every byte is hashed once when a blob is written:
+//! identical chunks at the same offset of two blobs (e.g. two versions of a
+//! file that differ near its end) are stored once; identical bytes at
+//! different offsets are not recognised as the same chunk. A reader
 //! loads one chunk at a time and checks each chunk's digest as it loads it, so
 //! ranged reads never load the whole blob and corrupt data is never returned.
 //!
@@ -22,6 +27,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use crate::B3Digest;
+use crate::chunkbuf::SharedChunk;
 use crate::error::{Error, Result};
 
 /// The largest chunk a blob is split into.
@@ -80,6 +86,13 @@ pub trait BlobService: Send + Sync {
 
 /// A blob being written. Hashes the data as it is written.
 pub trait BlobWriter: Write + Send {
+    /// Appends the bytes of a shared buffer. Backends that keep chunks take a
+    /// full chunk (written at a chunk boundary) without copying it; others
+    /// copy it as `write_all` does.
+    fn write_shared(&mut self, data: SharedChunk) -> io::Result<()> {
+        self.write_all(&data)
+    }
+
     /// Bytes written so far.
     fn bytes_written(&self) -> u64;
 
@@ -103,7 +116,8 @@ pub trait BlobReader: Read + Seek + Send {
 /// One entry of a blob's chunk list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ChunkRef {
-    /// BLAKE3 of the chunk alone: its name in the chunk store.
+    /// The chunk's name in the chunk store: the blob digest for a blob of
+    /// one chunk, else [`chunk_key`] of `cv`.
     pub digest: B3Digest,
     /// The chunk's BLAKE3 chaining value at its offset in this blob.
     pub cv: [u8; 32],
@@ -140,8 +154,40 @@ pub(crate) fn decode_chunks(bytes: &[u8]) -> Result<Vec<ChunkRef>> {
         .collect())
 }
 
+/// The name of a chunk of a multi-chunk blob in the chunk store, given its
+/// chaining value (which commits to its bytes and its offset). Hashed with a
+/// context of its own so that it never equals a digest of stored bytes.
+pub fn chunk_key(cv: &[u8; 32]) -> B3Digest {
+    B3Digest::from(*blake3::Hasher::new_derive_key("ferrix castore chunk key v1").update(cv).finalize().as_bytes())
+}
+
+/// The key under which the chunk store keeps the `index`th chunk of a blob
+/// of more than one chunk (`data` is that chunk's bytes): for tests that
+/// tamper with stored chunks.
+#[doc(hidden)]
+pub fn chunk_key_of(data: &[u8], index: usize) -> B3Digest {
+    chunk_key(&chaining_value(data, (index * CHUNK_SIZE) as u64))
+}
+
+/// A chunk's bytes on their way to the chunk store: copied out of a
+/// writer's buffer, or a shared buffer taken as it is.
+pub(crate) enum ChunkData {
+    Owned(Vec<u8>),
+    Shared(SharedChunk),
+}
+
+impl std::ops::Deref for ChunkData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ChunkData::Owned(v) => v,
+            ChunkData::Shared(c) => c,
+        }
+    }
+}
+
 /// The chaining value of `data` as the subtree starting at `offset`.
-fn chaining_value(data: &[u8], offset: u64) -> [u8; 32] {
+pub(crate) fn chaining_value(data: &[u8], offset: u64) -> [u8; 32] {
     use blake3::hazmat::HasherExt;
     let mut h = blake3::Hasher::new();
     h.set_input_offset(offset);
@@ -197,16 +243,16 @@ pub(crate) trait ChunkStore: Clone + Send + Sync + 'static {
     /// A chunk's bytes, unchecked.
     fn get_chunk(&self, digest: &B3Digest) -> Result<Option<Arc<[u8]>>>;
     /// Stores chunks that no blob references yet (need not be durable).
-    fn put_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<()>;
+    fn put_chunks(&self, chunks: &[(B3Digest, ChunkData)]) -> Result<()>;
     /// Atomically stores `tail` chunks and the blob's chunk list.
-    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, Vec<u8>)]) -> Result<()>;
+    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, ChunkData)]) -> Result<()>;
     /// A blob's chunk list.
     fn get_blob(&self, digest: &B3Digest) -> Result<Option<Vec<ChunkRef>>>;
     /// [`ChunkStore::commit_blob`] for several blobs (all or nothing where
     /// the backend has transactions).
     fn commit_blobs(&self, blobs: &[SmallBlob<'_>]) -> Result<()> {
         for b in blobs {
-            self.commit_blob(&b.digest, std::slice::from_ref(&b.chunk), &[(b.digest, b.data.to_vec())])?;
+            self.commit_blob(&b.digest, std::slice::from_ref(&b.chunk), &[(b.digest, ChunkData::Owned(b.data.to_vec()))])?;
         }
         Ok(())
     }
@@ -244,17 +290,64 @@ pub(crate) fn put_many<S: ChunkStore>(store: &S, blobs: &[&[u8]]) -> Result<Vec<
 }
 
 /// Chunks not yet handed to the store are flushed once they exceed this.
-const PENDING_LIMIT: usize = 8 * CHUNK_SIZE;
+/// At least two chunks, so that a blob's first chunk is still pending when
+/// `finish` learns whether it is the only one.
+const PENDING_LIMIT: usize = 4 * CHUNK_SIZE;
+const _: () = assert!(PENDING_LIMIT > CHUNK_SIZE);
+
+/// A thread that stores batches of chunks for one [`ChunkedWriter`].
+struct Storer {
+    batches: std::sync::mpsc::SyncSender<Vec<(B3Digest, ChunkData)>>,
+    done: std::sync::mpsc::Receiver<Result<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Storer {
+    fn start<S: ChunkStore>(store: S) -> Result<Storer> {
+        let (batches, rx) = std::sync::mpsc::sync_channel::<Vec<(B3Digest, ChunkData)>>(1);
+        let (tx, done) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("castore-put".into())
+            .spawn(move || {
+                for batch in rx {
+                    let res = store.put_chunks(&batch);
+                    drop(batch); // give the buffers back before reporting
+                    if tx.send(res).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::io("starting a thread to store chunks", e))?;
+        Ok(Storer { batches, done, thread: Some(thread) })
+    }
+}
+
+impl Drop for Storer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread after its current batch.
+        let (dead, _) = std::sync::mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.batches, dead));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 pub(crate) struct ChunkedWriter<S: ChunkStore> {
     store: S,
     buf: Vec<u8>,
+    /// A shared buffer shorter than a chunk, taken at a chunk boundary by
+    /// `write_shared`: the blob's last chunk, unless more data follows (then
+    /// it is copied into `buf`).
+    held: Option<SharedChunk>,
     chunks: Vec<ChunkRef>,
-    pending: Vec<(B3Digest, Vec<u8>)>,
+    pending: Vec<(B3Digest, ChunkData)>,
     pending_bytes: usize,
     /// The previous batch of chunks, being stored on a thread of its own
     /// while the caller goes on with the next (hashing overlaps writing).
-    storing: Option<std::thread::JoinHandle<Result<()>>>,
+    storer: Option<Storer>,
+    /// Whether a batch was handed to `storer` and its result not yet taken.
+    storing: bool,
     written: u64,
 }
 
@@ -263,10 +356,12 @@ impl<S: ChunkStore> ChunkedWriter<S> {
         Self {
             store,
             buf: Vec::new(),
+            held: None,
             chunks: Vec::new(),
             pending: Vec::new(),
             pending_bytes: 0,
-            storing: None,
+            storer: None,
+            storing: false,
             written: 0,
         }
     }
@@ -274,41 +369,90 @@ impl<S: ChunkStore> ChunkedWriter<S> {
     /// Moves the buffer into `pending` as a finished chunk.
     fn cut_chunk(&mut self) {
         let data = std::mem::take(&mut self.buf);
+        self.cut(ChunkData::Owned(data));
+    }
+
+    /// Adds `data` to `pending` as the next chunk. Hashes it once, as a
+    /// subtree of the blob: if it turns out to be the only chunk, `finish`
+    /// hashes it again as a whole blob (at most one chunk's worth of bytes).
+    fn cut(&mut self, data: ChunkData) {
         let offset = self.chunks.len() as u64 * CHUNK_SIZE as u64;
-        // Two independent hashing passes: run them on two threads.
-        let (digest, cv) = rayon::join(|| B3Digest::of(&data), || chaining_value(&data, offset));
+        let cv = chaining_value(&data, offset);
+        let digest = chunk_key(&cv);
         let len = u32::try_from(data.len()).expect("chunk is at most CHUNK_SIZE");
         self.chunks.push(ChunkRef { digest, cv, len });
         self.pending_bytes += data.len();
         self.pending.push((digest, data));
     }
 
-    /// Waits for the batch being stored, if any.
-    fn wait_stored(&mut self) -> Result<()> {
-        match self.storing.take() {
-            Some(h) => h.join().unwrap_or_else(|_| Err(Error::io("storing chunks", io::Error::other("thread panicked")))),
-            None => Ok(()),
+    /// Copies a held short shared buffer into `buf`, before more data.
+    fn unhold(&mut self) {
+        if let Some(c) = self.held.take() {
+            self.buf.reserve_exact(CHUNK_SIZE);
+            self.buf.extend_from_slice(&c);
         }
     }
 
-    /// Hands the pending chunks to a thread that stores them, once the
-    /// previous batch is stored: at most two batches are in memory.
+    /// Stores the pending chunks if there are enough of them.
+    fn maybe_store(&mut self) -> Result<()> {
+        if self.pending_bytes >= PENDING_LIMIT { self.store_pending() } else { Ok(()) }
+    }
+
+    /// Waits for the batch being stored, if any.
+    fn wait_stored(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.storing) {
+            return Ok(());
+        }
+        let storer = self.storer.as_ref().expect("a batch is stored only by a storer");
+        storer
+            .done
+            .recv()
+            .unwrap_or_else(|_| Err(Error::io("storing chunks", io::Error::other("the storing thread stopped"))))
+    }
+
+    /// Hands the pending chunks to the writer's storing thread (started
+    /// with the first batch, one for the writer's whole life: short-lived
+    /// threads cost memory that per-thread allocator caches never return),
+    /// once the previous batch is stored: at most two batches are in memory.
     fn store_pending(&mut self) -> Result<()> {
         self.wait_stored()?;
+        if self.storer.is_none() {
+            self.storer = Some(Storer::start(self.store.clone())?);
+        }
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        let store = self.store.clone();
-        let spawned = std::thread::Builder::new().name("castore-put".into()).spawn(move || store.put_chunks(&pending));
-        match spawned {
-            Ok(h) => self.storing = Some(h),
-            Err(e) => return Err(Error::io("starting a thread to store chunks", e)),
-        }
+        let storer = self.storer.as_ref().expect("just started");
+        storer
+            .batches
+            .send(pending)
+            .map_err(|_| Error::io("storing chunks", io::Error::other("the storing thread stopped")))?;
+        self.storing = true;
         Ok(())
     }
 
     fn finish(mut self, expected: Option<&B3Digest>) -> Result<B3Digest> {
-        if !self.buf.is_empty() {
-            self.cut_chunk();
+        let last = match self.held.take() {
+            Some(c) => Some(ChunkData::Shared(c)),
+            None if !self.buf.is_empty() => Some(ChunkData::Owned(std::mem::take(&mut self.buf))),
+            None => None,
+        };
+        if let Some(last) = last {
+            if self.chunks.is_empty() {
+                // The only chunk: named by the blob digest, one hashing pass.
+                let digest = B3Digest::of(&last);
+                let len = u32::try_from(last.len()).expect("chunk is at most CHUNK_SIZE");
+                self.chunks.push(ChunkRef { digest, cv: [0; 32], len });
+                self.pending.push((digest, last));
+            } else {
+                self.cut(last);
+            }
+        } else if self.chunks.len() == 1 {
+            // Exactly one full chunk, cut before we knew it was the only one:
+            // rename it by the blob digest. It is still pending (a batch is
+            // stored only once PENDING_LIMIT > CHUNK_SIZE bytes are pending).
+            let (name, data) = self.pending.last_mut().expect("the only chunk is still pending");
+            *name = B3Digest::of(data);
+            self.chunks[0].digest = *name;
         }
         self.wait_stored()?;
         let digest = if self.chunks.is_empty() {
@@ -328,6 +472,10 @@ impl<S: ChunkStore> ChunkedWriter<S> {
 
 impl<S: ChunkStore> Write for ChunkedWriter<S> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        self.unhold();
         let room = CHUNK_SIZE - self.buf.len();
         let n = data.len().min(room);
         if self.buf.capacity() == 0 {
@@ -337,9 +485,7 @@ impl<S: ChunkStore> Write for ChunkedWriter<S> {
         self.written += n as u64;
         if self.buf.len() == CHUNK_SIZE {
             self.cut_chunk();
-            if self.pending_bytes >= PENDING_LIMIT {
-                self.store_pending().map_err(Error::into_io)?;
-            }
+            self.maybe_store().map_err(Error::into_io)?;
         }
         Ok(n)
     }
@@ -350,6 +496,22 @@ impl<S: ChunkStore> Write for ChunkedWriter<S> {
 }
 
 impl<S: ChunkStore> BlobWriter for ChunkedWriter<S> {
+    fn write_shared(&mut self, data: SharedChunk) -> io::Result<()> {
+        if !self.buf.is_empty() || self.held.is_some() || data.len() > CHUNK_SIZE {
+            return self.write_all(&data);
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.written += data.len() as u64;
+        if data.len() < CHUNK_SIZE {
+            self.held = Some(data);
+            return Ok(());
+        }
+        self.cut(ChunkData::Shared(data));
+        self.maybe_store().map_err(Error::into_io)
+    }
+
     fn bytes_written(&self) -> u64 {
         self.written
     }

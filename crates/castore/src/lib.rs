@@ -34,6 +34,7 @@
 
 pub mod backend;
 pub mod blob;
+pub mod chunkbuf;
 pub mod digest;
 pub mod directory;
 pub mod error;
@@ -42,6 +43,7 @@ pub mod tree;
 
 pub use backend::{Services, from_url};
 pub use blob::{BlobReader, BlobService, BlobWriter, CHUNK_SIZE};
+pub use chunkbuf::{ChunkBuf, SharedChunk};
 pub use digest::{B3Digest, DigestError};
 pub use directory::{Directory, DirectoryError, DirectoryService, Entry, Name, Node, WalkEvent, walk};
 pub use error::{Error, Result};

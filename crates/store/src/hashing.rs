@@ -4,9 +4,33 @@
 
 use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
+use ferrix_castore::SharedChunk;
 use ferrix_formats::{HashAlgo, Hasher, NixHash};
+
+/// What the hashing thread gets: bytes gathered into a batch, or a shared
+/// chunk buffer passed on without copying.
+enum Batch {
+    Owned(Vec<u8>),
+    Shared(SharedChunk),
+}
+
+/// Lets the writer of a [`ThreadedSha256`] pass a shared buffer to the
+/// hashing thread without a copy: [`ShareHandle::offer`] it, then write
+/// exactly its bytes (the whole slice, in one `write_all`) into the sink,
+/// directly or through wrappers that pass the slice on unchanged. The sink
+/// recognises the slice by its address and length and takes the buffer
+/// itself instead of copying the bytes.
+#[derive(Clone)]
+pub struct ShareHandle(Arc<Mutex<Option<SharedChunk>>>);
+
+impl ShareHandle {
+    pub fn offer(&self, chunk: SharedChunk) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(chunk);
+    }
+}
 
 /// Bytes gathered before they are handed to the hashing thread.
 const BATCH: usize = 1 << 20;
@@ -17,7 +41,8 @@ const BATCH: usize = 1 << 20;
 /// [`finish`]: ThreadedSha256::finish
 pub struct ThreadedSha256 {
     buf: Vec<u8>,
-    tx: Option<SyncSender<Vec<u8>>>,
+    tx: Option<SyncSender<Batch>>,
+    offered: ShareHandle,
     /// Hashed batches come back here to be filled again: no allocation (and
     /// no page faults on fresh memory) per batch.
     spare: Receiver<Vec<u8>>,
@@ -27,7 +52,7 @@ pub struct ThreadedSha256 {
 impl ThreadedSha256 {
     pub fn new() -> io::Result<Self> {
         // A few batches in flight: enough to keep both threads busy, little memory.
-        let (tx, rx) = sync_channel::<Vec<u8>>(4);
+        let (tx, rx) = sync_channel::<Batch>(4);
         let (back, spare) = sync_channel::<Vec<u8>>(8);
         let worker = std::thread::Builder::new()
             .name("nar-sha256".into())
@@ -35,20 +60,33 @@ impl ThreadedSha256 {
                 let mut h = Hasher::new(HashAlgo::Sha256);
                 let mut n = 0u64;
                 for batch in rx {
-                    h.update(&batch);
-                    n += batch.len() as u64;
-                    let mut batch = batch;
-                    batch.clear();
-                    let _ = back.try_send(batch);
+                    match batch {
+                        Batch::Owned(mut batch) => {
+                            h.update(&batch);
+                            n += batch.len() as u64;
+                            batch.clear();
+                            let _ = back.try_send(batch);
+                        }
+                        Batch::Shared(chunk) => {
+                            h.update(&chunk);
+                            n += chunk.len() as u64;
+                        }
+                    }
                 }
                 (h.finish(), n)
             })?;
         Ok(Self {
             buf: Vec::with_capacity(BATCH),
             tx: Some(tx),
+            offered: ShareHandle(Arc::new(Mutex::new(None))),
             spare,
             worker: Some(worker),
         })
+    }
+
+    /// The handle through which shared buffers are offered.
+    pub fn share_handle(&self) -> ShareHandle {
+        self.offered.clone()
     }
 
     fn send(&mut self) -> io::Result<()> {
@@ -57,9 +95,22 @@ impl ThreadedSha256 {
         }
         let next = self.empty_batch();
         let batch = std::mem::replace(&mut self.buf, next);
+        self.send_batch(Batch::Owned(batch))
+    }
+
+    fn send_batch(&self, batch: Batch) -> io::Result<()> {
         let tx = self.tx.as_ref().expect("sender lives until finish");
         tx.send(batch)
             .map_err(|_| io::Error::other("the NAR hashing thread stopped"))
+    }
+
+    /// The offered shared buffer, if `data` is exactly its bytes.
+    fn take_offered(&self, data: &[u8]) -> Option<SharedChunk> {
+        let mut offered = self.offered.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*offered {
+            Some(c) if c.as_ptr() == data.as_ptr() && c.len() == data.len() => offered.take(),
+            _ => None,
+        }
     }
 
     fn empty_batch(&self) -> Vec<u8> {
@@ -79,6 +130,13 @@ impl ThreadedSha256 {
 
 impl Write for ThreadedSha256 {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !data.is_empty()
+            && let Some(chunk) = self.take_offered(data)
+        {
+            self.send()?; // keeps the bytes in order
+            self.send_batch(Batch::Shared(chunk))?;
+            return Ok(data.len());
+        }
         if self.buf.len() + data.len() > BATCH && !self.buf.is_empty() {
             self.send()?;
         }
@@ -86,9 +144,7 @@ impl Write for ThreadedSha256 {
             // Large writes go over as one batch of their own.
             let mut batch = self.empty_batch();
             batch.extend_from_slice(data);
-            let tx = self.tx.as_ref().expect("sender lives until finish");
-            tx.send(batch)
-                .map_err(|_| io::Error::other("the NAR hashing thread stopped"))?;
+            self.send_batch(Batch::Owned(batch))?;
         } else {
             self.buf.extend_from_slice(data);
         }
@@ -128,6 +184,26 @@ mod tests {
                 "split {split}"
             );
         }
+        // Shared buffers, offered or not, among small writes.
+        let mut t = ThreadedSha256::new().unwrap();
+        let share = t.share_handle();
+        let mut expected = Vec::new();
+        for (i, piece) in data.chunks(ferrix_castore::CHUNK_SIZE - 3).enumerate() {
+            let mut c = ferrix_castore::ChunkBuf::new();
+            c.fill_from(&mut &piece[..], piece.len()).unwrap();
+            let c = Arc::new(c);
+            if i % 3 != 2 {
+                share.offer(c.clone());
+            }
+            t.write_all(b"(x)").unwrap();
+            t.write_all(&c).unwrap();
+            expected.extend_from_slice(b"(x)");
+            expected.extend_from_slice(piece);
+        }
+        assert_eq!(
+            t.finish().unwrap(),
+            (HashAlgo::Sha256.digest(&expected), expected.len() as u64)
+        );
         let empty = ThreadedSha256::new().unwrap();
         assert_eq!(empty.finish().unwrap(), (HashAlgo::Sha256.digest(b""), 0));
     }

@@ -14,14 +14,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use ferrix_castore::{
-    BlobService, BlobWriter, Directory, DirectoryService, Entry, Error as CaError, Name, Node,
+    BlobService, BlobWriter, CHUNK_SIZE, ChunkBuf, Directory, DirectoryService, Entry,
+    Error as CaError, Name, Node, SharedChunk,
 };
 use ferrix_formats::nar::{self, Event, NarReader, NarWriter, NodeKind};
 use ferrix_formats::store_path::validate_name;
 use ferrix_formats::{CAHash, CaMethod, HashAlgo, Hasher, NixHash};
 
 use crate::error::{Error, Result};
-use crate::hashing::ThreadedSha256;
+use crate::hashing::{ShareHandle, ThreadedSha256};
 use crate::path_info::PathInfo;
 use crate::store::Store;
 
@@ -67,6 +68,7 @@ pub fn add_path(
     let mut buf = vec![0u8; 1 << 20];
     let mut directories = Vec::new();
     let hashing = ThreadedSha256::new().map_err(|e| Error::io("starting the NAR hasher", e))?;
+    let share = hashing.share_handle();
     let mut nar = NarWriter::new(hashing).map_err(|e| Error::io("hashing NAR", e))?;
     let (root, flat_hash) = match opts.method {
         Method::Recursive => {
@@ -74,6 +76,7 @@ pub fn add_path(
                 blobs: &*store.blobs,
                 directories: &mut directories,
                 progress,
+                share,
             };
             (ing.node(path, nar.root(), &mut buf)?, None)
         }
@@ -94,6 +97,7 @@ pub fn add_path(
                 blobs: &*store.blobs,
                 directories: &mut directories,
                 progress,
+                share,
             };
             let executable = meta.permissions().mode() & 0o100 != 0;
             let node = ing.file(
@@ -193,7 +197,12 @@ struct Ingester<'a> {
     /// Children before parents, ready for `put_tree`.
     directories: &'a mut Vec<Directory>,
     progress: &'a mut dyn FnMut(u64),
+    /// Offers the NAR hasher each large file's chunk buffers (no copy).
+    share: ShareHandle,
 }
+
+/// Files at least this large are read chunk by chunk into shared buffers.
+const SHARED_MIN: u64 = 2 * CHUNK_SIZE as u64;
 
 /// Reads a file, copying every byte into a blob writer (and a flat hasher).
 struct Tee<'a> {
@@ -282,8 +291,46 @@ impl Ingester<'_> {
         flat: Option<&mut Hasher>,
     ) -> Result<Node> {
         let ctx = || format!("reading {}", path.display());
-        let file = fs::File::open(path).map_err(|e| Error::io(ctx(), e))?;
+        let mut file = fs::File::open(path).map_err(|e| Error::io(ctx(), e))?;
         let mut blob = self.blobs.open_write();
+        if size >= SHARED_MIN {
+            // Each chunk is read once into a page-aligned buffer that the NAR
+            // hasher, the blob writer (BLAKE3) and the chunk store all use
+            // as it is: the only copy is the kernel's, out of the page cache.
+            let (share, progress, blob_w) = (&self.share, &mut *self.progress, &mut *blob);
+            let mut flat = flat;
+            out.file_from_writer(executable, size, |w| {
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(CHUNK_SIZE as u64) as usize;
+                    let mut c = ChunkBuf::new();
+                    c.fill_from(&mut file, n).map_err(|e| {
+                        if e.kind() == io::ErrorKind::UnexpectedEof {
+                            io::Error::other("file changed size while it was read")
+                        } else {
+                            e
+                        }
+                    })?;
+                    let c: SharedChunk = std::sync::Arc::new(c);
+                    if let Some(h) = flat.as_deref_mut() {
+                        h.update(&c);
+                    }
+                    share.offer(c.clone());
+                    w.write_all(&c)?;
+                    blob_w.write_shared(c)?;
+                    progress(n as u64);
+                    left -= n as u64;
+                }
+                Ok(())
+            })
+            .map_err(|e| Error::io(ctx(), e))?;
+            let digest = blob.close()?;
+            return Ok(Node::File {
+                digest,
+                size,
+                executable,
+            });
+        }
         let mut tee = Tee {
             file,
             blob: &mut *blob,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::blob::{self, ChunkRef, ChunkStore};
+use crate::blob::{self, ChunkData, ChunkRef, ChunkStore};
 use crate::directory::{Directory, check_references};
 use crate::error::{Error, Result};
 use crate::{B3Digest, BlobReader, BlobService, BlobWriter, DirectoryService};
@@ -59,18 +59,18 @@ impl ChunkStore for MemoryBlobService {
         Ok(m.chunks.get(digest).cloned())
     }
 
-    fn put_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<()> {
+    fn put_chunks(&self, chunks: &[(B3Digest, ChunkData)]) -> Result<()> {
         let mut m = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         for (d, data) in chunks {
-            m.chunks.entry(*d).or_insert_with(|| Arc::from(data.as_slice()));
+            m.chunks.entry(*d).or_insert_with(|| Arc::from(&data[..]));
         }
         Ok(())
     }
 
-    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, Vec<u8>)]) -> Result<()> {
+    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, ChunkData)]) -> Result<()> {
         let mut m = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         for (d, data) in tail {
-            m.chunks.entry(*d).or_insert_with(|| Arc::from(data.as_slice()));
+            m.chunks.entry(*d).or_insert_with(|| Arc::from(&data[..]));
         }
         // Every chunk must be present, or the blob would be unreadable.
         if let Some(c) = chunks.iter().find(|c| !m.chunks.contains_key(&c.digest)) {

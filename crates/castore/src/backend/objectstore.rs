@@ -19,7 +19,7 @@ use std::sync::Arc;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::blob::{self, ChunkRef, ChunkStore, decode_chunks, encode_chunks, total_len};
+use crate::blob::{self, ChunkData, ChunkRef, ChunkStore, decode_chunks, encode_chunks, total_len};
 use crate::directory::{Directory, check_references};
 use crate::error::{Error, Result};
 use crate::{B3Digest, BlobReader, BlobService, BlobWriter, DirectoryService};
@@ -138,17 +138,17 @@ impl ChunkStore for ObjectStoreBlobService {
         Ok(self.backend.get(&key("chunks", digest))?.map(|b| Arc::from(&b[..])))
     }
 
-    fn put_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<()> {
+    fn put_chunks(&self, chunks: &[(B3Digest, ChunkData)]) -> Result<()> {
         for (d, data) in chunks {
             let k = key("chunks", d);
             if !self.backend.exists(&k)? {
-                self.backend.put(&k, data.clone())?;
+                self.backend.put(&k, data.to_vec())?;
             }
         }
         Ok(())
     }
 
-    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, Vec<u8>)]) -> Result<()> {
+    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, ChunkData)]) -> Result<()> {
         self.put_chunks(tail)?;
         // Never publish a chunk list naming a missing chunk.
         let in_tail: std::collections::HashSet<_> = tail.iter().map(|(d, _)| *d).collect();

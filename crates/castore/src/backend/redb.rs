@@ -20,6 +20,7 @@
 //! its last handle) makes everything durable. Only one process (or handle)
 //! may have the database open; others get [`Error::StoreLocked`].
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::blob::{self, ChunkRef, ChunkStore, SmallBlob, decode_chunks, encode_chunks, total_len};
+use crate::blob::{self, ChunkData, ChunkRef, ChunkStore, SmallBlob, decode_chunks, encode_chunks, total_len};
 use crate::directory::{Directory, check_references};
 use crate::error::{Error, Result};
 use crate::{B3Digest, BlobReader, BlobService, BlobWriter, DirectoryService};
@@ -68,6 +69,11 @@ struct Inner {
     end: AtomicU64,
     /// Set after a commit without fsync; cleared when a durable commit starts.
     dirty: AtomicBool,
+    /// Chunks whose bytes are in the chunk file but whose locations are not
+    /// indexed yet: written by `put_chunks` for a blob still being written,
+    /// indexed by that blob's commit. (A writer dropped without closing
+    /// leaves its entries here until the store is closed.)
+    staged: Mutex<HashMap<B3Digest, [u8; LOCATION_LEN]>>,
 }
 
 /// Length of a chunk location in the index.
@@ -122,7 +128,9 @@ impl Inner {
     ///
     /// A large chunk whose length is a whole number of pages goes at a
     /// page-aligned offset (the gap before it stays unreferenced) and is
-    /// written with `O_DIRECT`: straight to disk, without first copying it
+    /// written with `O_DIRECT` (from the chunk's own memory when that is
+    /// page-aligned, as shared chunk buffers are, else through a reused
+    /// aligned copy): straight to disk, without first copying it
     /// into freshly allocated page cache, which costs more than hashing it
     /// (and, on VMs whose host backs guest memory lazily, much more). The
     /// sync before the next durable commit still covers it (metadata).
@@ -131,22 +139,27 @@ impl Inner {
         let len = u32::try_from(data.len()).map_err(|_| Error::Corrupt("chunk larger than 4 GiB".into()))?;
         let err = |e| Error::io(format!("writing {}", self.chunks_path.display()), e);
         if let Some(direct) = &self.direct
-            && data.len() >= DIRECT_MIN
-            && data.len().is_multiple_of(PAGE)
+            && direct_size(data)
         {
             let offset = self.reserve(data.len() as u64, PAGE as u64);
             self.dirty.store(true, Ordering::SeqCst);
-            let mut pages = self
-                .aligned
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop()
-                .unwrap_or_default();
-            pages.resize_with(data.len() / PAGE, || Page([0; PAGE]));
-            let buf = page_bytes(&mut pages);
-            buf.copy_from_slice(data);
-            let res = direct.write_all_at(buf, offset);
-            self.aligned.lock().unwrap_or_else(PoisonError::into_inner).push(pages);
+            let res = if (data.as_ptr() as usize).is_multiple_of(PAGE) {
+                // Already page-aligned (a shared chunk buffer): no copy.
+                direct.write_all_at(data, offset)
+            } else {
+                let mut pages = self
+                    .aligned
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop()
+                    .unwrap_or_default();
+                pages.resize_with(data.len() / PAGE, || Page([0; PAGE]));
+                let buf = page_bytes(&mut pages);
+                buf.copy_from_slice(data);
+                let res = direct.write_all_at(buf, offset);
+                self.aligned.lock().unwrap_or_else(PoisonError::into_inner).push(pages);
+                res
+            };
             match res {
                 Ok(()) => return Ok(location(offset, len)),
                 // Refused after all (an unusual alignment rule): the page
@@ -210,17 +223,99 @@ impl Inner {
     }
 
     /// Writes the bytes of every chunk in `chunks` that is not indexed yet.
-    fn write_new_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<Vec<(B3Digest, [u8; LOCATION_LEN])>> {
+    fn write_new_chunks(&self, chunks: &[(B3Digest, ChunkData)]) -> Result<Vec<(B3Digest, [u8; LOCATION_LEN])>> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(CHUNKS).map_err(db_err)?;
         let mut out = Vec::with_capacity(chunks.len());
-        for (d, data) in chunks {
-            if table.get(d.as_bytes()).map_err(db_err)?.is_none() && !out.iter().any(|(x, _)| x == d) {
-                out.push((*d, self.append(data)?));
+        // Chunks that can go to disk from their own memory: gathered into one
+        // vectored write at one reserved range (fewer, larger disk writes).
+        let mut run: Vec<(B3Digest, &[u8])> = Vec::new();
+        let staged: Vec<bool> = {
+            let staged = self.staged.lock().unwrap_or_else(PoisonError::into_inner);
+            chunks.iter().map(|(d, _)| staged.contains_key(d)).collect()
+        };
+        for ((d, data), staged) in chunks.iter().zip(staged) {
+            if !staged
+                && table.get(d.as_bytes()).map_err(db_err)?.is_none()
+                && !out.iter().any(|(x, _)| x == d)
+                && !run.iter().any(|(x, _)| x == d)
+            {
+                if self.direct.is_some() && direct_size(data) && (data.as_ptr() as usize).is_multiple_of(PAGE) {
+                    run.push((*d, data));
+                } else {
+                    out.push((*d, self.append(data)?));
+                }
             }
+        }
+        if !run.is_empty() {
+            out.extend(self.append_direct_run(&run)?);
         }
         Ok(out)
     }
+
+    /// Writes page-aligned whole-page chunks back to back at one page-aligned
+    /// range of the chunk file, with `O_DIRECT`, in one vectored write.
+    fn append_direct_run(&self, run: &[(B3Digest, &[u8])]) -> Result<Vec<(B3Digest, [u8; LOCATION_LEN])>> {
+        let direct = self.direct.as_ref().expect("only called with O_DIRECT available");
+        let total: u64 = run.iter().map(|(_, data)| data.len() as u64).sum();
+        let start = self.reserve(total, PAGE as u64);
+        self.dirty.store(true, Ordering::SeqCst);
+        let mut locations = Vec::with_capacity(run.len());
+        let mut offsets = Vec::with_capacity(run.len());
+        let mut at = start;
+        for (d, data) in run {
+            let len = u32::try_from(data.len()).map_err(|_| Error::Corrupt("chunk larger than 4 GiB".into()))?;
+            locations.push((*d, location(at, len)));
+            offsets.push(at);
+            at += data.len() as u64;
+        }
+        let err = |e| Error::io(format!("writing {}", self.chunks_path.display()), e);
+        match pwritev_all(direct, run.iter().map(|(_, data)| *data), start) {
+            Ok(()) => {}
+            // Refused after all: write the same bytes at the same places
+            // through the page cache.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                for ((_, data), offset) in run.iter().zip(offsets) {
+                    self.chunks.write_all_at(data, offset).map_err(err)?;
+                }
+            }
+            Err(e) => return Err(err(e)),
+        }
+        Ok(locations)
+    }
+}
+
+/// Writes every byte of `bufs`, in order, at `offset` (`pwritev`, repeated
+/// after a short write).
+fn pwritev_all<'a>(file: &File, bufs: impl Iterator<Item = &'a [u8]>, mut offset: u64) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+    let mut slices: Vec<IoSlice<'_>> = bufs.map(IoSlice::new).collect();
+    let mut left = &mut slices[..];
+    while !left.is_empty() {
+        let count = left.len().min(512) as libc::c_int;
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix; the
+        // slices borrow live buffers for the duration of the call.
+        let n = unsafe { libc::pwritev(file.as_raw_fd(), left.as_ptr().cast(), count, offset as libc::off_t) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut left, n as usize);
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Whether a chunk of this length is written with `O_DIRECT`.
+fn direct_size(data: &[u8]) -> bool {
+    data.len() >= DIRECT_MIN && data.len().is_multiple_of(PAGE)
 }
 
 /// The unit of `O_DIRECT` alignment we use (offsets, lengths, buffers).
@@ -331,6 +426,7 @@ impl RedbStore {
                 chunks_path,
                 end: AtomicU64::new(end),
                 dirty: AtomicBool::new(false),
+                staged: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -402,34 +498,38 @@ impl ChunkStore for RedbBlobService {
         }
     }
 
-    fn put_chunks(&self, chunks: &[(B3Digest, Vec<u8>)]) -> Result<()> {
+    fn put_chunks(&self, chunks: &[(B3Digest, ChunkData)]) -> Result<()> {
         // Not yet referenced by any blob, so not yet worth an fsync: the
         // durable commit of the blob itself makes them durable too.
+        // Their locations are indexed only by the commit of a blob that
+        // names them: one redb transaction per blob, not per batch (every
+        // non-durable redb commit holds memory until the next durable one).
         let inner = &self.store.inner;
         let written = inner.write_new_chunks(chunks)?;
-        if written.is_empty() {
-            return Ok(());
+        let mut staged = inner.staged.lock().unwrap_or_else(PoisonError::into_inner);
+        for (d, loc) in written {
+            staged.entry(d).or_insert(loc);
         }
-        let mut txn = inner.db.begin_write().map_err(db_err)?;
-        txn.set_durability(Durability::None).map_err(db_err)?;
-        inner.put_chunks_in(&txn, &written)?;
-        txn.commit().map_err(db_err)?;
-        inner.dirty.store(true, Ordering::SeqCst);
         Ok(())
     }
 
-    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, Vec<u8>)]) -> Result<()> {
+    fn commit_blob(&self, digest: &B3Digest, chunks: &[ChunkRef], tail: &[(B3Digest, ChunkData)]) -> Result<()> {
         let inner = &self.store.inner;
         let written = inner.write_new_chunks(tail)?;
         let mut txn = inner.db.begin_write().map_err(db_err)?;
         txn.set_durability(Durability::None).map_err(db_err)?;
         inner.put_chunks_in(&txn, &written)?;
+        let mut staged = inner.staged.lock().unwrap_or_else(PoisonError::into_inner);
         {
-            let table = txn.open_table(CHUNKS).map_err(db_err)?;
-            // Never commit a blob that would be unreadable.
+            let mut table = txn.open_table(CHUNKS).map_err(db_err)?;
             for c in chunks {
                 if table.get(c.digest.as_bytes()).map_err(db_err)?.is_none() {
-                    return Err(Error::Corrupt(format!("chunk {} vanished before commit", c.digest)));
+                    // Written by `put_chunks` earlier; indexed now. Never
+                    // commit a blob that would be unreadable.
+                    let loc = staged
+                        .get(&c.digest)
+                        .ok_or_else(|| Error::Corrupt(format!("chunk {} vanished before commit", c.digest)))?;
+                    table.insert(c.digest.as_bytes(), loc.as_slice()).map_err(db_err)?;
                 }
             }
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
@@ -437,6 +537,9 @@ impl ChunkStore for RedbBlobService {
         }
         txn.commit().map_err(db_err)?;
         inner.dirty.store(true, Ordering::SeqCst);
+        for c in chunks {
+            staged.remove(&c.digest);
+        }
         Ok(())
     }
 

@@ -74,7 +74,7 @@ fn corrupt_chunk_is_detected_on_read() {
     let (store, _tmp) = redb_store();
     let bytes = data(2 * CHUNK_SIZE, 5);
     let digest = store.blob_service().put(&bytes).unwrap();
-    let second_chunk = B3Digest::of(&bytes[CHUNK_SIZE..]);
+    let second_chunk = ferrix_castore::blob::chunk_key_of(&bytes[CHUNK_SIZE..], 1);
     store.corrupt_chunk_for_tests(&second_chunk, &data(CHUNK_SIZE, 6)).unwrap();
     let mut r = store.blob_service().open_read(&digest).unwrap().unwrap();
     let mut first = vec![0; CHUNK_SIZE];
