@@ -3,7 +3,7 @@
 //! nixpkgs 20.09's `pkgs/top-level/all-packages.nix`.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ferrix_eval::{Eval, decode_source};
@@ -12,19 +12,9 @@ use ferrix_eval::{Eval, decode_source};
 #[global_allocator]
 static A: ferrix_eval::alloc::PoolAlloc = ferrix_eval::alloc::PoolAlloc;
 
-fn shared() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let candidates = std::env::var_os("FERRIX_SHARED")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([root.join("../shared"), root.join("../../shared"), "/work/shared".into()]);
-    for dir in candidates {
-        if dir.join("nixpkgs-lib").is_dir() {
-            return dir;
-        }
-    }
-    panic!("cannot find shared/ beside the checkout; set FERRIX_SHARED")
-}
+#[path = "../tests/common/shared.rs"]
+mod shared;
+use shared::shared;
 
 fn nix_files(dir: &Path, out: &mut Vec<(String, String)>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read dir").map(|e| e.expect("entry").path()).collect();

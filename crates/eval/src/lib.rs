@@ -239,38 +239,30 @@ impl Eval {
         ev
     }
 
+    /// What lowering needs from this evaluator, for a registered file.
+    fn lower_ctx<'a>(&'a self, file: u32, base_dir: &'a str, scope: Option<&'a [Symbol]>) -> lower::LowerCtx<'a> {
+        lower::LowerCtx { file, base_dir, globals: &self.global_names, home: self.opts.home.as_deref(), scope, lints: self.opts.lints }
+    }
+
+    /// Register `text` under `name` and parse and lower it, with an extra
+    /// outermost frame binding `scope` if given.
+    fn parse_in(&self, text: &str, name: &str, base_dir: &str, scope: Option<&[Symbol]>) -> Result<&'static ir::Expr> {
+        let text = normalise_newlines(text);
+        let cx = self.lower_ctx(source::add(name, &text), base_dir, scope);
+        let e = lower::parse_and_lower(&text, &cx)?;
+        Ok(Box::leak(Box::new(e)))
+    }
+
     /// Parse and lower a source text; `name` is shown in positions and
     /// `base_dir` resolves relative paths.
     pub fn parse(&self, text: &str, name: &str, base_dir: &str) -> Result<&'static ir::Expr> {
-        let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
-        let file = source::add(name, &text);
-        let cx = lower::LowerCtx {
-            file,
-            base_dir,
-            globals: &self.global_names,
-            home: self.opts.home.as_deref(),
-            scope: None,
-            lints: self.opts.lints,
-        };
-        let e = lower::parse_and_lower(&text, &cx)?;
-        Ok(Box::leak(Box::new(e)))
+        self.parse_in(text, name, base_dir, None)
     }
 
     /// Parse and lower with an extra outermost frame binding `names`
     /// (slot `i` holds `names[i]`); used by `scopedImport`.
     pub fn parse_scoped(&self, text: &str, name: &str, base_dir: &str, names: &[Symbol]) -> Result<&'static ir::Expr> {
-        let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
-        let file = source::add(name, &text);
-        let cx = lower::LowerCtx {
-            file,
-            base_dir,
-            globals: &self.global_names,
-            home: self.opts.home.as_deref(),
-            scope: Some(names),
-            lints: self.opts.lints,
-        };
-        let e = lower::parse_and_lower(&text, &cx)?;
-        Ok(Box::leak(Box::new(e)))
+        self.parse_in(text, name, base_dir, Some(names))
     }
 
     /// Parse and lower `text` with both front ends, for the differential
@@ -283,16 +275,8 @@ impl Eval {
         name: &str,
         base_dir: &str,
     ) -> (Option<std::result::Result<String, String>>, std::result::Result<String, String>) {
-        let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text.to_string() };
-        let file = source::add(name, &text);
-        let cx = lower::LowerCtx {
-            file,
-            base_dir,
-            globals: &self.global_names,
-            home: self.opts.home.as_deref(),
-            scope: None,
-            lints: self.opts.lints,
-        };
+        let text = normalise_newlines(text);
+        let cx = self.lower_ctx(source::add(name, &text), base_dir, None);
         let show = |r: Result<ir::Expr>| match r {
             Ok(e) => Ok(parse::dump(&e)),
             Err(e) => Err(format!("{:?} {} {:?}", e.0.kind, e.0.msg, e.0.span)),
@@ -307,14 +291,7 @@ impl Eval {
     /// the parser benchmarks. Positions point at no registered file.
     #[doc(hidden)]
     pub fn parse_discard(&self, text: &str, base_dir: &str, rnix_only: bool) -> Result<()> {
-        let cx = lower::LowerCtx {
-            file: u32::MAX - 1,
-            base_dir,
-            globals: &self.global_names,
-            home: self.opts.home.as_deref(),
-            scope: None,
-            lints: self.opts.lints,
-        };
+        let cx = self.lower_ctx(u32::MAX - 1, base_dir, None);
         if rnix_only { lower::parse_and_lower_rnix(text, &cx) } else { lower::parse_and_lower(text, &cx) }.map(drop)
     }
 
@@ -366,4 +343,10 @@ impl Eval {
         }
         Ok(v)
     }
+}
+
+/// Source text with `\r\n` and lone `\r` line ends turned into `\n`, as Nix
+/// reads files.
+fn normalise_newlines(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n").into() } else { text.into() }
 }

@@ -9,19 +9,9 @@ use std::path::{Path, PathBuf};
 
 use ferrix_eval::{decode_source, Eval};
 
-fn shared() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let candidates = std::env::var_os("FERRIX_SHARED")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([root.join("../shared"), root.join("../../shared"), "/work/shared".into()]);
-    for dir in candidates {
-        if dir.join("nixpkgs-lib").is_dir() {
-            return dir;
-        }
-    }
-    panic!("cannot find shared/ beside the checkout; set FERRIX_SHARED")
-}
+#[path = "common/shared.rs"]
+mod shared;
+use shared::shared;
 
 fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
