@@ -365,13 +365,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         let full = if prefix.is_empty() { name_text } else { format!("{prefix}.{name_text}") };
         match key {
             AttrKey::Dynamic(e) => {
-                let val = if rest.len == 0 {
-                    self.pval(value)?
-                } else {
-                    let mut inner = PAttrs::new(false);
-                    self.add_path(&mut inner, rest, value, full, Some(start))?;
-                    PVal::Nested(Box::new(inner))
-                };
+                let val = self.path_value(rest, value, full, start)?;
                 pa.dynamic.push((e, val, pos));
             }
             AttrKey::Static(name) => {
@@ -413,19 +407,24 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                         _ => Err(dup_attr(&full, pos, old_pos)),
                     }?;
                 } else {
-                    let val = if rest.len == 0 {
-                        self.pval(value)?
-                    } else {
-                        let mut inner = PAttrs::new(false);
-                        self.add_path(&mut inner, rest, value, full, Some(start))?;
-                        PVal::Nested(Box::new(inner))
-                    };
+                    let val = self.path_value(rest, value, full, start)?;
                     pa.names.insert(name, pa.entries.len());
                     pa.entries.push((name, PEntry { val, pos: start }));
                 }
             }
         }
         Ok(())
+    }
+
+    /// The value bound at the end of an attribute path: `value` itself when
+    /// `rest` is empty, else a nested set holding `rest = value`.
+    fn path_value(&mut self, rest: Range, value: NodeId, full: String, start: Span) -> Result<PVal> {
+        if rest.len == 0 {
+            return self.pval(value);
+        }
+        let mut inner = PAttrs::new(false);
+        self.add_path(&mut inner, rest, value, full, Some(start))?;
+        Ok(PVal::Nested(Box::new(inner)))
     }
 
     fn pval(&mut self, value: NodeId) -> Result<PVal> {
