@@ -71,25 +71,25 @@ pub struct Walk<'a> {
 pub struct Top {
     pub children: Vec<(String, Value)>,
     pub combine: bool,
+    /// Position in `children` by attribute name (the last component of
+    /// its path): units look their attribute up here, one per unit.
+    by_name: std::collections::HashMap<Symbol, usize>,
 }
 
 impl Top {
     /// The attributes of `a` to walk, as attribute paths below `prefix`.
     fn of(a: &AttrSet, prefix: &str) -> Top {
+        let attrs: Vec<_> = a.sorted_by_name().into_iter().filter(|attr| valid_attr_name(attr.name.as_bytes())).collect();
         Top {
             combine: a.get(Symbol::new("_combineChannels")).is_some(),
-            children: a
-                .sorted_by_name()
-                .into_iter()
-                .filter(|attr| valid_attr_name(attr.name.as_bytes()))
-                .map(|attr| (add_to_path(prefix, &attr.name.as_str()), attr.value.clone()))
-                .collect(),
+            by_name: attrs.iter().enumerate().map(|(i, attr)| (attr.name, i)).collect(),
+            children: attrs.into_iter().map(|attr| (add_to_path(prefix, &attr.name.as_str()), attr.value.clone())).collect(),
         }
     }
 
     /// The attribute named `name` (its attribute path ends with it).
     pub fn position(&self, name: &str) -> Option<usize> {
-        self.children.iter().position(|(p, _)| p.rsplit('.').next() == Some(name))
+        self.by_name.get(&Symbol::new(name)).copied()
     }
 }
 
