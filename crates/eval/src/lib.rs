@@ -265,34 +265,14 @@ impl Eval {
         self.parse_in(text, name, base_dir, Some(names))
     }
 
-    /// Parse and lower `text` with both front ends, for the differential
-    /// tests: the fast parser's result (`None` when it leaves the text to
-    /// rnix) and the rnix pipeline's, each as an IR dump or an error.
-    #[doc(hidden)]
-    pub fn parse_both(
-        &self,
-        text: &str,
-        name: &str,
-        base_dir: &str,
-    ) -> (Option<std::result::Result<String, String>>, std::result::Result<String, String>) {
-        let text = normalise_newlines(text);
-        let cx = self.lower_ctx(source::add(name, &text), base_dir, None);
-        let show = |r: Result<ir::Expr>| match r {
-            Ok(e) => Ok(parse::dump(&e)),
-            Err(e) => Err(format!("{:?} {} {:?}", e.0.kind, e.0.msg, e.0.span)),
-        };
-        let fast = parse::parse_and_lower(&text, &cx).map(show);
-        let old = show(lower::parse_and_lower_rnix(&text, &cx));
-        (fast, old)
-    }
-
     /// Parse and lower `text` and drop the result, with the fast front end
     /// (falling back to rnix as [`Eval::parse`] does) or with rnix only: for
     /// the parser benchmarks. Positions point at no registered file.
     #[doc(hidden)]
     pub fn parse_discard(&self, text: &str, base_dir: &str, rnix_only: bool) -> Result<()> {
         let cx = self.lower_ctx(u32::MAX - 1, base_dir, None);
-        if rnix_only { lower::parse_and_lower_rnix(text, &cx) } else { lower::parse_and_lower(text, &cx) }.map(drop)
+        let (ast, root) = if rnix_only { parse::parse_rnix(text, cx.file)? } else { parse::parse(text, cx.file)? };
+        lower::lower(text, &ast, root, &cx).map(drop)
     }
 
     /// Parse, lower and evaluate a source text (to weak head normal form).
@@ -347,6 +327,6 @@ impl Eval {
 
 /// Source text with `\r\n` and lone `\r` line ends turned into `\n`, as Nix
 /// reads files.
-fn normalise_newlines(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn normalise_newlines(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n").into() } else { text.into() }
 }

@@ -1,19 +1,18 @@
-//! Lowering: parse with rnix and turn the syntax tree into [`Expr`] IR,
-//! resolving variables to (depth, slot), merging nested attribute paths and
-//! reporting the errors rnix leaves to us (duplicate attributes and formals,
-//! undefined variables). rnix types never leave this module.
-//!
-//! [`parse_and_lower`] first tries the hand-written parser of `crate::parse`
-//! (same IR, several times faster); this rnix pipeline is its oracle and its
-//! fallback for syntax errors. The scope, lint and error helpers here are
-//! shared by both lowerings.
+//! Lowering: the syntax tree of `crate::parse` ([`Ast`]) to [`Expr`] IR,
+//! resolving variables to (depth, slot), merging nested attribute paths
+//! (`a.b = 1; a.c = 2;`), giving `rec`/`let`/`inherit (e)` their frames, and
+//! reporting the errors the grammar leaves to us (duplicate attributes and
+//! formals, undefined variables, dynamic attributes in `let`/`inherit`).
+//! There is one lowering: both parsers (the hand-written one and rnix, the
+//! syntax-error path) produce the same [`Ast`].
 
-use rnix::ast::{self, AstToken, HasEntry, InterpolPart};
-use rowan::ast::AstNode;
+use std::collections::BTreeMap;
+
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::ir::*;
+use crate::parse::ast::*;
 use crate::symbol::Symbol;
 use crate::value::Value;
 
@@ -47,66 +46,29 @@ pub struct Lints {
     pub url_literals: LintLevel,
 }
 
-/// Parse and lower a source text (`\r\n` already normalised to `\n`):
-/// with the fast parser of `crate::parse`, or with rnix where that one gives
-/// up (syntax errors and a few odd forms).
+/// Parse and lower a source text (`\r\n` already normalised to `\n`).
 pub fn parse_and_lower(text: &str, cx: &LowerCtx<'_>) -> Result<Expr> {
-    match crate::parse::parse_and_lower(text, cx) {
-        Some(r) => r,
-        None => parse_and_lower_rnix(text, cx),
-    }
+    let (ast, root) = crate::parse::parse(text, cx.file)?;
+    lower(text, &ast, root, cx)
 }
 
-/// The rnix pipeline: the oracle for the fast parser and its fallback.
-pub fn parse_and_lower_rnix(text: &str, cx: &LowerCtx<'_>) -> Result<Expr> {
-    let parse = rnix::Root::parse(text);
-    if let Some(err) = parse.errors().first() {
-        return Err(parse_error(err, cx.file, text));
-    }
-    let root = parse.tree();
-    let Some(expr) = root.expr() else {
-        return Err(Error::parse("syntax error, unexpected end of file", Span { file: cx.file, offset: text.len() as u32 }));
-    };
-    let mut l = Lowerer { cx, scopes: Vec::new() };
+/// Lower the tree `ast` (parsed from `src`) from its root `root`.
+pub(crate) fn lower(src: &str, ast: &Ast, root: NodeId, cx: &LowerCtx<'_>) -> Result<Expr> {
+    let base_canon = (canon_path(cx.base_dir) == cx.base_dir).then_some(cx.base_dir);
+    let mut l = Lowerer { cx, src, ast, scopes: Vec::new(), base_canon };
     if let Some(names) = cx.scope {
         l.scopes.push(Scope::Frame(names.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect()));
     }
-    l.expr(expr)
-}
-
-fn parse_error(err: &rnix::ParseError, file: u32, text: &str) -> Error {
-    use rnix::ParseError as P;
-    let (msg, off) = match err {
-        P::Unexpected(r) | P::UnexpectedExtra(r) => {
-            let tok = &text[usize::from(r.start())..usize::from(r.end())];
-            (format!("syntax error, unexpected '{}'", tok.trim()), usize::from(r.start()))
-        }
-        P::UnexpectedWanted(got, r, _) => {
-            let _ = got;
-            let tok = &text[usize::from(r.start())..usize::from(r.end())];
-            (format!("syntax error, unexpected '{}'", tok.trim()), usize::from(r.start()))
-        }
-        P::UnexpectedDoubleBind(r) => ("syntax error, double bind".to_string(), usize::from(r.start())),
-        P::DuplicatedArgs(r, name) => (format!("duplicate formal function argument '{name}'"), usize::from(r.start())),
-        P::UnexpectedEOF | P::UnexpectedEOFWanted(_) => ("syntax error, unexpected end of file".to_string(), text.len()),
-        P::RecursionLimitExceeded => ("syntax error, expression nested too deeply".to_string(), 0),
-        _ => ("syntax error".to_string(), 0),
-    };
-    Error::parse(msg, Span { file, offset: off as u32 })
+    l.expr(root)
 }
 
 /// Report a lint at `level`, making its message only when it is reported.
-pub(crate) fn lint_with(level: LintLevel, msg: impl FnOnce() -> String, pos: Span) -> Result<()> {
-    if level == LintLevel::Ignore { Ok(()) } else { lint(level, msg(), pos) }
-}
-
-/// Report a lint at `level`.
-pub(crate) fn lint(level: LintLevel, msg: String, pos: Span) -> Result<()> {
+fn lint_with(level: LintLevel, msg: impl FnOnce() -> String, pos: Span) -> Result<()> {
     match level {
         LintLevel::Ignore => Ok(()),
-        LintLevel::Fatal => Err(Error::parse(msg, pos)),
+        LintLevel::Fatal => Err(Error::parse(msg(), pos)),
         LintLevel::Warn => {
-            let mut out = format!("warning: {msg}\n");
+            let mut out = format!("warning: {}\n", msg());
             crate::error::render_pos_w(&mut out, pos, "         ", 15);
             eprintln!("{out}");
             Ok(())
@@ -125,13 +87,13 @@ fn pos_string(span: Span) -> String {
 }
 
 /// The duplicate-attribute error.
-pub(crate) fn dup_attr(path: &str, new: Span, old: Span) -> Error {
+fn dup_attr(path: &str, new: Span, old: Span) -> Error {
     Error::parse(format!("attribute '{path}' already defined at {}", pos_string(old)), new)
 }
 
 /// Resolve a variable through the scopes (innermost last), skipping the
 /// innermost `skip` of them.
-pub(crate) fn resolve(
+fn resolve(
     scopes: &[Scope],
     globals: &FxHashMap<Symbol, u32>,
     name: Symbol,
@@ -170,59 +132,33 @@ pub(crate) fn resolve(
     Ok(Expr::WithVar { name, withs: withs.into(), pos })
 }
 
-pub(crate) enum Scope {
+enum Scope {
     Frame(FxHashMap<Symbol, u32>),
     /// A frame with one slot (`x: …`).
     Single(Symbol),
     With,
 }
 
-struct Lowerer<'a, 'b> {
-    cx: &'a LowerCtx<'b>,
-    scopes: Vec<Scope>,
+fn from_sym(i: usize) -> Symbol {
+    Symbol::new(format!("\0inherit-from-{i}"))
 }
 
-/// An attribute set (or let) being collected before lowering, so that
-/// `a.b = 1; a.c = 2;` and `a = { b = 1; }; a.c = 2;` merge.
+struct Lowerer<'a, 'b> {
+    cx: &'a LowerCtx<'b>,
+    src: &'a str,
+    ast: &'a Ast,
+    scopes: Vec<Scope>,
+    /// `cx.base_dir` if it is canonical (then relative paths are joined
+    /// onto it without canonicalising it again).
+    base_canon: Option<&'a str>,
+}
+
 struct PAttrs {
     rec: bool,
     names: FxHashMap<Symbol, usize>,
     entries: Vec<(Symbol, PEntry)>,
-    dynamic: Vec<(ast::Expr, PVal, Span)>,
-    /// Sources of `inherit (e) …`, each evaluated once.
-    from_exprs: Vec<ast::Expr>,
-}
-
-pub(crate) fn from_sym(i: usize) -> Symbol {
-    Symbol::new(format!("\0inherit-from-{i}"))
-}
-
-struct PEntry {
-    val: PVal,
-    pos: Span,
-}
-
-enum PVal {
-    Syn(ast::Expr),
-    Nested(Box<PAttrs>),
-    Inherit(Symbol, Span),
-    /// `inherit (from) name;`: index into `PAttrs::from_exprs`.
-    InheritFrom(usize, Symbol, Span),
-}
-
-enum AttrKey {
-    Static(Symbol),
-    Dynamic(ast::Expr),
-}
-
-fn strip_parens(mut e: ast::Expr) -> ast::Expr {
-    while let ast::Expr::Paren(p) = &e {
-        match p.expr() {
-            Some(inner) => e = inner,
-            None => break,
-        }
-    }
-    e
+    dynamic: Vec<(NodeId, PVal, Span)>,
+    from_exprs: Vec<NodeId>,
 }
 
 impl PAttrs {
@@ -231,113 +167,327 @@ impl PAttrs {
     }
 }
 
-impl<'a, 'b> Lowerer<'a, 'b> {
-    fn lint(&self, level: LintLevel, msg: String, pos: Span) -> Result<()> {
-        lint(level, msg, pos)
-    }
+struct PEntry {
+    val: PVal,
+    pos: Span,
+}
 
-    fn span(&self, node: &rowan::SyntaxNode<rnix::NixLanguage>) -> Span {
-        Span { file: self.cx.file, offset: u32::from(node.text_range().start()) }
-    }
-    fn span_tok(&self, tok: &rowan::SyntaxToken<rnix::NixLanguage>) -> Span {
-        Span { file: self.cx.file, offset: u32::from(tok.text_range().start()) }
-    }
+enum PVal {
+    Syn(NodeId),
+    Nested(Box<PAttrs>),
+    Inherit(Symbol, Span),
+    InheritFrom(usize, Symbol, Span),
+}
 
-    fn dup_attr(&self, path: &str, new: Span, old: Span) -> Error {
-        dup_attr(path, new, old)
-    }
+enum AttrKey {
+    Static(Symbol),
+    /// A dynamic name: the expression node.
+    Dynamic(NodeId),
+}
 
-    fn resolve(&self, name: Symbol, pos: Span, skip: usize) -> Result<Expr> {
-        resolve(&self.scopes, self.cx.globals, name, pos, skip)
-    }
+/// A string's parts after escapes and indentation are processed.
+pub(crate) enum NPart {
+    Lit(String),
+    Interp(NodeId, u32),
+}
 
-    fn attr_key(&mut self, attr: ast::Attr) -> Result<AttrKey> {
-        Ok(match attr {
-            ast::Attr::Ident(i) => AttrKey::Static(Symbol::new(i.syntax().text().to_string())),
-            ast::Attr::Str(s) => match static_str(&s) {
-                Some(t) => AttrKey::Static(Symbol::new(t)),
-                None => AttrKey::Dynamic(ast::Expr::Str(s)),
+/// rnix's `unescape`.
+fn unescape(input: &str, multiline: bool, output: &mut String) {
+    let mut input = input.chars().peekable();
+    loop {
+        match input.next() {
+            None => break,
+            Some('"') if !multiline => break,
+            Some('\\') if !multiline => match input.next() {
+                None => break,
+                Some('n') => output.push('\n'),
+                Some('r') => output.push('\r'),
+                Some('t') => output.push('\t'),
+                Some(c) => output.push(c),
             },
-            ast::Attr::Dynamic(d) => {
-                let inner = d.expr().ok_or_else(|| Error::parse("syntax error", self.span(d.syntax())))?;
-                match &inner {
-                    ast::Expr::Str(s) if static_str(s).is_some() => {
-                        AttrKey::Static(Symbol::new(static_str(s).expect("checked")))
+            Some('\'') if multiline => match input.next() {
+                None => output.push('\''),
+                Some('\'') => match input.peek() {
+                    Some('\'') => {
+                        input.next();
+                        output.push_str("''");
                     }
-                    _ => AttrKey::Dynamic(inner),
+                    Some('$') => {
+                        input.next();
+                        output.push('$');
+                    }
+                    Some('\\') => {
+                        input.next();
+                        match input.next() {
+                            None => break,
+                            Some('n') => output.push('\n'),
+                            Some('r') => output.push('\r'),
+                            Some('t') => output.push('\t'),
+                            Some(c) => output.push(c),
+                        }
+                    }
+                    _ => break,
+                },
+                Some(c) => {
+                    output.push('\'');
+                    output.push(c);
                 }
+            },
+            Some(c) => output.push(c),
+        }
+    }
+}
+
+fn unescape_owned(input: &str, multiline: bool) -> String {
+    // Fast path: nothing to unescape.
+    let special = if multiline { input.contains('\'') } else { input.contains(['\\', '"']) };
+    if !special {
+        return input.to_string();
+    }
+    let mut out = String::with_capacity(input.len());
+    unescape(input, multiline, &mut out);
+    out
+}
+
+/// rnix's `Str::normalized_parts`: the parts of a string literal of `src`
+/// with escapes and (in `''` strings) indentation processed.
+pub(crate) fn normalized_parts(src: &str, parts: &[Part], multiline: bool) -> Vec<NPart> {
+    let text = |start: u32, end: u32| &src[start as usize..end as usize];
+    if !multiline {
+        return parts
+            .iter()
+            .map(|p| match *p {
+                Part::Lit { start, end } => NPart::Lit(unescape_owned(text(start, end), false)),
+                Part::Interp { e, start } => NPart::Interp(e, start),
+            })
+            .collect();
+    }
+    let mut is_first_literal = true;
+    let mut at_start_of_line = true;
+    let mut min_indent = 1000000;
+    let mut cur_indent = 0;
+    let mut n = 0;
+    let mut first_is_literal = false;
+    for p in parts {
+        match *p {
+            Part::Interp { .. } => {
+                if at_start_of_line {
+                    at_start_of_line = false;
+                    min_indent = min_indent.min(cur_indent);
+                }
+                n += 1;
             }
+            Part::Lit { start, end } => {
+                let mut t = text(start, end);
+                if n == 0 {
+                    first_is_literal = true;
+                }
+                if is_first_literal && first_is_literal {
+                    is_first_literal = false;
+                    if let Some(p) = t.find('\n')
+                        && t.as_bytes()[..p].iter().all(|&c| c == b' ')
+                    {
+                        t = &t[p + 1..];
+                    }
+                }
+                for &c in t.as_bytes() {
+                    if at_start_of_line {
+                        if c == b' ' {
+                            cur_indent += 1;
+                        } else if c == b'\n' {
+                            cur_indent = 0;
+                        } else {
+                            at_start_of_line = false;
+                            min_indent = min_indent.min(cur_indent);
+                        }
+                    } else if c == b'\n' {
+                        at_start_of_line = true;
+                        cur_indent = 0;
+                    }
+                }
+                n += 1;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut cur_dropped = 0;
+    let mut i = 0;
+    is_first_literal = true;
+    at_start_of_line = true;
+    for p in parts {
+        match *p {
+            Part::Interp { e, start } => {
+                at_start_of_line = false;
+                cur_dropped = 0;
+                out.push(NPart::Interp(e, start));
+                i += 1;
+            }
+            Part::Lit { start, end } => {
+                let mut t = text(start, end);
+                if is_first_literal && first_is_literal {
+                    is_first_literal = false;
+                    if let Some(p) = t.find('\n')
+                        && t.as_bytes()[..p].iter().all(|&c| c == b' ')
+                    {
+                        t = &t[p + 1..];
+                        if t.is_empty() {
+                            i += 1;
+                            continue;
+                        }
+                    }
+                }
+                let mut s = String::with_capacity(t.len());
+                // Byte-wise: only ' ' and '\n' matter, and UTF-8
+                // continuation bytes are never either.
+                let bytes = t.as_bytes();
+                let mut k = 0;
+                let mut keep_from = 0;
+                while k < bytes.len() {
+                    let c = bytes[k];
+                    if at_start_of_line {
+                        if c == b' ' {
+                            if cur_dropped < min_indent {
+                                s.push_str(&t[keep_from..k]);
+                                keep_from = k + 1;
+                            }
+                            cur_dropped += 1;
+                        } else if c == b'\n' {
+                            cur_dropped = 0;
+                        } else {
+                            at_start_of_line = false;
+                            cur_dropped = 0;
+                        }
+                    } else if c == b'\n' {
+                        at_start_of_line = true;
+                    }
+                    k += 1;
+                }
+                s.push_str(&t[keep_from..]);
+                if i == n - 1
+                    && let Some(p) = s.rfind('\n')
+                    && s.as_bytes()[p + 1..].iter().all(|&c| c == b' ')
+                {
+                    s.truncate(p + 1);
+                }
+                out.push(NPart::Lit(unescape_owned(&s, true)));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+impl<'a, 'b> Lowerer<'a, 'b> {
+    fn text(&self, start: u32, end: u32) -> &'a str {
+        &self.src[start as usize..end as usize]
+    }
+    fn node_text(&self, id: NodeId) -> &'a str {
+        let n = self.ast.node(id);
+        self.text(n.start, n.end)
+    }
+    fn span_at(&self, offset: u32) -> Span {
+        Span { file: self.cx.file, offset }
+    }
+    fn span(&self, id: NodeId) -> Span {
+        self.span_at(self.ast.node(id).start)
+    }
+    fn attr_start(&self, a: &Attr) -> u32 {
+        match *a {
+            Attr::Ident { start, .. } => start,
+            Attr::Str(n) => self.ast.node(n).start,
+            Attr::Dynamic { start, .. } => start,
+        }
+    }
+
+    /// A string literal with no interpolation, as text.
+    fn static_str(&self, id: NodeId) -> Option<String> {
+        let NodeKind::Str { multiline, parts } = self.ast.node(id).kind else { return None };
+        let ps = &self.ast.parts[parts.iter()];
+        if ps.iter().any(|p| matches!(p, Part::Interp { .. })) {
+            return None;
+        }
+        let mut out = String::new();
+        for p in normalized_parts(self.src, &self.ast.parts[parts.iter()], multiline) {
+            match p {
+                NPart::Lit(l) => out.push_str(&l),
+                NPart::Interp(..) => return None,
+            }
+        }
+        Some(out)
+    }
+
+    fn attr_key(&mut self, a: &Attr) -> Result<AttrKey> {
+        Ok(match *a {
+            Attr::Ident { start, end } => AttrKey::Static(Symbol::new(self.text(start, end))),
+            Attr::Str(n) => match self.static_str(n) {
+                Some(t) => AttrKey::Static(Symbol::new(t)),
+                None => AttrKey::Dynamic(n),
+            },
+            Attr::Dynamic { e, .. } => match self.ast.node(e).kind {
+                NodeKind::Str { .. } if self.static_str(e).is_some() => {
+                    AttrKey::Static(Symbol::new(self.static_str(e).expect("checked")))
+                }
+                _ => AttrKey::Dynamic(e),
+            },
         })
     }
 
-    fn attr_name(&mut self, attr: ast::Attr) -> Result<AttrName> {
-        Ok(match self.attr_key(attr)? {
+    fn attr_name(&mut self, a: &Attr) -> Result<AttrName> {
+        Ok(match self.attr_key(a)? {
             AttrKey::Static(s) => AttrName::Static(s),
             AttrKey::Dynamic(e) => {
-                let pos = self.span(e.syntax());
-                let shown = match &e {
-                    ast::Expr::Str(s) => s.syntax().text().to_string(),
-                    _ => format!("\"${{{}}}\"", self.show(e.clone()).unwrap_or_else(|| e.syntax().text().to_string())),
+                let pos = self.span(e);
+                let shown = match self.ast.node(e).kind {
+                    NodeKind::Str { .. } => self.node_text(e).to_string(),
+                    _ => format!("\"${{{}}}\"", self.show(e).unwrap_or_else(|| self.node_text(e).to_string())),
                 };
                 AttrName::Dynamic(self.expr(e)?, pos, shown.into())
             }
         })
     }
 
-    /// Collect the entries of an attribute set / let into `pa`.
-    fn collect(&mut self, pa: &mut PAttrs, node: &impl HasEntry) -> Result<()> {
-        for entry in node.entries() {
-            match entry {
-                ast::Entry::Inherit(inh) => {
-                    let from = inh.from().and_then(|f| f.expr()).map(|f| {
+    fn collect(&mut self, pa: &mut PAttrs, entries: Range) -> Result<()> {
+        for ei in entries.iter() {
+            match self.ast.entries[ei] {
+                Entry::Inherit { from, attrs } => {
+                    let from = from.map(|f| {
                         pa.from_exprs.push(f);
                         pa.from_exprs.len() - 1
                     });
-                    for attr in inh.attrs() {
-                        let pos = self.span(attr.syntax());
-                        let name = match self.attr_key(attr)? {
+                    for ai in attrs.iter() {
+                        let attr = self.ast.attrs[ai];
+                        let pos = self.span_at(self.attr_start(&attr));
+                        let name = match self.attr_key(&attr)? {
                             AttrKey::Static(s) => s,
                             AttrKey::Dynamic(_) => {
                                 return Err(Error::parse("dynamic attributes not allowed in inherit", pos));
                             }
                         };
                         if let Some(&i) = pa.names.get(&name) {
-                            return Err(self.dup_attr(&name.as_str(), pos, pa.entries[i].1.pos));
+                            return Err(dup_attr(&name.as_str(), pos, pa.entries[i].1.pos));
                         }
-                        let val = match &from {
-                            Some(f) => PVal::InheritFrom(*f, name, pos),
+                        let val = match from {
+                            Some(f) => PVal::InheritFrom(f, name, pos),
                             None => PVal::Inherit(name, pos),
                         };
                         pa.names.insert(name, pa.entries.len());
                         pa.entries.push((name, PEntry { val, pos }));
                     }
                 }
-                ast::Entry::AttrpathValue(apv) => {
-                    let path = apv.attrpath().ok_or_else(|| Error::parse("syntax error", self.span(apv.syntax())))?;
-                    let value = apv.value().ok_or_else(|| Error::parse("syntax error", self.span(apv.syntax())))?;
-                    let attrs: Vec<ast::Attr> = path.attrs().collect();
-                    self.add_path(pa, &attrs, value, String::new(), None)?;
+                Entry::Value { path, value, .. } => {
+                    self.add_path(pa, path, value, String::new(), None)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// `start` is the position of the whole attribute path: C++ Nix gives
-    /// every attribute of `a.b.c = v` that position.
-    fn add_path(
-        &mut self,
-        pa: &mut PAttrs,
-        path: &[ast::Attr],
-        value: ast::Expr,
-        prefix: String,
-        start: Option<Span>,
-    ) -> Result<()> {
-        let first = path[0].clone();
-        let pos = self.span(first.syntax());
+    fn add_path(&mut self, pa: &mut PAttrs, path: Range, value: NodeId, prefix: String, start: Option<Span>) -> Result<()> {
+        let first = self.ast.attrs[path.start as usize];
+        let pos = self.span_at(self.attr_start(&first));
         let start = start.unwrap_or(pos);
-        let rest = &path[1..];
-        let key = self.attr_key(first)?;
+        let rest = Range { start: path.start + 1, len: path.len - 1 };
+        let key = self.attr_key(&first)?;
         let name_text = match &key {
             AttrKey::Static(s) => s.as_str().into_owned(),
             AttrKey::Dynamic(_) => "\"${...}\"".into(),
@@ -345,25 +495,18 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         let full = if prefix.is_empty() { name_text } else { format!("{prefix}.{name_text}") };
         match key {
             AttrKey::Dynamic(e) => {
-                let val = if rest.is_empty() {
-                    self.pval(value)?
-                } else {
-                    let mut inner = PAttrs::new(false);
-                    self.add_path(&mut inner, rest, value, full, Some(start))?;
-                    PVal::Nested(Box::new(inner))
-                };
+                let val = self.path_value(rest, value, full, start)?;
                 pa.dynamic.push((e, val, pos));
             }
             AttrKey::Static(name) => {
                 if let Some(&i) = pa.names.get(&name) {
                     let old_pos = pa.entries[i].1.pos;
-                    if rest.is_empty() {
-                        // merge two attribute-set literals
-                        let v = strip_parens(value.clone());
-                        match (&mut pa.entries[i].1.val, v) {
-                            (PVal::Nested(existing), ast::Expr::AttrSet(set)) => {
-                                let mut tmp = PAttrs::new(set.rec_token().is_some());
-                                self.collect(&mut tmp, &set)?;
+                    if rest.len == 0 {
+                        let v = self.ast.strip_parens(value);
+                        match (&mut pa.entries[i].1.val, self.ast.node(v).kind) {
+                            (PVal::Nested(existing), NodeKind::AttrSet { rec, entries }) => {
+                                let mut tmp = PAttrs::new(rec);
+                                self.collect(&mut tmp, entries)?;
                                 let offset = existing.from_exprs.len();
                                 existing.from_exprs.extend(tmp.from_exprs);
                                 for (n, mut e) in tmp.entries {
@@ -371,11 +514,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                                         *i += offset;
                                     }
                                     if let Some(&j) = existing.names.get(&n) {
-                                        return Err(self.dup_attr(
-                                            &format!("{full}.{n}"),
-                                            e.pos,
-                                            existing.entries[j].1.pos,
-                                        ));
+                                        return Err(dup_attr(&format!("{full}.{n}"), e.pos, existing.entries[j].1.pos));
                                     }
                                     existing.names.insert(n, existing.entries.len());
                                     existing.entries.push((n, e));
@@ -383,7 +522,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                                 existing.dynamic.extend(tmp.dynamic);
                                 return Ok(());
                             }
-                            _ => return Err(self.dup_attr(&full, pos, old_pos)),
+                            _ => return Err(dup_attr(&full, pos, old_pos)),
                         }
                     }
                     match &mut pa.entries[i].1.val {
@@ -395,16 +534,10 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                             }
                             r
                         }
-                        _ => Err(self.dup_attr(&full, pos, old_pos)),
+                        _ => Err(dup_attr(&full, pos, old_pos)),
                     }?;
                 } else {
-                    let val = if rest.is_empty() {
-                        self.pval(value)?
-                    } else {
-                        let mut inner = PAttrs::new(false);
-                        self.add_path(&mut inner, rest, value, full, Some(start))?;
-                        PVal::Nested(Box::new(inner))
-                    };
+                    let val = self.path_value(rest, value, full, start)?;
                     pa.names.insert(name, pa.entries.len());
                     pa.entries.push((name, PEntry { val, pos: start }));
                 }
@@ -413,26 +546,36 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         Ok(())
     }
 
-    fn pval(&mut self, value: ast::Expr) -> Result<PVal> {
-        match strip_parens(value.clone()) {
-            ast::Expr::AttrSet(set) => {
-                let mut inner = PAttrs::new(set.rec_token().is_some());
-                self.collect(&mut inner, &set)?;
+    /// The value bound at the end of an attribute path: `value` itself when
+    /// `rest` is empty, else a nested set holding `rest = value`.
+    fn path_value(&mut self, rest: Range, value: NodeId, full: String, start: Span) -> Result<PVal> {
+        if rest.len == 0 {
+            return self.pval(value);
+        }
+        let mut inner = PAttrs::new(false);
+        self.add_path(&mut inner, rest, value, full, Some(start))?;
+        Ok(PVal::Nested(Box::new(inner)))
+    }
+
+    fn pval(&mut self, value: NodeId) -> Result<PVal> {
+        let v = self.ast.strip_parens(value);
+        match self.ast.node(v).kind {
+            NodeKind::AttrSet { rec, entries } => {
+                let mut inner = PAttrs::new(rec);
+                self.collect(&mut inner, entries)?;
                 Ok(PVal::Nested(Box::new(inner)))
             }
             _ => Ok(PVal::Syn(value)),
         }
     }
 
-    /// Lower a value of a binding. `frame` tells whether bindings live in a
-    /// new frame (rec/let): plain `inherit x` then looks past it.
     fn lower_pval(&mut self, v: PVal, frame: bool) -> Result<Expr> {
         match v {
             PVal::Syn(e) => self.expr(e),
             PVal::Nested(pa) => self.lower_attrs(*pa),
-            PVal::Inherit(name, pos) => self.resolve(name, pos, usize::from(frame)),
+            PVal::Inherit(name, pos) => resolve(&self.scopes, self.cx.globals, name, pos, usize::from(frame)),
             PVal::InheritFrom(i, name, pos) => {
-                let e = self.resolve(from_sym(i), pos, 0)?;
+                let e = resolve(&self.scopes, self.cx.globals, from_sym(i), pos, 0)?;
                 Ok(Expr::Select { e: Box::new(e), path: Box::new([AttrName::Static(name)]), default: None, pos })
             }
         }
@@ -441,15 +584,13 @@ impl<'a, 'b> Lowerer<'a, 'b> {
     fn lower_attrs(&mut self, mut pa: PAttrs) -> Result<Expr> {
         pa.entries.sort_by_key(|(n, _)| *n);
         let from_exprs = std::mem::take(&mut pa.from_exprs);
-        // non-recursive sets with `inherit (e)` get a hidden frame for the sources
         let wrap = !pa.rec && !from_exprs.is_empty();
         if wrap {
             let map = (0..from_exprs.len()).map(|i| (from_sym(i), i as u32)).collect();
             self.scopes.push(Scope::Frame(map));
         }
         if pa.rec {
-            let mut map: FxHashMap<Symbol, u32> =
-                pa.entries.iter().enumerate().map(|(i, (n, _))| (*n, i as u32)).collect();
+            let mut map: FxHashMap<Symbol, u32> = pa.entries.iter().enumerate().map(|(i, (n, _))| (*n, i as u32)).collect();
             for i in 0..from_exprs.len() {
                 map.insert(from_sym(i), (pa.entries.len() + i) as u32);
             }
@@ -486,9 +627,8 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         r
     }
 
-    fn lower_let(&mut self, pa: PAttrs, body: ast::Expr, pos: Span) -> Result<Expr> {
+    fn lower_let(&mut self, pa: PAttrs, body: NodeId, pos: Span) -> Result<Expr> {
         if !pa.dynamic.is_empty() {
-            // C++ Nix reports it at the `let`.
             return Err(Error::parse("dynamic attributes not allowed in let", pos));
         }
         let mut map: FxHashMap<Symbol, u32> = pa.entries.iter().enumerate().map(|(i, (n, _))| (*n, i as u32)).collect();
@@ -516,15 +656,8 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         r
     }
 
-    fn missing(&self, node: &rowan::SyntaxNode<rnix::NixLanguage>) -> Error {
-        Error::parse("syntax error, unexpected end of file", self.span(node))
-    }
-
-    /// An expression printed like C++ Nix's `Expr::show` (used in assertion
-    /// messages), or None for forms this printer does not cover.
-    fn show(&mut self, e: ast::Expr) -> Option<String> {
-        use ast::BinOpKind as K;
-        use std::collections::BTreeMap;
+    /// C++ Nix's `Expr::show` for the forms `crate::lower` covers.
+    fn show(&mut self, e: NodeId) -> Option<String> {
         enum Node {
             Leaf(String),
             Sub(BTreeMap<String, Node>),
@@ -541,35 +674,42 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             out.push('}');
             out
         }
-        Some(match e {
-            ast::Expr::Paren(p) => self.show(p.expr()?)?,
-            ast::Expr::Literal(_) | ast::Expr::Str(_) | ast::Expr::PathAbs(_) | ast::Expr::PathRel(_) => {
-                match self.expr(e).ok()? {
-                    Expr::Const(v) => crate::print::print_value(&v),
-                    _ => return None,
-                }
-            }
-            ast::Expr::Ident(id) => id.syntax().text().to_string(),
-            ast::Expr::List(l) => {
+        let node = *self.ast.node(e);
+        Some(match node.kind {
+            NodeKind::Paren(inner) => self.show(inner)?,
+            NodeKind::Int | NodeKind::Float | NodeKind::Uri | NodeKind::Str { .. } => match self.expr(e).ok()? {
+                Expr::Const(v) => crate::print::print_value(&v),
+                _ => return None,
+            },
+            NodeKind::Path { kind: PathKind::Abs | PathKind::Rel, .. } => match self.expr(e).ok()? {
+                Expr::Const(v) => crate::print::print_value(&v),
+                _ => return None,
+            },
+            // rnix makes `__curPos` a node of its own, which `show` does not cover.
+            NodeKind::Ident if self.node_text(e) == "__curPos" => return None,
+            NodeKind::Ident => self.node_text(e).to_string(),
+            NodeKind::List(items) => {
                 let mut out = String::from("[ ");
-                for i in l.items() {
-                    out.push_str(&format!("({}) ", self.show(i)?));
+                for i in items.iter() {
+                    let item = self.ast.ids[i];
+                    out.push_str(&format!("({}) ", self.show(item)?));
                 }
                 out.push(']');
                 out
             }
-            ast::Expr::AttrSet(set) => {
+            NodeKind::AttrSet { rec, entries } => {
                 let mut root: BTreeMap<String, Node> = BTreeMap::new();
-                for entry in set.entries() {
-                    let ast::Entry::AttrpathValue(av) = entry else { return None };
+                for ei in entries.iter() {
+                    let Entry::Value { path, value, .. } = self.ast.entries[ei] else { return None };
                     let mut keys = Vec::new();
-                    for a in av.attrpath()?.attrs() {
-                        match self.attr_key(a).ok()? {
+                    for ai in path.iter() {
+                        let a = self.ast.attrs[ai];
+                        match self.attr_key(&a).ok()? {
                             AttrKey::Static(s) => keys.push(s.to_string()),
                             AttrKey::Dynamic(_) => return None,
                         }
                     }
-                    let v = self.show(av.value()?)?;
+                    let v = self.show(value)?;
                     let (last, init) = keys.split_last()?;
                     let mut m = &mut root;
                     for k in init {
@@ -582,158 +722,156 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     }
                 }
                 if root.is_empty() {
-                    return Some(if set.rec_token().is_some() { "rec { }".into() } else { "{ }".into() });
+                    return Some(if rec { "rec { }".into() } else { "{ }".into() });
                 }
-                render(&root, set.rec_token().is_some())
+                render(&root, rec)
             }
-            ast::Expr::Lambda(l) => {
-                let ast::Param::IdentParam(p) = l.param()? else { return None };
-                format!("({}: {})", p.syntax().text(), self.show(l.body()?)?)
+            NodeKind::LambdaIdent { name_start, name_end, body } => {
+                format!("({}: {})", self.text(name_start, name_end), self.show(body)?)
             }
-            ast::Expr::UnaryOp(u) if u.operator() == Some(ast::UnaryOpKind::Invert) => {
-                format!("(! {})", self.show(u.expr()?)?)
-            }
-            ast::Expr::BinOp(b) => {
-                let op = match b.operator()? {
-                    K::Equal => "==",
-                    K::NotEqual => "!=",
-                    K::And => "&&",
-                    K::Or => "||",
-                    K::Implication => "->",
-                    K::Update => "//",
-                    K::Concat => "++",
+            NodeKind::Not(inner) => format!("(! {})", self.show(inner)?),
+            NodeKind::Bin { op, l, r, .. } => {
+                let op = match op {
+                    BinKind::Eq => "==",
+                    BinKind::Neq => "!=",
+                    BinKind::And => "&&",
+                    BinKind::Or => "||",
+                    BinKind::Impl => "->",
+                    BinKind::Update => "//",
+                    BinKind::Concat => "++",
                     _ => return None,
                 };
-                format!("({} {op} {})", self.show(b.lhs()?)?, self.show(b.rhs()?)?)
+                format!("({} {op} {})", self.show(l)?, self.show(r)?)
             }
-            ast::Expr::Apply(_) => {
-                let mut args = Vec::new();
-                let mut cur = e.clone();
-                while let ast::Expr::Apply(a) = cur {
-                    args.push(self.show(a.argument()?)?);
-                    cur = a.lambda()?;
+            NodeKind::Apply { f, args } => {
+                let mut shown = Vec::with_capacity(args.len as usize);
+                // rnix's nesting shows the last argument first.
+                for i in args.iter().rev() {
+                    shown.push(self.show(self.ast.ids[i])?);
                 }
-                args.reverse();
-                format!("({} {})", self.show(cur)?, args.join(" "))
+                shown.reverse();
+                format!("({} {})", self.show(f)?, shown.join(" "))
             }
             _ => return None,
         })
     }
 
-    fn expr(&mut self, e: ast::Expr) -> Result<Expr> {
+    pub fn expr(&mut self, e: NodeId) -> Result<Expr> {
         stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.expr_inner(e))
     }
 
-    fn sub(&mut self, e: Option<ast::Expr>, parent: &rowan::SyntaxNode<rnix::NixLanguage>) -> Result<Box<Expr>> {
-        match e {
-            Some(e) => Ok(Box::new(self.expr(e)?)),
-            None => Err(self.missing(parent)),
-        }
+    fn sub(&mut self, e: NodeId) -> Result<Box<Expr>> {
+        Ok(Box::new(self.expr(e)?))
     }
 
-    fn expr_inner(&mut self, e: ast::Expr) -> Result<Expr> {
-        let pos = self.span(e.syntax());
-        Ok(match e {
-            ast::Expr::Paren(p) => return Ok(*self.sub(p.expr(), p.syntax())?),
-            ast::Expr::Root(r) => return Ok(*self.sub(r.expr(), r.syntax())?),
-            ast::Expr::Error(_) => return Err(Error::parse("syntax error", pos)),
-            ast::Expr::Literal(lit) => match lit.kind() {
-                ast::LiteralKind::Integer(i) => match i.value() {
+    fn expr_inner(&mut self, e: NodeId) -> Result<Expr> {
+        let node = *self.ast.node(e);
+        let pos = self.span_at(node.start);
+        Ok(match node.kind {
+            NodeKind::Paren(inner) => return self.expr(inner),
+            NodeKind::Int => {
+                let t = self.node_text(e);
+                match t.parse::<i64>() {
                     Ok(v) => Expr::Const(Value::Int(v)),
-                    Err(_) => return Err(Error::parse(format!("invalid integer '{}'", i.syntax().text()), pos)),
-                },
-                ast::LiteralKind::Float(f) => match f.value() {
-                    Ok(v) => Expr::Const(Value::Float(v)),
-                    Err(_) => return Err(Error::parse(format!("invalid float '{}'", f.syntax().text()), pos)),
-                },
-                ast::LiteralKind::Uri(u) => {
-                    let text = u.syntax().text();
-                    let level = self.cx.lints.url_literals;
-                    let verb = if level == LintLevel::Fatal { "disallowed" } else { "discouraged" };
-                    self.lint(
-                        level,
-                        format!("URL literals are {verb}. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
-                        pos,
-                    )?;
-                    Expr::Const(Value::str(text))
-                }
-            },
-            ast::Expr::Ident(id) => {
-                let text = id.syntax().text().to_string();
-                match text.as_str() {
-                    "__curPos" => Expr::CurPos(pos),
-                    _ => self.resolve(Symbol::new(&text), pos, 0)?,
+                    Err(_) => return Err(Error::parse(format!("invalid integer '{t}'"), pos)),
                 }
             }
-            ast::Expr::CurPos(_) => Expr::CurPos(pos),
-            ast::Expr::Str(s) => {
-                let parts = s.normalized_parts();
-                let open = if s.syntax().text().to_string().starts_with("''") { 2 } else { 1 };
+            NodeKind::Float => {
+                let t = self.node_text(e);
+                match t.parse::<f64>() {
+                    Ok(v) => Expr::Const(Value::Float(v)),
+                    Err(_) => return Err(Error::parse(format!("invalid float '{t}'"), pos)),
+                }
+            }
+            NodeKind::Uri => {
+                let text = self.node_text(e);
+                let level = self.cx.lints.url_literals;
+                let verb = if level == LintLevel::Fatal { "disallowed" } else { "discouraged" };
+                lint_with(
+                    level,
+                    || format!("URL literals are {verb}. Consider using a string literal \"{text}\" instead (lint-url-literals)"),
+                    pos,
+                )?;
+                Expr::Const(Value::str(text))
+            }
+            NodeKind::Ident => {
+                let text = self.node_text(e);
+                match text {
+                    "__curPos" => Expr::CurPos(pos),
+                    _ => resolve(&self.scopes, self.cx.globals, Symbol::new(text), pos, 0)?,
+                }
+            }
+            NodeKind::Str { multiline, parts } => {
+                let parts = normalized_parts(self.src, &self.ast.parts[parts.iter()], multiline);
+                let open = if multiline { 2 } else { 1 };
                 for p in &parts {
-                    if let InterpolPart::Literal(l) = p
-                        && l.contains('\0')
+                    if let NPart::Lit(l) = p
+                        && l.as_bytes().contains(&0)
                     {
-                        return Err(Error::parse(
-                            nul_message(l),
-                            Span { file: pos.file, offset: pos.offset + open },
-                        ));
+                        return Err(Error::parse(nul_message(l), Span { file: pos.file, offset: pos.offset + open }));
                     }
                 }
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(parts.len());
                 for p in parts {
                     match p {
-                        InterpolPart::Literal(l) => {
+                        NPart::Lit(l) => {
                             if !l.is_empty() {
                                 out.push(StrPart::Lit(lit_bytes(l)))
                             }
                         }
-                        InterpolPart::Interpolation(i) => {
-                            out.push(StrPart::Interp(*self.sub(i.expr(), i.syntax())?, self.span(i.syntax())))
-                        }
+                        NPart::Interp(ie, start) => out.push(StrPart::Interp(self.expr(ie)?, self.span_at(start))),
                     }
                 }
-                match out.as_slice() {
-                    [] => Expr::Const(Value::str("")),
-                    [StrPart::Lit(l)] => Expr::Const(Value::string(l.clone())),
+                match out.len() {
+                    0 => Expr::Const(Value::str("")),
+                    1 if matches!(out[0], StrPart::Lit(_)) => match out.pop() {
+                        Some(StrPart::Lit(l)) => Expr::Const(Value::string(l)),
+                        _ => unreachable!("checked"),
+                    },
                     _ => Expr::Interp { parts: out.into(), pos },
                 }
             }
-            ast::Expr::PathAbs(_) | ast::Expr::PathRel(_) | ast::Expr::PathHome(_) => {
-                let text = e.syntax().text().to_string();
+            NodeKind::Path { kind, parts } => {
+                let text = self.node_text(e);
                 let lints = self.cx.lints;
-                match &e {
-                    ast::Expr::PathAbs(_) => self.lint(
+                match kind {
+                    PathKind::Abs => lint_with(
                         lints.absolute_path_literals,
-                        format!("absolute path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                        || format!("absolute path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
                         pos,
                     )?,
-                    ast::Expr::PathHome(_) => self.lint(
+                    PathKind::Home => lint_with(
                         lints.absolute_path_literals,
-                        format!("home path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
+                        || format!("home path literals are not portable. Consider replacing path literal '{text}' by a string, relative path, or parameter (lint-absolute-path-literals)"),
                         pos,
                     )?,
-                    _ if !text.starts_with("./") && !text.starts_with("../") => self.lint(
+                    _ if !text.starts_with("./") && !text.starts_with("../") => lint_with(
                         lints.short_path_literals,
-                        format!("relative path literal '{text}' should be prefixed with '.' for clarity: './{text}' (lint-short-path-literals)"),
+                        || format!("relative path literal '{text}' should be prefixed with '.' for clarity: './{text}' (lint-short-path-literals)"),
                         pos,
                     )?,
                     _ => {}
                 }
-                let path = ast::Path::cast(e.syntax().clone()).expect("is a path");
-                let parts = path.parts();
-                let mut out = Vec::new();
-                for (i, p) in parts.into_iter().enumerate() {
-                    match p {
-                        InterpolPart::Literal(l) => {
-                            let mut t = l.text().to_string();
-                            if i == 0 {
-                                t = self.resolve_path_literal(&t, &e, pos)?;
-                            }
+                if parts.len == 1
+                    && kind == PathKind::Rel
+                    && let Some(base) = self.base_canon
+                    && let Part::Lit { start, end } = self.ast.parts[parts.start as usize]
+                {
+                    // The common case `./foo`: one join, already canonical.
+                    let t = self.text(start, end);
+                    if !(t.ends_with('/') && t.len() > 1) {
+                        return Ok(Expr::Const(Value::path(canon_join(base, t).into_bytes())));
+                    }
+                }
+                let mut out = Vec::with_capacity(parts.len as usize);
+                for (i, pi) in parts.iter().enumerate() {
+                    match self.ast.parts[pi] {
+                        Part::Lit { start, end } => {
+                            let t = self.text(start, end);
+                            let t = if i == 0 { self.resolve_path_literal(t, kind, pos)? } else { t.to_string() };
                             out.push(StrPart::Lit(t.into_bytes().into()))
                         }
-                        InterpolPart::Interpolation(ip) => {
-                            out.push(StrPart::Interp(*self.sub(ip.expr(), ip.syntax())?, self.span(ip.syntax())))
-                        }
+                        Part::Interp { e, start } => out.push(StrPart::Interp(self.expr(e)?, self.span_at(start))),
                     }
                 }
                 match out.as_slice() {
@@ -741,137 +879,107 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     _ => Expr::PathInterp { parts: out.into(), pos },
                 }
             }
-            ast::Expr::PathSearch(p) => {
-                let text = p.content().map(|c| c.text().to_string()).unwrap_or_default();
+            NodeKind::SearchPath => {
+                let text = self.node_text(e);
                 let inner = text.trim_start_matches('<').trim_end_matches('>');
-                let find = self.resolve(Symbol::new("__findFile"), pos, 0)?;
-                let np = self.resolve(Symbol::new("__nixPath"), pos, 0)?;
-                Expr::Apply {
-                    f: Box::new(find),
-                    args: Box::new([np, Expr::Const(Value::str(inner))]),
-                    pos,
+                let find = resolve(&self.scopes, self.cx.globals, Symbol::new("__findFile"), pos, 0)?;
+                let np = resolve(&self.scopes, self.cx.globals, Symbol::new("__nixPath"), pos, 0)?;
+                Expr::Apply { f: Box::new(find), args: Box::new([np, Expr::Const(Value::str(inner))]), pos }
+            }
+            NodeKind::List(items) => {
+                let mut out = Vec::with_capacity(items.len as usize);
+                for i in items.iter() {
+                    out.push(self.expr(self.ast.ids[i])?);
                 }
+                Expr::List(out.into())
             }
-            ast::Expr::List(l) => {
-                let items: Result<Vec<Expr>> = l.items().map(|i| self.expr(i)).collect();
-                Expr::List(items?.into())
-            }
-            ast::Expr::AttrSet(set) => {
-                let mut pa = PAttrs::new(set.rec_token().is_some());
-                self.collect(&mut pa, &set)?;
+            NodeKind::AttrSet { rec, entries } => {
+                let mut pa = PAttrs::new(rec);
+                self.collect(&mut pa, entries)?;
                 self.lower_attrs(pa)?
             }
-            ast::Expr::LetIn(l) => {
+            NodeKind::LetIn { entries, body } => {
                 let mut pa = PAttrs::new(true);
-                self.collect(&mut pa, &l)?;
-                let body = l.body().ok_or_else(|| self.missing(l.syntax()))?;
+                self.collect(&mut pa, entries)?;
                 self.lower_let(pa, body, pos)?
             }
-            ast::Expr::LegacyLet(l) => {
+            NodeKind::LegacyLet { entries } => {
                 let mut pa = PAttrs::new(true);
-                self.collect(&mut pa, &l)?;
+                self.collect(&mut pa, entries)?;
                 let attrs = self.lower_attrs(pa)?;
-                Expr::Select {
-                    e: Box::new(attrs),
-                    path: Box::new([AttrName::Static(Symbol::new("body"))]),
-                    default: None,
-                    pos,
-                }
+                Expr::Select { e: Box::new(attrs), path: Box::new([AttrName::Static(Symbol::new("body"))]), default: None, pos }
             }
-            ast::Expr::With(w) => {
-                let ns = self.sub(w.namespace(), w.syntax())?;
+            NodeKind::With { ns, body } => {
+                let ns = self.sub(ns)?;
                 self.scopes.push(Scope::With);
-                let body = self.sub(w.body(), w.syntax());
+                let body = self.sub(body);
                 self.scopes.pop();
                 Expr::With { ns, body: body? }
             }
-            ast::Expr::Lambda(lam) => self.lambda(lam, pos)?,
-            ast::Expr::Apply(_) => {
-                let mut args = Vec::new();
-                let mut cur = e.clone();
-                while let ast::Expr::Apply(a) = cur {
-                    args.push(a.argument().ok_or_else(|| self.missing(a.syntax()))?);
-                    cur = a.lambda().ok_or_else(|| self.missing(a.syntax()))?;
-                }
-                args.reverse();
-                let f = Box::new(self.expr(cur)?);
-                let args: Result<Vec<Expr>> = args.into_iter().map(|a| self.expr(a)).collect();
-                Expr::Apply { f, args: args?.into(), pos }
+            NodeKind::LambdaIdent { name_start, name_end, body } => {
+                let name = Symbol::new(self.text(name_start, name_end));
+                self.scopes.push(Scope::Single(name));
+                let body = self.expr(body);
+                self.scopes.pop();
+                Expr::Lambda(Box::new(LambdaIR { name: None, arg: Some(name), formals: None, body: body?, pos }))
             }
-            ast::Expr::Select(s) => {
-                let target = self.sub(s.expr(), s.syntax())?;
-                let path = self.attrpath(s.attrpath(), s.syntax())?;
-                let default = match s.default_expr() {
+            NodeKind::LambdaPat { pat, body } => self.lambda_pat(pat, body, pos)?,
+            NodeKind::Apply { f, args } => {
+                let f = Box::new(self.expr(f)?);
+                let mut out = Vec::with_capacity(args.len as usize);
+                for i in args.iter() {
+                    out.push(self.expr(self.ast.ids[i])?);
+                }
+                Expr::Apply { f, args: out.into(), pos }
+            }
+            NodeKind::Select { e: target, path, default } => {
+                let target = self.sub(target)?;
+                let path = self.attrpath(path)?;
+                let default = match default {
                     Some(d) => Some(Box::new(self.expr(d)?)),
                     None => None,
                 };
                 Expr::Select { e: target, path, default, pos }
             }
-            ast::Expr::HasAttr(h) => {
-                let epos = h.expr().map_or(pos, |e| self.span(strip_parens(e).syntax()));
-                let target = self.sub(h.expr(), h.syntax())?;
-                let path = self.attrpath(h.attrpath(), h.syntax())?;
+            NodeKind::HasAttr { e: target, path } => {
+                let epos = self.span(self.ast.strip_parens(target));
+                let target = self.sub(target)?;
+                let path = self.attrpath(path)?;
                 Expr::HasAttr { e: target, path, pos: epos }
             }
-            ast::Expr::IfElse(i) => Expr::If {
-                cond: self.sub(i.condition(), i.syntax())?,
-                then: self.sub(i.body(), i.syntax())?,
-                else_: self.sub(i.else_body(), i.syntax())?,
-                pos,
-            },
-            ast::Expr::Assert(a) => {
-                let c = a.condition().ok_or_else(|| self.missing(a.syntax()))?;
-                let text = self.show(c.clone()).unwrap_or_else(|| c.syntax().text().to_string());
-                Expr::Assert {
-                    cond: Box::new(self.expr(c)?),
-                    body: self.sub(a.body(), a.syntax())?,
-                    text: text.into(),
-                    pos,
-                }
+            NodeKind::If { cond, then, else_ } => {
+                Expr::If { cond: self.sub(cond)?, then: self.sub(then)?, else_: self.sub(else_)?, pos }
             }
-            ast::Expr::UnaryOp(u) => {
-                let inner = self.sub(u.expr(), u.syntax())?;
-                match u.operator() {
-                    Some(ast::UnaryOpKind::Invert) => {
-                        Expr::Not(inner, u.expr().map_or(pos, |e| self.span(strip_parens(e).syntax())))
-                    }
-                    _ => Expr::Neg(inner, pos),
-                }
+            NodeKind::Assert { cond, body } => {
+                let text = self.show(cond).unwrap_or_else(|| self.node_text(cond).to_string());
+                Expr::Assert { cond: Box::new(self.expr(cond)?), body: self.sub(body)?, text: text.into(), pos }
             }
-            ast::Expr::BinOp(b) => {
-                use ast::BinOpKind as K;
-                let op_tok = b
-                    .syntax()
-                    .children_with_tokens()
-                    .filter_map(|c| c.into_token())
-                    .find(|t| ast::BinOpKind::from_kind(t.kind()).is_some());
-                let op_pos = op_tok.as_ref().map_or(pos, |t| self.span_tok(t));
-                let kind = b.operator().ok_or_else(|| self.missing(b.syntax()))?;
-                let l = self.sub(b.lhs(), b.syntax())?;
-                let r = self.sub(b.rhs(), b.syntax())?;
-                let op = match kind {
-                    K::Concat => BinOp::Concat,
-                    K::Update => BinOp::Update,
-                    K::Add => BinOp::Add,
-                    K::Sub => BinOp::Sub,
-                    K::Mul => BinOp::Mul,
-                    K::Div => BinOp::Div,
-                    K::And => BinOp::And,
-                    K::Equal => BinOp::Eq,
-                    K::Implication => BinOp::Impl,
-                    K::Less => BinOp::Lt,
-                    K::LessOrEq => BinOp::Le,
-                    K::More => BinOp::Gt,
-                    K::MoreOrEq => BinOp::Ge,
-                    K::NotEqual => BinOp::Neq,
-                    K::Or => BinOp::Or,
-                    K::PipeRight => {
-                        return Err(Error::parse(
-                            "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it",
-                            op_pos,
-                        ));
-                    }
-                    K::PipeLeft => {
+            NodeKind::Not(inner) => {
+                let ipos = self.span(self.ast.strip_parens(inner));
+                Expr::Not(self.sub(inner)?, ipos)
+            }
+            NodeKind::Neg(inner) => Expr::Neg(self.sub(inner)?, pos),
+            NodeKind::Bin { op, l, r, op_pos } => {
+                let op_pos = self.span_at(op_pos);
+                let lsub = self.sub(l)?;
+                let rsub = self.sub(r)?;
+                let op = match op {
+                    BinKind::Concat => BinOp::Concat,
+                    BinKind::Update => BinOp::Update,
+                    BinKind::Add => BinOp::Add,
+                    BinKind::Sub => BinOp::Sub,
+                    BinKind::Mul => BinOp::Mul,
+                    BinKind::Div => BinOp::Div,
+                    BinKind::And => BinOp::And,
+                    BinKind::Eq => BinOp::Eq,
+                    BinKind::Impl => BinOp::Impl,
+                    BinKind::Lt => BinOp::Lt,
+                    BinKind::Le => BinOp::Le,
+                    BinKind::Gt => BinOp::Gt,
+                    BinKind::Ge => BinOp::Ge,
+                    BinKind::Neq => BinOp::Neq,
+                    BinKind::Or => BinOp::Or,
+                    BinKind::PipeLeft | BinKind::PipeRight => {
                         return Err(Error::parse(
                             "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it",
                             op_pos,
@@ -879,93 +987,89 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     }
                 };
                 let pos = match op {
-                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Concat | BinOp::Update | BinOp::Eq | BinOp::Neq
-                    | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-                        op_pos
-                    }
+                    BinOp::Add
+                    | BinOp::Sub
+                    | BinOp::Mul
+                    | BinOp::Div
+                    | BinOp::Concat
+                    | BinOp::Update
+                    | BinOp::Eq
+                    | BinOp::Neq
+                    | BinOp::Lt
+                    | BinOp::Le
+                    | BinOp::Gt
+                    | BinOp::Ge => op_pos,
                     _ => pos,
                 };
-                let lpos = b.lhs().map_or(pos, |e| self.span(strip_parens(e).syntax()));
-                let rpos = b.rhs().map_or(pos, |e| self.span(strip_parens(e).syntax()));
-                Expr::Bin { op, l, r, pos, lpos, rpos }
+                let lpos = self.span(self.ast.strip_parens(l));
+                let rpos = self.span(self.ast.strip_parens(r));
+                Expr::Bin { op, l: lsub, r: rsub, pos, lpos, rpos }
             }
         })
     }
 
-    fn attrpath(&mut self, p: Option<ast::Attrpath>, parent: &rowan::SyntaxNode<rnix::NixLanguage>) -> Result<Box<[AttrName]>> {
-        let p = p.ok_or_else(|| self.missing(parent))?;
-        let names: Result<Vec<AttrName>> = p.attrs().map(|a| self.attr_name(a)).collect();
-        Ok(names?.into())
-    }
-
-    fn lambda(&mut self, lam: ast::Lambda, pos: Span) -> Result<Expr> {
-        let param = lam.param().ok_or_else(|| self.missing(lam.syntax()))?;
-        let body_ast = lam.body().ok_or_else(|| self.missing(lam.syntax()))?;
-        match param {
-            ast::Param::IdentParam(ip) => {
-                let name = Symbol::new(ip.ident().map(|i| i.syntax().text().to_string()).unwrap_or_default());
-                let mut map = FxHashMap::default();
-                map.insert(name, 0);
-                self.scopes.push(Scope::Frame(map));
-                let body = self.expr(body_ast);
-                self.scopes.pop();
-                Ok(Expr::Lambda(Box::new(LambdaIR { name: None, arg: Some(name), formals: None, body: body?, pos })))
-            }
-            ast::Param::Pattern(pat) => {
-                let mut names: Vec<(Symbol, Option<ast::Expr>, Span)> = Vec::new();
-                let mut map = FxHashMap::default();
-                for entry in pat.pat_entries() {
-                    let id = entry.ident().ok_or_else(|| self.missing(entry.syntax()))?;
-                    let name = Symbol::new(id.syntax().text().to_string());
-                    let epos = self.span(entry.syntax());
-                    if map.contains_key(&name) {
-                        return Err(Error::parse(format!("duplicate formal function argument '{name}'"), epos));
-                    }
-                    map.insert(name, names.len() as u32);
-                    names.push((name, entry.default(), epos));
-                }
-                let at = pat.pat_bind().and_then(|b| b.ident()).map(|i| Symbol::new(i.syntax().text().to_string()));
-                if let Some(a) = at {
-                    if map.contains_key(&a) {
-                        let bpos = pat.pat_bind().map(|b| self.span(b.syntax())).unwrap_or(pos);
-                        return Err(Error::parse(format!("duplicate formal function argument '{a}'"), bpos));
-                    }
-                    map.insert(a, names.len() as u32);
-                }
-                self.scopes.push(Scope::Frame(map));
-                let r = (|| {
-                    let mut entries = Vec::new();
-                    for (name, def, epos) in names {
-                        let default = match def {
-                            Some(d) => Some(self.expr(d)?),
-                            None => None,
-                        };
-                        entries.push(Formal { name, default, pos: epos });
-                    }
-                    let body = self.expr(body_ast)?;
-                    Ok((entries, body))
-                })();
-                self.scopes.pop();
-                let (entries, body) = r?;
-                Ok(Expr::Lambda(Box::new(LambdaIR {
-                    name: None,
-                    arg: None,
-                    formals: Some(Formals { entries, ellipsis: pat.ellipsis_token().is_some(), at }),
-                    body,
-                    pos,
-                })))
-            }
+    fn attrpath(&mut self, path: Range) -> Result<Box<[AttrName]>> {
+        let mut out = Vec::with_capacity(path.len as usize);
+        for i in path.iter() {
+            let a = self.ast.attrs[i];
+            out.push(self.attr_name(&a)?);
         }
+        Ok(out.into())
     }
 
-    fn resolve_path_literal(&self, t: &str, e: &ast::Expr, pos: Span) -> Result<String> {
-        Ok(match e {
-            ast::Expr::PathHome(_) => {
+    fn lambda_pat(&mut self, pat: u32, body: NodeId, pos: Span) -> Result<Expr> {
+        let pat = self.ast.patterns[pat as usize];
+        let mut names: Vec<(Symbol, Option<NodeId>, Span)> = Vec::with_capacity(pat.entries.len as usize);
+        let mut map = FxHashMap::default();
+        for i in pat.entries.iter() {
+            let pe = self.ast.pat_entries[i];
+            let name = Symbol::new(self.text(pe.name_start, pe.name_end));
+            let epos = self.span_at(pe.name_start);
+            if map.contains_key(&name) {
+                return Err(Error::parse(format!("duplicate formal function argument '{name}'"), epos));
+            }
+            map.insert(name, names.len() as u32);
+            names.push((name, pe.default, epos));
+        }
+        let at = pat.at.map(|(s, e, _)| Symbol::new(self.text(s, e)));
+        if let (Some(a), Some((_, _, bpos))) = (at, pat.at) {
+            if map.contains_key(&a) {
+                return Err(Error::parse(format!("duplicate formal function argument '{a}'"), self.span_at(bpos)));
+            }
+            map.insert(a, names.len() as u32);
+        }
+        self.scopes.push(Scope::Frame(map));
+        let r = (|| {
+            let mut entries = Vec::with_capacity(names.len());
+            for (name, def, epos) in names {
+                let default = match def {
+                    Some(d) => Some(self.expr(d)?),
+                    None => None,
+                };
+                entries.push(Formal { name, default, pos: epos });
+            }
+            let body = self.expr(body)?;
+            Ok((entries, body))
+        })();
+        self.scopes.pop();
+        let (entries, body) = r?;
+        Ok(Expr::Lambda(Box::new(LambdaIR {
+            name: None,
+            arg: None,
+            formals: Some(Formals { entries, ellipsis: pat.ellipsis, at }),
+            body,
+            pos,
+        })))
+    }
+
+    fn resolve_path_literal(&self, t: &str, kind: PathKind, pos: Span) -> Result<String> {
+        Ok(match kind {
+            PathKind::Home => {
                 let home = self.cx.home.ok_or_else(|| Error::parse("cannot resolve home path: HOME is not set", pos))?;
                 format!("{home}{}", &t[1..])
             }
-            ast::Expr::PathAbs(_) => t.to_string(),
-            _ => {
+            PathKind::Abs => t.to_string(),
+            PathKind::Rel => {
                 let trailing = t.ends_with('/') && t.len() > 1;
                 let mut p = canon_path(&format!("{}/{}", self.cx.base_dir, t));
                 if trailing {
@@ -976,6 +1080,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         })
     }
 }
+
 
 /// Decode source bytes; bytes that are not UTF-8 become private-use
 /// characters that string-literal lowering turns back into the original bytes.
@@ -1008,7 +1113,7 @@ pub fn decode_source(bytes: &[u8]) -> String {
 }
 
 /// String literal text to bytes, undoing [`decode_source`].
-pub(crate) fn lit_bytes(s: String) -> Box<[u8]> {
+fn lit_bytes(s: String) -> Box<[u8]> {
     // Such characters are encoded with a leading 0xF4 byte.
     if !s.as_bytes().contains(&0xF4) || !s.chars().any(|c| c as u32 >= 0x10FF00) {
         return s.into_bytes().into();
@@ -1030,18 +1135,6 @@ pub fn nul_message(s: &str) -> String {
     format!("input string '{}' cannot be represented as Nix string because it contains null bytes", s.replace('\0', "\u{2400}"))
 }
 
-/// A string literal with no interpolation, as text.
-fn static_str(s: &ast::Str) -> Option<String> {
-    let parts = s.normalized_parts();
-    let mut out = String::new();
-    for p in parts {
-        match p {
-            InterpolPart::Literal(l) => out.push_str(&l),
-            InterpolPart::Interpolation(_) => return None,
-        }
-    }
-    Some(out)
-}
 
 /// Canonicalise an absolute path lexically: drop `.`, empty components and
 /// trailing slashes, resolve `..`.
@@ -1056,7 +1149,7 @@ pub fn canon_path(p: &str) -> String {
 
 /// `canon_path(base + "/" + rel)` for a `base` that is already canonical
 /// (`canon_path(base) == base`), without re-reading `base`.
-pub(crate) fn canon_join(base: &str, rel: &str) -> String {
+fn canon_join(base: &str, rel: &str) -> String {
     let mut out = String::with_capacity(base.len() + rel.len() + 1);
     if base != "/" {
         out.push_str(base);

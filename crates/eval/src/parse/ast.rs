@@ -43,6 +43,10 @@ pub enum BinKind {
     Le,
     Gt,
     Ge,
+    /// `|>` and `<|`: only rnix parses them; lowering rejects them as C++
+    /// Nix does without the experimental feature.
+    PipeRight,
+    PipeLeft,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -157,5 +161,179 @@ impl Ast {
             id = inner;
         }
         id
+    }
+}
+
+impl Ast {
+    /// A canonical text form of the tree under `root`, every offset
+    /// included but independent of where nodes sit in the arena: for
+    /// comparing the trees of the two front ends.
+    pub fn dump(&self, root: NodeId) -> String {
+        let mut out = String::new();
+        self.dump_node(root, &mut out);
+        out
+    }
+
+    fn dump_node(&self, id: NodeId, out: &mut String) {
+        stacker::maybe_grow(32 * 1024, 1024 * 1024, || self.dump_inner(id, out))
+    }
+
+    fn dump_ids(&self, r: Range, out: &mut String) {
+        for i in r.iter() {
+            self.dump_node(self.ids[i], out);
+            out.push_str(", ");
+        }
+    }
+
+    fn dump_parts(&self, r: Range, out: &mut String) {
+        for p in &self.parts[r.iter()] {
+            match *p {
+                Part::Lit { start, end } => out.push_str(&format!("lit {start}..{end}, ")),
+                Part::Interp { e, start } => {
+                    out.push_str(&format!("interp@{start} "));
+                    self.dump_node(e, out);
+                    out.push_str(", ");
+                }
+            }
+        }
+    }
+
+    fn dump_attrs(&self, r: Range, out: &mut String) {
+        for a in &self.attrs[r.iter()] {
+            match *a {
+                Attr::Ident { start, end } => out.push_str(&format!("{start}..{end}")),
+                Attr::Str(n) => self.dump_node(n, out),
+                Attr::Dynamic { e, start } => {
+                    out.push_str(&format!("dyn@{start} "));
+                    self.dump_node(e, out);
+                }
+            }
+            out.push_str(" . ");
+        }
+    }
+
+    fn dump_entries(&self, r: Range, out: &mut String) {
+        for en in &self.entries[r.iter()] {
+            match *en {
+                Entry::Inherit { from, attrs } => {
+                    out.push_str("inherit ");
+                    if let Some(f) = from {
+                        out.push('(');
+                        self.dump_node(f, out);
+                        out.push_str(") ");
+                    }
+                    self.dump_attrs(attrs, out);
+                }
+                Entry::Value { path, value } => {
+                    self.dump_attrs(path, out);
+                    out.push_str("= ");
+                    self.dump_node(value, out);
+                }
+            }
+            out.push_str("; ");
+        }
+    }
+
+    fn dump_inner(&self, id: NodeId, out: &mut String) {
+        let n = self.node(id);
+        out.push_str(&format!("{}..{} ", n.start, n.end));
+        let sub = |label: &str, e: NodeId, out: &mut String| {
+            out.push_str(label);
+            self.dump_node(e, out);
+        };
+        match n.kind {
+            NodeKind::Int => out.push_str("int"),
+            NodeKind::Float => out.push_str("float"),
+            NodeKind::Uri => out.push_str("uri"),
+            NodeKind::Ident => out.push_str("ident"),
+            NodeKind::SearchPath => out.push_str("search"),
+            NodeKind::Str { multiline, parts } => {
+                out.push_str(&format!("str multiline={multiline} ("));
+                self.dump_parts(parts, out);
+                out.push(')');
+            }
+            NodeKind::Path { kind, parts } => {
+                out.push_str(&format!("path {kind:?} ("));
+                self.dump_parts(parts, out);
+                out.push(')');
+            }
+            NodeKind::Paren(e) => sub("paren ", e, out),
+            NodeKind::List(items) => {
+                out.push('[');
+                self.dump_ids(items, out);
+                out.push(']');
+            }
+            NodeKind::AttrSet { rec, entries } => {
+                out.push_str(&format!("set rec={rec} {{"));
+                self.dump_entries(entries, out);
+                out.push('}');
+            }
+            NodeKind::LetIn { entries, body } => {
+                out.push_str("let ");
+                self.dump_entries(entries, out);
+                sub("in ", body, out);
+            }
+            NodeKind::LegacyLet { entries } => {
+                out.push_str("let {");
+                self.dump_entries(entries, out);
+                out.push('}');
+            }
+            NodeKind::With { ns, body } => {
+                sub("with ", ns, out);
+                sub("; ", body, out);
+            }
+            NodeKind::If { cond, then, else_ } => {
+                sub("if ", cond, out);
+                sub(" then ", then, out);
+                sub(" else ", else_, out);
+            }
+            NodeKind::Assert { cond, body } => {
+                sub("assert ", cond, out);
+                sub("; ", body, out);
+            }
+            NodeKind::LambdaIdent { name_start, name_end, body } => {
+                sub(&format!("lambda {name_start}..{name_end}: "), body, out);
+            }
+            NodeKind::LambdaPat { pat, body } => {
+                let p = self.patterns[pat as usize];
+                out.push_str(&format!("lambda ellipsis={} at={:?} {{", p.ellipsis, p.at));
+                for pe in &self.pat_entries[p.entries.iter()] {
+                    out.push_str(&format!("{}..{}", pe.name_start, pe.name_end));
+                    if let Some(d) = pe.default {
+                        sub(" ? ", d, out);
+                    }
+                    out.push_str(", ");
+                }
+                sub("}: ", body, out);
+            }
+            NodeKind::Apply { f, args } => {
+                sub("apply(", f, out);
+                out.push_str(" | ");
+                self.dump_ids(args, out);
+                out.push(')');
+            }
+            NodeKind::Select { e, path, default } => {
+                sub("select(", e, out);
+                out.push_str(" . ");
+                self.dump_attrs(path, out);
+                if let Some(d) = default {
+                    sub(" or ", d, out);
+                }
+                out.push(')');
+            }
+            NodeKind::HasAttr { e, path } => {
+                sub("has(", e, out);
+                out.push_str(" ? ");
+                self.dump_attrs(path, out);
+                out.push(')');
+            }
+            NodeKind::Not(e) => sub("not ", e, out),
+            NodeKind::Neg(e) => sub("neg ", e, out),
+            NodeKind::Bin { op, l, r, op_pos } => {
+                sub(&format!("bin {op:?}@{op_pos} ("), l, out);
+                sub(", ", r, out);
+                out.push(')');
+            }
+        }
     }
 }
