@@ -732,13 +732,13 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             NodeKind::Not(inner) => format!("(! {})", self.show(inner)?),
             NodeKind::Bin { op, l, r, .. } => {
                 let op = match op {
-                    BinKind::Eq => "==",
-                    BinKind::Neq => "!=",
-                    BinKind::And => "&&",
-                    BinKind::Or => "||",
-                    BinKind::Impl => "->",
-                    BinKind::Update => "//",
-                    BinKind::Concat => "++",
+                    BinOp::Eq => "==",
+                    BinOp::Neq => "!=",
+                    BinOp::And => "&&",
+                    BinOp::Or => "||",
+                    BinOp::Impl => "->",
+                    BinOp::Update => "//",
+                    BinOp::Concat => "++",
                     _ => return None,
                 };
                 format!("({} {op} {})", self.show(l)?, self.show(r)?)
@@ -959,48 +959,21 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 Expr::Not(self.sub(inner)?, ipos)
             }
             NodeKind::Neg(inner) => Expr::Neg(self.sub(inner)?, pos),
+            NodeKind::Pipe { l, r, op_pos } => {
+                self.sub(l)?;
+                self.sub(r)?;
+                return Err(Error::parse(
+                    "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it",
+                    self.span_at(op_pos),
+                ));
+            }
             NodeKind::Bin { op, l, r, op_pos } => {
                 let op_pos = self.span_at(op_pos);
                 let lsub = self.sub(l)?;
                 let rsub = self.sub(r)?;
-                let op = match op {
-                    BinKind::Concat => BinOp::Concat,
-                    BinKind::Update => BinOp::Update,
-                    BinKind::Add => BinOp::Add,
-                    BinKind::Sub => BinOp::Sub,
-                    BinKind::Mul => BinOp::Mul,
-                    BinKind::Div => BinOp::Div,
-                    BinKind::And => BinOp::And,
-                    BinKind::Eq => BinOp::Eq,
-                    BinKind::Impl => BinOp::Impl,
-                    BinKind::Lt => BinOp::Lt,
-                    BinKind::Le => BinOp::Le,
-                    BinKind::Gt => BinOp::Gt,
-                    BinKind::Ge => BinOp::Ge,
-                    BinKind::Neq => BinOp::Neq,
-                    BinKind::Or => BinOp::Or,
-                    BinKind::PipeLeft | BinKind::PipeRight => {
-                        return Err(Error::parse(
-                            "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it",
-                            op_pos,
-                        ));
-                    }
-                };
-                let pos = match op {
-                    BinOp::Add
-                    | BinOp::Sub
-                    | BinOp::Mul
-                    | BinOp::Div
-                    | BinOp::Concat
-                    | BinOp::Update
-                    | BinOp::Eq
-                    | BinOp::Neq
-                    | BinOp::Lt
-                    | BinOp::Le
-                    | BinOp::Gt
-                    | BinOp::Ge => op_pos,
-                    _ => pos,
-                };
+                // C++ Nix places `&&`, `||` and `->` at the expression, the
+                // others at the operator.
+                let pos = if matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) { pos } else { op_pos };
                 let lpos = self.span(self.ast.strip_parens(l));
                 let rpos = self.span(self.ast.strip_parens(r));
                 Expr::Bin { op, l: lsub, r: rsub, pos, lpos, rpos }

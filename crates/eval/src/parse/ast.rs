@@ -3,6 +3,8 @@
 //! are the same as rnix's node text ranges (first to last token, trivia
 //! outside), so spans and source snippets come out identical.
 
+pub use crate::ir::BinOp;
+
 /// Index into [`Ast::nodes`].
 pub type NodeId = u32;
 
@@ -24,29 +26,6 @@ pub enum PathKind {
     Abs,
     Rel,
     Home,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinKind {
-    Concat,
-    Update,
-    Add,
-    Sub,
-    Mul,
-    Div,
-    And,
-    Or,
-    Impl,
-    Eq,
-    Neq,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    /// `|>` and `<|`: only rnix parses them; lowering rejects them as C++
-    /// Nix does without the experimental feature.
-    PipeRight,
-    PipeLeft,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -83,7 +62,10 @@ pub enum NodeKind {
     HasAttr { e: NodeId, path: Range },
     Not(NodeId),
     Neg(NodeId),
-    Bin { op: BinKind, l: NodeId, r: NodeId, op_pos: u32 },
+    Bin { op: BinOp, l: NodeId, r: NodeId, op_pos: u32 },
+    /// `l |> r` or `l <| r`: only rnix parses them; lowering rejects them
+    /// as C++ Nix does without the experimental feature.
+    Pipe { l: NodeId, r: NodeId, op_pos: u32 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -329,6 +311,11 @@ impl Ast {
             }
             NodeKind::Not(e) => sub("not ", e, out),
             NodeKind::Neg(e) => sub("neg ", e, out),
+            NodeKind::Pipe { l, r, op_pos } => {
+                sub(&format!("pipe @{op_pos} ("), l, out);
+                sub(", ", r, out);
+                out.push(')');
+            }
             NodeKind::Bin { op, l, r, op_pos } => {
                 sub(&format!("bin {op:?}@{op_pos} ("), l, out);
                 sub(", ", r, out);

@@ -520,47 +520,57 @@ impl Parser<'_> {
         Ok(e)
     }
 
-    fn bin(&mut self, op: BinKind, l: NodeId, r: NodeId, op_pos: u32) -> NodeId {
+    fn bin(&mut self, op: BinOp, l: NodeId, r: NodeId, op_pos: u32) -> NodeId {
         let start = self.ast.node(l).start;
         self.ast.add(NodeKind::Bin { op, l, r, op_pos }, start, self.prev_end)
     }
 
-    fn concat(&mut self) -> R<NodeId> {
-        let l = self.hasattr()?;
-        if self.peek() == Some(Tok::Concat) {
-            let op = self.bump().start;
-            let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.concat())?;
-            return Ok(self.bin(BinKind::Concat, l, r, op));
+    /// One binary precedence level: operands from `next`, operators `ops`
+    /// maps from tokens, associativity `assoc` (a right operand of a
+    /// right-associative level is `this` level again).
+    #[inline(always)]
+    fn level(
+        &mut self,
+        next: fn(&mut Self) -> R<NodeId>,
+        this: fn(&mut Self) -> R<NodeId>,
+        ops: fn(Tok) -> Option<BinOp>,
+        assoc: Assoc,
+    ) -> R<NodeId> {
+        let mut l = next(self)?;
+        while let Some(op) = self.peek().and_then(ops) {
+            let pos = self.bump().start;
+            let r = match assoc {
+                Assoc::Right => stacker::maybe_grow(64 * 1024, 1024 * 1024, || this(self))?,
+                Assoc::Left | Assoc::None => next(self)?,
+            };
+            l = self.bin(op, l, r, pos);
+            if assoc != Assoc::Left {
+                break;
+            }
         }
         Ok(l)
     }
 
+    fn concat(&mut self) -> R<NodeId> {
+        self.level(Self::hasattr, Self::concat, |t| (t == Tok::Concat).then_some(BinOp::Concat), Assoc::Right)
+    }
+
     fn mul(&mut self) -> R<NodeId> {
-        let mut l = self.concat()?;
-        loop {
-            let op = match self.peek() {
-                Some(Tok::Mul) => BinKind::Mul,
-                Some(Tok::Div) => BinKind::Div,
-                _ => return Ok(l),
-            };
-            let pos = self.bump().start;
-            let r = self.concat()?;
-            l = self.bin(op, l, r, pos);
-        }
+        let ops = |t| match t {
+            Tok::Mul => Some(BinOp::Mul),
+            Tok::Div => Some(BinOp::Div),
+            _ => None,
+        };
+        self.level(Self::concat, Self::mul, ops, Assoc::Left)
     }
 
     fn add(&mut self) -> R<NodeId> {
-        let mut l = self.mul()?;
-        loop {
-            let op = match self.peek() {
-                Some(Tok::Add) => BinKind::Add,
-                Some(Tok::Sub) => BinKind::Sub,
-                _ => return Ok(l),
-            };
-            let pos = self.bump().start;
-            let r = self.mul()?;
-            l = self.bin(op, l, r, pos);
-        }
+        let ops = |t| match t {
+            Tok::Add => Some(BinOp::Add),
+            Tok::Sub => Some(BinOp::Sub),
+            _ => None,
+        };
+        self.level(Self::mul, Self::add, ops, Assoc::Left)
     }
 
     fn invert(&mut self) -> R<NodeId> {
@@ -574,68 +584,46 @@ impl Parser<'_> {
     }
 
     fn merge(&mut self) -> R<NodeId> {
-        let l = self.invert()?;
-        if self.peek() == Some(Tok::Update) {
-            let op = self.bump().start;
-            let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.merge())?;
-            return Ok(self.bin(BinKind::Update, l, r, op));
-        }
-        Ok(l)
+        self.level(Self::invert, Self::merge, |t| (t == Tok::Update).then_some(BinOp::Update), Assoc::Right)
     }
 
     fn compare(&mut self) -> R<NodeId> {
-        let l = self.merge()?;
-        let op = match self.peek() {
-            Some(Tok::Lt) => BinKind::Lt,
-            Some(Tok::Le) => BinKind::Le,
-            Some(Tok::Gt) => BinKind::Gt,
-            Some(Tok::Ge) => BinKind::Ge,
-            _ => return Ok(l),
+        let ops = |t| match t {
+            Tok::Lt => Some(BinOp::Lt),
+            Tok::Le => Some(BinOp::Le),
+            Tok::Gt => Some(BinOp::Gt),
+            Tok::Ge => Some(BinOp::Ge),
+            _ => None,
         };
-        let pos = self.bump().start;
-        let r = self.merge()?;
-        Ok(self.bin(op, l, r, pos))
+        self.level(Self::merge, Self::compare, ops, Assoc::None)
     }
 
     fn equal(&mut self) -> R<NodeId> {
-        let l = self.compare()?;
-        let op = match self.peek() {
-            Some(Tok::Eq) => BinKind::Eq,
-            Some(Tok::Neq) => BinKind::Neq,
-            _ => return Ok(l),
+        let ops = |t| match t {
+            Tok::Eq => Some(BinOp::Eq),
+            Tok::Neq => Some(BinOp::Neq),
+            _ => None,
         };
-        let pos = self.bump().start;
-        let r = self.compare()?;
-        Ok(self.bin(op, l, r, pos))
+        self.level(Self::compare, Self::equal, ops, Assoc::None)
     }
 
     fn and(&mut self) -> R<NodeId> {
-        let mut l = self.equal()?;
-        while self.peek() == Some(Tok::And) {
-            let pos = self.bump().start;
-            let r = self.equal()?;
-            l = self.bin(BinKind::And, l, r, pos);
-        }
-        Ok(l)
+        self.level(Self::equal, Self::and, |t| (t == Tok::And).then_some(BinOp::And), Assoc::Left)
     }
 
     fn or(&mut self) -> R<NodeId> {
-        let mut l = self.and()?;
-        while self.peek() == Some(Tok::OrOr) {
-            let pos = self.bump().start;
-            let r = self.and()?;
-            l = self.bin(BinKind::Or, l, r, pos);
-        }
-        Ok(l)
+        self.level(Self::and, Self::or, |t| (t == Tok::OrOr).then_some(BinOp::Or), Assoc::Left)
     }
 
     fn implication(&mut self) -> R<NodeId> {
-        let l = self.or()?;
-        if self.peek() == Some(Tok::Impl) {
-            let op = self.bump().start;
-            let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.implication())?;
-            return Ok(self.bin(BinKind::Impl, l, r, op));
-        }
-        Ok(l)
+        self.level(Self::or, Self::implication, |t| (t == Tok::Impl).then_some(BinOp::Impl), Assoc::Right)
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Assoc {
+    Left,
+    Right,
+    /// At most one operator (`a < b < c` is an error).
+    None,
 }
