@@ -54,8 +54,8 @@ pub fn parse_and_lower(text: &str, cx: &LowerCtx<'_>) -> Result<Expr> {
 
 /// Lower the tree `ast` (parsed from `src`) from its root `root`.
 pub(crate) fn lower(src: &str, ast: &Ast, root: NodeId, cx: &LowerCtx<'_>) -> Result<Expr> {
-    let base_canon = (canon_path(cx.base_dir) == cx.base_dir).then_some(cx.base_dir);
-    let mut l = Lowerer { cx, src, ast, scopes: Vec::new(), base_canon };
+    let base = canon_path(cx.base_dir);
+    let mut l = Lowerer { cx, src, ast, scopes: Vec::new(), base };
     if let Some(names) = cx.scope {
         l.scopes.push(Scope::Frame(names.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect()));
     }
@@ -148,9 +148,8 @@ struct Lowerer<'a, 'b> {
     src: &'a str,
     ast: &'a Ast,
     scopes: Vec<Scope>,
-    /// `cx.base_dir` if it is canonical (then relative paths are joined
-    /// onto it without canonicalising it again).
-    base_canon: Option<&'a str>,
+    /// `cx.base_dir` canonicalised, which relative paths are joined onto.
+    base: String,
 }
 
 struct PAttrs {
@@ -854,13 +853,12 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 }
                 if parts.len == 1
                     && kind == PathKind::Rel
-                    && let Some(base) = self.base_canon
                     && let Part::Lit { start, end } = self.ast.parts[parts.start as usize]
                 {
                     // The common case `./foo`: one join, already canonical.
                     let t = self.text(start, end);
                     if !(t.ends_with('/') && t.len() > 1) {
-                        return Ok(Expr::Const(Value::path(canon_join(base, t).into_bytes())));
+                        return Ok(Expr::Const(Value::path(canon_join(&self.base, t).into_bytes())));
                     }
                 }
                 let mut out = Vec::with_capacity(parts.len as usize);
@@ -1044,7 +1042,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             PathKind::Abs => t.to_string(),
             PathKind::Rel => {
                 let trailing = t.ends_with('/') && t.len() > 1;
-                let mut p = canon_path(&format!("{}/{}", self.cx.base_dir, t));
+                let mut p = canon_join(&self.base, t);
                 if trailing {
                     p.push('/');
                 }
