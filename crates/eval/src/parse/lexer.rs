@@ -85,16 +85,43 @@ enum Ctx {
     Path(Tok),
 }
 
+/// Character classes, one bit each, looked up in [`CLASS`].
+const PATH: u8 = 1;
+const URI: u8 = 2;
+const WS: u8 = 4;
+const IDENT: u8 = 8;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        let path = alnum || matches!(b, b'/' | b'_' | b'.' | b'+' | b'-');
+        let uri = path || matches!(b, b'%' | b'?' | b':' | b'@' | b'&' | b'=' | b'$' | b',' | b'!' | b'~' | b'*' | b'\'');
+        let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+        let ident = alnum || matches!(b, b'_' | b'-' | b'\'');
+        t[c] = (path as u8) * PATH | (uri as u8) * URI | (ws as u8) * WS | (ident as u8) * IDENT;
+        c += 1;
+    }
+    t
+};
+
+#[inline]
+fn is(c: u8, class: u8) -> bool {
+    CLASS[c as usize] & class != 0
+}
+
 fn is_path_char(c: u8) -> bool {
-    matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'_' | b'.' | b'+' | b'-')
+    is(c, PATH)
 }
 
 fn is_uri_char(c: u8) -> bool {
-    matches!(c, b'%' | b'?' | b':' | b'@' | b'&' | b'=' | b'$' | b',' | b'!' | b'~' | b'*' | b'\'') || is_path_char(c)
+    is(c, URI)
 }
 
 fn is_ws(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+    is(c, WS)
 }
 
 struct Lexer<'a> {
@@ -142,6 +169,10 @@ impl Lexer<'_> {
     /// The body of a string up to its end or the next `${`.
     fn string(&mut self, multiline: bool) -> Result<Tok, Bail> {
         loop {
+            // Only `"`, `\\`, `'` and `$` matter; skip to the next one.
+            let rest = self.rest();
+            let skip = if multiline { memchr::memchr2(b'\'', b'$', rest) } else { memchr::memchr3(b'"', b'\\', b'$', rest) };
+            self.pos += skip.ok_or(Bail)?;
             let start = self.pos;
             let Some(c) = self.peek() else { return Err(Bail) };
             self.pos += 1;
@@ -277,16 +308,13 @@ impl Lexer<'_> {
             return Ok(Some(None));
         }
         if c0 == b'#' {
-            self.consume(|c| c != b'\n');
+            self.pos = memchr::memchr(b'\n', self.rest()).map_or(self.s.len(), |k| self.pos + k);
             return Ok(Some(None));
         }
         if self.rest().starts_with(b"/*") {
             self.pos += 2;
             loop {
-                self.consume(|c| c != b'*');
-                if self.peek().is_some() {
-                    self.pos += 1;
-                }
+                self.pos = memchr::memchr(b'*', self.rest()).map_or(self.s.len(), |k| self.pos + k + 1);
                 match self.peek() {
                     None => return Err(Bail),
                     Some(b'/') => {
@@ -456,7 +484,7 @@ impl Lexer<'_> {
             }
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
                 let uri = kind == Some(K::Uri);
-                self.consume(|c| matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'\'') || (uri && is_uri_char(c)));
+                self.consume(|c| is(c, if uri { IDENT | URI } else { IDENT }));
                 if uri {
                     Tok::Uri
                 } else {
