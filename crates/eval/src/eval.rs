@@ -1270,7 +1270,7 @@ impl Eval {
             other => Err(type_err(&other, "a Boolean")),
         }
     }
-    pub fn force_list(&self, v: &Value) -> Result<Rc<Vec<Value>>> {
+    pub fn force_list(&self, v: &Value) -> Result<Rc<List>> {
         match self.force(v)? {
             Value::List(l) => Ok(l),
             other => Err(type_err(&other, "a list")),

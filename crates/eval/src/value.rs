@@ -25,7 +25,7 @@ pub enum Value {
     /// An absolute, canonical path (bytes, no context).
     Path(Rc<NixString>),
     Attrs(Rc<AttrSet>),
-    List(Rc<Vec<Value>>),
+    List(Rc<List>),
     Lambda(Rc<Closure>),
     PrimOp(&'static PrimOpDef),
     PrimOpApp(Rc<PrimOpApp>),
@@ -33,6 +33,50 @@ pub enum Value {
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
+
+/// A list's elements: a vector of its own, or a suffix of another list's
+/// vector. `builtins.tail` shares instead of copying: nixpkgs walks long
+/// lists with `head`/`tail` recursion (texlive's `fastUnique` over ~8 000
+/// outputs), where copying tails costs quadratic time and, while the
+/// recursion holds every tail, quadratic memory (1.3 GiB for one package).
+pub struct List(ListRepr);
+
+enum ListRepr {
+    Own(Vec<Value>),
+    /// `base[start..]`; `base` always owns its vector (suffixes of
+    /// suffixes point at the original), so reading is one step.
+    Suffix(Rc<List>, usize),
+}
+
+impl List {
+    /// The elements from `start` on, sharing `this`'s storage.
+    pub fn suffix(this: &Rc<List>, start: usize) -> List {
+        match &this.0 {
+            ListRepr::Own(_) => List(ListRepr::Suffix(this.clone(), start)),
+            ListRepr::Suffix(base, s) => List(ListRepr::Suffix(base.clone(), s + start)),
+        }
+    }
+}
+
+impl From<Vec<Value>> for List {
+    fn from(v: Vec<Value>) -> List {
+        List(ListRepr::Own(v))
+    }
+}
+
+impl std::ops::Deref for List {
+    type Target = [Value];
+    #[inline]
+    fn deref(&self) -> &[Value] {
+        match &self.0 {
+            ListRepr::Own(v) => v,
+            ListRepr::Suffix(base, start) => match &base.0 {
+                ListRepr::Own(v) => &v[*start..],
+                ListRepr::Suffix(..) => unreachable!("a suffix's base owns its elements"),
+            },
+        }
+    }
+}
 
 /// One element of a string context, interned: equal elements share one id
 /// (comparing, hashing and copying one is an integer operation) and the
@@ -952,7 +996,7 @@ impl Value {
         Value::Path(Rc::new(NixString::new(p)))
     }
     pub fn list(v: Vec<Value>) -> Value {
-        Value::List(Rc::new(v))
+        Value::List(Rc::new(List::from(v)))
     }
     pub fn attrs(a: AttrSet) -> Value {
         Value::Attrs(Rc::new(a))

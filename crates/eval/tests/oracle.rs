@@ -49,6 +49,9 @@ const EXPRS: &[&str] = &[
     "builtins.elem 2 [ 1 2 3 ]",
     "{ a = 1; } // { b = 2; } // { a = 3; }",
     "[ 1 ] ++ [ 2 3 ]",
+    // tails share their list's elements: tails of tails, compared, concatenated, emptied
+    "let l = builtins.genList (x: x) 5; t = builtins.tail; in [ (t l) (t (t l)) (t (t l) == [ 2 3 4 ]) (t (t l) ++ t l) (t [ 1 ]) (builtins.elemAt (t (t (t l))) 1) (builtins.length (t (t l))) ]",
+    "let un = l: if builtins.length l < 2 then l else (if builtins.head l != builtins.elemAt l 1 then [ (builtins.head l) ] else [ ]) ++ un (builtins.tail l); in un (builtins.sort builtins.lessThan (builtins.genList (x: x / 3) 3000))",
     "builtins.fromTOML \"a = 1\\n[b]\\nc = \\\"d\\\"\"",
     "builtins.toXML { a = 1; b = [ \"x\" ]; }",
     "let x = { a = 1; }; in [ x x ]",

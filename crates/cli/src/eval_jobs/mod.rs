@@ -245,6 +245,8 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
     // across the units this process walks.
     let mut w = walk::Walk::new(&ev, &auto_call, &mut visitor);
     let top = w.top(&root, &prefix).map(Rc::new);
+    let trace_growth = std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some();
+    let mut last_rss = 0;
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let Some((u, path)) = line.split_once('\t') else { break };
@@ -276,7 +278,15 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
                 }
             }
         }
-        let retire = matches!((max_memory, rss_bytes()), (Some(max), Some(rss)) if rss > max);
+        let rss = rss_bytes();
+        if trace_growth {
+            // FERRIX_EVAL_JOBS_STATS: name the units that grow the worker most.
+            if let Some(r) = rss.filter(|r| *r > last_rss + (32 << 20)) {
+                eprintln!("eval-jobs: unit {path:?} grew the worker by {} MiB to {} MiB", (r - last_rss) >> 20, r >> 20);
+            }
+            last_rss = rss.unwrap_or(last_rss);
+        }
+        let retire = matches!((max_memory, rss), (Some(max), Some(rss)) if rss > max);
         say(&format!("F {u}{}", if retire { " R" } else { "" }));
         if retire {
             break;

@@ -1,6 +1,5 @@
 //! Attribute-set builtins.
 
-use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 
@@ -150,7 +149,7 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .into_iter()
         .map(|(n, vs)| Attr {
             name: n,
-            value: Thunk::apply2(f.clone(), Value::sym_string(n), Value::List(Rc::new(vs))),
+            value: Thunk::apply2(f.clone(), Value::sym_string(n), Value::list(vs)),
             pos: Span::NONE,
         })
         .collect();

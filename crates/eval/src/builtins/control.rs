@@ -1,7 +1,6 @@
 //! Control and reflection: throw/abort/tryEval, seq/deepSeq, trace, type
 //! predicates, functionArgs, genericClosure.
 
-use std::rc::Rc;
 
 use rustc_hash::FxHashSet;
 
@@ -279,7 +278,7 @@ fn generic_closure(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         })?;
         work.extend(next.iter().cloned());
     }
-    Ok(Value::List(Rc::new(out)))
+    Ok(Value::list(out))
 }
 
 fn unsafe_get_attr_pos(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{Attr, AttrSet, PrimOpDef, Thunk, Value};
+use crate::value::{Attr, AttrSet, List, PrimOpDef, Thunk, Value};
 use crate::Eval;
 
 pub static DEFS: &[PrimOpDef] = &[
@@ -115,7 +115,8 @@ fn tail(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     if l.is_empty() {
         return Err(Error::eval("'builtins.tail' called on an empty list"));
     }
-    Ok(Value::list(l[1..].to_vec()))
+    // shares `l`'s elements (see `List`)
+    Ok(Value::List(Rc::new(List::suffix(&l, 1))))
 }
 /// `builtins.length [ 1 2 ]` → `2`
 fn length(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -256,7 +257,7 @@ fn group_by(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     }
     let attrs = order
         .into_iter()
-        .map(|s| Attr { name: s, value: Value::List(Rc::new(groups.remove(&s).unwrap_or_default())), pos: Span::NONE })
+        .map(|s| Attr { name: s, value: Value::list(groups.remove(&s).unwrap_or_default()), pos: Span::NONE })
         .collect();
     Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
 }
