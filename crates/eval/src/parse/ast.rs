@@ -1,7 +1,8 @@
-//! The fast parser's syntax tree: one arena of fixed-size nodes plus side
-//! tables for variable-length children, all indexed by `u32`. Node offsets
-//! are the same as rnix's node text ranges (first to last token, trivia
-//! outside), so spans and source snippets come out identical.
+//! The syntax tree both parsers build and `crate::lower` lowers: one arena
+//! of fixed-size nodes plus side tables for variable-length children, all
+//! indexed by `u32`. Node offsets are rnix's node text ranges (first to last
+//! token, trivia outside), so spans and source snippets are the same
+//! whichever parser built the tree.
 
 pub use crate::ir::BinOp;
 

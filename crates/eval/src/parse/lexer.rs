@@ -4,7 +4,7 @@
 //! works on bytes, drops trivia and gives up ([`Bail`]) on anything rnix
 //! would turn into an error token or that needs a Unicode decision
 //! (non-ASCII text outside strings and comments). Giving up is always safe:
-//! the caller then runs the rnix pipeline, which produces today's result.
+//! the caller then runs rnix, which gives the syntax error (or its tree).
 
 use super::Bail;
 

@@ -2,8 +2,8 @@
 //! per precedence level exactly as rnix 0.15 layers them (so associativity,
 //! the `{` lambda-or-set lookahead, `or` as an attribute name and the 512
 //! nesting limit agree). It accepts only what rnix accepts without errors
-//! and gives up ([`Bail`]) on anything else, including the forms whose
-//! lowering is an error anyway (`|>`, `<|`, `a or` as an application).
+//! and gives up ([`Bail`]) on anything else, including the pipe operators
+//! (`|>`, `<|`), whose lowering is an error anyway.
 
 use super::ast::*;
 use super::lexer::{Tok, Token};
