@@ -101,7 +101,7 @@ static CLASS: [u8; 256] = {
         let uri = path || matches!(b, b'%' | b'?' | b':' | b'@' | b'&' | b'=' | b'$' | b',' | b'!' | b'~' | b'*' | b'\'');
         let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
         let ident = alnum || matches!(b, b'_' | b'-' | b'\'');
-        t[c] = (path as u8) * PATH | (uri as u8) * URI | (ws as u8) * WS | (ident as u8) * IDENT;
+        t[c] = ((path as u8) * PATH) | ((uri as u8) * URI) | ((ws as u8) * WS) | ((ident as u8) * IDENT);
         c += 1;
     }
     t
