@@ -168,17 +168,23 @@ impl Ast {
         }
     }
 
-    fn dump_parts(&self, r: Range, out: &mut String) {
+    /// `label` then the tree under `e`.
+    fn dump_sub(&self, label: &str, e: NodeId, out: &mut String) {
+        out.push_str(label);
+        self.dump_node(e, out);
+    }
+
+    /// `open`, the parts, `)`.
+    fn dump_parts(&self, open: &str, r: Range, out: &mut String) {
+        out.push_str(open);
         for p in &self.parts[r.iter()] {
             match *p {
-                Part::Lit { start, end } => out.push_str(&format!("lit {start}..{end}, ")),
-                Part::Interp { e, start } => {
-                    out.push_str(&format!("interp@{start} "));
-                    self.dump_node(e, out);
-                    out.push_str(", ");
-                }
+                Part::Lit { start, end } => out.push_str(&format!("lit {start}..{end}")),
+                Part::Interp { e, start } => self.dump_sub(&format!("interp@{start} "), e, out),
             }
+            out.push_str(", ");
         }
+        out.push(')');
     }
 
     fn dump_attrs(&self, r: Range, out: &mut String) {
@@ -186,81 +192,59 @@ impl Ast {
             match *a {
                 Attr::Ident { start, end } => out.push_str(&format!("{start}..{end}")),
                 Attr::Str(n) => self.dump_node(n, out),
-                Attr::Dynamic { e, start } => {
-                    out.push_str(&format!("dyn@{start} "));
-                    self.dump_node(e, out);
-                }
+                Attr::Dynamic { e, start } => self.dump_sub(&format!("dyn@{start} "), e, out),
             }
             out.push_str(" . ");
         }
     }
 
-    fn dump_entries(&self, r: Range, out: &mut String) {
+    /// `open`, the entries, `}`.
+    fn dump_entries(&self, open: &str, r: Range, out: &mut String) {
+        out.push_str(open);
         for en in &self.entries[r.iter()] {
             match *en {
                 Entry::Inherit { from, attrs } => {
                     out.push_str("inherit ");
                     if let Some(f) = from {
-                        out.push('(');
-                        self.dump_node(f, out);
-                        out.push_str(") ");
+                        self.dump_sub("from ", f, out);
+                        out.push(' ');
                     }
                     self.dump_attrs(attrs, out);
                 }
                 Entry::Value { path, value } => {
                     self.dump_attrs(path, out);
-                    out.push_str("= ");
-                    self.dump_node(value, out);
+                    self.dump_sub("= ", value, out);
                 }
             }
             out.push_str("; ");
         }
+        out.push('}');
     }
 
     fn dump_inner(&self, id: NodeId, out: &mut String) {
         let n = self.node(id);
         out.push_str(&format!("{}..{} ", n.start, n.end));
-        let sub = |label: &str, e: NodeId, out: &mut String| {
-            out.push_str(label);
-            self.dump_node(e, out);
-        };
+        let sub = |label: &str, e: NodeId, out: &mut String| self.dump_sub(label, e, out);
         match n.kind {
             NodeKind::Int => out.push_str("int"),
             NodeKind::Float => out.push_str("float"),
             NodeKind::Uri => out.push_str("uri"),
             NodeKind::Ident => out.push_str("ident"),
             NodeKind::SearchPath => out.push_str("search"),
-            NodeKind::Str { multiline, parts } => {
-                out.push_str(&format!("str multiline={multiline} ("));
-                self.dump_parts(parts, out);
-                out.push(')');
-            }
-            NodeKind::Path { kind, parts } => {
-                out.push_str(&format!("path {kind:?} ("));
-                self.dump_parts(parts, out);
-                out.push(')');
-            }
+            NodeKind::Str { multiline, parts } => self.dump_parts(&format!("str multiline={multiline} ("), parts, out),
+            NodeKind::Path { kind, parts } => self.dump_parts(&format!("path {kind:?} ("), parts, out),
             NodeKind::Paren(e) => sub("paren ", e, out),
             NodeKind::List(items) => {
                 out.push('[');
                 self.dump_ids(items, out);
                 out.push(']');
             }
-            NodeKind::AttrSet { rec, entries } => {
-                out.push_str(&format!("set rec={rec} {{"));
-                self.dump_entries(entries, out);
-                out.push('}');
-            }
+            NodeKind::AttrSet { rec, entries } => self.dump_entries(&format!("set rec={rec} {{"), entries, out),
             NodeKind::LetIn { entries, body } => {
-                out.push_str("let ");
-                self.dump_entries(entries, out);
-                sub("in ", body, out);
+                self.dump_entries("let {", entries, out);
+                sub(" in ", body, out);
             }
-            NodeKind::LegacyLet { entries } => {
-                out.push_str("let {");
-                self.dump_entries(entries, out);
-                out.push('}');
-            }
+            NodeKind::LegacyLet { entries } => self.dump_entries("legacy let {", entries, out),
             NodeKind::With { ns, body } => {
                 sub("with ", ns, out);
                 sub("; ", body, out);
