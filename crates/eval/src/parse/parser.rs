@@ -499,14 +499,26 @@ impl Parser<'_> {
         Ok(self.ast.add(NodeKind::Apply { f, args }, start, self.prev_end))
     }
 
-    fn negate(&mut self) -> R<NodeId> {
-        if self.peek() == Some(Tok::Sub) {
-            let start = self.bump().start;
-            let inner = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.negate())?;
-            Ok(self.ast.add(NodeKind::Neg(inner), start, self.prev_end))
-        } else {
-            self.app()
+    /// A prefix operator level: `tok` then this level again (as `node`),
+    /// or the `next` level.
+    #[inline(always)]
+    fn prefix(
+        &mut self,
+        tok: Tok,
+        node: fn(NodeId) -> NodeKind,
+        this: fn(&mut Self) -> R<NodeId>,
+        next: fn(&mut Self) -> R<NodeId>,
+    ) -> R<NodeId> {
+        if self.peek() != Some(tok) {
+            return next(self);
         }
+        let start = self.bump().start;
+        let inner = stacker::maybe_grow(64 * 1024, 1024 * 1024, || this(self))?;
+        Ok(self.ast.add(node(inner), start, self.prev_end))
+    }
+
+    fn negate(&mut self) -> R<NodeId> {
+        self.prefix(Tok::Sub, NodeKind::Neg, Self::negate, Self::app)
     }
 
     fn hasattr(&mut self) -> R<NodeId> {
@@ -525,19 +537,19 @@ impl Parser<'_> {
         self.ast.add(NodeKind::Bin { op, l, r, op_pos }, start, self.prev_end)
     }
 
-    /// One binary precedence level: operands from `next`, operators `ops`
-    /// maps from tokens, associativity `assoc` (a right operand of a
-    /// right-associative level is `this` level again).
+    /// One binary precedence level: operands from `next`, operators `ops`,
+    /// associativity `assoc` (a right operand of a right-associative level
+    /// is `this` level again).
     #[inline(always)]
     fn level(
         &mut self,
         next: fn(&mut Self) -> R<NodeId>,
         this: fn(&mut Self) -> R<NodeId>,
-        ops: fn(Tok) -> Option<BinOp>,
+        ops: &[BinOp],
         assoc: Assoc,
     ) -> R<NodeId> {
         let mut l = next(self)?;
-        while let Some(op) = self.peek().and_then(ops) {
+        while let Some(op) = self.peek().and_then(bin_op).filter(|op| ops.contains(op)) {
             let pos = self.bump().start;
             let r = match assoc {
                 Assoc::Right => stacker::maybe_grow(64 * 1024, 1024 * 1024, || this(self))?,
@@ -552,72 +564,66 @@ impl Parser<'_> {
     }
 
     fn concat(&mut self) -> R<NodeId> {
-        self.level(Self::hasattr, Self::concat, |t| (t == Tok::Concat).then_some(BinOp::Concat), Assoc::Right)
+        self.level(Self::hasattr, Self::concat, &[BinOp::Concat], Assoc::Right)
     }
 
     fn mul(&mut self) -> R<NodeId> {
-        let ops = |t| match t {
-            Tok::Mul => Some(BinOp::Mul),
-            Tok::Div => Some(BinOp::Div),
-            _ => None,
-        };
-        self.level(Self::concat, Self::mul, ops, Assoc::Left)
+        self.level(Self::concat, Self::mul, &[BinOp::Mul, BinOp::Div], Assoc::Left)
     }
 
     fn add(&mut self) -> R<NodeId> {
-        let ops = |t| match t {
-            Tok::Add => Some(BinOp::Add),
-            Tok::Sub => Some(BinOp::Sub),
-            _ => None,
-        };
-        self.level(Self::mul, Self::add, ops, Assoc::Left)
+        self.level(Self::mul, Self::add, &[BinOp::Add, BinOp::Sub], Assoc::Left)
     }
 
     fn invert(&mut self) -> R<NodeId> {
-        if self.peek() == Some(Tok::Not) {
-            let start = self.bump().start;
-            let inner = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.invert())?;
-            Ok(self.ast.add(NodeKind::Not(inner), start, self.prev_end))
-        } else {
-            self.add()
-        }
+        self.prefix(Tok::Not, NodeKind::Not, Self::invert, Self::add)
     }
 
     fn merge(&mut self) -> R<NodeId> {
-        self.level(Self::invert, Self::merge, |t| (t == Tok::Update).then_some(BinOp::Update), Assoc::Right)
+        self.level(Self::invert, Self::merge, &[BinOp::Update], Assoc::Right)
     }
 
     fn compare(&mut self) -> R<NodeId> {
-        let ops = |t| match t {
-            Tok::Lt => Some(BinOp::Lt),
-            Tok::Le => Some(BinOp::Le),
-            Tok::Gt => Some(BinOp::Gt),
-            Tok::Ge => Some(BinOp::Ge),
-            _ => None,
-        };
-        self.level(Self::merge, Self::compare, ops, Assoc::None)
+        self.level(Self::merge, Self::compare, &[BinOp::Lt, BinOp::Le, BinOp::Gt, BinOp::Ge], Assoc::None)
     }
 
     fn equal(&mut self) -> R<NodeId> {
-        let ops = |t| match t {
-            Tok::Eq => Some(BinOp::Eq),
-            Tok::Neq => Some(BinOp::Neq),
-            _ => None,
-        };
-        self.level(Self::compare, Self::equal, ops, Assoc::None)
+        self.level(Self::compare, Self::equal, &[BinOp::Eq, BinOp::Neq], Assoc::None)
     }
 
     fn and(&mut self) -> R<NodeId> {
-        self.level(Self::equal, Self::and, |t| (t == Tok::And).then_some(BinOp::And), Assoc::Left)
+        self.level(Self::equal, Self::and, &[BinOp::And], Assoc::Left)
     }
 
     fn or(&mut self) -> R<NodeId> {
-        self.level(Self::and, Self::or, |t| (t == Tok::OrOr).then_some(BinOp::Or), Assoc::Left)
+        self.level(Self::and, Self::or, &[BinOp::Or], Assoc::Left)
     }
 
     fn implication(&mut self) -> R<NodeId> {
-        self.level(Self::or, Self::implication, |t| (t == Tok::Impl).then_some(BinOp::Impl), Assoc::Right)
+        self.level(Self::or, Self::implication, &[BinOp::Impl], Assoc::Right)
     }
+}
+
+/// The binary operator a token stands for.
+fn bin_op(t: Tok) -> Option<BinOp> {
+    Some(match t {
+        Tok::Concat => BinOp::Concat,
+        Tok::Mul => BinOp::Mul,
+        Tok::Div => BinOp::Div,
+        Tok::Add => BinOp::Add,
+        Tok::Sub => BinOp::Sub,
+        Tok::Update => BinOp::Update,
+        Tok::Lt => BinOp::Lt,
+        Tok::Le => BinOp::Le,
+        Tok::Gt => BinOp::Gt,
+        Tok::Ge => BinOp::Ge,
+        Tok::Eq => BinOp::Eq,
+        Tok::Neq => BinOp::Neq,
+        Tok::And => BinOp::And,
+        Tok::OrOr => BinOp::Or,
+        Tok::Impl => BinOp::Impl,
+        _ => return None,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
