@@ -327,10 +327,13 @@ impl Eval {
         let first;
         let v = match target {
             Expr::Var { depth, slot } => self.force_ref(env.up(*depth).slot_ref(*slot as usize)),
-            _ => self.eval(target, env).map(|v| {
-                first = v;
-                &first
-            }),
+            _ => match self.eval(target, env) {
+                Ok(v) => {
+                    first = v;
+                    Ok(&first)
+                }
+                Err(e) => Err(e),
+            },
         };
         let mut v = v.map_err(|e| e.while_("in the argument of '?'", pos))?;
         let mut owned;
