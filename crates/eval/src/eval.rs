@@ -235,11 +235,29 @@ impl Eval {
 
     #[inline(never)]
     fn eval_apply(&self, f: &'static Expr, args: &'static [Expr], pos: Span, env: &Env) -> Result<Value> {
-        let mut fv = self.eval(f, env)?;
+        let fv = self.eval(f, env)?;
+        if matches!(fv, Value::PrimOp(_) | Value::PrimOpApp(_)) {
+            return self.apply_primop(fv, args, pos, env);
+        }
+        let mut fv = fv;
+        let mut rest = args;
+        while rest.len() >= 2 {
+            fv = self.call2(&fv, self.arg_thunk(&rest[0], env), self.arg_thunk(&rest[1], env), pos)?;
+            rest = &rest[2..];
+        }
+        if let [a] = rest {
+            fv = self.call(&fv, self.arg_thunk(a, env), pos)?;
+        }
+        Ok(fv)
+    }
+
+    /// [`Eval::eval_apply`] of a builtin: given all its missing arguments,
+    /// it is called directly, without the partial applications in between
+    /// (kept apart so the lambda path stays as short as it was).
+    #[inline(never)]
+    fn apply_primop(&self, mut fv: Value, args: &'static [Expr], pos: Span, env: &Env) -> Result<Value> {
         let mut rest = args;
         while !rest.is_empty() {
-            // a builtin given all its missing arguments is called directly,
-            // without building the partial applications in between
             if let Some(n) = primop_missing(&fv)
                 && n <= rest.len()
             {
