@@ -169,6 +169,15 @@ impl Eval {
         }
     }
 
+    /// [`Eval::force`] that borrows the result from `v` (no count changes).
+    #[inline]
+    pub(crate) fn force_ref<'a>(&self, v: &'a Value) -> Result<&'a Value> {
+        match v {
+            Value::Thunk(t) => t.force_ref(self),
+            _ => Ok(v),
+        }
+    }
+
     // Every arm but the simplest lives in its own non-inlined method, so
     // this function's stack frame (on every level of a deep recursion)
     // stays small.
@@ -208,9 +217,9 @@ impl Eval {
     #[inline(never)]
     fn eval_with_var(&self, name: Symbol, withs: &'static [u32], pos: Span, env: &Env) -> Result<Value> {
         for d in withs.iter() {
-            let ns = self.force(&env.up(*d).get(0))?;
-            let Value::Attrs(a) = &ns else {
-                return Err(type_err(&ns, "a set").at(pos));
+            let ns = self.force_ref(env.up(*d).slot_ref(0))?;
+            let Value::Attrs(a) = ns else {
+                return Err(type_err(ns, "a set").at(pos));
             };
             if let Some(v) = a.get(name) {
                 return self.force(v);
@@ -226,7 +235,11 @@ impl Eval {
 
     #[inline(never)]
     fn eval_apply(&self, f: &'static Expr, args: &'static [Expr], pos: Span, env: &Env) -> Result<Value> {
-        let mut fv = self.eval(f, env)?;
+        let fv = self.eval(f, env)?;
+        if matches!(fv, Value::PrimOp(_) | Value::PrimOpApp(_)) {
+            return self.apply_primop(fv, args, pos, env);
+        }
+        let mut fv = fv;
         let mut rest = args;
         while rest.len() >= 2 {
             fv = self.call2(&fv, self.arg_thunk(&rest[0], env), self.arg_thunk(&rest[1], env), pos)?;
@@ -238,6 +251,64 @@ impl Eval {
         Ok(fv)
     }
 
+    /// [`Eval::eval_apply`] of a builtin: given all its missing arguments,
+    /// it is called directly, without the partial applications in between
+    /// (kept apart so the lambda path stays as short as it was).
+    #[inline(never)]
+    fn apply_primop(&self, mut fv: Value, args: &'static [Expr], pos: Span, env: &Env) -> Result<Value> {
+        let mut rest = args;
+        while !rest.is_empty() {
+            if let Some(n) = primop_missing(&fv)
+                && n <= rest.len()
+            {
+                fv = self.call_primop_exprs(&fv, &rest[..n], env, pos)?;
+                rest = &rest[n..];
+                continue;
+            }
+            if rest.len() >= 2 {
+                fv = self.call2(&fv, self.arg_thunk(&rest[0], env), self.arg_thunk(&rest[1], env), pos)?;
+                rest = &rest[2..];
+            } else {
+                fv = self.call(&fv, self.arg_thunk(&rest[0], env), pos)?;
+                rest = &rest[1..];
+            }
+        }
+        Ok(fv)
+    }
+
+    /// Call the builtin (or partial application of one) `f` with exactly
+    /// the arguments it is missing, given as expressions.
+    #[inline(never)]
+    fn call_primop_exprs(&self, f: &Value, args: &'static [Expr], env: &Env, pos: Span) -> Result<Value> {
+        let (op, prefix): (&'static PrimOpDef, &[Value]) = match f {
+            Value::PrimOp(op) => (op, &[]),
+            Value::PrimOpApp(app) => (app.op, &app.args),
+            _ => unreachable!("primop_missing said f is a builtin"),
+        };
+        let mut buf: [Value; MAX_ARITY] = [const { Value::Null }; MAX_ARITY];
+        for (b, v) in buf.iter_mut().zip(prefix) {
+            *b = v.clone();
+        }
+        for (b, a) in buf[prefix.len()..].iter_mut().zip(args) {
+            *b = self.arg_thunk(a, env);
+        }
+        self.call_primop(op, &buf[..op.arity], pos)
+    }
+
+    /// Run a builtin on all its arguments (one call level, like the last
+    /// of the curried calls it replaces).
+    #[inline]
+    fn call_primop(&self, op: &'static PrimOpDef, args: &[Value], pos: Span) -> Result<Value> {
+        let depth = self.call_depth.get();
+        if depth >= self.opts.max_call_depth {
+            return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos));
+        }
+        self.call_depth.set(depth + 1);
+        let r = (op.func)(self, args, pos).map_err(|e| builtin_error(e, op, args, pos));
+        self.call_depth.set(depth);
+        r
+    }
+
     #[inline(never)]
     fn eval_select(
         &self,
@@ -247,7 +318,19 @@ impl Eval {
         pos: Span,
         env: &Env,
     ) -> Result<Value> {
-        let v = match self.eval(target, env) {
+        // a variable's value is borrowed from its frame, not cloned
+        let owned;
+        let v = match target {
+            Expr::Var { depth, slot } => self.force_ref(env.up(*depth).slot_ref(*slot as usize)),
+            _ => match self.eval(target, env) {
+                Ok(v) => {
+                    owned = v;
+                    Ok(&owned)
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let v = match v {
             Ok(v) => v,
             Err(e) if default.is_none() => return Err(e.while_("while selecting an attribute", pos)),
             Err(e) => return Err(e),
@@ -258,15 +341,32 @@ impl Eval {
 
     #[inline(never)]
     fn eval_has_attr(&self, target: &'static Expr, path: &'static [AttrName], pos: Span, env: &Env) -> Result<Value> {
-        let mut v = self.eval(target, env).map_err(|e| e.while_("in the argument of '?'", pos))?;
+        // a variable's value is borrowed from its frame, not cloned
+        let first;
+        let v = match target {
+            Expr::Var { depth, slot } => self.force_ref(env.up(*depth).slot_ref(*slot as usize)),
+            _ => match self.eval(target, env) {
+                Ok(v) => {
+                    first = v;
+                    Ok(&first)
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let mut v = v.map_err(|e| e.while_("in the argument of '?'", pos))?;
+        let mut owned;
         let last = path.len().saturating_sub(1);
         for (i, name) in path.iter().enumerate() {
             let n = self.attr_name(name, env)?;
-            match &v {
+            match v {
                 // `x ? a.b` forces `x.a` but never `x.a.b` itself.
                 Value::Attrs(a) => match a.get(n) {
                     Some(_) if i == last => return Ok(Value::Bool(true)),
-                    Some(x) => v = self.force(x)?,
+                    Some(x) => {
+                        let next = self.force(x)?;
+                        owned = next;
+                        v = &owned;
+                    }
                     None => return Ok(Value::Bool(false)),
                 },
                 _ => return Ok(Value::Bool(false)),
@@ -367,20 +467,28 @@ impl Eval {
     /// index in `path` and position) for the error frames.
     fn select(
         &self,
-        mut v: Value,
+        v: &Value,
         path: &'static [AttrName],
         default: Option<&'static Expr>,
         pos: Span,
         env: &Env,
         found: &mut Option<(usize, Span)>,
     ) -> Result<Value> {
+        let last = path.len().saturating_sub(1);
+        let mut owned;
+        let mut v = v;
         for (i, name) in path.iter().enumerate() {
             let n = self.attr_name(name, env)?;
-            match &v {
+            match v {
                 Value::Attrs(a) => match a.get_attr(n) {
                     Some(x) => {
                         *found = Some((i, x.pos));
-                        v = self.force(&x.value)?;
+                        if i == last {
+                            return self.force(&x.value);
+                        }
+                        let next = self.force(&x.value)?;
+                        owned = next;
+                        v = &owned;
                     }
                     None => {
                         if let Some(d) = default {
@@ -394,11 +502,11 @@ impl Eval {
                     if let Some(d) = default {
                         return self.eval(d, env);
                     }
-                    return Err(Error::eval(format!("expected a set but found {}", show_value_short(&v))).at(pos));
+                    return Err(Error::eval(format!("expected a set but found {}", show_value_short(v))).at(pos));
                 }
             }
         }
-        Ok(v)
+        Ok(v.clone())
     }
 
     fn attr_name(&self, n: &'static AttrName, env: &Env) -> Result<Symbol> {
@@ -440,7 +548,7 @@ impl Eval {
             a.attrs.iter().map(|d| Attr { name: d.name, value: self.thunk(&d.value, venv), pos: d.pos }).collect()
         };
         if a.rec
-            && let Ok(i) = attrs.binary_search_by_key(&Symbol::new("__overrides"), |x| x.name)
+            && let Ok(i) = attrs.binary_search_by_key(&sym::overrides(), |x| x.name)
         {
             let ov = self.force(&attrs[i].value)?;
             let Value::Attrs(ov) = &ov else {
@@ -786,6 +894,11 @@ impl Eval {
             self.call_depth.set(depth);
             return r;
         }
+        if let Value::PrimOp(op) = f
+            && op.arity == 2
+        {
+            return self.call_primop(op, &[a, b], pos);
+        }
         let g = self.call(f, a, pos)?;
         self.call(&g, b, pos)
     }
@@ -868,9 +981,9 @@ impl Eval {
     #[inline(never)]
     fn bind_formals(&self, c: &Rc<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<Env> {
         let l = c.lambda;
-        let argv = self.force(&arg)?;
-        let Value::Attrs(attrs) = &argv else {
-            return Err(type_err(&argv, "a set").at(pos));
+        let argv = self.force_ref(&arg)?;
+        let Value::Attrs(attrs) = argv else {
+            return Err(type_err(argv, "a set").at(pos));
         };
         let n = l.frame_size();
         let env = Env::with_len(Some(c.env.clone()), n);
@@ -1068,7 +1181,7 @@ impl Eval {
     /// Whether an attribute set is a derivation (`type == "derivation"`).
     pub fn is_derivation(&self, a: &AttrSet) -> Result<bool> {
         match a.get(sym::type_()) {
-            Some(t) => match self.force(t)? {
+            Some(t) => match self.force_ref(t)? {
                 Value::String(s) => Ok(&*s.bytes == b"derivation"),
                 _ => Ok(false),
             },
@@ -1403,6 +1516,20 @@ fn lambda_frames(e: Error, l: &LambdaIR, pos: Span) -> Error {
     };
     let e = e.while_(what, l.pos);
     if pos.is_none() { e } else { e.while_("from call site", pos) }
+}
+
+/// The largest arity of a builtin.
+const MAX_ARITY: usize = 4;
+
+/// How many arguments a builtin or a partial application of one still
+/// needs before it runs (None for anything else).
+#[inline]
+fn primop_missing(f: &Value) -> Option<usize> {
+    match f {
+        Value::PrimOp(op) if op.arity <= MAX_ARITY => Some(op.arity),
+        Value::PrimOpApp(app) if app.op.arity <= MAX_ARITY => Some(app.op.arity - app.args.len()),
+        _ => None,
+    }
 }
 
 /// Identity of two values (same heap object), as C++ Nix's `&v1 == &v2`.

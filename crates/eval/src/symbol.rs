@@ -11,14 +11,27 @@ use rustc_hash::FxHashMap;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Symbol(pub u32);
 
-#[derive(Default)]
 struct Interner {
     names: Vec<&'static [u8]>,
     map: FxHashMap<&'static [u8], u32>,
 }
 
+impl Interner {
+    /// A table that starts with the names of [`sym`], in order, so each of
+    /// them has a fixed id on every thread.
+    fn with_predefined() -> Interner {
+        let mut i = Interner { names: Vec::new(), map: FxHashMap::default() };
+        for (id, name) in sym::PREDEFINED.iter().enumerate() {
+            let name: &'static [u8] = name.as_bytes();
+            assert!(i.map.insert(name, id as u32).is_none(), "predefined symbols are distinct");
+            i.names.push(name);
+        }
+        i
+    }
+}
+
 thread_local! {
-    static INTERNER: RefCell<Interner> = RefCell::new(Interner::default());
+    static INTERNER: RefCell<Interner> = RefCell::new(Interner::with_predefined());
 }
 
 impl Symbol {
@@ -61,16 +74,21 @@ impl fmt::Display for Symbol {
     }
 }
 
-/// Frequently used symbols, interned once per thread.
+/// Frequently used symbols: the first entries of every thread's table,
+/// so each is a constant (no table lookup on the hot paths that use them).
 pub mod sym {
     use super::Symbol;
     macro_rules! syms {
         ($($name:ident = $text:expr;)*) => {
+            pub(super) const PREDEFINED: &[&str] = &[$($text),*];
+            #[allow(non_camel_case_types, dead_code)]
+            #[repr(u32)]
+            enum Id { $($name),* }
             $(
                 #[allow(non_snake_case, dead_code)]
+                #[inline]
                 pub fn $name() -> Symbol {
-                    thread_local!(static S: Symbol = Symbol::new($text));
-                    S.with(|s| *s)
+                    Symbol(Id::$name as u32)
                 }
             )*
         };
@@ -96,5 +114,8 @@ pub mod sym {
         prefix = "prefix";
         path = "path";
         out_name = "outputName";
+        overrides = "__overrides";
+        recurse_for_derivations = "recurseForDerivations";
+        combine_channels = "_combineChannels";
     }
 }

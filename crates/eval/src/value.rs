@@ -668,6 +668,12 @@ impl Env {
         self.slot(slot).clone()
     }
 
+    /// The value in a slot, borrowed (no count changes).
+    #[inline]
+    pub(crate) fn slot_ref(&self, slot: usize) -> &Value {
+        self.slot(slot)
+    }
+
     /// Force the value in a slot without cloning the thunk handle.
     #[inline]
     pub fn force_slot(&self, slot: usize, ev: &Eval) -> Result<Value> {
@@ -918,6 +924,19 @@ impl Thunk {
             return Ok(v.clone());
         }
         self.force_slow(ev)
+    }
+
+    /// Force, and borrow the value from the thunk instead of cloning it.
+    /// Sound because a `Done` state is never overwritten and the block
+    /// lives while this handle does.
+    #[inline]
+    pub(crate) fn force_ref(&self, ev: &Eval) -> Result<&Value> {
+        // SAFETY: single-threaded; Done is never overwritten.
+        if let ThunkState::Done(v) = unsafe { &*self.cell().get() } {
+            return Ok(v);
+        }
+        drop(self.force_slow(ev)?);
+        Ok(self.value().expect("a forced thunk holds its value"))
     }
 
     #[inline(never)]
