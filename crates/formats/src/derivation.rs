@@ -527,7 +527,7 @@ impl Derivation {
             inputs.push((h, std::borrow::Cow::Borrowed(outs)));
         }
         // By hex text, which is the order of the bytes.
-        inputs.sort_by(|a, b| a.0.cmp(&b.0));
+        inputs.sort_by_key(|a| a.0);
         // Two inputs with the same modulo hash merge in C++ Nix's map (the
         // first one wins); output sets are unioned there as well.
         inputs.dedup_by(|later, kept| {
