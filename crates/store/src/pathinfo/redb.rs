@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ferrix_castore::Services;
-use ferrix_formats::StoreDir;
+use ferrix_formats::{StoreDir, StorePath};
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{PathInfoService, check_root};
@@ -73,6 +73,18 @@ impl PathInfoService for RedbPathInfoService {
             Some(v) => Ok(Some(decode(digest, v.value())?)),
             None => Ok(None),
         }
+    }
+
+    fn has_paths(&self, paths: &[&StorePath]) -> Result<Vec<bool>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(PATH_INFOS).map_err(db_err)?;
+        paths
+            .iter()
+            .map(|p| match table.get(&p.digest()).map_err(db_err)? {
+                Some(v) => Ok(PathInfo::decode_store_path(v.value())? == **p),
+                None => Ok(false),
+            })
+            .collect()
     }
 
     fn put(&self, info: PathInfo) -> Result<PathInfo> {
