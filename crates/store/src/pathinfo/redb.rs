@@ -78,13 +78,16 @@ impl PathInfoService for RedbPathInfoService {
     fn has_paths(&self, paths: &[&StorePath]) -> Result<Vec<bool>> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(PATH_INFOS).map_err(db_err)?;
-        paths
-            .iter()
-            .map(|p| match table.get(&p.digest()).map_err(db_err)? {
-                Some(v) => Ok(PathInfo::decode_store_path(v.value())? == **p),
-                None => Ok(false),
-            })
-            .collect()
+        // In key order: neighbouring lookups then share their B-tree pages.
+        let mut order: Vec<(usize, [u8; 20])> = paths.iter().map(|p| p.digest()).enumerate().collect();
+        order.sort_unstable_by_key(|x| x.1);
+        let mut have = vec![false; paths.len()];
+        for (i, digest) in order {
+            if let Some(v) = table.get(&digest).map_err(db_err)? {
+                have[i] = PathInfo::decode_store_path(v.value())? == *paths[i];
+            }
+        }
+        Ok(have)
     }
 
     fn put(&self, info: PathInfo) -> Result<PathInfo> {
