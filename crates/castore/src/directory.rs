@@ -339,6 +339,16 @@ pub trait DirectoryService: Send + Sync {
     /// `dirs`. Returns the digest of the last one (the root).
     fn put_tree(&self, dirs: &[Directory]) -> Result<B3Digest>;
 
+    /// Like [`put_tree`](Self::put_tree) (checked, all or nothing, readable
+    /// at once), but a backend may leave the fsync to its next durable
+    /// commit: the tree is durable once the same castore's
+    /// [`BlobService::flush`](crate::BlobService::flush) returns. Many
+    /// small imports registered together then cost one fsync, not one each.
+    /// The default is `put_tree`.
+    fn put_tree_deferred(&self, dirs: &[Directory]) -> Result<B3Digest> {
+        self.put_tree(dirs)
+    }
+
     /// Every directory reachable from `root` (itself included), each once,
     /// breadth-first from the root. A missing one is [`Error::DanglingDirectory`].
     fn closure(&self, root: &B3Digest) -> Result<Vec<(B3Digest, Directory)>> {

@@ -81,34 +81,170 @@ pub enum DerivationError {
     Ca(#[from] CaError),
 }
 
-fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
-    out.push(b'"');
-    for &c in s {
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            c => out.push(c),
-        }
+/// Where an ATerm is written: a byte buffer (the `.drv` file) or a sha256
+/// hasher (hash-derivation-modulo, where only the hash is needed).
+trait AtermOut {
+    fn put(&mut self, b: &[u8]);
+    fn byte(&mut self, b: u8) {
+        self.put(&[b]);
     }
-    out.push(b'"');
 }
 
-fn list_into<T>(
-    out: &mut Vec<u8>,
-    items: impl IntoIterator<Item = T>,
-    mut f: impl FnMut(&mut Vec<u8>, T),
-) {
-    out.push(b'[');
+impl AtermOut for Vec<u8> {
+    #[inline]
+    fn put(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.push(b);
+    }
+}
+
+/// sha256 of everything written, gathered into a fixed buffer first so the
+/// hasher sees whole blocks rather than the ATerm's many small pieces.
+struct Sha256Out {
+    hasher: sha2::Sha256,
+    buf: [u8; 4096],
+    len: usize,
+}
+
+impl Sha256Out {
+    fn new() -> Sha256Out {
+        use sha2::Digest;
+        Sha256Out { hasher: sha2::Sha256::new(), buf: [0; 4096], len: 0 }
+    }
+
+    fn finish(mut self) -> [u8; 32] {
+        use sha2::Digest;
+        self.hasher.update(&self.buf[..self.len]);
+        self.hasher.finalize().into()
+    }
+}
+
+impl AtermOut for Sha256Out {
+    #[inline]
+    fn put(&mut self, b: &[u8]) {
+        use sha2::Digest;
+        if self.len + b.len() > self.buf.len() {
+            self.hasher.update(&self.buf[..self.len]);
+            self.len = 0;
+            if b.len() >= self.buf.len() {
+                self.hasher.update(b);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+}
+
+/// The bytes an ATerm string escapes: `"`, `\`, newline, carriage return, tab.
+static ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'\t' as usize] = true;
+    t
+};
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of the word is below `n` (`n` ≤ 128; exact).
+#[inline]
+const fn any_below(w: u64, n: u8) -> bool {
+    w.wrapping_sub(ONES * n as u64) & !w & HIGHS != 0
+}
+
+/// Whether the eight bytes of `w` may hold one that needs escaping: a quote,
+/// a backslash or a byte below 14 (tab, newline and carriage return are;
+/// other control bytes are false alarms that the table then clears).
+#[inline]
+const fn maybe_escaped(w: u64) -> bool {
+    any_below(w ^ (ONES * b'"' as u64), 1) || any_below(w ^ (ONES * b'\\' as u64), 1) || any_below(w, 14)
+}
+
+/// The index of the first byte of `s` that needs escaping, or `s.len()`.
+/// Eight bytes at a time: most ATerm strings (paths, names, hashes, most of
+/// the environment) have none.
+#[inline]
+fn next_escaped(s: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let w = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+        if maybe_escaped(w) {
+            for (j, &c) in s[i..i + 8].iter().enumerate() {
+                if ESCAPED[c as usize] {
+                    return i + j;
+                }
+            }
+        }
+        i += 8;
+    }
+    s[i..].iter().position(|&c| ESCAPED[c as usize]).map_or(s.len(), |j| i + j)
+}
+
+/// `s` as an ATerm string literal: runs without special bytes are copied
+/// whole.
+fn escape_into(out: &mut impl AtermOut, s: &[u8]) {
+    out.byte(b'"');
+    let mut rest = s;
+    loop {
+        let i = next_escaped(rest);
+        out.put(&rest[..i]);
+        let Some(&c) = rest.get(i) else { break };
+        out.put(match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => b"\\t",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.byte(b'"');
+}
+
+/// A store path as an ATerm string literal, without building its text.
+fn path_into(out: &mut impl AtermOut, sd: &StoreDir, p: &StorePath) {
+    out.byte(b'"');
+    let dir = sd.as_str().as_bytes();
+    if next_escaped(dir) == dir.len() {
+        out.put(dir);
+    } else {
+        // a store directory with bytes to escape: unusual, take the slow way
+        let mut o = Vec::new();
+        escape_into(&mut o, dir);
+        out.put(&o[1..o.len() - 1]);
+    }
+    out.byte(b'/');
+    // hash part (nix32) and name (validated): nothing to escape
+    out.put(p.hash_part().as_bytes());
+    out.byte(b'-');
+    out.put(p.name().as_bytes());
+    out.byte(b'"');
+}
+
+fn list_into<T, O: AtermOut>(out: &mut O, items: impl IntoIterator<Item = T>, mut f: impl FnMut(&mut O, T)) {
+    out.byte(b'[');
     for (i, it) in items.into_iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.byte(b',');
         }
         f(out, it);
     }
-    out.push(b']');
+    out.byte(b']');
+}
+
+/// How the input derivations are written: by store path (the `.drv` file)
+/// or by the hex of their modulo hashes (hash-derivation-modulo; sorted and
+/// merged, as C++ Nix's map keyed by that text gives them).
+enum InputKeys<'a> {
+    Paths,
+    Hashes(&'a [([u8; 32], std::borrow::Cow<'a, BTreeSet<String>>)]),
 }
 
 impl Derivation {
@@ -123,74 +259,82 @@ impl Derivation {
 
     /// The `.drv` file contents.
     pub fn to_aterm(&self, store_dir: &StoreDir) -> Vec<u8> {
-        let inputs: Vec<(String, &BTreeSet<String>)> = self
-            .input_drvs
-            .iter()
-            .map(|(p, o)| (store_dir.display(p), o))
-            .collect();
-        self.unparse(store_dir, false, &inputs)
+        let mut o = Vec::with_capacity(self.aterm_size_hint());
+        self.unparse(&mut o, store_dir, false, InputKeys::Paths);
+        o
     }
 
-    /// ATerm with chosen input-derivation keys; `mask_outputs` prints output paths as "".
-    fn unparse(
-        &self,
-        sd: &StoreDir,
-        mask_outputs: bool,
-        input_drvs: &[(String, &BTreeSet<String>)],
-    ) -> Vec<u8> {
-        let mut o = Vec::with_capacity(1024);
-        o.extend_from_slice(b"Derive(");
-        list_into(&mut o, &self.outputs, |o, (name, out)| {
-            o.push(b'(');
+    /// A guess at the ATerm's length, so it is written into one allocation.
+    fn aterm_size_hint(&self) -> usize {
+        let env: usize = self.env.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        let args: usize = self.args.iter().map(|a| a.len() + 3).sum();
+        256 + env + args + 128 * (self.outputs.len() + self.input_drvs.len() + self.input_srcs.len())
+    }
+
+    /// Write the ATerm; `mask_outputs` prints output paths as "".
+    fn unparse(&self, o: &mut impl AtermOut, sd: &StoreDir, mask_outputs: bool, inputs: InputKeys<'_>) {
+        o.put(b"Derive(");
+        list_into(o, &self.outputs, |o, (name, out)| {
+            o.byte(b'(');
             escape_into(o, name.as_bytes());
-            o.push(b',');
+            o.byte(b',');
             match (&out.path, mask_outputs) {
-                (Some(p), false) => escape_into(o, sd.display(p).as_bytes()),
-                _ => escape_into(o, b""),
+                (Some(p), false) => path_into(o, sd, p),
+                _ => o.put(b"\"\""),
             }
-            o.push(b',');
+            o.byte(b',');
             match &out.ca {
-                None => o.extend_from_slice(b"\"\",\"\""),
+                None => o.put(b"\"\",\"\""),
                 Some(OutputCa::Fixed(ca)) => {
                     escape_into(o, ca.method_algo().as_bytes());
-                    o.push(b',');
+                    o.byte(b',');
                     escape_into(o, hex::encode(ca.hash.digest()).as_bytes());
                 }
                 Some(OutputCa::Floating { method, algo }) => {
                     escape_into(o, format!("{}{}", method.algo_prefix(), algo).as_bytes());
-                    o.extend_from_slice(b",\"\"");
+                    o.put(b",\"\"");
                 }
             }
-            o.push(b')');
+            o.byte(b')');
         });
-        o.push(b',');
-        list_into(&mut o, input_drvs, |o, (path, outs)| {
-            o.push(b'(');
-            escape_into(o, path.as_bytes());
-            o.push(b',');
+        o.byte(b',');
+        fn outs_into(o: &mut impl AtermOut, outs: &BTreeSet<String>) {
+            o.byte(b',');
             list_into(o, outs.iter(), |o, s| escape_into(o, s.as_bytes()));
-            o.push(b')');
-        });
-        o.push(b',');
-        list_into(&mut o, &self.input_srcs, |o, p| {
-            escape_into(o, sd.display(p).as_bytes())
-        });
-        o.push(b',');
-        escape_into(&mut o, &self.system);
-        o.push(b',');
-        escape_into(&mut o, &self.builder);
-        o.push(b',');
-        list_into(&mut o, &self.args, |o, a| escape_into(o, a));
-        o.push(b',');
-        list_into(&mut o, &self.env, |o, (k, v)| {
-            o.push(b'(');
+            o.byte(b')');
+        }
+        match inputs {
+            InputKeys::Paths => list_into(o, &self.input_drvs, |o, (path, outs)| {
+                o.byte(b'(');
+                path_into(o, sd, path);
+                outs_into(o, outs);
+            }),
+            InputKeys::Hashes(h) => list_into(o, h, |o, (hash, outs)| {
+                let mut hex = [0u8; 64];
+                hex::encode_to_slice(hash, &mut hex).expect("64 hex digits for 32 bytes");
+                o.put(b"(\"");
+                o.put(&hex);
+                o.byte(b'"');
+                outs_into(o, outs);
+            }),
+        }
+        o.byte(b',');
+        list_into(o, &self.input_srcs, |o, p| path_into(o, sd, p));
+        o.byte(b',');
+        escape_into(o, &self.system);
+        o.byte(b',');
+        escape_into(o, &self.builder);
+        o.byte(b',');
+        list_into(o, &self.args, |o, a| escape_into(o, a));
+        o.byte(b',');
+        list_into(o, &self.env, |o, (k, v)| {
+            o.byte(b'(');
             escape_into(o, k);
-            o.push(b',');
+            o.byte(b',');
             escape_into(o, v);
-            o.push(b')');
+            o.byte(b')');
         });
-        o.push(b')');
-        o
+        o.byte(b')');
     }
 
     /// Parse a `.drv` file.
@@ -375,26 +519,27 @@ impl Derivation {
             );
             return Ok(sha256(s.as_bytes()));
         }
-        let mut inputs: Vec<(String, &BTreeSet<String>)> =
+        let mut inputs: Vec<([u8; 32], std::borrow::Cow<'_, BTreeSet<String>>)> =
             Vec::with_capacity(self.input_drvs.len());
         for (p, outs) in &self.input_drvs {
             let h = input_hash(p)
                 .ok_or_else(|| DerivationError::UnknownInputDrv(store_dir.display(p)))?;
-            inputs.push((hex::encode(h), outs));
+            inputs.push((h, std::borrow::Cow::Borrowed(outs)));
         }
-        inputs.sort_by(|a, b| a.0.cmp(&b.0));
+        // By hex text, which is the order of the bytes.
+        inputs.sort_by_key(|a| a.0);
         // Two inputs with the same modulo hash merge in C++ Nix's map (the
         // first one wins); output sets are unioned there as well.
-        let mut merged: Vec<(String, BTreeSet<String>)> = Vec::with_capacity(inputs.len());
-        for (k, outs) in inputs {
-            match merged.last_mut() {
-                Some((lk, lo)) if *lk == k => lo.extend(outs.iter().cloned()),
-                _ => merged.push((k, outs.clone())),
+        inputs.dedup_by(|later, kept| {
+            if later.0 != kept.0 {
+                return false;
             }
-        }
-        let refs: Vec<(String, &BTreeSet<String>)> =
-            merged.iter().map(|(k, o)| (k.clone(), o)).collect();
-        Ok(sha256(&self.unparse(store_dir, mask_outputs, &refs)))
+            kept.1.to_mut().extend(later.1.iter().cloned());
+            true
+        });
+        let mut h = Sha256Out::new();
+        self.unparse(&mut h, store_dir, mask_outputs, InputKeys::Hashes(&inputs));
+        Ok(h.finish())
     }
 
     /// Fill in output paths (and the matching `env` entries) the way
@@ -998,5 +1143,105 @@ mod store_dir_tests {
         // and the ATerm parses back in that store dir only
         assert_eq!(Derivation::from_aterm(&f.aterm, &sd).unwrap(), f.derivation);
         assert!(Derivation::from_aterm(&f.aterm, &StoreDir::default()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod aterm_writer_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The byte-at-a-time escape the fast one must equal.
+    fn escape_slow(s: &[u8]) -> Vec<u8> {
+        let mut o = vec![b'"'];
+        for &c in s {
+            match c {
+                b'"' => o.extend_from_slice(b"\\\""),
+                b'\\' => o.extend_from_slice(b"\\\\"),
+                b'\n' => o.extend_from_slice(b"\\n"),
+                b'\r' => o.extend_from_slice(b"\\r"),
+                b'\t' => o.extend_from_slice(b"\\t"),
+                c => o.push(c),
+            }
+        }
+        o.push(b'"');
+        o
+    }
+
+    fn escape_fast(s: &[u8]) -> Vec<u8> {
+        let mut o = Vec::new();
+        escape_into(&mut o, s);
+        o
+    }
+
+    #[test]
+    fn escape_every_byte_at_every_offset() {
+        for c in 0..=255u8 {
+            for at in 0..20 {
+                let mut s = vec![b'a'; 24];
+                s[at] = c;
+                assert_eq!(escape_fast(&s), escape_slow(&s), "byte {c} at {at}");
+            }
+        }
+        assert_eq!(escape_fast(b""), b"\"\"");
+        assert_eq!(escape_fast(b"\"\\\n\r\t\x01\x0b\x0c\x0e\x7f\x80\xff"), escape_slow(b"\"\\\n\r\t\x01\x0b\x0c\x0e\x7f\x80\xff"));
+    }
+
+    proptest! {
+        #[test]
+        fn escape_matches_byte_at_a_time(s in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert_eq!(escape_fast(&s), escape_slow(&s));
+        }
+
+        #[test]
+        fn escape_matches_on_text(s in "[a-z\"\\\\\n\r\t\x01 ]{0,100}") {
+            prop_assert_eq!(escape_fast(s.as_bytes()), escape_slow(s.as_bytes()));
+        }
+
+        /// The buffered hasher gives sha256 of the concatenation, whatever
+        /// the sizes of the pieces (some larger than its buffer).
+        #[test]
+        fn sha256_out_is_sha256(pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..5000), 0..8)) {
+            let mut h = Sha256Out::new();
+            let mut all = Vec::new();
+            for p in &pieces {
+                h.put(p);
+                all.extend_from_slice(p);
+            }
+            prop_assert_eq!(h.finish(), sha256(&all));
+        }
+    }
+
+    /// The modulo hash is the sha256 of the ATerm with input derivations
+    /// written as the hex of their hashes, sorted, and merged when equal.
+    #[test]
+    fn hash_modulo_hashes_the_rewritten_aterm() {
+        let sd = StoreDir::default();
+        let a = StorePath::from_base_name("00000000000000000000000000000000-a.drv").unwrap();
+        let b = StorePath::from_base_name("11111111111111111111111111111111-b.drv").unwrap();
+        let c = StorePath::from_base_name("22222222222222222222222222222222-c.drv").unwrap();
+        let mut d = Derivation::with_outputs(["out"]);
+        d.system = b"x86_64-linux".to_vec();
+        d.builder = b"/bin/sh".to_vec();
+        d.args = vec![b"-c".to_vec(), b"echo \"hi\"\n\ttab\\".to_vec()];
+        d.env.insert(b"long".to_vec(), vec![b'x'; 10_000]);
+        d.input_drvs.insert(a.clone(), ["out".to_string()].into());
+        d.input_drvs.insert(b.clone(), ["dev".to_string()].into());
+        d.input_drvs.insert(c.clone(), ["lib".to_string(), "out".to_string()].into());
+        // a and c have the same modulo hash; b's sorts first
+        let hash_of = |p: &StorePath| Some(if p == &b { [0x11; 32] } else { [0xee; 32] });
+        let got = d.hash_modulo(&sd, true, &mut |p| hash_of(p)).unwrap();
+        let text = String::from_utf8(d.to_aterm(&sd)).unwrap();
+        let expect_inputs = format!(
+            "[(\"{}\",[\"dev\"]),(\"{}\",[\"lib\",\"out\"])]",
+            "11".repeat(32),
+            "ee".repeat(32)
+        );
+        let paths_inputs = format!(
+            "[(\"/nix/store/{a}\",[\"out\"]),(\"/nix/store/{b}\",[\"dev\"]),(\"/nix/store/{c}\",[\"lib\",\"out\"])]"
+        );
+        assert!(text.contains(&paths_inputs), "{text}");
+        let expect = text.replace(&paths_inputs, &expect_inputs);
+        assert_eq!(got, sha256(expect.as_bytes()));
     }
 }

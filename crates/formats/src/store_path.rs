@@ -131,12 +131,11 @@ impl StorePath {
     pub fn from_digest(digest: &[u8; DIGEST_LEN], name: &str) -> Result<StorePath, StorePathError> {
         let mut hash_part = [0u8; HASH_PART_LEN];
         nixbase32::encode_into(digest, &mut hash_part);
-        let whole = format!(
-            "{}-{}",
-            std::str::from_utf8(&hash_part).expect("ascii"),
-            name
-        );
-        validate_name(name.as_bytes(), &whole)?;
+        // the whole base name is only needed for an error message
+        validate_name(name.as_bytes(), "").map_err(|e| {
+            let whole = format!("{}-{name}", std::str::from_utf8(&hash_part).expect("ascii"));
+            rewrite_whole(e, &whole)
+        })?;
         Ok(StorePath {
             hash_part,
             name: name.to_owned(),
@@ -256,7 +255,22 @@ impl StoreDir {
         hash: &NixHash,
         name: &str,
     ) -> Result<StorePath, StorePathError> {
-        let fp = format!("{ty}:{}:{}:{name}", hash.to_typed(Encoding::Base16), self.0);
+        // `{ty}:{algo}:{hex}:{dir}:{name}`, built in one allocation
+        let digest = hash.digest();
+        let algo = hash.algo().name();
+        let mut fp = String::with_capacity(ty.len() + algo.len() + 2 * digest.len() + self.0.len() + name.len() + 4);
+        fp.push_str(ty);
+        fp.push(':');
+        fp.push_str(algo);
+        fp.push(':');
+        let mut hex = [0u8; 128];
+        let hex = &mut hex[..2 * digest.len()];
+        hex::encode_to_slice(digest, hex).expect("two hex digits per byte");
+        fp.push_str(std::str::from_utf8(hex).expect("hex is ascii"));
+        fp.push(':');
+        fp.push_str(&self.0);
+        fp.push(':');
+        fp.push_str(name);
         let digest = compress_hash::<DIGEST_LEN>(&sha256(fp.as_bytes()));
         StorePath::from_digest(&digest, name)
     }

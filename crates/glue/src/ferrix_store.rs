@@ -1,57 +1,59 @@
 //! [`StoreSink`] for the ferrix store (ferrix-store over castore): text and
 //! `.drv` files become single-file paths with their references and a
 //! `text:sha256` content address; host imports go through
-//! `ferrix_store::import::add_path` (a filtered tree is first copied to a
-//! temporary directory, so exactly what was hashed is stored).
+//! `ferrix_store::import::ingest_path` (a filtered tree is first copied to a
+//! temporary directory, so exactly what was hashed is stored). Everything is
+//! registered in batches: one durable commit for many paths.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ferrix_castore::{B3Digest, Node};
 use ferrix_formats::hash::HashingWriter;
 use ferrix_formats::nar::NarWriter;
 use ferrix_formats::{CAHash, CaMethod, HashAlgo, StorePath};
-use ferrix_store::import::{add_path, AddOptions, Method};
+use ferrix_store::import::{ingest_path, AddOptions, Method};
 use ferrix_store::{PathInfo, Store};
 
 use crate::store::StoreSink;
 
-/// How many single-file paths (`.drv` files, `toFile` texts) wait before
-/// they are registered in one batch.
+/// How many paths wait, their content in castore, before they are
+/// registered in one durable transaction.
 const MAX_PENDING: usize = 4096;
-/// How many of their blobs wait before they are stored in one transaction.
-const MAX_PENDING_BLOBS: usize = 1024;
+/// How many single files (`.drv` files, `toFile` texts) wait before they are
+/// checked against the store in one read and the new ones' blobs are stored
+/// in one transaction.
+const MAX_UNCHECKED: usize = 1024;
 
 /// The ferrix store as the glue's sink.
 ///
-/// `.drv` files and `toFile` texts are small and many (10 000 for a large
-/// package set): their blobs go to castore at once, but their path infos are
-/// registered in batches (one durable transaction each) on
-/// [`StoreSink::flush`], when [`MAX_PENDING`] are waiting, and on drop,
-/// instead of paying an fsync per file. Until then they are served from the
-/// pending list. Their blobs are stored [`MAX_PENDING_BLOBS`] at a time
-/// (`BlobService::put_many`: one transaction), before any of them is read
-/// or registered.
+/// What evaluation writes is registered in batches rather than with an
+/// fsync per path (a large package set writes thousands of `.drv` files and
+/// imports hundreds of source paths):
+///
+/// - `.drv` files and `toFile` texts wait in `unchecked` (bytes and
+///   references) until [`MAX_UNCHECKED`] are there or something reads one:
+///   then one read of the path info table drops those already registered (a
+///   re-evaluation writes nothing), and the new ones' blobs are stored in one
+///   transaction (`BlobService::put_many`) and their path infos join
+///   `pending`.
+/// - Imported host paths are ingested into castore at once (directories
+///   without fsync, `ingest_path`) and their path infos join `pending`.
+/// - `pending` is registered with `PathInfoService::put_many` (which makes
+///   the castore content durable first, then commits all path infos in one
+///   durable transaction: each path all or nothing) on [`StoreSink::flush`],
+///   when [`MAX_PENDING`] are waiting, and on drop. Until then pending and
+///   unchecked paths are served from here.
 pub struct FerrixStore {
     pub store: Store,
-    pending: std::cell::RefCell<std::collections::BTreeMap<StorePath, PathInfo>>,
-    pending_blobs: std::cell::RefCell<Vec<Vec<u8>>>,
+    unchecked: RefCell<BTreeMap<StorePath, SingleFile>>,
+    pending: RefCell<BTreeMap<StorePath, PathInfo>>,
 }
 
 impl FerrixStore {
     pub fn new(store: Store) -> FerrixStore {
-        FerrixStore { store, pending: Default::default(), pending_blobs: Default::default() }
-    }
-
-    /// Store the blobs of pending paths.
-    fn store_blobs(&self) -> Result<(), String> {
-        let blobs = std::mem::take(&mut *self.pending_blobs.borrow_mut());
-        if blobs.is_empty() {
-            return Ok(());
-        }
-        let refs: Vec<&[u8]> = blobs.iter().map(|b| b.as_slice()).collect();
-        self.store.blobs.put_many(&refs).map_err(|e| format!("storing {} new files: {e}", blobs.len()))?;
-        Ok(())
+        FerrixStore { store, unchecked: Default::default(), pending: Default::default() }
     }
 
     /// Open the store a URL names (`memory://`, `redb:///path`, …).
@@ -59,8 +61,72 @@ impl FerrixStore {
         ferrix_store::open_store(url).map(FerrixStore::new).map_err(|e| format!("opening store '{url}': {e}"))
     }
 
+    /// Check the unchecked single files against the store: those already
+    /// registered are dropped, the others' blobs stored and their path infos
+    /// made pending.
+    fn settle(&self) -> Result<(), String> {
+        let unchecked = std::mem::take(&mut *self.unchecked.borrow_mut());
+        if unchecked.is_empty() {
+            return Ok(());
+        }
+        let store = &self.store;
+        let paths: Vec<&StorePath> = unchecked.keys().collect();
+        let have = store
+            .path_info
+            .has_paths(&paths)
+            .map_err(|e| format!("looking up {} store paths: {e}", paths.len()))?;
+        let mut blobs: Vec<&[u8]> = Vec::new();
+        let mut infos = Vec::new();
+        for ((path, (contents, refs)), have) in unchecked.iter().zip(have) {
+            if have {
+                continue;
+            }
+            let err = |e: &dyn std::fmt::Display| format!("writing '{}' to the store: {e}", store.store_dir.display(path));
+            let info = single_file_info(path, contents, refs).map_err(|e| err(&e))?;
+            info.validate(&store.store_dir).map_err(|e| err(&e))?;
+            blobs.push(contents);
+            infos.push(info);
+        }
+        if !blobs.is_empty() {
+            store.blobs.put_many(&blobs).map_err(|e| format!("storing {} new files: {e}", blobs.len()))?;
+        }
+        let full = {
+            let mut pending = self.pending.borrow_mut();
+            for info in infos {
+                pending.insert(info.store_path.clone(), info);
+            }
+            pending.len() >= MAX_PENDING
+        };
+        if full {
+            self.register_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Register the pending path infos (one durable transaction).
+    fn register_pending(&self) -> Result<(), String> {
+        let infos: Vec<PathInfo> = std::mem::take(&mut *self.pending.borrow_mut()).into_values().collect();
+        if infos.is_empty() {
+            return Ok(());
+        }
+        let n = infos.len();
+        self.store.path_info.put_many(infos).map_err(|e| format!("registering {n} new store paths: {e}"))
+    }
+
+    /// Whether `path` is written: registered, pending or unchecked.
+    fn has(&self, path: &StorePath) -> Result<bool, String> {
+        if self.pending.borrow().contains_key(path) || self.unchecked.borrow().contains_key(path) {
+            return Ok(true);
+        }
+        let have = self.store.path_info.has_paths(&[path]).map_err(|e| e.to_string())?;
+        Ok(have[0])
+    }
+
     /// The registered or pending path info of `path`.
     fn info(&self, path: &StorePath) -> Result<Option<PathInfo>, String> {
+        if self.unchecked.borrow().contains_key(path) {
+            self.settle()?;
+        }
         if let Some(i) = self.pending.borrow().get(path) {
             return Ok(Some(i.clone()));
         }
@@ -68,45 +134,43 @@ impl FerrixStore {
     }
 
     fn add_single_file(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
-        let store = &self.store;
-        let err = |e: &dyn std::fmt::Display| format!("writing '{}' to the store: {e}", store.store_dir.display(path));
-        if self.info(path).map_err(|e| err(&e))?.is_some() {
+        if self.pending.borrow().contains_key(path) {
             return Ok(());
         }
-        let digest = B3Digest::of(contents);
-        let node = Node::File { digest, size: contents.len() as u64, executable: false };
-        let mut nar = NarWriter::new(HashingWriter::new(std::io::sink(), HashAlgo::Sha256)).map_err(|e| err(&e))?;
-        nar.root().bytes(false, contents).map_err(|e| err(&e))?;
-        let (_, nar_hash, nar_size) = nar.into_inner().finish();
-        let ca = CAHash::new(CaMethod::Text, HashAlgo::Sha256.digest(contents));
-        let info = PathInfo {
-            store_path: path.clone(),
-            node,
-            nar_size,
-            nar_sha256: nar_hash.digest().try_into().expect("sha256 is 32 bytes"),
-            references: refs.clone(),
-            deriver: None,
-            signatures: Vec::new(),
-            ca: Some(ca),
-        };
-        info.validate(&store.store_dir).map_err(|e| err(&e))?;
-        let blobs_full = {
-            let mut blobs = self.pending_blobs.borrow_mut();
-            blobs.push(contents.to_vec());
-            blobs.len() >= MAX_PENDING_BLOBS
-        };
         let full = {
-            let mut pending = self.pending.borrow_mut();
-            pending.insert(path.clone(), info);
-            pending.len() >= MAX_PENDING
+            let mut unchecked = self.unchecked.borrow_mut();
+            unchecked.entry(path.clone()).or_insert_with(|| (contents.to_vec(), refs.clone()));
+            unchecked.len() >= MAX_UNCHECKED
         };
         if full {
-            self.flush()?;
-        } else if blobs_full {
-            self.store_blobs()?;
+            self.settle()?;
         }
         Ok(())
     }
+}
+
+/// A `.drv` file or `toFile` text not yet checked against the store: its
+/// bytes and references.
+type SingleFile = (Vec<u8>, BTreeSet<StorePath>);
+
+/// The path info of a single-file text path (`text:sha256` content address).
+fn single_file_info(path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> std::io::Result<PathInfo> {
+    let digest = B3Digest::of(contents);
+    let node = Node::File { digest, size: contents.len() as u64, executable: false };
+    let mut nar = NarWriter::new(HashingWriter::new(std::io::sink(), HashAlgo::Sha256))?;
+    nar.root().bytes(false, contents)?;
+    let (_, nar_hash, nar_size) = nar.into_inner().finish();
+    let ca = CAHash::new(CaMethod::Text, HashAlgo::Sha256.digest(contents));
+    Ok(PathInfo {
+        store_path: path.clone(),
+        node,
+        nar_size,
+        nar_sha256: nar_hash.digest().try_into().expect("sha256 is 32 bytes"),
+        references: refs.clone(),
+        deriver: None,
+        signatures: Vec::new(),
+        ca: Some(ca),
+    })
 }
 
 impl Drop for FerrixStore {
@@ -130,13 +194,8 @@ impl StoreSink for FerrixStore {
         self.add_single_file(path, aterm, refs)
     }
     fn flush(&self) -> Result<(), String> {
-        self.store_blobs()?;
-        let infos: Vec<PathInfo> = std::mem::take(&mut *self.pending.borrow_mut()).into_values().collect();
-        if infos.is_empty() {
-            return Ok(());
-        }
-        let n = infos.len();
-        self.store.path_info.put_many(infos).map_err(|e| format!("registering {n} new store paths: {e}"))
+        self.settle()?;
+        self.register_pending()
     }
     fn add_host_path(
         &self,
@@ -146,7 +205,7 @@ impl StoreSink for FerrixStore {
         filter: Option<&dyn Fn(&Path) -> bool>,
     ) -> Result<(), String> {
         let store = &self.store;
-        if self.info(path)?.is_some() {
+        if self.has(path)? {
             return Ok(());
         }
         let method = match ca.method {
@@ -162,7 +221,7 @@ impl StoreSink for FerrixStore {
                 &copy.root
             }
         };
-        let info = add_path(store, from, &opts, &mut |_| {}).map_err(|e| format!("importing '{}': {e}", src.display()))?;
+        let info = ingest_path(store, from, &opts, &mut |_| {}).map_err(|e| format!("importing '{}': {e}", src.display()))?;
         if info.store_path != *path {
             return Err(format!(
                 "importing '{}' gave {} where the evaluator computed {}",
@@ -170,6 +229,14 @@ impl StoreSink for FerrixStore {
                 store.store_dir.display(&info.store_path),
                 store.store_dir.display(path)
             ));
+        }
+        let full = {
+            let mut pending = self.pending.borrow_mut();
+            pending.insert(info.store_path.clone(), info);
+            pending.len() >= MAX_PENDING
+        };
+        if full {
+            self.register_pending()?;
         }
         Ok(())
     }
@@ -180,10 +247,10 @@ impl FerrixStore {
         use std::io::Read;
         let store = &self.store;
         let display = format!("{}{sub}", store.store_dir.display(path));
-        let info = self.info(path).ok()??;
-        if let Err(e) = self.store_blobs() {
-            return Some(Err(e));
-        }
+        let info = match self.info(path) {
+            Ok(i) => i?,
+            Err(e) => return Some(Err(e)),
+        };
         let r = (|| -> Result<Vec<u8>, String> {
             let node = ferrix_store::export::resolve(store, &info.node, sub, &display).map_err(|e| e.to_string())?;
             match node {

@@ -152,3 +152,51 @@ fn ferrix_store_registers_a_batch_of_derivations() {
     assert_eq!(infos.len(), 301);
     assert!(infos.iter().all(|i| i.store_path.name().ends_with(".drv")));
 }
+
+/// On a redb store, imported sources, `toFile` texts and `.drv` files are
+/// registered together on flush (not one durable commit each), every one
+/// whole (the store verifies clean), and evaluating the same again on the
+/// reopened store registers nothing new and reads the files back.
+#[test]
+fn redb_sink_registers_imports_in_a_batch_and_rewrites_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    for (f, c) in [("a.txt", "a"), ("b.sh", "echo b"), ("sub/c.o", "c")] {
+        std::fs::write(src.join(f), c).unwrap();
+    }
+    let url = format!("redb://{}", tmp.path().join("store").display());
+    let expr = format!(
+        r#"let
+          t = builtins.toFile "t" "hi";
+          whole = builtins.path {{ path = {src}; name = "whole"; }};
+          some = builtins.filterSource (p: t: builtins.match ".*\\.o" p == null) {src};
+          d = derivation {{ name = "d"; builder = "${{{src}/b.sh}}"; system = "x"; inherit t whole some; a = {src}/a.txt; }};
+        in [ d.drvPath (builtins.readFile d.drvPath) (builtins.readFile "${{whole}}/sub/c.o") ]"#,
+        src = src.display()
+    );
+    let run = || {
+        let sink = ferrix_glue::FerrixStore::open(&url).unwrap();
+        let store = sink.store.clone();
+        let ev = ferrix_glue::new_eval(Default::default(), Box::new(sink));
+        let v = ev.eval_string(&expr, "/").and_then(|v| ev.force_deep(&v)).map_err(|e| e.render(false)).unwrap();
+        let before: BTreeSet<String> = store.path_info.list().unwrap().iter().map(|i| i.store_path.to_string()).collect();
+        ferrix_glue::io::store_io(&ev).unwrap().flush().unwrap();
+        let after: Vec<ferrix_store::PathInfo> = store.path_info.list().unwrap();
+        (ferrix_eval::print::print_value(&v), before, after, store)
+    };
+    let (printed, before, after, store) = run();
+    // nothing of this evaluation was registered before the flush
+    assert!(before.is_empty(), "{before:?}");
+    let names: BTreeSet<&str> = after.iter().map(|i| i.store_path.name()).collect();
+    assert_eq!(names, BTreeSet::from(["t", "whole", "src", "b.sh", "a.txt", "d.drv"]), "{printed}");
+    assert!(printed.contains("Derive("), "{printed}");
+    assert!(printed.ends_with("\"c\" ]"), "{printed}");
+    let report = ferrix_store::verify::verify_store(&store, &mut |_, _| {}).unwrap();
+    assert_eq!((report.checked, report.damaged.len()), (6, 0));
+    drop(store);
+    let (printed2, before2, after2, _store) = run();
+    assert_eq!(printed2, printed);
+    assert_eq!(before2.len(), 6);
+    assert_eq!(after2, after, "a second evaluation changed what is registered");
+}

@@ -1,6 +1,7 @@
 //! [`ThreadedSha256`]: a `Write` sink that hashes (sha256) and counts on a
-//! helper thread, so the NAR hash of an import overlaps with reading files
-//! and storing blobs on the calling thread.
+//! helper thread (started only once more than a batch is written), so the
+//! NAR hash of a large import overlaps with reading files and storing blobs
+//! on the calling thread.
 
 use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -35,22 +36,40 @@ impl ShareHandle {
 /// Bytes gathered before they are handed to the hashing thread.
 const BATCH: usize = 1 << 20;
 
-/// Hashes everything written to it on a helper thread; [`finish`] returns
-/// the sha256 and the byte count.
+/// Hashes everything written to it; [`finish`] returns the sha256 and the
+/// byte count. Up to one batch ([`BATCH`] bytes) is only gathered and hashed
+/// on the calling thread at the end, so importing a small file or tree
+/// starts no thread; past that, or when a shared buffer is offered, a
+/// helper thread is started (once) and hashes from then on.
 ///
 /// [`finish`]: ThreadedSha256::finish
 pub struct ThreadedSha256 {
     buf: Vec<u8>,
+    /// `None` until the helper thread is started.
     tx: Option<SyncSender<Batch>>,
     offered: ShareHandle,
     /// Hashed batches come back here to be filled again: no allocation (and
     /// no page faults on fresh memory) per batch.
-    spare: Receiver<Vec<u8>>,
+    spare: Option<Receiver<Vec<u8>>>,
     worker: Option<JoinHandle<(NixHash, u64)>>,
 }
 
 impl ThreadedSha256 {
     pub fn new() -> io::Result<Self> {
+        Ok(Self {
+            buf: Vec::new(),
+            tx: None,
+            offered: ShareHandle(Arc::new(Mutex::new(None))),
+            spare: None,
+            worker: None,
+        })
+    }
+
+    /// Starts the helper thread, if it is not running yet.
+    fn start(&mut self) -> io::Result<()> {
+        if self.tx.is_some() {
+            return Ok(());
+        }
         // A few batches in flight: enough to keep both threads busy, little memory.
         let (tx, rx) = sync_channel::<Batch>(4);
         let (back, spare) = sync_channel::<Vec<u8>>(8);
@@ -75,13 +94,10 @@ impl ThreadedSha256 {
                 }
                 (h.finish(), n)
             })?;
-        Ok(Self {
-            buf: Vec::with_capacity(BATCH),
-            tx: Some(tx),
-            offered: ShareHandle(Arc::new(Mutex::new(None))),
-            spare,
-            worker: Some(worker),
-        })
+        self.tx = Some(tx);
+        self.spare = Some(spare);
+        self.worker = Some(worker);
+        Ok(())
     }
 
     /// The handle through which shared buffers are offered.
@@ -93,6 +109,7 @@ impl ThreadedSha256 {
         if self.buf.is_empty() {
             return Ok(());
         }
+        self.start()?;
         let next = self.empty_batch();
         let batch = std::mem::replace(&mut self.buf, next);
         self.send_batch(Batch::Owned(batch))
@@ -114,11 +131,20 @@ impl ThreadedSha256 {
     }
 
     fn empty_batch(&self) -> Vec<u8> {
-        self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH))
+        self.spare
+            .as_ref()
+            .and_then(|s| s.try_recv().ok())
+            .unwrap_or_else(|| Vec::with_capacity(BATCH))
     }
 
     /// The sha256 and size of everything written.
     pub fn finish(mut self) -> io::Result<(NixHash, u64)> {
+        if self.tx.is_none() {
+            // Never more than one batch: hashed here, no thread started.
+            let mut h = Hasher::new(HashAlgo::Sha256);
+            h.update(&self.buf);
+            return Ok((h.finish(), self.buf.len() as u64));
+        }
         self.send()?;
         drop(self.tx.take());
         let worker = self.worker.take().expect("worker lives until finish");
@@ -133,6 +159,7 @@ impl Write for ThreadedSha256 {
         if !data.is_empty()
             && let Some(chunk) = self.take_offered(data)
         {
+            self.start()?;
             self.send()?; // keeps the bytes in order
             self.send_batch(Batch::Shared(chunk))?;
             return Ok(data.len());
@@ -142,6 +169,7 @@ impl Write for ThreadedSha256 {
         }
         if data.len() >= BATCH {
             // Large writes go over as one batch of their own.
+            self.start()?;
             let mut batch = self.empty_batch();
             batch.extend_from_slice(data);
             self.send_batch(Batch::Owned(batch))?;
@@ -206,5 +234,11 @@ mod tests {
         );
         let empty = ThreadedSha256::new().unwrap();
         assert_eq!(empty.finish().unwrap(), (HashAlgo::Sha256.digest(b""), 0));
+        // Small: no thread is started.
+        let mut small = ThreadedSha256::new().unwrap();
+        small.write_all(&data[..BATCH - 10]).unwrap();
+        small.write_all(&data[BATCH - 10..BATCH]).unwrap();
+        assert!(small.worker.is_none());
+        assert_eq!(small.finish().unwrap(), (HashAlgo::Sha256.digest(&data[..BATCH]), BATCH as u64));
     }
 }

@@ -58,6 +58,36 @@ pub fn add_path(
     opts: &AddOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<PathInfo> {
+    let info = ingest_path(store, path, opts, progress)?;
+    register(store, info)
+}
+
+/// Puts a path info, unless the path is registered with the same contents:
+/// then what is on record (signatures, deriver) is kept, not overwritten.
+fn register(store: &Store, info: PathInfo) -> Result<PathInfo> {
+    if let Some(existing) = store.path_info.get_path(&info.store_path)?
+        && existing.node == info.node
+        && existing.nar_sha256 == info.nar_sha256
+    {
+        return Ok(existing);
+    }
+    store.path_info.put(info)
+}
+
+/// The first half of [`add_path`]: the content goes into castore (its
+/// directories with [`DirectoryService::put_tree_deferred`], so it may not
+/// be durable yet) and the path info is returned, not registered. Register
+/// it with [`PathInfoService::put`] or, with others, `put_many`, which make
+/// the castore content durable first (`check_root`): many small imports
+/// then cost one fsync together.
+///
+/// [`PathInfoService::put`]: crate::PathInfoService::put
+pub fn ingest_path(
+    store: &Store,
+    path: &Path,
+    opts: &AddOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<PathInfo> {
     let name = match &opts.name {
         Some(n) => n.clone(),
         None => default_name(path)?,
@@ -116,24 +146,17 @@ pub fn add_path(
         .finish()
         .map_err(|e| Error::io("hashing NAR", e))?;
     if !directories.is_empty() {
-        store.directories.put_tree(&directories)?;
+        store.directories.put_tree_deferred(&directories)?;
     }
     let (method, ca_hash) = match flat_hash {
         Some(h) => (CaMethod::Flat, h),
         None => (CaMethod::Recursive, nar_hash.clone()),
     };
-    register_ca(
-        store,
-        &name,
-        root,
-        nar_hash,
-        nar_size,
-        CAHash::new(method, ca_hash),
-    )
+    ca_path_info(store, &name, root, nar_hash, nar_size, CAHash::new(method, ca_hash))
 }
 
-/// Puts the path info of a content-addressed path without references.
-fn register_ca(
+/// The path info of a content-addressed path without references.
+fn ca_path_info(
     store: &Store,
     name: &str,
     node: Node,
@@ -142,15 +165,7 @@ fn register_ca(
     ca: CAHash,
 ) -> Result<PathInfo> {
     let store_path = store.store_dir.make_ca_path(name, &ca)?;
-    // Already registered with the same contents: keep what is on record
-    // (signatures, deriver) rather than overwrite it.
-    if let Some(existing) = store.path_info.get_path(&store_path)?
-        && existing.node == node
-        && existing.nar_sha256 == nar_hash.digest()
-    {
-        return Ok(existing);
-    }
-    store.path_info.put(PathInfo {
+    Ok(PathInfo {
         store_path,
         node,
         nar_size,
@@ -493,14 +508,15 @@ pub fn import_nar(
 /// something (such as trailing input) between ingesting and registering.
 pub fn register_nar(store: &Store, name: &str, ing: IngestedNar) -> Result<PathInfo> {
     let hash = NixHash::from_digest(HashAlgo::Sha256, &ing.nar_sha256).expect("32 bytes");
-    register_ca(
+    let info = ca_path_info(
         store,
         name,
         ing.root,
         hash.clone(),
         ing.nar_size,
         CAHash::new(CaMethod::Recursive, hash),
-    )
+    )?;
+    register(store, info)
 }
 
 /// Hashes and counts what is read through it.

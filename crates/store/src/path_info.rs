@@ -134,6 +134,20 @@ impl PathInfo {
     }
 
     /// Decodes [`PathInfo::encode`]'s output; anything else is an error.
+    /// Only the store path of an encoded path info (what existence checks
+    /// need), without decoding the rest.
+    pub fn decode_store_path(bytes: &[u8]) -> Result<StorePath> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != MAGIC {
+            return Err(r.err("bad magic"));
+        }
+        let v = r.u8()?;
+        if v != VERSION {
+            return Err(r.err(&format!("unknown version {v}")));
+        }
+        r.store_path()
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<PathInfo> {
         let mut r = Reader { bytes, pos: 0 };
         if r.take(4)? != MAGIC {
@@ -349,6 +363,7 @@ mod tests {
             info.ca = None;
             info.deriver = None;
             info.references.insert(info.store_path.clone());
+            prop_assert_eq!(PathInfo::decode_store_path(&info.encode()).unwrap(), info.store_path.clone());
             prop_assert_eq!(PathInfo::decode(&info.encode()).unwrap(), info);
         }
     }

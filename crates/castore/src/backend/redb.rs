@@ -635,7 +635,22 @@ impl DirectoryService for RedbDirectoryService {
     }
 
     fn put_tree(&self, dirs: &[Directory]) -> Result<B3Digest> {
-        let txn = self.store.inner.db.begin_write().map_err(db_err)?;
+        self.put_tree_with(dirs, true)
+    }
+
+    /// A commit without fsync (marked dirty, like a blob commit): the next
+    /// durable commit or [`Inner::flush`] makes it durable.
+    fn put_tree_deferred(&self, dirs: &[Directory]) -> Result<B3Digest> {
+        self.put_tree_with(dirs, false)
+    }
+}
+
+impl RedbDirectoryService {
+    fn put_tree_with(&self, dirs: &[Directory], durable: bool) -> Result<B3Digest> {
+        let mut txn = self.store.inner.db.begin_write().map_err(db_err)?;
+        if !durable {
+            txn.set_durability(Durability::None).map_err(db_err)?;
+        }
         let mut last = None;
         {
             let mut table = txn.open_table(DIRS).map_err(db_err)?;
@@ -661,7 +676,12 @@ impl DirectoryService for RedbDirectoryService {
         }
         let last = last.ok_or(Error::EmptyTree)?;
         // Dropping `txn` on an error above aborts it: nothing is stored.
-        self.store.inner.commit_durable(txn)?;
+        if durable {
+            self.store.inner.commit_durable(txn)?;
+        } else {
+            txn.commit().map_err(db_err)?;
+            self.store.inner.dirty.store(true, Ordering::SeqCst);
+        }
         Ok(last)
     }
 }

@@ -114,6 +114,14 @@ fn killed_process_keeps_flushed_blobs_and_directories() {
         let (blobs, dirs) = (store.blob_service(), store.directory_service());
         blobs.put(b"a: closed, then flushed by b").unwrap();
         blobs.put(b"b: flushed").unwrap();
+        let e_bytes = b"e: in a deferred tree, then flushed";
+        let e = blobs.put(e_bytes).unwrap();
+        let deferred = Directory::new(vec![Entry::new(
+            Name::try_from("e").unwrap(),
+            Node::File { digest: e, size: e_bytes.len() as u64, executable: false },
+        )])
+        .unwrap();
+        dirs.put_tree_deferred(&[deferred]).unwrap();
         blobs.flush().unwrap();
         let d = blobs.put(b"d: named by a directory").unwrap();
         let dir = Directory::new(vec![Entry::new(
@@ -135,11 +143,16 @@ fn killed_process_keeps_flushed_blobs_and_directories() {
     assert_eq!(status.code(), Some(7));
     let store = RedbStore::open(&path).unwrap();
     let blobs = store.blob_service();
-    for kept in [&b"a: closed, then flushed by b"[..], b"b: flushed", b"d: named by a directory"] {
+    for kept in [
+        &b"a: closed, then flushed by b"[..],
+        b"b: flushed",
+        b"d: named by a directory",
+        b"e: in a deferred tree, then flushed",
+    ] {
         assert!(blobs.has(&B3Digest::of(kept)).unwrap(), "{:?} lost", String::from_utf8_lossy(kept));
     }
     let dir = store.stats().unwrap().directories;
-    assert_eq!(dir, 1);
+    assert_eq!(dir, 2, "the stored and the deferred-then-flushed directory");
     // "c" was never made durable; whether it survives a process exit is up to
     // redb (the OS keeps written pages), so it is not asserted either way.
 }

@@ -46,6 +46,7 @@ all_backends!(
     directory_rejects_missing_child,
     directory_rejects_size_mismatch,
     directory_put_tree_all_or_nothing,
+    directory_put_tree_deferred,
     directory_closure_and_walk,
     blob_random_writes_and_seeks,
     blob_put_many,
@@ -281,6 +282,27 @@ fn directory_put_tree_all_or_nothing(s: &Services) {
     // Children first works, and returns the root's digest.
     assert_eq!(s.directories.put_tree(&[child, empty, parent.clone()]).unwrap(), parent.digest());
     assert!(s.directories.has(&parent.digest()).unwrap());
+}
+
+/// Checked and all or nothing like `put_tree`, readable at once, and made
+/// durable by the blob service's flush.
+fn directory_put_tree_deferred(s: &Services) {
+    let (child, parent) = sample_tree(s);
+    let bad = Directory::new(vec![
+        Entry::new(name("p"), parent.node()),
+        Entry::new(name("z"), Node::File { digest: B3Digest::of(b"missing"), size: 1, executable: false }),
+    ])
+    .unwrap();
+    let batch = [child.clone(), Directory::default(), parent.clone(), bad];
+    assert!(matches!(s.directories.put_tree_deferred(&batch), Err(Error::MissingBlob { .. })));
+    for d in &batch {
+        assert!(!s.directories.has(&d.digest()).unwrap(), "{:?} leaked from a failed put_tree_deferred", d.digest());
+    }
+    assert!(matches!(s.directories.put_tree_deferred(&[]), Err(Error::EmptyTree)));
+    assert_eq!(s.directories.put_tree_deferred(&[child.clone(), Directory::default(), parent.clone()]).unwrap(), parent.digest());
+    assert_eq!(s.directories.get(&parent.digest()).unwrap(), Some(parent.clone()));
+    s.blobs.flush().unwrap();
+    assert!(s.directories.has(&child.digest()).unwrap());
 }
 
 fn directory_closure_and_walk(s: &Services) {

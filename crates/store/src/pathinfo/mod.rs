@@ -43,6 +43,14 @@ pub trait PathInfoService: Send + Sync {
         Ok(())
     }
 
+    /// Whether each of these exact store paths is registered. The default
+    /// looks them up one by one; a backend that can answers all of them
+    /// from one read (a warm re-evaluation asks this for every `.drv` file
+    /// and source path it would write).
+    fn has_paths(&self, paths: &[&StorePath]) -> Result<Vec<bool>> {
+        paths.iter().map(|p| Ok(self.get_path(p)?.is_some())).collect()
+    }
+
     /// The path info for exactly this store path (digest and name).
     fn get_path(&self, path: &StorePath) -> Result<Option<PathInfo>> {
         Ok(self.get(&path.digest())?.filter(|i| i.store_path == *path))

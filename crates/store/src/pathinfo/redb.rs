@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ferrix_castore::Services;
-use ferrix_formats::StoreDir;
+use ferrix_formats::{StoreDir, StorePath};
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{PathInfoService, check_root};
@@ -73,6 +73,21 @@ impl PathInfoService for RedbPathInfoService {
             Some(v) => Ok(Some(decode(digest, v.value())?)),
             None => Ok(None),
         }
+    }
+
+    fn has_paths(&self, paths: &[&StorePath]) -> Result<Vec<bool>> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(PATH_INFOS).map_err(db_err)?;
+        // In key order: neighbouring lookups then share their B-tree pages.
+        let mut order: Vec<(usize, [u8; 20])> = paths.iter().map(|p| p.digest()).enumerate().collect();
+        order.sort_unstable_by_key(|x| x.1);
+        let mut have = vec![false; paths.len()];
+        for (i, digest) in order {
+            if let Some(v) = table.get(&digest).map_err(db_err)? {
+                have[i] = PathInfo::decode_store_path(v.value())? == *paths[i];
+            }
+        }
+        Ok(have)
     }
 
     fn put(&self, info: PathInfo) -> Result<PathInfo> {

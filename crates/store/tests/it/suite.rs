@@ -7,7 +7,7 @@ use ferrix_castore::{B3Digest, Node};
 use ferrix_formats::nar::dump_path;
 use ferrix_formats::{CAHash, CaMethod, HashAlgo, StorePath};
 use ferrix_store::export::{resolve, restore_path};
-use ferrix_store::import::{AddOptions, Method, NarExpect, add_path, import_nar};
+use ferrix_store::import::{AddOptions, Method, NarExpect, add_path, import_nar, ingest_path};
 use ferrix_store::nar::write_nar;
 use ferrix_store::verify::verify_store;
 use ferrix_store::{Error, PathInfo, Store};
@@ -44,6 +44,8 @@ all_backends!(
     put_rejects_missing_root,
     put_rejects_wrong_content_address,
     get_path_checks_the_name,
+    has_paths_checks_the_name,
+    ingested_paths_registered_together,
     add_tree_matches_nar_dump,
     add_single_file_and_symlink,
     add_flat_file,
@@ -184,6 +186,46 @@ fn get_path_checks_the_name(s: &Store) {
         StorePath::from_base_name(&format!("{}-wrong", info.store_path.hash_part())).unwrap();
     assert_eq!(s.path_info.get_path(&wrong).unwrap(), None);
     assert_eq!(s.path_info.get_path(&info.store_path).unwrap(), Some(info));
+}
+
+fn has_paths_checks_the_name(s: &Store) {
+    let info = info_for(s, "here", Node::Symlink { target: b"t".to_vec() }, b"y");
+    s.path_info.put(info.clone()).unwrap();
+    let wrong = StorePath::from_base_name(&format!("{}-wrong", info.store_path.hash_part())).unwrap();
+    let absent = StorePath::from_base_name("00000000000000000000000000000000-absent").unwrap();
+    assert_eq!(s.path_info.has_paths(&[]).unwrap(), Vec::<bool>::new());
+    assert_eq!(
+        s.path_info.has_paths(&[&absent, &info.store_path, &wrong, &info.store_path]).unwrap(),
+        vec![false, true, false, true]
+    );
+}
+
+/// `ingest_path` stores the content but registers nothing; `put_many`
+/// registers several ingested paths at once, each exactly as `add_path`
+/// would have.
+fn ingested_paths_registered_together(s: &Store) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    make(&root);
+    let file = tmp.path().join("file.txt");
+    std::fs::write(&file, b"a small file\n").unwrap();
+    let tree = ingest_path(s, &root, &AddOptions::default(), &mut nothing).unwrap();
+    let single = ingest_path(s, &file, &AddOptions::default(), &mut nothing).unwrap();
+    let flat = ingest_path(s, &file, &AddOptions { method: Method::Flat, name: Some("flat".into()) }, &mut nothing).unwrap();
+    for i in [&tree, &single, &flat] {
+        assert_eq!(s.path_info.get_path(&i.store_path).unwrap(), None, "ingest_path registered {}", i.store_path);
+    }
+    assert_eq!(render(s, &tree), nar_of(&root));
+    s.path_info.put_many(vec![tree.clone(), single.clone(), flat.clone()]).unwrap();
+    assert_eq!(
+        s.path_info.has_paths(&[&tree.store_path, &single.store_path, &flat.store_path]).unwrap(),
+        vec![true, true, true]
+    );
+    for i in [&tree, &single, &flat] {
+        assert_eq!(s.path_info.get_path(&i.store_path).unwrap().as_ref(), Some(i));
+    }
+    assert_eq!(add_path(s, &root, &AddOptions::default(), &mut nothing).unwrap(), tree);
+    assert_eq!(render(s, &single), nar_of(&file));
 }
 
 fn add_tree_matches_nar_dump(s: &Store) {
