@@ -479,9 +479,18 @@ impl AttrSet {
     /// Attributes sorted by name (how Nix prints and lists them).
     pub fn sorted_by_name(&self) -> Vec<&Attr> {
         // names are distinct, so an unstable sort is deterministic
-        let mut v: Vec<(&'static [u8], &Attr)> = self.attrs.iter().map(|a| (a.name.as_bytes(), a)).collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        v.into_iter().map(|(_, a)| a).collect()
+        // the first 8 bytes (big-endian, zero-padded) decide most comparisons
+        // without a call to memcmp; equal prefixes fall back to the bytes
+        let key = |b: &[u8]| {
+            let mut k = [0u8; 8];
+            let n = b.len().min(8);
+            k[..n].copy_from_slice(&b[..n]);
+            u64::from_be_bytes(k)
+        };
+        let mut v: Vec<(u64, &'static [u8], &Attr)> =
+            self.attrs.iter().map(|a| (key(a.name.as_bytes()), a.name.as_bytes(), a)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        v.into_iter().map(|(_, _, a)| a).collect()
     }
     /// `this // other`, `other` wins: a linear merge, or a layer over `this`
     /// when `other` is small next to it.
