@@ -113,7 +113,7 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 struct Replacer<'a> {
     ev: &'a Eval,
     to: &'a [Value],
-    tos: Vec<Option<Rc<crate::value::NixString>>>,
+    tos: Vec<Option<crate::value::NixString>>,
     ctx: Context,
 }
 
@@ -134,7 +134,7 @@ impl Replacer<'_> {
 /// starts some pattern (memchr for up to three distinct first bytes), try
 /// the patterns there in order, copy unmatched runs whole. `None` when
 /// nothing matched.
-fn replace_nonempty(r: &mut Replacer<'_>, froms: &[Rc<crate::value::NixString>], s: &[u8]) -> Result<Option<Vec<u8>>> {
+fn replace_nonempty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: &[u8]) -> Result<Option<Vec<u8>>> {
     let mut starts = [false; 256];
     let mut firsts: Vec<u8> = Vec::with_capacity(3);
     for f in froms {
@@ -181,7 +181,7 @@ fn replace_nonempty(r: &mut Replacer<'_>, froms: &[Rc<crate::value::NixString>],
 /// `replaceStrings` with an empty pattern among them: at every position
 /// (also the end) the first matching pattern in list order wins; an empty
 /// one inserts its replacement and lets one byte through.
-fn replace_with_empty(r: &mut Replacer<'_>, froms: &[Rc<crate::value::NixString>], s: &[u8]) -> Result<Vec<u8>> {
+fn replace_with_empty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
     let mut p = 0;
     while p <= s.len() {
@@ -641,5 +641,5 @@ fn append_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             }
         }
     }
-    Ok(Value::string_ctx(s.bytes.clone(), ctx))
+    Ok(Value::string_ctx(&s.bytes, ctx))
 }
