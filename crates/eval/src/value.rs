@@ -898,6 +898,9 @@ pub enum ThunkState {
     Apply(Box<(Value, Value)>),
     /// `f i` for an integer argument (genList: the elements share `f`).
     ApplyInt(Rc<Value>, i64),
+    /// `f list[i]` (map: the elements share `f` and the input list, so an
+    /// element costs one 32-byte block).
+    ApplyElem(Rc<(Value, Rc<Vec<Value>>)>, usize),
     /// `f a b` (mapAttrs, zipAttrsWith): one thunk instead of two.
     Apply2(Box<(Value, Value, Value)>),
     /// Being evaluated: forcing it again is infinite recursion.
@@ -984,6 +987,10 @@ impl Thunk {
     pub fn apply_int(f: &Rc<Value>, i: i64) -> Value {
         Value::Thunk(Thunk::new(ThunkState::ApplyInt(f.clone(), i)))
     }
+    /// `f list[i]` as a thunk (`f` and the list shared by the caller's thunks).
+    pub fn apply_elem(src: &Rc<(Value, Rc<Vec<Value>>)>, i: usize) -> Value {
+        Value::Thunk(Thunk::new(ThunkState::ApplyElem(src.clone(), i)))
+    }
     /// A thunk that is being filled in (used for self-referencing constants).
     pub fn blackhole() -> Thunk {
         Thunk::new(ThunkState::Blackhole)
@@ -1031,6 +1038,9 @@ impl Thunk {
             ThunkState::Apply2(fab) => stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || {
                 ev.call2(&fab.0, fab.1.clone(), fab.2.clone(), Span::NONE)
             }),
+            ThunkState::ApplyElem(src, i) => {
+                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&src.0, src.1[*i].clone(), Span::NONE))
+            }
             ThunkState::ApplyInt(f, i) => {
                 stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(f, Value::Int(*i), Span::NONE))
             }

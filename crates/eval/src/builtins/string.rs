@@ -360,7 +360,7 @@ fn split(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         }
     }
     out.push(Value::string(&s[last..]));
-    Ok(Value::list(out))
+    Ok(super::list::grown_list(out))
 }
 
 thread_local! {
