@@ -448,6 +448,11 @@ impl NixStr {
     }
 }
 
+thread_local! {
+    /// The string value of each attribute name that has been asked for.
+    static SYM_STRINGS: std::cell::RefCell<Vec<Option<NixString>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// One attribute: name, value and where it was defined.
 #[derive(Clone)]
 pub struct Attr {
@@ -1074,16 +1079,30 @@ impl Value {
     }
     /// An attribute name as a string value; one shared string per name.
     pub fn sym_string(n: Symbol) -> Value {
-        thread_local! {
-            static CACHE: std::cell::RefCell<Vec<Option<NixString>>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        CACHE.with(|c| {
+        SYM_STRINGS.with(|c| {
             let mut c = c.borrow_mut();
             let i = n.0 as usize;
             if c.len() <= i {
                 c.resize(i + 1, None);
             }
             Value::String(c[i].get_or_insert_with(|| NixString::new(n.as_bytes())).clone())
+        })
+    }
+    /// Offer `s`, a context-free string whose bytes are `n`'s name, as the
+    /// shared string [`Value::sym_string`] gives for `n` (listToAttrs: the
+    /// names a later attrNames or mapAttrs hands out are then not copies).
+    pub fn offer_sym_string(n: Symbol, s: &NixString) {
+        if s.has_context() {
+            return;
+        }
+        debug_assert!(s.bytes == *n.as_bytes());
+        SYM_STRINGS.with(|c| {
+            let mut c = c.borrow_mut();
+            let i = n.0 as usize;
+            if c.len() <= i {
+                c.resize(i + 1, None);
+            }
+            c[i].get_or_insert_with(|| s.clone());
         })
     }
     pub fn str(s: &str) -> Value {
