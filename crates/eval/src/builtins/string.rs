@@ -466,11 +466,7 @@ pub fn hash_bytes(algo: &str, data: &[u8]) -> Result<Vec<u8>> {
 }
 
 pub fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
+    data_encoding::HEXLOWER.encode(b)
 }
 /// `builtins.hashString "sha256" ""` → `"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"`
 fn hash_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
