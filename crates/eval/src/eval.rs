@@ -1182,7 +1182,7 @@ impl Eval {
     pub fn is_derivation(&self, a: &AttrSet) -> Result<bool> {
         match a.get(sym::type_()) {
             Some(t) => match self.force_ref(t)? {
-                Value::String(s) => Ok(&*s.bytes == b"derivation"),
+                Value::String(s) => Ok(s.bytes == *b"derivation"),
                 _ => Ok(false),
             },
             None => Ok(false),
@@ -1404,7 +1404,7 @@ impl Eval {
         }
     }
     /// Force to a string (no coercion), returning it with its context.
-    pub fn force_string(&self, v: &Value) -> Result<Rc<NixString>> {
+    pub fn force_string(&self, v: &Value) -> Result<NixString> {
         match self.force(v)? {
             Value::String(s) => Ok(s),
             other => Err(type_err(&other, "a string")),

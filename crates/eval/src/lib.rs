@@ -65,7 +65,7 @@ pub use io::{EvalIO, FileType, HostIO};
 pub use ir::Span;
 pub use lower::{canon_path, decode_source, LintLevel, Lints};
 pub use symbol::Symbol;
-pub use value::{Attr, AttrSet, Context, ContextElem, Env, List, NixString, PrimOpDef, Thunk, Value};
+pub use value::{Attr, AttrSet, Context, ContextElem, Env, List, NixStr, NixString, PrimOpDef, Thunk, Value};
 
 /// Builtins the embedder adds on top of the core set. Register everything
 /// before [`Eval::new`]; names must not collide with core builtins unless

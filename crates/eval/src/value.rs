@@ -21,9 +21,9 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    String(Rc<NixString>),
+    String(NixString),
     /// An absolute, canonical path (bytes, no context).
-    Path(Rc<NixString>),
+    Path(NixString),
     Attrs(Rc<AttrSet>),
     List(Rc<List>),
     Lambda(Rc<Closure>),
@@ -336,20 +336,145 @@ impl fmt::Debug for Context {
     }
 }
 
-/// A Nix string: bytes (not necessarily UTF-8) plus its context.
-#[derive(Clone, Default, PartialEq)]
-pub struct NixString {
-    pub bytes: Box<[u8]>,
+/// A Nix string: bytes (not necessarily UTF-8) plus its context, as a thin
+/// reference-counted handle to ONE allocation: a 16-byte header (count,
+/// length), the context, then the bytes inline (`Rc<str>`-like; a short
+/// string is one 48-byte block instead of an `Rc` box plus a byte buffer).
+/// Dereferences to [`NixStr`], so `s.bytes` and `s.context` read as fields.
+pub struct NixString(NonNull<StrHeader>);
+
+#[repr(C)]
+struct StrHeader {
+    rc: Cell<usize>,
+    len: usize,
+    // followed by a `NixStr` of `len` bytes
+}
+
+/// What a [`NixString`] points at: the context and the bytes.
+#[repr(C)]
+pub struct NixStr {
     pub context: Context,
+    pub bytes: [u8],
+}
+
+const STR_HEADER: usize = std::mem::size_of::<StrHeader>();
+const STR_BYTES: usize = STR_HEADER + std::mem::size_of::<Context>();
+const _: () = assert!(STR_HEADER == 16 && std::mem::size_of::<NixString>() == 8);
+
+#[inline]
+fn str_layout(len: usize) -> Layout {
+    match STR_BYTES.checked_add(len).map(|n| Layout::from_size_align(n, std::mem::align_of::<StrHeader>())) {
+        Some(Ok(l)) => l,
+        // as `Vec` does for a capacity beyond isize::MAX
+        _ => panic!("string of {len} bytes is too large"),
+    }
 }
 
 impl NixString {
-    pub fn new(bytes: impl Into<Box<[u8]>>) -> Self {
-        NixString { bytes: bytes.into(), context: Context::new() }
+    /// A string without context.
+    pub fn new(bytes: impl AsRef<[u8]>) -> Self {
+        NixString::build(bytes.as_ref(), Context::new())
     }
-    pub fn with_context(bytes: impl Into<Box<[u8]>>, context: Context) -> Self {
-        NixString { bytes: bytes.into(), context }
+    pub fn with_context(bytes: impl AsRef<[u8]>, context: Context) -> Self {
+        NixString::build(bytes.as_ref(), context)
     }
+    fn build(bytes: &[u8], context: Context) -> Self {
+        let layout = str_layout(bytes.len());
+        // SAFETY: the layout is non-zero (the header alone is 32 bytes).
+        let p = unsafe { std::alloc::alloc(layout) };
+        let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
+        // SAFETY: a fresh block of STR_BYTES + len bytes, aligned for the
+        // header; the context follows the header (16-byte aligned offset)
+        // and the bytes follow the context.
+        unsafe {
+            let h = p.as_ptr() as *mut StrHeader;
+            h.write(StrHeader { rc: Cell::new(1), len: bytes.len() });
+            (p.as_ptr().add(STR_HEADER) as *mut Context).write(context);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr().add(STR_BYTES), bytes.len());
+            NixString(NonNull::new_unchecked(h))
+        }
+    }
+    #[inline]
+    fn header(&self) -> &StrHeader {
+        // SAFETY: the block lives while any handle does.
+        unsafe { self.0.as_ref() }
+    }
+    /// Whether two handles name the same string.
+    pub fn ptr_eq(a: &NixString, b: &NixString) -> bool {
+        a.0 == b.0
+    }
+}
+
+impl std::ops::Deref for NixString {
+    type Target = NixStr;
+    #[inline]
+    fn deref(&self) -> &NixStr {
+        let len = self.header().len;
+        // SAFETY: a `NixStr` of `len` bytes starts right after the header;
+        // the cast keeps the slice length as the unsized tail's length.
+        unsafe {
+            let body = (self.0.as_ptr() as *const u8).add(STR_HEADER);
+            &*(std::ptr::slice_from_raw_parts(body, len) as *const NixStr)
+        }
+    }
+}
+
+impl Clone for NixString {
+    #[inline]
+    fn clone(&self) -> NixString {
+        let h = self.header();
+        h.rc.set(h.rc.get() + 1);
+        NixString(self.0)
+    }
+}
+
+impl Drop for NixString {
+    #[inline]
+    fn drop(&mut self) {
+        let h = self.header();
+        let n = h.rc.get() - 1;
+        if n != 0 {
+            h.rc.set(n);
+            return;
+        }
+        free_string(self.0);
+    }
+}
+
+#[inline(never)]
+fn free_string(p: NonNull<StrHeader>) {
+    // SAFETY: the count reached zero: this was the last handle. Drop the
+    // context, then free the block with the layout it was made with.
+    unsafe {
+        let len = p.as_ref().len;
+        std::ptr::drop_in_place((p.as_ptr() as *mut u8).add(STR_HEADER) as *mut Context);
+        std::alloc::dealloc(p.as_ptr() as *mut u8, str_layout(len));
+    }
+}
+
+impl Default for NixString {
+    fn default() -> Self {
+        NixString::new(b"")
+    }
+}
+
+impl PartialEq for NixString {
+    fn eq(&self, other: &NixString) -> bool {
+        self.bytes == other.bytes && self.context == other.context
+    }
+}
+
+impl fmt::Debug for NixString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_str_lossy())?;
+        if self.has_context() {
+            write!(f, " {:?}", self.context)?;
+        }
+        Ok(())
+    }
+}
+
+impl NixStr {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
@@ -365,6 +490,11 @@ impl NixString {
     pub fn collect_context(&self, into: &mut Context) {
         into.union(&self.context);
     }
+}
+
+thread_local! {
+    /// The string value of each attribute name that has been asked for.
+    static SYM_STRINGS: std::cell::RefCell<Vec<Option<NixString>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One attribute: name, value and where it was defined.
@@ -523,9 +653,18 @@ impl AttrSet {
     /// Attributes sorted by name (how Nix prints and lists them).
     pub fn sorted_by_name(&self) -> Vec<&Attr> {
         // names are distinct, so an unstable sort is deterministic
-        let mut v: Vec<(&'static [u8], &Attr)> = self.attrs.iter().map(|a| (a.name.as_bytes(), a)).collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        v.into_iter().map(|(_, a)| a).collect()
+        // the first 8 bytes (big-endian, zero-padded) decide most comparisons
+        // without a call to memcmp; equal prefixes fall back to the bytes
+        let key = |b: &[u8]| {
+            let mut k = [0u8; 8];
+            let n = b.len().min(8);
+            k[..n].copy_from_slice(&b[..n]);
+            u64::from_be_bytes(k)
+        };
+        let mut v: Vec<(u64, &'static [u8], &Attr)> =
+            self.attrs.iter().map(|a| (key(a.name.as_bytes()), a.name.as_bytes(), a)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        v.into_iter().map(|(_, _, a)| a).collect()
     }
     /// `this // other`, `other` wins: a linear merge, or a layer over `this`
     /// when `other` is small next to it.
@@ -814,6 +953,9 @@ pub enum ThunkState {
     Apply(Box<(Value, Value)>),
     /// `f i` for an integer argument (genList: the elements share `f`).
     ApplyInt(Rc<Value>, i64),
+    /// `f list[i]` (map: the elements share `f` and the input list, so an
+    /// element costs one 32-byte block).
+    ApplyElem(Rc<(Value, Rc<List>)>, usize),
     /// `f a b` (mapAttrs, zipAttrsWith): one thunk instead of two.
     Apply2(Box<(Value, Value, Value)>),
     /// Being evaluated: forcing it again is infinite recursion.
@@ -900,6 +1042,10 @@ impl Thunk {
     pub fn apply_int(f: &Rc<Value>, i: i64) -> Value {
         Value::Thunk(Thunk::new(ThunkState::ApplyInt(f.clone(), i)))
     }
+    /// `f list[i]` as a thunk (`f` and the list shared by the caller's thunks).
+    pub fn apply_elem(src: &Rc<(Value, Rc<List>)>, i: usize) -> Value {
+        Value::Thunk(Thunk::new(ThunkState::ApplyElem(src.clone(), i)))
+    }
     /// A thunk that is being filled in (used for self-referencing constants).
     pub fn blackhole() -> Thunk {
         Thunk::new(ThunkState::Blackhole)
@@ -960,6 +1106,9 @@ impl Thunk {
             ThunkState::Apply2(fab) => stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || {
                 ev.call2(&fab.0, fab.1.clone(), fab.2.clone(), Span::NONE)
             }),
+            ThunkState::ApplyElem(src, i) => {
+                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&src.0, src.1[*i].clone(), Span::NONE))
+            }
             ThunkState::ApplyInt(f, i) => {
                 stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(f, Value::Int(*i), Span::NONE))
             }
@@ -988,31 +1137,45 @@ impl Thunk {
 }
 
 impl Value {
-    pub fn string(s: impl Into<Box<[u8]>>) -> Value {
-        Value::String(Rc::new(NixString::new(s)))
+    pub fn string(s: impl AsRef<[u8]>) -> Value {
+        Value::String(NixString::new(s))
     }
     /// An attribute name as a string value; one shared string per name.
     pub fn sym_string(n: Symbol) -> Value {
-        thread_local! {
-            static CACHE: std::cell::RefCell<Vec<Option<Rc<NixString>>>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        CACHE.with(|c| {
+        SYM_STRINGS.with(|c| {
             let mut c = c.borrow_mut();
             let i = n.0 as usize;
             if c.len() <= i {
                 c.resize(i + 1, None);
             }
-            Value::String(c[i].get_or_insert_with(|| Rc::new(NixString::new(n.as_bytes()))).clone())
+            Value::String(c[i].get_or_insert_with(|| NixString::new(n.as_bytes())).clone())
+        })
+    }
+    /// Offer `s`, a context-free string whose bytes are `n`'s name, as the
+    /// shared string [`Value::sym_string`] gives for `n` (listToAttrs: the
+    /// names a later attrNames or mapAttrs hands out are then not copies).
+    pub fn offer_sym_string(n: Symbol, s: &NixString) {
+        if s.has_context() {
+            return;
+        }
+        debug_assert!(s.bytes == *n.as_bytes());
+        SYM_STRINGS.with(|c| {
+            let mut c = c.borrow_mut();
+            let i = n.0 as usize;
+            if c.len() <= i {
+                c.resize(i + 1, None);
+            }
+            c[i].get_or_insert_with(|| s.clone());
         })
     }
     pub fn str(s: &str) -> Value {
         Value::string(s.as_bytes())
     }
-    pub fn string_ctx(s: impl Into<Box<[u8]>>, ctx: Context) -> Value {
-        Value::String(Rc::new(NixString::with_context(s, ctx)))
+    pub fn string_ctx(s: impl AsRef<[u8]>, ctx: Context) -> Value {
+        Value::String(NixString::with_context(s, ctx))
     }
-    pub fn path(p: impl Into<Box<[u8]>>) -> Value {
-        Value::Path(Rc::new(NixString::new(p)))
+    pub fn path(p: impl AsRef<[u8]>) -> Value {
+        Value::Path(NixString::new(p))
     }
     pub fn list(v: Vec<Value>) -> Value {
         Value::List(Rc::new(List::from(v)))

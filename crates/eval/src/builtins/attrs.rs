@@ -122,9 +122,16 @@ fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             .map_err(|e| e.while_("while evaluating an element of the list passed to builtins.listToAttrs", Span::NONE))?;
         let pair = "in a {name=...; value=...;} pair";
         let n = e.get_attr(sym::name()).ok_or_else(|| Error::eval("attribute 'name' missing").while_(pair, Span::NONE))?;
-        let n = sym_of(ev, &n.value).map_err(|err| {
-            err.at(n.pos).while_("while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs", n.pos)
-        })?;
+        let n = ev
+            .force_string(&n.value)
+            .map(|s| {
+                let name = Symbol::new(s.as_bytes());
+                Value::offer_sym_string(name, &s);
+                name
+            })
+            .map_err(|err| {
+                err.at(n.pos).while_("while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs", n.pos)
+            })?;
         let v = e.get_attr(sym::value()).ok_or_else(|| Error::eval("attribute 'value' missing").while_(pair, Span::NONE))?;
         attrs.push(Attr { name: n, value: v.value.clone(), pos: v.pos });
     }

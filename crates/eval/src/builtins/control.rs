@@ -241,7 +241,7 @@ fn generic_closure(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         }
         let new = match &key {
             Value::Int(i) => seen_fast.insert(Key::Int(*i)),
-            Value::String(s) => seen_fast.insert(Key::Str(s.bytes.clone())),
+            Value::String(s) => seen_fast.insert(Key::Str(s.bytes.into())),
             _ => {
                 let mut found = false;
                 for (k, k_item) in &seen_slow {

@@ -13,26 +13,66 @@ pub static DEFS: &[PrimOpDef] = &[
 ];
 
 fn json_string(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    for &c in s {
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            c if c < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
-            c => out.push(c),
-        }
+    // copy runs that need no escape whole
+    let mut run = 0;
+    for (i, &c) in s.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            c if c < 0x20 => {
+                out.extend_from_slice(&s[run..i]);
+                run = i + 1;
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&s[run..i]);
+        out.extend_from_slice(esc);
+        run = i + 1;
     }
+    out.extend_from_slice(&s[run..]);
     out.push(b'"');
+}
+
+/// Write a scalar (null, Boolean, integer, string) straight out; `false`
+/// for anything else.
+#[inline]
+fn scalar_json(v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<bool> {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Value::String(s) => {
+            s.collect_context(ctx);
+            if let Err(e) = std::str::from_utf8(&s.bytes) {
+                let i = e.valid_up_to();
+                return Err(Error::eval(format!(
+                    "JSON serialization error: [json.exception.type_error.316] invalid UTF-8 byte at index {i}: 0x{:02X}",
+                    s.bytes[i]
+                )));
+            }
+            json_string(out, &s.bytes);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Serialise a value as JSON (forcing it), collecting string context.
 pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: bool, out: &mut Vec<u8>) -> Result<()> {
     let v = ev.force(v)?;
+    if scalar_json(&v, ctx, out)? {
+        return Ok(());
+    }
     stacker::maybe_grow(64 * 1024, 1024 * 1024, || -> Result<()> {
         let depth = ev.call_depth.get();
         if depth >= ev.opts.max_call_depth {
@@ -41,9 +81,6 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
         ev.call_depth.set(depth + 1);
         let r = (|| -> Result<()> {
             match &v {
-                Value::Null => out.extend_from_slice(b"null"),
-                Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-                Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
                 Value::Float(f) => {
                     // like nlohmann::json: shortest round-trip representation
                     if f.is_finite() {
@@ -54,17 +91,6 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
                     } else {
                         out.extend_from_slice(b"null");
                     }
-                }
-                Value::String(s) => {
-                    s.collect_context(ctx);
-                    if let Err(e) = std::str::from_utf8(&s.bytes) {
-                        let i = e.valid_up_to();
-                        return Err(Error::eval(format!(
-                            "JSON serialization error: [json.exception.type_error.316] invalid UTF-8 byte at index {i}: 0x{:02X}",
-                            s.bytes[i]
-                        )));
-                    }
-                    json_string(out, &s.bytes);
                 }
                 Value::Path(_) => {
                     let s = ev.coerce_to_string(&v, ctx, Coerce { more: false, copy_to_store })?;
@@ -153,45 +179,125 @@ fn to_json(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     Ok(Value::string_ctx(out, ctx))
 }
 
-fn from_serde(v: serde_json::Value) -> Result<Value> {
-    Ok(match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(b),
-        serde_json::Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i)
-            } else if n.is_u64() {
-                return Err(Error::eval(format!("unsigned json number {n} outside of Nix integer range")));
+/// Builds Nix values straight from the JSON parser (no intermediate
+/// document). Errors that are not JSON syntax errors (NUL bytes, unsigned
+/// overflow) are kept in `err` while parsing goes on, so a syntax error
+/// anywhere still wins, as when the document was parsed first.
+#[derive(Clone, Copy)]
+struct Json<'a> {
+    err: &'a std::cell::RefCell<Option<Error>>,
+}
+
+impl Json<'_> {
+    #[cold]
+    fn fail(&self, e: Error) -> Value {
+        self.err.borrow_mut().get_or_insert(e);
+        Value::Null
+    }
+    fn string(&self, s: &str) -> Value {
+        if s.contains('\0') {
+            return self.fail(Error::eval(crate::lower::nul_message(s)));
+        }
+        Value::str(s)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Json<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Json<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> std::result::Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+    fn visit_u64<E>(self, n: u64) -> std::result::Result<Value, E> {
+        Ok(match i64::try_from(n) {
+            Ok(i) => Value::Int(i),
+            Err(_) => self.fail(Error::eval(format!("unsigned json number {n} outside of Nix integer range"))),
+        })
+    }
+    fn visit_f64<E>(self, f: f64) -> std::result::Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+    fn visit_str<E>(self, s: &str) -> std::result::Result<Value, E> {
+        Ok(self.string(s))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(v) = seq.next_element_seed(self)? {
+            out.push(v);
+        }
+        Ok(Value::list(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut attrs = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(name) = map.next_key_seed(JsonKey(self))? {
+            let value = map.next_value_seed(self)?;
+            attrs.push(Attr { name, value, pos: Span::NONE });
+        }
+        // by symbol, a later duplicate key winning (a stable sort keeps
+        // equal names in document order; dedup_by hands the later first)
+        attrs.sort_by_key(|a| a.name);
+        attrs.dedup_by(|later, kept| {
+            if later.name == kept.name {
+                std::mem::swap(later, kept);
+                true
             } else {
-                Value::Float(n.as_f64().unwrap_or(0.0))
+                false
             }
+        });
+        Ok(Value::attrs(AttrSet::from_sorted(attrs)))
+    }
+}
+
+/// An object key, interned as it is read.
+struct JsonKey<'a>(Json<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonKey<'_> {
+    type Value = Symbol;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Symbol, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonKey<'_> {
+    type Value = Symbol;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, s: &str) -> std::result::Result<Symbol, E> {
+        if s.contains('\0') {
+            self.0.fail(Error::eval(crate::lower::nul_message(s)));
         }
-        serde_json::Value::String(s) => {
-            if s.contains('\0') {
-                return Err(Error::eval(crate::lower::nul_message(&s)));
-            }
-            Value::str(&s)
-        }
-        serde_json::Value::Array(a) => Value::list(a.into_iter().map(from_serde).collect::<Result<_>>()?),
-        serde_json::Value::Object(o) => {
-            let mut attrs = Vec::with_capacity(o.len());
-            for (k, v) in o {
-                if k.contains('\0') {
-                    return Err(Error::eval(crate::lower::nul_message(&k)));
-                }
-                attrs.push(Attr { name: Symbol::new(&k), value: from_serde(v)?, pos: Span::NONE });
-            }
-            attrs.reverse(); // later keys win
-            Value::attrs(AttrSet::from_unsorted(attrs))
-        }
-    })
+        Ok(Symbol::new(s))
+    }
 }
 
 /// `builtins.fromJSON "[1]"` → `[ 1 ]`
 fn from_json(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_string(&a[0])?;
-    let v: serde_json::Value = serde_json::from_slice(&s.bytes).map_err(|e| Error::eval(format!("while parsing JSON: {e}")))?;
-    from_serde(v)
+    let err = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(&s.bytes);
+    let v = serde::de::DeserializeSeed::deserialize(Json { err: &err }, &mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| Error::eval(format!("while parsing JSON: {e}")))?;
+    match err.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(v),
+    }
 }
 
 /// A TOML date/time as Nix prints it: fractional seconds padded to 3, 6 or 9 digits.

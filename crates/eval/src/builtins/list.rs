@@ -34,7 +34,9 @@ fn map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         return Ok(Value::List(l));
     }
     let f = ev.force_function(&a[0])?;
-    Ok(Value::list(l.iter().map(|x| Thunk::apply(f.clone(), x.clone())).collect()))
+    let n = l.len();
+    let src = Rc::new((f, l));
+    Ok(Value::list((0..n).map(|i| Thunk::apply_elem(&src, i)).collect()))
 }
 /// `builtins.filter (x: x > 1) [ 1 2 3 ]` → `[ 2 3 ]`
 fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -53,7 +55,7 @@ fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     if out.len() == l.len() {
         return Ok(Value::List(l));
     }
-    Ok(Value::list(out))
+    Ok(grown_list(out))
 }
 /// `builtins.foldl' (a: b: a + b) 0 [ 1 2 3 ]` → `6`
 fn foldl(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -144,7 +146,7 @@ fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         let r = ev.call(&f, x.clone(), Span::NONE)?;
         out.extend_from_slice(&ev.force_list(&r).map_err(|e| ret_frame(e, "the function passed to builtins.concatMap", &f))?);
     }
-    Ok(Value::list(out))
+    Ok(grown_list(out))
 }
 /// `builtins.all (x: x > 0) [ 1 2 ]` → `true`
 fn all(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -260,6 +262,15 @@ fn group_by(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .map(|s| Attr { name: s, value: Value::list(groups.remove(&s).unwrap_or_default()), pos: Span::NONE })
         .collect();
     Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
+}
+
+/// A list built by pushing: a large one gives back its spare capacity
+/// (it lives as long as the list; doubling leaves up to half unused).
+pub(crate) fn grown_list(mut v: Vec<Value>) -> Value {
+    if v.capacity() - v.len() > v.len() / 8 + 4 {
+        v.shrink_to_fit();
+    }
+    Value::list(v)
 }
 
 /// "while evaluating the return value of WHAT": C++ Nix's context for a

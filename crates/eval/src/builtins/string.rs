@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{Attr, AttrSet, Context, ContextElem, PrimOpDef, Value};
+use crate::value::{Attr, AttrSet, Context, ContextElem, List, PrimOpDef, Value};
 use crate::{Coerce, Eval};
 
 pub static DEFS: &[PrimOpDef] = &[
@@ -54,8 +54,12 @@ fn to_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 }
 /// `builtins.stringLength "abc"` → `3`
 fn string_length(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+    let v = ev.force(&a[0])?;
+    if let Value::String(s) = &v {
+        return Ok(Value::Int(s.bytes.len() as i64));
+    }
     let mut ctx = Context::new();
-    Ok(Value::Int(coerce(ev, &a[0], &mut ctx, false)?.len() as i64))
+    Ok(Value::Int(coerce(ev, &v, &mut ctx, false)?.len() as i64))
 }
 /// `builtins.substring 1 2 "abcd"` → `"bc"`
 fn substring(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -90,43 +94,119 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut ctx = Context::new();
     let s = ev.force_string(&a[2])?;
     s.collect_context(&mut ctx);
-    let s = &s.bytes;
-    let mut tos: Vec<Option<Vec<u8>>> = vec![None; to.len()];
+    let mut r = Replacer { ev, to: &to, tos: vec![None; to.len()], ctx };
+    let bytes = &s.bytes;
+    let out = if froms.iter().any(|f| f.bytes.is_empty()) {
+        replace_with_empty(&mut r, &froms, bytes)?
+    } else {
+        match replace_nonempty(&mut r, &froms, bytes)? {
+            Some(out) => out,
+            // nothing matched: the string itself (no replacement was forced)
+            None => return Ok(Value::String(s)),
+        }
+    };
+    Ok(Value::string_ctx(out, r.ctx))
+}
+
+/// The replacement strings of a `replaceStrings` call, forced on first use
+/// (C++ Nix forces only those it needs), with the result's context.
+struct Replacer<'a> {
+    ev: &'a Eval,
+    to: &'a [Value],
+    tos: Vec<Option<crate::value::NixString>>,
+    ctx: Context,
+}
+
+impl Replacer<'_> {
+    fn get(&mut self, i: usize) -> Result<&[u8]> {
+        if self.tos[i].is_none() {
+            let t = self.ev.force_string(&self.to[i]).map_err(|e| {
+                e.while_("while evaluating one of the replacement strings passed to builtins.replaceStrings", Span::NONE)
+            })?;
+            t.collect_context(&mut self.ctx);
+            self.tos[i] = Some(t);
+        }
+        Ok(&self.tos[i].as_ref().expect("set above").bytes)
+    }
+}
+
+/// `replaceStrings` without an empty pattern: skip to the next byte that
+/// starts some pattern (memchr for up to three distinct first bytes), try
+/// the patterns there in order, copy unmatched runs whole. `None` when
+/// nothing matched.
+fn replace_nonempty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut starts = [false; 256];
+    let mut firsts: Vec<u8> = Vec::with_capacity(3);
+    for f in froms {
+        let b = f.bytes[0];
+        if !starts[b as usize] {
+            starts[b as usize] = true;
+            firsts.push(b);
+        }
+    }
+    let next = |p: usize| -> Option<usize> {
+        let h = &s[p..];
+        let i = match firsts[..] {
+            [] => None,
+            [a] => memchr::memchr(a, h),
+            [a, b] => memchr::memchr2(a, b, h),
+            [a, b, c] => memchr::memchr3(a, b, c, h),
+            _ => h.iter().position(|&c| starts[c as usize]),
+        };
+        i.map(|i| p + i)
+    };
+    let mut out: Option<Vec<u8>> = None;
+    let (mut p, mut copied) = (0, 0);
+    while p < s.len() {
+        let Some(q) = next(p) else { break };
+        p = q;
+        let rest = &s[p..];
+        match froms.iter().position(|f| rest.starts_with(&f.bytes)) {
+            Some(i) => {
+                let o = out.get_or_insert_with(|| Vec::with_capacity(s.len()));
+                o.extend_from_slice(&s[copied..p]);
+                o.extend_from_slice(r.get(i)?);
+                p += froms[i].bytes.len();
+                copied = p;
+            }
+            None => p += 1,
+        }
+    }
+    Ok(out.map(|mut o| {
+        o.extend_from_slice(&s[copied..]);
+        o
+    }))
+}
+
+/// `replaceStrings` with an empty pattern among them: at every position
+/// (also the end) the first matching pattern in list order wins; an empty
+/// one inserts its replacement and lets one byte through.
+fn replace_with_empty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
     let mut p = 0;
     while p <= s.len() {
-        let mut found = false;
-        for (i, f) in froms.iter().enumerate() {
-            let f = &f.bytes;
-            if s[p..].starts_with(f) {
-                found = true;
-                if tos[i].is_none() {
-                    let t = ev.force_string(&to[i]).map_err(|e| {
-                        e.while_("while evaluating one of the replacement strings passed to builtins.replaceStrings", Span::NONE)
-                    })?;
-                    t.collect_context(&mut ctx);
-                    tos[i] = Some(t.bytes.to_vec());
-                }
-                out.extend_from_slice(tos[i].as_ref().expect("set above"));
-                if f.is_empty() {
+        match froms.iter().position(|f| s[p..].starts_with(&f.bytes)) {
+            Some(i) => {
+                out.extend_from_slice(r.get(i)?);
+                let n = froms[i].bytes.len();
+                if n == 0 {
                     if p < s.len() {
                         out.push(s[p]);
                     }
                     p += 1;
                 } else {
-                    p += f.len();
+                    p += n;
                 }
-                break;
             }
-        }
-        if !found {
-            if p < s.len() {
-                out.push(s[p]);
+            None => {
+                if p < s.len() {
+                    out.push(s[p]);
+                }
+                p += 1;
             }
-            p += 1;
         }
     }
-    Ok(Value::string_ctx(out, ctx))
+    Ok(out)
 }
 /// `builtins.concatStringsSep "," [ "a" "b" ]` → `"a,b"`
 fn concat_strings_sep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -134,17 +214,23 @@ fn concat_strings_sep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let sep = ev.force_string(&a[0])?;
     sep.collect_context(&mut ctx);
     let l = ev.force_list(&a[1])?;
+    let frame = |e: Error| {
+        e.while_("while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep", Span::NONE)
+    };
     let mut out = Vec::new();
     for (i, x) in l.iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(&sep.bytes);
         }
-        out.extend_from_slice(&coerce(ev, x, &mut ctx, false).map_err(|e| {
-            e.while_(
-                "while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep",
-                Span::NONE,
-            )
-        })?);
+        // a string is copied straight in; anything else is coerced
+        let v = ev.force(x).map_err(frame)?;
+        match &v {
+            Value::String(s) => {
+                s.collect_context(&mut ctx);
+                out.extend_from_slice(&s.bytes);
+            }
+            _ => out.extend_from_slice(&coerce(ev, &v, &mut ctx, false).map_err(frame)?),
+        }
     }
     Ok(Value::string_ctx(out, ctx))
 }
@@ -254,16 +340,31 @@ fn split(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let re = ev.force_string(&a[0])?;
     let s = ev.force_string(&a[1])?;
     let r = regex(&re.bytes, false)?;
+    let s = &s.bytes;
     let mut out = Vec::new();
     let mut last = 0;
-    for c in r.captures_iter(&s.bytes) {
-        let m = c.get(0).expect("group 0");
-        out.push(Value::string(&s.bytes[last..m.start()]));
-        out.push(captures_list(&c));
-        last = m.end();
+    if r.captures_len() == 1 {
+        // no groups: every match gives the same empty list, shared
+        let empty = Value::List(EMPTY_LIST.with(Rc::clone));
+        for m in r.find_iter(s) {
+            out.push(Value::string(&s[last..m.start()]));
+            out.push(empty.clone());
+            last = m.end();
+        }
+    } else {
+        for c in r.captures_iter(s) {
+            let m = c.get(0).expect("group 0");
+            out.push(Value::string(&s[last..m.start()]));
+            out.push(captures_list(&c));
+            last = m.end();
+        }
     }
-    out.push(Value::string(&s.bytes[last..]));
-    Ok(Value::list(out))
+    out.push(Value::string(&s[last..]));
+    Ok(super::list::grown_list(out))
+}
+
+thread_local! {
+    static EMPTY_LIST: Rc<List> = Rc::new(List::from(Vec::new()));
 }
 
 fn next_component<'a>(s: &'a [u8], p: &mut usize) -> &'a [u8] {
@@ -365,11 +466,7 @@ pub fn hash_bytes(algo: &str, data: &[u8]) -> Result<Vec<u8>> {
 }
 
 pub fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
+    data_encoding::HEXLOWER.encode(b)
 }
 /// `builtins.hashString "sha256" ""` → `"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"`
 fn hash_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -540,5 +637,5 @@ fn append_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             }
         }
     }
-    Ok(Value::string_ctx(s.bytes.clone(), ctx))
+    Ok(Value::string_ctx(&s.bytes, ctx))
 }
