@@ -133,30 +133,15 @@ impl PathInfo {
         out
     }
 
-    /// Decodes [`PathInfo::encode`]'s output; anything else is an error.
     /// Only the store path of an encoded path info (what existence checks
     /// need), without decoding the rest.
     pub fn decode_store_path(bytes: &[u8]) -> Result<StorePath> {
-        let mut r = Reader { bytes, pos: 0 };
-        if r.take(4)? != MAGIC {
-            return Err(r.err("bad magic"));
-        }
-        let v = r.u8()?;
-        if v != VERSION {
-            return Err(r.err(&format!("unknown version {v}")));
-        }
-        r.store_path()
+        Reader::open(bytes)?.store_path()
     }
 
+    /// Decodes [`PathInfo::encode`]'s output; anything else is an error.
     pub fn decode(bytes: &[u8]) -> Result<PathInfo> {
-        let mut r = Reader { bytes, pos: 0 };
-        if r.take(4)? != MAGIC {
-            return Err(r.err("bad magic"));
-        }
-        let v = r.u8()?;
-        if v != VERSION {
-            return Err(r.err(&format!("unknown version {v}")));
-        }
+        let mut r = Reader::open(bytes)?;
         let store_path = r.store_path()?;
         let node = match r.u8()? {
             0 => Node::Directory {
@@ -241,6 +226,18 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader past the header (magic and a known version).
+    fn open(bytes: &'a [u8]) -> Result<Reader<'a>> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != MAGIC {
+            return Err(r.err("bad magic"));
+        }
+        let v = r.u8()?;
+        if v != VERSION {
+            return Err(r.err(&format!("unknown version {v}")));
+        }
+        Ok(r)
+    }
     #[cold]
     fn err(&self, what: &str) -> Error {
         Error::Corrupt(format!("path info encoding at byte {}: {what}", self.pos))
