@@ -380,7 +380,7 @@ impl NixString {
     }
     fn build(bytes: &[u8], context: Context) -> Self {
         let layout = str_layout(bytes.len());
-        // SAFETY: the layout is non-zero (the header alone is 32 bytes).
+        // SAFETY: the layout is non-zero (header and context alone are 32 bytes).
         let p = unsafe { std::alloc::alloc(layout) };
         let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
         // SAFETY: a fresh block of STR_BYTES + len bytes, aligned for the
