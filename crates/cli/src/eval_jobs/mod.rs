@@ -29,7 +29,8 @@
 
 mod walk;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read as _, Write};
+use std::os::fd::AsFd as _;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 
@@ -155,9 +156,7 @@ fn root_value(ev: &ferrix_eval::Eval, flags: &Flags, prefix: &str) -> ferrix_eva
     instantiate::select_attr_path(ev, v, prefix)
 }
 
-/// A worker's stdout, flushed once per unit (`F` lines), not per line: one
-/// pipe write per line woke the coordinator every time and cost the worker
-/// about a tenth of its time on the whole tree.
+/// A worker's stdout, flushed in batches of whole units (see [`worker`]).
 type Out = std::rc::Rc<std::cell::RefCell<std::io::BufWriter<std::io::StdoutLock<'static>>>>;
 
 /// Writes each derivation's line as the walk finds it, evaluated on the spot
@@ -208,9 +207,20 @@ impl walk::Visitor for LineVisitor<'_> {
     }
 }
 
+/// How long a worker may keep finished units' lines before writing them
+/// (it writes them sooner when it has no unit left to start).
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+fn write_flush(out: &Out) {
+    if out.borrow_mut().flush().is_err() {
+        std::process::exit(0)
+    }
+}
+
 /// A worker: evaluate the root, then walk the units whose lines come on
-/// stdin (`<unit>\t<attribute path>`; unit 0, with an empty path, is the
-/// root itself), one at a time. Each is announced (`S <unit>`), its lines
+/// stdin (`<unit>\t<attribute path>`, and `\t!` for a unit given again
+/// after a worker died; unit 0, with an empty path, is the root itself), one
+/// at a time. Each is announced (`S <unit>`), its lines
 /// follow in walk order (`D <unit>\t<set id or 0>\t<key>\t<json>`, and
 /// `E <unit>\t<combine>\t<attribute path>\t<names…>` for a set cut into
 /// units of its own, one per name) and `F <unit>` ends it; past the memory
@@ -223,19 +233,16 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
     let auto_call = |v| instantiate::auto_call(&ev, v, flags);
     let prefix = flags.attr_paths.first().cloned().unwrap_or_default();
     let out: Out = Rc::new(RefCell::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())));
-    // A unit's lines go out together when it finishes (`F`), or the root's
-    // failure (`X`); the coordinator acts on whole units.
-    let say = |line: &str| {
+    let write = |line: &str, flush: bool| {
         let mut o = out.borrow_mut();
-        let end = line.starts_with('F') || line.starts_with('X');
-        if writeln!(o, "{line}").and_then(|_| if end { o.flush() } else { Ok(()) }).is_err() {
+        if writeln!(o, "{line}").and_then(|_| if flush { o.flush() } else { Ok(()) }).is_err() {
             std::process::exit(0)
         }
     };
     let root = match root_value(&ev, flags, &prefix) {
         Ok(v) => v,
         Err(e) => {
-            say(&format!("X {}", walk::error_json(&prefix, &e)));
+            write(&format!("X {}", walk::error_json(&prefix, &e)), true);
             std::process::exit(0)
         }
     };
@@ -247,12 +254,34 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
     let top = w.top(&root, &prefix).map(Rc::new);
     let trace_growth = std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some();
     let mut last_rss = 0;
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let Some((u, path)) = line.split_once('\t') else { break };
+    // Units come on stdin (read through our own buffer, to know whether
+    // another one is already waiting).
+    let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else { std::process::exit(0) };
+    let mut units = BufReader::with_capacity(1 << 16, std::fs::File::from(fd));
+    let mut last_flush = std::time::Instant::now();
+    let mut line = String::new();
+    loop {
+        // Lines go out in batches: when no unit is waiting (before blocking
+        // for the next), or every FLUSH_EVERY. Every write to the pipe wakes
+        // the coordinator: once per unit cost the worker about a tenth of its
+        // time in the kernel on the nixpkgs walk.
+        if !units.buffer().contains(&b'\n') {
+            write_flush(&out);
+            last_flush = std::time::Instant::now();
+        }
+        line.clear();
+        if !matches!(units.read_line(&mut line), Ok(n) if n > 0) {
+            break;
+        }
+        let mut f = line.trim_end_matches('\n').split('\t');
+        let (Some(u), Some(path)) = (f.next(), f.next()) else { break };
         let Ok(u) = u.parse::<usize>() else { break };
+        // A unit given again after a worker died: its start and end go out
+        // at once, so a second death is blamed on the unit it happened in.
+        let careful = f.next() == Some("!");
         unit.set(u);
-        say(&format!("S {u}"));
+        write(&format!("S {u}"), careful);
+        let say = |line: &str| write(line, false);
         match &top {
             // The root: its attributes become units.
             Some(top) if u == 0 => {
@@ -287,11 +316,16 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
             last_rss = rss.unwrap_or(last_rss);
         }
         let retire = matches!((max_memory, rss), (Some(max), Some(rss)) if rss > max);
-        say(&format!("F {u}{}", if retire { " R" } else { "" }));
+        let flush = careful || retire || last_flush.elapsed() >= FLUSH_EVERY;
+        write(&format!("F {u}{}", if retire { " R" } else { "" }), flush);
+        if flush {
+            last_flush = std::time::Instant::now();
+        }
         if retire {
             break;
         }
     }
+    write_flush(&out);
     // Exit without freeing the evaluator's heap: nothing needs it.
     std::process::exit(0)
 }
@@ -341,13 +375,16 @@ fn same_checker(flags: &Flags) -> ExitCode {
 }
 
 enum Msg {
-    Line(usize, u64, String),
+    /// Whole lines, as many as one read of the pipe gave.
+    Lines(usize, u64, Vec<String>),
     Eof(usize, u64),
 }
 
-/// How many units a worker is given ahead of the one it is on, so it never
-/// waits for the coordinator.
-const AHEAD: usize = 3;
+/// How many units a worker is given ahead of the one it is on, at most: it
+/// reports finished units in batches (see [`FLUSH_EVERY`]), so it needs a
+/// few milliseconds of work queued. Fewer as the queue runs out, so that the
+/// tail is shared between workers.
+const AHEAD: usize = 32;
 
 struct Slot {
     child: Option<Child>,
@@ -361,6 +398,8 @@ struct Slot {
     /// The unit it announced (`S`) and has not finished.
     current: Option<usize>,
     retiring: bool,
+    /// Finished a unit since it started.
+    progressed: bool,
 }
 
 /// One line of the output, or the place of a set's attributes.
@@ -379,6 +418,9 @@ struct Unit {
     path: String,
     entries: Vec<Entry>,
     finished: bool,
+    /// Given again after a worker died with it unreported: walked with its
+    /// start and end written at once.
+    careful: bool,
 }
 
 /// nix-env's rule: a derivation set reached again under another name is
@@ -436,14 +478,21 @@ fn spawn(opts: &Options, k: usize, generation: u64, tx: &mpsc::Sender<Msg>) -> a
     let stdin = child.stdin.take();
     let tx = tx.clone();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            match line {
-                Ok(l) => {
-                    if tx.send(Msg::Line(k, generation, l)).is_err() {
-                        return;
-                    }
-                }
-                Err(_) => break,
+        let mut stdout = stdout;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut partial: Vec<u8> = Vec::new();
+        loop {
+            let n = match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            partial.extend_from_slice(&buf[..n]);
+            let Some(end) = partial.iter().rposition(|b| *b == b'\n') else { continue };
+            let rest = partial.split_off(end + 1);
+            let lines = String::from_utf8_lossy(&partial).lines().map(str::to_string).collect();
+            partial = rest;
+            if tx.send(Msg::Lines(k, generation, lines)).is_err() {
+                return;
             }
         }
         let _ = tx.send(Msg::Eof(k, generation));
@@ -470,13 +519,13 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let mut uids = 0u64;
     for k in 0..opts.workers {
         let (child, stdin) = spawn(opts, k, 0, &tx)?;
-        slots.push(Slot { child: Some(child), stdin, generation: 0, uid: uids, assigned: Default::default(), current: None, retiring: false });
+        slots.push(Slot { child: Some(child), stdin, generation: 0, uid: uids, assigned: Default::default(), current: None, retiring: false, progressed: false });
         uids += 1;
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let prefix = instantiate::parse_flags(&opts.rest)?.attr_paths.first().cloned().unwrap_or_default();
-    let mut units = vec![Unit { path: prefix.clone(), entries: Vec::new(), finished: false }];
+    let mut units = vec![Unit { path: prefix.clone(), entries: Vec::new(), finished: false, careful: false }];
     // Units not handed out yet.
     let mut queue = Queue { free: [0].into(), owned: Default::default() };
     // The printing position: (unit, next entry) or (units of a set, next).
@@ -487,15 +536,22 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let mut stack = vec![Frame::Unit(0, 0)];
     let mut dedup = Dedup::default();
     let mut failed = false;
+    let workers = opts.workers;
     let feed = |s: &mut Slot, queue: &mut Queue, units: &[Unit]| {
         if s.retiring || s.child.is_none() {
             return;
         }
-        while s.assigned.len() < AHEAD + 1 {
-            let Some(u) = queue.take(s.uid) else { return };
-            // If the worker has died, its end of file gives the unit back.
-            let _ = s.stdin.as_mut().map(|w| writeln!(w, "{u}\t{}", units[u].path).and_then(|_| w.flush()));
+        let ahead = (queue.len() / (2 * workers)).clamp(2, AHEAD);
+        let mut batch = String::new();
+        while s.assigned.len() < ahead + 1 {
+            let Some(u) = queue.take(s.uid) else { break };
+            let unit = &units[u];
+            batch.push_str(&format!("{u}\t{}{}\n", unit.path, if unit.careful { "\t!" } else { "" }));
             s.assigned.push_back(u);
+        }
+        if !batch.is_empty() {
+            // If the worker has died, its end of file gives the units back.
+            let _ = s.stdin.as_mut().map(|w| w.write_all(batch.as_bytes()).and_then(|_| w.flush()));
         }
     };
     for s in slots.iter_mut().take(1) {
@@ -535,75 +591,78 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
         }
         let msg = rx.recv().context("evaluation processes vanished")?;
         match msg {
-            Msg::Line(k, g, line) => {
+            Msg::Lines(k, g, lines) => {
                 if g != slots[k].generation {
                     continue;
                 }
-                let (tag, rest) = line.split_once(' ').unwrap_or((&line, ""));
-                match tag {
-                    "S" => {
-                        let u: usize = rest.trim().parse().map_err(|_| bad(k, &line))?;
-                        slots[k].current = Some(u);
-                    }
-                    "D" => {
-                        let mut f = rest.splitn(4, '\t');
-                        let (Some(u), Some(set), Some(key), Some(json)) = (f.next(), f.next(), f.next(), f.next()) else {
-                            return Err(bad(k, &line));
-                        };
-                        let u: usize = u.parse().map_err(|_| bad(k, &line))?;
-                        let set: u64 = set.parse().map_err(|_| bad(k, &line))?;
-                        let unit = units.get_mut(u).ok_or_else(|| bad(k, &line))?;
-                        unit.entries.push(Entry::Line { uid: slots[k].uid, set, key: key.to_string(), json: json.to_string() });
-                    }
-                    "E" => {
-                        let mut f = rest.split('\t');
-                        let (Some(u), Some(combine), Some(path)) = (f.next(), f.next(), f.next()) else {
-                            return Err(bad(k, &line));
-                        };
-                        let u: usize = u.parse().map_err(|_| bad(k, &line))?;
-                        if u >= units.len() || combine == "1" {
-                            // The walk of a set that combines channels is
-                            // never cut (its attributes are walked whole).
-                            if combine == "1" {
-                                bail!("evaluation process {k} cut a set that combines channels: {line}");
+                for line in lines {
+                    let (tag, rest) = line.split_once(' ').unwrap_or((&line, ""));
+                    match tag {
+                        "S" => {
+                            let u: usize = rest.trim().parse().map_err(|_| bad(k, &line))?;
+                            slots[k].current = Some(u);
+                        }
+                        "D" => {
+                            let mut f = rest.splitn(4, '\t');
+                            let (Some(u), Some(set), Some(key), Some(json)) = (f.next(), f.next(), f.next(), f.next()) else {
+                                return Err(bad(k, &line));
+                            };
+                            let u: usize = u.parse().map_err(|_| bad(k, &line))?;
+                            let set: u64 = set.parse().map_err(|_| bad(k, &line))?;
+                            let unit = units.get_mut(u).ok_or_else(|| bad(k, &line))?;
+                            unit.entries.push(Entry::Line { uid: slots[k].uid, set, key: key.to_string(), json: json.to_string() });
+                        }
+                        "E" => {
+                            let mut f = rest.split('\t');
+                            let (Some(u), Some(combine), Some(path)) = (f.next(), f.next(), f.next()) else {
+                                return Err(bad(k, &line));
+                            };
+                            let u: usize = u.parse().map_err(|_| bad(k, &line))?;
+                            if u >= units.len() || combine == "1" {
+                                // The walk of a set that combines channels is
+                                // never cut (its attributes are walked whole).
+                                if combine == "1" {
+                                    bail!("evaluation process {k} cut a set that combines channels: {line}");
+                                }
+                                return Err(bad(k, &line));
                             }
-                            return Err(bad(k, &line));
+                            let first = units.len();
+                            for name in f {
+                                units.push(Unit { path: walk_path(path, name), entries: Vec::new(), finished: false, careful: false });
+                            }
+                            let r = first..units.len();
+                            units[u].entries.push(Entry::Units(r.clone()));
+                            // The root's attributes are everybody's; a set's
+                            // attributes are for the worker that cut it.
+                            let q = if u == 0 { &mut queue.free } else { queue.owned.entry(slots[k].uid).or_default() };
+                            for n in r.rev() {
+                                q.push_front(n);
+                            }
                         }
-                        let first = units.len();
-                        for name in f {
-                            units.push(Unit { path: walk_path(path, name), entries: Vec::new(), finished: false });
+                        "F" => {
+                            let mut f = rest.split(' ');
+                            let u: usize = f.next().unwrap_or("").parse().map_err(|_| bad(k, &line))?;
+                            units.get_mut(u).ok_or_else(|| bad(k, &line))?.finished = true;
+                            let s = &mut slots[k];
+                            s.assigned.retain(|x| *x != u);
+                            s.current = None;
+                            s.retiring = f.next() == Some("R");
+                            s.progressed = true;
                         }
-                        let r = first..units.len();
-                        units[u].entries.push(Entry::Units(r.clone()));
-                        // The root's attributes are everybody's; a set's
-                        // attributes are for the worker that cut it.
-                        let q = if u == 0 { &mut queue.free } else { queue.owned.entry(slots[k].uid).or_default() };
-                        for n in r.rev() {
-                            q.push_front(n);
+                        "X" => {
+                            // The root failed: every worker says so; print it once.
+                            if !failed {
+                                writeln!(out, "{rest}")?;
+                                failed = true;
+                            }
+                            stack.clear();
                         }
-                        for s in slots.iter_mut() {
-                            feed(s, &mut queue, &units);
-                        }
+                        _ => bail!("unexpected message from evaluation process {k}: {line}"),
                     }
-                    "F" => {
-                        let mut f = rest.split(' ');
-                        let u: usize = f.next().unwrap_or("").parse().map_err(|_| bad(k, &line))?;
-                        units.get_mut(u).ok_or_else(|| bad(k, &line))?.finished = true;
-                        let s = &mut slots[k];
-                        s.assigned.retain(|x| *x != u);
-                        s.current = None;
-                        s.retiring = f.next() == Some("R");
-                        feed(s, &mut queue, &units);
-                    }
-                    "X" => {
-                        // The root failed: every worker says so; print it once.
-                        if !failed {
-                            writeln!(out, "{rest}")?;
-                            failed = true;
-                        }
-                        stack.clear();
-                    }
-                    _ => bail!("unexpected message from evaluation process {k}: {line}"),
+                }
+                // Keep every worker supplied (once per batch of lines).
+                for s in slots.iter_mut() {
+                    feed(s, &mut queue, &units);
                 }
             }
             Msg::Eof(k, g) => {
@@ -628,6 +687,19 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                         failed = true;
                     }
                 }
+                // A worker that died between units, or with the lines of its
+                // last units unwritten (it writes them in batches), gives them
+                // all back, to be walked carefully: a second death is then
+                // blamed on the unit it happens in. One that dies before
+                // starting a unit given carefully would only die again.
+                if !s.retiring && !s.assigned.is_empty() {
+                    if !s.progressed && s.assigned.front().is_some_and(|u| units[*u].careful) {
+                        bail!("evaluation workers keep dying ({status}) before walking anything");
+                    }
+                    for u in &s.assigned {
+                        units[*u].careful = true;
+                    }
+                }
                 let mut back: Vec<usize> = s.assigned.drain(..).collect();
                 back.extend(queue.owned.remove(&s.uid).into_iter().flatten());
                 for u in back.into_iter().rev() {
@@ -643,6 +715,7 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                     let (child, stdin) = spawn(opts, k, s.generation, &tx)?;
                     s.child = Some(child);
                     s.stdin = stdin;
+                    s.progressed = false;
                     feed(s, &mut queue, &units);
                 }
                 if slots.iter().all(|s| s.child.is_none()) && !stack.is_empty() {
@@ -695,6 +768,10 @@ impl Queue {
         }
         let busiest = self.owned.iter_mut().filter(|(_, q)| !q.is_empty()).max_by_key(|(_, q)| q.len())?;
         busiest.1.pop_back()
+    }
+
+    fn len(&self) -> usize {
+        self.free.len() + self.owned.values().map(|q| q.len()).sum::<usize>()
     }
 
     fn is_empty(&self) -> bool {
