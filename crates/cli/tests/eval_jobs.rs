@@ -88,3 +88,35 @@ fn eval_jobs_root_failure_is_an_error_line() {
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains("no tree"), "{text}");
 }
+
+/// A worker that dies inside a unit (here: an allocation the address-space
+/// limit refuses, which aborts the process) costs that attribute an error
+/// line; the walk goes on in a fresh worker and lists the others. Workers
+/// report finished units in batches, so the dead worker's last units are
+/// walked again, one at a time, to find the one it died in.
+#[test]
+fn eval_jobs_worker_death_blames_one_attribute() {
+    let expr = r#"let d = name: derivation { inherit name; system = "x"; builder = "/bin/sh"; }; in {
+      a = d "a"; b = d "b";
+      c = d "c${toString (builtins.length (builtins.genList (x: x) 400000000))}";
+      e = d "e"; f = d "f"; }"#;
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -v 4000000 && exec \"$0\" eval-jobs -E \"$1\" --workers 1"])
+        .arg(env!("CARGO_BIN_EXE_ferrix"))
+        .arg(expr)
+        .env("FERRIX_STORE", "memory://")
+        .output()
+        .expect("running ferrix");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let attrs: Vec<(String, bool)> = text
+        .lines()
+        .map(|l| {
+            let j: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}"));
+            (j["attr"].as_str().expect("attr").to_string(), j.get("error").is_some())
+        })
+        .collect();
+    let expected: Vec<(String, bool)> = [("a", false), ("b", false), ("c", true), ("e", false), ("f", false)].iter().map(|(a, e)| (a.to_string(), *e)).collect();
+    assert_eq!(attrs, expected, "{text}");
+    assert!(text.contains("evaluation worker died"), "{text}");
+}
