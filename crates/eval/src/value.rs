@@ -516,28 +516,48 @@ pub struct AttrSet {
 /// How many small `//` layers may stack on a set before it is flattened.
 const MAX_LAYERS: u32 = 16;
 
-/// The attributes of an [`AttrSet`]. Usually one sorted vector; `big // small`
-/// instead stacks the small set as a layer over the shared big one (the
-/// nixpkgs overlay pattern would otherwise copy the whole package set per
-/// overlay). Dereferencing gives the flattened, sorted attributes (computed
-/// once, on first use, for a layered set).
-#[derive(Clone, Default)]
-pub struct Attrs {
-    /// This layer's attributes (all of them when `base` is None).
-    own: Vec<Attr>,
+/// The attributes of an [`AttrSet`]. Usually one sorted boxed slice; `big //
+/// small` instead stacks the small set as a layer over the shared big one
+/// (the nixpkgs overlay pattern would otherwise copy the whole package set
+/// per overlay). Dereferencing gives the flattened, sorted attributes
+/// (computed once, on first use, for a layered set).
+///
+/// 16 bytes, so an `Rc<AttrSet>` is one 32-byte block besides the
+/// attributes (sets are the evaluator's most numerous objects after thunks
+/// and frames: evalModules keeps hundreds of thousands alive).
+#[derive(Clone)]
+pub enum Attrs {
+    /// All attributes.
+    Flat(Box<[Attr]>),
+    Layered(Box<Layer>),
+}
+
+/// A `//` layer: its own attributes over a shared base set.
+#[derive(Clone)]
+pub struct Layer {
+    /// This layer's attributes.
+    own: Box<[Attr]>,
     /// The set this layer overrides.
-    base: Option<Rc<AttrSet>>,
+    base: Rc<AttrSet>,
     /// Number of layers below this one.
     depth: u32,
     /// Number of distinct names in all layers.
     len: usize,
-    flat: std::cell::OnceCell<Vec<Attr>>,
+    flat: std::cell::OnceCell<Box<[Attr]>>,
+}
+
+const _: () = assert!(std::mem::size_of::<Attrs>() == 16);
+
+impl Default for Attrs {
+    fn default() -> Attrs {
+        Attrs::Flat(Box::default())
+    }
 }
 
 impl From<Vec<Attr>> for Attrs {
     /// From attributes sorted by symbol id, without duplicates.
     fn from(own: Vec<Attr>) -> Attrs {
-        Attrs { len: own.len(), own, base: None, depth: 0, flat: Default::default() }
+        Attrs::Flat(own.into_boxed_slice())
     }
 }
 
@@ -545,10 +565,10 @@ impl std::ops::Deref for Attrs {
     type Target = [Attr];
     #[inline]
     fn deref(&self) -> &[Attr] {
-        if self.base.is_none() {
-            return &self.own;
+        match self {
+            Attrs::Flat(v) => v,
+            Attrs::Layered(l) => l.flat.get_or_init(|| self.collect_over(&[]).into_boxed_slice()),
         }
-        self.flat.get_or_init(|| self.collect_over(&[]))
     }
 }
 
@@ -568,21 +588,31 @@ impl Attrs {
         let mut over: Vec<&Attr> = extra.iter().collect();
         let mut s = self;
         let bottom: &[Attr] = loop {
-            if let Some(f) = s.flat.get() {
-                break f;
-            }
-            match &s.base {
-                None => break &s.own,
-                Some(b) => {
-                    over.extend(s.own.iter());
-                    s = &b.attrs;
+            match s {
+                Attrs::Flat(v) => break v,
+                Attrs::Layered(l) => {
+                    if let Some(f) = l.flat.get() {
+                        break f;
+                    }
+                    over.extend(l.own.iter());
+                    s = &l.base.attrs;
                 }
             }
         };
+        if over.is_empty() {
+            return bottom.to_vec();
+        }
         // a stable sort keeps the highest-priority one first among equal names
         over.sort_by_key(|a| a.name);
         over.dedup_by_key(|a| a.name);
         merge(bottom, &over)
+    }
+    #[inline]
+    fn depth(&self) -> u32 {
+        match self {
+            Attrs::Flat(_) => 0,
+            Attrs::Layered(l) => l.depth,
+        }
     }
 }
 
@@ -631,24 +661,30 @@ impl AttrSet {
     pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
         let mut s = self;
         loop {
-            let a = &s.attrs;
-            let v: &[Attr] = a.flat.get().unwrap_or(&a.own);
-            if let Ok(i) = v.binary_search_by_key(&name, |a| a.name) {
-                return Some(&v[i]);
+            match &s.attrs {
+                Attrs::Flat(v) => return v.binary_search_by_key(&name, |a| a.name).ok().map(|i| &v[i]),
+                Attrs::Layered(l) => {
+                    if let Some(v) = l.flat.get() {
+                        return v.binary_search_by_key(&name, |a| a.name).ok().map(|i| &v[i]);
+                    }
+                    if let Ok(i) = l.own.binary_search_by_key(&name, |a| a.name) {
+                        return Some(&l.own[i]);
+                    }
+                    s = &l.base;
+                }
             }
-            if a.flat.get().is_some() {
-                return None;
-            }
-            s = a.base.as_deref()?;
         }
     }
     #[inline]
     pub fn len(&self) -> usize {
-        self.attrs.len
+        match &self.attrs {
+            Attrs::Flat(v) => v.len(),
+            Attrs::Layered(l) => l.len,
+        }
     }
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.attrs.len == 0
+        self.len() == 0
     }
     /// Attributes sorted by name (how Nix prints and lists them).
     pub fn sorted_by_name(&self) -> Vec<&Attr> {
@@ -671,17 +707,17 @@ impl AttrSet {
     pub fn update(this: &Rc<AttrSet>, other: &AttrSet) -> AttrSet {
         let b: &[Attr] = &other.attrs;
         // chains stay short (bounded lookups, and dropping never recurses deeply)
-        let depth = this.attrs.depth;
+        let depth = this.attrs.depth();
         if b.len() * 8 <= this.len() && depth < MAX_LAYERS {
             let new = b.iter().filter(|x| this.get(x.name).is_none()).count();
             return AttrSet {
-                attrs: Attrs {
-                    own: b.to_vec(),
-                    base: Some(this.clone()),
+                attrs: Attrs::Layered(Box::new(Layer {
+                    own: b.into(),
+                    base: this.clone(),
                     depth: depth + 1,
                     len: this.len() + new,
                     flat: Default::default(),
-                },
+                })),
             };
         }
         AttrSet::from_sorted(this.attrs.collect_over(b))
