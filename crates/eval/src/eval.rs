@@ -67,9 +67,27 @@ pub struct Eval {
     pub(crate) global_names: FxHashMap<Symbol, u32>,
     pub(crate) import_cache: RefCell<FxHashMap<String, Value>>,
     pub(crate) call_depth: Cell<usize>,
+    /// See [`Eval::stack_ok`]: (low, high) stack addresses.
+    pub(crate) stack_bounds: Cell<(usize, usize)>,
     pub(crate) root_env: Env,
     /// Path → store path copies made so far (for `"${./file}"`).
     pub(crate) copied: RefCell<FxHashMap<String, String>>,
+}
+
+/// Stack a recursion point needs left before it continues without growing.
+const STACK_RED_ZONE: usize = 256 * 1024;
+/// The size of a new stack segment.
+const STACK_SEGMENT: usize = 8 * 1024 * 1024;
+/// How far above the point where [`Eval::grow`] found enough stack its
+/// bounds still count as this stack (far less than any segment's size, so
+/// another segment can never pass for this one with too little left).
+const STACK_SLACK: usize = 64 * 1024;
+
+/// The current stack pointer (near enough: the address of a local).
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
 }
 
 fn type_err(v: &Value, want: &str) -> Error {
@@ -82,17 +100,77 @@ pub fn show_value_short(v: &Value) -> String {
 }
 
 impl Eval {
-    /// Evaluate `e` in `env` to weak head normal form.
-    #[inline]
+    /// Evaluate `e` in `env` to weak head normal form. Constants and
+    /// variables (most operands) are handled here, at the call site,
+    /// without a call of the big `eval_inner`.
+    #[inline(always)]
     pub fn eval(&self, e: &'static Expr, env: &Env) -> Result<Value> {
-        self.eval_inner(e, env)
+        match e {
+            Expr::Const(v) => Ok(v.clone()),
+            Expr::Var { depth, slot } => env.up(*depth).force_slot(*slot as usize, self),
+            _ => self.eval_inner(e, env),
+        }
     }
 
     /// [`Eval::eval`] at a recursion point (function bodies, thunks): grows
     /// the stack on demand so deep programs never overflow it.
     #[inline]
     pub fn eval_deep(&self, e: &'static Expr, env: &Env) -> Result<Value> {
-        stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || self.eval_inner(e, env))
+        if self.stack_ok() {
+            return self.eval(e, env);
+        }
+        self.grow(|| self.eval(e, env))
+    }
+
+    /// Whether the stack pointer is within the part of the current stack
+    /// segment known to have [`STACK_RED_ZONE`] bytes left below it (set by
+    /// [`Eval::grow`]; a segment stacker switched to elsewhere is outside
+    /// the bounds, so it gets checked).
+    #[inline(always)]
+    pub(crate) fn stack_ok(&self) -> bool {
+        let sp = stack_pointer();
+        let (low, high) = self.stack_bounds.get();
+        sp > low && sp < high
+    }
+
+    /// Run `f` with at least [`STACK_RED_ZONE`] bytes of stack (cheap when
+    /// [`Eval::stack_ok`]).
+    #[inline]
+    pub(crate) fn with_stack<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.stack_ok() { f() } else { self.grow(f) }
+    }
+
+    /// Run `f` with at least [`STACK_RED_ZONE`] bytes of stack, switching
+    /// to a new segment (stacker) if needed, and record the bounds within
+    /// which [`Eval::stack_ok`] needs no further check while `f` runs.
+    #[inline(never)]
+    pub(crate) fn grow<R>(&self, f: impl FnOnce() -> R) -> R {
+        let outer = stack_pointer();
+        let saved = self.stack_bounds.get();
+        let switched = Cell::new(true);
+        let r = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+            let sp = stack_pointer();
+            // still on the caller's stack: the bounds also hold for the
+            // caller's frames a little above this one (a builtin's loop
+            // calling functions), so they are kept after `f`
+            let same = sp <= outer && outer - sp < STACK_SLACK;
+            switched.set(!same);
+            let bounds = match stacker::remaining_stack() {
+                // `sp - remaining` is the segment's usable end
+                Some(rem) => (
+                    sp.saturating_sub(rem).saturating_add(STACK_RED_ZONE),
+                    if same { outer.saturating_add(STACK_SLACK) } else { sp },
+                ),
+                None => (usize::MAX, 0),
+            };
+            self.stack_bounds.set(bounds);
+            f()
+        });
+        if switched.get() {
+            // back on the caller's stack segment
+            self.stack_bounds.set(saved);
+        }
+        r
     }
 
     /// A lazy value for `e` in `env`: constants and variables are returned
@@ -206,7 +284,7 @@ impl Eval {
             Expr::Assert { cond, body, text, pos } => self.eval_assert(cond, body, text, *pos, env),
             Expr::Not(x, pos) => self.eval_not(x, *pos, env),
             Expr::Neg(x, pos) => self.eval_neg(x, *pos, env),
-            Expr::Bin { op, l, r, pos, lpos, rpos } => self.eval_bin(*op, l, r, [*pos, *lpos, *rpos], env),
+            Expr::Bin { op, l, r, .. } => self.eval_bin(*op, l, r, e, env),
             Expr::Interp { parts, pos } => self.eval_interp(parts, env, *pos),
             Expr::PathInterp { parts, pos } => self.eval_path_interp(parts, *pos, env),
             Expr::SearchPath { path, pos } => self.find_search_path(path).map_err(|e| e.at(*pos)),
@@ -235,11 +313,24 @@ impl Eval {
 
     #[inline(never)]
     fn eval_apply(&self, f: &'static Expr, args: &'static [Expr], pos: Span, env: &Env) -> Result<Value> {
-        let fv = self.eval(f, env)?;
-        if matches!(fv, Value::PrimOp(_) | Value::PrimOpApp(_)) {
-            return self.apply_primop(fv, args, pos, env);
+        // a function in a variable is borrowed from its frame, not cloned
+        let owned;
+        let fr: &Value = match f {
+            Expr::Var { depth, slot } => self.force_ref(env.up(*depth).slot_ref(*slot as usize))?,
+            _ => {
+                owned = self.eval(f, env)?;
+                &owned
+            }
+        };
+        if matches!(fr, Value::PrimOp(_) | Value::PrimOpApp(_)) {
+            return self.apply_primop(fr.clone(), args, pos, env);
         }
-        let mut fv = fv;
+        match args {
+            [a] => return self.call(fr, self.arg_thunk(a, env), pos),
+            [a, b] => return self.call2(fr, self.arg_thunk(a, env), self.arg_thunk(b, env), pos),
+            _ => {}
+        }
+        let mut fv = fr.clone();
         let mut rest = args;
         while rest.len() >= 2 {
             fv = self.call2(&fv, self.arg_thunk(&rest[0], env), self.arg_thunk(&rest[1], env), pos)?;
@@ -588,31 +679,49 @@ impl Eval {
         Ok(Value::attrs(AttrSet::from_sorted(attrs)))
     }
 
-    /// A binary operator; `pos` is `[operator, left operand, right operand]`.
+    /// A binary operator (`node` is the `Expr::Bin`, for the positions).
+    /// Integer arithmetic and comparisons are done here; everything else
+    /// goes to `bin_slow`, so this frame stays small.
     #[inline(never)]
-    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Env) -> Result<Value> {
-        let [pos, lpos, rpos] = pos;
-        if !matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
-            let a = self.eval(l, env).map_err(|e| operand_frame(e, op, true, pos, lpos))?;
-            let b = self.eval(r, env).map_err(|e| operand_frame(e, op, false, pos, rpos))?;
-            if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
-                let (x, y) = (*x, *y);
-                let fast = match op {
-                    BinOp::Add => x.checked_add(y).map(Value::Int),
-                    BinOp::Sub => x.checked_sub(y).map(Value::Int),
-                    BinOp::Mul => x.checked_mul(y).map(Value::Int),
-                    BinOp::Lt => Some(Value::Bool(x < y)),
-                    BinOp::Le => Some(Value::Bool(x <= y)),
-                    BinOp::Gt => Some(Value::Bool(x > y)),
-                    BinOp::Ge => Some(Value::Bool(x >= y)),
-                    BinOp::Eq => Some(Value::Bool(x == y)),
-                    BinOp::Neq => Some(Value::Bool(x != y)),
-                    _ => None,
-                };
-                if let Some(v) = fast {
-                    return Ok(v);
-                }
+    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, node: &'static Expr, env: &Env) -> Result<Value> {
+        if matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
+            return self.eval_logic(op, l, r, bin_spans(node), env);
+        }
+        let a = match self.eval(l, env) {
+            Ok(a) => a,
+            Err(e) => return Err(bin_operand_err(e, op, true, node)),
+        };
+        let b = match self.eval(r, env) {
+            Ok(b) => b,
+            Err(e) => return Err(bin_operand_err(e, op, false, node)),
+        };
+        if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+            let (x, y) = (*x, *y);
+            let fast = match op {
+                BinOp::Add => x.checked_add(y).map(Value::Int),
+                BinOp::Sub => x.checked_sub(y).map(Value::Int),
+                BinOp::Mul => x.checked_mul(y).map(Value::Int),
+                BinOp::Lt => Some(Value::Bool(x < y)),
+                BinOp::Le => Some(Value::Bool(x <= y)),
+                BinOp::Gt => Some(Value::Bool(x > y)),
+                BinOp::Ge => Some(Value::Bool(x >= y)),
+                BinOp::Eq => Some(Value::Bool(x == y)),
+                BinOp::Neq => Some(Value::Bool(x != y)),
+                _ => None,
+            };
+            if let Some(v) = fast {
+                return Ok(v);
             }
+        }
+        self.bin_slow(op, a, b, bin_spans(node))
+    }
+
+    /// [`Eval::eval_bin`] on evaluated operands that are not both integers
+    /// (or overflowed).
+    #[inline(never)]
+    fn bin_slow(&self, op: BinOp, a: Value, b: Value, pos: [Span; 3]) -> Result<Value> {
+        let [pos, _, rpos] = pos;
+        {
             if matches!(op, BinOp::Add) && matches!(a, Value::String(_) | Value::Path(_)) {
                 // C++ Nix parses this as string concatenation: a failed
                 // coercion of the right side is "a path segment" there.
@@ -624,9 +733,8 @@ impl Eval {
                 // C++ Nix reports a numeric `+` at its right operand.
                 return self.add(a, b).map_err(|e| e.at(rpos));
             }
-            return self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos));
+            self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos))
         }
-        self.eval_logic(op, l, r, [pos, lpos, rpos], env)
     }
 
     /// `&&`, `||`, `->` (short-circuiting).
@@ -1576,6 +1684,22 @@ fn operand_frame(e: Error, op: BinOp, left: bool, pos: Span, at: Span) -> Error 
         }
         _ => builtin_op_frame(e, op, pos),
     }
+}
+
+/// `[operator, left operand, right operand]` positions of an `Expr::Bin`.
+fn bin_spans(node: &Expr) -> [Span; 3] {
+    match node {
+        Expr::Bin { pos, lpos, rpos, .. } => [*pos, *lpos, *rpos],
+        _ => [Span::NONE; 3],
+    }
+}
+
+/// [`operand_frame`] for the operand of an `Expr::Bin` node.
+#[cold]
+#[inline(never)]
+fn bin_operand_err(e: Error, op: BinOp, left: bool, node: &Expr) -> Error {
+    let [pos, lpos, rpos] = bin_spans(node);
+    operand_frame(e, op, left, pos, if left { lpos } else { rpos })
 }
 
 /// `a - b` is `__sub a b` in C++ Nix, `a <= b` is `!(__lessThan b a)`, …

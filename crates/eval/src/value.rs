@@ -897,7 +897,13 @@ fn free_env_chain(mut p: NonNull<EnvHeader>) {
         let parent = unsafe {
             let len = p.as_ref().len as usize;
             let slots = (p.as_ptr() as *mut u8).add(SLOTS_OFFSET) as *mut Value;
-            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(slots, len));
+            for i in 0..len {
+                let v = slots.add(i);
+                // most slots of call frames hold plain numbers or booleans
+                if !matches!(*v, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_)) {
+                    std::ptr::drop_in_place(v);
+                }
+            }
             let parent = std::ptr::read(&p.as_ref().parent);
             std::alloc::dealloc(p.as_ptr() as *mut u8, env_layout(len));
             parent
@@ -1101,16 +1107,16 @@ impl Thunk {
         let r = match &taken {
             ThunkState::Suspended(e, env) => ev.eval_deep(e, env),
             ThunkState::Apply(fa) => {
-                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&fa.0, fa.1.clone(), Span::NONE))
+                ev.with_stack(|| ev.call(&fa.0, fa.1.clone(), Span::NONE))
             }
-            ThunkState::Apply2(fab) => stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || {
+            ThunkState::Apply2(fab) => ev.with_stack(|| {
                 ev.call2(&fab.0, fab.1.clone(), fab.2.clone(), Span::NONE)
             }),
             ThunkState::ApplyElem(src, i) => {
-                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&src.0, src.1[*i].clone(), Span::NONE))
+                ev.with_stack(|| ev.call(&src.0, src.1[*i].clone(), Span::NONE))
             }
             ThunkState::ApplyInt(f, i) => {
-                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(f, Value::Int(*i), Span::NONE))
+                ev.with_stack(|| ev.call(f, Value::Int(*i), Span::NONE))
             }
             _ => unreachable!(),
         };
