@@ -330,7 +330,27 @@ impl Eval {
             return self.apply_primop(fr.clone(), args, pos, env);
         }
         match args {
-            [a] => return self.call(fr, self.arg_thunk(a, env), pos),
+            [a] => {
+                let arg = self.arg_thunk(a, env);
+                let depth = self.call_depth.get();
+                if depth >= self.opts.max_call_depth {
+                    return Err(stack_overflow(pos));
+                }
+                self.call_depth.set(depth + 1);
+                // a plain `x: …` lambda is entered right here
+                let r = match fr {
+                    Value::Lambda(c) if c.lambda.formals.is_none() => {
+                        let env = Env::one(Some(c.env.clone()), arg);
+                        match self.eval_deep(&c.lambda.body, &env) {
+                            Ok(v) => Ok(v),
+                            Err(e) => Err(lambda_frames(e, c.lambda, pos)),
+                        }
+                    }
+                    _ => self.call_inner(fr, arg, pos),
+                };
+                self.call_depth.set(depth);
+                return r;
+            }
             [a, b] => return self.call2(fr, self.arg_thunk(a, env), self.arg_thunk(b, env), pos),
             _ => {}
         }
@@ -380,13 +400,9 @@ impl Eval {
             Value::PrimOpApp(app) => (app.op, &app.args),
             _ => unreachable!("primop_missing said f is a builtin"),
         };
-        let mut buf: [Value; MAX_ARITY] = [const { Value::Null }; MAX_ARITY];
-        for (b, v) in buf.iter_mut().zip(prefix) {
-            *b = v.clone();
-        }
-        for (b, a) in buf[prefix.len()..].iter_mut().zip(args) {
-            *b = self.arg_thunk(a, env);
-        }
+        let mut buf: smallvec::SmallVec<[Value; MAX_ARITY]> = smallvec::SmallVec::new();
+        buf.extend(prefix.iter().cloned());
+        buf.extend(args.iter().map(|a| self.arg_thunk(a, env)));
         self.call_primop(op, &buf[..op.arity], pos)
     }
 
@@ -604,7 +620,16 @@ impl Eval {
         Ok(v.clone())
     }
 
+    #[inline]
     fn attr_name(&self, n: &'static AttrName, env: &Env) -> Result<Symbol> {
+        match n {
+            AttrName::Static(s) => Ok(*s),
+            AttrName::Dynamic(..) => self.dynamic_attr_name(n, env),
+        }
+    }
+
+    #[inline(never)]
+    fn dynamic_attr_name(&self, n: &'static AttrName, env: &Env) -> Result<Symbol> {
         match n {
             AttrName::Static(s) => Ok(*s),
             AttrName::Dynamic(e, pos, _) => {
@@ -1616,6 +1641,13 @@ fn select_frames(mut e: Error, path: &[AttrName], found: Option<(usize, Span)>, 
     }
     let shown: Vec<String> = path.iter().map(AttrName::show).collect();
     e.while_(format!("while evaluating the attribute '{}'", shown.join(".")), pos)
+}
+
+/// The error of a call nested deeper than `max_call_depth`.
+#[cold]
+#[inline(never)]
+fn stack_overflow(pos: Span) -> Error {
+    Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos)
 }
 
 /// "while calling 'f'" and "from call site" frames for an error raised in a
