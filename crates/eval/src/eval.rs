@@ -256,47 +256,128 @@ impl Eval {
         }
     }
 
-    // Every arm but the simplest lives in its own non-inlined method, so
-    // this function's stack frame (on every level of a deep recursion)
-    // stays small.
+    // Every arm but the leaves is a call of its own non-inlined method
+    // taking the node (so this is a jump table of tail calls with no frame
+    // of its own, and the frames on deep recursion stay small).
     fn eval_inner(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var { depth, slot } => env.up(*depth).force_slot(*slot as usize, self),
-            Expr::Global(g) => {
-                let v = self.globals.borrow()[*g as usize].clone();
-                self.force(&v)
+            Expr::Global(_) => self.x_global(e),
+            Expr::WithVar { .. } => self.x_with_var(e, env),
+            Expr::Attrs(_) => self.x_attrs(e, env),
+            Expr::List(_) => self.x_list(e, env),
+            Expr::Lambda(_) => self.x_lambda(e, env),
+            Expr::Apply { .. } => self.x_apply(e, env),
+            Expr::Select { .. } => self.x_select(e, env),
+            Expr::HasAttr { .. } => self.x_has_attr(e, env),
+            Expr::Let { .. } => self.x_let(e, env),
+            Expr::With { .. } => self.x_with(e, env),
+            Expr::If { .. } => self.x_if(e, env),
+            Expr::Assert { .. } => self.x_assert(e, env),
+            Expr::Not(..) => self.x_not(e, env),
+            Expr::Neg(..) => self.x_neg(e, env),
+            Expr::Bin { .. } => self.x_bin(e, env),
+            Expr::Interp { .. } | Expr::PathInterp { .. } | Expr::SearchPath { .. } | Expr::CurPos(_) => {
+                self.x_other(e, env)
             }
-            Expr::WithVar { name, withs, pos } => self.eval_with_var(*name, withs, *pos, env),
-            Expr::Attrs(a) => self.eval_attrs(a, env),
-            Expr::List(items) => self.eval_list(items, env),
-            Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() }))),
-            Expr::Apply { f, args, pos } => self.eval_apply(f, args, *pos, env),
-            Expr::Select { e: target, path, default, pos } => self.eval_select(target, path, default.as_deref(), *pos, env),
-            Expr::HasAttr { e: target, path, pos } => self.eval_has_attr(target, path, *pos, env),
-            Expr::Let { binds, body } => self.eval_let(binds, body, env),
-            Expr::With { ns, body } => self.eval_with(ns, body, env),
-            Expr::If { cond, then, else_, pos } => {
-                let c = self.eval(cond, env)?;
-                if let Value::Bool(b) = c {
-                    // a Boolean: nothing to drop
-                    std::mem::forget(c);
-                    return self.eval(if b { then } else { else_ }, env);
-                }
-                Err(type_err(&c, "a Boolean").at(*pos))
-            }
-            Expr::Assert { cond, body, text, pos } => self.eval_assert(cond, body, text, *pos, env),
-            Expr::Not(x, pos) => self.eval_not(x, *pos, env),
-            Expr::Neg(x, pos) => self.eval_neg(x, *pos, env),
-            Expr::Bin { op, l, r, .. } => self.eval_bin(*op, l, r, e, env),
-            Expr::Interp { parts, pos } => self.eval_interp(parts, env, *pos),
-            Expr::PathInterp { parts, pos } => self.eval_path_interp(parts, *pos, env),
-            Expr::SearchPath { path, pos } => self.find_search_path(path).map_err(|e| e.at(*pos)),
-            Expr::CurPos(span) => Ok(self.pos_value(*span)),
         }
     }
 
     #[inline(never)]
+    fn x_global(&self, e: &'static Expr) -> Result<Value> {
+        let Expr::Global(g) = e else { unreachable!("x_global of a global") };
+        let v = self.globals.borrow()[*g as usize].clone();
+        self.force(&v)
+    }
+    #[inline(never)]
+    fn x_with_var(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::WithVar { name, withs, pos } = e else { unreachable!("x_with_var of a with variable") };
+        self.eval_with_var(*name, withs, *pos, env)
+    }
+    #[inline(never)]
+    fn x_attrs(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Attrs(a) = e else { unreachable!("x_attrs of a set") };
+        self.eval_attrs(a, env)
+    }
+    #[inline(never)]
+    fn x_list(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::List(items) = e else { unreachable!("x_list of a list") };
+        self.eval_list(items, env)
+    }
+    #[inline(never)]
+    fn x_lambda(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Lambda(l) = e else { unreachable!("x_lambda of a lambda") };
+        Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() })))
+    }
+    #[inline(never)]
+    fn x_apply(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Apply { f, args, pos } = e else { unreachable!("x_apply of an application") };
+        self.eval_apply(f, args, *pos, env)
+    }
+    #[inline(never)]
+    fn x_select(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Select { e: target, path, default, pos } = e else { unreachable!("x_select of a selection") };
+        self.eval_select(target, path, default.as_deref(), *pos, env)
+    }
+    #[inline(never)]
+    fn x_has_attr(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::HasAttr { e: target, path, pos } = e else { unreachable!("x_has_attr of `?`") };
+        self.eval_has_attr(target, path, *pos, env)
+    }
+    #[inline(never)]
+    fn x_let(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Let { binds, body } = e else { unreachable!("x_let of a let") };
+        self.eval_let(binds, body, env)
+    }
+    #[inline(never)]
+    fn x_with(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::With { ns, body } = e else { unreachable!("x_with of a with") };
+        self.eval_with(ns, body, env)
+    }
+    #[inline(never)]
+    fn x_if(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::If { cond, then, else_, pos } = e else { unreachable!("x_if of an if") };
+        let c = self.eval(cond, env)?;
+        if let Value::Bool(b) = c {
+            // a Boolean: nothing to drop
+            std::mem::forget(c);
+            return self.eval(if b { then } else { else_ }, env);
+        }
+        Err(type_err(&c, "a Boolean").at(*pos))
+    }
+    #[inline(never)]
+    fn x_assert(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Assert { cond, body, text, pos } = e else { unreachable!("x_assert of an assert") };
+        self.eval_assert(cond, body, text, *pos, env)
+    }
+    #[inline(never)]
+    fn x_not(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Not(x, pos) = e else { unreachable!("x_not of a `!`") };
+        self.eval_not(x, *pos, env)
+    }
+    #[inline(never)]
+    fn x_neg(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Neg(x, pos) = e else { unreachable!("x_neg of a `-`") };
+        self.eval_neg(x, *pos, env)
+    }
+    #[inline(never)]
+    fn x_bin(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Bin { op, l, r, .. } = e else { unreachable!("x_bin of an operator") };
+        self.eval_bin(*op, l, r, e, env)
+    }
+    #[inline(never)]
+    fn x_other(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        match e {
+            Expr::Interp { parts, pos } => self.eval_interp(parts, env, *pos),
+            Expr::PathInterp { parts, pos } => self.eval_path_interp(parts, *pos, env),
+            Expr::SearchPath { path, pos } => self.find_search_path(path).map_err(|e| e.at(*pos)),
+            Expr::CurPos(span) => Ok(self.pos_value(*span)),
+            _ => unreachable!("x_other of an interpolation, search path or position"),
+        }
+    }
+
+    #[inline]
     fn eval_with_var(&self, name: Symbol, withs: &'static [u32], pos: Span, env: &Env) -> Result<Value> {
         for d in withs.iter() {
             let ns = self.force_ref(env.up(*d).slot_ref(0))?;
@@ -310,12 +391,12 @@ impl Eval {
         Err(Error::eval(format!("undefined variable '{name}'")).at(pos))
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_list(&self, items: &'static [Expr], env: &Env) -> Result<Value> {
         Ok(Value::list(items.iter().map(|i| self.thunk(i, env)).collect()))
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_apply(&self, f: &'static Expr, args: &'static [Expr], pos: Span, env: &Env) -> Result<Value> {
         // a function in a variable is borrowed from its frame, not cloned
         let owned;
@@ -420,7 +501,7 @@ impl Eval {
         r
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_select(
         &self,
         target: &'static Expr,
@@ -450,7 +531,7 @@ impl Eval {
         self.select(v, path, default, pos, env, &mut found).map_err(|e| select_frames(e, path, found, pos))
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_has_attr(&self, target: &'static Expr, path: &'static [AttrName], pos: Span, env: &Env) -> Result<Value> {
         // a variable's value is borrowed from its frame, not cloned
         let first;
@@ -486,7 +567,7 @@ impl Eval {
         Ok(Value::Bool(true))
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_let(&self, binds: &'static [Expr], body: &'static Expr, env: &Env) -> Result<Value> {
         let new = Env::with_len(Some(env.clone()), binds.len());
         for (i, b) in binds.iter().enumerate() {
@@ -495,13 +576,13 @@ impl Eval {
         self.eval(body, &new)
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_with(&self, ns: &'static Expr, body: &'static Expr, env: &Env) -> Result<Value> {
         let new = Env::one(Some(env.clone()), self.thunk(ns, env));
         self.eval(body, &new)
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_assert(&self, cond: &'static Expr, body: &'static Expr, text: &str, pos: Span, env: &Env) -> Result<Value> {
         let frame = |e: Error| e.while_(format!("while evaluating the condition of the assertion '{text}'"), pos);
         if let Expr::Bin { op: BinOp::Eq, l, r, pos: eq_pos, .. } = cond {
@@ -521,7 +602,7 @@ impl Eval {
         }
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_not(&self, x: &'static Expr, pos: Span, env: &Env) -> Result<Value> {
         match self.eval(x, env).map_err(|e| e.while_("in the argument of '!'", pos))? {
             Value::Bool(b) => Ok(Value::Bool(!b)),
@@ -529,7 +610,7 @@ impl Eval {
         }
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_neg(&self, x: &'static Expr, pos: Span, env: &Env) -> Result<Value> {
         // `-x` is `__sub 0 x` in C++ Nix
         let v = self.eval(x, env).map_err(|e| builtin_op_frame(e, BinOp::Sub, pos))?;
@@ -642,7 +723,7 @@ impl Eval {
         }
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_attrs(&self, a: &'static AttrsIR, env: &Env) -> Result<Value> {
         let inner;
         let venv = if a.rec {
@@ -711,7 +792,7 @@ impl Eval {
     /// A binary operator (`node` is the `Expr::Bin`, for the positions).
     /// Integer arithmetic and comparisons are done here; everything else
     /// goes to `bin_slow`, so this frame stays small.
-    #[inline(never)]
+    #[inline]
     fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, node: &'static Expr, env: &Env) -> Result<Value> {
         if matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
             return self.eval_logic(op, l, r, bin_spans(node), env);
