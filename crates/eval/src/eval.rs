@@ -481,10 +481,26 @@ impl Eval {
             Value::PrimOpApp(app) => (app.op, &app.args),
             _ => unreachable!("primop_missing said f is a builtin"),
         };
-        let mut buf: smallvec::SmallVec<[Value; MAX_ARITY]> = smallvec::SmallVec::new();
-        buf.extend(prefix.iter().cloned());
-        buf.extend(args.iter().map(|a| self.arg_thunk(a, env)));
-        self.call_primop(op, &buf[..op.arity], pos)
+        use std::mem::MaybeUninit;
+        // only the arguments are written and dropped (no null fill)
+        let mut buf: [MaybeUninit<Value>; MAX_ARITY] = [const { MaybeUninit::uninit() }; MAX_ARITY];
+        let mut k = 0;
+        for v in prefix {
+            buf[k].write(v.clone());
+            k += 1;
+        }
+        for a in args {
+            buf[k].write(self.arg_thunk(a, env));
+            k += 1;
+        }
+        // SAFETY: the first k slots were written just above.
+        let vals = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const Value, k) };
+        let r = self.call_primop(op, &vals[..op.arity.min(k)], pos);
+        for b in &mut buf[..k] {
+            // SAFETY: initialised above, dropped once.
+            unsafe { drop_value_in_place(b.as_mut_ptr()) };
+        }
+        r
     }
 
     /// Run a builtin on all its arguments (one call level, like the last

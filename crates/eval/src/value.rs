@@ -887,6 +887,21 @@ impl Drop for Env {
     }
 }
 
+/// Drop a value in place, calling the drop glue only for the kinds that
+/// own something (most frame slots and arguments are numbers or Booleans).
+///
+/// # Safety
+/// As [`std::ptr::drop_in_place`].
+#[inline(always)]
+pub(crate) unsafe fn drop_value_in_place(v: *mut Value) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if !matches!(*v, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_)) {
+            std::ptr::drop_in_place(v);
+        }
+    }
+}
+
 /// Free a frame whose count reached zero, then its parents that become
 /// unreferenced, iteratively (a long chain of frames does not recurse).
 #[inline(never)]
@@ -898,11 +913,7 @@ fn free_env_chain(mut p: NonNull<EnvHeader>) {
             let len = p.as_ref().len as usize;
             let slots = (p.as_ptr() as *mut u8).add(SLOTS_OFFSET) as *mut Value;
             for i in 0..len {
-                let v = slots.add(i);
-                // most slots of call frames hold plain numbers or booleans
-                if !matches!(*v, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_)) {
-                    std::ptr::drop_in_place(v);
-                }
+                drop_value_in_place(slots.add(i));
             }
             let parent = std::ptr::read(&p.as_ref().parent);
             std::alloc::dealloc(p.as_ptr() as *mut u8, env_layout(len));
@@ -1124,7 +1135,11 @@ impl Thunk {
         let state = unsafe { &mut *self.cell().get() };
         match r {
             Ok(v) => {
-                *state = ThunkState::Done(v.clone());
+                debug_assert!(matches!(state, ThunkState::Blackhole));
+                // SAFETY: the state is the Blackhole written above (a
+                // nested force of this thunk only reads it), which owns
+                // nothing: overwritten without its drop glue.
+                unsafe { std::ptr::write(state, ThunkState::Done(v.clone())) };
                 drop(taken);
                 Ok(v)
             }
