@@ -80,7 +80,8 @@ const STACK_RED_ZONE: usize = 256 * 1024;
 const STACK_SEGMENT: usize = 8 * 1024 * 1024;
 /// How far above the point where [`Eval::grow`] found enough stack its
 /// bounds still count as this stack (far less than any segment's size, so
-/// another segment can never pass for this one with too little left).
+/// a stack pointer on another segment within them still has more than
+/// [`STACK_RED_ZONE`] left).
 const STACK_SLACK: usize = 64 * 1024;
 
 /// The current stack pointer (near enough: the address of a local).
@@ -145,32 +146,34 @@ impl Eval {
     /// which [`Eval::stack_ok`] needs no further check while `f` runs.
     #[inline(never)]
     pub(crate) fn grow<R>(&self, f: impl FnOnce() -> R) -> R {
-        let outer = stack_pointer();
-        let saved = self.stack_bounds.get();
-        let switched = Cell::new(true);
-        let r = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
-            let sp = stack_pointer();
-            // still on the caller's stack: the bounds also hold for the
-            // caller's frames a little above this one (a builtin's loop
-            // calling functions), so they are kept after `f`
-            let same = sp <= outer && outer - sp < STACK_SLACK;
-            switched.set(!same);
-            let bounds = match stacker::remaining_stack() {
-                // `sp - remaining` is the segment's usable end
-                Some(rem) => (
-                    sp.saturating_sub(rem).saturating_add(STACK_RED_ZONE),
-                    if same { outer.saturating_add(STACK_SLACK) } else { sp },
-                ),
-                None => (usize::MAX, 0),
-            };
-            self.stack_bounds.set(bounds);
-            f()
-        });
-        if switched.get() {
-            // back on the caller's stack segment
-            self.stack_bounds.set(saved);
+        let sp = stack_pointer();
+        match stacker::remaining_stack() {
+            Some(rem) if rem >= STACK_RED_ZONE => {
+                // enough left here (stacker would not switch either): the
+                // bounds also hold for the caller's frames a little above
+                // this one (a builtin's loop calling functions), so they
+                // stay after `f`
+                let low = (sp - rem).saturating_add(STACK_RED_ZONE);
+                self.stack_bounds.set((low, sp.saturating_add(STACK_SLACK)));
+                f()
+            }
+            _ => {
+                let saved = self.stack_bounds.get();
+                let r = stacker::grow(STACK_SEGMENT, || {
+                    let sp = stack_pointer();
+                    let bounds = match stacker::remaining_stack() {
+                        // `sp - remaining` is the segment's usable end
+                        Some(rem) => (sp.saturating_sub(rem).saturating_add(STACK_RED_ZONE), sp),
+                        None => (usize::MAX, 0),
+                    };
+                    self.stack_bounds.set(bounds);
+                    f()
+                });
+                // back on the caller's segment
+                self.stack_bounds.set(saved);
+                r
+            }
         }
-        r
     }
 
     /// A lazy value for `e` in `env`: constants and variables are returned
