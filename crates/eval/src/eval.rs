@@ -67,9 +67,28 @@ pub struct Eval {
     pub(crate) global_names: FxHashMap<Symbol, u32>,
     pub(crate) import_cache: RefCell<FxHashMap<String, Value>>,
     pub(crate) call_depth: Cell<usize>,
+    /// See [`Eval::stack_ok`]: (low, high) stack addresses.
+    pub(crate) stack_bounds: Cell<(usize, usize)>,
     pub(crate) root_env: Env,
     /// Path → store path copies made so far (for `"${./file}"`).
     pub(crate) copied: RefCell<FxHashMap<String, String>>,
+}
+
+/// Stack a recursion point needs left before it continues without growing.
+const STACK_RED_ZONE: usize = 256 * 1024;
+/// The size of a new stack segment.
+const STACK_SEGMENT: usize = 8 * 1024 * 1024;
+/// How far above the point where [`Eval::grow`] found enough stack its
+/// bounds still count as this stack (far less than any segment's size, so
+/// a stack pointer on another segment within them still has more than
+/// [`STACK_RED_ZONE`] left).
+const STACK_SLACK: usize = 64 * 1024;
+
+/// The current stack pointer (near enough: the address of a local).
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
 }
 
 fn type_err(v: &Value, want: &str) -> Error {
@@ -82,17 +101,79 @@ pub fn show_value_short(v: &Value) -> String {
 }
 
 impl Eval {
-    /// Evaluate `e` in `env` to weak head normal form.
-    #[inline]
+    /// Evaluate `e` in `env` to weak head normal form. Constants and
+    /// variables (most operands) are handled here, at the call site,
+    /// without a call of the big `eval_inner`.
+    #[inline(always)]
     pub fn eval(&self, e: &'static Expr, env: &Env) -> Result<Value> {
-        self.eval_inner(e, env)
+        match e {
+            Expr::Const(v) => Ok(v.clone()),
+            Expr::Var { depth, slot } => env.up(*depth).force_slot(*slot as usize, self),
+            _ => self.eval_inner(e, env),
+        }
     }
 
     /// [`Eval::eval`] at a recursion point (function bodies, thunks): grows
     /// the stack on demand so deep programs never overflow it.
     #[inline]
     pub fn eval_deep(&self, e: &'static Expr, env: &Env) -> Result<Value> {
-        stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || self.eval_inner(e, env))
+        if self.stack_ok() {
+            return self.eval(e, env);
+        }
+        self.grow(|| self.eval(e, env))
+    }
+
+    /// Whether the stack pointer is within the part of the current stack
+    /// segment known to have [`STACK_RED_ZONE`] bytes left below it (set by
+    /// [`Eval::grow`]; a segment stacker switched to elsewhere is outside
+    /// the bounds, so it gets checked).
+    #[inline(always)]
+    pub(crate) fn stack_ok(&self) -> bool {
+        let sp = stack_pointer();
+        let (low, high) = self.stack_bounds.get();
+        sp > low && sp < high
+    }
+
+    /// Run `f` with at least [`STACK_RED_ZONE`] bytes of stack (cheap when
+    /// [`Eval::stack_ok`]).
+    #[inline]
+    pub(crate) fn with_stack<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.stack_ok() { f() } else { self.grow(f) }
+    }
+
+    /// Run `f` with at least [`STACK_RED_ZONE`] bytes of stack, switching
+    /// to a new segment (stacker) if needed, and record the bounds within
+    /// which [`Eval::stack_ok`] needs no further check while `f` runs.
+    #[inline(never)]
+    pub(crate) fn grow<R>(&self, f: impl FnOnce() -> R) -> R {
+        let sp = stack_pointer();
+        match stacker::remaining_stack() {
+            Some(rem) if rem >= STACK_RED_ZONE => {
+                // enough left here (stacker would not switch either): the
+                // bounds also hold for the caller's frames a little above
+                // this one (a builtin's loop calling functions), so they
+                // stay after `f`
+                let low = (sp - rem).saturating_add(STACK_RED_ZONE);
+                self.stack_bounds.set((low, sp.saturating_add(STACK_SLACK)));
+                f()
+            }
+            _ => {
+                let saved = self.stack_bounds.get();
+                let r = stacker::grow(STACK_SEGMENT, || {
+                    let sp = stack_pointer();
+                    let bounds = match stacker::remaining_stack() {
+                        // `sp - remaining` is the segment's usable end
+                        Some(rem) => (sp.saturating_sub(rem).saturating_add(STACK_RED_ZONE), sp),
+                        None => (usize::MAX, 0),
+                    };
+                    self.stack_bounds.set(bounds);
+                    f()
+                });
+                // back on the caller's segment
+                self.stack_bounds.set(saved);
+                r
+            }
+        }
     }
 
     /// A lazy value for `e` in `env`: constants and variables are returned
@@ -178,43 +259,128 @@ impl Eval {
         }
     }
 
-    // Every arm but the simplest lives in its own non-inlined method, so
-    // this function's stack frame (on every level of a deep recursion)
-    // stays small.
+    // Every arm but the leaves is a call of its own non-inlined method
+    // taking the node (so this is a jump table of tail calls with no frame
+    // of its own, and the frames on deep recursion stay small).
     fn eval_inner(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var { depth, slot } => env.up(*depth).force_slot(*slot as usize, self),
-            Expr::Global(g) => {
-                let v = self.globals.borrow()[*g as usize].clone();
-                self.force(&v)
+            Expr::Global(_) => self.x_global(e),
+            Expr::WithVar { .. } => self.x_with_var(e, env),
+            Expr::Attrs(_) => self.x_attrs(e, env),
+            Expr::List(_) => self.x_list(e, env),
+            Expr::Lambda(_) => self.x_lambda(e, env),
+            Expr::Apply { .. } => self.x_apply(e, env),
+            Expr::Select { .. } => self.x_select(e, env),
+            Expr::HasAttr { .. } => self.x_has_attr(e, env),
+            Expr::Let { .. } => self.x_let(e, env),
+            Expr::With { .. } => self.x_with(e, env),
+            Expr::If { .. } => self.x_if(e, env),
+            Expr::Assert { .. } => self.x_assert(e, env),
+            Expr::Not(..) => self.x_not(e, env),
+            Expr::Neg(..) => self.x_neg(e, env),
+            Expr::Bin { .. } => self.x_bin(e, env),
+            Expr::Interp { .. } | Expr::PathInterp { .. } | Expr::SearchPath { .. } | Expr::CurPos(_) => {
+                self.x_other(e, env)
             }
-            Expr::WithVar { name, withs, pos } => self.eval_with_var(*name, withs, *pos, env),
-            Expr::Attrs(a) => self.eval_attrs(a, env),
-            Expr::List(items) => self.eval_list(items, env),
-            Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() }))),
-            Expr::Apply { f, args, pos } => self.eval_apply(f, args, *pos, env),
-            Expr::Select { e: target, path, default, pos } => self.eval_select(target, path, default.as_deref(), *pos, env),
-            Expr::HasAttr { e: target, path, pos } => self.eval_has_attr(target, path, *pos, env),
-            Expr::Let { binds, body } => self.eval_let(binds, body, env),
-            Expr::With { ns, body } => self.eval_with(ns, body, env),
-            Expr::If { cond, then, else_, pos } => match self.eval(cond, env)? {
-                Value::Bool(true) => self.eval(then, env),
-                Value::Bool(false) => self.eval(else_, env),
-                other => Err(type_err(&other, "a Boolean").at(*pos)),
-            },
-            Expr::Assert { cond, body, text, pos } => self.eval_assert(cond, body, text, *pos, env),
-            Expr::Not(x, pos) => self.eval_not(x, *pos, env),
-            Expr::Neg(x, pos) => self.eval_neg(x, *pos, env),
-            Expr::Bin { op, l, r, pos, lpos, rpos } => self.eval_bin(*op, l, r, [*pos, *lpos, *rpos], env),
-            Expr::Interp { parts, pos } => self.eval_interp(parts, env, *pos),
-            Expr::PathInterp { parts, pos } => self.eval_path_interp(parts, *pos, env),
-            Expr::SearchPath { path, pos } => self.find_search_path(path).map_err(|e| e.at(*pos)),
-            Expr::CurPos(span) => Ok(self.pos_value(*span)),
         }
     }
 
     #[inline(never)]
+    fn x_global(&self, e: &'static Expr) -> Result<Value> {
+        let Expr::Global(g) = e else { unreachable!("x_global of a global") };
+        let v = self.globals.borrow()[*g as usize].clone();
+        self.force(&v)
+    }
+    #[inline(never)]
+    fn x_with_var(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::WithVar { name, withs, pos } = e else { unreachable!("x_with_var of a with variable") };
+        self.eval_with_var(*name, withs, *pos, env)
+    }
+    #[inline(never)]
+    fn x_attrs(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Attrs(a) = e else { unreachable!("x_attrs of a set") };
+        self.eval_attrs(a, env)
+    }
+    #[inline(never)]
+    fn x_list(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::List(items) = e else { unreachable!("x_list of a list") };
+        self.eval_list(items, env)
+    }
+    #[inline(never)]
+    fn x_lambda(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Lambda(l) = e else { unreachable!("x_lambda of a lambda") };
+        Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() })))
+    }
+    #[inline(never)]
+    fn x_apply(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Apply { f, args, pos } = e else { unreachable!("x_apply of an application") };
+        self.eval_apply(f, args, *pos, env)
+    }
+    #[inline(never)]
+    fn x_select(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Select { e: target, path, default, pos } = e else { unreachable!("x_select of a selection") };
+        self.eval_select(target, path, default.as_deref(), *pos, env)
+    }
+    #[inline(never)]
+    fn x_has_attr(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::HasAttr { e: target, path, pos } = e else { unreachable!("x_has_attr of `?`") };
+        self.eval_has_attr(target, path, *pos, env)
+    }
+    #[inline(never)]
+    fn x_let(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Let { binds, body } = e else { unreachable!("x_let of a let") };
+        self.eval_let(binds, body, env)
+    }
+    #[inline(never)]
+    fn x_with(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::With { ns, body } = e else { unreachable!("x_with of a with") };
+        self.eval_with(ns, body, env)
+    }
+    #[inline(never)]
+    fn x_if(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::If { cond, then, else_, pos } = e else { unreachable!("x_if of an if") };
+        let c = self.eval(cond, env)?;
+        if let Value::Bool(b) = c {
+            // a Boolean: nothing to drop
+            std::mem::forget(c);
+            return self.eval(if b { then } else { else_ }, env);
+        }
+        Err(type_err(&c, "a Boolean").at(*pos))
+    }
+    #[inline(never)]
+    fn x_assert(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Assert { cond, body, text, pos } = e else { unreachable!("x_assert of an assert") };
+        self.eval_assert(cond, body, text, *pos, env)
+    }
+    #[inline(never)]
+    fn x_not(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Not(x, pos) = e else { unreachable!("x_not of a `!`") };
+        self.eval_not(x, *pos, env)
+    }
+    #[inline(never)]
+    fn x_neg(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Neg(x, pos) = e else { unreachable!("x_neg of a `-`") };
+        self.eval_neg(x, *pos, env)
+    }
+    #[inline(never)]
+    fn x_bin(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Bin { op, l, r, .. } = e else { unreachable!("x_bin of an operator") };
+        self.eval_bin(*op, l, r, e, env)
+    }
+    #[inline(never)]
+    fn x_other(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        match e {
+            Expr::Interp { parts, pos } => self.eval_interp(parts, env, *pos),
+            Expr::PathInterp { parts, pos } => self.eval_path_interp(parts, *pos, env),
+            Expr::SearchPath { path, pos } => self.find_search_path(path).map_err(|e| e.at(*pos)),
+            Expr::CurPos(span) => Ok(self.pos_value(*span)),
+            _ => unreachable!("x_other of an interpolation, search path or position"),
+        }
+    }
+
+    #[inline]
     fn eval_with_var(&self, name: Symbol, withs: &'static [u32], pos: Span, env: &Env) -> Result<Value> {
         for d in withs.iter() {
             let ns = self.force_ref(env.up(*d).slot_ref(0))?;
@@ -228,18 +394,51 @@ impl Eval {
         Err(Error::eval(format!("undefined variable '{name}'")).at(pos))
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_list(&self, items: &'static [Expr], env: &Env) -> Result<Value> {
         Ok(Value::list(items.iter().map(|i| self.thunk(i, env)).collect()))
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_apply(&self, f: &'static Expr, args: &'static [Expr], pos: Span, env: &Env) -> Result<Value> {
-        let fv = self.eval(f, env)?;
-        if matches!(fv, Value::PrimOp(_) | Value::PrimOpApp(_)) {
-            return self.apply_primop(fv, args, pos, env);
+        // a function in a variable is borrowed from its frame, not cloned
+        let owned;
+        let fr: &Value = match f {
+            Expr::Var { depth, slot } => self.force_ref(env.up(*depth).slot_ref(*slot as usize))?,
+            _ => {
+                owned = self.eval(f, env)?;
+                &owned
+            }
+        };
+        if matches!(fr, Value::PrimOp(_) | Value::PrimOpApp(_)) {
+            return self.apply_primop(fr.clone(), args, pos, env);
         }
-        let mut fv = fv;
+        match args {
+            [a] => {
+                let arg = self.arg_thunk(a, env);
+                let depth = self.call_depth.get();
+                if depth >= self.opts.max_call_depth {
+                    return Err(stack_overflow(pos));
+                }
+                self.call_depth.set(depth + 1);
+                // a plain `x: …` lambda is entered right here
+                let r = match fr {
+                    Value::Lambda(c) if c.lambda.formals.is_none() => {
+                        let env = Env::one(Some(c.env.clone()), arg);
+                        match self.eval_deep(&c.lambda.body, &env) {
+                            Ok(v) => Ok(v),
+                            Err(e) => Err(lambda_frames(e, c.lambda, pos)),
+                        }
+                    }
+                    _ => self.call_inner(fr, arg, pos),
+                };
+                self.call_depth.set(depth);
+                return r;
+            }
+            [a, b] => return self.call2(fr, self.arg_thunk(a, env), self.arg_thunk(b, env), pos),
+            _ => {}
+        }
+        let mut fv = fr.clone();
         let mut rest = args;
         while rest.len() >= 2 {
             fv = self.call2(&fv, self.arg_thunk(&rest[0], env), self.arg_thunk(&rest[1], env), pos)?;
@@ -285,14 +484,26 @@ impl Eval {
             Value::PrimOpApp(app) => (app.op, &app.args),
             _ => unreachable!("primop_missing said f is a builtin"),
         };
-        let mut buf: [Value; MAX_ARITY] = [const { Value::Null }; MAX_ARITY];
-        for (b, v) in buf.iter_mut().zip(prefix) {
-            *b = v.clone();
+        use std::mem::MaybeUninit;
+        // only the arguments are written and dropped (no null fill)
+        let mut buf: [MaybeUninit<Value>; MAX_ARITY] = [const { MaybeUninit::uninit() }; MAX_ARITY];
+        let mut k = 0;
+        for v in prefix {
+            buf[k].write(v.clone());
+            k += 1;
         }
-        for (b, a) in buf[prefix.len()..].iter_mut().zip(args) {
-            *b = self.arg_thunk(a, env);
+        for a in args {
+            buf[k].write(self.arg_thunk(a, env));
+            k += 1;
         }
-        self.call_primop(op, &buf[..op.arity], pos)
+        // SAFETY: the first k slots were written just above.
+        let vals = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const Value, k) };
+        let r = self.call_primop(op, &vals[..op.arity.min(k)], pos);
+        for b in &mut buf[..k] {
+            // SAFETY: initialised above, dropped once.
+            unsafe { drop_value_in_place(b.as_mut_ptr()) };
+        }
+        r
     }
 
     /// Run a builtin on all its arguments (one call level, like the last
@@ -309,7 +520,7 @@ impl Eval {
         r
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_select(
         &self,
         target: &'static Expr,
@@ -339,7 +550,7 @@ impl Eval {
         self.select(v, path, default, pos, env, &mut found).map_err(|e| select_frames(e, path, found, pos))
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_has_attr(&self, target: &'static Expr, path: &'static [AttrName], pos: Span, env: &Env) -> Result<Value> {
         // a variable's value is borrowed from its frame, not cloned
         let first;
@@ -375,7 +586,7 @@ impl Eval {
         Ok(Value::Bool(true))
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_let(&self, binds: &'static [Expr], body: &'static Expr, env: &Env) -> Result<Value> {
         let new = Env::with_len(Some(env.clone()), binds.len());
         for (i, b) in binds.iter().enumerate() {
@@ -384,13 +595,13 @@ impl Eval {
         self.eval(body, &new)
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_with(&self, ns: &'static Expr, body: &'static Expr, env: &Env) -> Result<Value> {
         let new = Env::one(Some(env.clone()), self.thunk(ns, env));
         self.eval(body, &new)
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_assert(&self, cond: &'static Expr, body: &'static Expr, text: &str, pos: Span, env: &Env) -> Result<Value> {
         let frame = |e: Error| e.while_(format!("while evaluating the condition of the assertion '{text}'"), pos);
         if let Expr::Bin { op: BinOp::Eq, l, r, pos: eq_pos, .. } = cond {
@@ -410,7 +621,7 @@ impl Eval {
         }
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_not(&self, x: &'static Expr, pos: Span, env: &Env) -> Result<Value> {
         match self.eval(x, env).map_err(|e| e.while_("in the argument of '!'", pos))? {
             Value::Bool(b) => Ok(Value::Bool(!b)),
@@ -418,7 +629,7 @@ impl Eval {
         }
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_neg(&self, x: &'static Expr, pos: Span, env: &Env) -> Result<Value> {
         // `-x` is `__sub 0 x` in C++ Nix
         let v = self.eval(x, env).map_err(|e| builtin_op_frame(e, BinOp::Sub, pos))?;
@@ -509,7 +720,16 @@ impl Eval {
         Ok(v.clone())
     }
 
+    #[inline]
     fn attr_name(&self, n: &'static AttrName, env: &Env) -> Result<Symbol> {
+        match n {
+            AttrName::Static(s) => Ok(*s),
+            AttrName::Dynamic(..) => self.dynamic_attr_name(n, env),
+        }
+    }
+
+    #[inline(never)]
+    fn dynamic_attr_name(&self, n: &'static AttrName, env: &Env) -> Result<Symbol> {
         match n {
             AttrName::Static(s) => Ok(*s),
             AttrName::Dynamic(e, pos, _) => {
@@ -522,7 +742,7 @@ impl Eval {
         }
     }
 
-    #[inline(never)]
+    #[inline]
     fn eval_attrs(&self, a: &'static AttrsIR, env: &Env) -> Result<Value> {
         let inner;
         let venv = if a.rec {
@@ -588,31 +808,52 @@ impl Eval {
         Ok(Value::attrs(AttrSet::from_sorted(attrs)))
     }
 
-    /// A binary operator; `pos` is `[operator, left operand, right operand]`.
-    #[inline(never)]
-    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Env) -> Result<Value> {
-        let [pos, lpos, rpos] = pos;
-        if !matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
-            let a = self.eval(l, env).map_err(|e| operand_frame(e, op, true, pos, lpos))?;
-            let b = self.eval(r, env).map_err(|e| operand_frame(e, op, false, pos, rpos))?;
-            if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
-                let (x, y) = (*x, *y);
-                let fast = match op {
-                    BinOp::Add => x.checked_add(y).map(Value::Int),
-                    BinOp::Sub => x.checked_sub(y).map(Value::Int),
-                    BinOp::Mul => x.checked_mul(y).map(Value::Int),
-                    BinOp::Lt => Some(Value::Bool(x < y)),
-                    BinOp::Le => Some(Value::Bool(x <= y)),
-                    BinOp::Gt => Some(Value::Bool(x > y)),
-                    BinOp::Ge => Some(Value::Bool(x >= y)),
-                    BinOp::Eq => Some(Value::Bool(x == y)),
-                    BinOp::Neq => Some(Value::Bool(x != y)),
-                    _ => None,
-                };
-                if let Some(v) = fast {
-                    return Ok(v);
-                }
+    /// A binary operator (`node` is the `Expr::Bin`, for the positions).
+    /// Integer arithmetic and comparisons are done here; everything else
+    /// goes to `bin_slow`, so this frame stays small.
+    #[inline]
+    fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, node: &'static Expr, env: &Env) -> Result<Value> {
+        if matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
+            return self.eval_logic(op, l, r, bin_spans(node), env);
+        }
+        let a = match self.eval(l, env) {
+            Ok(a) => a,
+            Err(e) => return Err(bin_operand_err(e, op, true, node)),
+        };
+        let b = match self.eval(r, env) {
+            Ok(b) => b,
+            Err(e) => return Err(bin_operand_err(e, op, false, node)),
+        };
+        if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+            let (x, y) = (*x, *y);
+            let fast = match op {
+                BinOp::Add => x.checked_add(y).map(Value::Int),
+                BinOp::Sub => x.checked_sub(y).map(Value::Int),
+                BinOp::Mul => x.checked_mul(y).map(Value::Int),
+                BinOp::Lt => Some(Value::Bool(x < y)),
+                BinOp::Le => Some(Value::Bool(x <= y)),
+                BinOp::Gt => Some(Value::Bool(x > y)),
+                BinOp::Ge => Some(Value::Bool(x >= y)),
+                BinOp::Eq => Some(Value::Bool(x == y)),
+                BinOp::Neq => Some(Value::Bool(x != y)),
+                _ => None,
+            };
+            if let Some(v) = fast {
+                // integers: nothing to drop (spares two calls of the drop glue)
+                std::mem::forget(a);
+                std::mem::forget(b);
+                return Ok(v);
             }
+        }
+        self.bin_slow(op, a, b, bin_spans(node))
+    }
+
+    /// [`Eval::eval_bin`] on evaluated operands that are not both integers
+    /// (or overflowed).
+    #[inline(never)]
+    fn bin_slow(&self, op: BinOp, a: Value, b: Value, pos: [Span; 3]) -> Result<Value> {
+        let [pos, _, rpos] = pos;
+        {
             if matches!(op, BinOp::Add) && matches!(a, Value::String(_) | Value::Path(_)) {
                 // C++ Nix parses this as string concatenation: a failed
                 // coercion of the right side is "a path segment" there.
@@ -624,9 +865,8 @@ impl Eval {
                 // C++ Nix reports a numeric `+` at its right operand.
                 return self.add(a, b).map_err(|e| e.at(rpos));
             }
-            return self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos));
+            self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos))
         }
-        self.eval_logic(op, l, r, [pos, lpos, rpos], env)
     }
 
     /// `&&`, `||`, `->` (short-circuiting).
@@ -1503,6 +1743,13 @@ fn select_frames(mut e: Error, path: &[AttrName], found: Option<(usize, Span)>, 
     e.while_(format!("while evaluating the attribute '{}'", shown.join(".")), pos)
 }
 
+/// The error of a call nested deeper than `max_call_depth`.
+#[cold]
+#[inline(never)]
+fn stack_overflow(pos: Span) -> Error {
+    Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos)
+}
+
 /// "while calling 'f'" and "from call site" frames for an error raised in a
 /// function body.
 #[cold]
@@ -1576,6 +1823,22 @@ fn operand_frame(e: Error, op: BinOp, left: bool, pos: Span, at: Span) -> Error 
         }
         _ => builtin_op_frame(e, op, pos),
     }
+}
+
+/// `[operator, left operand, right operand]` positions of an `Expr::Bin`.
+fn bin_spans(node: &Expr) -> [Span; 3] {
+    match node {
+        Expr::Bin { pos, lpos, rpos, .. } => [*pos, *lpos, *rpos],
+        _ => [Span::NONE; 3],
+    }
+}
+
+/// [`operand_frame`] for the operand of an `Expr::Bin` node.
+#[cold]
+#[inline(never)]
+fn bin_operand_err(e: Error, op: BinOp, left: bool, node: &Expr) -> Error {
+    let [pos, lpos, rpos] = bin_spans(node);
+    operand_frame(e, op, left, pos, if left { lpos } else { rpos })
 }
 
 /// `a - b` is `__sub a b` in C++ Nix, `a <= b` is `!(__lessThan b a)`, …

@@ -226,6 +226,7 @@ impl Eval {
             global_names: names,
             import_cache: RefCell::new(FxHashMap::default()),
             call_depth: Cell::new(0),
+            stack_bounds: Cell::new((usize::MAX, 0)),
             root_env: Env::with_len(None, 0),
             copied: RefCell::new(FxHashMap::default()),
         };

@@ -923,6 +923,21 @@ impl Drop for Env {
     }
 }
 
+/// Drop a value in place, calling the drop glue only for the kinds that
+/// own something (most frame slots and arguments are numbers or Booleans).
+///
+/// # Safety
+/// As [`std::ptr::drop_in_place`].
+#[inline(always)]
+pub(crate) unsafe fn drop_value_in_place(v: *mut Value) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if !matches!(*v, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_)) {
+            std::ptr::drop_in_place(v);
+        }
+    }
+}
+
 /// Free a frame whose count reached zero, then its parents that become
 /// unreferenced, iteratively (a long chain of frames does not recurse).
 #[inline(never)]
@@ -933,7 +948,9 @@ fn free_env_chain(mut p: NonNull<EnvHeader>) {
         let parent = unsafe {
             let len = p.as_ref().len as usize;
             let slots = (p.as_ptr() as *mut u8).add(SLOTS_OFFSET) as *mut Value;
-            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(slots, len));
+            for i in 0..len {
+                drop_value_in_place(slots.add(i));
+            }
             let parent = std::ptr::read(&p.as_ref().parent);
             std::alloc::dealloc(p.as_ptr() as *mut u8, env_layout(len));
             parent
@@ -1137,16 +1154,16 @@ impl Thunk {
         let r = match &taken {
             ThunkState::Suspended(e, env) => ev.eval_deep(e, env),
             ThunkState::Apply(fa) => {
-                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&fa.0, fa.1.clone(), Span::NONE))
+                ev.with_stack(|| ev.call(&fa.0, fa.1.clone(), Span::NONE))
             }
-            ThunkState::Apply2(fab) => stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || {
+            ThunkState::Apply2(fab) => ev.with_stack(|| {
                 ev.call2(&fab.0, fab.1.clone(), fab.2.clone(), Span::NONE)
             }),
             ThunkState::ApplyElem(src, i) => {
-                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(&src.0, src.1[*i].clone(), Span::NONE))
+                ev.with_stack(|| ev.call(&src.0, src.1[*i].clone(), Span::NONE))
             }
             ThunkState::ApplyInt(f, i) => {
-                stacker::maybe_grow(256 * 1024, 8 * 1024 * 1024, || ev.call(f, Value::Int(*i), Span::NONE))
+                ev.with_stack(|| ev.call(f, Value::Int(*i), Span::NONE))
             }
             _ => unreachable!(),
         };
@@ -1154,7 +1171,11 @@ impl Thunk {
         let state = unsafe { &mut *self.cell().get() };
         match r {
             Ok(v) => {
-                *state = ThunkState::Done(v.clone());
+                debug_assert!(matches!(state, ThunkState::Blackhole));
+                // SAFETY: the state is the Blackhole written above (a
+                // nested force of this thunk only reads it), which owns
+                // nothing: overwritten without its drop glue.
+                unsafe { std::ptr::write(state, ThunkState::Done(v.clone())) };
                 drop(taken);
                 Ok(v)
             }
