@@ -81,10 +81,11 @@ pub enum DerivationError {
     Ca(#[from] CaError),
 }
 
-/// Where an ATerm is written: a byte buffer (the `.drv` file) or a sha256
-/// hasher (hash-derivation-modulo, where only the hash is needed).
+/// Where an ATerm is written.
 trait AtermOut {
     fn put(&mut self, b: &[u8]);
+    /// Bytes written so far.
+    fn pos(&self) -> usize;
     fn byte(&mut self, b: u8) {
         self.put(&[b]);
     }
@@ -99,43 +100,8 @@ impl AtermOut for Vec<u8> {
     fn byte(&mut self, b: u8) {
         self.push(b);
     }
-}
-
-/// sha256 of everything written, gathered into a fixed buffer first so the
-/// hasher sees whole blocks rather than the ATerm's many small pieces.
-struct Sha256Out {
-    hasher: sha2::Sha256,
-    buf: [u8; 4096],
-    len: usize,
-}
-
-impl Sha256Out {
-    fn new() -> Sha256Out {
-        use sha2::Digest;
-        Sha256Out { hasher: sha2::Sha256::new(), buf: [0; 4096], len: 0 }
-    }
-
-    fn finish(mut self) -> [u8; 32] {
-        use sha2::Digest;
-        self.hasher.update(&self.buf[..self.len]);
-        self.hasher.finalize().into()
-    }
-}
-
-impl AtermOut for Sha256Out {
-    #[inline]
-    fn put(&mut self, b: &[u8]) {
-        use sha2::Digest;
-        if self.len + b.len() > self.buf.len() {
-            self.hasher.update(&self.buf[..self.len]);
-            self.len = 0;
-            if b.len() >= self.buf.len() {
-                self.hasher.update(b);
-                return;
-            }
-        }
-        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
-        self.len += b.len();
+    fn pos(&self) -> usize {
+        self.len()
     }
 }
 
@@ -239,12 +205,72 @@ fn list_into<T, O: AtermOut>(out: &mut O, items: impl IntoIterator<Item = T>, mu
     out.byte(b']');
 }
 
+/// The rest of an input derivation entry after its key: `,[outputs])`.
+fn outs_into(o: &mut impl AtermOut, outs: &BTreeSet<String>) {
+    o.byte(b',');
+    list_into(o, outs.iter(), |o, s| escape_into(o, s.as_bytes()));
+    o.byte(b')');
+}
+
+/// The input derivations as hash-derivation-modulo writes them: keyed by
+/// the hex of their modulo hashes.
+fn hashed_inputs_into(o: &mut impl AtermOut, h: &[HashedInput<'_>]) {
+    list_into(o, h, |o, (hash, outs)| {
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(hash, &mut hex).expect("64 hex digits for 32 bytes");
+        o.put(b"(\"");
+        o.put(&hex);
+        o.byte(b'"');
+        outs_into(o, outs);
+    });
+}
+
+/// An input derivation's modulo hash and the outputs used from it.
+type HashedInput<'a> = ([u8; 32], std::borrow::Cow<'a, BTreeSet<String>>);
+
+/// Run `f` on an empty scratch buffer of at least `cap` bytes (one per
+/// thread, reused: hashing an ATerm then allocates nothing).
+fn with_scratch<T>(cap: usize, f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut f = Some(f);
+    let r = SCRATCH
+        .try_with(|s| {
+            let mut buf = s.try_borrow_mut().ok()?;
+            buf.clear();
+            buf.reserve(cap);
+            let r = (f.take().expect("called once"))(&mut buf);
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new(); // an unusually big ATerm: do not keep its buffer
+            }
+            Some(r)
+        })
+        .ok()
+        .flatten();
+    match r {
+        Some(r) => r,
+        // thread-local storage gone, or already in use further up the stack
+        None => (f.take().expect("not called yet"))(&mut Vec::with_capacity(cap)),
+    }
+}
+
+/// Set an environment variable, reusing the key if it is there.
+fn set_env(env: &mut BTreeMap<Vec<u8>, Vec<u8>>, key: &str, value: Vec<u8>) {
+    match env.get_mut(key.as_bytes()) {
+        Some(v) => *v = value,
+        None => {
+            env.insert(key.as_bytes().to_vec(), value);
+        }
+    }
+}
+
 /// How the input derivations are written: by store path (the `.drv` file)
 /// or by the hex of their modulo hashes (hash-derivation-modulo; sorted and
 /// merged, as C++ Nix's map keyed by that text gives them).
 enum InputKeys<'a> {
     Paths,
-    Hashes(&'a [([u8; 32], std::borrow::Cow<'a, BTreeSet<String>>)]),
+    Hashes(&'a [HashedInput<'a>]),
 }
 
 impl Derivation {
@@ -271,8 +297,12 @@ impl Derivation {
         256 + env + args + 128 * (self.outputs.len() + self.input_drvs.len() + self.input_srcs.len())
     }
 
-    /// Write the ATerm; `mask_outputs` prints output paths as "".
-    fn unparse(&self, o: &mut impl AtermOut, sd: &StoreDir, mask_outputs: bool, inputs: InputKeys<'_>) {
+    /// Write the ATerm; `mask_outputs` prints output paths as "". Returns
+    /// where the list of input derivations starts and ends (by
+    /// [`AtermOut::pos`]): the only part that differs between the `.drv`
+    /// file and the text hash-derivation-modulo hashes when outputs are not
+    /// masked.
+    fn unparse(&self, o: &mut impl AtermOut, sd: &StoreDir, mask_outputs: bool, inputs: InputKeys<'_>) -> (usize, usize) {
         o.put(b"Derive(");
         list_into(o, &self.outputs, |o, (name, out)| {
             o.byte(b'(');
@@ -298,26 +328,16 @@ impl Derivation {
             o.byte(b')');
         });
         o.byte(b',');
-        fn outs_into(o: &mut impl AtermOut, outs: &BTreeSet<String>) {
-            o.byte(b',');
-            list_into(o, outs.iter(), |o, s| escape_into(o, s.as_bytes()));
-            o.byte(b')');
-        }
+        let start = o.pos();
         match inputs {
             InputKeys::Paths => list_into(o, &self.input_drvs, |o, (path, outs)| {
                 o.byte(b'(');
                 path_into(o, sd, path);
                 outs_into(o, outs);
             }),
-            InputKeys::Hashes(h) => list_into(o, h, |o, (hash, outs)| {
-                let mut hex = [0u8; 64];
-                hex::encode_to_slice(hash, &mut hex).expect("64 hex digits for 32 bytes");
-                o.put(b"(\"");
-                o.put(&hex);
-                o.byte(b'"');
-                outs_into(o, outs);
-            }),
+            InputKeys::Hashes(h) => hashed_inputs_into(o, h),
         }
+        let end = o.pos();
         o.byte(b',');
         list_into(o, &self.input_srcs, |o, p| path_into(o, sd, p));
         o.byte(b',');
@@ -335,6 +355,7 @@ impl Derivation {
             o.byte(b')');
         });
         o.byte(b')');
+        (start, end)
     }
 
     /// Parse a `.drv` file.
@@ -503,25 +524,41 @@ impl Derivation {
         input_hash: &mut dyn FnMut(&StorePath) -> Option<[u8; 32]>,
     ) -> Result<[u8; 32], DerivationError> {
         if self.is_fixed_output() {
-            let out = &self.outputs["out"];
-            let Some(OutputCa::Fixed(ca)) = &out.ca else {
-                unreachable!("is_fixed_output checked")
-            };
-            let path = out
-                .path
-                .as_ref()
-                .ok_or_else(|| DerivationError::MissingOutputPath("out".into()))?;
-            let s = format!(
-                "fixed:out:{}:{}:{}",
-                ca.method_algo(),
-                hex::encode(ca.hash.digest()),
-                store_dir.display(path)
-            );
-            return Ok(sha256(s.as_bytes()));
+            return self.fixed_modulo(store_dir);
         }
-        let mut inputs: Vec<([u8; 32], std::borrow::Cow<'_, BTreeSet<String>>)> =
-            Vec::with_capacity(self.input_drvs.len());
-        for (p, outs) in &self.input_drvs {
+        let inputs = Self::hashed_inputs(&self.input_drvs, store_dir, input_hash)?;
+        Ok(self.hash_rendered(store_dir, mask_outputs, &inputs))
+    }
+
+    /// The modulo hash of a fixed-output derivation (its output path must
+    /// be known): `fixed:out:<method algo>:<hex>:<out path>`.
+    fn fixed_modulo(&self, store_dir: &StoreDir) -> Result<[u8; 32], DerivationError> {
+        let out = &self.outputs["out"];
+        let Some(OutputCa::Fixed(ca)) = &out.ca else {
+            unreachable!("is_fixed_output checked")
+        };
+        let path = out
+            .path
+            .as_ref()
+            .ok_or_else(|| DerivationError::MissingOutputPath("out".into()))?;
+        let s = format!(
+            "fixed:out:{}:{}:{}",
+            ca.method_algo(),
+            hex::encode(ca.hash.digest()),
+            store_dir.display(path)
+        );
+        Ok(sha256(s.as_bytes()))
+    }
+
+    /// The input derivations keyed by their modulo hashes, in the order
+    /// hash-derivation-modulo writes them.
+    fn hashed_inputs<'a>(
+        input_drvs: &'a BTreeMap<StorePath, BTreeSet<String>>,
+        store_dir: &StoreDir,
+        input_hash: &mut dyn FnMut(&StorePath) -> Option<[u8; 32]>,
+    ) -> Result<Vec<HashedInput<'a>>, DerivationError> {
+        let mut inputs: Vec<HashedInput<'a>> = Vec::with_capacity(input_drvs.len());
+        for (p, outs) in input_drvs {
             let h = input_hash(p)
                 .ok_or_else(|| DerivationError::UnknownInputDrv(store_dir.display(p)))?;
             inputs.push((h, std::borrow::Cow::Borrowed(outs)));
@@ -537,9 +574,15 @@ impl Derivation {
             kept.1.to_mut().extend(later.1.iter().cloned());
             true
         });
-        let mut h = Sha256Out::new();
-        self.unparse(&mut h, store_dir, mask_outputs, InputKeys::Hashes(&inputs));
-        Ok(h.finish())
+        Ok(inputs)
+    }
+
+    /// sha256 of the ATerm with input derivations written as `inputs`.
+    fn hash_rendered(&self, sd: &StoreDir, mask_outputs: bool, inputs: &[HashedInput<'_>]) -> [u8; 32] {
+        with_scratch(self.aterm_size_hint(), |buf| {
+            self.unparse(buf, sd, mask_outputs, InputKeys::Hashes(inputs));
+            sha256(buf)
+        })
     }
 
     /// Fill in output paths (and the matching `env` entries) the way
@@ -552,6 +595,27 @@ impl Derivation {
         input_hash: &mut dyn FnMut(&StorePath) -> Option<[u8; 32]>,
     ) -> Result<(), DerivationError> {
         self.validate()?;
+        let input_drvs = std::mem::take(&mut self.input_drvs);
+        let r = (|| {
+            let inputs = if self.is_fixed_output() {
+                Vec::new()
+            } else {
+                Self::hashed_inputs(&input_drvs, store_dir, input_hash)?
+            };
+            self.fill_output_paths_with(store_dir, name, &inputs)
+        })();
+        self.input_drvs = input_drvs;
+        r
+    }
+
+    /// [`Derivation::fill_output_paths`] with the input derivations' modulo
+    /// hashes already looked up (`hashed_inputs`; unused for fixed outputs).
+    fn fill_output_paths_with(
+        &mut self,
+        store_dir: &StoreDir,
+        name: &str,
+        inputs: &[HashedInput<'_>],
+    ) -> Result<(), DerivationError> {
         if self.is_fixed_output() {
             let out = self.outputs.get_mut("out").expect("fixed output has out");
             let Some(OutputCa::Fixed(ca)) = &out.ca else {
@@ -565,24 +629,20 @@ impl Derivation {
         }
         for (o, out) in self.outputs.iter_mut() {
             out.path = None;
-            self.env.insert(o.as_bytes().to_vec(), Vec::new());
+            set_env(&mut self.env, o, Vec::new());
         }
         if self.outputs.values().any(|o| o.ca.is_some()) {
             // Floating CA outputs (experimental ca-derivations): paths are
             // known only after building; env gets the output placeholders.
             for o in self.outputs.keys() {
-                self.env.insert(
-                    o.as_bytes().to_vec(),
-                    crate::store_path::hash_placeholder(o).into_bytes(),
-                );
+                set_env(&mut self.env, o, crate::store_path::hash_placeholder(o).into_bytes());
             }
             return Ok(());
         }
-        let h = self.hash_modulo(store_dir, true, input_hash)?;
+        let h = self.hash_rendered(store_dir, true, inputs);
         for (o, out) in self.outputs.iter_mut() {
             let p = store_dir.make_output_path(o, &h, name)?;
-            self.env
-                .insert(o.as_bytes().to_vec(), store_dir.display(&p).into_bytes());
+            set_env(&mut self.env, o, store_dir.display(&p).into_bytes());
             out.path = Some(p);
         }
         Ok(())
@@ -731,6 +791,9 @@ pub struct FinishedDerivation {
     pub derivation: Derivation,
     pub drv_path: StorePath,
     pub aterm: Vec<u8>,
+    /// `hash_modulo(mask_outputs = false)` of the finished derivation (what
+    /// derivations that depend on it need), computed from `aterm`.
+    pub modulo_hash: [u8; 32],
 }
 
 impl Derivation {
@@ -779,13 +842,46 @@ impl Derivation {
     ) -> Result<FinishedDerivation, DerivationError> {
         crate::store_path::validate_name(name.as_bytes(), name)
             .map_err(|_| DerivationError::BadName(name.to_owned()))?;
-        self.fill_output_paths(store_dir, name, input_hash)?;
-        let aterm = self.to_aterm(store_dir);
+        self.validate()?;
+        let fixed = self.is_fixed_output();
+        // The input derivations' modulo hashes are looked up once: for the
+        // output paths (masked) and for this derivation's own modulo hash
+        // (unmasked), for which the part they make is kept.
+        let input_drvs = std::mem::take(&mut self.input_drvs);
+        let mut hashed_section = Vec::new();
+        {
+            let inputs = if fixed {
+                Vec::new()
+            } else {
+                Self::hashed_inputs(&input_drvs, store_dir, input_hash)?
+            };
+            self.fill_output_paths_with(store_dir, name, &inputs)?;
+            if !fixed {
+                hashed_section.reserve(2 + 100 * inputs.len());
+                hashed_inputs_into(&mut hashed_section, &inputs);
+            }
+        }
+        self.input_drvs = input_drvs;
+        let mut aterm = Vec::with_capacity(self.aterm_size_hint());
+        let (start, end) = self.unparse(&mut aterm, store_dir, false, InputKeys::Paths);
         let drv_path = self.drv_path_for_aterm(store_dir, name, &aterm)?;
+        // hash-derivation-modulo of the finished derivation: the `.drv`
+        // bytes with the input derivations written by their hashes.
+        let modulo_hash = if fixed {
+            self.fixed_modulo(store_dir)?
+        } else {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(&aterm[..start]);
+            h.update(&hashed_section);
+            h.update(&aterm[end..]);
+            h.finalize().into()
+        };
         Ok(FinishedDerivation {
             derivation: self,
             drv_path,
             aterm,
+            modulo_hash,
         })
     }
 
@@ -1196,19 +1292,6 @@ mod aterm_writer_tests {
         #[test]
         fn escape_matches_on_text(s in "[a-z\"\\\\\n\r\t\x01 ]{0,100}") {
             prop_assert_eq!(escape_fast(s.as_bytes()), escape_slow(s.as_bytes()));
-        }
-
-        /// The buffered hasher gives sha256 of the concatenation, whatever
-        /// the sizes of the pieces (some larger than its buffer).
-        #[test]
-        fn sha256_out_is_sha256(pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..5000), 0..8)) {
-            let mut h = Sha256Out::new();
-            let mut all = Vec::new();
-            for p in &pieces {
-                h.put(p);
-                all.extend_from_slice(p);
-            }
-            prop_assert_eq!(h.finish(), sha256(&all));
         }
     }
 

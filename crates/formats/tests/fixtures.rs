@@ -403,6 +403,21 @@ fn derivations_roundtrip_and_paths() {
             out.path = None;
             blank.env.insert(o.as_bytes().to_vec(), Vec::new());
         }
+        // `finish` (what derivationStrict uses) on the same blank derivation:
+        // the same bytes and path, and the modulo hash it splices from the
+        // bytes equals `hash_modulo` of the finished derivation
+        let finished = blank
+            .clone()
+            .finish(&d.sd, &name, &mut |i| known.get(i).copied())
+            .unwrap();
+        assert_eq!(finished.aterm, bytes, "{f}: finish ATerm");
+        assert_eq!(&finished.drv_path, p, "{f}: finish drv path");
+        assert_eq!(
+            finished.modulo_hash,
+            drv.hash_modulo(&d.sd, false, &mut |i| known.get(i).copied())
+                .unwrap(),
+            "{f}: finish modulo hash"
+        );
         blank
             .fill_output_paths(&d.sd, &name, &mut |i| known.get(i).copied())
             .unwrap();

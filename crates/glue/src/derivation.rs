@@ -29,104 +29,37 @@ pub fn force_string_noctx(ev: &Eval, v: &Value) -> Result<String> {
 
 const ENV: Coerce = Coerce { more: true, copy_to_store: true };
 
-/// Coerce a value for the environment or the arguments (as
-/// `Eval::coerce_to_string` with `more` and `copy_to_store`). Lists and
-/// `outPath`s of strings are taken apart here, in a loop: forcing one of
-/// them may instantiate another derivation, recursively, and a chain of
-/// 10 000 derivations keeps this frame (and not three of the evaluator's
-/// bigger ones) on the stack for each.
-#[inline(never)]
-fn coerce_env(ev: &Eval, v: &Value, ctx: &mut Context) -> Result<Vec<u8>> {
-    let v = ev.force(v)?;
-    let Value::List(l) = &v else {
-        let mut out = Vec::new();
-        coerce_one(ev, &v, ctx, &mut out)?;
-        return Ok(out);
-    };
-    let mut out = Vec::new();
-    for (i, x) in l.iter().enumerate() {
-        let x = ev.force(x)?;
-        coerce_one(ev, &x, ctx, &mut out)?;
-        // like C++ Nix: no separator after an empty list
-        if i + 1 < l.len() && !matches!(&x, Value::List(p) if p.is_empty()) {
-            out.push(b' ');
-        }
-    }
-    Ok(out)
-}
-
-/// One forced value onto `out`: strings and attribute sets with an
-/// `outPath` string here, anything else by the evaluator.
-fn coerce_one(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<()> {
-    match v {
-        Value::String(s) => {
-            s.collect_context(ctx);
-            out.extend_from_slice(&s.bytes);
-            Ok(())
-        }
-        Value::Attrs(a) if a.get_attr(ferrix_eval::symbol::sym::to_string()).is_none() => {
-            let Some(attr) = a.get_attr(ferrix_eval::symbol::sym::out_path()) else {
-                out.extend_from_slice(&ev.coerce_to_string(v, ctx, ENV)?);
-                return Ok(());
-            };
-            match ev.force(&attr.value) {
-                Ok(Value::String(s)) => {
-                    s.collect_context(ctx);
-                    out.extend_from_slice(&s.bytes);
-                    Ok(())
-                }
-                Ok(o) => {
-                    let s = ev.coerce_to_string(&o, ctx, ENV).map_err(|e| out_path_frame(e, attr))?;
-                    out.extend_from_slice(&s);
-                    Ok(())
-                }
-                Err(e) => Err(out_path_frame(e, attr)),
-            }
-        }
-        _ => {
-            out.extend_from_slice(&ev.coerce_to_string(v, ctx, ENV)?);
-            Ok(())
-        }
-    }
-}
-
-#[cold]
-fn out_path_frame(e: Error, attr: &Attr) -> Error {
-    e.while_("while evaluating the `outPath` attribute", attr.pos)
-}
-
 /// `builtins.derivationStrict { name = "x"; builder = "/bin/sh"; system = "x86_64-linux"; }`
 /// → `{ drvPath = "/nix/store/…-x.drv"; out = "/nix/store/…-x"; }`
+///
+/// Forcing an attribute may instantiate the derivations it depends on,
+/// recursively (a chain of 10 000 of them is 10 000 levels deep), so what
+/// stays on the stack for each level is kept small: this frame and one of
+/// [`collect_attrs`], which forces every attribute, list element and
+/// `outPath` itself; what is collected lives on the heap ([`Collected`]),
+/// and everything else happens in functions that return before the next
+/// attribute is forced.
 pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let attrs = ev.force_attrs(&a[0])?;
-    let name_attr = attrs.get_attr(Symbol::new("name")).ok_or_else(|| {
-        Error::eval("attribute 'name' missing").while_("in the attrset passed as argument to builtins.derivationStrict", Span::NONE)
-    })?;
-    let drv_name = force_string_noctx(ev, &name_attr.value).map_err(|e| {
-        e.while_("while evaluating the `name` attribute passed to builtins.derivationStrict", Span::NONE)
-            .while_("while evaluating the derivation attribute 'name'", name_attr.pos)
-    })?;
-    let name_pos = name_attr.pos;
-    derivation_strict_named(ev, &attrs, &drv_name, pos).map_err(|e| {
-        e.while_(
-            format!(
-                "while evaluating derivation '{drv_name}'\n         whose name attribute is located at {}",
-                ferrix_eval::print::pos_string(name_pos)
-            ),
-            Span::NONE,
-        )
-    })
+    let mut c = start(ev, &attrs, pos)?;
+    let sorted = attrs.sorted_by_name();
+    if let Err(e) = collect_attrs(ev, &sorted, &mut c) {
+        return Err(drv_frame(e, &c));
+    }
+    drop(sorted);
+    finish(ev, c, pos)
 }
 
 /// What the attributes of a derivation give, collected one attribute at a
-/// time. Kept on the heap: evaluating an attribute may instantiate the
-/// derivations it depends on, recursively, and a chain of 10 000 of them
-/// keeps one frame of each function on the way down on the stack.
+/// time (on the heap, see [`derivation_strict`]).
 struct Collected {
+    name: String,
+    name_pos: Span,
     structured: bool,
     ignore_nulls: bool,
     ctx: Context,
-    env: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// In attribute name order, which is the environment's.
+    env: Vec<(Vec<u8>, Vec<u8>)>,
     args: Vec<Vec<u8>>,
     json: Vec<u8>,
     builder: Vec<u8>,
@@ -137,37 +70,23 @@ struct Collected {
     outputs: Vec<String>,
 }
 
+/// The name (checked), and the flags that change how attributes are taken.
 #[inline(never)]
-fn derivation_strict_named(ev: &Eval, attrs: &AttrSet, drv_name: &str, pos: Span) -> Result<Value> {
-    let mut c = start(ev, attrs, drv_name, pos)?;
-    for attr in attrs.sorted_by_name() {
-        collect_attr(ev, &mut c, attr, drv_name)?;
-    }
-    finish(ev, c, drv_name, pos)
-}
-
-/// Check the name, read the flags that change how attributes are taken.
-#[inline(never)]
-fn start(ev: &Eval, attrs: &AttrSet, drv_name: &str, pos: Span) -> Result<Box<Collected>> {
-    if let Some(c) = drv_name.chars().find(|c| !(c.is_ascii_alphanumeric() || "+-._?=".contains(*c))) {
-        return Err(Error::eval(format!(
-            "invalid derivation name: name '{drv_name}' contains illegal character '{c}'. Please pass a different 'name'."
-        ))
-        .at(pos));
-    }
-    let get_bool = |n: &str| -> Result<bool> {
-        match attrs.get(Symbol::new(n)) {
-            Some(v) => ev.force_bool(v).map_err(|e| {
-                e.while_(format!("while evaluating the `{n}` attribute passed to builtins.derivationStrict"), Span::NONE)
-            }),
-            None => Ok(false),
-        }
-    };
-    Ok(Box::new(Collected {
-        structured: get_bool("__structuredAttrs")?,
-        ignore_nulls: get_bool("__ignoreNulls")?,
+fn start(ev: &Eval, attrs: &AttrSet, pos: Span) -> Result<Box<Collected>> {
+    let name_attr = attrs.get_attr(Symbol::new("name")).ok_or_else(|| {
+        Error::eval("attribute 'name' missing").while_("in the attrset passed as argument to builtins.derivationStrict", Span::NONE)
+    })?;
+    let drv_name = force_string_noctx(ev, &name_attr.value).map_err(|e| {
+        e.while_("while evaluating the `name` attribute passed to builtins.derivationStrict", Span::NONE)
+            .while_("while evaluating the derivation attribute 'name'", name_attr.pos)
+    })?;
+    let mut c = Box::new(Collected {
+        name: drv_name,
+        name_pos: name_attr.pos,
+        structured: false,
+        ignore_nulls: false,
         ctx: Context::new(),
-        env: BTreeMap::new(),
+        env: Vec::with_capacity(attrs.len()),
         args: Vec::new(),
         json: Vec::new(),
         builder: Vec::new(),
@@ -176,17 +95,173 @@ fn start(ev: &Eval, attrs: &AttrSet, drv_name: &str, pos: Span) -> Result<Box<Co
         output_hash_algo: None,
         hash_mode: None,
         outputs: vec!["out".into()],
-    }))
+    });
+    let flags = (|| {
+        if let Some(ch) = c.name.chars().find(|ch| !(ch.is_ascii_alphanumeric() || "+-._?=".contains(*ch))) {
+            return Err(Error::eval(format!(
+                "invalid derivation name: name '{}' contains illegal character '{ch}'. Please pass a different 'name'.",
+                c.name
+            ))
+            .at(pos));
+        }
+        let get_bool = |n: &str| -> Result<bool> {
+            match attrs.get(Symbol::new(n)) {
+                Some(v) => ev.force_bool(v).map_err(|e| {
+                    e.while_(format!("while evaluating the `{n}` attribute passed to builtins.derivationStrict"), Span::NONE)
+                }),
+                None => Ok(false),
+            }
+        };
+        Ok((get_bool("__structuredAttrs")?, get_bool("__ignoreNulls")?))
+    })();
+    match flags {
+        Ok((structured, ignore_nulls)) => {
+            c.structured = structured;
+            c.ignore_nulls = ignore_nulls;
+            Ok(c)
+        }
+        Err(e) => Err(drv_frame(e, &c)),
+    }
 }
 
-/// One attribute of the derivation into `c` (with C++ Nix's error frame).
+/// C++ Nix's frame around every error of a derivation's evaluation.
+#[cold]
 #[inline(never)]
-fn collect_attr(ev: &Eval, c: &mut Collected, attr: &Attr, drv_name: &str) -> Result<()> {
+fn drv_frame(e: Error, c: &Collected) -> Error {
+    name_frame(e, &c.name, c.name_pos)
+}
+
+#[cold]
+#[inline(never)]
+fn name_frame(e: Error, name: &str, name_pos: Span) -> Error {
+    e.while_(
+        format!(
+            "while evaluating derivation '{name}'\n         whose name attribute is located at {}",
+            ferrix_eval::print::pos_string(name_pos)
+        ),
+        Span::NONE,
+    )
+}
+
+/// Every attribute into `c`, in name order. The one frame per derivation
+/// that stays on the stack while the attributes are forced (see
+/// [`derivation_strict`]): the helpers it uses are inlined into it or
+/// return before anything is forced.
+#[inline(never)]
+fn collect_attrs(ev: &Eval, attrs: &[&Attr], c: &mut Collected) -> Result<()> {
+    for &attr in attrs {
+        if let Err(e) = collect_attr(ev, c, attr) {
+            return Err(attr_frame(e, attr, &c.name));
+        }
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn collect_attr(ev: &Eval, c: &mut Collected, attr: &Attr) -> Result<()> {
     let key = attr.name.as_bytes();
     if key == b"__ignoreNulls" {
         return Ok(());
     }
-    collect_attr_value(ev, c, key, &attr.value).map_err(|e| attr_frame(e, attr, drv_name))
+    let v = ev.force(&attr.value)?;
+    if c.ignore_nulls && matches!(v, Value::Null) {
+        return Ok(());
+    }
+    if matches!(key, b"__contentAddressed" | b"__impure") {
+        return experimental(ev, key, &v);
+    }
+    if key == b"args" {
+        let Value::List(l) = &v else {
+            return Err(not_a_list(ev, &v));
+        };
+        for x in l.iter() {
+            let x = ev.force(x);
+            let mut out = Vec::new();
+            if let Err(e) = x.and_then(|x| coerce_env(ev, &x, &mut c.ctx, &mut out)) {
+                return Err(arg_frame(e));
+            }
+            c.args.push(out);
+        }
+        return Ok(());
+    }
+    if c.structured {
+        return collect_structured(ev, c, key, &v);
+    }
+    let mut out = Vec::new();
+    coerce_env(ev, &v, &mut c.ctx, &mut out)?;
+    set_env(c, key, out)
+}
+
+/// The error for an `args` that is not a list (from the evaluator, for
+/// its text).
+#[cold]
+#[inline(never)]
+fn not_a_list(ev: &Eval, v: &Value) -> Error {
+    match ev.force_list(v) {
+        Err(e) => e,
+        Ok(_) => Error::eval("value is a list"),
+    }
+}
+
+/// Coerce a forced value for the environment or the arguments (as
+/// `Eval::coerce_to_string` with `more` and `copy_to_store`) onto `out`.
+/// Lists and `outPath`s of strings are taken apart here (inlined into
+/// [`collect_attrs`]): forcing one of them may instantiate another
+/// derivation, recursively.
+#[inline(always)]
+fn coerce_env(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<()> {
+    let Value::List(l) = v else {
+        return coerce_one(ev, v, ctx, out);
+    };
+    for (i, x) in l.iter().enumerate() {
+        let x = ev.force(x)?;
+        coerce_one(ev, &x, ctx, out)?;
+        // like C++ Nix: no separator after an empty list
+        if i + 1 < l.len() && !matches!(&x, Value::List(p) if p.is_empty()) {
+            out.push(b' ');
+        }
+    }
+    Ok(())
+}
+
+/// One forced value onto `out`: strings and attribute sets with an
+/// `outPath` string here, anything else by the evaluator.
+#[inline(always)]
+fn coerce_one(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<()> {
+    match v {
+        Value::String(s) => {
+            s.collect_context(ctx);
+            out.extend_from_slice(&s.bytes);
+            Ok(())
+        }
+        Value::Attrs(a) if a.get_attr(ferrix_eval::symbol::sym::to_string()).is_none() => {
+            let Some(attr) = a.get_attr(ferrix_eval::symbol::sym::out_path()) else {
+                return coerce_other(ev, v, ctx, out);
+            };
+            match ev.force(&attr.value) {
+                Ok(Value::String(s)) => {
+                    s.collect_context(ctx);
+                    out.extend_from_slice(&s.bytes);
+                    Ok(())
+                }
+                Ok(o) => coerce_other(ev, &o, ctx, out).map_err(|e| out_path_frame(e, attr)),
+                Err(e) => Err(out_path_frame(e, attr)),
+            }
+        }
+        _ => coerce_other(ev, v, ctx, out),
+    }
+}
+
+/// Anything but a string or a set with a string `outPath`: by the evaluator.
+#[inline(never)]
+fn coerce_other(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<()> {
+    out.extend_from_slice(&ev.coerce_to_string(v, ctx, ENV)?);
+    Ok(())
+}
+
+#[cold]
+fn out_path_frame(e: Error, attr: &Attr) -> Error {
+    e.while_("while evaluating the `outPath` attribute", attr.pos)
 }
 
 #[cold]
@@ -222,35 +297,12 @@ fn hash_mode(s: &str) -> Result<CaMethod> {
     }
 }
 
-fn collect_attr_value(ev: &Eval, c: &mut Collected, key: &[u8], value: &Value) -> Result<()> {
-    if c.ignore_nulls && matches!(ev.force(value)?, Value::Null) {
-        return Ok(());
-    }
-    match key {
-        b"__contentAddressed" | b"__impure" => return experimental(ev, key, value),
-        b"args" => {
-            let l = ev.force_list(value)?;
-            for x in l.iter() {
-                let a = coerce_env(ev, x, &mut c.ctx).map_err(arg_frame)?;
-                c.args.push(a);
-            }
-            return Ok(());
-        }
-        _ => {}
-    }
-    if c.structured {
-        return collect_structured(ev, c, key, value);
-    }
-    let s = coerce_env(ev, value, &mut c.ctx)?;
-    set_env(c, key, s)
-}
-
 #[inline(never)]
 fn set_env(c: &mut Collected, key: &[u8], s: Vec<u8>) -> Result<()> {
     if matches!(key, b"builder" | b"system" | b"outputHash" | b"outputHashAlgo" | b"outputHashMode" | b"outputs") {
         special_attr(c, key, &s)?;
     }
-    c.env.insert(key.to_vec(), s);
+    c.env.push((key.to_vec(), s));
     Ok(())
 }
 
@@ -324,10 +376,18 @@ fn collect_structured(ev: &Eval, c: &mut Collected, key: &[u8], value: &Value) -
 /// Inputs from the context, the derivation, its paths and `.drv` file, and
 /// the result set.
 #[inline(never)]
-fn finish(ev: &Eval, c: Box<Collected>, drv_name: &str, pos: Span) -> Result<Value> {
+fn finish(ev: &Eval, mut c: Box<Collected>, pos: Span) -> Result<Value> {
+    let name = std::mem::take(&mut c.name);
+    let name_pos = c.name_pos;
+    finish_inner(ev, *c, &name, pos).map_err(|e| name_frame(e, &name, name_pos))
+}
+
+fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Value> {
     let Collected {
-        structured, ctx, mut env, args, mut json, builder, system, output_hash, output_hash_algo, hash_mode, outputs, ..
-    } = *c;
+        structured, ctx, env, args, mut json, builder, system, output_hash, output_hash_algo, hash_mode, outputs, ..
+    } = c;
+    // in name order already: built in bulk
+    let mut env: BTreeMap<Vec<u8>, Vec<u8>> = env.into_iter().collect();
     if structured {
         if json.is_empty() {
             json.push(b'{');
@@ -398,12 +458,9 @@ fn finish(ev: &Eval, c: Box<Collected>, drv_name: &str, pos: Span) -> Result<Val
     if !io.known.borrow().made.contains(&drv_key) {
         register_drv(io, drv_path, &finished.derivation, &finished.aterm)?;
     }
-    // Its modulo hash is needed as soon as another derivation depends on it;
-    // compute it now, while the parsed form is at hand.
-    if !io.known.borrow().modulo.contains_key(&drv_key) {
-        let h = with_modulo_hashes(io, |h| finished.derivation.hash_modulo(dir, false, h))?.map_err(|e| Error::eval(e.to_string()))?;
-        io.known.borrow_mut().modulo.insert(drv_key, h);
-    }
+    // Its modulo hash is needed as soon as another derivation depends on
+    // it; `finish` computed it from the `.drv` bytes.
+    io.known.borrow_mut().modulo.entry(drv_key).or_insert(finished.modulo_hash);
 
     let drv_path_s = dir.display(drv_path);
     let mut pairs = Vec::with_capacity(1 + finished.derivation.outputs.len());

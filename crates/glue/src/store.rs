@@ -5,7 +5,9 @@
 //! directory (for inspection and tests).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::{Path, PathBuf};
 
 use ferrix_formats::store_path::HASH_PART_LEN;
@@ -159,9 +161,9 @@ pub struct Known {
     pub drvs: BTreeMap<StorePath, Box<[u8]>>,
     /// `hashDerivationModulo(drv, mask_outputs = false)` per `.drv` path
     /// (keyed by hash part).
-    pub modulo: HashMap<[u8; HASH_PART_LEN], [u8; 32]>,
+    pub modulo: FxHashMap<[u8; HASH_PART_LEN], [u8; 32]>,
     /// `.drv` files this evaluation wrote to the sink (by hash part).
-    pub made: HashSet<[u8; HASH_PART_LEN]>,
+    pub made: FxHashSet<[u8; HASH_PART_LEN]>,
 }
 
 /// The key [`Known`] uses for a store path.

@@ -401,11 +401,16 @@ impl RedbStore {
             }
             Err(e) => return Err(Error::Storage(format!("opening {}: {e}", path.display()))),
         };
-        let txn = db.begin_write().map_err(db_err)?;
-        for t in [CHUNKS, BLOBS, DIRS] {
-            txn.open_table(t).map_err(db_err)?;
+        // Create the tables on first use only: a write commit here would
+        // cost every process that opens the store an fsync.
+        let exist = db.begin_read().is_ok_and(|r| [CHUNKS, BLOBS, DIRS].into_iter().all(|t| r.open_table(t).is_ok()));
+        if !exist {
+            let txn = db.begin_write().map_err(db_err)?;
+            for t in [CHUNKS, BLOBS, DIRS] {
+                txn.open_table(t).map_err(db_err)?;
+            }
+            txn.commit().map_err(db_err)?;
         }
-        txn.commit().map_err(db_err)?;
         // Opened only while we hold the database, so only we append to it.
         let chunks_path = path.with_extension("chunks");
         let chunks = std::fs::OpenOptions::new()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ferrix_castore::Services;
 use ferrix_formats::{StoreDir, StorePath};
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{PathInfoService, check_root};
 use crate::error::{Error, Result};
@@ -13,6 +13,13 @@ use crate::path_info::PathInfo;
 
 /// store path digest → [`PathInfo::encode`]
 const PATH_INFOS: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("path_infos");
+/// store path digest → the path's name: which paths are registered, in a
+/// table small enough that answering [`PathInfoService::has_paths`] for
+/// thousands of paths reads a few pages rather than every path info. Written
+/// with each path info; rebuilt on open when its length differs from
+/// `path_infos`' (a store written before it existed; entries are never
+/// removed, so equal lengths mean equal key sets).
+const PATH_NAMES: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("path_names");
 
 fn db_err(e: impl Into<redb::Error>) -> Error {
     Error::storage(e.into())
@@ -38,9 +45,28 @@ impl RedbPathInfoService {
             }
             Err(e) => return Err(Error::Storage(format!("opening {}: {e}", path.display()))),
         };
-        let txn = db.begin_write().map_err(db_err)?;
-        txn.open_table(PATH_INFOS).map_err(db_err)?;
-        txn.commit().map_err(db_err)?;
+        // Create the tables (or rebuild the names) only when needed: a
+        // write commit here would cost every process that opens the store
+        // an fsync.
+        let in_sync = db.begin_read().is_ok_and(|r| match (r.open_table(PATH_INFOS), r.open_table(PATH_NAMES)) {
+            (Ok(infos), Ok(names)) => matches!((infos.len(), names.len()), (Ok(a), Ok(b)) if a == b),
+            _ => false,
+        });
+        if !in_sync {
+            let txn = db.begin_write().map_err(db_err)?;
+            {
+                let infos = txn.open_table(PATH_INFOS).map_err(db_err)?;
+                let mut names = txn.open_table(PATH_NAMES).map_err(db_err)?;
+                if infos.len().map_err(db_err)? != names.len().map_err(db_err)? {
+                    for item in infos.iter().map_err(db_err)? {
+                        let (k, v) = item.map_err(db_err)?;
+                        let p = PathInfo::decode_store_path(v.value())?;
+                        names.insert(k.value(), p.name().as_bytes()).map_err(db_err)?;
+                    }
+                }
+            }
+            txn.commit().map_err(db_err)?;
+        }
         Ok(Self {
             db,
             path: path.to_owned(),
@@ -77,14 +103,14 @@ impl PathInfoService for RedbPathInfoService {
 
     fn has_paths(&self, paths: &[&StorePath]) -> Result<Vec<bool>> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(PATH_INFOS).map_err(db_err)?;
+        let table = txn.open_table(PATH_NAMES).map_err(db_err)?;
         // In key order: neighbouring lookups then share their B-tree pages.
         let mut order: Vec<(usize, [u8; 20])> = paths.iter().map(|p| p.digest()).enumerate().collect();
         order.sort_unstable_by_key(|x| x.1);
         let mut have = vec![false; paths.len()];
         for (i, digest) in order {
             if let Some(v) = table.get(&digest).map_err(db_err)? {
-                have[i] = PathInfo::decode_store_path(v.value())? == *paths[i];
+                have[i] = v.value() == paths[i].name().as_bytes();
             }
         }
         Ok(have)
@@ -95,9 +121,10 @@ impl PathInfoService for RedbPathInfoService {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut table = txn.open_table(PATH_INFOS).map_err(db_err)?;
-            table
-                .insert(&info.store_path.digest(), info.encode().as_slice())
-                .map_err(db_err)?;
+            let mut names = txn.open_table(PATH_NAMES).map_err(db_err)?;
+            let digest = info.store_path.digest();
+            table.insert(&digest, info.encode().as_slice()).map_err(db_err)?;
+            names.insert(&digest, info.store_path.name().as_bytes()).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(info)
@@ -110,10 +137,11 @@ impl PathInfoService for RedbPathInfoService {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut table = txn.open_table(PATH_INFOS).map_err(db_err)?;
+            let mut names = txn.open_table(PATH_NAMES).map_err(db_err)?;
             for info in &infos {
-                table
-                    .insert(&info.store_path.digest(), info.encode().as_slice())
-                    .map_err(db_err)?;
+                let digest = info.store_path.digest();
+                table.insert(&digest, info.encode().as_slice()).map_err(db_err)?;
+                names.insert(&digest, info.store_path.name().as_bytes()).map_err(db_err)?;
             }
         }
         txn.commit().map_err(db_err)?;

@@ -123,3 +123,38 @@ fn verify_reports_missing_blobs() {
     );
     assert!(matches!(info.node, Node::Directory { .. }));
 }
+
+/// A store written before the `path_names` table existed (only
+/// `path_infos`): opening it rebuilds the names, so `has_paths` still finds
+/// every registered path, and paths added afterwards are found too.
+#[test]
+fn redb_has_paths_after_the_names_table_is_lost() {
+    use redb::{ReadableDatabase, TableDefinition};
+    let b = crate::redb();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    make(&root);
+    let info = add_path(&b.store, &root, &AddOptions::default(), &mut |_| {}).unwrap();
+    let url = b.url.clone();
+    drop(b.store);
+    // as an older ferrix left it: no names table
+    let db_path = std::path::Path::new(url.strip_prefix("redb://").unwrap()).join("pathinfo.redb");
+    {
+        let db = redb::Database::open(&db_path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let names: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("path_names");
+        assert!(txn.delete_table(names).unwrap(), "the names table existed");
+        txn.commit().unwrap();
+        let r = db.begin_read().unwrap();
+        assert!(r.open_table(names).is_err());
+    }
+    let again = open_store(&url).unwrap();
+    let other = ferrix_formats::StorePath::from_base_name("00000000000000000000000000000000-other").unwrap();
+    let renamed = ferrix_formats::StorePath::from_base_name(&format!("{}-renamed", info.store_path.hash_part())).unwrap();
+    assert_eq!(again.path_info.has_paths(&[&info.store_path, &other, &renamed]).unwrap(), vec![true, false, false]);
+    let root2 = tmp.path().join("tree2");
+    std::fs::create_dir_all(&root2).unwrap();
+    std::fs::write(root2.join("f"), b"another").unwrap();
+    let info2 = add_path(&again, &root2, &AddOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(again.path_info.has_paths(&[&info2.store_path, &info.store_path]).unwrap(), vec![true, true]);
+}
