@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{Attr, AttrSet, Context, ContextElem, List, PrimOpDef, Value};
+use crate::value::{Attr, AttrSet, Context, ContextElem, List, NixString, PrimOpDef, StrBuf, Value};
 use crate::{Coerce, Eval};
 
 pub static DEFS: &[PrimOpDef] = &[
@@ -40,8 +40,14 @@ fn coerce(ev: &Eval, v: &Value, ctx: &mut Context, more: bool) -> Result<Vec<u8>
 
 /// `toString 1` → `"1"`
 fn to_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let mut ctx = Context::new();
     let v = ev.force(&a[0])?;
+    match &v {
+        // the string itself, context and all
+        Value::String(_) => return Ok(v),
+        Value::Int(i) => return Ok(Value::String(NixString::new(itoa::Buffer::new().format(*i)))),
+        _ => {}
+    }
+    let mut ctx = Context::new();
     let s = ev.coerce_to_string(&v, &mut ctx, Coerce { more: true, copy_to_store: false }).map_err(|e| {
         // C++ Nix adds the argument frame to any error from a list element.
         if matches!(v, Value::List(_)) {
@@ -65,18 +71,30 @@ fn string_length(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn substring(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let start = ev.force_int(&a[0])?;
     let len = ev.force_int(&a[1])?;
-    let mut ctx = Context::new();
-    let s = coerce(ev, &a[2], &mut ctx, false)?;
+    let v = ev.force(&a[2])?;
     if start < 0 {
+        // C++ Nix checks the string first
+        if !matches!(v, Value::String(_)) {
+            coerce(ev, &v, &mut Context::new(), false)?;
+        }
         return Err(Error::eval("negative start position in 'substring'"));
     }
-    let start = (start as usize).min(s.len());
-    let end = if len < 0 { s.len() } else { start.saturating_add(len as usize).min(s.len()) };
-    if start == end {
-        // an empty result keeps the context only if the input was non-empty? C++ keeps it
-        return Ok(Value::string_ctx(Vec::new(), ctx));
+    let range = |n: usize| {
+        let start = (start as u64).min(n as u64) as usize;
+        let end = if len < 0 { n } else { (start as u64).saturating_add(len as u64).min(n as u64) as usize };
+        start..end
+    };
+    if let Value::String(s) = &v {
+        let r = range(s.bytes.len());
+        if r.len() == s.bytes.len() {
+            // the whole string: itself (the context is kept either way)
+            return Ok(v);
+        }
+        return Ok(Value::String(NixString::with_context(&s.bytes[r], s.context.clone())));
     }
-    Ok(Value::string_ctx(s[start..end].to_vec(), ctx))
+    let mut ctx = Context::new();
+    let s = coerce(ev, &v, &mut ctx, false)?;
+    Ok(Value::string_ctx(&s[range(s.len())], ctx))
 }
 /// `builtins.replaceStrings [ "a" ] [ "b" ] "aa"` → `"bb"`
 fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -105,7 +123,7 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             None => return Ok(Value::String(s)),
         }
     };
-    Ok(Value::string_ctx(out, r.ctx))
+    Ok(Value::String(out.finish(r.ctx)))
 }
 
 /// The replacement strings of a `replaceStrings` call, forced on first use
@@ -113,7 +131,7 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 struct Replacer<'a> {
     ev: &'a Eval,
     to: &'a [Value],
-    tos: Vec<Option<crate::value::NixString>>,
+    tos: Vec<Option<NixString>>,
     ctx: Context,
 }
 
@@ -134,7 +152,7 @@ impl Replacer<'_> {
 /// starts some pattern (memchr for up to three distinct first bytes), try
 /// the patterns there in order, copy unmatched runs whole. `None` when
 /// nothing matched.
-fn replace_nonempty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: &[u8]) -> Result<Option<Vec<u8>>> {
+fn replace_nonempty(r: &mut Replacer<'_>, froms: &[NixString], s: &[u8]) -> Result<Option<StrBuf>> {
     let mut starts = [false; 256];
     let mut firsts: Vec<u8> = Vec::with_capacity(3);
     for f in froms {
@@ -155,17 +173,18 @@ fn replace_nonempty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: 
         };
         i.map(|i| p + i)
     };
-    let mut out: Option<Vec<u8>> = None;
+    let mut out: Option<StrBuf> = None;
     let (mut p, mut copied) = (0, 0);
     while p < s.len() {
         let Some(q) = next(p) else { break };
         p = q;
         let rest = &s[p..];
-        match froms.iter().position(|f| rest.starts_with(&f.bytes)) {
+        // (`rest` starts with some pattern's first byte)
+        match froms.iter().position(|f| f.bytes[0] == rest[0] && rest.starts_with(&f.bytes)) {
             Some(i) => {
-                let o = out.get_or_insert_with(|| Vec::with_capacity(s.len()));
-                o.extend_from_slice(&s[copied..p]);
-                o.extend_from_slice(r.get(i)?);
+                let o = out.get_or_insert_with(|| StrBuf::with_capacity(s.len()));
+                o.push(&s[copied..p]);
+                o.push(r.get(i)?);
                 p += froms[i].bytes.len();
                 copied = p;
             }
@@ -173,7 +192,7 @@ fn replace_nonempty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: 
         }
     }
     Ok(out.map(|mut o| {
-        o.extend_from_slice(&s[copied..]);
+        o.push(&s[copied..]);
         o
     }))
 }
@@ -181,17 +200,17 @@ fn replace_nonempty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: 
 /// `replaceStrings` with an empty pattern among them: at every position
 /// (also the end) the first matching pattern in list order wins; an empty
 /// one inserts its replacement and lets one byte through.
-fn replace_with_empty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
+fn replace_with_empty(r: &mut Replacer<'_>, froms: &[NixString], s: &[u8]) -> Result<StrBuf> {
+    let mut out = StrBuf::with_capacity(s.len());
     let mut p = 0;
     while p <= s.len() {
         match froms.iter().position(|f| s[p..].starts_with(&f.bytes)) {
             Some(i) => {
-                out.extend_from_slice(r.get(i)?);
+                out.push(r.get(i)?);
                 let n = froms[i].bytes.len();
                 if n == 0 {
                     if p < s.len() {
-                        out.push(s[p]);
+                        out.push_byte(s[p]);
                     }
                     p += 1;
                 } else {
@@ -200,7 +219,7 @@ fn replace_with_empty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s
             }
             None => {
                 if p < s.len() {
-                    out.push(s[p]);
+                    out.push_byte(s[p]);
                 }
                 p += 1;
             }
@@ -209,6 +228,10 @@ fn replace_with_empty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s
     Ok(out)
 }
 /// `builtins.concatStringsSep "," [ "a" "b" ]` → `"a,b"`
+///
+/// Two passes: the first forces (and, for non-strings, coerces) every
+/// element and adds up the length, the second copies the strings, read
+/// again from the now forced elements, into one block of the exact size.
 fn concat_strings_sep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut ctx = Context::new();
     let sep = ev.force_string(&a[0])?;
@@ -217,22 +240,43 @@ fn concat_strings_sep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let frame = |e: Error| {
         e.while_("while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep", Span::NONE)
     };
-    let mut out = Vec::new();
+    let mut total = sep.bytes.len().saturating_mul(l.len().saturating_sub(1));
+    // the coerced bytes of the elements that are not strings, by index
+    let mut coerced: Vec<(usize, Vec<u8>)> = Vec::new();
     for (i, x) in l.iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(&sep.bytes);
-        }
-        // a string is copied straight in; anything else is coerced
-        let v = ev.force(x).map_err(frame)?;
-        match &v {
+        match ev.force_ref(x).map_err(frame)? {
             Value::String(s) => {
                 s.collect_context(&mut ctx);
-                out.extend_from_slice(&s.bytes);
+                total = total.saturating_add(s.bytes.len());
             }
-            _ => out.extend_from_slice(&coerce(ev, &v, &mut ctx, false).map_err(frame)?),
+            v => {
+                let b = coerce(ev, v, &mut ctx, false).map_err(frame)?;
+                total = total.saturating_add(b.len());
+                coerced.push((i, b));
+            }
         }
     }
-    Ok(Value::string_ctx(out, ctx))
+    if l.len() == 1 && coerced.is_empty() && ctx.is_empty() {
+        // one context-free string: itself
+        return ev.force(&l[0]);
+    }
+    let mut out = StrBuf::with_capacity(total);
+    let mut coerced = coerced.iter().peekable();
+    for (i, x) in l.iter().enumerate() {
+        if i > 0 {
+            out.push(&sep.bytes);
+        }
+        if let Some((_, b)) = coerced.next_if(|(j, _)| *j == i) {
+            out.push(b);
+            continue;
+        }
+        // forced in the first pass: reading it again evaluates nothing
+        match ev.force_ref(x).map_err(frame)? {
+            Value::String(s) => out.push(&s.bytes),
+            v => out.push(&coerce(ev, v, &mut ctx, false).map_err(frame)?),
+        }
+    }
+    Ok(Value::String(out.finish(ctx)))
 }
 
 thread_local! {
