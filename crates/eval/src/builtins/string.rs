@@ -136,60 +136,98 @@ struct Replacer<'a> {
 }
 
 impl Replacer<'_> {
+    #[inline]
     fn get(&mut self, i: usize) -> Result<&[u8]> {
         if self.tos[i].is_none() {
-            let t = self.ev.force_string(&self.to[i]).map_err(|e| {
-                e.while_("while evaluating one of the replacement strings passed to builtins.replaceStrings", Span::NONE)
-            })?;
-            t.collect_context(&mut self.ctx);
-            self.tos[i] = Some(t);
+            self.force(i)?;
         }
-        Ok(&self.tos[i].as_ref().expect("set above").bytes)
+        Ok(&self.tos[i].as_ref().expect("forced above").bytes)
+    }
+    #[inline(never)]
+    fn force(&mut self, i: usize) -> Result<()> {
+        let t = self.ev.force_string(&self.to[i]).map_err(|e| {
+            e.while_("while evaluating one of the replacement strings passed to builtins.replaceStrings", Span::NONE)
+        })?;
+        t.collect_context(&mut self.ctx);
+        self.tos[i] = Some(t);
+        Ok(())
     }
 }
 
-/// `replaceStrings` without an empty pattern: skip to the next byte that
-/// starts some pattern (memchr for up to three distinct first bytes), try
-/// the patterns there in order, copy unmatched runs whole. `None` when
+/// `replaceStrings` without an empty pattern: find the next byte that
+/// starts some pattern (a table lookup per byte for a few bytes, then
+/// memchr for up to three distinct first bytes), try the patterns that
+/// start with it in list order, copy unmatched runs whole. `None` when
 /// nothing matched.
 fn replace_nonempty(r: &mut Replacer<'_>, froms: &[NixString], s: &[u8]) -> Result<Option<StrBuf>> {
-    let mut starts = [false; 256];
+    const NONE: usize = usize::MAX;
+    // by_first[b]: 1 + the first pattern (in list order) starting with b, or 0;
+    // then[i]: the next pattern after i that starts with the same byte
+    let mut by_first = [0u32; 256];
+    let mut then = vec![NONE; froms.len()];
+    let mut last = [NONE; 256];
     let mut firsts: Vec<u8> = Vec::with_capacity(3);
-    for f in froms {
-        let b = f.bytes[0];
-        if !starts[b as usize] {
-            starts[b as usize] = true;
-            firsts.push(b);
+    for (i, f) in froms.iter().enumerate() {
+        let b = f.bytes[0] as usize;
+        if by_first[b] == 0 {
+            by_first[b] = u32::try_from(i + 1).expect("fewer than 2^32 patterns");
+            firsts.push(b as u8);
+        } else {
+            then[last[b]] = i;
         }
+        last[b] = i;
     }
     let next = |p: usize| -> Option<usize> {
         let h = &s[p..];
         let i = match firsts[..] {
-            [] => None,
             [a] => memchr::memchr(a, h),
             [a, b] => memchr::memchr2(a, b, h),
             [a, b, c] => memchr::memchr3(a, b, c, h),
-            _ => h.iter().position(|&c| starts[c as usize]),
+            _ => h.iter().position(|&c| by_first[c as usize] != 0),
         };
         i.map(|i| p + i)
     };
+    let n = s.len();
     let mut out: Option<StrBuf> = None;
     let (mut p, mut copied) = (0, 0);
-    while p < s.len() {
-        let Some(q) = next(p) else { break };
-        p = q;
-        let rest = &s[p..];
-        // (`rest` starts with some pattern's first byte)
-        match froms.iter().position(|f| f.bytes[0] == rest[0] && rest.starts_with(&f.bytes)) {
-            Some(i) => {
-                let o = out.get_or_insert_with(|| StrBuf::with_capacity(s.len()));
-                o.push(&s[copied..p]);
-                o.push(r.get(i)?);
-                p += froms[i].bytes.len();
-                copied = p;
+    'scan: while p < n {
+        let mut k = by_first[s[p] as usize];
+        if k == 0 {
+            // matches are often close together: look at a few bytes first
+            let lim = (p + 16).min(n);
+            p += 1;
+            while p < lim && by_first[s[p] as usize] == 0 {
+                p += 1;
             }
-            None => p += 1,
+            if p == n {
+                break;
+            }
+            if p == lim {
+                match next(p) {
+                    Some(q) => p = q,
+                    None => break,
+                }
+            }
+            k = by_first[s[p] as usize];
         }
+        let rest = &s[p..];
+        let mut i = k as usize - 1;
+        while i != NONE {
+            let f = &froms[i].bytes;
+            // (the first byte matches)
+            if f.len() == 1 || (rest.len() >= f.len() && rest[1..f.len()] == f[1..]) {
+                let o = out.get_or_insert_with(|| StrBuf::with_capacity(n));
+                if copied < p {
+                    o.push(&s[copied..p]);
+                }
+                o.push(r.get(i)?);
+                p += f.len();
+                copied = p;
+                continue 'scan;
+            }
+            i = then[i];
+        }
+        p += 1;
     }
     Ok(out.map(|mut o| {
         o.push(&s[copied..]);
@@ -383,8 +421,11 @@ fn match_(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn split(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let re = ev.force_string(&a[0])?;
     let s = ev.force_string(&a[1])?;
-    let r = regex(&re.bytes, false)?;
     let s = &s.bytes;
+    if let Some(lit) = literal_regex(&re.bytes) {
+        return Ok(split_literal(&lit, s));
+    }
+    let r = regex(&re.bytes, false)?;
     let mut out = Vec::new();
     let mut last = 0;
     if r.captures_len() == 1 {
@@ -405,6 +446,57 @@ fn split(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     }
     out.push(Value::string(&s[last..]));
     Ok(super::list::grown_list(out))
+}
+
+/// The bytes a POSIX extended regular expression matches if it is a plain
+/// ASCII literal (ordinary characters, and special ones escaped with a
+/// backslash, as `lib.escapeRegex` writes them), not empty.
+fn literal_regex(re: &[u8]) -> Option<Vec<u8>> {
+    const SPECIAL: &[u8] = b".[]()*+?{}|^$\\";
+    let mut lit = Vec::with_capacity(re.len());
+    let mut i = 0;
+    while i < re.len() {
+        let c = re[i];
+        if !c.is_ascii() {
+            return None;
+        }
+        if c == b'\\' {
+            let e = *re.get(i + 1)?;
+            if !SPECIAL.contains(&e) {
+                return None;
+            }
+            lit.push(e);
+            i += 2;
+        } else if SPECIAL.contains(&c) {
+            return None;
+        } else {
+            lit.push(c);
+            i += 1;
+        }
+    }
+    (!lit.is_empty()).then_some(lit)
+}
+
+/// `builtins.split` by a literal: the matches are counted first, so the
+/// list is allocated once at its size.
+fn split_literal(lit: &[u8], s: &[u8]) -> Value {
+    let finder = memchr::memmem::Finder::new(lit);
+    let n = if let [b] = lit { memchr::memchr_iter(*b, s).count() } else { finder.find_iter(s).count() };
+    let mut out = Vec::with_capacity(2 * n + 1);
+    let empty = Value::List(EMPTY_LIST.with(Rc::clone));
+    let mut last = 0;
+    let mut piece = |at: usize, out: &mut Vec<Value>| {
+        out.push(Value::string(&s[last..at]));
+        out.push(empty.clone());
+        last = at + lit.len();
+    };
+    if let [b] = lit {
+        memchr::memchr_iter(*b, s).for_each(|at| piece(at, &mut out));
+    } else {
+        finder.find_iter(s).for_each(|at| piece(at, &mut out));
+    }
+    out.push(Value::string(&s[last..]));
+    Value::list(out)
 }
 
 thread_local! {
