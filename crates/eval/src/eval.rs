@@ -984,13 +984,13 @@ impl Eval {
                 Ok(Value::path(crate::lower::canon_path(&String::from_utf8_lossy(&out)).into_bytes()))
             }
             (Value::String(s), _) => {
-                let mut ctx = Context::new();
-                s.collect_context(&mut ctx);
+                let mut ctx = s.context.clone();
+                if let Value::String(t) = &b {
+                    t.collect_context(&mut ctx);
+                    return Ok(Value::String(NixString::concat(&[&s.bytes, &t.bytes], ctx)));
+                }
                 let rhs = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: true })?;
-                let mut out = Vec::with_capacity(s.bytes.len() + rhs.len());
-                out.extend_from_slice(&s.bytes);
-                out.extend_from_slice(&rhs);
-                Ok(Value::string_ctx(out, ctx))
+                Ok(Value::String(NixString::concat(&[&s.bytes, &rhs], ctx)))
             }
             _ => {
                 // As in C++ Nix, paths are copied to the store only when the
@@ -1077,28 +1077,48 @@ impl Eval {
         }
     }
 
+    /// `"a${b}c"`: the parts are evaluated first, then copied into one
+    /// block of the exact size (no buffer grown and copied again).
     #[inline(never)]
     fn eval_interp(&self, parts: &'static [StrPart], env: &Env, _pos: Span) -> Result<Value> {
-        let mut out = Vec::new();
+        enum Piece {
+            Str(NixString),
+            Coerced(Vec<u8>),
+        }
+        let mut pieces: smallvec::SmallVec<[Piece; 4]> = smallvec::SmallVec::new();
+        let mut len = 0usize;
         let mut ctx = Context::new();
         for p in parts {
             match p {
-                StrPart::Lit(l) => out.extend_from_slice(l),
-                StrPart::Interp(e, ipos) => {
-                    let v = self.eval(e, env)?;
-                    if let Value::String(s) = &v {
-                        out.extend_from_slice(&s.bytes);
+                StrPart::Lit(l) => len += l.len(),
+                StrPart::Interp(e, ipos) => match self.eval(e, env)? {
+                    Value::String(s) => {
+                        len += s.bytes.len();
                         s.collect_context(&mut ctx);
-                        continue;
+                        pieces.push(Piece::Str(s));
                     }
-                    let s = self
-                        .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: true })
-                        .map_err(|e| e.in_path_segment(*ipos))?;
-                    out.extend_from_slice(&s);
-                }
+                    v => {
+                        let s = self
+                            .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: true })
+                            .map_err(|e| e.in_path_segment(*ipos))?;
+                        len += s.len();
+                        pieces.push(Piece::Coerced(s));
+                    }
+                },
             }
         }
-        Ok(Value::string_ctx(out, ctx))
+        let mut out = StrBuf::with_capacity(len);
+        let mut pieces = pieces.iter();
+        for p in parts {
+            match p {
+                StrPart::Lit(l) => out.push(l),
+                StrPart::Interp(..) => match pieces.next().expect("one piece per interpolation") {
+                    Piece::Str(s) => out.push(&s.bytes),
+                    Piece::Coerced(b) => out.push(b),
+                },
+            }
+        }
+        Ok(Value::String(out.finish(ctx)))
     }
 
     /// Call a function value with one (lazy) argument.

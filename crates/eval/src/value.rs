@@ -85,6 +85,7 @@ impl std::ops::Deref for List {
 /// `!out!/nix/store/…drv` for an output, `=/nix/store/…drv` for a whole
 /// derivation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
 pub struct ContextElem(u32);
 
 #[derive(Default)]
@@ -143,33 +144,83 @@ impl fmt::Display for ContextElem {
     }
 }
 
-/// String context: the set of store paths a string depends on. Cheap to
-/// clone (no element, one element inline, or a shared sorted vector of
-/// interned elements) and to merge: a union that adds nothing new keeps the
-/// set it already has, and one whose result is the other side shares that
-/// side's vector. Elements are ordered by interning order, not by text; use
-/// [`Context::sorted_strs`] where the textual order shows.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Context(ContextRepr);
-
-#[derive(Clone, Default, PartialEq, Eq)]
-enum ContextRepr {
-    #[default]
-    Empty,
-    One(ContextElem),
-    /// Sorted, without duplicates, at least two elements.
-    Many(Rc<Vec<ContextElem>>),
+/// String context: the set of store paths a string depends on. Eight bytes
+/// (a tagged word: nothing, one interned element inline, or a pointer to a
+/// shared sorted vector of them), cheap to clone and to merge: a union that
+/// adds nothing new keeps the set it already has, and one whose result is
+/// the other side shares that side's vector. Elements are ordered by
+/// interning order, not by text; use [`Context::sorted_strs`] where the
+/// textual order shows.
+#[repr(C)]
+pub struct Context {
+    /// 0: empty. Low bit set: one element, its id in the high 32 bits.
+    /// Otherwise `Rc::into_raw` of a sorted, duplicate-free vector of at
+    /// least two elements (aligned, so the low bit is clear).
+    raw: u64,
+    _owns: std::marker::PhantomData<Rc<Vec<ContextElem>>>,
 }
 
-const _: () = assert!(std::mem::size_of::<Context>() == 16);
+const _: () = assert!(std::mem::size_of::<Context>() == 8);
+
+/// Where the id of a one-element context sits in its word, in `u32`s.
+const ONE_ID_AT: usize = if cfg!(target_endian = "little") { 1 } else { 0 };
+
+impl Default for Context {
+    #[inline]
+    fn default() -> Context {
+        Context::new()
+    }
+}
+
+impl Clone for Context {
+    #[inline]
+    fn clone(&self) -> Context {
+        if let Some(p) = self.many_ptr() {
+            // SAFETY: `p` came from `Rc::into_raw` and this handle keeps it alive.
+            unsafe { Rc::increment_strong_count(p) };
+        }
+        Context { raw: self.raw, _owns: std::marker::PhantomData }
+    }
+}
+
+impl Drop for Context {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(p) = self.many_ptr() {
+            // SAFETY: this handle owns one count of the `Rc` it was made from.
+            unsafe { Rc::decrement_strong_count(p) };
+        }
+    }
+}
+
+impl PartialEq for Context {
+    fn eq(&self, other: &Context) -> bool {
+        self.raw == other.raw || self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Context {}
 
 impl Context {
-    pub fn new() -> Context {
-        Context(ContextRepr::Empty)
+    #[inline]
+    pub const fn new() -> Context {
+        Context { raw: 0, _owns: std::marker::PhantomData }
+    }
+    #[inline]
+    fn one(e: ContextElem) -> Context {
+        Context { raw: (u64::from(e.0) << 32) | 1, _owns: std::marker::PhantomData }
+    }
+    fn many(v: Rc<Vec<ContextElem>>) -> Context {
+        debug_assert!(v.len() >= 2);
+        Context { raw: Rc::into_raw(v) as usize as u64, _owns: std::marker::PhantomData }
+    }
+    #[inline]
+    fn many_ptr(&self) -> Option<*const Vec<ContextElem>> {
+        (self.raw != 0 && self.raw & 1 == 0).then_some(self.raw as usize as *const Vec<ContextElem>)
     }
     #[inline]
     pub fn is_empty(&self) -> bool {
-        matches!(self.0, ContextRepr::Empty)
+        self.raw == 0
     }
     pub fn len(&self) -> usize {
         self.as_slice().len()
@@ -177,10 +228,15 @@ impl Context {
     /// The elements, in interning order.
     #[inline]
     pub fn as_slice(&self) -> &[ContextElem] {
-        match &self.0 {
-            ContextRepr::Empty => &[],
-            ContextRepr::One(e) => std::slice::from_ref(e),
-            ContextRepr::Many(v) => v,
+        if self.raw == 0 {
+            &[]
+        } else if self.raw & 1 == 1 {
+            // SAFETY: `ContextElem` is a transparent `u32`, and the id is the
+            // `ONE_ID_AT`th `u32` of the word, which lives as long as `self`.
+            std::slice::from_ref(unsafe { &*(self as *const Context as *const ContextElem).add(ONE_ID_AT) })
+        } else {
+            // SAFETY: a live `Rc`'s value, kept alive by this handle.
+            unsafe { &*(self.raw as usize as *const Vec<ContextElem>) }
         }
     }
     /// The elements, in interning order.
@@ -199,50 +255,55 @@ impl Context {
     }
     /// Add one element.
     pub fn insert(&mut self, e: ContextElem) {
-        match &mut self.0 {
-            ContextRepr::Empty => self.0 = ContextRepr::One(e),
-            ContextRepr::One(x) => {
-                let x = *x;
-                if x != e {
-                    self.0 = ContextRepr::Many(Rc::new(if x < e { vec![x, e] } else { vec![e, x] }));
-                }
+        if self.raw == 0 {
+            *self = Context::one(e);
+        } else if self.raw & 1 == 1 {
+            let x = self.as_slice()[0];
+            if x != e {
+                *self = Context::many(Rc::new(if x < e { vec![x, e] } else { vec![e, x] }));
             }
-            ContextRepr::Many(v) => {
-                if let Err(i) = v.binary_search(&e) {
-                    Rc::make_mut(v).insert(i, e);
-                }
-            }
+        } else if let Err(i) = self.as_slice().binary_search(&e) {
+            let mut v = self.as_slice().to_vec();
+            v.insert(i, e);
+            *self = Context::many(Rc::new(v));
         }
     }
     /// Add every element of `other`.
+    #[inline]
     pub fn union(&mut self, other: &Context) {
-        match (&mut self.0, &other.0) {
-            (_, ContextRepr::Empty) => {}
-            (ContextRepr::Empty, _) => *self = other.clone(),
-            (_, ContextRepr::One(e)) => self.insert(*e),
-            (ContextRepr::One(e), ContextRepr::Many(w)) => {
-                if w.binary_search(e).is_ok() {
-                    *self = other.clone();
-                } else {
-                    let e = *e;
-                    let mut v = Vec::with_capacity(w.len() + 1);
-                    let i = w.partition_point(|x| *x < e);
-                    v.extend_from_slice(&w[..i]);
-                    v.push(e);
-                    v.extend_from_slice(&w[i..]);
-                    self.0 = ContextRepr::Many(Rc::new(v));
-                }
+        if other.raw != 0 && other.raw != self.raw {
+            self.union_slow(other)
+        }
+    }
+    #[inline(never)]
+    fn union_slow(&mut self, other: &Context) {
+        if self.raw == 0 {
+            *self = other.clone();
+            return;
+        }
+        if other.raw & 1 == 1 {
+            self.insert(other.as_slice()[0]);
+            return;
+        }
+        let w = other.as_slice();
+        if self.raw & 1 == 1 {
+            let e = self.as_slice()[0];
+            if w.binary_search(&e).is_ok() {
+                *self = other.clone();
+            } else {
+                let mut v = Vec::with_capacity(w.len() + 1);
+                let i = w.partition_point(|x| *x < e);
+                v.extend_from_slice(&w[..i]);
+                v.push(e);
+                v.extend_from_slice(&w[i..]);
+                *self = Context::many(Rc::new(v));
             }
-            (ContextRepr::Many(v), ContextRepr::Many(w)) => {
-                if Rc::ptr_eq(v, w) {
-                    return;
-                }
-                match merge_sorted(v, w) {
-                    Merged::Left => {}
-                    Merged::Right => *self = other.clone(),
-                    Merged::New(m) => *v = Rc::new(m),
-                }
-            }
+            return;
+        }
+        match merge_sorted(self.as_slice(), w) {
+            Merged::Left => {}
+            Merged::Right => *self = other.clone(),
+            Merged::New(m) => *self = Context::many(Rc::new(m)),
         }
     }
 }
@@ -313,7 +374,7 @@ fn merge_sorted(a: &[ContextElem], b: &[ContextElem]) -> Merged {
 
 impl From<ContextElem> for Context {
     fn from(e: ContextElem) -> Context {
-        Context(ContextRepr::One(e))
+        Context::one(e)
     }
 }
 
@@ -324,8 +385,8 @@ impl FromIterator<ContextElem> for Context {
         v.dedup();
         match v.len() {
             0 => Context::new(),
-            1 => Context(ContextRepr::One(v[0])),
-            _ => Context(ContextRepr::Many(Rc::new(v))),
+            1 => Context::one(v[0]),
+            _ => Context::many(Rc::new(v)),
         }
     }
 }
@@ -337,17 +398,20 @@ impl fmt::Debug for Context {
 }
 
 /// A Nix string: bytes (not necessarily UTF-8) plus its context, as a thin
-/// reference-counted handle to ONE allocation: a 16-byte header (count,
-/// length), the context, then the bytes inline (`Rc<str>`-like; a short
-/// string is one 48-byte block instead of an `Rc` box plus a byte buffer).
+/// reference-counted handle to ONE allocation: an 8-byte header (count,
+/// length), the 8-byte context, then the bytes inline (`Rc<str>`-like; a
+/// string of up to 16 bytes is one 32-byte block). A string of 2^32 - 1
+/// bytes or more keeps its length in 8 more bytes just before the header.
 /// Dereferences to [`NixStr`], so `s.bytes` and `s.context` read as fields.
+/// Build one piece by piece with [`StrBuf`].
 pub struct NixString(NonNull<StrHeader>);
 
 #[repr(C)]
 struct StrHeader {
-    rc: Cell<usize>,
-    len: usize,
-    // followed by a `NixStr` of `len` bytes
+    rc: Cell<u32>,
+    /// The length, or [`LONG`]: the length is the `u64` before the header.
+    len: u32,
+    // followed by a `NixStr` of the length's bytes
 }
 
 /// What a [`NixString`] points at: the context and the bytes.
@@ -358,46 +422,72 @@ pub struct NixStr {
 }
 
 const STR_HEADER: usize = std::mem::size_of::<StrHeader>();
+/// Offset of the bytes from the header.
 const STR_BYTES: usize = STR_HEADER + std::mem::size_of::<Context>();
-const _: () = assert!(STR_HEADER == 16 && std::mem::size_of::<NixString>() == 8);
+/// The `len` of a string whose length does not fit in `u32` (below `LONG`).
+const LONG: u32 = u32::MAX;
+/// Strings this long keep their length before the header (lower in the
+/// crate's unit tests, so that they exercise the layout).
+const LONG_FROM: usize = if cfg!(test) { 40 } else { LONG as usize };
+/// The extra bytes before a long string's header.
+const LONG_PREFIX: usize = 8;
+const STR_ALIGN: usize = 8;
+const _: () = assert!(STR_HEADER == 8 && STR_BYTES == 16 && std::mem::size_of::<NixString>() == 8);
+const _: () = assert!(std::mem::align_of::<StrHeader>() <= STR_ALIGN && std::mem::align_of::<Context>() <= STR_ALIGN);
 
+/// The layout of a block holding `prefix` bytes, a header, a context and
+/// `len` bytes.
 #[inline]
-fn str_layout(len: usize) -> Layout {
-    match STR_BYTES.checked_add(len).map(|n| Layout::from_size_align(n, std::mem::align_of::<StrHeader>())) {
+fn str_layout(prefix: usize, len: usize) -> Layout {
+    match (prefix + STR_BYTES).checked_add(len).map(|n| Layout::from_size_align(n, STR_ALIGN)) {
         Some(Ok(l)) => l,
         // as `Vec` does for a capacity beyond isize::MAX
         _ => panic!("string of {len} bytes is too large"),
     }
 }
 
+#[inline]
+fn is_long(len: usize) -> bool {
+    len >= LONG_FROM
+}
+
 impl NixString {
     /// A string without context.
+    #[inline]
     pub fn new(bytes: impl AsRef<[u8]>) -> Self {
         NixString::build(bytes.as_ref(), Context::new())
     }
+    #[inline]
     pub fn with_context(bytes: impl AsRef<[u8]>, context: Context) -> Self {
         NixString::build(bytes.as_ref(), context)
     }
-    fn build(bytes: &[u8], context: Context) -> Self {
-        let layout = str_layout(bytes.len());
-        // SAFETY: the layout is non-zero (header and context alone are 32 bytes).
-        let p = unsafe { std::alloc::alloc(layout) };
-        let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
-        // SAFETY: a fresh block of STR_BYTES + len bytes, aligned for the
-        // header; the context follows the header (16-byte aligned offset)
-        // and the bytes follow the context.
-        unsafe {
-            let h = p.as_ptr() as *mut StrHeader;
-            h.write(StrHeader { rc: Cell::new(1), len: bytes.len() });
-            (p.as_ptr().add(STR_HEADER) as *mut Context).write(context);
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr().add(STR_BYTES), bytes.len());
-            NixString(NonNull::new_unchecked(h))
+    /// The concatenation of `parts`, in one allocation of the exact size.
+    pub fn concat(parts: &[&[u8]], context: Context) -> Self {
+        let n = parts.iter().map(|p| p.len()).sum();
+        let mut b = StrBuf::with_capacity(n);
+        for p in parts {
+            b.push(p);
         }
+        b.finish(context)
+    }
+    fn build(bytes: &[u8], context: Context) -> Self {
+        let mut b = StrBuf::with_capacity(bytes.len());
+        b.push(bytes);
+        b.finish(context)
     }
     #[inline]
     fn header(&self) -> &StrHeader {
         // SAFETY: the block lives while any handle does.
         unsafe { self.0.as_ref() }
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        let n = self.header().len;
+        if n != LONG {
+            return n as usize;
+        }
+        // SAFETY: a long string's length is the u64 right before its header.
+        unsafe { ((self.0.as_ptr() as *const u8).sub(LONG_PREFIX) as *const u64).read() as usize }
     }
     /// Whether two handles name the same string.
     pub fn ptr_eq(a: &NixString, b: &NixString) -> bool {
@@ -409,7 +499,7 @@ impl std::ops::Deref for NixString {
     type Target = NixStr;
     #[inline]
     fn deref(&self) -> &NixStr {
-        let len = self.header().len;
+        let len = self.len();
         // SAFETY: a `NixStr` of `len` bytes starts right after the header;
         // the cast keeps the slice length as the unsized tail's length.
         unsafe {
@@ -423,7 +513,12 @@ impl Clone for NixString {
     #[inline]
     fn clone(&self) -> NixString {
         let h = self.header();
-        h.rc.set(h.rc.get() + 1);
+        let n = h.rc.get().wrapping_add(1);
+        if n == 0 {
+            // more handles than fit in memory: corrupted count
+            std::process::abort();
+        }
+        h.rc.set(n);
         NixString(self.0)
     }
 }
@@ -437,18 +532,135 @@ impl Drop for NixString {
             h.rc.set(n);
             return;
         }
-        free_string(self.0);
+        free_string(self);
     }
 }
 
 #[inline(never)]
-fn free_string(p: NonNull<StrHeader>) {
+fn free_string(s: &NixString) {
+    let len = s.len();
+    let p = s.0.as_ptr() as *mut u8;
     // SAFETY: the count reached zero: this was the last handle. Drop the
-    // context, then free the block with the layout it was made with.
+    // context, then free the block (from its start: before the header for
+    // a long string) with the layout it was made with.
     unsafe {
-        let len = p.as_ref().len;
-        std::ptr::drop_in_place((p.as_ptr() as *mut u8).add(STR_HEADER) as *mut Context);
-        std::alloc::dealloc(p.as_ptr() as *mut u8, str_layout(len));
+        std::ptr::drop_in_place(p.add(STR_HEADER) as *mut Context);
+        if is_long(len) {
+            std::alloc::dealloc(p.sub(LONG_PREFIX), str_layout(LONG_PREFIX, len));
+        } else {
+            std::alloc::dealloc(p, str_layout(0, len));
+        }
+    }
+}
+
+/// A [`NixString`] being built: bytes appended into the block the string
+/// will live in (grown like a `Vec`), so finishing it copies nothing.
+pub struct StrBuf {
+    /// The block: room for the header and the context, then `cap` bytes.
+    p: NonNull<u8>,
+    len: usize,
+    cap: usize,
+}
+
+impl StrBuf {
+    pub fn new() -> StrBuf {
+        StrBuf::with_capacity(0)
+    }
+    pub fn with_capacity(cap: usize) -> StrBuf {
+        let layout = str_layout(0, cap);
+        // SAFETY: the layout is non-zero (at least STR_BYTES).
+        let p = unsafe { std::alloc::alloc(layout) };
+        let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
+        StrBuf { p, len: 0, cap }
+    }
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The bytes so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes after STR_BYTES are initialised.
+        unsafe { std::slice::from_raw_parts(self.p.as_ptr().add(STR_BYTES), self.len) }
+    }
+    #[inline]
+    pub fn push(&mut self, b: &[u8]) {
+        if self.cap - self.len < b.len() {
+            self.grow(b.len());
+        }
+        // SAFETY: room for `b.len()` more bytes was made above; `b` cannot
+        // overlap the block, which only this builder can reach.
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), self.p.as_ptr().add(STR_BYTES + self.len), b.len()) };
+        self.len += b.len();
+    }
+    #[inline]
+    pub fn push_byte(&mut self, b: u8) {
+        self.push(std::slice::from_ref(&b))
+    }
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, more: usize) {
+        let need = self.len.checked_add(more).unwrap_or_else(|| panic!("string too large"));
+        let cap = need.max(self.cap.saturating_mul(2)).max(16);
+        self.realloc(cap);
+    }
+    fn realloc(&mut self, cap: usize) {
+        let new = str_layout(0, cap);
+        // SAFETY: the block was allocated with `str_layout(0, self.cap)`;
+        // the new size is non-zero and valid for the alignment.
+        let p = unsafe { std::alloc::realloc(self.p.as_ptr(), str_layout(0, self.cap), new.size()) };
+        let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(new) };
+        self.p = p;
+        self.cap = cap;
+    }
+    /// The string, with `context`.
+    pub fn finish(mut self, context: Context) -> NixString {
+        let len = self.len;
+        if self.cap != len {
+            self.realloc(len);
+        }
+        let mut p = self.p.as_ptr();
+        std::mem::forget(self);
+        let short_len = if is_long(len) {
+            let layout = str_layout(LONG_PREFIX, len);
+            // SAFETY: the block was made with `str_layout(0, len)`; grow it
+            // by the prefix and move its contents up to make room.
+            unsafe {
+                p = std::alloc::realloc(p, str_layout(0, len), layout.size());
+                if p.is_null() {
+                    std::alloc::handle_alloc_error(layout)
+                }
+                std::ptr::copy(p, p.add(LONG_PREFIX), STR_BYTES + len);
+                (p as *mut u64).write(len as u64);
+                p = p.add(LONG_PREFIX);
+            }
+            LONG
+        } else {
+            len as u32
+        };
+        // SAFETY: `p` starts a block with room for the header and context
+        // (8-aligned: the prefix is 8 bytes), followed by `len` initialised bytes.
+        unsafe {
+            (p as *mut StrHeader).write(StrHeader { rc: Cell::new(1), len: short_len });
+            (p.add(STR_HEADER) as *mut Context).write(context);
+            NixString(NonNull::new_unchecked(p as *mut StrHeader))
+        }
+    }
+}
+
+impl Default for StrBuf {
+    fn default() -> StrBuf {
+        StrBuf::new()
+    }
+}
+
+impl Drop for StrBuf {
+    fn drop(&mut self) {
+        // SAFETY: an unfinished builder's block, made with this layout.
+        unsafe { std::alloc::dealloc(self.p.as_ptr(), str_layout(0, self.cap)) }
     }
 }
 
@@ -1294,5 +1506,73 @@ impl fmt::Debug for Value {
             Value::Path(s) => write!(f, "{}", s.to_str_lossy()),
             other => write!(f, "<{}>", other.type_name()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_short_and_long() {
+        for n in [0usize, 1, 15, 16, 17, 39, 40, 41, 200, 5000] {
+            let bytes: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            let a = NixString::new(&bytes);
+            assert_eq!(&a.bytes, &bytes[..]);
+            assert!(a.context.is_empty());
+            let b = a.clone();
+            drop(a);
+            assert_eq!(&b.bytes, &bytes[..]);
+            // built piece by piece, growing, with a context
+            let mut buf = StrBuf::new();
+            for c in bytes.chunks(7) {
+                buf.push(c);
+            }
+            assert_eq!(buf.as_bytes(), &bytes[..]);
+            let e = ContextElem::opaque("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x");
+            let c = buf.finish(e.into());
+            assert_eq!(&c.bytes, &bytes[..]);
+            assert_eq!(c.context.as_slice(), &[e]);
+            let (l, r) = bytes.split_at(n / 2);
+            let d = NixString::concat(&[l, r], c.context.clone());
+            assert!(d == c);
+            // an unfinished builder frees its block
+            let mut unused = StrBuf::with_capacity(n);
+            unused.push(&bytes);
+            drop(unused);
+        }
+    }
+
+    #[test]
+    fn context_sets() {
+        let e: Vec<ContextElem> = (0..4).map(|i| ContextElem::opaque(&format!("/nix/store/{i}-p"))).collect();
+        let mut c = Context::new();
+        assert!(c.is_empty() && c.as_slice().is_empty());
+        c.insert(e[2]);
+        c.insert(e[2]);
+        assert_eq!(c.as_slice(), &[e[2]]);
+        c.insert(e[0]);
+        assert_eq!(c.as_slice(), &[e[0], e[2]]);
+        let shared = c.clone();
+        c.insert(e[1]);
+        assert_eq!(c.as_slice(), &[e[0], e[1], e[2]]);
+        assert_eq!(shared.as_slice(), &[e[0], e[2]]);
+        // unions that add nothing keep (or share) a side
+        let mut u = Context::from(e[0]);
+        u.union(&shared);
+        assert!(u.raw == shared.raw);
+        let mut v = c.clone();
+        v.union(&shared);
+        assert!(v.raw == c.raw);
+        let mut w = shared.clone();
+        w.union(&c);
+        assert!(w.raw == c.raw);
+        let mut x = Context::from(e[3]);
+        x.union(&c);
+        assert_eq!(x.as_slice(), &e[..]);
+        let y: Context = [e[3], e[1], e[3], e[0], e[2]].into_iter().collect();
+        assert!(x == y && x.raw != y.raw);
+        assert_eq!(y.len(), 4);
+        assert!(y.contains(e[1]) && !shared.contains(e[1]));
     }
 }

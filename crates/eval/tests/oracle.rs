@@ -61,6 +61,21 @@ const EXPRS: &[&str] = &[
     "builtins.dirOf \"/a/b/c\"",
     "baseNameOf \"/a/b/c\"",
     "\"\\${x} \\n \\t\"",
+    // strings built in place: patterns sharing a first byte (list order wins),
+    // matches far apart and close together, long unmatched runs
+    "builtins.replaceStrings [ \"ab\" \"a\" \"abc\" \"b\" ] [ \"X\" \"Y\" \"Z\" \"W\" ] \"abcab a bb aab\"",
+    "builtins.replaceStrings [ \"q\" \"zz\" ] [ \"Q\" \"-\" ] \"zzz ${builtins.concatStringsSep \"\" (builtins.genList (_: \"y\") 40)}zz\"",
+    "builtins.replaceStrings [ \"a\" \"b\" \"c\" \"d\" ] [ \"1\" \"22\" \"\" \"4444\" ] \"abcd xyz dcba abcdabcd\"",
+    "builtins.replaceStrings [ \"\" \"a\" ] [ \"-\" \"A\" ] \"bab\"",
+    "builtins.replaceStrings [ \"x\" ] [ \"y\" ] \"no match here\"",
+    "[ (builtins.substring 0 100 \"abc\") (builtins.substring 3 1 \"abc\") (builtins.substring 1 (-1) \"abcd\") (builtins.substring 10 2 \"abc\") (builtins.substring 0 0 \"abc\") ]",
+    "builtins.concatStringsSep \"-\" [ \"a\" { outPath = \"o\"; } \"\" { __toString = s: \"t\"; } ]",
+    "[ (builtins.concatStringsSep \",\" [ ]) (builtins.concatStringsSep \",\" [ \"one\" ]) (builtins.concatStringsSep \"\" [ \"a\" \"b\" ]) ]",
+    "let s = \"s\"; in [ \"${s}\" \"${s}${s}x${toString 42}${toString (-7)}\" (s + \"t\") (\"\" + s) (s + { outPath = \"p\"; }) ]",
+    // split by a literal (lib.splitString escapes its separator) and by a regex
+    "[ (builtins.split \"\\\\.\" \"a.b..c.\") (builtins.split \"ab\" \"xabyababa\") (builtins.split \",\" \"\") (builtins.split \"x\" \"abc\") (builtins.split \"\\\\\\\\\" \"a\\\\b\") (builtins.split \".\" \"ab\") (builtins.split \"a|b\" \"cab\") ]",
+    "let lib = { splitString = sep: s: builtins.filter builtins.isString (builtins.split (builtins.replaceStrings [ \".\" \"+\" ] [ \"\\\\.\" \"\\\\+\" ] sep) s); }; in [ (lib.splitString \".\" \"1.2.3\") (lib.splitString \"+\" \"a+b\") (lib.splitString \"::\" \"a::b:::c\") ]",
+    "builtins.stringLength (builtins.concatStringsSep \", \" (builtins.genList (i: \"<${toString i}>\") 2000))",
 ];
 
 #[test]

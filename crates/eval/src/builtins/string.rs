@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{Attr, AttrSet, Context, ContextElem, List, PrimOpDef, Value};
+use crate::value::{Attr, AttrSet, Context, ContextElem, List, NixString, PrimOpDef, StrBuf, Value};
 use crate::{Coerce, Eval};
 
 pub static DEFS: &[PrimOpDef] = &[
@@ -40,8 +40,14 @@ fn coerce(ev: &Eval, v: &Value, ctx: &mut Context, more: bool) -> Result<Vec<u8>
 
 /// `toString 1` → `"1"`
 fn to_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
-    let mut ctx = Context::new();
     let v = ev.force(&a[0])?;
+    match &v {
+        // the string itself, context and all
+        Value::String(_) => return Ok(v),
+        Value::Int(i) => return Ok(Value::String(NixString::new(itoa::Buffer::new().format(*i)))),
+        _ => {}
+    }
+    let mut ctx = Context::new();
     let s = ev.coerce_to_string(&v, &mut ctx, Coerce { more: true, copy_to_store: false }).map_err(|e| {
         // C++ Nix adds the argument frame to any error from a list element.
         if matches!(v, Value::List(_)) {
@@ -65,18 +71,30 @@ fn string_length(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn substring(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let start = ev.force_int(&a[0])?;
     let len = ev.force_int(&a[1])?;
-    let mut ctx = Context::new();
-    let s = coerce(ev, &a[2], &mut ctx, false)?;
+    let v = ev.force(&a[2])?;
     if start < 0 {
+        // C++ Nix checks the string first
+        if !matches!(v, Value::String(_)) {
+            coerce(ev, &v, &mut Context::new(), false)?;
+        }
         return Err(Error::eval("negative start position in 'substring'"));
     }
-    let start = (start as usize).min(s.len());
-    let end = if len < 0 { s.len() } else { start.saturating_add(len as usize).min(s.len()) };
-    if start == end {
-        // an empty result keeps the context only if the input was non-empty? C++ keeps it
-        return Ok(Value::string_ctx(Vec::new(), ctx));
+    let range = |n: usize| {
+        let start = (start as u64).min(n as u64) as usize;
+        let end = if len < 0 { n } else { (start as u64).saturating_add(len as u64).min(n as u64) as usize };
+        start..end
+    };
+    if let Value::String(s) = &v {
+        let r = range(s.bytes.len());
+        if r.len() == s.bytes.len() {
+            // the whole string: itself (the context is kept either way)
+            return Ok(v);
+        }
+        return Ok(Value::String(NixString::with_context(&s.bytes[r], s.context.clone())));
     }
-    Ok(Value::string_ctx(s[start..end].to_vec(), ctx))
+    let mut ctx = Context::new();
+    let s = coerce(ev, &v, &mut ctx, false)?;
+    Ok(Value::string_ctx(&s[range(s.len())], ctx))
 }
 /// `builtins.replaceStrings [ "a" ] [ "b" ] "aa"` → `"bb"`
 fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -105,7 +123,7 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             None => return Ok(Value::String(s)),
         }
     };
-    Ok(Value::string_ctx(out, r.ctx))
+    Ok(Value::String(out.finish(r.ctx)))
 }
 
 /// The replacement strings of a `replaceStrings` call, forced on first use
@@ -113,67 +131,106 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 struct Replacer<'a> {
     ev: &'a Eval,
     to: &'a [Value],
-    tos: Vec<Option<crate::value::NixString>>,
+    tos: Vec<Option<NixString>>,
     ctx: Context,
 }
 
 impl Replacer<'_> {
+    #[inline]
     fn get(&mut self, i: usize) -> Result<&[u8]> {
         if self.tos[i].is_none() {
-            let t = self.ev.force_string(&self.to[i]).map_err(|e| {
-                e.while_("while evaluating one of the replacement strings passed to builtins.replaceStrings", Span::NONE)
-            })?;
-            t.collect_context(&mut self.ctx);
-            self.tos[i] = Some(t);
+            self.force(i)?;
         }
-        Ok(&self.tos[i].as_ref().expect("set above").bytes)
+        Ok(&self.tos[i].as_ref().expect("forced above").bytes)
+    }
+    #[inline(never)]
+    fn force(&mut self, i: usize) -> Result<()> {
+        let t = self.ev.force_string(&self.to[i]).map_err(|e| {
+            e.while_("while evaluating one of the replacement strings passed to builtins.replaceStrings", Span::NONE)
+        })?;
+        t.collect_context(&mut self.ctx);
+        self.tos[i] = Some(t);
+        Ok(())
     }
 }
 
-/// `replaceStrings` without an empty pattern: skip to the next byte that
-/// starts some pattern (memchr for up to three distinct first bytes), try
-/// the patterns there in order, copy unmatched runs whole. `None` when
+/// `replaceStrings` without an empty pattern: find the next byte that
+/// starts some pattern (a table lookup per byte for a few bytes, then
+/// memchr for up to three distinct first bytes), try the patterns that
+/// start with it in list order, copy unmatched runs whole. `None` when
 /// nothing matched.
-fn replace_nonempty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: &[u8]) -> Result<Option<Vec<u8>>> {
-    let mut starts = [false; 256];
+fn replace_nonempty(r: &mut Replacer<'_>, froms: &[NixString], s: &[u8]) -> Result<Option<StrBuf>> {
+    const NONE: usize = usize::MAX;
+    // by_first[b]: 1 + the first pattern (in list order) starting with b, or 0;
+    // then[i]: the next pattern after i that starts with the same byte
+    let mut by_first = [0u32; 256];
+    let mut then = vec![NONE; froms.len()];
+    let mut last = [NONE; 256];
     let mut firsts: Vec<u8> = Vec::with_capacity(3);
-    for f in froms {
-        let b = f.bytes[0];
-        if !starts[b as usize] {
-            starts[b as usize] = true;
-            firsts.push(b);
+    for (i, f) in froms.iter().enumerate() {
+        let b = f.bytes[0] as usize;
+        if by_first[b] == 0 {
+            by_first[b] = u32::try_from(i + 1).expect("fewer than 2^32 patterns");
+            firsts.push(b as u8);
+        } else {
+            then[last[b]] = i;
         }
+        last[b] = i;
     }
     let next = |p: usize| -> Option<usize> {
         let h = &s[p..];
         let i = match firsts[..] {
-            [] => None,
             [a] => memchr::memchr(a, h),
             [a, b] => memchr::memchr2(a, b, h),
             [a, b, c] => memchr::memchr3(a, b, c, h),
-            _ => h.iter().position(|&c| starts[c as usize]),
+            _ => h.iter().position(|&c| by_first[c as usize] != 0),
         };
         i.map(|i| p + i)
     };
-    let mut out: Option<Vec<u8>> = None;
+    let n = s.len();
+    let mut out: Option<StrBuf> = None;
     let (mut p, mut copied) = (0, 0);
-    while p < s.len() {
-        let Some(q) = next(p) else { break };
-        p = q;
-        let rest = &s[p..];
-        match froms.iter().position(|f| rest.starts_with(&f.bytes)) {
-            Some(i) => {
-                let o = out.get_or_insert_with(|| Vec::with_capacity(s.len()));
-                o.extend_from_slice(&s[copied..p]);
-                o.extend_from_slice(r.get(i)?);
-                p += froms[i].bytes.len();
-                copied = p;
+    'scan: while p < n {
+        let mut k = by_first[s[p] as usize];
+        if k == 0 {
+            // matches are often close together: look at a few bytes first
+            let lim = (p + 16).min(n);
+            p += 1;
+            while p < lim && by_first[s[p] as usize] == 0 {
+                p += 1;
             }
-            None => p += 1,
+            if p == n {
+                break;
+            }
+            if p == lim {
+                match next(p) {
+                    Some(q) => p = q,
+                    None => break,
+                }
+            }
+            k = by_first[s[p] as usize];
         }
+        let rest = &s[p..];
+        let mut i = k as usize - 1;
+        while i != NONE {
+            let f = &froms[i].bytes;
+            // (the first byte matches)
+            if f.len() == 1 || (rest.len() >= f.len() && rest[1..f.len()] == f[1..]) {
+                let o = out.get_or_insert_with(|| StrBuf::with_capacity(n));
+                if copied < p {
+                    o.push(&s[copied..p]);
+                }
+                o.push(r.get(i)?);
+                p += f.len();
+                copied = p;
+                continue 'scan;
+            }
+            i = then[i];
+        }
+        p += 1;
     }
     Ok(out.map(|mut o| {
-        o.extend_from_slice(&s[copied..]);
+        o.push(&s[copied..]);
         o
     }))
 }
@@ -181,17 +238,17 @@ fn replace_nonempty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: 
 /// `replaceStrings` with an empty pattern among them: at every position
 /// (also the end) the first matching pattern in list order wins; an empty
 /// one inserts its replacement and lets one byte through.
-fn replace_with_empty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
+fn replace_with_empty(r: &mut Replacer<'_>, froms: &[NixString], s: &[u8]) -> Result<StrBuf> {
+    let mut out = StrBuf::with_capacity(s.len());
     let mut p = 0;
     while p <= s.len() {
         match froms.iter().position(|f| s[p..].starts_with(&f.bytes)) {
             Some(i) => {
-                out.extend_from_slice(r.get(i)?);
+                out.push(r.get(i)?);
                 let n = froms[i].bytes.len();
                 if n == 0 {
                     if p < s.len() {
-                        out.push(s[p]);
+                        out.push_byte(s[p]);
                     }
                     p += 1;
                 } else {
@@ -200,7 +257,7 @@ fn replace_with_empty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s
             }
             None => {
                 if p < s.len() {
-                    out.push(s[p]);
+                    out.push_byte(s[p]);
                 }
                 p += 1;
             }
@@ -209,6 +266,10 @@ fn replace_with_empty(r: &mut Replacer<'_>, froms: &[crate::value::NixString], s
     Ok(out)
 }
 /// `builtins.concatStringsSep "," [ "a" "b" ]` → `"a,b"`
+///
+/// Two passes: the first forces (and, for non-strings, coerces) every
+/// element and adds up the length, the second copies the strings, read
+/// again from the now forced elements, into one block of the exact size.
 fn concat_strings_sep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut ctx = Context::new();
     let sep = ev.force_string(&a[0])?;
@@ -217,22 +278,43 @@ fn concat_strings_sep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let frame = |e: Error| {
         e.while_("while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep", Span::NONE)
     };
-    let mut out = Vec::new();
+    let mut total = sep.bytes.len().saturating_mul(l.len().saturating_sub(1));
+    // the coerced bytes of the elements that are not strings, by index
+    let mut coerced: Vec<(usize, Vec<u8>)> = Vec::new();
     for (i, x) in l.iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(&sep.bytes);
-        }
-        // a string is copied straight in; anything else is coerced
-        let v = ev.force(x).map_err(frame)?;
-        match &v {
+        match ev.force_ref(x).map_err(frame)? {
             Value::String(s) => {
                 s.collect_context(&mut ctx);
-                out.extend_from_slice(&s.bytes);
+                total = total.saturating_add(s.bytes.len());
             }
-            _ => out.extend_from_slice(&coerce(ev, &v, &mut ctx, false).map_err(frame)?),
+            v => {
+                let b = coerce(ev, v, &mut ctx, false).map_err(frame)?;
+                total = total.saturating_add(b.len());
+                coerced.push((i, b));
+            }
         }
     }
-    Ok(Value::string_ctx(out, ctx))
+    if l.len() == 1 && coerced.is_empty() && ctx.is_empty() {
+        // one context-free string: itself
+        return ev.force(&l[0]);
+    }
+    let mut out = StrBuf::with_capacity(total);
+    let mut coerced = coerced.iter().peekable();
+    for (i, x) in l.iter().enumerate() {
+        if i > 0 {
+            out.push(&sep.bytes);
+        }
+        if let Some((_, b)) = coerced.next_if(|(j, _)| *j == i) {
+            out.push(b);
+            continue;
+        }
+        // forced in the first pass: reading it again evaluates nothing
+        match ev.force_ref(x).map_err(frame)? {
+            Value::String(s) => out.push(&s.bytes),
+            v => out.push(&coerce(ev, v, &mut ctx, false).map_err(frame)?),
+        }
+    }
+    Ok(Value::String(out.finish(ctx)))
 }
 
 thread_local! {
@@ -339,8 +421,11 @@ fn match_(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn split(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let re = ev.force_string(&a[0])?;
     let s = ev.force_string(&a[1])?;
-    let r = regex(&re.bytes, false)?;
     let s = &s.bytes;
+    if let Some(lit) = literal_regex(&re.bytes) {
+        return Ok(split_literal(&lit, s));
+    }
+    let r = regex(&re.bytes, false)?;
     let mut out = Vec::new();
     let mut last = 0;
     if r.captures_len() == 1 {
@@ -361,6 +446,57 @@ fn split(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     }
     out.push(Value::string(&s[last..]));
     Ok(super::list::grown_list(out))
+}
+
+/// The bytes a POSIX extended regular expression matches if it is a plain
+/// ASCII literal (ordinary characters, and special ones escaped with a
+/// backslash, as `lib.escapeRegex` writes them), not empty.
+fn literal_regex(re: &[u8]) -> Option<Vec<u8>> {
+    const SPECIAL: &[u8] = b".[]()*+?{}|^$\\";
+    let mut lit = Vec::with_capacity(re.len());
+    let mut i = 0;
+    while i < re.len() {
+        let c = re[i];
+        if !c.is_ascii() {
+            return None;
+        }
+        if c == b'\\' {
+            let e = *re.get(i + 1)?;
+            if !SPECIAL.contains(&e) {
+                return None;
+            }
+            lit.push(e);
+            i += 2;
+        } else if SPECIAL.contains(&c) {
+            return None;
+        } else {
+            lit.push(c);
+            i += 1;
+        }
+    }
+    (!lit.is_empty()).then_some(lit)
+}
+
+/// `builtins.split` by a literal: the matches are counted first, so the
+/// list is allocated once at its size.
+fn split_literal(lit: &[u8], s: &[u8]) -> Value {
+    let finder = memchr::memmem::Finder::new(lit);
+    let n = if let [b] = lit { memchr::memchr_iter(*b, s).count() } else { finder.find_iter(s).count() };
+    let mut out = Vec::with_capacity(2 * n + 1);
+    let empty = Value::List(EMPTY_LIST.with(Rc::clone));
+    let mut last = 0;
+    let mut piece = |at: usize, out: &mut Vec<Value>| {
+        out.push(Value::string(&s[last..at]));
+        out.push(empty.clone());
+        last = at + lit.len();
+    };
+    if let [b] = lit {
+        memchr::memchr_iter(*b, s).for_each(|at| piece(at, &mut out));
+    } else {
+        finder.find_iter(s).for_each(|at| piece(at, &mut out));
+    }
+    out.push(Value::string(&s[last..]));
+    Value::list(out)
 }
 
 thread_local! {
