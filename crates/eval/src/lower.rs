@@ -474,27 +474,43 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     }
                 }
                 Entry::Value { path, value, .. } => {
-                    self.add_path(pa, path, value, String::new(), None)?;
+                    self.add_path(pa, path, value, path.start, None)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn add_path(&mut self, pa: &mut PAttrs, path: Range, value: NodeId, prefix: String, start: Option<Span>) -> Result<()> {
+    /// The attribute path `attrs[from..=upto]` as error messages show it
+    /// (made only for an error).
+    #[cold]
+    fn path_text(&mut self, from: u32, upto: u32) -> String {
+        let mut out = String::new();
+        for i in from..=upto {
+            let a = self.ast.attrs[i as usize];
+            if i > from {
+                out.push('.');
+            }
+            match self.attr_key(&a) {
+                Ok(AttrKey::Static(s)) => out.push_str(&s.as_str()),
+                _ => out.push_str("\"${...}\""),
+            }
+        }
+        out
+    }
+
+    /// Add `path = value` to `pa`; the whole path as written starts at
+    /// `attrs[from]` (for error messages).
+    fn add_path(&mut self, pa: &mut PAttrs, path: Range, value: NodeId, from: u32, start: Option<Span>) -> Result<()> {
         let first = self.ast.attrs[path.start as usize];
         let pos = self.span_at(self.attr_start(&first));
         let start = start.unwrap_or(pos);
         let rest = Range { start: path.start + 1, len: path.len - 1 };
         let key = self.attr_key(&first)?;
-        let name_text = match &key {
-            AttrKey::Static(s) => s.as_str().into_owned(),
-            AttrKey::Dynamic(_) => "\"${...}\"".into(),
-        };
-        let full = if prefix.is_empty() { name_text } else { format!("{prefix}.{name_text}") };
+        let here = path.start;
         match key {
             AttrKey::Dynamic(e) => {
-                let val = self.path_value(rest, value, full, start)?;
+                let val = self.path_value(rest, value, from, start)?;
                 pa.dynamic.push((e, val, pos));
             }
             AttrKey::Static(name) => {
@@ -513,6 +529,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                                         *i += offset;
                                     }
                                     if let Some(&j) = existing.names.get(&n) {
+                                        let full = self.path_text(from, here);
                                         return Err(dup_attr(&format!("{full}.{n}"), e.pos, existing.entries[j].1.pos));
                                     }
                                     existing.names.insert(n, existing.entries.len());
@@ -521,22 +538,22 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                                 existing.dynamic.extend(tmp.dynamic);
                                 return Ok(());
                             }
-                            _ => return Err(dup_attr(&full, pos, old_pos)),
+                            _ => return Err(dup_attr(&self.path_text(from, here), pos, old_pos)),
                         }
                     }
                     match &mut pa.entries[i].1.val {
                         PVal::Nested(existing) => {
                             let mut existing = std::mem::replace(existing, Box::new(PAttrs::new(false)));
-                            let r = self.add_path(&mut existing, rest, value, full, Some(start));
+                            let r = self.add_path(&mut existing, rest, value, from, Some(start));
                             if let PVal::Nested(slot) = &mut pa.entries[i].1.val {
                                 *slot = existing;
                             }
                             r
                         }
-                        _ => Err(dup_attr(&full, pos, old_pos)),
+                        _ => Err(dup_attr(&self.path_text(from, here), pos, old_pos)),
                     }?;
                 } else {
-                    let val = self.path_value(rest, value, full, start)?;
+                    let val = self.path_value(rest, value, from, start)?;
                     pa.names.insert(name, pa.entries.len());
                     pa.entries.push((name, PEntry { val, pos: start }));
                 }
@@ -547,12 +564,12 @@ impl<'a, 'b> Lowerer<'a, 'b> {
 
     /// The value bound at the end of an attribute path: `value` itself when
     /// `rest` is empty, else a nested set holding `rest = value`.
-    fn path_value(&mut self, rest: Range, value: NodeId, full: String, start: Span) -> Result<PVal> {
+    fn path_value(&mut self, rest: Range, value: NodeId, from: u32, start: Span) -> Result<PVal> {
         if rest.len == 0 {
             return self.pval(value);
         }
         let mut inner = PAttrs::new(false);
-        self.add_path(&mut inner, rest, value, full, Some(start))?;
+        self.add_path(&mut inner, rest, value, from, Some(start))?;
         Ok(PVal::Nested(Box::new(inner)))
     }
 
@@ -1138,7 +1155,7 @@ fn push_canon(out: &mut String, p: &str) {
     let b = p.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        let j = b[i..].iter().position(|&c| c == b'/').map_or(b.len(), |k| i + k);
+        let j = memchr::memchr(b'/', &b[i..]).map_or(b.len(), |k| i + k);
         match &p[i..j] {
             "" | "." => {}
             ".." => {

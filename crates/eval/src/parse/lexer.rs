@@ -90,6 +90,8 @@ const PATH: u8 = 1;
 const URI: u8 = 2;
 const WS: u8 = 4;
 const IDENT: u8 = 8;
+/// A path character other than `/`.
+const PSEG: u8 = 16;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -101,7 +103,8 @@ static CLASS: [u8; 256] = {
         let uri = path || matches!(b, b'%' | b'?' | b':' | b'@' | b'&' | b'=' | b'$' | b',' | b'!' | b'~' | b'*' | b'\'');
         let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
         let ident = alnum || matches!(b, b'_' | b'-' | b'\'');
-        t[c] = ((path as u8) * PATH) | ((uri as u8) * URI) | ((ws as u8) * WS) | ((ident as u8) * IDENT);
+        let pseg = path && b != b'/';
+        t[c] = ((path as u8) * PATH) | ((uri as u8) * URI) | ((ws as u8) * WS) | ((ident as u8) * IDENT) | ((pseg as u8) * PSEG);
         c += 1;
     }
     t
@@ -356,19 +359,17 @@ impl Lexer<'_> {
             let store = c0 == b'<';
             let rest = self.rest();
             let mut n = 0;
-            let mut underscore = false;
-            while n < rest.len() {
-                let c = rest[n];
-                let ok = match c {
-                    b'<' | b'/' => store,
-                    _ => is_path_char(c),
-                };
-                if !ok {
-                    break;
+            if store {
+                while n < rest.len() && (matches!(rest[n], b'<' | b'/') || is_path_char(rest[n])) {
+                    n += 1;
                 }
-                underscore |= c == b'_';
-                n += 1;
+            } else {
+                while n < rest.len() && is(rest[n], PSEG) {
+                    n += 1;
+                }
             }
+            // Only a URI needs it, so it is looked for only then.
+            let underscore = || memchr::memchr(b'_', &rest[..n]).is_some();
             let a = rest.get(n).copied();
             let b = rest.get(n + 1).copied();
             if a == Some(b'/') && b.is_some_and(|c| c >= 0x80) {
@@ -380,7 +381,7 @@ impl Lexer<'_> {
                 (Some(b'/'), Some(b'*')) => None,
                 (Some(b'/'), Some(c)) if !is_ws(c) => Some(K::Rel),
                 (Some(b'>'), _) => Some(K::Search),
-                (Some(b':'), Some(c)) if is_uri_char(c) && !underscore => Some(K::Uri),
+                (Some(b':'), Some(c)) if is_uri_char(c) && !underscore() => Some(K::Uri),
                 _ => None,
             }
         };

@@ -37,6 +37,14 @@ pub fn parse(toks: &[Token]) -> R<(Ast, NodeId)> {
         attr_scratch: Vec::new(),
     };
     p.ast.nodes.reserve(toks.len());
+    // Room for the side tables as large as nixpkgs files need them (from
+    // the token counts of all-packages.nix: about one list item, attribute
+    // name or entry per 4-8 tokens), so they are not copied as they grow;
+    // pages never written are never touched.
+    p.ast.ids.reserve(toks.len() / 4);
+    p.ast.attrs.reserve(toks.len() / 4);
+    p.ast.entries.reserve(toks.len() / 8);
+    p.ast.parts.reserve(toks.len() / 8);
     let root = p.expr();
     if root.is_err() || p.i != toks.len() {
         super::note_bail(toks.get(p.i).map_or(usize::MAX, |t| t.start as usize));
