@@ -397,6 +397,36 @@ impl fmt::Debug for Context {
     }
 }
 
+/// The reference count in the header of a string, frame or thunk block (no
+/// weak count; the handles' `Clone` and `Drop` go through it).
+#[repr(transparent)]
+struct Count(Cell<u32>);
+
+impl Count {
+    #[inline(always)]
+    fn one() -> Count {
+        Count(Cell::new(1))
+    }
+
+    #[inline(always)]
+    fn inc(&self) {
+        let n = self.0.get().wrapping_add(1);
+        if n == 0 {
+            // more handles than fit in memory: corrupted count
+            std::process::abort();
+        }
+        self.0.set(n);
+    }
+
+    /// Drops one; true when that was the last (the block is to be freed).
+    #[inline(always)]
+    fn dec(&self) -> bool {
+        let n = self.0.get() - 1;
+        self.0.set(n);
+        n == 0
+    }
+}
+
 /// A Nix string: bytes (not necessarily UTF-8) plus its context, as a thin
 /// reference-counted handle to ONE allocation: an 8-byte header (count,
 /// length), the 8-byte context, then the bytes inline (`Rc<str>`-like; a
@@ -408,7 +438,7 @@ pub struct NixString(NonNull<StrHeader>);
 
 #[repr(C)]
 struct StrHeader {
-    rc: Cell<u32>,
+    rc: Count,
     /// The length, or [`LONG`]: the length is the `u64` before the header.
     len: u32,
     // followed by a `NixStr` of the length's bytes
@@ -513,12 +543,7 @@ impl Clone for NixString {
     #[inline]
     fn clone(&self) -> NixString {
         let h = self.header();
-        let n = h.rc.get().wrapping_add(1);
-        if n == 0 {
-            // more handles than fit in memory: corrupted count
-            std::process::abort();
-        }
-        h.rc.set(n);
+        h.rc.inc();
         NixString(self.0)
     }
 }
@@ -527,9 +552,7 @@ impl Drop for NixString {
     #[inline]
     fn drop(&mut self) {
         let h = self.header();
-        let n = h.rc.get() - 1;
-        if n != 0 {
-            h.rc.set(n);
+        if !h.rc.dec() {
             return;
         }
         free_string(self);
@@ -644,7 +667,7 @@ impl StrBuf {
         // SAFETY: `p` starts a block with room for the header and context
         // (8-aligned: the prefix is 8 bytes), followed by `len` initialised bytes.
         unsafe {
-            (p as *mut StrHeader).write(StrHeader { rc: Cell::new(1), len: short_len });
+            (p as *mut StrHeader).write(StrHeader { rc: Count::one(), len: short_len });
             (p.add(STR_HEADER) as *mut Context).write(context);
             NixString(NonNull::new_unchecked(p as *mut StrHeader))
         }
@@ -944,7 +967,7 @@ pub struct Env(NonNull<EnvHeader>);
 
 #[repr(C)]
 struct EnvHeader {
-    rc: Cell<u32>,
+    rc: Count,
     len: u32,
     parent: Option<Env>,
     // followed by `len` values
@@ -1008,7 +1031,7 @@ impl Env {
         let p = unsafe { std::alloc::alloc(layout) } as *mut EnvHeader;
         let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
         // SAFETY: freshly allocated, properly aligned for the header.
-        unsafe { p.as_ptr().write(EnvHeader { rc: Cell::new(1), len: len32, parent }) };
+        unsafe { p.as_ptr().write(EnvHeader { rc: Count::one(), len: len32, parent }) };
         Env(p)
     }
 
@@ -1112,12 +1135,7 @@ impl Clone for Env {
     #[inline]
     fn clone(&self) -> Env {
         let h = self.header();
-        let n = h.rc.get().wrapping_add(1);
-        if n == 0 {
-            // more handles than fit in memory: corrupted count
-            std::process::abort();
-        }
-        h.rc.set(n);
+        h.rc.inc();
         Env(self.0)
     }
 }
@@ -1126,9 +1144,7 @@ impl Drop for Env {
     #[inline]
     fn drop(&mut self) {
         let h = self.header();
-        let n = h.rc.get() - 1;
-        if n != 0 {
-            h.rc.set(n);
+        if !h.rc.dec() {
             return;
         }
         free_env_chain(self.0);
@@ -1172,9 +1188,7 @@ fn free_env_chain(mut p: NonNull<EnvHeader>) {
         std::mem::forget(parent);
         // SAFETY: `parent` was a live handle, now consumed by hand.
         let h = unsafe { q.as_ref() };
-        let n = h.rc.get() - 1;
-        if n != 0 {
-            h.rc.set(n);
+        if !h.rc.dec() {
             return;
         }
         p = q;
@@ -1207,7 +1221,7 @@ pub struct Thunk(NonNull<ThunkBox>);
 
 #[repr(C)]
 struct ThunkBox {
-    rc: Cell<u32>,
+    rc: Count,
     state: UnsafeCell<ThunkState>,
 }
 
@@ -1237,11 +1251,7 @@ impl Clone for Thunk {
     fn clone(&self) -> Thunk {
         // SAFETY: the block lives while any handle does.
         let h = unsafe { self.0.as_ref() };
-        let n = h.rc.get().wrapping_add(1);
-        if n == 0 {
-            std::process::abort();
-        }
-        h.rc.set(n);
+        h.rc.inc();
         Thunk(self.0)
     }
 }
@@ -1251,9 +1261,7 @@ impl Drop for Thunk {
     fn drop(&mut self) {
         // SAFETY: the block lives while any handle does.
         let h = unsafe { self.0.as_ref() };
-        let n = h.rc.get() - 1;
-        if n != 0 {
-            h.rc.set(n);
+        if !h.rc.dec() {
             return;
         }
         free_thunk(self.0);
@@ -1277,7 +1285,7 @@ impl Thunk {
         let p = unsafe { std::alloc::alloc(layout) } as *mut ThunkBox;
         let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
         // SAFETY: fresh, aligned block.
-        unsafe { p.as_ptr().write(ThunkBox { rc: Cell::new(1), state: UnsafeCell::new(state) }) };
+        unsafe { p.as_ptr().write(ThunkBox { rc: Count::one(), state: UnsafeCell::new(state) }) };
         Thunk(p)
     }
     #[inline]
