@@ -1,6 +1,8 @@
 //! A small-object allocator for the evaluator's hot allocations (thunks,
 //! environment frames, closures): per-thread free lists for blocks of up
-//! to 128 bytes in 16-byte classes, refilled from 64 KiB chunks; anything
+//! to 128 bytes in 8-byte classes (a thunk is 24 bytes; a request aligned
+//! to 16 takes a class of a multiple of 16, whose blocks are 16-aligned
+//! since chunks are), refilled from 64 KiB chunks; anything
 //! larger goes to the system allocator. Small blocks are recycled, never
 //! returned to the system, which suits a short-lived evaluation process.
 //!
@@ -11,8 +13,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ptr;
 
-const CLASSES: usize = 8;
-const MAX_SMALL: usize = CLASSES * 16;
+const STEP: usize = 8;
+const CLASSES: usize = 16;
+const MAX_SMALL: usize = CLASSES * STEP;
 const CHUNK: usize = 64 * 1024;
 
 /// See the module documentation.
@@ -26,7 +29,10 @@ thread_local! {
 #[inline]
 fn class_of(layout: &Layout) -> Option<usize> {
     if layout.size() <= MAX_SMALL && layout.align() <= 16 && layout.size() > 0 {
-        Some((layout.size() - 1) / 16)
+        // a 16-aligned request takes a class whose size is a multiple of
+        // 16: its blocks sit at multiples of 16 in a 16-aligned chunk
+        let size = if layout.align() > STEP { (layout.size() + 15) & !15 } else { layout.size() };
+        Some((size - 1) / STEP)
     } else {
         None
     }
@@ -46,7 +52,7 @@ unsafe impl GlobalAlloc for PoolAlloc {
                 f[c].set(unsafe { *(head as *mut *mut u8) });
                 return head;
             }
-            let size = (c + 1) * 16;
+            let size = (c + 1) * STEP;
             // SAFETY: CHUNK is non-zero and 16-aligned.
             let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK, 16)) };
             if chunk.is_null() {
@@ -56,7 +62,8 @@ unsafe impl GlobalAlloc for PoolAlloc {
             // thread blocks 1..n onto the free list, hand out block 0
             let mut next: *mut u8 = ptr::null_mut();
             for i in (1..n).rev() {
-                // SAFETY: i * size + 8 <= CHUNK.
+                // SAFETY: i * size + 8 <= CHUNK (blocks are at least 8 bytes,
+            // 8-aligned).
                 unsafe {
                     let b = chunk.add(i * size);
                     *(b as *mut *mut u8) = next;
@@ -70,7 +77,7 @@ unsafe impl GlobalAlloc for PoolAlloc {
             Ok(p) => p,
             // thread-local storage already torn down: fall back to the system
             // SAFETY: a block of the rounded class size is always big enough.
-            Err(_) => unsafe { System.alloc(Layout::from_size_align_unchecked((c + 1) * 16, 16)) },
+            Err(_) => unsafe { System.alloc(Layout::from_size_align_unchecked((c + 1) * STEP, 16)) },
         }
     }
 
@@ -82,7 +89,7 @@ unsafe impl GlobalAlloc for PoolAlloc {
         };
         // If thread-local storage is gone the block is simply leaked.
         let _ = FREE.try_with(|f| {
-            // SAFETY: the block is at least 16 bytes and no longer in use.
+            // SAFETY: the block is at least 8 bytes and no longer in use.
             unsafe { *(p as *mut *mut u8) = f[c].get() };
             f[c].set(p);
         });

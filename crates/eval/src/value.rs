@@ -1215,14 +1215,20 @@ pub struct PrimOpApp {
 }
 
 /// A delayed computation with its state machine: a reference-counted
-/// handle to one 32-byte block (count + [`ThunkState`]), smaller than an
-/// `Rc` (no weak count).
+/// handle to one 24-byte block (count, state tag, 16 bytes of state), the
+/// smallest block a 16-byte value and a count fit in (the pool allocator
+/// has 8-byte size classes). The state is stored by hand rather than as a
+/// [`ThunkState`] (whose own tag would make the block 32 bytes: thunks are
+/// the evaluator's most numerous objects).
 pub struct Thunk(NonNull<ThunkBox>);
 
 #[repr(C)]
 struct ThunkBox {
     rc: Count,
-    state: UnsafeCell<ThunkState>,
+    /// Which [`ThunkState`] the data holds (the `T_*` constants).
+    tag: Cell<u32>,
+    /// The state's fields, written as the variant's payload type.
+    data: UnsafeCell<std::mem::MaybeUninit<[u64; 2]>>,
 }
 
 pub enum ThunkState {
@@ -1233,7 +1239,7 @@ pub enum ThunkState {
     /// `f i` for an integer argument (genList: the elements share `f`).
     ApplyInt(Rc<Value>, i64),
     /// `f list[i]` (map: the elements share `f` and the input list, so an
-    /// element costs one 32-byte block).
+    /// element costs one small block).
     ApplyElem(Rc<(Value, Rc<List>)>, usize),
     /// `f a b` (mapAttrs, zipAttrsWith): one thunk instead of two.
     Apply2(Box<(Value, Value, Value)>),
@@ -1244,7 +1250,130 @@ pub enum ThunkState {
     Failed(Error),
 }
 
-const _: () = assert!(std::mem::size_of::<ThunkBox>() == 32);
+const T_SUSPENDED: u32 = 0;
+const T_APPLY: u32 = 1;
+const T_APPLY_INT: u32 = 2;
+const T_APPLY_ELEM: u32 = 3;
+const T_APPLY2: u32 = 4;
+const T_BLACKHOLE: u32 = 5;
+const T_DONE: u32 = 6;
+const T_FAILED: u32 = 7;
+
+const _: () = assert!(std::mem::size_of::<ThunkBox>() == 24);
+const _: () = assert!(std::mem::size_of::<(&'static Expr, Env)>() <= 16 && std::mem::align_of::<(&'static Expr, Env)>() <= 8);
+const _: () = assert!(std::mem::size_of::<(Rc<Value>, i64)>() <= 16 && std::mem::size_of::<(Rc<(Value, Rc<List>)>, usize)>() <= 16);
+const _: () = assert!(std::mem::size_of::<Value>() <= 16 && std::mem::align_of::<Value>() <= 8);
+const _: () = assert!(std::mem::size_of::<Error>() <= 16 && std::mem::align_of::<Error>() <= 8);
+
+impl ThunkBox {
+    #[inline(always)]
+    fn data_ptr(&self) -> *mut u8 {
+        self.data.get() as *mut u8
+    }
+
+    /// Write a state into a block whose data holds nothing (fresh, or
+    /// just taken out with [`ThunkBox::take`]).
+    ///
+    /// # Safety
+    /// The data owns nothing (else it leaks); single-threaded.
+    #[inline(always)]
+    unsafe fn put(&self, s: ThunkState) {
+        let d = self.data_ptr();
+        // SAFETY: each payload type fits the 16 aligned bytes (asserted
+        // above) and is read back as the same type by `take`/`done`.
+        let tag = unsafe {
+            match s {
+                ThunkState::Suspended(e, env) => {
+                    (d as *mut (&'static Expr, Env)).write((e, env));
+                    T_SUSPENDED
+                }
+                ThunkState::Apply(b) => {
+                    (d as *mut Box<(Value, Value)>).write(b);
+                    T_APPLY
+                }
+                ThunkState::ApplyInt(f, i) => {
+                    (d as *mut (Rc<Value>, i64)).write((f, i));
+                    T_APPLY_INT
+                }
+                ThunkState::ApplyElem(src, i) => {
+                    (d as *mut (Rc<(Value, Rc<List>)>, usize)).write((src, i));
+                    T_APPLY_ELEM
+                }
+                ThunkState::Apply2(b) => {
+                    (d as *mut Box<(Value, Value, Value)>).write(b);
+                    T_APPLY2
+                }
+                ThunkState::Blackhole => T_BLACKHOLE,
+                ThunkState::Done(v) => {
+                    (d as *mut Value).write(v);
+                    T_DONE
+                }
+                ThunkState::Failed(e) => {
+                    (d as *mut Error).write(e);
+                    T_FAILED
+                }
+            }
+        };
+        self.tag.set(tag);
+    }
+
+    /// Move the state out, leaving [`ThunkState::Blackhole`] (which owns
+    /// nothing).
+    ///
+    /// # Safety
+    /// Single-threaded; nothing borrows the data.
+    #[inline(always)]
+    unsafe fn take(&self) -> ThunkState {
+        let d = self.data_ptr();
+        let tag = self.tag.replace(T_BLACKHOLE);
+        // SAFETY: the tag says which payload type `put` wrote; reading it
+        // moves it out (the tag now says the data owns nothing).
+        unsafe {
+            match tag {
+                T_SUSPENDED => {
+                    let (e, env) = (d as *const (&'static Expr, Env)).read();
+                    ThunkState::Suspended(e, env)
+                }
+                T_APPLY => ThunkState::Apply((d as *const Box<(Value, Value)>).read()),
+                T_APPLY_INT => {
+                    let (f, i) = (d as *const (Rc<Value>, i64)).read();
+                    ThunkState::ApplyInt(f, i)
+                }
+                T_APPLY_ELEM => {
+                    let (src, i) = (d as *const (Rc<(Value, Rc<List>)>, usize)).read();
+                    ThunkState::ApplyElem(src, i)
+                }
+                T_APPLY2 => ThunkState::Apply2((d as *const Box<(Value, Value, Value)>).read()),
+                T_DONE => ThunkState::Done((d as *const Value).read()),
+                T_FAILED => ThunkState::Failed((d as *const Error).read()),
+                _ => ThunkState::Blackhole,
+            }
+        }
+    }
+
+    /// The value of an evaluated thunk, borrowed. A `Done` state is never
+    /// overwritten, so the borrow lasts as long as the block.
+    #[inline(always)]
+    fn done(&self) -> Option<&Value> {
+        if self.tag.get() == T_DONE {
+            // SAFETY: the tag says the data holds a `Value`.
+            Some(unsafe { &*(self.data_ptr() as *const Value) })
+        } else {
+            None
+        }
+    }
+
+    /// The error of a failed thunk, borrowed.
+    #[inline]
+    fn failed(&self) -> Option<&Error> {
+        if self.tag.get() == T_FAILED {
+            // SAFETY: the tag says the data holds an `Error`.
+            Some(unsafe { &*(self.data_ptr() as *const Error) })
+        } else {
+            None
+        }
+    }
+}
 
 impl Clone for Thunk {
     #[inline]
@@ -1270,9 +1399,10 @@ impl Drop for Thunk {
 
 #[inline(never)]
 fn free_thunk(p: NonNull<ThunkBox>) {
-    // SAFETY: the count reached zero: this was the last handle.
+    // SAFETY: the count reached zero: this was the last handle. The state
+    // is moved out (and dropped) before the block is freed.
     unsafe {
-        std::ptr::drop_in_place(p.as_ptr());
+        drop(p.as_ref().take());
         std::alloc::dealloc(p.as_ptr() as *mut u8, Layout::new::<ThunkBox>());
     }
 }
@@ -1284,14 +1414,21 @@ impl Thunk {
         // SAFETY: non-zero size.
         let p = unsafe { std::alloc::alloc(layout) } as *mut ThunkBox;
         let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
-        // SAFETY: fresh, aligned block.
-        unsafe { p.as_ptr().write(ThunkBox { rc: Count::one(), state: UnsafeCell::new(state) }) };
+        // SAFETY: fresh, aligned block; its data owns nothing yet.
+        unsafe {
+            p.as_ptr().write(ThunkBox {
+                rc: Count::one(),
+                tag: Cell::new(T_BLACKHOLE),
+                data: UnsafeCell::new(std::mem::MaybeUninit::uninit()),
+            });
+            p.as_ref().put(state);
+        }
         Thunk(p)
     }
-    #[inline]
-    fn cell(&self) -> &UnsafeCell<ThunkState> {
+    #[inline(always)]
+    fn block(&self) -> &ThunkBox {
         // SAFETY: the block lives while any handle does.
-        unsafe { &self.0.as_ref().state }
+        unsafe { self.0.as_ref() }
     }
     /// Whether two handles name the same thunk.
     pub fn ptr_eq(a: &Thunk, b: &Thunk) -> bool {
@@ -1326,20 +1463,19 @@ impl Thunk {
     /// Fill in a thunk made with [`Thunk::blackhole`].
     pub fn set_done(&self, v: Value) {
         // SAFETY: single-threaded; nobody holds a reference into the state.
-        unsafe { *self.cell().get() = ThunkState::Done(v) }
+        unsafe {
+            let b = self.block();
+            drop(b.take());
+            b.put(ThunkState::Done(v));
+        }
     }
     /// The value, if already evaluated.
     pub fn value(&self) -> Option<&Value> {
-        // SAFETY: single-threaded; Done is never overwritten.
-        match unsafe { &*self.cell().get() } {
-            ThunkState::Done(v) => Some(v),
-            _ => None,
-        }
+        self.block().done()
     }
     #[inline]
     pub(crate) fn force(&self, ev: &Eval) -> Result<Value> {
-        // SAFETY: single-threaded; Done is never overwritten.
-        if let ThunkState::Done(v) = unsafe { &*self.cell().get() } {
+        if let Some(v) = self.block().done() {
             return Ok(v.clone());
         }
         self.force_slow(ev)
@@ -1350,8 +1486,7 @@ impl Thunk {
     /// lives while this handle does.
     #[inline]
     pub(crate) fn force_ref(&self, ev: &Eval) -> Result<&Value> {
-        // SAFETY: single-threaded; Done is never overwritten.
-        if let ThunkState::Done(v) = unsafe { &*self.cell().get() } {
+        if let Some(v) = self.block().done() {
             return Ok(v);
         }
         drop(self.force_slow(ev)?);
@@ -1361,16 +1496,16 @@ impl Thunk {
     #[inline(never)]
     fn force_slow(&self, ev: &Eval) -> Result<Value> {
         let id = self.as_ptr();
-        // SAFETY: single-threaded; we never hold a reference into the state
-        // across evaluation (the state is moved out first). The caller's
-        // handle keeps the block alive throughout.
-        let state = unsafe { &mut *self.cell().get() };
-        match state {
-            ThunkState::Blackhole => return Err(Error::infinite_recursion_from(id)),
-            ThunkState::Failed(e) => return Err(e.clone()),
+        let b = self.block();
+        match b.tag.get() {
+            T_BLACKHOLE => return Err(Error::infinite_recursion_from(id)),
+            T_FAILED => return Err(b.failed().expect("a failed thunk holds its error").clone()),
             _ => {}
         }
-        let taken = std::mem::replace(state, ThunkState::Blackhole);
+        // SAFETY: single-threaded; nothing borrows a state that is not
+        // `Done`. The state is moved out (the thunk is a blackhole while it
+        // is evaluated) and the caller's handle keeps the block alive.
+        let taken = unsafe { b.take() };
         let r = match &taken {
             ThunkState::Suspended(e, env) => ev.eval_deep(e, env),
             ThunkState::Apply(fa) => {
@@ -1387,24 +1522,23 @@ impl Thunk {
             }
             _ => unreachable!(),
         };
-        // SAFETY: as above; no reference into the state is live.
-        let state = unsafe { &mut *self.cell().get() };
+        // A nested force of this thunk only read the blackhole, so the
+        // data owns nothing here.
+        debug_assert_eq!(b.tag.get(), T_BLACKHOLE);
         match r {
             Ok(v) => {
-                debug_assert!(matches!(state, ThunkState::Blackhole));
-                // SAFETY: the state is the Blackhole written above (a
-                // nested force of this thunk only reads it), which owns
-                // nothing: overwritten without its drop glue.
-                unsafe { std::ptr::write(state, ThunkState::Done(v.clone())) };
+                // SAFETY: the data owns nothing (see above).
+                unsafe { b.put(ThunkState::Done(v.clone())) };
                 drop(taken);
                 Ok(v)
             }
             Err(e) => {
                 let e = if e.kind() == crate::ErrorKind::InfiniteRecursion { e.leaving_thunk(id) } else { e };
+                // SAFETY: the data owns nothing (see above).
                 if matches!(e.kind(), crate::ErrorKind::StackOverflow | crate::ErrorKind::InfiniteRecursion) {
-                    *state = taken;
+                    unsafe { b.put(taken) };
                 } else {
-                    *state = ThunkState::Failed(e.clone());
+                    unsafe { b.put(ThunkState::Failed(e.clone())) };
                     drop(taken);
                 }
                 Err(e)
