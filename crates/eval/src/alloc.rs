@@ -15,7 +15,6 @@ use std::ptr;
 
 const STEP: usize = 8;
 const CLASSES: usize = 16;
-const MAX_SMALL: usize = CLASSES * STEP;
 const CHUNK: usize = 64 * 1024;
 
 /// See the module documentation.
@@ -26,20 +25,19 @@ thread_local! {
     static FREE: [Cell<*mut u8>; CLASSES] = const { [const { Cell::new(ptr::null_mut()) }; CLASSES] };
 }
 
-#[inline]
+#[inline(always)]
 fn class_of(layout: &Layout) -> Option<usize> {
-    if layout.size() <= MAX_SMALL && layout.align() <= 16 && layout.size() > 0 {
-        // a 16-aligned request takes a class whose size is a multiple of
-        // 16: its blocks sit at multiples of 16 in a 16-aligned chunk
-        let size = if layout.align() > STEP { (layout.size() + 15) & !15 } else { layout.size() };
-        Some((size - 1) / STEP)
-    } else {
-        None
-    }
+    // the size rounded up to the alignment: a 16-aligned request takes a
+    // class whose size is a multiple of 16, whose blocks sit at multiples
+    // of 16 in a 16-aligned chunk; size 0 wraps to a class out of range
+    let a = layout.align();
+    let size = (layout.size() + a - 1) & !(a - 1);
+    let c = size.wrapping_sub(1) / STEP;
+    if c < CLASSES && a <= 16 { Some(c) } else { None }
 }
 
 unsafe impl GlobalAlloc for PoolAlloc {
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(c) = class_of(&layout) else {
             // SAFETY: forwarded with the caller's layout.
@@ -81,7 +79,7 @@ unsafe impl GlobalAlloc for PoolAlloc {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         let Some(c) = class_of(&layout) else {
             // SAFETY: large blocks came from System with this layout.

@@ -592,7 +592,9 @@ impl Eval {
         for (i, b) in binds.iter().enumerate() {
             new.set(i, self.thunk_rec(b, &new));
         }
-        self.eval(body, &new)
+        let r = self.eval(body, &new);
+        new.release();
+        r
     }
 
     #[inline]
@@ -1233,13 +1235,18 @@ impl Eval {
             let env = Env::one(Some(c.env.clone()), arg);
             return self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos));
         };
-        let env = self.bind_formals(c, formals, arg, pos)?;
-        self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos))
+        let (env, defaults) = self.bind_formals(c, formals, arg, pos)?;
+        let r = self.eval_deep(&l.body, &env).map_err(|e| lambda_frames(e, l, pos));
+        if defaults {
+            env.release();
+        }
+        r
     }
 
     /// The frame of a call to a `{ a, b ? d, ... }@x:` function.
     #[inline(never)]
-    fn bind_formals(&self, c: &Rc<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<Env> {
+    /// Also says whether a default was used (its thunk refers to the frame).
+    fn bind_formals(&self, c: &Rc<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<(Env, bool)> {
         let l = c.lambda;
         let argv = self.force_ref(&arg)?;
         let Value::Attrs(attrs) = argv else {
@@ -1248,6 +1255,7 @@ impl Eval {
         let n = l.frame_size();
         let env = Env::with_len(Some(c.env.clone()), n);
         let mut used = 0;
+        let mut defaults = false;
         for (i, f) in formals.entries.iter().enumerate() {
             match attrs.get(f.name) {
                 Some(v) => {
@@ -1255,7 +1263,10 @@ impl Eval {
                     env.set(i, v.clone());
                 }
                 None => match &f.default {
-                    Some(d) => env.set(i, self.thunk_rec(d, &env)),
+                    Some(d) => {
+                        defaults = true;
+                        env.set(i, self.thunk_rec(d, &env))
+                    }
                     None => {
                         return Err(Error::eval(format!(
                             "function {} called without required argument '{}'",
@@ -1288,7 +1299,7 @@ impl Eval {
         if formals.at.is_some() {
             env.set(formals.entries.len(), argv.clone());
         }
-        Ok(env)
+        Ok((env, defaults))
     }
 
     /// Deep equality as `==` defines it.

@@ -1125,6 +1125,58 @@ impl Env {
         e
     }
 
+    /// Drop the handle of a frame whose slots were filled in after it was
+    /// made (`let`, formals' defaults), once the code that runs in it has
+    /// finished. If the frame's other handles are all held by its own
+    /// slots (an unforced binding's thunk, a local function's closure,
+    /// each held by nothing but the slot), the frame and its slots keep
+    /// each other alive and nothing else can reach them: the reference
+    /// cycle is broken by emptying the slots, and the frame is freed.
+    ///
+    /// Sound because every count is a handle: a frame whose count equals
+    /// the handles held by objects only its slots hold is unreachable once
+    /// this handle goes (a borrow of the frame or a slot is always taken
+    /// through some counted handle, which would be counted here). A thunk
+    /// being forced is a blackhole, never counted as one of the slots' own.
+    #[inline]
+    pub fn release(self) {
+        if self.header().rc.0.get() > 1 {
+            self.release_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn release_slow(self) {
+        let me = self.0;
+        // this handle, plus one per slot object that only the slot holds
+        // and that holds this frame
+        let mut own = 1u32;
+        for i in 0..self.len() {
+            match self.slot(i) {
+                Value::Thunk(t) if t.block().rc.0.get() == 1 && t.block().tag.get() == T_SUSPENDED => {
+                    // SAFETY: the tag says the data holds a suspended
+                    // expression and its frame.
+                    let (_, env) = unsafe { &*(t.block().data_ptr() as *const (&'static Expr, Env)) };
+                    if env.0 == me {
+                        own += 1;
+                    }
+                }
+                Value::Lambda(c) if Rc::strong_count(c) == 1 && Rc::weak_count(c) == 0 && c.env.0 == me => own += 1,
+                _ => {}
+            }
+        }
+        if own != self.header().rc.0.get() {
+            return;
+        }
+        for i in 0..self.len() {
+            // SAFETY: in bounds; nothing can borrow a slot of a frame no
+            // other handle reaches. Dropping the old value may drop counts
+            // of this frame; this handle keeps it alive meanwhile.
+            let old = unsafe { std::ptr::replace(self.slots_ptr().add(i), Value::Null) };
+            drop(old);
+        }
+    }
+
     /// Whether two handles name the same frame.
     pub fn ptr_eq(a: &Env, b: &Env) -> bool {
         a.0 == b.0
