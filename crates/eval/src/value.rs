@@ -1454,7 +1454,16 @@ fn free_thunk(p: NonNull<ThunkBox>) {
     // SAFETY: the count reached zero: this was the last handle. The state
     // is moved out (and dropped) before the block is freed.
     unsafe {
-        drop(p.as_ref().take());
+        let b = p.as_ref();
+        let d = b.data_ptr();
+        // the two common states (an evaluated value, a suspended
+        // expression) are dropped in place; the rest through `take`
+        match b.tag.get() {
+            T_DONE => drop_value_in_place(d as *mut Value),
+            T_SUSPENDED => std::ptr::drop_in_place(d as *mut (&'static Expr, Env)),
+            T_BLACKHOLE => {}
+            _ => drop(b.take()),
+        }
         std::alloc::dealloc(p.as_ptr() as *mut u8, Layout::new::<ThunkBox>());
     }
 }
