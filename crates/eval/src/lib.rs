@@ -112,7 +112,11 @@ const PLAIN_GLOBALS: &[&str] = &[
 ];
 
 /// C++ Nix's `derivation` wrapper (corepkgs/derivation.nix), enabled when
-/// the embedder registers `derivationStrict`.
+/// the embedder registers `derivationStrict`. `outPath` is a selection, as
+/// in newer Nix's derivation-internal.nix, rather than 2.8's `getAttr` call
+/// (the same value; an error in the derivation is traced "while selecting
+/// an attribute", as upstream's tests expect, and each level of a chain of
+/// derivations takes less stack).
 pub const DERIVATION_NIX: &str = r#"
 drvAttrs@{ outputs ? [ "out" ], ... }:
 let
@@ -124,7 +128,7 @@ let
   outputToAttrListElement = outputName: {
     name = outputName;
     value = commonAttrs // {
-      outPath = builtins.getAttr outputName strict;
+      outPath = strict.${outputName};
       drvPath = strict.drvPath;
       type = "derivation";
       inherit outputName;
