@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferrix_eval::{Attr, AttrSet, Coerce, Context, ContextElem, Error, Eval, Result, Span, Symbol, Value};
-use ferrix_formats::{fixed_output_ca, CAHash, CaMethod, Derivation, StorePath};
+use ferrix_formats::{fixed_output_ca, CAHash, CaMethod, Derivation, FinishedDerivation, StorePath};
 
 use crate::context::{self, Parsed};
 use crate::io::{store_io, StoreIO};
@@ -503,19 +503,24 @@ fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Va
     drv.env = env;
 
     let finished = with_modulo_hashes(io, |h| drv.finish(dir, drv_name, h))?.map_err(|e| Error::eval(e.to_string()).at(pos))?;
-    let drv_path = &finished.drv_path;
+    let FinishedDerivation { derivation, drv_path, aterm, modulo_hash } = finished;
+    let Derivation { outputs, input_srcs, input_drvs, .. } = derivation;
+    let drv_path = &drv_path;
     let drv_key = key(drv_path);
     if !io.known.borrow().made.contains(&drv_key) {
-        register_drv(io, drv_path, &finished.derivation, &finished.aterm)?;
+        // the `.drv` bytes and references go to the sink as they are
+        let refs: BTreeSet<StorePath> = input_srcs.into_iter().chain(input_drvs.into_keys()).collect();
+        io.sink.add_derivation(drv_path, aterm, refs).map_err(Error::eval)?;
+        io.known.borrow_mut().made.insert(drv_key);
     }
     // Its modulo hash is needed as soon as another derivation depends on
     // it; `finish` computed it from the `.drv` bytes.
-    io.known.borrow_mut().modulo.entry(drv_key).or_insert(finished.modulo_hash);
+    io.known.borrow_mut().modulo.entry(drv_key).or_insert(modulo_hash);
 
     let drv_path_s = dir.display(drv_path);
-    let mut pairs = Vec::with_capacity(1 + finished.derivation.outputs.len());
+    let mut pairs = Vec::with_capacity(1 + outputs.len());
     pairs.push((Symbol::new("drvPath"), Value::string_ctx(drv_path_s.clone().into_bytes(), ContextElem::drv_deep(&drv_path_s).into())));
-    for (o, out) in &finished.derivation.outputs {
+    for (o, out) in &outputs {
         let p = out.path.as_ref().map(|p| dir.display(p)).unwrap_or_default();
         pairs.push((Symbol::new(o), Value::string_ctx(p.into_bytes(), ContextElem::built(o, &drv_path_s).into())));
     }
@@ -537,18 +542,6 @@ fn with_modulo_hashes<T>(io: &StoreIO, f: impl FnOnce(&mut dyn FnMut(&StorePath)
         Some(e) => Err(e),
         None => Ok(r),
     }
-}
-
-/// Write a derivation made during evaluation to the sink (once).
-pub fn register_drv(io: &StoreIO, path: &StorePath, drv: &Derivation, aterm: &[u8]) -> Result<()> {
-    let k = key(path);
-    if io.known.borrow().made.contains(&k) {
-        return Ok(());
-    }
-    let refs: BTreeSet<StorePath> = drv.input_srcs.iter().chain(drv.input_drvs.keys()).cloned().collect();
-    io.sink.add_derivation(path, aterm, &refs).map_err(Error::eval)?;
-    io.known.borrow_mut().made.insert(k);
-    Ok(())
 }
 
 /// A derivation by path: one made in this evaluation (read back from the

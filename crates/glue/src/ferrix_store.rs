@@ -133,13 +133,13 @@ impl FerrixStore {
         self.store.path_info.get_path(path).map_err(|e| e.to_string())
     }
 
-    fn add_single_file(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
+    fn add_single_file(&self, path: &StorePath, contents: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String> {
         if self.pending.borrow().contains_key(path) {
             return Ok(());
         }
         let full = {
             let mut unchecked = self.unchecked.borrow_mut();
-            unchecked.entry(path.clone()).or_insert_with(|| (contents.to_vec(), refs.clone()));
+            unchecked.entry(path.clone()).or_insert((contents, refs));
             unchecked.len() >= MAX_UNCHECKED
         };
         if full {
@@ -188,9 +188,9 @@ impl StoreSink for FerrixStore {
         self.read(path, sub)
     }
     fn add_text(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
-        self.add_single_file(path, contents, refs)
+        self.add_single_file(path, contents.to_vec(), refs.clone())
     }
-    fn add_derivation(&self, path: &StorePath, aterm: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
+    fn add_derivation(&self, path: &StorePath, aterm: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String> {
         self.add_single_file(path, aterm, refs)
     }
     fn flush(&self) -> Result<(), String> {
@@ -344,7 +344,7 @@ impl StoreSink for LazyFerrixStore {
     fn add_text(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
         self.get()?.add_text(path, contents, refs)
     }
-    fn add_derivation(&self, path: &StorePath, aterm: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
+    fn add_derivation(&self, path: &StorePath, aterm: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String> {
         self.get()?.add_derivation(path, aterm, refs)
     }
     fn add_host_path(

@@ -19,8 +19,9 @@ use ferrix_formats::{CAHash, StoreDir, StorePath};
 pub trait StoreSink {
     /// A text file (`builtins.toFile`) with its references.
     fn add_text(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String>;
-    /// A `.drv` file (ATerm) with its references (input sources and input derivations).
-    fn add_derivation(&self, path: &StorePath, aterm: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String>;
+    /// A `.drv` file (ATerm) with its references (input sources and input
+    /// derivations), handed over (a sink that keeps them keeps these).
+    fn add_derivation(&self, path: &StorePath, aterm: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String>;
     /// A host path imported with this content address (`"${./x}"`,
     /// `builtins.path`, `filterSource`). `filter` says which entries below
     /// the root to keep (absolute host paths); `None` keeps everything.
@@ -66,10 +67,8 @@ impl StoreSink for MemoryStore {
             .insert(path.clone(), StoredObject::Text { contents: contents.to_vec(), refs: refs.clone() });
         Ok(())
     }
-    fn add_derivation(&self, path: &StorePath, aterm: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
-        self.objects
-            .borrow_mut()
-            .insert(path.clone(), StoredObject::Derivation { aterm: aterm.to_vec(), refs: refs.clone() });
+    fn add_derivation(&self, path: &StorePath, aterm: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String> {
+        self.objects.borrow_mut().insert(path.clone(), StoredObject::Derivation { aterm, refs });
         Ok(())
     }
     fn add_host_path(
@@ -120,8 +119,8 @@ impl StoreSink for DirStore {
     fn add_text(&self, path: &StorePath, contents: &[u8], _refs: &BTreeSet<StorePath>) -> Result<(), String> {
         self.write(path, contents)
     }
-    fn add_derivation(&self, path: &StorePath, aterm: &[u8], _refs: &BTreeSet<StorePath>) -> Result<(), String> {
-        self.write(path, aterm)
+    fn add_derivation(&self, path: &StorePath, aterm: Vec<u8>, _refs: BTreeSet<StorePath>) -> Result<(), String> {
+        self.write(path, &aterm)
     }
     fn read_file(&self, path: &StorePath, sub: &str) -> Option<Result<Vec<u8>, String>> {
         let p = self.root.join(path.to_string());
