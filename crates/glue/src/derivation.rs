@@ -503,19 +503,21 @@ fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Va
     drv.env = env;
 
     let finished = with_modulo_hashes(io, |h| drv.finish(dir, drv_name, h))?.map_err(|e| Error::eval(e.to_string()).at(pos))?;
-    let FinishedDerivation { derivation, drv_path, aterm, modulo_hash } = finished;
+    let FinishedDerivation { derivation, drv_path, mut aterm, modulo_hash } = finished;
     let Derivation { outputs, input_srcs, input_drvs, .. } = derivation;
     let drv_path = &drv_path;
     let drv_key = key(drv_path);
-    if !io.known.borrow().made.contains(&drv_key) {
-        // the `.drv` bytes and references go to the sink as they are
+    if !io.known.borrow().modulo.get(&drv_key).is_some_and(|m| m.1) {
+        // the `.drv` bytes and references go to the sink as they are (the
+        // bytes without the room `finish` left for them: the sink may hold
+        // them a while)
+        aterm.shrink_to_fit();
         let refs: BTreeSet<StorePath> = input_srcs.into_iter().chain(input_drvs.into_keys()).collect();
         io.sink.add_derivation(drv_path, aterm, refs).map_err(Error::eval)?;
-        io.known.borrow_mut().made.insert(drv_key);
     }
     // Its modulo hash is needed as soon as another derivation depends on
     // it; `finish` computed it from the `.drv` bytes.
-    io.known.borrow_mut().modulo.entry(drv_key).or_insert(modulo_hash);
+    io.known.borrow_mut().modulo.insert(drv_key, (modulo_hash, true));
 
     let drv_path_s = dir.display(drv_path);
     let mut pairs = Vec::with_capacity(1 + outputs.len());
@@ -552,7 +554,7 @@ pub fn get_drv(io: &StoreIO, p: &StorePath) -> Result<Derivation> {
     if let Some(a) = io.known.borrow().drvs.get(p) {
         return parse(a);
     }
-    if io.known.borrow().made.contains(&key(p))
+    if io.known.borrow().modulo.get(&key(p)).is_some_and(|m| m.1)
         && let Some(r) = io.sink.read_file(p, "")
     {
         return parse(&r.map_err(|e| Error::eval(format!("reading derivation '{ps}': {e}")))?);
@@ -569,12 +571,12 @@ pub fn get_drv(io: &StoreIO, p: &StorePath) -> Result<Derivation> {
 /// `hashDerivationModulo(drv, false)` of a derivation by path, cached.
 pub fn modulo_hash(io: &StoreIO, p: &StorePath) -> Result<[u8; 32]> {
     let k = key(p);
-    if let Some(h) = io.known.borrow().modulo.get(&k) {
-        return Ok(*h);
+    if let Some(&(h, _)) = io.known.borrow().modulo.get(&k) {
+        return Ok(h);
     }
     let d = get_drv(io, p)?;
     let h = with_modulo_hashes(io, |h| d.hash_modulo(&io.store_dir, false, h))?.map_err(|e| Error::eval(e.to_string()))?;
-    io.known.borrow_mut().modulo.insert(k, h);
+    io.known.borrow_mut().modulo.entry(k).or_insert((h, false));
     Ok(h)
 }
 

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 
 use ferrix_formats::store_path::HASH_PART_LEN;
@@ -158,11 +158,11 @@ pub struct Known {
     pub refs: BTreeMap<StorePath, BTreeSet<StorePath>>,
     /// `.drv` files read from the host's store directory, as ATerm bytes.
     pub drvs: BTreeMap<StorePath, Box<[u8]>>,
-    /// `hashDerivationModulo(drv, mask_outputs = false)` per `.drv` path
-    /// (keyed by hash part).
-    pub modulo: FxHashMap<[u8; HASH_PART_LEN], [u8; 32]>,
-    /// `.drv` files this evaluation wrote to the sink (by hash part).
-    pub made: FxHashSet<[u8; HASH_PART_LEN]>,
+    /// Per `.drv` path (keyed by hash part): its
+    /// `hashDerivationModulo(drv, mask_outputs = false)`, and whether this
+    /// evaluation wrote it to the sink (one map: a chain of 10 000
+    /// derivations keeps 10 000 entries to the end).
+    pub modulo: FxHashMap<[u8; HASH_PART_LEN], ([u8; 32], bool)>,
 }
 
 /// The key [`Known`] uses for a store path.
