@@ -112,19 +112,27 @@ const PLAIN_GLOBALS: &[&str] = &[
 ];
 
 /// C++ Nix's `derivation` wrapper (corepkgs/derivation.nix), enabled when
-/// the embedder registers `derivationStrict`.
+/// the embedder registers `derivationStrict`. `outPath` is a selection, as
+/// in newer Nix's derivation-internal.nix, rather than 2.8's `getAttr` call
+/// (the same value; an error in the derivation is traced "while selecting
+/// an attribute", as upstream's tests expect, and each level of a chain of
+/// derivations takes less stack). Each output's set is built as
+/// `drvAttrs // outputs // { all; drvAttrs; } // { outPath; … }` in one
+/// expression, where C++ Nix binds the first three as `commonAttrs` and
+/// shares it between outputs: the same sets (`//` is associative), but a
+/// single-output derivation, where nothing shares it, does not keep that
+/// intermediate set alive.
 pub const DERIVATION_NIX: &str = r#"
 drvAttrs@{ outputs ? [ "out" ], ... }:
 let
   strict = derivationStrict drvAttrs;
-  commonAttrs = drvAttrs // (builtins.listToAttrs outputsList) // {
-    all = map (x: x.value) outputsList;
-    inherit drvAttrs;
-  };
   outputToAttrListElement = outputName: {
     name = outputName;
-    value = commonAttrs // {
-      outPath = builtins.getAttr outputName strict;
+    value = drvAttrs // (builtins.listToAttrs outputsList) // {
+      all = map (x: x.value) outputsList;
+      inherit drvAttrs;
+    } // {
+      outPath = strict.${outputName};
       drvPath = strict.drvPath;
       type = "derivation";
       inherit outputName;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferrix_eval::{Attr, AttrSet, Coerce, Context, ContextElem, Error, Eval, Result, Span, Symbol, Value};
-use ferrix_formats::{fixed_output_ca, CAHash, CaMethod, Derivation, StorePath};
+use ferrix_formats::{fixed_output_ca, CAHash, CaMethod, Derivation, FinishedDerivation, StorePath};
 
 use crate::context::{self, Parsed};
 use crate::io::{store_io, StoreIO};
@@ -34,40 +34,78 @@ const ENV: Coerce = Coerce { more: true, copy_to_store: true };
 ///
 /// Forcing an attribute may instantiate the derivations it depends on,
 /// recursively (a chain of 10 000 of them is 10 000 levels deep), so what
-/// stays on the stack for each level is kept small: this frame and one of
-/// [`collect_attrs`], which forces every attribute, list element and
-/// `outPath` itself; what is collected lives on the heap ([`Collected`]),
-/// and everything else happens in functions that return before the next
-/// attribute is forced.
+/// stays on the stack and the heap for each level is kept small: this one
+/// frame, which forces every attribute, list element and `outPath` itself
+/// ([`collect_attr`] is inlined into it), and a [`Collected`] of about a
+/// hundred bytes whose values so far share one byte buffer; everything else
+/// happens in functions that return before the next attribute is forced.
 pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let attrs = ev.force_attrs(&a[0])?;
     let mut c = start(ev, &attrs, pos)?;
     let sorted = attrs.sorted_by_name();
-    if let Err(e) = collect_attrs(ev, &sorted, &mut c) {
-        return Err(drv_frame(e, &c));
+    for &attr in &sorted {
+        if let Err(e) = collect_attr(ev, &mut c, attr) {
+            return Err(attr_error(e, attr, &c));
+        }
     }
     drop(sorted);
     finish(ev, c, pos)
 }
 
 /// What the attributes of a derivation give, collected one attribute at a
-/// time (on the heap, see [`derivation_strict`]).
+/// time (see [`derivation_strict`]).
 struct Collected {
     name: String,
     name_pos: Span,
     structured: bool,
     ignore_nulls: bool,
     ctx: Context,
-    /// In attribute name order, which is the environment's.
-    env: Vec<(Vec<u8>, Vec<u8>)>,
-    args: Vec<Vec<u8>>,
+    /// The values so far, in attribute name order (the environment's): each
+    /// `(what, end)`, its bytes ending at `end` in `bytes` (and starting where
+    /// the one before ends). `what` is the [`Symbol`] of an environment
+    /// variable, or [`ARG`], [`BUILDER`], [`SYSTEM`].
+    parts: Vec<(u32, u32)>,
+    bytes: Vec<u8>,
+    /// What only some derivations have.
+    rare: Option<Box<Rare>>,
+}
+
+/// A part that is an element of `args`.
+const ARG: u32 = u32::MAX;
+/// A part that is the builder or the system of a derivation with
+/// structured attributes (otherwise they are environment variables).
+const BUILDER: u32 = u32::MAX - 1;
+const SYSTEM: u32 = u32::MAX - 2;
+
+#[derive(Default)]
+struct Rare {
+    /// `__json` (structured attributes) so far.
     json: Vec<u8>,
-    builder: Vec<u8>,
-    system: Vec<u8>,
     output_hash: Option<String>,
     output_hash_algo: Option<String>,
     hash_mode: Option<CaMethod>,
-    outputs: Vec<String>,
+    /// `None`: `[ "out" ]`.
+    outputs: Option<Vec<String>>,
+}
+
+impl Collected {
+    /// The value collected since the last part becomes a part.
+    #[inline(never)]
+    fn push_part(&mut self, what: u32) -> Result<()> {
+        let end = u32::try_from(self.bytes.len()).map_err(|_| Error::eval("derivation attributes of 4 GiB or more"))?;
+        self.parts.push((what, end));
+        Ok(())
+    }
+
+    /// The bytes of the value collected since the last part.
+    fn pending(&self) -> &[u8] {
+        let start = self.parts.last().map_or(0, |p| p.1 as usize);
+        &self.bytes[start..]
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Default::default)
+    }
 }
 
 /// The name (checked), and the flags that change how attributes are taken.
@@ -86,15 +124,9 @@ fn start(ev: &Eval, attrs: &AttrSet, pos: Span) -> Result<Box<Collected>> {
         structured: false,
         ignore_nulls: false,
         ctx: Context::new(),
-        env: Vec::with_capacity(attrs.len()),
-        args: Vec::new(),
-        json: Vec::new(),
-        builder: Vec::new(),
-        system: Vec::new(),
-        output_hash: None,
-        output_hash_algo: None,
-        hash_mode: None,
-        outputs: vec!["out".into()],
+        parts: Vec::with_capacity(attrs.len() + 2),
+        bytes: Vec::with_capacity(64),
+        rare: None,
     });
     let flags = (|| {
         if let Some(ch) = c.name.chars().find(|ch| !(ch.is_ascii_alphanumeric() || "+-._?=".contains(*ch))) {
@@ -143,20 +175,16 @@ fn name_frame(e: Error, name: &str, name_pos: Span) -> Error {
     )
 }
 
-/// Every attribute into `c`, in name order. The one frame per derivation
-/// that stays on the stack while the attributes are forced (see
-/// [`derivation_strict`]): the helpers it uses are inlined into it or
-/// return before anything is forced.
+/// An error of one attribute, with C++ Nix's frames.
+#[cold]
 #[inline(never)]
-fn collect_attrs(ev: &Eval, attrs: &[&Attr], c: &mut Collected) -> Result<()> {
-    for &attr in attrs {
-        if let Err(e) = collect_attr(ev, c, attr) {
-            return Err(attr_frame(e, attr, &c.name));
-        }
-    }
-    Ok(())
+fn attr_error(e: Error, attr: &Attr, c: &Collected) -> Error {
+    let e = e.while_(format!("while evaluating attribute '{}' of derivation '{}'", attr.name.as_str(), c.name), attr.pos);
+    drv_frame(e, c)
 }
 
+/// One attribute into `c` (inlined into [`derivation_strict`]: the helpers
+/// it calls either are inlined too or return before anything is forced).
 #[inline(always)]
 fn collect_attr(ev: &Eval, c: &mut Collected, attr: &Attr) -> Result<()> {
     let key = attr.name.as_bytes();
@@ -176,20 +204,18 @@ fn collect_attr(ev: &Eval, c: &mut Collected, attr: &Attr) -> Result<()> {
         };
         for x in l.iter() {
             let x = ev.force(x);
-            let mut out = Vec::new();
-            if let Err(e) = x.and_then(|x| coerce_env(ev, &x, &mut c.ctx, &mut out)) {
+            if let Err(e) = x.and_then(|x| coerce_env(ev, &x, &mut c.ctx, &mut c.bytes)) {
                 return Err(arg_frame(e));
             }
-            c.args.push(out);
+            c.push_part(ARG)?;
         }
         return Ok(());
     }
     if c.structured {
         return collect_structured(ev, c, key, &v);
     }
-    let mut out = Vec::new();
-    coerce_env(ev, &v, &mut c.ctx, &mut out)?;
-    set_env(c, key, out)
+    coerce_env(ev, &v, &mut c.ctx, &mut c.bytes)?;
+    set_env(c, attr.name, key)
 }
 
 /// The error for an `args` that is not a list (from the evaluator, for
@@ -206,7 +232,7 @@ fn not_a_list(ev: &Eval, v: &Value) -> Error {
 /// Coerce a forced value for the environment or the arguments (as
 /// `Eval::coerce_to_string` with `more` and `copy_to_store`) onto `out`.
 /// Lists and `outPath`s of strings are taken apart here (inlined into
-/// [`collect_attrs`]): forcing one of them may instantiate another
+/// [`derivation_strict`]): forcing one of them may instantiate another
 /// derivation, recursively.
 #[inline(always)]
 fn coerce_env(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<()> {
@@ -264,13 +290,7 @@ fn out_path_frame(e: Error, attr: &Attr) -> Error {
     e.while_("while evaluating the `outPath` attribute", attr.pos)
 }
 
-#[cold]
-#[inline(never)]
-fn attr_frame(e: Error, attr: &Attr, drv_name: &str) -> Error {
-    e.while_(format!("while evaluating attribute '{}' of derivation '{drv_name}'", attr.name.as_str()), attr.pos)
-}
-
-fn set_outputs(ss: Vec<String>, outputs: &mut Vec<String>) -> Result<()> {
+fn set_outputs(ss: Vec<String>, outputs: &mut Option<Vec<String>>) -> Result<()> {
     let mut seen = BTreeSet::new();
     for o in &ss {
         if !seen.insert(o.as_str()) {
@@ -284,7 +304,7 @@ fn set_outputs(ss: Vec<String>, outputs: &mut Vec<String>) -> Result<()> {
     if ss.is_empty() {
         return Err(Error::eval("derivation cannot have an empty set of outputs"));
     }
-    *outputs = ss;
+    *outputs = Some(ss);
     Ok(())
 }
 
@@ -297,13 +317,13 @@ fn hash_mode(s: &str) -> Result<CaMethod> {
     }
 }
 
+/// The value just collected becomes the environment variable `name`.
 #[inline(never)]
-fn set_env(c: &mut Collected, key: &[u8], s: Vec<u8>) -> Result<()> {
-    if matches!(key, b"builder" | b"system" | b"outputHash" | b"outputHashAlgo" | b"outputHashMode" | b"outputs") {
-        special_attr(c, key, &s)?;
+fn set_env(c: &mut Collected, name: Symbol, key: &[u8]) -> Result<()> {
+    if matches!(key, b"outputHash" | b"outputHashAlgo" | b"outputHashMode" | b"outputs") {
+        special_attr(c, key)?;
     }
-    c.env.push((key.to_vec(), s));
-    Ok(())
+    c.push_part(name.0)
 }
 
 #[cold]
@@ -324,19 +344,20 @@ fn experimental(ev: &Eval, key: &[u8], value: &Value) -> Result<()> {
     }))
 }
 
-/// The attributes with a meaning of their own, given as strings.
+/// The attributes with a meaning of their own, given as strings (the value
+/// just collected).
+#[cold]
 #[inline(never)]
-fn special_attr(c: &mut Collected, key: &[u8], s: &[u8]) -> Result<()> {
-    let st = || String::from_utf8_lossy(s).into_owned();
+fn special_attr(c: &mut Collected, key: &[u8]) -> Result<()> {
+    let st = String::from_utf8_lossy(c.pending()).into_owned();
+    let rare = c.rare();
     match key {
-        b"builder" => c.builder = s.to_vec(),
-        b"system" => c.system = s.to_vec(),
-        b"outputHash" => c.output_hash = Some(st()),
-        b"outputHashAlgo" => c.output_hash_algo = Some(st()),
-        b"outputHashMode" => c.hash_mode = Some(hash_mode(&st())?),
+        b"outputHash" => rare.output_hash = Some(st),
+        b"outputHashAlgo" => rare.output_hash_algo = Some(st),
+        b"outputHashMode" => rare.hash_mode = Some(hash_mode(&st)?),
         b"outputs" => {
-            let ss = st().split([' ', '\t', '\n', '\r']).filter(|x| !x.is_empty()).map(String::from).collect();
-            set_outputs(ss, &mut c.outputs)?;
+            let ss = st.split([' ', '\t', '\n', '\r']).filter(|x| !x.is_empty()).map(String::from).collect();
+            set_outputs(ss, &mut rare.outputs)?;
         }
         _ => {}
     }
@@ -349,24 +370,30 @@ fn collect_structured(ev: &Eval, c: &mut Collected, key: &[u8], value: &Value) -
     if key == b"__structuredAttrs" {
         return Ok(());
     }
-    c.json.push(if c.json.is_empty() { b'{' } else { b',' });
-    crate::json::string(&mut c.json, key);
-    c.json.push(b':');
-    crate::json::value(ev, value, &mut c.ctx, &mut c.json)?;
+    let rare = c.rare.get_or_insert_with(Default::default);
+    rare.json.push(if rare.json.is_empty() { b'{' } else { b',' });
+    crate::json::string(&mut rare.json, key);
+    rare.json.push(b':');
+    crate::json::value(ev, value, &mut c.ctx, &mut rare.json)?;
     match key {
         b"builder" => {
             let s = ev.force_string(value)?;
             s.collect_context(&mut c.ctx);
-            c.builder = s.bytes.to_vec();
+            c.bytes.extend_from_slice(&s.bytes);
+            c.push_part(BUILDER)?;
         }
-        b"system" => c.system = force_string_noctx(ev, value)?.into_bytes(),
-        b"outputHash" => c.output_hash = Some(force_string_noctx(ev, value)?),
-        b"outputHashAlgo" => c.output_hash_algo = Some(force_string_noctx(ev, value)?),
-        b"outputHashMode" => c.hash_mode = Some(hash_mode(&force_string_noctx(ev, value)?)?),
+        b"system" => {
+            let s = force_string_noctx(ev, value)?;
+            c.bytes.extend_from_slice(s.as_bytes());
+            c.push_part(SYSTEM)?;
+        }
+        b"outputHash" => c.rare().output_hash = Some(force_string_noctx(ev, value)?),
+        b"outputHashAlgo" => c.rare().output_hash_algo = Some(force_string_noctx(ev, value)?),
+        b"outputHashMode" => c.rare().hash_mode = Some(hash_mode(&force_string_noctx(ev, value)?)?),
         b"outputs" => {
             let l = ev.force_list(value)?;
             let ss = l.iter().map(|x| force_string_noctx(ev, x)).collect::<Result<Vec<_>>>()?;
-            set_outputs(ss, &mut c.outputs)?;
+            set_outputs(ss, &mut c.rare().outputs)?;
         }
         _ => {}
     }
@@ -383,9 +410,32 @@ fn finish(ev: &Eval, mut c: Box<Collected>, pos: Span) -> Result<Value> {
 }
 
 fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Value> {
-    let Collected {
-        structured, ctx, env, args, mut json, builder, system, output_hash, output_hash_algo, hash_mode, outputs, ..
-    } = c;
+    let Collected { structured, ctx, parts, bytes, rare, .. } = c;
+    let Rare { mut json, output_hash, output_hash_algo, hash_mode, outputs } = rare.map(|r| *r).unwrap_or_default();
+    let outputs = outputs.unwrap_or_else(|| vec!["out".into()]);
+    let mut env: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(parts.len() + 1);
+    let mut args = Vec::new();
+    let (mut builder, mut system) = (Vec::new(), Vec::new());
+    let (builder_sym, system_sym) = (Symbol::new("builder").0, Symbol::new("system").0);
+    let mut from = 0;
+    for (what, end) in parts {
+        let v = &bytes[from..end as usize];
+        from = end as usize;
+        match what {
+            ARG => args.push(v.to_vec()),
+            BUILDER => builder = v.to_vec(),
+            SYSTEM => system = v.to_vec(),
+            name => {
+                if name == builder_sym {
+                    builder = v.to_vec();
+                } else if name == system_sym {
+                    system = v.to_vec();
+                }
+                env.push((Symbol(name).as_bytes().to_vec(), v.to_vec()));
+            }
+        }
+    }
+    drop(bytes);
     // in name order already: built in bulk
     let mut env: BTreeMap<Vec<u8>, Vec<u8>> = env.into_iter().collect();
     if structured {
@@ -453,19 +503,26 @@ fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Va
     drv.env = env;
 
     let finished = with_modulo_hashes(io, |h| drv.finish(dir, drv_name, h))?.map_err(|e| Error::eval(e.to_string()).at(pos))?;
-    let drv_path = &finished.drv_path;
+    let FinishedDerivation { derivation, drv_path, mut aterm, modulo_hash } = finished;
+    let Derivation { outputs, input_srcs, input_drvs, .. } = derivation;
+    let drv_path = &drv_path;
     let drv_key = key(drv_path);
-    if !io.known.borrow().made.contains(&drv_key) {
-        register_drv(io, drv_path, &finished.derivation, &finished.aterm)?;
+    if !io.known.borrow().modulo.get(&drv_key).is_some_and(|m| m.1) {
+        // the `.drv` bytes and references go to the sink as they are (the
+        // bytes without the room `finish` left for them: the sink may hold
+        // them a while)
+        aterm.shrink_to_fit();
+        let refs: BTreeSet<StorePath> = input_srcs.into_iter().chain(input_drvs.into_keys()).collect();
+        io.sink.add_derivation(drv_path, aterm, refs).map_err(Error::eval)?;
     }
     // Its modulo hash is needed as soon as another derivation depends on
     // it; `finish` computed it from the `.drv` bytes.
-    io.known.borrow_mut().modulo.entry(drv_key).or_insert(finished.modulo_hash);
+    io.known.borrow_mut().modulo.insert(drv_key, (modulo_hash, true));
 
     let drv_path_s = dir.display(drv_path);
-    let mut pairs = Vec::with_capacity(1 + finished.derivation.outputs.len());
+    let mut pairs = Vec::with_capacity(1 + outputs.len());
     pairs.push((Symbol::new("drvPath"), Value::string_ctx(drv_path_s.clone().into_bytes(), ContextElem::drv_deep(&drv_path_s).into())));
-    for (o, out) in &finished.derivation.outputs {
+    for (o, out) in &outputs {
         let p = out.path.as_ref().map(|p| dir.display(p)).unwrap_or_default();
         pairs.push((Symbol::new(o), Value::string_ctx(p.into_bytes(), ContextElem::built(o, &drv_path_s).into())));
     }
@@ -489,18 +546,6 @@ fn with_modulo_hashes<T>(io: &StoreIO, f: impl FnOnce(&mut dyn FnMut(&StorePath)
     }
 }
 
-/// Write a derivation made during evaluation to the sink (once).
-pub fn register_drv(io: &StoreIO, path: &StorePath, drv: &Derivation, aterm: &[u8]) -> Result<()> {
-    let k = key(path);
-    if io.known.borrow().made.contains(&k) {
-        return Ok(());
-    }
-    let refs: BTreeSet<StorePath> = drv.input_srcs.iter().chain(drv.input_drvs.keys()).cloned().collect();
-    io.sink.add_derivation(path, aterm, &refs).map_err(Error::eval)?;
-    io.known.borrow_mut().made.insert(k);
-    Ok(())
-}
-
 /// A derivation by path: one made in this evaluation (read back from the
 /// sink), or one read from the host's store directory (kept).
 pub fn get_drv(io: &StoreIO, p: &StorePath) -> Result<Derivation> {
@@ -509,7 +554,7 @@ pub fn get_drv(io: &StoreIO, p: &StorePath) -> Result<Derivation> {
     if let Some(a) = io.known.borrow().drvs.get(p) {
         return parse(a);
     }
-    if io.known.borrow().made.contains(&key(p))
+    if io.known.borrow().modulo.get(&key(p)).is_some_and(|m| m.1)
         && let Some(r) = io.sink.read_file(p, "")
     {
         return parse(&r.map_err(|e| Error::eval(format!("reading derivation '{ps}': {e}")))?);
@@ -526,12 +571,12 @@ pub fn get_drv(io: &StoreIO, p: &StorePath) -> Result<Derivation> {
 /// `hashDerivationModulo(drv, false)` of a derivation by path, cached.
 pub fn modulo_hash(io: &StoreIO, p: &StorePath) -> Result<[u8; 32]> {
     let k = key(p);
-    if let Some(h) = io.known.borrow().modulo.get(&k) {
-        return Ok(*h);
+    if let Some(&(h, _)) = io.known.borrow().modulo.get(&k) {
+        return Ok(h);
     }
     let d = get_drv(io, p)?;
     let h = with_modulo_hashes(io, |h| d.hash_modulo(&io.store_dir, false, h))?.map_err(|e| Error::eval(e.to_string()))?;
-    io.known.borrow_mut().modulo.insert(k, h);
+    io.known.borrow_mut().modulo.entry(k).or_insert((h, false));
     Ok(h)
 }
 

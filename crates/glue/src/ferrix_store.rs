@@ -23,8 +23,9 @@ use crate::store::StoreSink;
 const MAX_PENDING: usize = 4096;
 /// How many single files (`.drv` files, `toFile` texts) wait before they are
 /// checked against the store in one read and the new ones' blobs are stored
-/// in one transaction.
-const MAX_UNCHECKED: usize = 1024;
+/// in one transaction (a batch costs a read transaction; what waits is
+/// memory: 1024 `.drv` files of a chain of derivations held 1.7 MB).
+const MAX_UNCHECKED: usize = 256;
 
 /// The ferrix store as the glue's sink.
 ///
@@ -82,7 +83,7 @@ impl FerrixStore {
                 continue;
             }
             let err = |e: &dyn std::fmt::Display| format!("writing '{}' to the store: {e}", store.store_dir.display(path));
-            let info = single_file_info(path, contents, refs).map_err(|e| err(&e))?;
+            let info = single_file_info(path, contents, refs.iter().cloned().collect()).map_err(|e| err(&e))?;
             info.validate(&store.store_dir).map_err(|e| err(&e))?;
             blobs.push(contents);
             infos.push(info);
@@ -133,13 +134,13 @@ impl FerrixStore {
         self.store.path_info.get_path(path).map_err(|e| e.to_string())
     }
 
-    fn add_single_file(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
+    fn add_single_file(&self, path: &StorePath, contents: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String> {
         if self.pending.borrow().contains_key(path) {
             return Ok(());
         }
         let full = {
             let mut unchecked = self.unchecked.borrow_mut();
-            unchecked.entry(path.clone()).or_insert_with(|| (contents.to_vec(), refs.clone()));
+            unchecked.entry(path.clone()).or_insert_with(|| (contents, refs.into_iter().collect()));
             unchecked.len() >= MAX_UNCHECKED
         };
         if full {
@@ -150,11 +151,12 @@ impl FerrixStore {
 }
 
 /// A `.drv` file or `toFile` text not yet checked against the store: its
-/// bytes and references.
-type SingleFile = (Vec<u8>, BTreeSet<StorePath>);
+/// bytes and references (sorted; a vector, since a `BTreeSet` of a few
+/// paths is a 600-byte node).
+type SingleFile = (Vec<u8>, Vec<StorePath>);
 
 /// The path info of a single-file text path (`text:sha256` content address).
-fn single_file_info(path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> std::io::Result<PathInfo> {
+fn single_file_info(path: &StorePath, contents: &[u8], refs: BTreeSet<StorePath>) -> std::io::Result<PathInfo> {
     let digest = B3Digest::of(contents);
     let node = Node::File { digest, size: contents.len() as u64, executable: false };
     let mut nar = NarWriter::new(HashingWriter::new(std::io::sink(), HashAlgo::Sha256))?;
@@ -166,7 +168,7 @@ fn single_file_info(path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath
         node,
         nar_size,
         nar_sha256: nar_hash.digest().try_into().expect("sha256 is 32 bytes"),
-        references: refs.clone(),
+        references: refs,
         deriver: None,
         signatures: Vec::new(),
         ca: Some(ca),
@@ -188,9 +190,9 @@ impl StoreSink for FerrixStore {
         self.read(path, sub)
     }
     fn add_text(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
-        self.add_single_file(path, contents, refs)
+        self.add_single_file(path, contents.to_vec(), refs.clone())
     }
-    fn add_derivation(&self, path: &StorePath, aterm: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
+    fn add_derivation(&self, path: &StorePath, aterm: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String> {
         self.add_single_file(path, aterm, refs)
     }
     fn flush(&self) -> Result<(), String> {
@@ -344,7 +346,7 @@ impl StoreSink for LazyFerrixStore {
     fn add_text(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
         self.get()?.add_text(path, contents, refs)
     }
-    fn add_derivation(&self, path: &StorePath, aterm: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
+    fn add_derivation(&self, path: &StorePath, aterm: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String> {
         self.get()?.add_derivation(path, aterm, refs)
     }
     fn add_host_path(

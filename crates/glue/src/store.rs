@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 
 use ferrix_formats::store_path::HASH_PART_LEN;
@@ -19,8 +19,9 @@ use ferrix_formats::{CAHash, StoreDir, StorePath};
 pub trait StoreSink {
     /// A text file (`builtins.toFile`) with its references.
     fn add_text(&self, path: &StorePath, contents: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String>;
-    /// A `.drv` file (ATerm) with its references (input sources and input derivations).
-    fn add_derivation(&self, path: &StorePath, aterm: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String>;
+    /// A `.drv` file (ATerm) with its references (input sources and input
+    /// derivations), handed over (a sink that keeps them keeps these).
+    fn add_derivation(&self, path: &StorePath, aterm: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String>;
     /// A host path imported with this content address (`"${./x}"`,
     /// `builtins.path`, `filterSource`). `filter` says which entries below
     /// the root to keep (absolute host paths); `None` keeps everything.
@@ -66,10 +67,8 @@ impl StoreSink for MemoryStore {
             .insert(path.clone(), StoredObject::Text { contents: contents.to_vec(), refs: refs.clone() });
         Ok(())
     }
-    fn add_derivation(&self, path: &StorePath, aterm: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
-        self.objects
-            .borrow_mut()
-            .insert(path.clone(), StoredObject::Derivation { aterm: aterm.to_vec(), refs: refs.clone() });
+    fn add_derivation(&self, path: &StorePath, aterm: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String> {
+        self.objects.borrow_mut().insert(path.clone(), StoredObject::Derivation { aterm, refs });
         Ok(())
     }
     fn add_host_path(
@@ -120,8 +119,8 @@ impl StoreSink for DirStore {
     fn add_text(&self, path: &StorePath, contents: &[u8], _refs: &BTreeSet<StorePath>) -> Result<(), String> {
         self.write(path, contents)
     }
-    fn add_derivation(&self, path: &StorePath, aterm: &[u8], _refs: &BTreeSet<StorePath>) -> Result<(), String> {
-        self.write(path, aterm)
+    fn add_derivation(&self, path: &StorePath, aterm: Vec<u8>, _refs: BTreeSet<StorePath>) -> Result<(), String> {
+        self.write(path, &aterm)
     }
     fn read_file(&self, path: &StorePath, sub: &str) -> Option<Result<Vec<u8>, String>> {
         let p = self.root.join(path.to_string());
@@ -159,11 +158,11 @@ pub struct Known {
     pub refs: BTreeMap<StorePath, BTreeSet<StorePath>>,
     /// `.drv` files read from the host's store directory, as ATerm bytes.
     pub drvs: BTreeMap<StorePath, Box<[u8]>>,
-    /// `hashDerivationModulo(drv, mask_outputs = false)` per `.drv` path
-    /// (keyed by hash part).
-    pub modulo: FxHashMap<[u8; HASH_PART_LEN], [u8; 32]>,
-    /// `.drv` files this evaluation wrote to the sink (by hash part).
-    pub made: FxHashSet<[u8; HASH_PART_LEN]>,
+    /// Per `.drv` path (keyed by hash part): its
+    /// `hashDerivationModulo(drv, mask_outputs = false)`, and whether this
+    /// evaluation wrote it to the sink (one map: a chain of 10 000
+    /// derivations keeps 10 000 entries to the end).
+    pub modulo: FxHashMap<[u8; HASH_PART_LEN], ([u8; 32], bool)>,
 }
 
 /// The key [`Known`] uses for a store path.

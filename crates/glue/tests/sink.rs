@@ -26,7 +26,7 @@ impl StoreSink for Recording {
         self.0.borrow_mut().texts.push((path.to_string(), contents.to_vec()));
         Ok(())
     }
-    fn add_derivation(&self, path: &StorePath, _aterm: &[u8], refs: &BTreeSet<StorePath>) -> Result<(), String> {
+    fn add_derivation(&self, path: &StorePath, _aterm: Vec<u8>, refs: BTreeSet<StorePath>) -> Result<(), String> {
         self.0.borrow_mut().drvs.push((path.to_string(), refs.iter().map(|r| r.to_string()).collect()));
         Ok(())
     }

@@ -1,0 +1,40 @@
+//! Profiling helper: instantiate a file like `ferrix instantiate FILE`
+//! (derivations written to the store `FERRIX_STORE` names, default
+//! `memory://`) and print the `.drv` paths. It uses the system allocator, so
+//! heap profilers (heaptrack, massif) see every block; lighter to build than
+//! the `ferrix` binary (`cargo build --release -p ferrix-glue --example
+//! instantiate_file`).
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut opts = ferrix_eval::EvalOptions::default();
+    let mut file = None;
+    while let Some(a) = args.next() {
+        if a == "-I" {
+            let v = args.next().expect("-I needs an argument");
+            let (p, d) = v.split_once('=').unwrap_or(("", &v));
+            opts.search_path.push((p.to_string(), d.to_string()));
+        } else {
+            file = Some(a);
+        }
+    }
+    let file = std::fs::canonicalize(file.expect("usage: instantiate_file [-I name=path] FILE")).expect("file exists");
+    let url = std::env::var("FERRIX_STORE").unwrap_or_else(|_| "memory://".into());
+    let ev = ferrix_glue::new_eval(opts, Box::new(ferrix_glue::LazyFerrixStore::new(Ok(url))));
+    let r = ev.eval_file(&file.to_string_lossy()).and_then(|v| {
+        let drvs = ferrix_glue::instantiate::get_derivations(&ev, &v, &Ok)?;
+        ferrix_glue::io::store_io(&ev)?.flush()?;
+        Ok(drvs)
+    });
+    match r {
+        Ok(drvs) => {
+            for d in drvs {
+                println!("{}", d.display());
+            }
+        }
+        Err(e) => {
+            eprintln!("{}", e.render(true));
+            std::process::exit(1);
+        }
+    }
+}
