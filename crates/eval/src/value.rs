@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 
 use crate::error::{Error, Result};
-use crate::ir::{Expr, LambdaIR, Span};
+use crate::ir::{Expr, LambdaIR, Pos, Span};
 use crate::symbol::Symbol;
 use crate::Eval;
 
@@ -736,9 +736,12 @@ thread_local! {
 #[derive(Clone)]
 pub struct Attr {
     pub name: Symbol,
+    /// Where it was defined (convert with `.into()` / [`Pos::span`]).
+    pub pos: Pos,
     pub value: Value,
-    pub pos: Span,
 }
+
+const _: () = assert!(std::mem::size_of::<Attr>() == 24);
 
 /// An attribute set: attributes sorted by [`Symbol`] id (not by name), so
 /// lookup is a binary search and `//` a linear merge. Dereference
@@ -1462,7 +1465,7 @@ impl Value {
     }
     /// Build an attribute set from (name, value) pairs.
     pub fn attrs_from(pairs: impl IntoIterator<Item = (Symbol, Value)>) -> Value {
-        let attrs = pairs.into_iter().map(|(name, value)| Attr { name, value, pos: Span::NONE }).collect();
+        let attrs = pairs.into_iter().map(|(name, value)| Attr { name, value, pos: Pos::NONE }).collect();
         Value::attrs(AttrSet::from_unsorted(attrs))
     }
 

@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
-use crate::ir::Span;
+use crate::ir::{Pos, Span};
 use crate::symbol::{sym, Symbol};
 use crate::value::{Attr, AttrSet, PrimOpDef, Thunk, Value};
 use crate::Eval;
@@ -106,7 +106,7 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             value: Thunk::apply2(f.clone(), Value::sym_string(x.name), x.value.clone()),
             // like C++ Nix: mapped attributes have no position
             // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
-            pos: Span::NONE,
+            pos: Pos::NONE,
         })
         .collect();
     Ok(Value::attrs(AttrSet::from_sorted(attrs)))
@@ -157,7 +157,7 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         .map(|(n, vs)| Attr {
             name: n,
             value: Thunk::apply2(f.clone(), Value::sym_string(n), Value::list(vs)),
-            pos: Span::NONE,
+            pos: Pos::NONE,
         })
         .collect();
     Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
