@@ -1238,8 +1238,12 @@ pub enum ThunkState {
     /// `f list[i]` (map: the elements share `f` and the input list, so an
     /// element costs one 32-byte block).
     ApplyElem(Rc<(Value, Rc<List>)>, usize),
-    /// `f a b` (mapAttrs, zipAttrsWith): one thunk instead of two.
+    /// `f a b`: one thunk instead of two.
     Apply2(Box<(Value, Value, Value)>),
+    /// `f name value` of attribute `i` of a set (mapAttrs, zipAttrsWith:
+    /// the attributes share `f` and the set, so one costs one 32-byte
+    /// block).
+    ApplyAttr(Rc<(Value, Rc<AttrSet>)>, usize),
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
     Done(Value),
@@ -1322,6 +1326,11 @@ impl Thunk {
     pub fn apply_elem(src: &Rc<(Value, Rc<List>)>, i: usize) -> Value {
         Value::Thunk(Thunk::new(ThunkState::ApplyElem(src.clone(), i)))
     }
+    /// `f name value` of the `i`th attribute (in symbol order) of a set, as
+    /// a thunk (`f` and the set shared by the caller's thunks).
+    pub fn apply_attr(src: &Rc<(Value, Rc<AttrSet>)>, i: usize) -> Value {
+        Value::Thunk(Thunk::new(ThunkState::ApplyAttr(src.clone(), i)))
+    }
     /// A thunk that is being filled in (used for self-referencing constants).
     pub fn blackhole() -> Thunk {
         Thunk::new(ThunkState::Blackhole)
@@ -1381,6 +1390,10 @@ impl Thunk {
             }
             ThunkState::Apply2(fab) => ev.with_stack(|| {
                 ev.call2(&fab.0, fab.1.clone(), fab.2.clone(), Span::NONE)
+            }),
+            ThunkState::ApplyAttr(src, i) => ev.with_stack(|| {
+                let a = &src.1.attrs[*i];
+                ev.call2(&src.0, Value::sym_string(a.name), a.value.clone(), Span::NONE)
             }),
             ThunkState::ApplyElem(src, i) => {
                 ev.with_stack(|| ev.call(&src.0, src.1[*i].clone(), Span::NONE))
