@@ -854,29 +854,45 @@ impl Attrs {
     }
 }
 
-/// Merge two sorted attribute slices; `b` wins on equal names.
-fn merge(a: &[Attr], b: &[&Attr]) -> Vec<Attr> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
+/// Merge two sorted attribute slices; `b` wins on equal names. The result
+/// is allocated once, at its exact size (names both sides have are counted
+/// first), so boxing it does not reallocate.
+fn merge<B: std::borrow::Borrow<Attr>>(a: &[Attr], b: &[B]) -> Vec<Attr> {
+    use std::cmp::Ordering::*;
+    let (mut i, mut j, mut shared) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].name.cmp(&b[j].borrow().name) {
+            Less => i += 1,
+            Greater => j += 1,
+            Equal => {
+                shared += 1;
+                i += 1;
+                j += 1
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len() - shared);
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
-        match a[i].name.cmp(&b[j].name) {
-            std::cmp::Ordering::Less => {
+        let y = b[j].borrow();
+        match a[i].name.cmp(&y.name) {
+            Less => {
                 out.push(a[i].clone());
                 i += 1
             }
-            std::cmp::Ordering::Greater => {
-                out.push((*b[j]).clone());
+            Greater => {
+                out.push(y.clone());
                 j += 1
             }
-            std::cmp::Ordering::Equal => {
-                out.push((*b[j]).clone());
+            Equal => {
+                out.push(y.clone());
                 i += 1;
                 j += 1
             }
         }
     }
     out.extend_from_slice(&a[i..]);
-    out.extend(b[j..].iter().map(|x| (*x).clone()));
+    out.extend(b[j..].iter().map(|x| x.borrow().clone()));
     out
 }
 
@@ -957,6 +973,14 @@ impl AttrSet {
                     flat: Default::default(),
                 })),
             };
+        }
+        // two flat sets (the usual case): one merge, no list of overrides
+        let flat = match &this.attrs {
+            Attrs::Flat(v) => Some(&v[..]),
+            Attrs::Layered(l) => l.flat.get().map(|f| &f[..]),
+        };
+        if let Some(a) = flat {
+            return AttrSet::from_sorted(merge(a, b));
         }
         AttrSet::from_sorted(this.attrs.collect_over(b))
     }
