@@ -859,15 +859,23 @@ impl Attrs {
 /// first), so boxing it does not reallocate.
 fn merge<B: std::borrow::Borrow<Attr>>(a: &[Attr], b: &[B]) -> Vec<Attr> {
     use std::cmp::Ordering::*;
-    let (mut i, mut j, mut shared) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].name.cmp(&b[j].borrow().name) {
-            Less => i += 1,
-            Greater => j += 1,
-            Equal => {
-                shared += 1;
-                i += 1;
-                j += 1
+    let mut shared = 0;
+    if a.len() > 64 && b.len() * 16 <= a.len() {
+        // a few overrides of a big set (overlays): look them up, no pass over `a`
+        for y in b {
+            shared += usize::from(a.binary_search_by_key(&y.borrow().name, |x| x.name).is_ok());
+        }
+    } else {
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].name.cmp(&b[j].borrow().name) {
+                Less => i += 1,
+                Greater => j += 1,
+                Equal => {
+                    shared += 1;
+                    i += 1;
+                    j += 1
+                }
             }
         }
     }
