@@ -90,9 +90,9 @@ impl Error {
     }
     /// Attach a position if the error has none yet.
     #[cold]
-    pub fn at(mut self, span: Span) -> Error {
+    pub fn at(mut self, span: impl Into<Span>) -> Error {
         if self.0.span.is_none() {
-            self.0.span = span;
+            self.0.span = span.into();
         }
         self
     }
@@ -114,9 +114,9 @@ impl Error {
     /// Add a `… while …` frame below all existing ones (innermost), as C++
     /// Nix's error context passed down into a coercion does.
     #[cold]
-    pub fn while_innermost(mut self, msg: impl Into<String>, span: Span) -> Error {
+    pub fn while_innermost(mut self, msg: impl Into<String>, span: impl Into<Span>) -> Error {
         if self.0.trace.len() < 64 {
-            self.0.trace.insert(0, (msg.into(), span));
+            self.0.trace.insert(0, (msg.into(), span.into()));
         }
         self
     }
@@ -132,9 +132,9 @@ impl Error {
     }
     /// Add a `… while …` frame.
     #[cold]
-    pub fn while_(mut self, msg: impl Into<String>, span: Span) -> Error {
+    pub fn while_(mut self, msg: impl Into<String>, span: impl Into<Span>) -> Error {
         if self.0.trace.len() < 64 {
-            self.0.trace.push((msg.into(), span));
+            self.0.trace.push((msg.into(), span.into()));
         }
         self
     }

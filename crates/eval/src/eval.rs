@@ -685,7 +685,7 @@ impl Eval {
         default: Option<&'static Expr>,
         pos: Span,
         env: &Env,
-        found: &mut Option<(usize, Span)>,
+        found: &mut Option<(usize, Pos)>,
     ) -> Result<Value> {
         let last = path.len().saturating_sub(1);
         let mut owned;
@@ -800,11 +800,11 @@ impl Eval {
                 let _ = existing;
                 return Err(Error::eval(format!(
                     "dynamic attribute '{name}' already defined at {}",
-                    crate::print::pos_string(attrs.iter().find(|x| x.name == name).map_or(d.pos, |x| x.pos))
+                    crate::print::pos_string(attrs.iter().find(|x| x.name == name).map_or(d.pos, |x| x.pos.span()))
                 ))
                 .at(d.pos));
             }
-            attrs.push(Attr { name, value: self.thunk(&d.value, venv), pos: d.pos });
+            attrs.push(Attr { name, value: self.thunk(&d.value, venv), pos: d.pos.into() });
         }
         attrs.sort_by_key(|x| x.name);
         Ok(Value::attrs(AttrSet::from_sorted(attrs)))
@@ -1521,7 +1521,7 @@ impl Eval {
                     let pos = attr.pos;
                     let r = self
                         .force(&attr.value)
-                        .and_then(|f| self.call(&f, v.clone(), pos))
+                        .and_then(|f| self.call(&f, v.clone(), pos.span()))
                         .map_err(|e| e.while_("while calling the `__toString` attribute", pos))?;
                     return self
                         .coerce_to_string(&r, ctx, how)
@@ -1760,7 +1760,7 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
 /// ExprSelect): the attribute path, and where the last attribute found was
 /// defined.
 #[cold]
-fn select_frames(mut e: Error, path: &[AttrName], found: Option<(usize, Span)>, pos: Span) -> Error {
+fn select_frames(mut e: Error, path: &[AttrName], found: Option<(usize, Pos)>, pos: Span) -> Error {
     if e.kind() == ErrorKind::StackOverflow {
         return e;
     }

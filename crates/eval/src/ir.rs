@@ -19,6 +19,48 @@ impl Span {
     }
 }
 
+/// A [`Span`] in four bytes: an offset into the space where all loaded
+/// files lie end to end (see [`crate::source`]), 0 for none. Attributes
+/// keep their position this way, so an [`Attr`](crate::value::Attr) is 24
+/// bytes rather than 32.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Pos(u32);
+
+impl Pos {
+    pub const NONE: Pos = Pos(0);
+    pub fn is_none(self) -> bool {
+        self.0 == 0
+    }
+    /// The span this position stands for.
+    pub fn span(self) -> Span {
+        if self.0 == 0 {
+            return Span::NONE;
+        }
+        match crate::source::locate(self.0) {
+            Some((file, offset)) => Span { file, offset },
+            None => Span::NONE,
+        }
+    }
+}
+
+impl From<Span> for Pos {
+    fn from(s: Span) -> Pos {
+        if s.is_none() { Pos::NONE } else { Pos(crate::source::global(s.file, s.offset)) }
+    }
+}
+
+impl From<Pos> for Span {
+    fn from(p: Pos) -> Span {
+        p.span()
+    }
+}
+
+impl std::fmt::Debug for Pos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.span())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinOp {
     Add,
@@ -58,7 +100,7 @@ impl AttrName {
 pub struct AttrDef {
     pub name: Symbol,
     pub value: Expr,
-    pub pos: Span,
+    pub pos: Pos,
 }
 
 pub struct DynAttr {

@@ -167,7 +167,7 @@ impl Eval {
         };
         for d in &defs {
             let v = Value::PrimOp(d);
-            set.push(Attr { name: Symbol::new(d.name), value: v.clone(), pos: Span::NONE });
+            set.push(Attr { name: Symbol::new(d.name), value: v.clone(), pos: crate::ir::Pos::NONE });
             add_global(&mut globals, &mut names, &format!("__{}", d.name), v.clone());
             if PLAIN_GLOBALS.contains(&d.name) {
                 add_global(&mut globals, &mut names, d.name, v);
@@ -208,7 +208,7 @@ impl Eval {
         consts.extend(extra.constants);
         for (n, v) in consts {
             set.retain(|a| a.name != Symbol::new(&n));
-            set.push(Attr { name: Symbol::new(&n), value: v.clone(), pos: Span::NONE });
+            set.push(Attr { name: Symbol::new(&n), value: v.clone(), pos: crate::ir::Pos::NONE });
             add_global(&mut globals, &mut names, &format!("__{n}"), v.clone());
             if matches!(n.as_str(), "null" | "true" | "false") {
                 add_global(&mut globals, &mut names, &n, v);
@@ -217,10 +217,10 @@ impl Eval {
         // `builtins.derivation` is filled in once the wrapper is evaluated.
         let drv_thunk = Thunk::blackhole();
         set.retain(|a| a.name != Symbol::new("derivation"));
-        set.push(Attr { name: Symbol::new("derivation"), value: Value::Thunk(drv_thunk.clone()), pos: Span::NONE });
+        set.push(Attr { name: Symbol::new("derivation"), value: Value::Thunk(drv_thunk.clone()), pos: crate::ir::Pos::NONE });
         // `builtins` contains itself: a thunk filled in after the set exists.
         let self_thunk = Thunk::blackhole();
-        set.push(Attr { name: Symbol::new("builtins"), value: Value::Thunk(self_thunk.clone()), pos: Span::NONE });
+        set.push(Attr { name: Symbol::new("builtins"), value: Value::Thunk(self_thunk.clone()), pos: crate::ir::Pos::NONE });
         let builtins_v = Value::attrs(AttrSet::from_unsorted(set));
         self_thunk.set_done(builtins_v.clone());
         add_global(&mut globals, &mut names, "builtins", builtins_v);

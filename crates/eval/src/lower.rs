@@ -623,7 +623,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 if let Expr::Lambda(l) = &mut value {
                     l.name = Some(name);
                 }
-                attrs.push(AttrDef { name, value, pos: e.pos });
+                attrs.push(AttrDef { name, value, pos: e.pos.into() });
             }
             let mut dynamic = Vec::new();
             for (n, v, pos) in pa.dynamic {

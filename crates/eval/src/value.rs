@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 
 use crate::error::{Error, Result};
-use crate::ir::{Expr, LambdaIR, Span};
+use crate::ir::{Expr, LambdaIR, Pos, Span};
 use crate::symbol::Symbol;
 use crate::Eval;
 
@@ -736,9 +736,12 @@ thread_local! {
 #[derive(Clone)]
 pub struct Attr {
     pub name: Symbol,
+    /// Where it was defined (convert with `.into()` / [`Pos::span`]).
+    pub pos: Pos,
     pub value: Value,
-    pub pos: Span,
 }
+
+const _: () = assert!(std::mem::size_of::<Attr>() == 24);
 
 /// An attribute set: attributes sorted by [`Symbol`] id (not by name), so
 /// lookup is a binary search and `//` a linear merge. Dereference
@@ -851,29 +854,53 @@ impl Attrs {
     }
 }
 
-/// Merge two sorted attribute slices; `b` wins on equal names.
-fn merge(a: &[Attr], b: &[&Attr]) -> Vec<Attr> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
+/// Merge two sorted attribute slices; `b` wins on equal names. The result
+/// is allocated once, at its exact size (names both sides have are counted
+/// first), so boxing it does not reallocate.
+fn merge<B: std::borrow::Borrow<Attr>>(a: &[Attr], b: &[B]) -> Vec<Attr> {
+    use std::cmp::Ordering::*;
+    let mut shared = 0;
+    if a.len() > 64 && b.len() * 16 <= a.len() {
+        // a few overrides of a big set (overlays): look them up, no pass over `a`
+        for y in b {
+            shared += usize::from(a.binary_search_by_key(&y.borrow().name, |x| x.name).is_ok());
+        }
+    } else {
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].name.cmp(&b[j].borrow().name) {
+                Less => i += 1,
+                Greater => j += 1,
+                Equal => {
+                    shared += 1;
+                    i += 1;
+                    j += 1
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len() - shared);
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
-        match a[i].name.cmp(&b[j].name) {
-            std::cmp::Ordering::Less => {
+        let y = b[j].borrow();
+        match a[i].name.cmp(&y.name) {
+            Less => {
                 out.push(a[i].clone());
                 i += 1
             }
-            std::cmp::Ordering::Greater => {
-                out.push((*b[j]).clone());
+            Greater => {
+                out.push(y.clone());
                 j += 1
             }
-            std::cmp::Ordering::Equal => {
-                out.push((*b[j]).clone());
+            Equal => {
+                out.push(y.clone());
                 i += 1;
                 j += 1
             }
         }
     }
     out.extend_from_slice(&a[i..]);
-    out.extend(b[j..].iter().map(|x| (*x).clone()));
+    out.extend(b[j..].iter().map(|x| x.borrow().clone()));
     out
 }
 
@@ -954,6 +981,14 @@ impl AttrSet {
                     flat: Default::default(),
                 })),
             };
+        }
+        // two flat sets (the usual case): one merge, no list of overrides
+        let flat = match &this.attrs {
+            Attrs::Flat(v) => Some(&v[..]),
+            Attrs::Layered(l) => l.flat.get().map(|f| &f[..]),
+        };
+        if let Some(a) = flat {
+            return AttrSet::from_sorted(merge(a, b));
         }
         AttrSet::from_sorted(this.attrs.collect_over(b))
     }
@@ -1293,8 +1328,12 @@ pub enum ThunkState {
     /// `f list[i]` (map: the elements share `f` and the input list, so an
     /// element costs one small block).
     ApplyElem(Rc<(Value, Rc<List>)>, usize),
-    /// `f a b` (mapAttrs, zipAttrsWith): one thunk instead of two.
+    /// `f a b`: one thunk instead of two.
     Apply2(Box<(Value, Value, Value)>),
+    /// `f name value` of attribute `i` of a set (mapAttrs, zipAttrsWith:
+    /// the attributes share `f` and the set, so one costs one 32-byte
+    /// block).
+    ApplyAttr(Rc<(Value, Rc<AttrSet>)>, usize),
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
     Done(Value),
@@ -1310,10 +1349,12 @@ const T_APPLY2: u32 = 4;
 const T_BLACKHOLE: u32 = 5;
 const T_DONE: u32 = 6;
 const T_FAILED: u32 = 7;
+const T_APPLY_ATTR: u32 = 8;
 
 const _: () = assert!(std::mem::size_of::<ThunkBox>() == 24);
 const _: () = assert!(std::mem::size_of::<(&'static Expr, Env)>() <= 16 && std::mem::align_of::<(&'static Expr, Env)>() <= 8);
 const _: () = assert!(std::mem::size_of::<(Rc<Value>, i64)>() <= 16 && std::mem::size_of::<(Rc<(Value, Rc<List>)>, usize)>() <= 16);
+const _: () = assert!(std::mem::size_of::<(Rc<(Value, Rc<AttrSet>)>, usize)>() <= 16);
 const _: () = assert!(std::mem::size_of::<Value>() <= 16 && std::mem::align_of::<Value>() <= 8);
 const _: () = assert!(std::mem::size_of::<Error>() <= 16 && std::mem::align_of::<Error>() <= 8);
 
@@ -1350,6 +1391,10 @@ impl ThunkBox {
                 ThunkState::ApplyElem(src, i) => {
                     (d as *mut (Rc<(Value, Rc<List>)>, usize)).write((src, i));
                     T_APPLY_ELEM
+                }
+                ThunkState::ApplyAttr(src, i) => {
+                    (d as *mut (Rc<(Value, Rc<AttrSet>)>, usize)).write((src, i));
+                    T_APPLY_ATTR
                 }
                 ThunkState::Apply2(b) => {
                     (d as *mut Box<(Value, Value, Value)>).write(b);
@@ -1394,6 +1439,10 @@ impl ThunkBox {
                 T_APPLY_ELEM => {
                     let (src, i) = (d as *const (Rc<(Value, Rc<List>)>, usize)).read();
                     ThunkState::ApplyElem(src, i)
+                }
+                T_APPLY_ATTR => {
+                    let (src, i) = (d as *const (Rc<(Value, Rc<AttrSet>)>, usize)).read();
+                    ThunkState::ApplyAttr(src, i)
                 }
                 T_APPLY2 => ThunkState::Apply2((d as *const Box<(Value, Value, Value)>).read()),
                 T_DONE => ThunkState::Done((d as *const Value).read()),
@@ -1517,6 +1566,11 @@ impl Thunk {
     pub fn apply_elem(src: &Rc<(Value, Rc<List>)>, i: usize) -> Value {
         Value::Thunk(Thunk::new(ThunkState::ApplyElem(src.clone(), i)))
     }
+    /// `f name value` of the `i`th attribute (in symbol order) of a set, as
+    /// a thunk (`f` and the set shared by the caller's thunks).
+    pub fn apply_attr(src: &Rc<(Value, Rc<AttrSet>)>, i: usize) -> Value {
+        Value::Thunk(Thunk::new(ThunkState::ApplyAttr(src.clone(), i)))
+    }
     /// A thunk that is being filled in (used for self-referencing constants).
     pub fn blackhole() -> Thunk {
         Thunk::new(ThunkState::Blackhole)
@@ -1574,6 +1628,10 @@ impl Thunk {
             }
             ThunkState::Apply2(fab) => ev.with_stack(|| {
                 ev.call2(&fab.0, fab.1.clone(), fab.2.clone(), Span::NONE)
+            }),
+            ThunkState::ApplyAttr(src, i) => ev.with_stack(|| {
+                let a = &src.1.attrs[*i];
+                ev.call2(&src.0, Value::sym_string(a.name), a.value.clone(), Span::NONE)
             }),
             ThunkState::ApplyElem(src, i) => {
                 ev.with_stack(|| ev.call(&src.0, src.1[*i].clone(), Span::NONE))
@@ -1657,7 +1715,7 @@ impl Value {
     }
     /// Build an attribute set from (name, value) pairs.
     pub fn attrs_from(pairs: impl IntoIterator<Item = (Symbol, Value)>) -> Value {
-        let attrs = pairs.into_iter().map(|(name, value)| Attr { name, value, pos: Span::NONE }).collect();
+        let attrs = pairs.into_iter().map(|(name, value)| Attr { name, value, pos: Pos::NONE }).collect();
         Value::attrs(AttrSet::from_unsorted(attrs))
     }
 

@@ -120,7 +120,7 @@ fn start(ev: &Eval, attrs: &AttrSet, pos: Span) -> Result<Box<Collected>> {
     })?;
     let mut c = Box::new(Collected {
         name: drv_name,
-        name_pos: name_attr.pos,
+        name_pos: name_attr.pos.into(),
         structured: false,
         ignore_nulls: false,
         ctx: Context::new(),

@@ -1,12 +1,15 @@
 //! Attribute-set builtins.
 
 
+use std::rc::Rc;
+
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
-use crate::ir::Span;
+use crate::ir::{Pos, Span};
 use crate::symbol::{sym, Symbol};
 use crate::value::{Attr, AttrSet, PrimOpDef, Thunk, Value};
+use crate::builtins::list::grown_list;
 use crate::Eval;
 
 pub static DEFS: &[PrimOpDef] = &[
@@ -95,19 +98,20 @@ fn cat_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 /// `builtins.mapAttrs (n: v: v + 1) { a = 1; }` → `{ a = 2; }`
 fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_attrs(&a[1])?;
+    if s.is_empty() {
+        return Ok(Value::Attrs(s));
+    }
     // The function is not forced here (C++ Nix applies it lazily; nixpkgs'
     // idris package set passes `self.x` of the fixpoint being built).
-    let f = a[0].clone();
-    let attrs = s
-        .attrs
-        .iter()
-        .map(|x| Attr {
-            name: x.name,
-            value: Thunk::apply2(f.clone(), Value::sym_string(x.name), x.value.clone()),
-            // like C++ Nix: mapped attributes have no position
-            // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
-            pos: Span::NONE,
-        })
+    // The new values share the function and the set (one block each).
+    let names: Vec<Symbol> = s.attrs.iter().map(|x| x.name).collect();
+    let src = Rc::new((a[0].clone(), s));
+    let attrs = names
+        .into_iter()
+        .enumerate()
+        // like C++ Nix: mapped attributes have no position
+        // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
+        .map(|(i, name)| Attr { name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) })
         .collect();
     Ok(Value::attrs(AttrSet::from_sorted(attrs)))
 }
@@ -152,13 +156,16 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             groups.entry(attr.name).or_default().push(attr.value.clone());
         }
     }
-    let attrs = groups
+    // the lists of values, as a set the result's thunks share with `f`
+    let mut lists: Vec<Attr> =
+        groups.into_iter().map(|(name, vs)| Attr { name, pos: Pos::NONE, value: grown_list(vs) }).collect();
+    lists.sort_unstable_by_key(|x| x.name);
+    let names: Vec<Symbol> = lists.iter().map(|x| x.name).collect();
+    let src = Rc::new((f, Rc::new(AttrSet::from_sorted(lists))));
+    let attrs = names
         .into_iter()
-        .map(|(n, vs)| Attr {
-            name: n,
-            value: Thunk::apply2(f.clone(), Value::sym_string(n), Value::list(vs)),
-            pos: Span::NONE,
-        })
+        .enumerate()
+        .map(|(i, name)| Attr { name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) })
         .collect();
-    Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
+    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
 }

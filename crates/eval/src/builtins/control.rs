@@ -158,7 +158,7 @@ fn function_args(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             Some(fs) => Ok(Value::attrs(AttrSet::from_unsorted(
                 fs.entries
                     .iter()
-                    .map(|e| Attr { name: e.name, value: Value::Bool(e.default.is_some()), pos: e.pos })
+                    .map(|e| Attr { name: e.name, value: Value::Bool(e.default.is_some()), pos: e.pos.into() })
                     .collect(),
             ))),
             None => Ok(Value::attrs(AttrSet::default())),
@@ -285,7 +285,7 @@ fn unsafe_get_attr_pos(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let name = ev.force_string(&a[0])?;
     let set = ev.force_attrs(&a[1])?;
     match set.get_attr(Symbol::new(name.as_bytes())) {
-        Some(attr) => Ok(ev.pos_value(attr.pos)),
+        Some(attr) => Ok(ev.pos_value(attr.pos.span())),
         None => Ok(Value::Null),
     }
 }

@@ -129,7 +129,7 @@ fn read_dir(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         } else {
             t
         };
-        attrs.push(Attr { name: Symbol::new(&name), value: Value::str(t.as_str()), pos: Span::NONE });
+        attrs.push(Attr { name: Symbol::new(&name), value: Value::str(t.as_str()), pos: crate::ir::Pos::NONE });
     }
     Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
 }

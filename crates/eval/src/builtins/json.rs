@@ -101,7 +101,7 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
                         let pos = attr.pos;
                         let r = ev
                             .force(&attr.value)
-                            .and_then(|f| ev.call(&f, v.clone(), pos))
+                            .and_then(|f| ev.call(&f, v.clone(), pos.span()))
                             .and_then(|r| ev.force(&r))
                             .map_err(|e| e.while_("while calling the `__toString` attribute", pos))?;
                         let using = "while using the result of the `__toString` attribute";
@@ -246,7 +246,7 @@ impl<'de> serde::de::Visitor<'de> for Json<'_> {
         let mut attrs = Vec::with_capacity(map.size_hint().unwrap_or(0));
         while let Some(name) = map.next_key_seed(JsonKey(self))? {
             let value = map.next_value_seed(self)?;
-            attrs.push(Attr { name, value, pos: Span::NONE });
+            attrs.push(Attr { name, value, pos: crate::ir::Pos::NONE });
         }
         // by symbol, a later duplicate key winning (a stable sort keeps
         // equal names in document order; dedup_by hands the later first)
@@ -342,7 +342,7 @@ fn from_toml_value(v: toml::Value, timestamps: bool) -> Result<Value> {
                 if k.contains('\0') {
                     return Err(Error::eval(format!("while parsing TOML: error: {}", crate::lower::nul_message(&k))));
                 }
-                attrs.push(Attr { name: Symbol::new(&k), value: from_toml_value(v, timestamps)?, pos: Span::NONE });
+                attrs.push(Attr { name: Symbol::new(&k), value: from_toml_value(v, timestamps)?, pos: crate::ir::Pos::NONE });
             }
             Value::attrs(AttrSet::from_unsorted(attrs))
         }

@@ -259,7 +259,7 @@ fn group_by(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     }
     let attrs = order
         .into_iter()
-        .map(|s| Attr { name: s, value: Value::list(groups.remove(&s).unwrap_or_default()), pos: Span::NONE })
+        .map(|s| Attr { name: s, value: Value::list(groups.remove(&s).unwrap_or_default()), pos: crate::ir::Pos::NONE })
         .collect();
     Ok(Value::attrs(AttrSet::from_unsorted(attrs)))
 }

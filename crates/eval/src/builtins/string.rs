@@ -680,7 +680,7 @@ fn get_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
                 o.sort();
                 inner.push((Symbol::new("outputs"), Value::list(o.iter().map(|x| Value::str(x)).collect())));
             }
-            Attr { name: Symbol::new(k), value: Value::attrs_from(inner), pos: Span::NONE }
+            Attr { name: Symbol::new(k), value: Value::attrs_from(inner), pos: crate::ir::Pos::NONE }
         })
         .collect();
     Ok(Value::attrs(AttrSet::from_unsorted(attrs)))

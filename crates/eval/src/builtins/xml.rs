@@ -152,7 +152,7 @@ impl W<'_> {
     fn attrs(&mut self, a: &crate::AttrSet, ind: usize) -> Result<()> {
         for attr in a.sorted_by_name() {
             let mut attrs = vec![("name", attr.name.as_str().into_owned())];
-            self.pos_attrs(attr.pos, &mut attrs);
+            self.pos_attrs(attr.pos.span(), &mut attrs);
             self.open(ind, "attr", &attrs);
             self.value(&attr.value, ind + 1)?;
             self.close(ind, "attr");
