@@ -162,7 +162,10 @@ struct LineVisitor<'a> {
     out: Out,
     /// Per derivation set (by address, kept alive by the walk): its key
     /// (`drvPath`, or `!` and the error) and its line with `attr` left out.
-    lines: std::collections::HashMap<usize, (String, Result<walk::DrvLine, String>)>,
+    /// Each with whether the zygote listed it before this worker was forked.
+    lines: std::collections::HashMap<usize, (String, Result<walk::DrvLine, String>, bool)>,
+    /// Set in a forked worker (not in the zygote).
+    forked: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl walk::Visitor for LineVisitor<'_> {
@@ -172,19 +175,22 @@ impl walk::Visitor for LineVisitor<'_> {
             walk::Event::Drv { attr, drv } => {
                 let id = std::rc::Rc::as_ptr(&drv) as usize;
                 let ev = self.ev;
-                let (key, d) = self.lines.entry(id).or_insert_with(|| match walk::query_drv(ev, &drv) {
-                    Ok(d) => (d.drv_path.clone(), Ok(d)),
+                let in_zygote = !self.forked.get();
+                let (key, d, zygote) = self.lines.entry(id).or_insert_with(|| match walk::query_drv(ev, &drv) {
+                    Ok(d) => (d.drv_path.clone(), Ok(d), in_zygote),
                     Err(e) => {
                         let msg = walk::error_text(&e);
                         // One line, no tab: the message as a JSON string.
-                        (format!("!{}", serde_json::to_string(&msg).expect("str")), Err(msg))
+                        (format!("!{}", serde_json::to_string(&msg).expect("str")), Err(msg), in_zygote)
                     }
                 });
                 let json = match d {
                     Ok(d) => walk::drv_json(&attr, d),
                     Err(msg) => error_line(&attr, msg),
                 };
-                format!("D {u}\t{id}\t{key}\t{json}")
+                // A set the zygote listed: the same in every process forked after.
+                let z = if *zygote && !in_zygote { "z" } else { "" };
+                format!("D {u}\t{z}{id}\t{key}\t{json}")
             }
             walk::Event::Failed { attr, error } => format!("D {u}\t0\t\t{}", walk::error_json(&attr, &error)),
             walk::Event::Expand { attr, top } => {
@@ -210,21 +216,33 @@ fn write_flush(out: &Out) {
     }
 }
 
-/// What a process forked by the zygote is to be.
+/// What the zygote is asked to be (see [`serve_forks`]).
 enum Role {
+    /// A forked worker.
     Worker,
+    /// The forked identity checker.
     Checker,
+    /// The zygote itself, walking the first units (its stdin and stdout are
+    /// the coordinator's socket until it stops).
+    Walk,
 }
 
 /// The zygote: evaluate the root (and the list of its attributes), then
 /// fork, on request, the workers and the identity checker from that state,
 /// so that none of them evaluates it again (the pages are shared, copied on
-/// write). Requests come on fd 0, a sequenced-packet socket: `w` (a worker)
-/// or `s` (the identity checker), each with one socket (SCM_RIGHTS) that
-/// becomes the child's stdin and stdout, answered with the child's pid; and
-/// `r<pid>`, answered, once that child has exited, with how it ended. The
-/// zygote exits at the end of its requests. It forks only between requests,
-/// on its one thread.
+/// write). Before the first fork of a worker it may walk the first units
+/// itself, as a worker, until it has grown by [`WARM_SHARE`] of the memory
+/// bound: the workers forked later start with what those units evaluated,
+/// the skeleton every unit needs (stdenv, the compilers and libraries most
+/// packages depend on), instead of evaluating it again after every restart.
+///
+/// Requests come on the control socket (fd 0 at start; a sequenced-packet
+/// socket): `w` (fork a worker), `s` (fork the identity checker) or `z`
+/// (walk units here), each with one socket (SCM_RIGHTS) that becomes the
+/// stdin and stdout of the process, answered with its pid (`0` for `z`,
+/// before it walks); and `r<pid>`, answered, once that child has exited,
+/// with how it ended. The zygote exits at the end of its requests. It forks
+/// only between requests, on its one thread.
 ///
 /// A worker walks the units whose lines come on
 /// stdin (`<unit>\t<attribute path>`, and `\t!` for a unit given again
@@ -233,38 +251,82 @@ enum Role {
 /// follow in walk order (`D <unit>\t<set id or 0>\t<key>\t<json>`, and
 /// `E <unit>\t<combine>\t<attribute path>\t<names…>` for a set cut into
 /// units of its own, one per name) and `F <unit>` ends it; past the memory
-/// bound that is `F <unit> R` and the worker exits. A root that fails is
-/// `X <json>`. The identity checker: see [`same_checker`].
+/// bound that is `F <unit> R` and the worker exits (the zygote goes back to
+/// forking). A set the zygote listed while it walked is given as `z<id>` by
+/// the workers forked after: it is the same set in every one of them. A root
+/// that fails is `X <json>`. The identity checker: see [`same_checker`].
 fn zygote(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
     use std::cell::{Cell, RefCell};
+    use std::os::fd::AsFd as _;
     use std::rc::Rc;
+    // The control socket moves off fd 0 (which a walk uses for its units).
+    let Ok(ctl) = std::io::stdin().as_fd().try_clone_to_owned() else { std::process::exit(1) };
+    let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else { std::process::exit(1) };
+    if nix::unistd::dup2_stdin(&null).is_err() {
+        std::process::exit(1)
+    }
     let ev = instantiate::make_eval(flags);
     let auto_call = |v| instantiate::auto_call(&ev, v, flags);
     let prefix = flags.attr_paths.first().cloned().unwrap_or_default();
-    // Written to only after the fork (by a worker, on its own stdout).
+    // Written to only by a walk (the zygote's own, or a forked worker's).
     let out: Out = Rc::new(RefCell::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())));
+    let root = root_value(&ev, flags, &prefix);
+    let unit = Rc::new(Cell::new(0));
+    let forked = Rc::new(Cell::new(false));
+    let mut visitor = LineVisitor { ev: &ev, unit: unit.clone(), out: out.clone(), lines: Default::default(), forked: forked.clone() };
+    // One walk for the life of the worker, so a set is known by identity
+    // across the units this process walks.
+    let mut w = walk::Walk::new(&ev, &auto_call, &mut visitor);
+    let top = root.as_ref().ok().and_then(|root| w.top(root, &prefix)).map(Rc::new);
+    let cx = WalkCx { prefix: &prefix, unit: &unit, out: &out, top: &top };
+    loop {
+        match serve_forks(&ctl) {
+            Role::Checker => return same_checker(&ev, flags, &root),
+            Role::Worker => {
+                forked.set(true);
+                work(&mut w, &cx, &root, max_memory);
+                // Exit without freeing the evaluator's heap: nothing needs it.
+                std::process::exit(0)
+            }
+            Role::Walk => {
+                let warm = max_memory.map(|m| rss_bytes().unwrap_or(0) + m / WARM_SHARE);
+                work(&mut w, &cx, &root, warm);
+                // Done walking: the coordinator sees the end of its socket.
+                if nix::unistd::dup2_stdin(&null).is_err() || nix::unistd::dup2_stdout(&null).is_err() {
+                    std::process::exit(1)
+                }
+            }
+        }
+    }
+}
+
+/// The zygote walks the first units until it has grown by this share of the
+/// memory bound (1/WARM_SHARE).
+const WARM_SHARE: u64 = 4;
+
+/// What a walk of units needs besides the walk.
+struct WalkCx<'a> {
+    prefix: &'a str,
+    unit: &'a std::cell::Cell<usize>,
+    out: &'a Out,
+    top: &'a Option<std::rc::Rc<walk::Top>>,
+}
+
+/// Walk the units that come on stdin until their end or until this process
+/// has more than `bound` bytes resident (see [`zygote`]).
+fn work(w: &mut walk::Walk, cx: &WalkCx, root: &ferrix_eval::Result<ferrix_eval::Value>, bound: Option<u64>) {
+    let (prefix, unit, out) = (cx.prefix, cx.unit, cx.out);
     let write = |line: &str, flush: bool| {
         let mut o = out.borrow_mut();
         if writeln!(o, "{line}").and_then(|_| if flush { o.flush() } else { Ok(()) }).is_err() {
             std::process::exit(0)
         }
     };
-    let root = root_value(&ev, flags, &prefix);
-    let unit = Rc::new(Cell::new(0));
-    let mut visitor = LineVisitor { ev: &ev, unit: unit.clone(), out: out.clone(), lines: Default::default() };
-    // One walk for the life of the worker, so a set is known by identity
-    // across the units this process walks.
-    let mut w = walk::Walk::new(&ev, &auto_call, &mut visitor);
-    let top = root.as_ref().ok().and_then(|root| w.top(root, &prefix)).map(Rc::new);
-    match serve_forks() {
-        Role::Checker => return same_checker(&ev, flags, &root),
-        Role::Worker => {}
-    }
     let root = match root {
         Ok(v) => v,
         Err(e) => {
-            write(&format!("X {}", walk::error_json(&prefix, &e)), true);
-            std::process::exit(0)
+            write(&format!("X {}", walk::error_json(prefix, e)), true);
+            return;
         }
     };
     let trace_growth = std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some();
@@ -281,7 +343,7 @@ fn zygote(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
         // the coordinator: once per unit cost the worker about a tenth of its
         // time in the kernel on the nixpkgs walk.
         if !units.buffer().contains(&b'\n') {
-            write_flush(&out);
+            write_flush(out);
             last_flush = std::time::Instant::now();
         }
         line.clear();
@@ -297,7 +359,7 @@ fn zygote(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
         unit.set(u);
         write(&format!("S {u}"), careful);
         let say = |line: &str| write(line, false);
-        match &top {
+        match cx.top {
             // The root: its attributes become units.
             Some(top) if u == 0 => {
                 let mut l = format!("E 0\t{}\t{prefix}", u8::from(top.combine));
@@ -307,10 +369,10 @@ fn zygote(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
                 }
                 say(&l);
             }
-            None => w.walk(&root, &prefix),
+            None => w.walk(root, prefix),
             Some(top) => {
                 let (parent, name) = path.rsplit_once('.').unwrap_or(("", path));
-                match w.set_at(top, &prefix, parent) {
+                match w.set_at(top, prefix, parent) {
                     Ok(set) => match set.position(name) {
                         Some(i) => {
                             w.split = true;
@@ -330,7 +392,7 @@ fn zygote(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
             }
             last_rss = rss.unwrap_or(last_rss);
         }
-        let retire = matches!((max_memory, rss), (Some(max), Some(rss)) if rss > max);
+        let retire = matches!((bound, rss), (Some(max), Some(rss)) if rss > max);
         let flush = careful || retire || last_flush.elapsed() >= FLUSH_EVERY;
         write(&format!("F {u}{}", if retire { " R" } else { "" }), flush);
         if flush {
@@ -340,9 +402,7 @@ fn zygote(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
             break;
         }
     }
-    write_flush(&out);
-    // Exit without freeing the evaluator's heap: nothing needs it.
-    std::process::exit(0)
+    write_flush(out);
 }
 
 /// Select a derivation by its path below the root: the same steps as the
@@ -389,12 +449,12 @@ fn same_checker(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Resul
 
 /// The zygote's side of its requests (see [`zygote`]): returns only in a
 /// forked child, with its stdin and stdout connected to the coordinator.
-fn serve_forks() -> Role {
+fn serve_forks(ctl: &std::os::fd::OwnedFd) -> Role {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, send};
     use nix::sys::wait::{WaitStatus, waitpid};
     use nix::unistd::{ForkResult, Pid, dup2_stdin, dup2_stdout, fork};
-    use std::os::fd::{FromRawFd as _, OwnedFd};
-    let ctl = 0;
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    let ctl = ctl.as_raw_fd();
     let reply = |text: &str| {
         if send(ctl, text.as_bytes(), MsgFlags::empty()).is_err() {
             std::process::exit(0)
@@ -423,11 +483,21 @@ fn serve_forks() -> Role {
         };
         let req = &buf[..n];
         match (req.first(), fd) {
+            (Some(b'z'), Some(fd)) => {
+                reply("0");
+                if dup2_stdin(&fd).is_err() || dup2_stdout(&fd).is_err() {
+                    std::process::exit(1)
+                }
+                return Role::Walk;
+            }
             (Some(b'w' | b's'), Some(fd)) => {
                 // SAFETY: this process has one thread (the zygote runs on the
                 // main thread and starts none), so the child is consistent.
                 match unsafe { fork() } {
                     Ok(ForkResult::Child) => {
+                        // The control socket is the zygote's alone.
+                        // SAFETY: closing our copy of it; nothing here uses it again.
+                        unsafe { libc::close(ctl) };
                         if dup2_stdin(&fd).is_err() || dup2_stdout(&fd).is_err() {
                             std::process::exit(1)
                         }
@@ -488,6 +558,8 @@ struct Slot {
     retiring: bool,
     /// Finished a unit since it started.
     progressed: bool,
+    /// To be replaced when the zygote forks again.
+    deferred: bool,
 }
 
 /// One line of the output, or the place of a set's attributes.
@@ -533,6 +605,10 @@ struct Dedup {
     /// Held lines waiting for the checker's answer, in the order asked.
     pending: std::collections::VecDeque<String>,
     held: usize,
+    /// The zygote is walking (it forks nothing until it stops): questions
+    /// wait here.
+    zygote_busy: bool,
+    unasked: Vec<String>,
 }
 
 impl Dedup {
@@ -546,6 +622,8 @@ impl Dedup {
             started: false,
             pending: Default::default(),
             held: 0,
+            zygote_busy: false,
+            unasked: Vec::new(),
         }
     }
 
@@ -591,6 +669,10 @@ impl Dedup {
 
     /// Send a question to the identity checker (started at the first).
     fn ask(&mut self, q: &str, zygote: &Zygote, tx: &mpsc::Sender<Msg>) -> bool {
+        if !self.started && self.zygote_busy {
+            self.unasked.push(q.to_string());
+            return true;
+        }
         if !self.started {
             self.started = true;
             match zygote.fork(b's').and_then(|(pid, s)| Ok((pid, s.try_clone()?, s))) {
@@ -608,6 +690,17 @@ impl Dedup {
             return false;
         }
         true
+    }
+
+    /// Ask what waited for the zygote; a line that cannot be asked is listed
+    /// (after the answers to those before it).
+    fn ask_unasked(&mut self, zygote: &Zygote, tx: &mpsc::Sender<Msg>) {
+        for q in std::mem::take(&mut self.unasked) {
+            // Without a checker, the pending lines are listed at its end.
+            if !self.ask(&q, zygote, tx) {
+                break;
+            }
+        }
     }
 
     fn answers(&mut self, answers: Vec<String>, out: &mut impl Write) -> std::io::Result<()> {
@@ -743,8 +836,8 @@ fn read_lines(stream: std::os::unix::net::UnixStream, tx: mpsc::Sender<Msg>, wra
 }
 
 /// A worker forked from the zygote, its lines read on a thread.
-fn spawn(zygote: &Zygote, k: usize, generation: u64, tx: &mpsc::Sender<Msg>) -> anyhow::Result<(i32, Option<UnixStream>)> {
-    let (pid, stream) = zygote.fork(b'w')?;
+fn spawn(zygote: &Zygote, what: u8, k: usize, generation: u64, tx: &mpsc::Sender<Msg>) -> anyhow::Result<(i32, Option<UnixStream>)> {
+    let (pid, stream) = zygote.fork(what)?;
     let reader = stream.try_clone().context("cloning a socket")?;
     read_lines(reader, tx.clone(), move |lines| Msg::Lines(k, generation, lines), Msg::Eof(k, generation));
     Ok((pid, Some(stream)))
@@ -773,13 +866,22 @@ fn bad(k: usize, line: &str) -> anyhow::Error {
 fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let (tx, rx) = mpsc::channel();
-    let mut slots: Vec<Slot> = Vec::new();
     let mut uids = 0u64;
-    let zygote = Zygote::start(opts)?;
-    for k in 0..opts.workers {
-        let (child, stdin) = match spawn(&zygote, k, 0, &tx) {
+    let mut zygote = Zygote::start(opts)?;
+    let mut slots: Vec<Slot> = (0..opts.workers)
+        .map(|_| Slot { child: None, stdin: None, generation: 0, uid: 0, assigned: Default::default(), current: None, retiring: false, progressed: false, deferred: false })
+        .collect();
+    // The zygote walks the first units itself, as slot 0 (asked last: it
+    // forks the other workers first). Only with a memory bound: it stops
+    // walking at a share of it.
+    let warm = opts.max_memory.is_some() && std::env::var_os("FERRIX_EVAL_JOBS_COLD").is_none();
+    // While it walks it forks nothing: workers to replace wait (`deferred`).
+    let mut zygote_busy = warm;
+    for k in (0..opts.workers).rev() {
+        let what = if k == 0 && warm { b'z' } else { b'w' };
+        let (child, stdin) = match spawn(&zygote, what, k, 0, &tx) {
             Ok(x) => x,
-            Err(e) if k == 0 => {
+            Err(e) if k + 1 == opts.workers => {
                 // It died evaluating the root (it forks only after that).
                 let status = zygote.finish();
                 eprintln!("error: the evaluation process died ({status}) while evaluating the root ({e:#})");
@@ -787,9 +889,13 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
             }
             Err(e) => return Err(e),
         };
-        slots.push(Slot { child: Some(child), stdin, generation: 0, uid: uids, assigned: Default::default(), current: None, retiring: false, progressed: false });
+        let s = &mut slots[k];
+        (s.child, s.stdin, s.uid) = (Some(child), stdin, uids);
         uids += 1;
     }
+    // The process the zygote's walk is: the sets it listed, given as `z<id>`
+    // by the workers forked after it, are its.
+    let zygote_uid = slots[0].uid;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let prefix = instantiate::parse_flags(&opts.rest)?.attr_paths.first().cloned().unwrap_or_default();
@@ -803,6 +909,7 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     }
     let mut stack = vec![Frame::Unit(0, 0)];
     let mut dedup = Dedup::new(&prefix);
+    dedup.zygote_busy = zygote_busy;
     let mut failed = false;
     let workers = opts.workers;
     let feed = |s: &mut Slot, queue: &mut Queue, units: &[Unit]| {
@@ -878,9 +985,13 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                                 return Err(bad(k, &line));
                             };
                             let u: usize = u.parse().map_err(|_| bad(k, &line))?;
+                            let (uid, set) = match set.strip_prefix('z') {
+                                Some(set) => (zygote_uid, set),
+                                None => (slots[k].uid, set),
+                            };
                             let set: u64 = set.parse().map_err(|_| bad(k, &line))?;
                             let unit = units.get_mut(u).ok_or_else(|| bad(k, &line))?;
-                            unit.entries.push(Entry::Line { uid: slots[k].uid, set, key: key.to_string(), json: json.to_string() });
+                            unit.entries.push(Entry::Line { uid, set, key: key.to_string(), json: json.to_string() });
                         }
                         "E" => {
                             let mut f = rest.split('\t');
@@ -941,7 +1052,26 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                 }
                 let s = &mut slots[k];
                 s.stdin = None;
-                let status = s.child.take().map(|pid| zygote.wait(pid)).unwrap_or_else(|| "unknown status".into());
+                let status = match s.child.take() {
+                    // The zygote's own walk: it stopped, or it died.
+                    Some(0) => {
+                        zygote_busy = false;
+                        if s.retiring {
+                            String::new()
+                        } else {
+                            // Its replacement starts from the root again.
+                            let old = std::mem::replace(&mut zygote, Zygote::start(opts)?);
+                            old.finish()
+                        }
+                    }
+                    Some(pid) => zygote.wait(pid),
+                    None => "unknown status".into(),
+                };
+                if !zygote_busy && dedup.zygote_busy {
+                    dedup.zygote_busy = false;
+                    dedup.ask_unasked(&zygote, &tx);
+                }
+                let s = &mut slots[k];
                 // The unit it was on is blamed; the others go back.
                 if let Some(u) = s.current.take() {
                     let msg = format!("evaluation worker died ({status}) while evaluating this attribute");
@@ -975,15 +1105,22 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                 // A worker past its memory bound (or one that died) is
                 // replaced while there is work.
                 s.retiring = false;
-                if !queue.is_empty() {
-                    s.generation += 1;
-                    s.uid = uids;
-                    uids += 1;
-                    let (child, stdin) = spawn(&zygote, k, s.generation, &tx)?;
-                    s.child = Some(child);
-                    s.stdin = stdin;
-                    s.progressed = false;
-                    feed(s, &mut queue, &units);
+                s.deferred = true;
+                for (k, s) in slots.iter_mut().enumerate() {
+                    if !s.deferred || zygote_busy {
+                        continue;
+                    }
+                    s.deferred = false;
+                    if !queue.is_empty() {
+                        s.generation += 1;
+                        s.uid = uids;
+                        uids += 1;
+                        let (child, stdin) = spawn(&zygote, b'w', k, s.generation, &tx)?;
+                        s.child = Some(child);
+                        s.stdin = stdin;
+                        s.progressed = false;
+                        feed(s, &mut queue, &units);
+                    }
                 }
                 if slots.iter().all(|s| s.child.is_none()) && !stack.is_empty() {
                     bail!("no evaluation process left with work unfinished");
@@ -995,8 +1132,15 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     for s in slots.iter_mut() {
         close_units(s.stdin.take());
     }
-    // The held lines the checker has not answered yet.
+    // The held lines the checker has not answered yet (asked now if the
+    // zygote was walking, until the end of its units).
+    dedup.zygote_busy = false;
+    dedup.ask_unasked(&zygote, &tx);
+    let checking = dedup.checker.is_some();
     close_units(dedup.checker.take());
+    if !checking {
+        dedup.checker_gone(&mut out)?;
+    }
     while !dedup.pending.is_empty() {
         match rx.recv() {
             Ok(Msg::Same(answers)) => dedup.answers(answers, &mut out)?,
@@ -1006,7 +1150,7 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     for s in slots.iter_mut() {
-        if let Some(pid) = s.child.take() {
+        if let Some(pid) = s.child.take().filter(|p| *p != 0) {
             zygote.wait(pid);
         }
     }
