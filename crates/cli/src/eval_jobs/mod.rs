@@ -3,14 +3,17 @@
 //! worker processes with bounded memory.
 //!
 //! The evaluator is single-threaded (reference counted), so parallelism is
-//! by process: the coordinator re-runs this binary as workers
-//! (`--internal-worker`). Every worker evaluates the root (the shared
-//! skeleton, e.g. nixpkgs' package set). The walk is cut into units, each
-//! one attribute path: the root's attributes, and the attributes of every
-//! `recurseForDerivations` set a unit meets (the worker reports the set's
-//! names instead of walking it). The coordinator hands units out, a few
-//! ahead, to whichever worker is free (a cut set's units to the worker that
-//! cut it, shared only at the tail); a worker walks its unit ([`walk`],
+//! by process: the coordinator re-runs this binary once as the zygote
+//! (`--internal-zygote`, [`zygote`]), which evaluates the root (the shared
+//! skeleton, e.g. nixpkgs' package set) on its one thread and forks the
+//! workers from that state on request (copy-on-write: no worker evaluates it
+//! again, a restart costs a fork). It first walks the first units itself, as
+//! worker 0, so the workers forked after it start warm. The walk is cut into
+//! units, each one attribute path: the root's attributes, and the attributes
+//! of every `recurseForDerivations` set a unit meets (the worker reports the
+//! set's names instead of walking it). The coordinator hands units out, a
+//! few ahead, to whichever worker is free (a cut set's units to the worker
+//! that cut it, shared only at the tail); a worker walks its unit ([`walk`],
 //! nix-env's walk) and evaluates each derivation (`drvPath`, outputs) in the
 //! same evaluator as soon as it finds it. The coordinator prints the lines
 //! in walk order.
@@ -22,10 +25,10 @@
 //! Duplicates (nix-env lists a derivation set reached under a second name
 //! once): workers report every occurrence with the set's address; the
 //! coordinator drops, in walk order, a line of a set its process listed
-//! before. A line whose key (`drvPath`) another process listed first is held
-//! back with every later line of that key; at the end an identity checker
-//! (`--internal-same`) selects it and the earlier paths in one evaluator and
-//! drops it only if it is the same attribute set.
+//! before. A line whose key (`drvPath`) another process listed or held
+//! before is held: the identity checker (forked from the zygote, answering
+//! during the walk) selects it and those earlier paths in one evaluator, and
+//! it is dropped only if it is the same attribute set as one of them.
 
 mod walk;
 
@@ -149,7 +152,7 @@ fn root_value(ev: &ferrix_eval::Eval, flags: &Flags, prefix: &str) -> ferrix_eva
     instantiate::select_attr_path(ev, v, prefix)
 }
 
-/// A worker's stdout, flushed in batches of whole units (see [`worker`]).
+/// A worker's stdout, flushed in batches of whole units (see [`zygote`]).
 type Out = std::rc::Rc<std::cell::RefCell<std::io::BufWriter<std::io::StdoutLock<'static>>>>;
 
 /// Writes each derivation's line as the walk finds it, evaluated on the spot
