@@ -899,6 +899,7 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     // The process the zygote's walk is: the sets it listed, given as `z<id>`
     // by the workers forked after it, are its.
     let zygote_uid = slots[0].uid;
+    let mut unreaped: Vec<i32> = Vec::new();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let prefix = instantiate::parse_flags(&opts.rest)?.attr_paths.first().cloned().unwrap_or_default();
@@ -1067,6 +1068,12 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                             old.finish()
                         }
                     }
+                    // Not while the zygote walks: it would wait for
+                    // units from here (it is reaped at the end).
+                    Some(pid) if zygote_busy => {
+                        unreaped.push(pid);
+                        "status not known yet".into()
+                    }
                     Some(pid) => zygote.wait(pid),
                     None => "unknown status".into(),
                 };
@@ -1157,7 +1164,7 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
             zygote.wait(pid);
         }
     }
-    if let Some(pid) = dedup.checker_pid.take() {
+    for pid in unreaped.into_iter().chain(dedup.checker_pid) {
         zygote.wait(pid);
     }
     zygote.finish();
