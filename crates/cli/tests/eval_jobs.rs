@@ -96,17 +96,28 @@ fn eval_jobs_root_failure_is_an_error_line() {
 /// walked again, one at a time, to find the one it died in.
 #[test]
 fn eval_jobs_worker_death_blames_one_attribute() {
+    // The process that dies is the zygote walking the first units itself
+    // (replaced by a fresh one), or, with FERRIX_EVAL_JOBS_COLD, a worker
+    // forked from it.
+    for cold in [false, true] {
+        worker_death(cold);
+    }
+}
+
+fn worker_death(cold: bool) {
     let expr = r#"let d = name: derivation { inherit name; system = "x"; builder = "/bin/sh"; }; in {
       a = d "a"; b = d "b";
       c = d "c${toString (builtins.length (builtins.genList (x: x) 400000000))}";
       e = d "e"; f = d "f"; }"#;
-    let out = Command::new("sh")
-        .args(["-c", "ulimit -v 4000000 && exec \"$0\" eval-jobs -E \"$1\" --workers 1"])
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "ulimit -v 4000000 && exec \"$0\" eval-jobs -E \"$1\" --workers 1"])
         .arg(env!("CARGO_BIN_EXE_ferrix"))
         .arg(expr)
-        .env("FERRIX_STORE", "memory://")
-        .output()
-        .expect("running ferrix");
+        .env("FERRIX_STORE", "memory://");
+    if cold {
+        cmd.env("FERRIX_EVAL_JOBS_COLD", "1");
+    }
+    let out = cmd.output().expect("running ferrix");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let attrs: Vec<(String, bool)> = text

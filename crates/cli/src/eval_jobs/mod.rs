@@ -3,14 +3,17 @@
 //! worker processes with bounded memory.
 //!
 //! The evaluator is single-threaded (reference counted), so parallelism is
-//! by process: the coordinator re-runs this binary as workers
-//! (`--internal-worker`). Every worker evaluates the root (the shared
-//! skeleton, e.g. nixpkgs' package set). The walk is cut into units, each
-//! one attribute path: the root's attributes, and the attributes of every
-//! `recurseForDerivations` set a unit meets (the worker reports the set's
-//! names instead of walking it). The coordinator hands units out, a few
-//! ahead, to whichever worker is free (a cut set's units to the worker that
-//! cut it, shared only at the tail); a worker walks its unit ([`walk`],
+//! by process: the coordinator re-runs this binary once as the zygote
+//! (`--internal-zygote`, [`zygote`]), which evaluates the root (the shared
+//! skeleton, e.g. nixpkgs' package set) on its one thread and forks the
+//! workers from that state on request (copy-on-write: no worker evaluates it
+//! again, a restart costs a fork). It first walks the first units itself, as
+//! worker 0, so the workers forked after it start warm. The walk is cut into
+//! units, each one attribute path: the root's attributes, and the attributes
+//! of every `recurseForDerivations` set a unit meets (the worker reports the
+//! set's names instead of walking it). The coordinator hands units out, a
+//! few ahead, to whichever worker is free (a cut set's units to the worker
+//! that cut it, shared only at the tail); a worker walks its unit ([`walk`],
 //! nix-env's walk) and evaluates each derivation (`drvPath`, outputs) in the
 //! same evaluator as soon as it finds it. The coordinator prints the lines
 //! in walk order.
@@ -22,16 +25,17 @@
 //! Duplicates (nix-env lists a derivation set reached under a second name
 //! once): workers report every occurrence with the set's address; the
 //! coordinator drops, in walk order, a line of a set its process listed
-//! before. A line whose key (`drvPath`) another process listed first is held
-//! back with every later line of that key; at the end an identity checker
-//! (`--internal-same`) selects it and the earlier paths in one evaluator and
-//! drops it only if it is the same attribute set.
+//! before. A line whose key (`drvPath`) another process listed or held
+//! before is held: the identity checker (forked from the zygote, answering
+//! during the walk) selects it and those earlier paths in one evaluator, and
+//! it is dropped only if it is the same attribute set as one of them.
 
 mod walk;
 
 use std::io::{BufRead, BufReader, Read as _, Write};
 use std::os::fd::AsFd as _;
-use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 
 use anyhow::{Context as _, bail};
@@ -51,8 +55,7 @@ pub struct Args {
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Coordinate,
-    Work,
-    Same,
+    Zygote,
 }
 
 struct Options {
@@ -91,8 +94,7 @@ fn parse_options(raw: &[String]) -> anyhow::Result<Options> {
                 let v = value()?;
                 o.max_memory = Some(parse_size(&v)?).filter(|n| *n > 0);
             }
-            "--internal-worker" => o.mode = Mode::Work,
-            "--internal-same" => o.mode = Mode::Same,
+            "--internal-zygote" => o.mode = Mode::Zygote,
             // Flags with two arguments are passed on whole.
             "--arg" | "--argstr" | "--option" => {
                 o.rest.push(a.clone());
@@ -123,15 +125,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if opts.mode == Mode::Coordinate {
         return coordinate(&opts);
     }
-    let (max, mode) = (opts.max_memory, opts.mode);
-    let child = std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(move || if mode == Mode::Same { same_checker(&flags) } else { worker(&flags, max) })
-        .context("spawning evaluator thread")?;
-    Ok(child.join().unwrap_or_else(|_| {
-        eprintln!("error: internal evaluator panic");
-        ExitCode::from(1)
-    }))
+    // On the main thread: the zygote forks, so it must have no other
+    // thread (its stack limit is raised by the coordinator).
+    Ok(zygote(&flags, opts.max_memory))
 }
 
 /// Resident set size of this process, from /proc.
@@ -156,7 +152,7 @@ fn root_value(ev: &ferrix_eval::Eval, flags: &Flags, prefix: &str) -> ferrix_eva
     instantiate::select_attr_path(ev, v, prefix)
 }
 
-/// A worker's stdout, flushed in batches of whole units (see [`worker`]).
+/// A worker's stdout, flushed in batches of whole units (see [`zygote`]).
 type Out = std::rc::Rc<std::cell::RefCell<std::io::BufWriter<std::io::StdoutLock<'static>>>>;
 
 /// Writes each derivation's line as the walk finds it, evaluated on the spot
@@ -169,7 +165,10 @@ struct LineVisitor<'a> {
     out: Out,
     /// Per derivation set (by address, kept alive by the walk): its key
     /// (`drvPath`, or `!` and the error) and its line with `attr` left out.
-    lines: std::collections::HashMap<usize, (String, Result<walk::DrvLine, String>)>,
+    /// Each with whether the zygote listed it before this worker was forked.
+    lines: std::collections::HashMap<usize, (String, Result<walk::DrvLine, String>, bool)>,
+    /// Set in a forked worker (not in the zygote).
+    forked: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl walk::Visitor for LineVisitor<'_> {
@@ -179,19 +178,22 @@ impl walk::Visitor for LineVisitor<'_> {
             walk::Event::Drv { attr, drv } => {
                 let id = std::rc::Rc::as_ptr(&drv) as usize;
                 let ev = self.ev;
-                let (key, d) = self.lines.entry(id).or_insert_with(|| match walk::query_drv(ev, &drv) {
-                    Ok(d) => (d.drv_path.clone(), Ok(d)),
+                let in_zygote = !self.forked.get();
+                let (key, d, zygote) = self.lines.entry(id).or_insert_with(|| match walk::query_drv(ev, &drv) {
+                    Ok(d) => (d.drv_path.clone(), Ok(d), in_zygote),
                     Err(e) => {
                         let msg = walk::error_text(&e);
                         // One line, no tab: the message as a JSON string.
-                        (format!("!{}", serde_json::to_string(&msg).expect("str")), Err(msg))
+                        (format!("!{}", serde_json::to_string(&msg).expect("str")), Err(msg), in_zygote)
                     }
                 });
                 let json = match d {
                     Ok(d) => walk::drv_json(&attr, d),
                     Err(msg) => error_line(&attr, msg),
                 };
-                format!("D {u}\t{id}\t{key}\t{json}")
+                // A set the zygote listed: the same in every process forked after.
+                let z = if *zygote && !in_zygote { "z" } else { "" };
+                format!("D {u}\t{z}{id}\t{key}\t{json}")
             }
             walk::Event::Failed { attr, error } => format!("D {u}\t0\t\t{}", walk::error_json(&attr, &error)),
             walk::Event::Expand { attr, top } => {
@@ -217,41 +219,119 @@ fn write_flush(out: &Out) {
     }
 }
 
-/// A worker: evaluate the root, then walk the units whose lines come on
+/// What the zygote is asked to be (see [`serve_forks`]).
+enum Role {
+    /// A forked worker.
+    Worker,
+    /// The forked identity checker.
+    Checker,
+    /// The zygote itself, walking the first units (its stdin and stdout are
+    /// the coordinator's socket until it stops).
+    Walk,
+}
+
+/// The zygote: evaluate the root (and the list of its attributes), then
+/// fork, on request, the workers and the identity checker from that state,
+/// so that none of them evaluates it again (the pages are shared, copied on
+/// write). Before the first fork of a worker it may walk the first units
+/// itself, as a worker, until it has grown by [`WARM_SHARE`] of the memory
+/// bound: the workers forked later start with what those units evaluated,
+/// the skeleton every unit needs (stdenv, the compilers and libraries most
+/// packages depend on), instead of evaluating it again after every restart.
+///
+/// Requests come on the control socket (fd 0 at start; a sequenced-packet
+/// socket): `w` (fork a worker), `s` (fork the identity checker) or `z`
+/// (walk units here), each with one socket (SCM_RIGHTS) that becomes the
+/// stdin and stdout of the process, answered with its pid (`0` for `z`,
+/// before it walks); and `r<pid>`, answered, once that child has exited,
+/// with how it ended. The zygote exits at the end of its requests. It forks
+/// only between requests, on its one thread.
+///
+/// A worker walks the units whose lines come on
 /// stdin (`<unit>\t<attribute path>`, and `\t!` for a unit given again
 /// after a worker died; unit 0, with an empty path, is the root itself), one
 /// at a time. Each is announced (`S <unit>`), its lines
 /// follow in walk order (`D <unit>\t<set id or 0>\t<key>\t<json>`, and
 /// `E <unit>\t<combine>\t<attribute path>\t<names…>` for a set cut into
 /// units of its own, one per name) and `F <unit>` ends it; past the memory
-/// bound that is `F <unit> R` and the worker exits. A root that fails is
-/// `X <json>`.
-fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
+/// bound that is `F <unit> R` and the worker exits (the zygote goes back to
+/// forking). A set the zygote listed while it walked is given as `z<id>` by
+/// the workers forked after: it is the same set in every one of them. A root
+/// that fails is `X <json>`. The identity checker: see [`same_checker`].
+fn zygote(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
     use std::cell::{Cell, RefCell};
+    use std::os::fd::AsFd as _;
     use std::rc::Rc;
+    // The control socket moves off fd 0 (which a walk uses for its units).
+    let Ok(ctl) = std::io::stdin().as_fd().try_clone_to_owned() else { std::process::exit(1) };
+    let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else { std::process::exit(1) };
+    if nix::unistd::dup2_stdin(&null).is_err() {
+        std::process::exit(1)
+    }
     let ev = instantiate::make_eval(flags);
     let auto_call = |v| instantiate::auto_call(&ev, v, flags);
     let prefix = flags.attr_paths.first().cloned().unwrap_or_default();
+    // Written to only by a walk (the zygote's own, or a forked worker's).
     let out: Out = Rc::new(RefCell::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())));
+    let root = root_value(&ev, flags, &prefix);
+    let unit = Rc::new(Cell::new(0));
+    let forked = Rc::new(Cell::new(false));
+    let mut visitor = LineVisitor { ev: &ev, unit: unit.clone(), out: out.clone(), lines: Default::default(), forked: forked.clone() };
+    // One walk for the life of the worker, so a set is known by identity
+    // across the units this process walks.
+    let mut w = walk::Walk::new(&ev, &auto_call, &mut visitor);
+    let top = root.as_ref().ok().and_then(|root| w.top(root, &prefix)).map(Rc::new);
+    let cx = WalkCx { prefix: &prefix, unit: &unit, out: &out, top: &top };
+    loop {
+        match serve_forks(&ctl) {
+            Role::Checker => return same_checker(&ev, flags, &root),
+            Role::Worker => {
+                forked.set(true);
+                work(&mut w, &cx, &root, max_memory);
+                // Exit without freeing the evaluator's heap: nothing needs it.
+                std::process::exit(0)
+            }
+            Role::Walk => {
+                let warm = max_memory.map(|m| rss_bytes().unwrap_or(0) + m / WARM_SHARE);
+                work(&mut w, &cx, &root, warm);
+                // Done walking: the coordinator sees the end of its socket.
+                if nix::unistd::dup2_stdin(&null).is_err() || nix::unistd::dup2_stdout(&null).is_err() {
+                    std::process::exit(1)
+                }
+            }
+        }
+    }
+}
+
+/// The zygote walks the first units until it has grown by this share of the
+/// memory bound (1/WARM_SHARE).
+const WARM_SHARE: u64 = 4;
+
+/// What a walk of units needs besides the walk.
+struct WalkCx<'a> {
+    prefix: &'a str,
+    unit: &'a std::cell::Cell<usize>,
+    out: &'a Out,
+    top: &'a Option<std::rc::Rc<walk::Top>>,
+}
+
+/// Walk the units that come on stdin until their end or until this process
+/// has more than `bound` bytes resident (see [`zygote`]).
+fn work(w: &mut walk::Walk, cx: &WalkCx, root: &ferrix_eval::Result<ferrix_eval::Value>, bound: Option<u64>) {
+    let (prefix, unit, out) = (cx.prefix, cx.unit, cx.out);
     let write = |line: &str, flush: bool| {
         let mut o = out.borrow_mut();
         if writeln!(o, "{line}").and_then(|_| if flush { o.flush() } else { Ok(()) }).is_err() {
             std::process::exit(0)
         }
     };
-    let root = match root_value(&ev, flags, &prefix) {
+    let root = match root {
         Ok(v) => v,
         Err(e) => {
-            write(&format!("X {}", walk::error_json(&prefix, &e)), true);
-            std::process::exit(0)
+            write(&format!("X {}", walk::error_json(prefix, e)), true);
+            return;
         }
     };
-    let unit = Rc::new(Cell::new(0));
-    let mut visitor = LineVisitor { ev: &ev, unit: unit.clone(), out: out.clone(), lines: Default::default() };
-    // One walk for the life of the worker, so a set is known by identity
-    // across the units this process walks.
-    let mut w = walk::Walk::new(&ev, &auto_call, &mut visitor);
-    let top = w.top(&root, &prefix).map(Rc::new);
     let trace_growth = std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some();
     let mut last_rss = 0;
     // Units come on stdin (read through our own buffer, to know whether
@@ -266,7 +346,7 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
         // the coordinator: once per unit cost the worker about a tenth of its
         // time in the kernel on the nixpkgs walk.
         if !units.buffer().contains(&b'\n') {
-            write_flush(&out);
+            write_flush(out);
             last_flush = std::time::Instant::now();
         }
         line.clear();
@@ -282,7 +362,7 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
         unit.set(u);
         write(&format!("S {u}"), careful);
         let say = |line: &str| write(line, false);
-        match &top {
+        match cx.top {
             // The root: its attributes become units.
             Some(top) if u == 0 => {
                 let mut l = format!("E 0\t{}\t{prefix}", u8::from(top.combine));
@@ -292,10 +372,10 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
                 }
                 say(&l);
             }
-            None => w.walk(&root, &prefix),
+            None => w.walk(root, prefix),
             Some(top) => {
                 let (parent, name) = path.rsplit_once('.').unwrap_or(("", path));
-                match w.set_at(top, &prefix, parent) {
+                match w.set_at(top, prefix, parent) {
                     Ok(set) => match set.position(name) {
                         Some(i) => {
                             w.split = true;
@@ -315,7 +395,7 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
             }
             last_rss = rss.unwrap_or(last_rss);
         }
-        let retire = matches!((max_memory, rss), (Some(max), Some(rss)) if rss > max);
+        let retire = matches!((bound, rss), (Some(max), Some(rss)) if rss > max);
         let flush = careful || retire || last_flush.elapsed() >= FLUSH_EVERY;
         write(&format!("F {u}{}", if retire { " R" } else { "" }), flush);
         if flush {
@@ -325,9 +405,7 @@ fn worker(flags: &Flags, max_memory: Option<u64>) -> ExitCode {
             break;
         }
     }
-    write_flush(&out);
-    // Exit without freeing the evaluator's heap: nothing needs it.
-    std::process::exit(0)
+    write_flush(out);
 }
 
 /// Select a derivation by its path below the root: the same steps as the
@@ -349,20 +427,18 @@ fn select_found(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Value
     ev.force_attrs(&v)
 }
 
-/// The identity checker: each stdin line is tab-separated paths below the
-/// root; the answer is `1` when the first one is the same attribute set as
-/// one of the others (so nix-env would list it once), else `0`.
-fn same_checker(flags: &Flags) -> ExitCode {
-    let ev = instantiate::make_eval(flags);
-    let prefix = flags.attr_paths.first().cloned().unwrap_or_default();
-    let root = root_value(&ev, flags, &prefix);
+/// The identity checker (forked from the zygote): each stdin line is
+/// tab-separated paths below the root; the answer is `1` when the first one
+/// is the same attribute set as one of the others (so nix-env would list it
+/// once), else `0`.
+fn same_checker(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Result<ferrix_eval::Value>) -> ExitCode {
     let mut out = std::io::stdout().lock();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let mut paths = line.split('\t');
-        let same = match (&root, paths.next()) {
-            (Ok(root), Some(b)) => match select_found(&ev, flags, root, b) {
-                Ok(b) => paths.any(|a| select_found(&ev, flags, root, a).is_ok_and(|a| std::rc::Rc::ptr_eq(&a, &b))),
+        let same = match (root, paths.next()) {
+            (Ok(root), Some(b)) => match select_found(ev, flags, root, b) {
+                Ok(b) => paths.any(|a| select_found(ev, flags, root, a).is_ok_and(|a| std::rc::Rc::ptr_eq(&a, &b))),
                 Err(_) => false,
             },
             _ => false,
@@ -374,10 +450,93 @@ fn same_checker(flags: &Flags) -> ExitCode {
     std::process::exit(0)
 }
 
+/// The zygote's side of its requests (see [`zygote`]): returns only in a
+/// forked child, with its stdin and stdout connected to the coordinator.
+fn serve_forks(ctl: &std::os::fd::OwnedFd) -> Role {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, send};
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::{ForkResult, Pid, dup2_stdin, dup2_stdout, fork};
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    let ctl = ctl.as_raw_fd();
+    let reply = |text: &str| {
+        if send(ctl, text.as_bytes(), MsgFlags::empty()).is_err() {
+            std::process::exit(0)
+        }
+    };
+    loop {
+        let mut buf = [0u8; 64];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let (n, fd) = match recvmsg::<()>(ctl, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(m) if m.bytes > 0 => {
+                let mut fd = None;
+                for c in m.cmsgs().into_iter().flatten() {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for f in fds {
+                            // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+                            let f = unsafe { OwnedFd::from_raw_fd(f) };
+                            fd.get_or_insert(f);
+                        }
+                    }
+                }
+                (m.bytes, fd)
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => std::process::exit(0),
+        };
+        let req = &buf[..n];
+        match (req.first(), fd) {
+            (Some(b'z'), Some(fd)) => {
+                reply("0");
+                if dup2_stdin(&fd).is_err() || dup2_stdout(&fd).is_err() {
+                    std::process::exit(1)
+                }
+                return Role::Walk;
+            }
+            (Some(b'w' | b's'), Some(fd)) => {
+                // SAFETY: this process has one thread (the zygote runs on the
+                // main thread and starts none), so the child is consistent.
+                match unsafe { fork() } {
+                    Ok(ForkResult::Child) => {
+                        // The control socket is the zygote's alone.
+                        // SAFETY: closing our copy of it; nothing here uses it again.
+                        unsafe { libc::close(ctl) };
+                        if dup2_stdin(&fd).is_err() || dup2_stdout(&fd).is_err() {
+                            std::process::exit(1)
+                        }
+                        drop(fd);
+                        return if req[0] == b's' { Role::Checker } else { Role::Worker };
+                    }
+                    Ok(ForkResult::Parent { child }) => reply(&child.to_string()),
+                    Err(e) => reply(&format!("!{e}")),
+                }
+            }
+            (Some(b'r'), _) => {
+                let pid = std::str::from_utf8(&req[1..]).ok().and_then(|p| p.parse().ok()).map(Pid::from_raw);
+                let status = loop {
+                    match pid.map(|p| waitpid(p, None)) {
+                        Some(Ok(WaitStatus::Exited(_, code))) => break format!("exit status: {code}"),
+                        Some(Ok(WaitStatus::Signaled(_, sig, core))) => {
+                            break format!("signal: {} ({sig}){}", sig as i32, if core { " (core dumped)" } else { "" });
+                        }
+                        Some(Ok(_)) | Some(Err(nix::errno::Errno::EINTR)) => continue,
+                        _ => break "unknown status".to_string(),
+                    }
+                };
+                reply(&status);
+            }
+            _ => reply("!bad request"),
+        }
+    }
+}
+
 enum Msg {
-    /// Whole lines, as many as one read of the pipe gave.
+    /// Whole lines, as many as one read of a worker's socket gave.
     Lines(usize, u64, Vec<String>),
     Eof(usize, u64),
+    /// The identity checker's answers (`1`: the same set), and its end.
+    Same(Vec<String>),
+    SameEof,
 }
 
 /// How many units a worker is given ahead of the one it is on, at most: it
@@ -387,8 +546,10 @@ enum Msg {
 const AHEAD: usize = 32;
 
 struct Slot {
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
+    /// The worker's pid (a child of the zygote).
+    child: Option<i32>,
+    /// Its socket (stdin and stdout; written to here, read on a thread).
+    stdin: Option<UnixStream>,
     /// Bumped at every restart, so messages of a previous process are told apart.
     generation: u64,
     /// Unique over all the processes of the run.
@@ -400,6 +561,8 @@ struct Slot {
     retiring: bool,
     /// Finished a unit since it started.
     progressed: bool,
+    /// To be replaced when the zygote forks again.
+    deferred: bool,
 }
 
 /// One line of the output, or the place of a set's attributes.
@@ -426,64 +589,240 @@ struct Unit {
 /// nix-env's rule: a derivation set reached again under another name is
 /// listed once, under its first name in walk order. Lines come here in walk
 /// order. A set's identity is known within one process; a line whose key
-/// another process listed first is held back (with every later line of
-/// that key, so the rule is applied in order) and decided at the end by the
-/// identity checker.
-#[derive(Default)]
+/// (`drvPath`) another process listed or held before is held: the identity
+/// checker (forked from the zygote when first needed, working while the walk
+/// goes on) selects it and those earlier paths in one evaluator, and the
+/// line is dropped if it is the same set as one of them (that one, or the
+/// one it was found the same as, was listed).
 struct Dedup {
-    /// Key -> (process, set, attribute path) of the lines listed with it.
-    listed: std::collections::HashMap<String, Vec<(u64, u64, String)>>,
+    prefix: String,
+    /// Key -> (process, path below the root) of the lines listed or held
+    /// with it, in walk order.
+    seen: std::collections::HashMap<String, Vec<(u64, String)>>,
+    /// (process, set) of the lines listed or held.
     sets: std::collections::HashSet<(u64, u64)>,
-    held_keys: std::collections::HashSet<String>,
-    held: Vec<(u64, u64, String, String)>,
+    /// The identity checker's socket and pid, once started.
+    checker: Option<UnixStream>,
+    checker_pid: Option<i32>,
+    started: bool,
+    /// Held lines waiting for the checker's answer, in the order asked.
+    pending: std::collections::VecDeque<String>,
+    held: usize,
+    /// The zygote is walking (it forks nothing until it stops): questions
+    /// wait here.
+    zygote_busy: bool,
+    unasked: Vec<String>,
 }
 
 impl Dedup {
-    fn line(&mut self, uid: u64, set: u64, key: String, json: String, out: &mut impl Write) -> std::io::Result<()> {
+    fn new(prefix: &str) -> Dedup {
+        Dedup {
+            prefix: prefix.to_string(),
+            seen: Default::default(),
+            sets: Default::default(),
+            checker: None,
+            checker_pid: None,
+            started: false,
+            pending: Default::default(),
+            held: 0,
+            zygote_busy: false,
+            unasked: Vec::new(),
+        }
+    }
+
+    /// A path below the root, as the identity checker selects it.
+    fn rel(&self, attr: &str) -> String {
+        if self.prefix.is_empty() {
+            attr.to_string()
+        } else {
+            attr.strip_prefix(&self.prefix).map(|r| r.strip_prefix('.').unwrap_or(r)).unwrap_or("").to_string()
+        }
+    }
+
+    fn line(&mut self, uid: u64, set: u64, key: String, json: String, out: &mut impl Write, zygote: &Zygote, tx: &mpsc::Sender<Msg>) -> std::io::Result<()> {
         if set == 0 {
             return writeln!(out, "{json}");
         }
-        if self.held_keys.contains(&key) {
-            self.held.push((uid, set, key, json));
+        if !self.sets.insert((uid, set)) {
             return Ok(());
         }
-        if self.sets.contains(&(uid, set)) {
-            return Ok(());
+        let attr = self.rel(&line_attr(&json));
+        let seen = self.seen.entry(key).or_default();
+        let mut ask = None;
+        for (_, a) in seen.iter().filter(|(u, _)| *u != uid) {
+            let q = ask.get_or_insert_with(|| attr.clone());
+            q.push('\t');
+            q.push_str(a);
         }
-        if self.listed.get(&key).is_some_and(|l| l.iter().any(|(u, _, _)| *u != uid)) {
-            self.held_keys.insert(key.clone());
-            self.held.push((uid, set, key, json));
-            return Ok(());
+        seen.push((uid, attr));
+        match ask {
+            Some(q) => {
+                self.held += 1;
+                if self.ask(&q, zygote, tx) {
+                    self.pending.push_back(json);
+                    Ok(())
+                } else {
+                    // Never dropped on doubt.
+                    writeln!(out, "{json}")
+                }
+            }
+            None => writeln!(out, "{json}"),
         }
-        self.list(uid, set, key, &json);
-        writeln!(out, "{json}")
     }
 
-    fn list(&mut self, uid: u64, set: u64, key: String, json: &str) {
-        self.sets.insert((uid, set));
-        self.listed.entry(key).or_default().push((uid, set, line_attr(json)));
+    /// Send a question to the identity checker (started at the first).
+    fn ask(&mut self, q: &str, zygote: &Zygote, tx: &mpsc::Sender<Msg>) -> bool {
+        if !self.started && self.zygote_busy {
+            self.unasked.push(q.to_string());
+            return true;
+        }
+        if !self.started {
+            self.started = true;
+            match zygote.fork(b's').and_then(|(pid, s)| Ok((pid, s.try_clone()?, s))) {
+                Ok((pid, reader, s)) => {
+                    read_lines(reader, tx.clone(), Msg::Same, Msg::SameEof);
+                    self.checker = Some(s);
+                    self.checker_pid = Some(pid);
+                }
+                Err(e) => eprintln!("warning: no identity checker ({e:#}): derivations reached under two names may be listed twice"),
+            }
+        }
+        let Some(c) = &mut self.checker else { return false };
+        if writeln!(c, "{q}").is_err() {
+            self.checker = None;
+            return false;
+        }
+        true
+    }
+
+    /// Ask what waited for the zygote; a line that cannot be asked is listed
+    /// (after the answers to those before it).
+    fn ask_unasked(&mut self, zygote: &Zygote, tx: &mpsc::Sender<Msg>) {
+        for q in std::mem::take(&mut self.unasked) {
+            // Without a checker, the pending lines are listed at its end.
+            if !self.ask(&q, zygote, tx) {
+                break;
+            }
+        }
+    }
+
+    fn answers(&mut self, answers: Vec<String>, out: &mut impl Write) -> std::io::Result<()> {
+        for a in answers {
+            if let Some(json) = self.pending.pop_front()
+                && a != "1"
+            {
+                writeln!(out, "{json}")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The checker has ended: what it did not answer is listed.
+    fn checker_gone(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        self.checker = None;
+        for json in self.pending.drain(..) {
+            writeln!(out, "{json}")?;
+        }
+        Ok(())
     }
 }
 
-fn spawn(opts: &Options, k: usize, generation: u64, tx: &mpsc::Sender<Msg>) -> anyhow::Result<(Child, Option<ChildStdin>)> {
-    let exe = std::env::current_exe().context("finding the ferrix executable")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("eval-jobs").arg("--internal-worker");
-    match opts.max_memory {
-        Some(m) => cmd.arg("--max-memory-per-worker").arg(format!("{}K", m.div_ceil(1024))),
-        None => cmd.arg("--max-memory-per-worker").arg("0"),
-    };
-    let mut child = cmd.args(&opts.rest).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().context("starting an evaluation process")?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stdin = child.stdin.take();
-    let tx = tx.clone();
+/// The coordinator's handle on the zygote (see [`zygote`]).
+struct Zygote {
+    child: Child,
+    ctl: std::os::fd::OwnedFd,
+}
+
+impl Zygote {
+    fn start(opts: &Options) -> anyhow::Result<Zygote> {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+        use std::os::unix::process::CommandExt as _;
+        let (ctl, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).context("creating the zygote's socket")?;
+        let exe = std::env::current_exe().context("finding the ferrix executable")?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("eval-jobs").arg("--internal-zygote");
+        match opts.max_memory {
+            Some(m) => cmd.arg("--max-memory-per-worker").arg(format!("{}K", m.div_ceil(1024))),
+            None => cmd.arg("--max-memory-per-worker").arg("0"),
+        };
+        // SAFETY: setrlimit is async-signal-safe. The evaluator runs on the
+        // zygote's main thread: give it the stack its thread had before.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                if libc::getrlimit(libc::RLIMIT_STACK, &mut lim) == 0 && lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < ZYGOTE_STACK {
+                    lim.rlim_cur = if lim.rlim_max == libc::RLIM_INFINITY { ZYGOTE_STACK } else { lim.rlim_max.min(ZYGOTE_STACK) };
+                    libc::setrlimit(libc::RLIMIT_STACK, &lim);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.args(&opts.rest).stdin(Stdio::from(theirs)).stdout(Stdio::null()).spawn().context("starting the evaluation process")?;
+        Ok(Zygote { child, ctl })
+    }
+
+    fn answer(&self) -> anyhow::Result<String> {
+        use std::os::fd::AsRawFd as _;
+        let mut buf = [0u8; 256];
+        let n = loop {
+            match nix::sys::socket::recv(self.ctl.as_raw_fd(), &mut buf, nix::sys::socket::MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.context("reading from the zygote")?,
+            }
+        };
+        if n == 0 {
+            bail!("the evaluation process that forks the others has exited");
+        }
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// A new worker (`w`) or identity checker (`s`): its pid and the socket
+    /// that is its stdin and stdout.
+    fn fork(&self, what: u8) -> anyhow::Result<(i32, std::os::unix::net::UnixStream)> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        use std::os::fd::AsRawFd as _;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().context("creating a socket")?;
+        let fds = [theirs.as_raw_fd()];
+        sendmsg::<()>(self.ctl.as_raw_fd(), &[std::io::IoSlice::new(&[what])], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+            .context("asking the zygote for a process")?;
+        drop(theirs);
+        let a = self.answer()?;
+        let pid = a.parse().map_err(|_| anyhow::anyhow!("the zygote could not fork: {}", a.trim_start_matches('!')))?;
+        Ok((pid, ours))
+    }
+
+    /// How a process it forked ended (waits for it).
+    fn wait(&self, pid: i32) -> String {
+        use nix::sys::socket::{MsgFlags, send};
+        use std::os::fd::AsRawFd as _;
+        if send(self.ctl.as_raw_fd(), format!("r{pid}").as_bytes(), MsgFlags::empty()).is_err() {
+            return "unknown status".into();
+        }
+        self.answer().unwrap_or_else(|_| "unknown status".into())
+    }
+
+    /// How the zygote itself ended, once it has.
+    fn finish(mut self) -> String {
+        drop(self.ctl);
+        self.child.wait().map(|s| s.to_string()).unwrap_or_else(|_| "unknown status".into())
+    }
+}
+
+/// The zygote's stack limit (its evaluator runs on the main thread).
+const ZYGOTE_STACK: libc::rlim_t = 64 << 20;
+
+/// Read a forked process's lines on a thread of their own, to the
+/// coordinator's channel as `wrap(lines)`, then `eof`.
+fn read_lines(stream: std::os::unix::net::UnixStream, tx: mpsc::Sender<Msg>, wrap: impl Fn(Vec<String>) -> Msg + Send + 'static, eof: Msg) {
     std::thread::spawn(move || {
-        let mut stdout = stdout;
+        let mut stream = stream;
         let mut buf = vec![0u8; 1 << 16];
         let mut partial: Vec<u8> = Vec::new();
         loop {
-            let n = match stdout.read(&mut buf) {
-                Ok(0) | Err(_) => break,
+            let n = match stream.read(&mut buf) {
+                Ok(0) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
                 Ok(n) => n,
             };
             partial.extend_from_slice(&buf[..n]);
@@ -491,13 +830,28 @@ fn spawn(opts: &Options, k: usize, generation: u64, tx: &mpsc::Sender<Msg>) -> a
             let rest = partial.split_off(end + 1);
             let lines = String::from_utf8_lossy(&partial).lines().map(str::to_string).collect();
             partial = rest;
-            if tx.send(Msg::Lines(k, generation, lines)).is_err() {
+            if tx.send(wrap(lines)).is_err() {
                 return;
             }
         }
-        let _ = tx.send(Msg::Eof(k, generation));
+        let _ = tx.send(eof);
     });
-    Ok((child, stdin))
+}
+
+/// A worker forked from the zygote, its lines read on a thread.
+fn spawn(zygote: &Zygote, what: u8, k: usize, generation: u64, tx: &mpsc::Sender<Msg>) -> anyhow::Result<(i32, Option<UnixStream>)> {
+    let (pid, stream) = zygote.fork(what)?;
+    let reader = stream.try_clone().context("cloning a socket")?;
+    read_lines(reader, tx.clone(), move |lines| Msg::Lines(k, generation, lines), Msg::Eof(k, generation));
+    Ok((pid, Some(stream)))
+}
+
+/// Tell a worker there are no more units (its reader thread keeps the
+/// socket open, so this is a shutdown rather than a close).
+fn close_units(s: Option<UnixStream>) {
+    if let Some(s) = s {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
 }
 
 fn error_line(attr: &str, msg: &str) -> String {
@@ -515,13 +869,37 @@ fn bad(k: usize, line: &str) -> anyhow::Error {
 fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let (tx, rx) = mpsc::channel();
-    let mut slots: Vec<Slot> = Vec::new();
     let mut uids = 0u64;
-    for k in 0..opts.workers {
-        let (child, stdin) = spawn(opts, k, 0, &tx)?;
-        slots.push(Slot { child: Some(child), stdin, generation: 0, uid: uids, assigned: Default::default(), current: None, retiring: false, progressed: false });
+    let mut zygote = Zygote::start(opts)?;
+    let mut slots: Vec<Slot> = (0..opts.workers)
+        .map(|_| Slot { child: None, stdin: None, generation: 0, uid: 0, assigned: Default::default(), current: None, retiring: false, progressed: false, deferred: false })
+        .collect();
+    // The zygote walks the first units itself, as slot 0 (asked last: it
+    // forks the other workers first). Only with a memory bound: it stops
+    // walking at a share of it.
+    let warm = opts.max_memory.is_some() && std::env::var_os("FERRIX_EVAL_JOBS_COLD").is_none();
+    // While it walks it forks nothing: workers to replace wait (`deferred`).
+    let mut zygote_busy = warm;
+    for k in (0..opts.workers).rev() {
+        let what = if k == 0 && warm { b'z' } else { b'w' };
+        let (child, stdin) = match spawn(&zygote, what, k, 0, &tx) {
+            Ok(x) => x,
+            Err(e) if k + 1 == opts.workers => {
+                // It died evaluating the root (it forks only after that).
+                let status = zygote.finish();
+                eprintln!("error: the evaluation process died ({status}) while evaluating the root ({e:#})");
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => return Err(e),
+        };
+        let s = &mut slots[k];
+        (s.child, s.stdin, s.uid) = (Some(child), stdin, uids);
         uids += 1;
     }
+    // The process the zygote's walk is: the sets it listed, given as `z<id>`
+    // by the workers forked after it, are its.
+    let zygote_uid = slots[0].uid;
+    let mut unreaped: Vec<i32> = Vec::new();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let prefix = instantiate::parse_flags(&opts.rest)?.attr_paths.first().cloned().unwrap_or_default();
@@ -534,7 +912,8 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
         Units(std::ops::Range<usize>),
     }
     let mut stack = vec![Frame::Unit(0, 0)];
-    let mut dedup = Dedup::default();
+    let mut dedup = Dedup::new(&prefix);
+    dedup.zygote_busy = zygote_busy;
     let mut failed = false;
     let workers = opts.workers;
     let feed = |s: &mut Slot, queue: &mut Queue, units: &[Unit]| {
@@ -567,7 +946,7 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                         let e = std::mem::replace(&mut unit.entries[*i], Entry::Taken);
                         *i += 1;
                         match e {
-                            Entry::Line { uid, set, key, json } => dedup.line(uid, set, key, json, &mut out)?,
+                            Entry::Line { uid, set, key, json } => dedup.line(uid, set, key, json, &mut out, &zygote, &tx)?,
                             Entry::Units(r) => stack.push(Frame::Units(r)),
                             Entry::Taken => {}
                         }
@@ -591,6 +970,8 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
         }
         let msg = rx.recv().context("evaluation processes vanished")?;
         match msg {
+            Msg::Same(answers) => dedup.answers(answers, &mut out)?,
+            Msg::SameEof => dedup.checker_gone(&mut out)?,
             Msg::Lines(k, g, lines) => {
                 if g != slots[k].generation {
                     continue;
@@ -608,9 +989,13 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                                 return Err(bad(k, &line));
                             };
                             let u: usize = u.parse().map_err(|_| bad(k, &line))?;
+                            let (uid, set) = match set.strip_prefix('z') {
+                                Some(set) => (zygote_uid, set),
+                                None => (slots[k].uid, set),
+                            };
                             let set: u64 = set.parse().map_err(|_| bad(k, &line))?;
                             let unit = units.get_mut(u).ok_or_else(|| bad(k, &line))?;
-                            unit.entries.push(Entry::Line { uid: slots[k].uid, set, key: key.to_string(), json: json.to_string() });
+                            unit.entries.push(Entry::Line { uid, set, key: key.to_string(), json: json.to_string() });
                         }
                         "E" => {
                             let mut f = rest.split('\t');
@@ -671,10 +1056,32 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                 }
                 let s = &mut slots[k];
                 s.stdin = None;
-                let status = match s.child.take().map(|mut c| c.wait()) {
-                    Some(Ok(st)) => st.to_string(),
-                    _ => "unknown status".into(),
+                let status = match s.child.take() {
+                    // The zygote's own walk: it stopped, or it died.
+                    Some(0) => {
+                        zygote_busy = false;
+                        if s.retiring {
+                            String::new()
+                        } else {
+                            // Its replacement starts from the root again.
+                            let old = std::mem::replace(&mut zygote, Zygote::start(opts)?);
+                            old.finish()
+                        }
+                    }
+                    // Not while the zygote walks: it would wait for
+                    // units from here (it is reaped at the end).
+                    Some(pid) if zygote_busy => {
+                        unreaped.push(pid);
+                        "status not known yet".into()
+                    }
+                    Some(pid) => zygote.wait(pid),
+                    None => "unknown status".into(),
                 };
+                if !zygote_busy && dedup.zygote_busy {
+                    dedup.zygote_busy = false;
+                    dedup.ask_unasked(&zygote, &tx);
+                }
+                let s = &mut slots[k];
                 // The unit it was on is blamed; the others go back.
                 if let Some(u) = s.current.take() {
                     let msg = format!("evaluation worker died ({status}) while evaluating this attribute");
@@ -708,15 +1115,22 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                 // A worker past its memory bound (or one that died) is
                 // replaced while there is work.
                 s.retiring = false;
-                if !queue.is_empty() {
-                    s.generation += 1;
-                    s.uid = uids;
-                    uids += 1;
-                    let (child, stdin) = spawn(opts, k, s.generation, &tx)?;
-                    s.child = Some(child);
-                    s.stdin = stdin;
-                    s.progressed = false;
-                    feed(s, &mut queue, &units);
+                s.deferred = true;
+                for (k, s) in slots.iter_mut().enumerate() {
+                    if !s.deferred || zygote_busy {
+                        continue;
+                    }
+                    s.deferred = false;
+                    if !queue.is_empty() {
+                        s.generation += 1;
+                        s.uid = uids;
+                        uids += 1;
+                        let (child, stdin) = spawn(&zygote, b'w', k, s.generation, &tx)?;
+                        s.child = Some(child);
+                        s.stdin = stdin;
+                        s.progressed = false;
+                        feed(s, &mut queue, &units);
+                    }
                 }
                 if slots.iter().all(|s| s.child.is_none()) && !stack.is_empty() {
                     bail!("no evaluation process left with work unfinished");
@@ -724,24 +1138,43 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let walked = started.elapsed();
     for s in slots.iter_mut() {
-        s.stdin = None;
+        close_units(s.stdin.take());
     }
-    for s in slots.iter_mut() {
-        if let Some(mut c) = s.child.take() {
-            let _ = c.wait();
+    // The held lines the checker has not answered yet (asked now if the
+    // zygote was walking, until the end of its units).
+    dedup.zygote_busy = false;
+    dedup.ask_unasked(&zygote, &tx);
+    let checking = dedup.checker.is_some();
+    close_units(dedup.checker.take());
+    if !checking {
+        dedup.checker_gone(&mut out)?;
+    }
+    while !dedup.pending.is_empty() {
+        match rx.recv() {
+            Ok(Msg::Same(answers)) => dedup.answers(answers, &mut out)?,
+            Ok(Msg::SameEof) | Err(_) => dedup.checker_gone(&mut out)?,
+            Ok(_) => {}
         }
     }
-    let stats = std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some();
-    let (walked, held) = (started.elapsed(), dedup.held.len());
-    resolve_held(opts, &prefix, dedup, &mut out)?;
     out.flush()?;
-    if stats {
+    for s in slots.iter_mut() {
+        if let Some(pid) = s.child.take().filter(|p| *p != 0) {
+            zygote.wait(pid);
+        }
+    }
+    for pid in unreaped.into_iter().chain(dedup.checker_pid) {
+        zygote.wait(pid);
+    }
+    zygote.finish();
+    if std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some() {
         eprintln!(
-            "eval-jobs: {} units, {} processes, walk {:.2} s, {held} lines held back, decided in {:.2} s",
+            "eval-jobs: {} units, {} worker processes, walk {:.2} s, {} lines held back, the last decided {:.2} s after the walk",
             units.len(),
             uids,
             walked.as_secs_f64(),
+            dedup.held,
             (started.elapsed() - walked).as_secs_f64()
         );
     }
@@ -790,54 +1223,4 @@ fn line_attr(json: &str) -> String {
         .ok()
         .and_then(|v| v.get("attr").and_then(|a| a.as_str().map(str::to_string)))
         .unwrap_or_default()
-}
-
-/// Decide the held-back lines, in walk order: a line is dropped when its
-/// set was listed before — known directly within its process, else by one
-/// evaluator (the identity checker) selecting it and the paths other
-/// processes listed with the same key and comparing the sets.
-fn resolve_held(opts: &Options, prefix: &str, mut dedup: Dedup, out: &mut impl Write) -> anyhow::Result<()> {
-    if dedup.held.is_empty() {
-        return Ok(());
-    }
-    let rel = |attr: &str| -> String {
-        if prefix.is_empty() {
-            attr.to_string()
-        } else {
-            attr.strip_prefix(prefix).map(|r| r.strip_prefix('.').unwrap_or(r)).unwrap_or("").to_string()
-        }
-    };
-    let exe = std::env::current_exe().context("finding the ferrix executable")?;
-    let mut child = Command::new(exe)
-        .arg("eval-jobs")
-        .arg("--internal-same")
-        .args(&opts.rest)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting the identity checker")?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut answers = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-    for (uid, set, key, json) in std::mem::take(&mut dedup.held) {
-        if dedup.sets.contains(&(uid, set)) {
-            continue;
-        }
-        let others: Vec<String> = dedup.listed.get(&key).into_iter().flatten().filter(|(u, _, _)| *u != uid).map(|(_, _, a)| rel(a)).collect();
-        let same = !others.is_empty() && {
-            let mut line = rel(&line_attr(&json));
-            for a in &others {
-                line.push('\t');
-                line.push_str(a);
-            }
-            // If the checker fails, the line is listed (never dropped on doubt).
-            writeln!(stdin, "{line}").and_then(|_| stdin.flush()).is_ok() && matches!(answers.next(), Some(Ok(a)) if a == "1")
-        };
-        if !same {
-            dedup.list(uid, set, key, &json);
-            writeln!(out, "{json}")?;
-        }
-    }
-    drop(stdin);
-    let _ = child.wait();
-    Ok(())
 }
