@@ -339,3 +339,23 @@ impl Eval {
 pub(crate) fn normalise_newlines(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n").into() } else { text.into() }
 }
+
+/// The command line of the profiling examples (`eval_file`, glue's
+/// `instantiate_file`): `[-I name=path]... FILE`, the file canonicalised.
+#[doc(hidden)]
+pub fn example_args(usage: &str) -> (EvalOptions, std::path::PathBuf) {
+    let mut args = std::env::args().skip(1);
+    let mut opts = EvalOptions::default();
+    let mut file = None;
+    while let Some(a) = args.next() {
+        if a == "-I" {
+            let v = args.next().expect("-I needs an argument");
+            let (p, d) = v.split_once('=').unwrap_or(("", &v));
+            opts.search_path.push((p.to_string(), d.to_string()));
+        } else {
+            file = Some(a);
+        }
+    }
+    let file = std::fs::canonicalize(file.unwrap_or_else(|| panic!("usage: {usage}"))).expect("file exists");
+    (opts, file)
+}

@@ -6,19 +6,7 @@
 //! instantiate_file`).
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut opts = ferrix_eval::EvalOptions::default();
-    let mut file = None;
-    while let Some(a) = args.next() {
-        if a == "-I" {
-            let v = args.next().expect("-I needs an argument");
-            let (p, d) = v.split_once('=').unwrap_or(("", &v));
-            opts.search_path.push((p.to_string(), d.to_string()));
-        } else {
-            file = Some(a);
-        }
-    }
-    let file = std::fs::canonicalize(file.expect("usage: instantiate_file [-I name=path] FILE")).expect("file exists");
+    let (opts, file) = ferrix_eval::example_args("instantiate_file [-I name=path] FILE");
     let url = std::env::var("FERRIX_STORE").unwrap_or_else(|_| "memory://".into());
     let ev = ferrix_glue::new_eval(opts, Box::new(ferrix_glue::LazyFerrixStore::new(Ok(url))));
     let r = ev.eval_file(&file.to_string_lossy()).and_then(|v| {
