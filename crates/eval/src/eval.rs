@@ -1243,9 +1243,9 @@ impl Eval {
         r
     }
 
-    /// The frame of a call to a `{ a, b ? d, ... }@x:` function.
+    /// The frame of a call to a `{ a, b ? d, ... }@x:` function. Also says
+    /// whether a default was used (its thunk refers to the frame).
     #[inline(never)]
-    /// Also says whether a default was used (its thunk refers to the frame).
     fn bind_formals(&self, c: &Rc<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<(Env, bool)> {
         let l = c.lambda;
         let argv = self.force_ref(&arg)?;

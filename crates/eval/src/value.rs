@@ -1328,11 +1328,8 @@ pub enum ThunkState {
     /// `f list[i]` (map: the elements share `f` and the input list, so an
     /// element costs one small block).
     ApplyElem(Rc<(Value, Rc<List>)>, usize),
-    /// `f a b`: one thunk instead of two.
-    Apply2(Box<(Value, Value, Value)>),
     /// `f name value` of attribute `i` of a set (mapAttrs, zipAttrsWith:
-    /// the attributes share `f` and the set, so one costs one 32-byte
-    /// block).
+    /// the attributes share `f` and the set, so one costs one thunk block).
     ApplyAttr(Rc<(Value, Rc<AttrSet>)>, usize),
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
@@ -1345,7 +1342,6 @@ const T_SUSPENDED: u32 = 0;
 const T_APPLY: u32 = 1;
 const T_APPLY_INT: u32 = 2;
 const T_APPLY_ELEM: u32 = 3;
-const T_APPLY2: u32 = 4;
 const T_BLACKHOLE: u32 = 5;
 const T_DONE: u32 = 6;
 const T_FAILED: u32 = 7;
@@ -1396,10 +1392,6 @@ impl ThunkBox {
                     (d as *mut (Rc<(Value, Rc<AttrSet>)>, usize)).write((src, i));
                     T_APPLY_ATTR
                 }
-                ThunkState::Apply2(b) => {
-                    (d as *mut Box<(Value, Value, Value)>).write(b);
-                    T_APPLY2
-                }
                 ThunkState::Blackhole => T_BLACKHOLE,
                 ThunkState::Done(v) => {
                     (d as *mut Value).write(v);
@@ -1444,7 +1436,6 @@ impl ThunkBox {
                     let (src, i) = (d as *const (Rc<(Value, Rc<AttrSet>)>, usize)).read();
                     ThunkState::ApplyAttr(src, i)
                 }
-                T_APPLY2 => ThunkState::Apply2((d as *const Box<(Value, Value, Value)>).read()),
                 T_DONE => ThunkState::Done((d as *const Value).read()),
                 T_FAILED => ThunkState::Failed((d as *const Error).read()),
                 _ => ThunkState::Blackhole,
@@ -1501,7 +1492,7 @@ impl Drop for Thunk {
 #[inline(never)]
 fn free_thunk(p: NonNull<ThunkBox>) {
     // SAFETY: the count reached zero: this was the last handle. The state
-    // is moved out (and dropped) before the block is freed.
+    // is dropped (in place, or moved out) before the block is freed.
     unsafe {
         let b = p.as_ref();
         let d = b.data_ptr();
@@ -1553,10 +1544,6 @@ impl Thunk {
     }
     pub fn apply(f: Value, arg: Value) -> Value {
         Value::Thunk(Thunk::new(ThunkState::Apply(Box::new((f, arg)))))
-    }
-    /// `f a b` as one thunk.
-    pub fn apply2(f: Value, a: Value, b: Value) -> Value {
-        Value::Thunk(Thunk::new(ThunkState::Apply2(Box::new((f, a, b)))))
     }
     /// `f i` as a thunk (`f` shared by the caller's thunks).
     pub fn apply_int(f: &Rc<Value>, i: i64) -> Value {
@@ -1626,9 +1613,6 @@ impl Thunk {
             ThunkState::Apply(fa) => {
                 ev.with_stack(|| ev.call(&fa.0, fa.1.clone(), Span::NONE))
             }
-            ThunkState::Apply2(fab) => ev.with_stack(|| {
-                ev.call2(&fab.0, fab.1.clone(), fab.2.clone(), Span::NONE)
-            }),
             ThunkState::ApplyAttr(src, i) => ev.with_stack(|| {
                 let a = &src.1.attrs[*i];
                 ev.call2(&src.0, Value::sym_string(a.name), a.value.clone(), Span::NONE)
