@@ -130,11 +130,63 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(zygote(&flags, opts.max_memory, opts.workers))
 }
 
+/// Whether `FERRIX_EVAL_JOBS_STATS` is set.
+fn stats() -> bool {
+    std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some()
+}
+
+/// Seconds since the epoch (a timeline shared by the processes of a run).
+fn now_s() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// FERRIX_EVAL_JOBS_STATS: this process's CPU time, faults and peak memory
+/// so far (with `who` and the units it walked), on stderr, in one write.
+fn report_usage(who: &str, units: usize) {
+    if !stats() {
+        return;
+    }
+    // SAFETY: getrusage only writes the struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    let line = format!(
+        "eval-jobs: at {:.3} {who} pid {}: {units} units, user {:.2} s, sys {:.2} s, {} minor faults, peak RSS {} MiB\n",
+        now_s(),
+        std::process::id(),
+        t(ru.ru_utime),
+        t(ru.ru_stime),
+        ru.ru_minflt,
+        ru.ru_maxrss >> 10
+    );
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// Resident set size of this process, from /proc.
 fn rss_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    Statm::open()?.rss()
+}
+
+/// This process's `/proc/self/statm`, kept open (opened after a fork: it
+/// names the process that opened it): one `pread` per reading after every
+/// unit, where opening and reading it again cost five times as much (5 µs).
+struct Statm(std::fs::File);
+
+impl Statm {
+    fn open() -> Option<Statm> {
+        std::fs::File::open("/proc/self/statm").ok().map(Statm)
+    }
+
+    fn rss(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt as _;
+        let mut buf = [0u8; 128];
+        let n = self.0.read_at(&mut buf, 0).ok()?;
+        let pages: u64 = std::str::from_utf8(&buf[..n]).ok()?.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
+    }
 }
 
 /// The root value the walk starts from: the file or expression, called with
@@ -282,19 +334,27 @@ fn zygote(flags: &Flags, max_memory: Option<u64>, workers: usize) -> ExitCode {
     let mut w = walk::Walk::new(&ev, &auto_call, &mut visitor);
     let top = root.as_ref().ok().and_then(|root| w.top(root, &prefix)).map(Rc::new);
     let cx = WalkCx { prefix: &prefix, unit: &unit, out: &out, top: &top };
+    report_usage("zygote, root evaluated", 0);
     loop {
         match serve_forks(&ctl) {
             Role::Checker => return same_checker(&ev, flags, &root),
             Role::Worker => {
                 forked.set(true);
-                work(&mut w, &cx, &root, max_memory);
+                let n = work(&mut w, &cx, &root, max_memory);
+                // Its socket is closed now, before the exit unmaps the
+                // heap (over a GiB, a few tenths of a second): the
+                // coordinator has its replacement forked meanwhile.
+                let _ = nix::unistd::dup2_stdin(&null);
+                let _ = nix::unistd::dup2_stdout(&null);
+                report_usage("worker", n);
                 // Exit without freeing the evaluator's heap: nothing needs it.
                 std::process::exit(0)
             }
             Role::Walk => {
                 let share = if workers > 1 { WARM_SHARE_PARALLEL } else { WARM_SHARE };
                 let warm = max_memory.map(|m| rss_bytes().unwrap_or(0) + m / share);
-                work(&mut w, &cx, &root, warm);
+                let n = work(&mut w, &cx, &root, warm);
+                report_usage("zygote's walk", n);
                 // Done walking: the coordinator sees the end of its socket.
                 if nix::unistd::dup2_stdin(&null).is_err() || nix::unistd::dup2_stdout(&null).is_err() {
                     std::process::exit(1)
@@ -325,7 +385,7 @@ struct WalkCx<'a> {
 
 /// Walk the units that come on stdin until their end or until this process
 /// has more than `bound` bytes resident (see [`zygote`]).
-fn work(w: &mut walk::Walk, cx: &WalkCx, root: &ferrix_eval::Result<ferrix_eval::Value>, bound: Option<u64>) {
+fn work(w: &mut walk::Walk, cx: &WalkCx, root: &ferrix_eval::Result<ferrix_eval::Value>, bound: Option<u64>) -> usize {
     let (prefix, unit, out) = (cx.prefix, cx.unit, cx.out);
     let write = |line: &str, flush: bool| {
         let mut o = out.borrow_mut();
@@ -337,10 +397,11 @@ fn work(w: &mut walk::Walk, cx: &WalkCx, root: &ferrix_eval::Result<ferrix_eval:
         Ok(v) => v,
         Err(e) => {
             write(&format!("X {}", walk::error_json(prefix, e)), true);
-            return;
+            return 0;
         }
     };
-    let trace_growth = std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some();
+    let trace_growth = stats();
+    let mut walked = 0;
     let mut last_rss = 0;
     // Units come on stdin (read through our own buffer, to know whether
     // another one is already waiting).
@@ -348,6 +409,7 @@ fn work(w: &mut walk::Walk, cx: &WalkCx, root: &ferrix_eval::Result<ferrix_eval:
     let mut units = BufReader::with_capacity(1 << 16, std::fs::File::from(fd));
     let mut last_flush = std::time::Instant::now();
     let mut line = String::new();
+    let statm = Statm::open();
     loop {
         // Lines go out in batches: when no unit is waiting (before blocking
         // for the next), or every FLUSH_EVERY. Every write to the pipe wakes
@@ -395,7 +457,7 @@ fn work(w: &mut walk::Walk, cx: &WalkCx, root: &ferrix_eval::Result<ferrix_eval:
                 }
             }
         }
-        let rss = rss_bytes();
+        let rss = statm.as_ref().and_then(Statm::rss);
         if trace_growth {
             // FERRIX_EVAL_JOBS_STATS: name the units that grow the worker most.
             if let Some(r) = rss.filter(|r| *r > last_rss + (32 << 20)) {
@@ -403,6 +465,7 @@ fn work(w: &mut walk::Walk, cx: &WalkCx, root: &ferrix_eval::Result<ferrix_eval:
             }
             last_rss = rss.unwrap_or(last_rss);
         }
+        walked += 1;
         let retire = matches!((bound, rss), (Some(max), Some(rss)) if rss > max);
         let flush = careful || retire || last_flush.elapsed() >= FLUSH_EVERY;
         write(&format!("F {u}{}", if retire { " R" } else { "" }), flush);
@@ -414,6 +477,7 @@ fn work(w: &mut walk::Walk, cx: &WalkCx, root: &ferrix_eval::Result<ferrix_eval:
         }
     }
     write_flush(out);
+    walked
 }
 
 /// Select a derivation by its path below the root: the same steps as the
@@ -441,7 +505,9 @@ fn select_found(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Value
 /// once), else `0`.
 fn same_checker(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Result<ferrix_eval::Value>) -> ExitCode {
     let mut out = std::io::stdout().lock();
+    let mut asked = 0;
     for line in std::io::stdin().lock().lines() {
+        asked += 1;
         let Ok(line) = line else { break };
         let mut paths = line.split('\t');
         let same = match (root, paths.next()) {
@@ -455,6 +521,7 @@ fn same_checker(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Resul
             break;
         }
     }
+    report_usage("identity checker", asked);
     std::process::exit(0)
 }
 
@@ -849,6 +916,9 @@ fn read_lines(stream: std::os::unix::net::UnixStream, tx: mpsc::Sender<Msg>, wra
 /// A worker forked from the zygote, its lines read on a thread.
 fn spawn(zygote: &Zygote, what: u8, k: usize, generation: u64, tx: &mpsc::Sender<Msg>) -> anyhow::Result<(i32, Option<UnixStream>)> {
     let (pid, stream) = zygote.fork(what)?;
+    if stats() {
+        eprintln!("eval-jobs: at {:.3} slot {k} given to {}", now_s(), if pid == 0 { "the zygote's walk".to_string() } else { format!("pid {pid}") });
+    }
     let reader = stream.try_clone().context("cloning a socket")?;
     read_lines(reader, tx.clone(), move |lines| Msg::Lines(k, generation, lines), Msg::Eof(k, generation));
     Ok((pid, Some(stream)))
@@ -876,6 +946,9 @@ fn bad(k: usize, line: &str) -> anyhow::Error {
 /// units), and prints the lines in walk order as the units finish.
 fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
+    if stats() {
+        eprintln!("eval-jobs: at {:.3} start", now_s());
+    }
     let (tx, rx) = mpsc::channel();
     let mut uids = 0u64;
     let mut zygote = Zygote::start(opts)?;
@@ -1087,6 +1160,12 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                         unreaped.push(pid);
                         "status not known yet".into()
                     }
+                    // Past its bound, done: it is replaced first, reaped at
+                    // the end (its exit unmaps its heap meanwhile).
+                    Some(pid) if s.retiring => {
+                        unreaped.push(pid);
+                        String::new()
+                    }
                     Some(pid) => zygote.wait(pid),
                     None => "unknown status".into(),
                 };
@@ -1181,7 +1260,8 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
         zygote.wait(pid);
     }
     zygote.finish();
-    if std::env::var_os("FERRIX_EVAL_JOBS_STATS").is_some() {
+    report_usage("coordinator", units.len());
+    if stats() {
         eprintln!(
             "eval-jobs: {} units, {} worker processes, walk {:.2} s, {} lines held back, the last decided {:.2} s after the walk",
             units.len(),
