@@ -760,6 +760,15 @@ impl Eval {
         } else {
             env
         };
+        if a.dynamic.is_empty() && !(a.rec && a.attrs.binary_search_by_key(&sym::overrides(), |d| d.name).is_ok()) {
+            // the usual set: made in place, in the IR's (sorted) order
+            let d = &a.attrs;
+            return Ok(Value::Attrs(if a.rec {
+                AttrSet::from_fn(d.len(), |i| Attr { name: d[i].name, value: venv.get(i), pos: d[i].pos })
+            } else {
+                AttrSet::from_fn(d.len(), |i| Attr { name: d[i].name, value: self.thunk(&d[i].value, venv), pos: d[i].pos })
+            }));
+        }
         let mut attrs: Vec<Attr> = if a.rec {
             a.attrs
                 .iter()

@@ -104,16 +104,12 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     // The function is not forced here (C++ Nix applies it lazily; nixpkgs'
     // idris package set passes `self.x` of the fixpoint being built).
     // The new values share the function and the set (one block each).
-    let names: Vec<Symbol> = s.attrs().iter().map(|x| x.name).collect();
     let src = Rc::new((a[0].clone(), s));
-    let attrs = names
-        .into_iter()
-        .enumerate()
-        // like C++ Nix: mapped attributes have no position
-        // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
-        .map(|(i, name)| Attr { name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) })
-        .collect();
-    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
+    let names = src.1.attrs();
+    // like C++ Nix: mapped attributes have no position
+    // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
+    let set = AttrSet::from_fn(names.len(), |i| Attr { name: names[i].name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) });
+    Ok(Value::attrs(set))
 }
 /// `builtins.listToAttrs [ { name = "a"; value = 1; } ]` → `{ a = 1; }`
 fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -160,12 +156,8 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut lists: Vec<Attr> =
         groups.into_iter().map(|(name, vs)| Attr { name, pos: Pos::NONE, value: grown_list(vs) }).collect();
     lists.sort_unstable_by_key(|x| x.name);
-    let names: Vec<Symbol> = lists.iter().map(|x| x.name).collect();
     let src = Rc::new((f, AttrSet::from_sorted(lists)));
-    let attrs = names
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| Attr { name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) })
-        .collect();
-    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
+    let names = src.1.attrs();
+    let set = AttrSet::from_fn(names.len(), |i| Attr { name: names[i].name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) });
+    Ok(Value::attrs(set))
 }
