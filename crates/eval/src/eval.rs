@@ -760,6 +760,15 @@ impl Eval {
         } else {
             env
         };
+        if a.dynamic.is_empty() && !(a.rec && a.attrs.binary_search_by_key(&sym::overrides(), |d| d.name).is_ok()) {
+            // the usual set: made in place, in the IR's (sorted) order
+            let d = &a.attrs;
+            return Ok(Value::Attrs(if a.rec {
+                AttrSet::from_fn(d.len(), |i| Attr { name: d[i].name, value: venv.get(i), pos: d[i].pos })
+            } else {
+                AttrSet::from_fn(d.len(), |i| Attr { name: d[i].name, value: self.thunk(&d[i].value, venv), pos: d[i].pos })
+            }));
+        }
         let mut attrs: Vec<Attr> = if a.rec {
             a.attrs
                 .iter()
@@ -776,7 +785,7 @@ impl Eval {
             let Value::Attrs(ov) = &ov else {
                 return Err(type_err(&ov, "a set").while_("while evaluating the `__overrides` attribute", Span::NONE));
             };
-            for o in &ov.attrs {
+            for o in ov.attrs() {
                 match attrs.binary_search_by_key(&o.name, |x| x.name) {
                     Ok(j) => {
                         attrs[j].value = o.value.clone();
@@ -1280,7 +1289,7 @@ impl Eval {
             }
         }
         if !formals.ellipsis && used != attrs.len() {
-            for a in &attrs.attrs {
+            for a in attrs.attrs() {
                 if !formals.entries.iter().any(|f| f.name == a.name) {
                     let mut err = Error::eval(format!(
                         "function {} called with unexpected argument '{}'",
@@ -1334,7 +1343,7 @@ impl Eval {
                 true
             }
             (Value::Attrs(x), Value::Attrs(y)) => {
-                if Rc::ptr_eq(x, y) {
+                if AttrSet::ptr_eq(x, y) {
                     return Ok(true);
                 }
                 if self.is_derivation(x)? && self.is_derivation(y)?
@@ -1344,7 +1353,7 @@ impl Eval {
                 if x.len() != y.len() {
                     return Ok(false);
                 }
-                for (p, q) in x.attrs.iter().zip(y.attrs.iter()) {
+                for (p, q) in x.attrs().iter().zip(y.attrs().iter()) {
                     if p.name != q.name {
                         return Ok(false);
                     }
@@ -1426,14 +1435,14 @@ impl Eval {
                         .explain_unequal(p, q, pos)
                         .while_("while comparing a derivation by its 'outPath' attribute", pos));
                 }
-                if x.len() != y.len() || x.attrs.iter().zip(y.attrs.iter()).any(|(p, q)| p.name != q.name) {
+                if x.len() != y.len() || x.attrs().iter().zip(y.attrs().iter()).any(|(p, q)| p.name != q.name) {
                     return Ok(err(format!(
                         "attribute names of attribute set '{}' differs from attribute set '{}'",
                         pv(&a),
                         pv(&b)
                     )));
                 }
-                for (p, q) in x.attrs.iter().zip(y.attrs.iter()) {
+                for (p, q) in x.attrs().iter().zip(y.attrs().iter()) {
                     if !self.equal(&p.value, &q.value)? {
                         return Ok(self
                             .explain_unequal(&p.value, &q.value, pos)
@@ -1587,8 +1596,8 @@ impl Eval {
             let r = (|| {
                 match &v {
                     Value::Attrs(a)
-                        if seen.insert(Rc::as_ptr(a) as usize) => {
-                            for x in &a.attrs {
+                        if seen.insert(a.as_ptr() as usize) => {
+                            for x in a.attrs() {
                                 self.force_deep_inner(&x.value, seen).map_err(|e| {
                                     e.while_(format!("while evaluating the attribute '{}'", x.name), x.pos)
                                 })?;
@@ -1660,7 +1669,7 @@ impl Eval {
             other => Err(type_err(&other, "a list")),
         }
     }
-    pub fn force_attrs(&self, v: &Value) -> Result<Rc<AttrSet>> {
+    pub fn force_attrs(&self, v: &Value) -> Result<AttrSet> {
         match self.force(v)? {
             Value::Attrs(a) => Ok(a),
             other => Err(type_err(&other, "a set")),
@@ -1815,7 +1824,7 @@ fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Thunk(x), Value::Thunk(y)) => Thunk::ptr_eq(x, y),
         (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
-        (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
+        (Value::Attrs(x), Value::Attrs(y)) => AttrSet::ptr_eq(x, y),
         (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
         (Value::PrimOp(x), Value::PrimOp(y)) => std::ptr::eq(*x, *y),
         (Value::PrimOpApp(x), Value::PrimOpApp(y)) => Rc::ptr_eq(x, y),
@@ -1890,7 +1899,7 @@ fn builtin_op_frame(e: Error, op: BinOp, pos: Span) -> Error {
 /// "attribute 'x' missing" with a suggestion.
 pub fn missing_attr(n: Symbol, a: &AttrSet) -> Error {
     let e = Error::eval(format!("attribute '{n}' missing"));
-    match suggestions(&n.as_str(), a.attrs.iter().map(|x| x.name.as_str().into_owned())) {
+    match suggestions(&n.as_str(), a.attrs().iter().map(|x| x.name.as_str().into_owned())) {
         Some(h) => e.with_hint(h),
         None => e,
     }

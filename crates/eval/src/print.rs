@@ -131,7 +131,7 @@ fn print_ambiguous_inner(out: &mut String, v: &Value, seen: &mut FxHashSet<usize
         Value::String(s) => escape_string(out, &s.bytes),
         Value::Path(p) => out.push_str(&p.to_str_lossy()),
         Value::Attrs(a) => {
-            if !a.is_empty() && !seen.insert(Rc::as_ptr(a) as usize) {
+            if !a.is_empty() && !seen.insert(a.as_ptr() as usize) {
                 out.push_str("«repeated»");
                 return;
             }

@@ -24,7 +24,7 @@ pub enum Value {
     String(NixString),
     /// An absolute, canonical path (bytes, no context).
     Path(NixString),
-    Attrs(Rc<AttrSet>),
+    Attrs(AttrSet),
     List(Rc<List>),
     Lambda(Rc<Closure>),
     PrimOp(&'static PrimOpDef),
@@ -744,102 +744,191 @@ pub struct Attr {
 const _: () = assert!(std::mem::size_of::<Attr>() == 24);
 
 /// An attribute set: attributes sorted by [`Symbol`] id (not by name), so
-/// lookup is a binary search and `//` a linear merge. Dereference
-/// [`AttrSet::attrs`] for the sorted slice of all attributes.
-#[derive(Clone, Default)]
-pub struct AttrSet {
-    pub attrs: Attrs,
+/// lookup is a binary search and `//` a linear merge. [`AttrSet::attrs`]
+/// gives the sorted slice of all attributes.
+///
+/// A reference-counted handle (8 bytes) to one block: an 8-byte header
+/// (count, and the number of attributes) with the attributes inline, so a
+/// set of n attributes is 8 + 24n bytes in one allocation and a lookup
+/// follows one pointer (sets are the evaluator's most numerous objects after
+/// thunks and frames: evalModules keeps hundreds of thousands alive, most of
+/// them of one to seven attributes). `big // small` instead makes a block
+/// holding a [`Layer`]: the small set over the shared big one (the nixpkgs
+/// overlay pattern would otherwise copy the whole package set per overlay),
+/// flattened once, on first iteration.
+pub struct AttrSet(NonNull<SetHeader>);
+
+#[repr(C)]
+struct SetHeader {
+    rc: Count,
+    /// The number of attributes that follow, or [`LAYERED`]: a [`Layer`]
+    /// follows.
+    len: u32,
 }
+
+/// `SetHeader::len` of a block that holds a [`Layer`].
+const LAYERED: u32 = u32::MAX;
+
+const SET_BODY: usize = std::mem::size_of::<SetHeader>();
+const _: () = assert!(SET_BODY == 8 && SET_BODY % std::mem::align_of::<Attr>() == 0);
+const _: () = assert!(SET_BODY % std::mem::align_of::<Layer>() == 0);
+const _: () = assert!(std::mem::size_of::<AttrSet>() == 8);
 
 /// How many small `//` layers may stack on a set before it is flattened.
 const MAX_LAYERS: u32 = 16;
 
-/// The attributes of an [`AttrSet`]. Usually one sorted boxed slice; `big //
-/// small` instead stacks the small set as a layer over the shared big one
-/// (the nixpkgs overlay pattern would otherwise copy the whole package set
-/// per overlay). Dereferencing gives the flattened, sorted attributes
-/// (computed once, on first use, for a layered set).
-///
-/// 16 bytes, so an `Rc<AttrSet>` is one 32-byte block besides the
-/// attributes (sets are the evaluator's most numerous objects after thunks
-/// and frames: evalModules keeps hundreds of thousands alive).
-#[derive(Clone)]
-pub enum Attrs {
-    /// All attributes.
-    Flat(Box<[Attr]>),
-    Layered(Box<Layer>),
-}
-
 /// A `//` layer: its own attributes over a shared base set.
-#[derive(Clone)]
-pub struct Layer {
-    /// This layer's attributes.
-    own: Box<[Attr]>,
+struct Layer {
+    /// This layer's attributes (a flat set: `//`'s right operand, shared).
+    own: AttrSet,
     /// The set this layer overrides.
-    base: Rc<AttrSet>,
+    base: AttrSet,
     /// Number of layers below this one.
     depth: u32,
     /// Number of distinct names in all layers.
-    len: usize,
-    flat: std::cell::OnceCell<Box<[Attr]>>,
+    len: u32,
+    /// All attributes, once iterated.
+    flat: std::cell::OnceCell<AttrSet>,
 }
 
-const _: () = assert!(std::mem::size_of::<Attrs>() == 16);
+#[inline]
+fn flat_layout(len: usize) -> Layout {
+    Layout::from_size_align(SET_BODY + len * std::mem::size_of::<Attr>(), std::mem::align_of::<Attr>())
+        .expect("an attribute set fits in memory")
+}
 
-impl Default for Attrs {
-    fn default() -> Attrs {
-        Attrs::Flat(Box::default())
+#[inline]
+fn layer_layout() -> Layout {
+    // SAFETY: a small fixed size; the alignment (8) divides SET_BODY.
+    unsafe { Layout::from_size_align_unchecked(SET_BODY + std::mem::size_of::<Layer>(), std::mem::align_of::<Layer>()) }
+}
+
+/// Allocate a set block (its body left uninitialised) with a count of one.
+fn alloc_set(layout: Layout, tag: u32) -> NonNull<SetHeader> {
+    // SAFETY: the layout is never zero-sized (it includes the header).
+    let p = unsafe { std::alloc::alloc(layout) } as *mut SetHeader;
+    let Some(p) = NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
+    // SAFETY: freshly allocated, large and aligned enough for the header.
+    unsafe { p.as_ptr().write(SetHeader { rc: Count::one(), len: tag }) };
+    p
+}
+
+impl AttrSet {
+    #[inline(always)]
+    fn header(&self) -> &SetHeader {
+        // SAFETY: the handle keeps its block alive.
+        unsafe { self.0.as_ref() }
     }
-}
-
-impl From<Vec<Attr>> for Attrs {
-    /// From attributes sorted by symbol id, without duplicates.
-    fn from(own: Vec<Attr>) -> Attrs {
-        Attrs::Flat(own.into_boxed_slice())
+    #[inline(always)]
+    fn body(&self) -> *mut u8 {
+        // SAFETY: the body starts right after the header, inside the block.
+        unsafe { (self.0.as_ptr() as *mut u8).add(SET_BODY) }
     }
-}
-
-impl std::ops::Deref for Attrs {
-    type Target = [Attr];
+    /// The layer of a layered set.
     #[inline]
-    fn deref(&self) -> &[Attr] {
-        match self {
-            Attrs::Flat(v) => v,
-            Attrs::Layered(l) => l.flat.get_or_init(|| self.collect_over(&[]).into_boxed_slice()),
+    fn layer(&self) -> Option<&Layer> {
+        if self.header().len == LAYERED {
+            // SAFETY: a block tagged LAYERED holds an initialised Layer after the header.
+            Some(unsafe { &*(self.body() as *const Layer) })
+        } else {
+            None
         }
     }
-}
-
-impl<'a> IntoIterator for &'a Attrs {
-    type Item = &'a Attr;
-    type IntoIter = std::slice::Iter<'a, Attr>;
-    fn into_iter(self) -> Self::IntoIter {
-        self[..].iter()
+    /// The inline attributes of a flat set (None for a layered one).
+    #[inline(always)]
+    fn flat(&self) -> Option<&[Attr]> {
+        let len = self.header().len;
+        if len == LAYERED {
+            return None;
+        }
+        // SAFETY: a flat block holds `len` initialised attributes after the header.
+        Some(unsafe { std::slice::from_raw_parts(self.body() as *const Attr, len as usize) })
     }
-}
 
-impl Attrs {
-    /// All attributes with `extra` on top, sorted, in one pass over the
-    /// bottom layer (and without caching anything in the layers below).
-    fn collect_over(&self, extra: &[Attr]) -> Vec<Attr> {
+    /// A set of `len` attributes, the i-th being `f(i)`; they must be
+    /// sorted by symbol id, without duplicates. The first error is returned
+    /// (and the attributes made so far dropped).
+    #[inline]
+    pub fn try_from_fn<E>(len: usize, mut f: impl FnMut(usize) -> std::result::Result<Attr, E>) -> std::result::Result<AttrSet, E> {
+        let mut b = SetBuilder::with_capacity(len);
+        for i in 0..len {
+            b.push(f(i)?);
+        }
+        Ok(b.finish())
+    }
+    /// See [`AttrSet::try_from_fn`].
+    #[inline]
+    pub fn from_fn(len: usize, mut f: impl FnMut(usize) -> Attr) -> AttrSet {
+        let mut b = SetBuilder::with_capacity(len);
+        for i in 0..len {
+            b.push(f(i));
+        }
+        b.finish()
+    }
+    /// From attributes already sorted by symbol id, without duplicates.
+    pub fn from_sorted(attrs: Vec<Attr>) -> AttrSet {
+        let mut it = attrs.into_iter();
+        AttrSet::from_fn(it.len(), |_| it.next().expect("the vector has len attributes"))
+    }
+    /// A copy of sorted attributes.
+    pub fn from_slice(attrs: &[Attr]) -> AttrSet {
+        AttrSet::from_fn(attrs.len(), |i| attrs[i].clone())
+    }
+    /// Build from unsorted attributes; for equal names the first wins.
+    pub fn from_unsorted(mut attrs: Vec<Attr>) -> AttrSet {
+        // a stable sort keeps the first of equal names first
+        attrs.sort_by_key(|a| a.name);
+        // keep the first of equal names (callers push in priority order)
+        attrs.dedup_by_key(|a| a.name);
+        AttrSet::from_sorted(attrs)
+    }
+    fn layered(layer: Layer) -> AttrSet {
+        let p = alloc_set(layer_layout(), LAYERED);
+        // SAFETY: the block was allocated for a header and a Layer.
+        unsafe { ((p.as_ptr() as *mut u8).add(SET_BODY) as *mut Layer).write(layer) };
+        AttrSet(p)
+    }
+    /// The same set (one block).
+    #[inline]
+    pub fn ptr_eq(a: &AttrSet, b: &AttrSet) -> bool {
+        a.0 == b.0
+    }
+    /// The block's address: the set's identity.
+    #[inline]
+    pub fn as_ptr(&self) -> *const () {
+        self.0.as_ptr() as *const ()
+    }
+    /// All attributes, sorted by symbol id (a layered set is flattened
+    /// once, on first use).
+    #[inline]
+    pub fn attrs(&self) -> &[Attr] {
+        match self.flat() {
+            Some(v) => v,
+            None => self.attrs_layered(),
+        }
+    }
+    #[cold]
+    fn attrs_layered(&self) -> &[Attr] {
+        let l = self.layer().expect("a set that is not flat is layered");
+        l.flat.get_or_init(|| self.flatten_over(&[])).attrs()
+    }
+    /// All attributes with `extra` on top, as a flat set made in one pass
+    /// over the bottom layer (without caching anything in the layers below).
+    fn flatten_over(&self, extra: &[Attr]) -> AttrSet {
         // overrides, highest priority first: `extra`, then each layer's own
         let mut over: Vec<&Attr> = extra.iter().collect();
         let mut s = self;
         let bottom: &[Attr] = loop {
-            match s {
-                Attrs::Flat(v) => break v,
-                Attrs::Layered(l) => {
-                    if let Some(f) = l.flat.get() {
-                        break f;
-                    }
-                    over.extend(l.own.iter());
-                    s = &l.base.attrs;
-                }
+            if let Some(v) = s.flat() {
+                break v;
             }
+            let l = s.layer().expect("a set that is not flat is layered");
+            if let Some(f) = l.flat.get() {
+                break f.attrs();
+            }
+            over.extend(l.own.attrs().iter());
+            s = &l.base;
         };
-        if over.is_empty() {
-            return bottom.to_vec();
-        }
         // a stable sort keeps the highest-priority one first among equal names
         over.sort_by_key(|a| a.name);
         over.dedup_by_key(|a| a.name);
@@ -847,17 +936,160 @@ impl Attrs {
     }
     #[inline]
     fn depth(&self) -> u32 {
-        match self {
-            Attrs::Flat(_) => 0,
-            Attrs::Layered(l) => l.depth,
+        self.layer().map_or(0, |l| l.depth)
+    }
+    #[inline]
+    pub fn get(&self, name: Symbol) -> Option<&Value> {
+        self.get_attr(name).map(|a| &a.value)
+    }
+    #[inline]
+    pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
+        match self.flat() {
+            Some(v) => find(v, name),
+            None => self.get_layered(name),
+        }
+    }
+    fn get_layered(&self, name: Symbol) -> Option<&Attr> {
+        let mut s = self;
+        loop {
+            if let Some(v) = s.flat() {
+                return find(v, name);
+            }
+            let l = s.layer().expect("a set that is not flat is layered");
+            if let Some(f) = l.flat.get() {
+                return find(f.attrs(), name);
+            }
+            if let Some(a) = find(l.own.attrs(), name) {
+                return Some(a);
+            }
+            s = &l.base;
+        }
+    }
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self.layer() {
+            None => self.header().len as usize,
+            Some(l) => l.len as usize,
+        }
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Attributes sorted by name (how Nix prints and lists them).
+    pub fn sorted_by_name(&self) -> Vec<&Attr> {
+        // names are distinct, so an unstable sort is deterministic
+        // the first 8 bytes (big-endian, zero-padded) decide most comparisons
+        // without a call to memcmp; equal prefixes fall back to the bytes
+        let key = |b: &[u8]| {
+            let mut k = [0u8; 8];
+            let n = b.len().min(8);
+            k[..n].copy_from_slice(&b[..n]);
+            u64::from_be_bytes(k)
+        };
+        let mut v: Vec<(u64, &'static [u8], &Attr)> =
+            self.attrs().iter().map(|a| (key(a.name.as_bytes()), a.name.as_bytes(), a)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        v.into_iter().map(|(_, _, a)| a).collect()
+    }
+    /// `this // other`, `other` wins: a linear merge, or a layer over `this`
+    /// when `other` is small next to it. An empty side gives the other set.
+    pub fn update(this: &AttrSet, other: &AttrSet) -> AttrSet {
+        if other.is_empty() {
+            return this.clone();
+        }
+        if this.is_empty() {
+            return other.clone();
+        }
+        // chains stay short (bounded lookups, and dropping never recurses deeply)
+        let depth = this.depth();
+        if other.len() * 8 <= this.len() && depth < MAX_LAYERS {
+            // the layer's own attributes: `other` itself when it is flat
+            let own = if other.flat().is_some() { other.clone() } else { AttrSet::from_slice(other.attrs()) };
+            let b = own.attrs();
+            let new = b.iter().filter(|x| this.get(x.name).is_none()).count();
+            let len = u32::try_from(this.len() + new).ok().filter(|&n| n != LAYERED).expect("fewer than 2^32 - 1 attributes");
+            return AttrSet::layered(Layer { own, base: this.clone(), depth: depth + 1, len, flat: Default::default() });
+        }
+        let b = other.attrs();
+        // two flat sets (the usual case): one merge, no list of overrides
+        let flat = match this.layer() {
+            None => this.flat(),
+            Some(l) => l.flat.get().map(|f| f.attrs()),
+        };
+        if let Some(a) = flat {
+            return merge(a, b);
+        }
+        this.flatten_over(b)
+    }
+}
+
+/// The attribute named `name` in a sorted slice: a linear scan of a short
+/// slice (no mispredicted halving), a binary search of a longer one.
+#[inline(always)]
+fn find(v: &[Attr], name: Symbol) -> Option<&Attr> {
+    if v.len() <= 8 {
+        return v.iter().find(|a| a.name == name);
+    }
+    v.binary_search_by_key(&name, |a| a.name).ok().map(|i| &v[i])
+}
+
+impl Clone for AttrSet {
+    #[inline]
+    fn clone(&self) -> AttrSet {
+        self.header().rc.inc();
+        AttrSet(self.0)
+    }
+}
+
+impl Drop for AttrSet {
+    #[inline]
+    fn drop(&mut self) {
+        if self.header().rc.dec() {
+            // SAFETY: that was the last handle: the block and its contents
+            // are dropped once and freed with the layout they were made with.
+            unsafe { free_set(self.0) }
         }
     }
 }
 
-/// Merge two sorted attribute slices; `b` wins on equal names. The result
-/// is allocated once, at its exact size (names both sides have are counted
-/// first), so boxing it does not reallocate.
-fn merge<B: std::borrow::Borrow<Attr>>(a: &[Attr], b: &[B]) -> Vec<Attr> {
+/// Drop a set's contents and free its block.
+///
+/// # Safety
+/// `p` is a set block whose count just reached zero.
+#[inline(never)]
+unsafe fn free_set(p: NonNull<SetHeader>) {
+    // SAFETY: per the contract, the block is initialised as its tag says.
+    unsafe {
+        let len = (*p.as_ptr()).len;
+        let body = (p.as_ptr() as *mut u8).add(SET_BODY);
+        if len == LAYERED {
+            std::ptr::drop_in_place(body as *mut Layer);
+            std::alloc::dealloc(p.as_ptr() as *mut u8, layer_layout());
+        } else {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(body as *mut Attr, len as usize));
+            std::alloc::dealloc(p.as_ptr() as *mut u8, flat_layout(len as usize));
+        }
+    }
+}
+
+impl Default for AttrSet {
+    /// The empty set.
+    fn default() -> AttrSet {
+        AttrSet::from_fn(0, |_| unreachable!("an empty set has no attributes"))
+    }
+}
+
+impl<'a> IntoIterator for &'a AttrSet {
+    type Item = &'a Attr;
+    type IntoIter = std::slice::Iter<'a, Attr>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.attrs().iter()
+    }
+}
+
+/// Count the names of `b` that `a` also has (both sorted).
+fn shared_names<B: std::borrow::Borrow<Attr>>(a: &[Attr], b: &[B]) -> usize {
     use std::cmp::Ordering::*;
     let mut shared = 0;
     if a.len() > 64 && b.len() * 16 <= a.len() {
@@ -879,7 +1111,15 @@ fn merge<B: std::borrow::Borrow<Attr>>(a: &[Attr], b: &[B]) -> Vec<Attr> {
             }
         }
     }
-    let mut out = Vec::with_capacity(a.len() + b.len() - shared);
+    shared
+}
+
+/// Merge two sorted attribute slices into a set; `b` wins on equal names.
+/// The set is allocated once, at its exact size (names both sides have are
+/// counted first).
+fn merge<B: std::borrow::Borrow<Attr>>(a: &[Attr], b: &[B]) -> AttrSet {
+    use std::cmp::Ordering::*;
+    let mut out = SetBuilder::with_capacity(a.len() + b.len() - shared_names(a, b));
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
         let y = b[j].borrow();
@@ -899,98 +1139,77 @@ fn merge<B: std::borrow::Borrow<Attr>>(a: &[Attr], b: &[B]) -> Vec<Attr> {
             }
         }
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend(b[j..].iter().map(|x| x.borrow().clone()));
-    out
+    for x in &a[i..] {
+        out.push(x.clone());
+    }
+    for y in &b[j..] {
+        out.push(y.borrow().clone());
+    }
+    out.finish()
 }
 
-impl AttrSet {
-    /// From attributes already sorted by symbol id, without duplicates.
-    pub fn from_sorted(attrs: Vec<Attr>) -> AttrSet {
-        AttrSet { attrs: attrs.into() }
+/// A flat set being filled in order: a block allocated for `cap`
+/// attributes, `len` of them written so far (the header counts them).
+/// Attributes must be pushed sorted by symbol id, without duplicates.
+pub struct SetBuilder {
+    p: NonNull<SetHeader>,
+    cap: u32,
+}
+
+impl SetBuilder {
+    /// Room for exactly `cap` attributes.
+    pub fn with_capacity(cap: usize) -> SetBuilder {
+        let n = u32::try_from(cap).ok().filter(|&n| n != LAYERED).expect("fewer than 2^32 - 1 attributes");
+        SetBuilder { p: alloc_set(flat_layout(cap), 0), cap: n }
     }
-    /// Build from unsorted attributes; later duplicates win.
-    pub fn from_unsorted(mut attrs: Vec<Attr>) -> AttrSet {
-        attrs.sort_by_key(|a| a.name);
-        // keep the first of equal names (callers push in priority order)
-        attrs.dedup_by_key(|a| a.name);
-        AttrSet::from_sorted(attrs)
+    /// Append an attribute (past the capacity is a bug: it panics).
+    #[inline(always)]
+    pub fn push(&mut self, a: Attr) {
+        // SAFETY: the builder owns its block.
+        let h = unsafe { &mut *self.p.as_ptr() };
+        assert!(h.len < self.cap, "more attributes than the set was made for");
+        debug_assert!(h.len == 0 || self.last().is_some_and(|l| l.name < a.name), "attributes pushed in symbol order");
+        // SAFETY: slot `len` < cap lies inside the block and is unwritten;
+        // the header then counts it.
+        unsafe { ((self.p.as_ptr() as *mut u8).add(SET_BODY) as *mut Attr).add(h.len as usize).write(a) };
+        h.len += 1;
     }
-    #[inline]
-    pub fn get(&self, name: Symbol) -> Option<&Value> {
-        self.get_attr(name).map(|a| &a.value)
+    fn last(&self) -> Option<&Attr> {
+        // SAFETY: the first `len` attributes are initialised.
+        let len = unsafe { (*self.p.as_ptr()).len } as usize;
+        let attrs = unsafe { std::slice::from_raw_parts((self.p.as_ptr() as *const u8).add(SET_BODY) as *const Attr, len) };
+        attrs.last()
     }
-    pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
-        let mut s = self;
-        loop {
-            match &s.attrs {
-                Attrs::Flat(v) => return v.binary_search_by_key(&name, |a| a.name).ok().map(|i| &v[i]),
-                Attrs::Layered(l) => {
-                    if let Some(v) = l.flat.get() {
-                        return v.binary_search_by_key(&name, |a| a.name).ok().map(|i| &v[i]);
-                    }
-                    if let Ok(i) = l.own.binary_search_by_key(&name, |a| a.name) {
-                        return Some(&l.own[i]);
-                    }
-                    s = &l.base;
-                }
-            }
+    /// The set (its block shrunk if fewer than `cap` attributes were pushed).
+    pub fn finish(self) -> AttrSet {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the builder owns its block, allocated for `cap` attributes.
+        let len = unsafe { (*this.p.as_ptr()).len };
+        if len == this.cap {
+            return AttrSet(this.p);
+        }
+        // SAFETY: shrinking the block to the layout of its real length;
+        // the attributes written so far move with it.
+        unsafe {
+            let old = flat_layout(this.cap as usize);
+            let new = flat_layout(len as usize);
+            let q = std::alloc::realloc(this.p.as_ptr() as *mut u8, old, new.size()) as *mut SetHeader;
+            let Some(q) = NonNull::new(q) else { std::alloc::handle_alloc_error(new) };
+            AttrSet(q)
         }
     }
-    #[inline]
-    pub fn len(&self) -> usize {
-        match &self.attrs {
-            Attrs::Flat(v) => v.len(),
-            Attrs::Layered(l) => l.len,
+}
+
+impl Drop for SetBuilder {
+    fn drop(&mut self) {
+        // SAFETY: the first `len` attributes were written; the block was
+        // allocated for `cap` attributes.
+        unsafe {
+            let len = (*self.p.as_ptr()).len as usize;
+            let attrs = (self.p.as_ptr() as *mut u8).add(SET_BODY) as *mut Attr;
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(attrs, len));
+            std::alloc::dealloc(self.p.as_ptr() as *mut u8, flat_layout(self.cap as usize));
         }
-    }
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Attributes sorted by name (how Nix prints and lists them).
-    pub fn sorted_by_name(&self) -> Vec<&Attr> {
-        // names are distinct, so an unstable sort is deterministic
-        // the first 8 bytes (big-endian, zero-padded) decide most comparisons
-        // without a call to memcmp; equal prefixes fall back to the bytes
-        let key = |b: &[u8]| {
-            let mut k = [0u8; 8];
-            let n = b.len().min(8);
-            k[..n].copy_from_slice(&b[..n]);
-            u64::from_be_bytes(k)
-        };
-        let mut v: Vec<(u64, &'static [u8], &Attr)> =
-            self.attrs.iter().map(|a| (key(a.name.as_bytes()), a.name.as_bytes(), a)).collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        v.into_iter().map(|(_, _, a)| a).collect()
-    }
-    /// `this // other`, `other` wins: a linear merge, or a layer over `this`
-    /// when `other` is small next to it.
-    pub fn update(this: &Rc<AttrSet>, other: &AttrSet) -> AttrSet {
-        let b: &[Attr] = &other.attrs;
-        // chains stay short (bounded lookups, and dropping never recurses deeply)
-        let depth = this.attrs.depth();
-        if b.len() * 8 <= this.len() && depth < MAX_LAYERS {
-            let new = b.iter().filter(|x| this.get(x.name).is_none()).count();
-            return AttrSet {
-                attrs: Attrs::Layered(Box::new(Layer {
-                    own: b.into(),
-                    base: this.clone(),
-                    depth: depth + 1,
-                    len: this.len() + new,
-                    flat: Default::default(),
-                })),
-            };
-        }
-        // two flat sets (the usual case): one merge, no list of overrides
-        let flat = match &this.attrs {
-            Attrs::Flat(v) => Some(&v[..]),
-            Attrs::Layered(l) => l.flat.get().map(|f| &f[..]),
-        };
-        if let Some(a) = flat {
-            return AttrSet::from_sorted(merge(a, b));
-        }
-        AttrSet::from_sorted(this.attrs.collect_over(b))
     }
 }
 
@@ -1330,7 +1549,7 @@ pub enum ThunkState {
     ApplyElem(Rc<(Value, Rc<List>)>, usize),
     /// `f name value` of attribute `i` of a set (mapAttrs, zipAttrsWith:
     /// the attributes share `f` and the set, so one costs one thunk block).
-    ApplyAttr(Rc<(Value, Rc<AttrSet>)>, usize),
+    ApplyAttr(Rc<(Value, AttrSet)>, usize),
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
     Done(Value),
@@ -1350,7 +1569,7 @@ const T_APPLY_ATTR: u32 = 8;
 const _: () = assert!(std::mem::size_of::<ThunkBox>() == 24);
 const _: () = assert!(std::mem::size_of::<(&'static Expr, Env)>() <= 16 && std::mem::align_of::<(&'static Expr, Env)>() <= 8);
 const _: () = assert!(std::mem::size_of::<(Rc<Value>, i64)>() <= 16 && std::mem::size_of::<(Rc<(Value, Rc<List>)>, usize)>() <= 16);
-const _: () = assert!(std::mem::size_of::<(Rc<(Value, Rc<AttrSet>)>, usize)>() <= 16);
+const _: () = assert!(std::mem::size_of::<(Rc<(Value, AttrSet)>, usize)>() <= 16);
 const _: () = assert!(std::mem::size_of::<Value>() <= 16 && std::mem::align_of::<Value>() <= 8);
 const _: () = assert!(std::mem::size_of::<Error>() <= 16 && std::mem::align_of::<Error>() <= 8);
 
@@ -1389,7 +1608,7 @@ impl ThunkBox {
                     T_APPLY_ELEM
                 }
                 ThunkState::ApplyAttr(src, i) => {
-                    (d as *mut (Rc<(Value, Rc<AttrSet>)>, usize)).write((src, i));
+                    (d as *mut (Rc<(Value, AttrSet)>, usize)).write((src, i));
                     T_APPLY_ATTR
                 }
                 ThunkState::Blackhole => T_BLACKHOLE,
@@ -1433,7 +1652,7 @@ impl ThunkBox {
                     ThunkState::ApplyElem(src, i)
                 }
                 T_APPLY_ATTR => {
-                    let (src, i) = (d as *const (Rc<(Value, Rc<AttrSet>)>, usize)).read();
+                    let (src, i) = (d as *const (Rc<(Value, AttrSet)>, usize)).read();
                     ThunkState::ApplyAttr(src, i)
                 }
                 T_DONE => ThunkState::Done((d as *const Value).read()),
@@ -1555,7 +1774,7 @@ impl Thunk {
     }
     /// `f name value` of the `i`th attribute (in symbol order) of a set, as
     /// a thunk (`f` and the set shared by the caller's thunks).
-    pub fn apply_attr(src: &Rc<(Value, Rc<AttrSet>)>, i: usize) -> Value {
+    pub fn apply_attr(src: &Rc<(Value, AttrSet)>, i: usize) -> Value {
         Value::Thunk(Thunk::new(ThunkState::ApplyAttr(src.clone(), i)))
     }
     /// A thunk that is being filled in (used for self-referencing constants).
@@ -1614,7 +1833,7 @@ impl Thunk {
                 ev.with_stack(|| ev.call(&fa.0, fa.1.clone(), Span::NONE))
             }
             ThunkState::ApplyAttr(src, i) => ev.with_stack(|| {
-                let a = &src.1.attrs[*i];
+                let a = &src.1.attrs()[*i];
                 ev.call2(&src.0, Value::sym_string(a.name), a.value.clone(), Span::NONE)
             }),
             ThunkState::ApplyElem(src, i) => {
@@ -1695,7 +1914,7 @@ impl Value {
         Value::List(Rc::new(List::from(v)))
     }
     pub fn attrs(a: AttrSet) -> Value {
-        Value::Attrs(Rc::new(a))
+        Value::Attrs(a)
     }
     /// Build an attribute set from (name, value) pairs.
     pub fn attrs_from(pairs: impl IntoIterator<Item = (Symbol, Value)>) -> Value {

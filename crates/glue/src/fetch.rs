@@ -36,7 +36,7 @@ fn fetch(ev: &Eval, arg: &Value, pos: Span, who: &str, unpack: bool) -> Result<V
     let mut name = None;
     let mut expected = None;
     if let Value::Attrs(attrs) = &v {
-        for attr in &attrs.attrs {
+        for attr in attrs.attrs() {
             let n = attr.name.as_str().into_owned();
             match n.as_str() {
                 "url" => url = Some(force_string_noctx(ev, &attr.value)?),

@@ -3,7 +3,6 @@
 //! (already written to the store sink by `derivationStrict`).
 
 use std::collections::HashSet;
-use std::rc::Rc;
 
 use ferrix_eval::{Error, Eval, Result, Symbol, Value};
 
@@ -40,7 +39,7 @@ fn get_derivation(ev: &Eval, v: &Value, path: &str, out: &mut Vec<DrvInfo>, done
         return Ok(true);
     }
     let Value::Attrs(a) = &v else { unreachable!("is_drv checked") };
-    if !done.insert(Rc::as_ptr(a) as usize) {
+    if !done.insert(a.as_ptr() as usize) {
         return Ok(false);
     }
     let drv_path = match a.get(Symbol::new("drvPath")) {

@@ -97,7 +97,7 @@ pub fn path(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let mut filter = None;
     let mut method = CaMethod::Recursive;
     let mut expected = None;
-    for attr in &attrs.attrs {
+    for attr in attrs.attrs() {
         let n = attr.name.as_str().into_owned();
         match n.as_str() {
             "path" => path = Some(source_path(ev, &attr.value)?),

@@ -228,7 +228,7 @@ impl walk::Visitor for LineVisitor<'_> {
         let u = self.unit.get();
         let line = match e {
             walk::Event::Drv { attr, drv } => {
-                let id = std::rc::Rc::as_ptr(&drv) as usize;
+                let id = drv.as_ptr() as usize;
                 let ev = self.ev;
                 let in_zygote = !self.forked.get();
                 let (key, d, zygote) = self.lines.entry(id).or_insert_with(|| match walk::query_drv(ev, &drv) {
@@ -482,7 +482,7 @@ fn work(w: &mut walk::Walk, cx: &WalkCx, root: &ferrix_eval::Result<ferrix_eval:
 
 /// Select a derivation by its path below the root: the same steps as the
 /// walk (call functions with `--arg`s at every set it descends into).
-fn select_found(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Value, rel: &str) -> ferrix_eval::Result<std::rc::Rc<ferrix_eval::AttrSet>> {
+fn select_found(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Value, rel: &str) -> ferrix_eval::Result<ferrix_eval::AttrSet> {
     use ferrix_eval::{Error, Symbol, Value};
     let mut v = instantiate::auto_call(ev, root.clone(), flags)?;
     let parts: Vec<&str> = if rel.is_empty() { Vec::new() } else { rel.split('.').collect() };
@@ -512,7 +512,7 @@ fn same_checker(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Resul
         let mut paths = line.split('\t');
         let same = match (root, paths.next()) {
             (Ok(root), Some(b)) => match select_found(ev, flags, root, b) {
-                Ok(b) => paths.any(|a| select_found(ev, flags, root, a).is_ok_and(|a| std::rc::Rc::ptr_eq(&a, &b))),
+                Ok(b) => paths.any(|a| select_found(ev, flags, root, a).is_ok_and(|a| ferrix_eval::AttrSet::ptr_eq(&a, &b))),
                 Err(_) => false,
             },
             _ => false,

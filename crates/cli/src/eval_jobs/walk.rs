@@ -23,7 +23,7 @@ use ferrix_eval::{AttrSet, Error, Eval, Result, Symbol, Value};
 pub enum Event {
     /// A derivation at this attribute path (possibly reached before under
     /// another name: the caller drops those by identity).
-    Drv { attr: String, drv: Rc<AttrSet> },
+    Drv { attr: String, drv: AttrSet },
     /// A `recurseForDerivations` set at this attribute path, not walked (see
     /// [`Walk::split`]); its attributes, in walk order, are given by
     /// [`Walk::top`] of it, and it was cached in [`Walk::sets`].
@@ -53,8 +53,8 @@ pub struct Walk<'a> {
     /// Derivations reported, by identity (kept alive so an address is never
     /// reused by another set during the walk: the address is the set's
     /// identity for the caller).
-    done: HashSet<*const AttrSet>,
-    keep: Vec<Rc<AttrSet>>,
+    done: HashSet<*const ()>,
+    keep: Vec<AttrSet>,
     stopped: bool,
     visitor: &'a mut dyn Visitor,
     /// When set, the next [`Walk::walk_child`] reports a set it would
@@ -122,7 +122,7 @@ impl<'a> Walk<'a> {
             if !self.ev.is_derivation(a)? {
                 return Ok(Found::NotDrv(v));
             }
-            if self.done.insert(Rc::as_ptr(a)) {
+            if self.done.insert(a.as_ptr()) {
                 self.keep.push(a.clone());
             }
             self.emit(Event::Drv { attr: attr.to_string(), drv: a.clone() });

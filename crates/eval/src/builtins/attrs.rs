@@ -61,7 +61,7 @@ fn remove_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         names.push(sym_of(ev, x)?);
     }
     names.sort();
-    let attrs: Vec<Attr> = s.attrs.iter().filter(|x| names.binary_search(&x.name).is_err()).cloned().collect();
+    let attrs: Vec<Attr> = s.attrs().iter().filter(|x| names.binary_search(&x.name).is_err()).cloned().collect();
     Ok(Value::attrs(AttrSet::from_sorted(attrs)))
 }
 /// `builtins.intersectAttrs { a = 1; } { a = 2; b = 3; }` → `{ a = 2; }`
@@ -73,9 +73,9 @@ fn intersect_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     // sorted by symbol, so the result comes out sorted either way.
     // (`len` and `get_attr` do not flatten a layered set; iterating does.)
     let attrs = if x.len() < y.len() {
-        x.attrs.iter().filter_map(|a| y.get_attr(a.name).cloned()).collect()
+        x.attrs().iter().filter_map(|a| y.get_attr(a.name).cloned()).collect()
     } else {
-        y.attrs.iter().filter(|b| x.get(b.name).is_some()).cloned().collect()
+        y.attrs().iter().filter(|b| x.get(b.name).is_some()).cloned().collect()
     };
     Ok(Value::attrs(AttrSet::from_sorted(attrs)))
 }
@@ -104,16 +104,12 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     // The function is not forced here (C++ Nix applies it lazily; nixpkgs'
     // idris package set passes `self.x` of the fixpoint being built).
     // The new values share the function and the set (one block each).
-    let names: Vec<Symbol> = s.attrs.iter().map(|x| x.name).collect();
     let src = Rc::new((a[0].clone(), s));
-    let attrs = names
-        .into_iter()
-        .enumerate()
-        // like C++ Nix: mapped attributes have no position
-        // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
-        .map(|(i, name)| Attr { name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) })
-        .collect();
-    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
+    let names = src.1.attrs();
+    // like C++ Nix: mapped attributes have no position
+    // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
+    let set = AttrSet::from_fn(names.len(), |i| Attr { name: names[i].name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) });
+    Ok(Value::attrs(set))
 }
 /// `builtins.listToAttrs [ { name = "a"; value = 1; } ]` → `{ a = 1; }`
 fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -152,7 +148,7 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         let x = ev.force_attrs(&x).map_err(|e| {
             e.while_("while evaluating a value of the list passed as second argument to builtins.zipAttrsWith", Span::NONE)
         })?;
-        for attr in &x.attrs {
+        for attr in x.attrs() {
             groups.entry(attr.name).or_default().push(attr.value.clone());
         }
     }
@@ -160,12 +156,8 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut lists: Vec<Attr> =
         groups.into_iter().map(|(name, vs)| Attr { name, pos: Pos::NONE, value: grown_list(vs) }).collect();
     lists.sort_unstable_by_key(|x| x.name);
-    let names: Vec<Symbol> = lists.iter().map(|x| x.name).collect();
-    let src = Rc::new((f, Rc::new(AttrSet::from_sorted(lists))));
-    let attrs = names
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| Attr { name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) })
-        .collect();
-    Ok(Value::attrs(AttrSet::from_sorted(attrs)))
+    let src = Rc::new((f, AttrSet::from_sorted(lists)));
+    let names = src.1.attrs();
+    let set = AttrSet::from_fn(names.len(), |i| Attr { name: names[i].name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) });
+    Ok(Value::attrs(set))
 }

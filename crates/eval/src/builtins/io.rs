@@ -96,8 +96,8 @@ fn scoped_import(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     // The scope's attributes are bound in a frame above the base
     // environment, so they shadow builtins.
     let scope = ev.force_attrs(&scope)?;
-    let names: Vec<Symbol> = scope.attrs.iter().map(|a| a.name).collect();
-    let slots: Vec<Value> = scope.attrs.iter().map(|a| a.value.clone()).collect();
+    let names: Vec<Symbol> = scope.attrs().iter().map(|a| a.name).collect();
+    let slots: Vec<Value> = scope.attrs().iter().map(|a| a.value.clone()).collect();
     let e = ev.parse_scoped(&text, &path, &dir, &names)?;
     let env = Env::new(Some(ev.root_env.clone()), slots);
     ev.eval(e, &env)

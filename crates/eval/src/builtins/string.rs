@@ -739,7 +739,7 @@ fn append_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut ctx = Context::new();
     s.collect_context(&mut ctx);
     let m = ev.force_attrs(&a[1])?;
-    for attr in &m.attrs {
+    for attr in m.attrs() {
         let path = attr.name.as_str().into_owned();
         if !path.starts_with(&ev.opts.store_dir) {
             return Err(Error::eval(format!("context key '{path}' is not a store path")));
