@@ -519,12 +519,28 @@ fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Va
     // it; `finish` computed it from the `.drv` bytes.
     io.known.borrow_mut().modulo.insert(drv_key, (modulo_hash, true));
 
-    let drv_path_s = dir.display(drv_path);
+    // the context texts (`=<drv>`, `!<output>!<drv>`) built in one buffer
+    let mut text = String::with_capacity(dir.as_str().len() + drv_path.name().len() + 48);
+    text.push('=');
+    dir.push_display(&mut text, drv_path);
+    let drv_path_s = &text[1..];
     let mut pairs = Vec::with_capacity(1 + outputs.len());
-    pairs.push((Symbol::new("drvPath"), Value::string_ctx(drv_path_s.clone().into_bytes(), ContextElem::drv_deep(&drv_path_s).into())));
+    pairs.push((
+        ferrix_eval::symbol::sym::drv_path(),
+        Value::string_ctx(drv_path_s.as_bytes().to_vec(), ContextElem::new(&text).into()),
+    ));
+    let mut built = String::with_capacity(text.len() + 16);
     for (o, out) in &outputs {
-        let p = out.path.as_ref().map(|p| dir.display(p)).unwrap_or_default();
-        pairs.push((Symbol::new(o), Value::string_ctx(p.into_bytes(), ContextElem::built(o, &drv_path_s).into())));
+        let mut p = String::new();
+        if let Some(op) = &out.path {
+            dir.push_display(&mut p, op);
+        }
+        built.clear();
+        built.push('!');
+        built.push_str(o);
+        built.push('!');
+        built.push_str(drv_path_s);
+        pairs.push((Symbol::new(o), Value::string_ctx(p.into_bytes(), ContextElem::new(&built).into())));
     }
     Ok(Value::attrs_from(pairs))
 }
