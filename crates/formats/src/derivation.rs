@@ -666,7 +666,10 @@ impl Derivation {
             .iter()
             .chain(self.input_drvs.keys())
             .collect();
-        Ok(store_dir.compute_text_path(&format!("{name}.drv"), aterm, refs)?)
+        let mut drv_name = String::with_capacity(name.len() + 4);
+        drv_name.push_str(name);
+        drv_name.push_str(".drv");
+        Ok(store_dir.compute_text_path(&drv_name, aterm, refs)?)
     }
 
     /// The JSON object `nix show-derivation` (2.8) prints for this derivation

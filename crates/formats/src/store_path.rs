@@ -175,15 +175,30 @@ impl StorePath {
 impl fmt::Display for StorePathRef<'_> {
     /// The base name `<hash>-<name>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.hash_part(), self.name)
+        f.write_str(self.hash_part())?;
+        f.write_str("-")?;
+        f.write_str(self.name)
     }
 }
 
 impl fmt::Display for StorePath {
     /// The base name `<hash>-<name>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.hash_part(), self.name)
+        f.write_str(self.hash_part())?;
+        f.write_str("-")?;
+        f.write_str(&self.name)
     }
+}
+
+/// `<dir>/<hash>-<name>` appended to `out` (no formatting machinery: this
+/// runs several times for every derivation).
+fn push_full(out: &mut String, dir: &str, hash_part: &[u8; HASH_PART_LEN], name: &str) {
+    out.reserve(dir.len() + HASH_PART_LEN + 2 + name.len());
+    out.push_str(dir);
+    out.push('/');
+    out.push_str(std::str::from_utf8(hash_part).expect("validated nix32"));
+    out.push('-');
+    out.push_str(name);
 }
 
 /// The store directory (`/nix/store` by default) and the path computations that depend on it.
@@ -239,12 +254,21 @@ impl StoreDir {
 
     /// `<dir>/<hash>-<name>`.
     pub fn display(&self, p: &StorePath) -> String {
-        format!("{}/{}", self.0, p)
+        let mut s = String::new();
+        self.push_display(&mut s, p);
+        s
+    }
+
+    /// `<dir>/<hash>-<name>` appended to `out`.
+    pub fn push_display(&self, out: &mut String, p: &StorePath) {
+        push_full(out, &self.0, &p.hash_part, &p.name);
     }
 
     /// `<dir>/<hash>-<name>` for a borrowed path.
     pub fn display_ref(&self, p: &StorePathRef<'_>) -> String {
-        format!("{}/{}", self.0, p)
+        let mut s = String::new();
+        push_full(&mut s, &self.0, &p.hash_part, p.name);
+        s
     }
 
     /// Nix's `makeStorePath`: fingerprint `type:sha256:<hex>:<dir>:<name>`,
@@ -284,7 +308,7 @@ impl StoreDir {
         let mut s = ty.to_owned();
         for r in refs {
             s.push(':');
-            s.push_str(&self.display(r));
+            self.push_display(&mut s, r);
         }
         if self_ref {
             s.push_str(":self");
@@ -367,7 +391,10 @@ impl StoreDir {
     ) -> Result<StorePath, StorePathError> {
         let name = output_path_name(drv_name, output);
         let h = NixHash::from_digest(HashAlgo::Sha256, drv_hash).expect("32 bytes");
-        self.make_store_path(&format!("output:{output}"), &h, &name)
+        let mut ty = String::with_capacity(7 + output.len());
+        ty.push_str("output:");
+        ty.push_str(output);
+        self.make_store_path(&ty, &h, &name)
     }
 }
 

@@ -183,8 +183,10 @@ fn attr_error(e: Error, attr: &Attr, c: &Collected) -> Error {
     drv_frame(e, c)
 }
 
-/// One attribute into `c` (inlined into [`derivation_strict`]: the helpers
-/// it calls either are inlined too or return before anything is forced).
+/// One attribute into `c` (inlined into [`derivation_strict`]: what it
+/// does besides forcing happens in functions that return before anything
+/// else is forced, or in [`coerce_env`], whose frame is the only other one
+/// a level of a chain of derivations keeps on the stack).
 #[inline(always)]
 fn collect_attr(ev: &Eval, c: &mut Collected, attr: &Attr) -> Result<()> {
     let key = attr.name.as_bytes();
@@ -192,30 +194,66 @@ fn collect_attr(ev: &Eval, c: &mut Collected, attr: &Attr) -> Result<()> {
         return Ok(());
     }
     let v = ev.force(&attr.value)?;
+    match classify(ev, c, key, &v)? {
+        Kind::Done => Ok(()),
+        Kind::Args(l) => coerce_args(ev, l, c),
+        Kind::Env => {
+            coerce_env(ev, &v, c)?;
+            set_env(c, attr.name, key)
+        }
+    }
+}
+
+/// The elements of `args`, each a part (a frame of its own: arguments
+/// seldom instantiate other derivations).
+#[inline(never)]
+fn coerce_args(ev: &Eval, l: &ferrix_eval::List, c: &mut Collected) -> Result<()> {
+    for x in l.iter() {
+        let r = match ev.force(x) {
+            Ok(x) => coerce_env(ev, &x, c),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            return Err(arg_frame(e));
+        }
+        c.push_part(ARG)?;
+    }
+    Ok(())
+}
+
+/// What to do with a forced attribute value.
+enum Kind<'a> {
+    /// Nothing more (skipped, or taken already).
+    Done,
+    /// The elements of `args`.
+    Args(&'a ferrix_eval::List),
+    /// Coerce it into an environment variable.
+    Env,
+}
+
+/// Everything about a forced attribute that forces nothing more than it
+/// (or is rare): null skipping, experimental flags, `args` checks,
+/// structured attributes.
+#[inline(never)]
+fn classify<'a>(ev: &Eval, c: &mut Collected, key: &[u8], v: &'a Value) -> Result<Kind<'a>> {
     if c.ignore_nulls && matches!(v, Value::Null) {
-        return Ok(());
+        return Ok(Kind::Done);
     }
     if matches!(key, b"__contentAddressed" | b"__impure") {
-        return experimental(ev, key, &v);
+        experimental(ev, key, v)?;
+        return Ok(Kind::Done);
     }
     if key == b"args" {
-        let Value::List(l) = &v else {
-            return Err(not_a_list(ev, &v));
+        return match v {
+            Value::List(l) => Ok(Kind::Args(l)),
+            _ => Err(not_a_list(ev, v)),
         };
-        for x in l.iter() {
-            let x = ev.force(x);
-            if let Err(e) = x.and_then(|x| coerce_env(ev, &x, &mut c.ctx, &mut c.bytes)) {
-                return Err(arg_frame(e));
-            }
-            c.push_part(ARG)?;
-        }
-        return Ok(());
     }
     if c.structured {
-        return collect_structured(ev, c, key, &v);
+        collect_structured(ev, c, key, v)?;
+        return Ok(Kind::Done);
     }
-    coerce_env(ev, &v, &mut c.ctx, &mut c.bytes)?;
-    set_env(c, attr.name, key)
+    Ok(Kind::Env)
 }
 
 /// The error for an `args` that is not a list (from the evaluator, for
@@ -230,58 +268,71 @@ fn not_a_list(ev: &Eval, v: &Value) -> Error {
 }
 
 /// Coerce a forced value for the environment or the arguments (as
-/// `Eval::coerce_to_string` with `more` and `copy_to_store`) onto `out`.
-/// Lists and `outPath`s of strings are taken apart here (inlined into
-/// [`derivation_strict`]): forcing one of them may instantiate another
-/// derivation, recursively.
-#[inline(always)]
-fn coerce_env(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<()> {
+/// `Eval::coerce_to_string` with `more` and `copy_to_store`) onto
+/// `c.bytes`. Lists and `outPath`s of strings are taken apart here: forcing
+/// one of them may instantiate another derivation, recursively, so this
+/// frame is kept small (everything but forcing is done by helpers).
+#[inline(never)]
+fn coerce_env(ev: &Eval, v: &Value, c: &mut Collected) -> Result<()> {
     let Value::List(l) = v else {
-        return coerce_one(ev, v, ctx, out);
+        return coerce_one(ev, v, c);
     };
+    let n = l.len();
     for (i, x) in l.iter().enumerate() {
         let x = ev.force(x)?;
-        coerce_one(ev, &x, ctx, out)?;
+        coerce_one(ev, &x, c)?;
         // like C++ Nix: no separator after an empty list
-        if i + 1 < l.len() && !matches!(&x, Value::List(p) if p.is_empty()) {
-            out.push(b' ');
+        if i + 1 < n && !matches!(&x, Value::List(p) if p.is_empty()) {
+            c.bytes.push(b' ');
         }
     }
     Ok(())
 }
 
-/// One forced value onto `out`: strings and attribute sets with an
+/// One forced value onto `c.bytes`: strings and attribute sets with an
 /// `outPath` string here, anything else by the evaluator.
 #[inline(always)]
-fn coerce_one(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<()> {
-    match v {
-        Value::String(s) => {
-            s.collect_context(ctx);
-            out.extend_from_slice(&s.bytes);
+fn coerce_one(ev: &Eval, v: &Value, c: &mut Collected) -> Result<()> {
+    if let Value::String(s) = v {
+        push_string(c, s);
+        return Ok(());
+    }
+    let Some(attr) = out_path_attr(v) else {
+        return coerce_other(ev, v, c);
+    };
+    match ev.force(&attr.value) {
+        Ok(Value::String(s)) => {
+            push_string(c, &s);
             Ok(())
         }
-        Value::Attrs(a) if a.get_attr(ferrix_eval::symbol::sym::to_string()).is_none() => {
-            let Some(attr) = a.get_attr(ferrix_eval::symbol::sym::out_path()) else {
-                return coerce_other(ev, v, ctx, out);
-            };
-            match ev.force(&attr.value) {
-                Ok(Value::String(s)) => {
-                    s.collect_context(ctx);
-                    out.extend_from_slice(&s.bytes);
-                    Ok(())
-                }
-                Ok(o) => coerce_other(ev, &o, ctx, out).map_err(|e| out_path_frame(e, attr)),
-                Err(e) => Err(out_path_frame(e, attr)),
-            }
-        }
-        _ => coerce_other(ev, v, ctx, out),
+        Ok(o) => coerce_other(ev, &o, c).map_err(|e| out_path_frame(e, attr)),
+        Err(e) => Err(out_path_frame(e, attr)),
     }
+}
+
+/// The `outPath` of a set without `__toString`, which is coerced through it.
+#[inline(never)]
+fn out_path_attr(v: &Value) -> Option<&Attr> {
+    match v {
+        Value::Attrs(a) if a.get_attr(ferrix_eval::symbol::sym::to_string()).is_none() => {
+            a.get_attr(ferrix_eval::symbol::sym::out_path())
+        }
+        _ => None,
+    }
+}
+
+/// A string's bytes and context onto `c`.
+#[inline(never)]
+fn push_string(c: &mut Collected, s: &ferrix_eval::NixString) {
+    s.collect_context(&mut c.ctx);
+    c.bytes.extend_from_slice(&s.bytes);
 }
 
 /// Anything but a string or a set with a string `outPath`: by the evaluator.
 #[inline(never)]
-fn coerce_other(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<()> {
-    out.extend_from_slice(&ev.coerce_to_string(v, ctx, ENV)?);
+fn coerce_other(ev: &Eval, v: &Value, c: &mut Collected) -> Result<()> {
+    let s = ev.coerce_to_string(v, &mut c.ctx, ENV)?;
+    c.bytes.extend_from_slice(&s);
     Ok(())
 }
 
@@ -519,12 +570,28 @@ fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Va
     // it; `finish` computed it from the `.drv` bytes.
     io.known.borrow_mut().modulo.insert(drv_key, (modulo_hash, true));
 
-    let drv_path_s = dir.display(drv_path);
+    // the context texts (`=<drv>`, `!<output>!<drv>`) built in one buffer
+    let mut text = String::with_capacity(dir.as_str().len() + drv_path.name().len() + 48);
+    text.push('=');
+    dir.push_display(&mut text, drv_path);
+    let drv_path_s = &text[1..];
     let mut pairs = Vec::with_capacity(1 + outputs.len());
-    pairs.push((Symbol::new("drvPath"), Value::string_ctx(drv_path_s.clone().into_bytes(), ContextElem::drv_deep(&drv_path_s).into())));
+    pairs.push((
+        ferrix_eval::symbol::sym::drv_path(),
+        Value::string_ctx(drv_path_s.as_bytes().to_vec(), ContextElem::new(&text).into()),
+    ));
+    let mut built = String::with_capacity(text.len() + 16);
     for (o, out) in &outputs {
-        let p = out.path.as_ref().map(|p| dir.display(p)).unwrap_or_default();
-        pairs.push((Symbol::new(o), Value::string_ctx(p.into_bytes(), ContextElem::built(o, &drv_path_s).into())));
+        let mut p = String::new();
+        if let Some(op) = &out.path {
+            dir.push_display(&mut p, op);
+        }
+        built.clear();
+        built.push('!');
+        built.push_str(o);
+        built.push('!');
+        built.push_str(drv_path_s);
+        pairs.push((Symbol::new(o), Value::string_ctx(p.into_bytes(), ContextElem::new(&built).into())));
     }
     Ok(Value::attrs_from(pairs))
 }
