@@ -15,7 +15,6 @@ use crate::Eval;
 
 /// A Nix value. Anything not yet evaluated is a [`Thunk`]; call
 /// [`Eval::force`] to get a value in weak head normal form.
-#[derive(Clone)]
 pub enum Value {
     Null,
     Bool(bool),
@@ -33,6 +32,29 @@ pub enum Value {
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
+
+impl Clone for Value {
+    /// Inlined at every use: a copy of the 16 bytes plus, for the kinds
+    /// that hold a counted handle, one increment (the derived clone was an
+    /// out-of-line call through a jump table, ~7 million calls in
+    /// evalModules over 10 000 modules).
+    #[inline(always)]
+    fn clone(&self) -> Value {
+        match self {
+            Value::String(s) | Value::Path(s) => std::mem::forget(s.clone()),
+            Value::Attrs(a) => std::mem::forget(Rc::clone(a)),
+            Value::List(l) => std::mem::forget(Rc::clone(l)),
+            Value::Lambda(c) => std::mem::forget(Rc::clone(c)),
+            Value::PrimOpApp(p) => std::mem::forget(Rc::clone(p)),
+            Value::Thunk(t) => std::mem::forget(t.clone()),
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_) => {}
+        }
+        // SAFETY: a bitwise copy of `self`; the handle it holds, if any,
+        // had its count raised just above (the forgotten clone), so the
+        // copy owns a count of its own.
+        unsafe { std::ptr::read(self) }
+    }
+}
 
 /// A list's elements: a vector of its own, or a suffix of another list's
 /// vector. `builtins.tail` shares instead of copying: nixpkgs walks long
