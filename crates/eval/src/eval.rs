@@ -410,6 +410,11 @@ impl Eval {
                 &owned
             }
         };
+        if let Value::PrimOp(op) = fr
+            && op.arity == args.len()
+        {
+            return self.call_primop_args(op, args, env, pos);
+        }
         if matches!(fr, Value::PrimOp(_) | Value::PrimOpApp(_)) {
             return self.apply_primop(fr.clone(), args, pos, env);
         }
@@ -473,6 +478,21 @@ impl Eval {
             }
         }
         Ok(fv)
+    }
+
+    /// A builtin applied to exactly its arity's arguments (the usual
+    /// `map f xs`, `length xs`): their thunks are made into an array on
+    /// the stack and it is called.
+    #[inline(never)]
+    fn call_primop_args(&self, op: &'static PrimOpDef, args: &'static [Expr], env: &Env, pos: Span) -> Result<Value> {
+        match args {
+            [a] => self.call_primop(op, &[self.arg_thunk(a, env)], pos),
+            [a, b] => self.call_primop(op, &[self.arg_thunk(a, env), self.arg_thunk(b, env)], pos),
+            [a, b, c] => {
+                self.call_primop(op, &[self.arg_thunk(a, env), self.arg_thunk(b, env), self.arg_thunk(c, env)], pos)
+            }
+            _ => self.apply_primop(Value::PrimOp(op), args, pos, env),
+        }
     }
 
     /// Call the builtin (or partial application of one) `f` with exactly
