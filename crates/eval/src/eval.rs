@@ -321,11 +321,51 @@ impl Eval {
     #[inline(never)]
     fn x_select(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::Select { e: target, path, default, pos } = e else { unreachable!("x_select of a selection") };
+        // `x.name` and `x.name or d` of a variable (most selections): the
+        // set and the attribute are borrowed, one clone of the result;
+        // anything that fails goes the general way, for its error
+        if let Expr::Var { depth, slot } = **target
+            && let [AttrName::Static(n)] = **path
+        {
+            let a = match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
+                Ok(Value::Attrs(a)) => a,
+                Ok(v) => return self.select_in(v, path, default.as_deref(), *pos, env),
+                Err(err) if default.is_none() => return Err(err.while_("while selecting an attribute", *pos)),
+                Err(err) => return Err(err),
+            };
+            match a.get_attr(n) {
+                Some(x) => {
+                    return match &x.value {
+                        Value::Thunk(t) => match t.force_ref(self) {
+                            Ok(v) => Ok(v.clone()),
+                            Err(err) => Err(select_frames(err, path, Some((0, x.pos)), *pos)),
+                        },
+                        v => Ok(v.clone()),
+                    };
+                }
+                None => {
+                    if let Some(d) = default {
+                        return self.eval(d, env).map_err(|err| select_frames(err, path, None, *pos));
+                    }
+                    return Err(select_frames(missing_attr(n, a), path, None, *pos));
+                }
+            }
+        }
         self.eval_select(target, path, default.as_deref(), *pos, env)
     }
     #[inline(never)]
     fn x_has_attr(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::HasAttr { e: target, path, pos } = e else { unreachable!("x_has_attr of `?`") };
+        // `x ? name` of a variable that is a set
+        if let Expr::Var { depth, slot } = **target
+            && let [AttrName::Static(n)] = **path
+        {
+            return match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
+                Ok(Value::Attrs(a)) => Ok(Value::Bool(a.get_attr(n).is_some())),
+                Ok(_) => Ok(Value::Bool(false)),
+                Err(err) => Err(err.while_("in the argument of '?'", *pos)),
+            };
+        }
         self.eval_has_attr(target, path, *pos, env)
     }
     #[inline(never)]
@@ -566,6 +606,19 @@ impl Eval {
             Err(e) if default.is_none() => return Err(e.while_("while selecting an attribute", pos)),
             Err(e) => return Err(e),
         };
+        self.select_in(v, path, default, pos, env)
+    }
+
+    /// `v.path or default` for an evaluated `v`, with the error frames.
+    #[inline(never)]
+    fn select_in(
+        &self,
+        v: &Value,
+        path: &'static [AttrName],
+        default: Option<&'static Expr>,
+        pos: Span,
+        env: &Env,
+    ) -> Result<Value> {
         let mut found = None;
         self.select(v, path, default, pos, env, &mut found).map_err(|e| select_frames(e, path, found, pos))
     }
