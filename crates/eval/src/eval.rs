@@ -339,35 +339,27 @@ impl Eval {
     #[inline(never)]
     fn x_select(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::Select { e: target, path, default, pos } = e else { unreachable!("x_select of a selection") };
-        // `x.name` and `x.name or d` of a variable (most selections): the
-        // set and the attribute are borrowed, one clone of the result;
-        // anything that fails goes the general way, for its error
-        if let Expr::Var { depth, slot } = **target
-            && let [AttrName::Static(n)] = **path
-        {
-            let a = match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
-                Ok(Value::Attrs(a)) => a,
-                Ok(v) => return self.select_in(v, path, default.as_deref(), *pos, env),
+        // a variable (most selections): its set is borrowed from the frame
+        if let Expr::Var { depth, slot } = **target {
+            let v = match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
+                Ok(v) => v,
                 Err(err) if default.is_none() => return Err(err.while_("while selecting an attribute", *pos)),
                 Err(err) => return Err(err),
             };
-            match a.get_attr(n) {
-                Some(x) => {
-                    return match &x.value {
-                        Value::Thunk(t) => match t.force_ref(self) {
-                            Ok(v) => Ok(v.clone()),
-                            Err(err) => Err(select_frames(err, path, Some((0, x.pos)), *pos)),
-                        },
-                        v => Ok(v.clone()),
-                    };
-                }
-                None => {
-                    if let Some(d) = default {
-                        return self.eval(d, env).map_err(|err| select_frames(err, path, None, *pos));
-                    }
-                    return Err(select_frames(missing_attr(n, a), path, None, *pos));
-                }
+            // `x.name`: the attribute's value borrowed too, one clone
+            if let [AttrName::Static(n)] = **path
+                && let Value::Attrs(a) = v
+                && let Some(x) = a.get_attr(n)
+            {
+                return match &x.value {
+                    Value::Thunk(t) => match t.force_ref(self) {
+                        Ok(v) => Ok(v.clone()),
+                        Err(err) => Err(select_frames(err, path, Some((0, x.pos)), *pos)),
+                    },
+                    v => Ok(v.clone()),
+                };
             }
+            return self.select_in(v, path, default.as_deref(), *pos, env);
         }
         self.eval_select(target, path, default.as_deref(), *pos, env)
     }
@@ -656,7 +648,6 @@ impl Eval {
             },
         };
         let mut v = v.map_err(|e| e.while_("in the argument of '?'", pos))?;
-        let mut owned;
         let last = path.len().saturating_sub(1);
         for (i, name) in path.iter().enumerate() {
             let n = self.attr_name(name, env)?;
@@ -664,11 +655,7 @@ impl Eval {
                 // `x ? a.b` forces `x.a` but never `x.a.b` itself.
                 Value::Attrs(a) => match a.get(n) {
                     Some(_) if i == last => return Ok(Value::Bool(true)),
-                    Some(x) => {
-                        let next = self.force(x)?;
-                        owned = next;
-                        v = &owned;
-                    }
+                    Some(x) => v = self.force_ref(x)?,
                     None => return Ok(Value::Bool(false)),
                 },
                 _ => return Ok(Value::Bool(false)),
@@ -778,8 +765,8 @@ impl Eval {
         env: &Env,
         found: &mut Option<(usize, Pos)>,
     ) -> Result<Value> {
-        let last = path.len().saturating_sub(1);
-        let mut owned;
+        // each set on the path is borrowed from the one before (whose
+        // thunk holds it; sets are immutable), only the result is cloned
         let mut v = v;
         for (i, name) in path.iter().enumerate() {
             let n = self.attr_name(name, env)?;
@@ -787,12 +774,7 @@ impl Eval {
                 Value::Attrs(a) => match a.get_attr(n) {
                     Some(x) => {
                         *found = Some((i, x.pos));
-                        if i == last {
-                            return self.force(&x.value);
-                        }
-                        let next = self.force(&x.value)?;
-                        owned = next;
-                        v = &owned;
+                        v = self.force_ref(&x.value)?;
                     }
                     None => {
                         if let Some(d) = default {
