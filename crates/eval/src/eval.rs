@@ -84,11 +84,29 @@ const STACK_SEGMENT: usize = 8 * 1024 * 1024;
 /// [`STACK_RED_ZONE`] left).
 const STACK_SLACK: usize = 64 * 1024;
 
-/// The current stack pointer (near enough: the address of a local).
+/// The current stack pointer (near enough elsewhere: the address of a local).
 #[inline(always)]
 fn stack_pointer() -> usize {
-    let marker = 0u8;
-    std::hint::black_box(&marker) as *const u8 as usize
+    #[cfg(target_arch = "x86_64")]
+    {
+        let sp: usize;
+        // SAFETY: copies the stack pointer register into another; touches
+        // no memory and no flags.
+        unsafe { std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+        sp
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let sp: usize;
+        // SAFETY: as above.
+        unsafe { std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+        sp
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let marker = 0u8;
+        std::hint::black_box(&marker) as *const u8 as usize
+    }
 }
 
 fn type_err(v: &Value, want: &str) -> Error {
@@ -321,11 +339,43 @@ impl Eval {
     #[inline(never)]
     fn x_select(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::Select { e: target, path, default, pos } = e else { unreachable!("x_select of a selection") };
+        // a variable (most selections): its set is borrowed from the frame
+        if let Expr::Var { depth, slot } = **target {
+            let v = match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
+                Ok(v) => v,
+                Err(err) if default.is_none() => return Err(err.while_("while selecting an attribute", *pos)),
+                Err(err) => return Err(err),
+            };
+            // `x.name`: the attribute's value borrowed too, one clone
+            if let [AttrName::Static(n)] = **path
+                && let Value::Attrs(a) = v
+                && let Some(x) = a.get_attr(n)
+            {
+                return match &x.value {
+                    Value::Thunk(t) => match t.force_ref(self) {
+                        Ok(v) => Ok(v.clone()),
+                        Err(err) => Err(select_frames(err, path, Some((0, x.pos)), *pos)),
+                    },
+                    v => Ok(v.clone()),
+                };
+            }
+            return self.select_in(v, path, default.as_deref(), *pos, env);
+        }
         self.eval_select(target, path, default.as_deref(), *pos, env)
     }
     #[inline(never)]
     fn x_has_attr(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::HasAttr { e: target, path, pos } = e else { unreachable!("x_has_attr of `?`") };
+        // `x ? name` of a variable that is a set
+        if let Expr::Var { depth, slot } = **target
+            && let [AttrName::Static(n)] = **path
+        {
+            return match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
+                Ok(Value::Attrs(a)) => Ok(Value::Bool(a.get_attr(n).is_some())),
+                Ok(_) => Ok(Value::Bool(false)),
+                Err(err) => Err(err.while_("in the argument of '?'", *pos)),
+            };
+        }
         self.eval_has_attr(target, path, *pos, env)
     }
     #[inline(never)]
@@ -410,6 +460,11 @@ impl Eval {
                 &owned
             }
         };
+        if let Value::PrimOp(op) = fr
+            && op.arity == args.len()
+        {
+            return self.call_primop_args(op, args, env, pos);
+        }
         if matches!(fr, Value::PrimOp(_) | Value::PrimOpApp(_)) {
             return self.apply_primop(fr.clone(), args, pos, env);
         }
@@ -473,6 +528,21 @@ impl Eval {
             }
         }
         Ok(fv)
+    }
+
+    /// A builtin applied to exactly its arity's arguments (the usual
+    /// `map f xs`, `length xs`): their thunks are made into an array on
+    /// the stack and it is called.
+    #[inline(never)]
+    fn call_primop_args(&self, op: &'static PrimOpDef, args: &'static [Expr], env: &Env, pos: Span) -> Result<Value> {
+        match args {
+            [a] => self.call_primop(op, &[self.arg_thunk(a, env)], pos),
+            [a, b] => self.call_primop(op, &[self.arg_thunk(a, env), self.arg_thunk(b, env)], pos),
+            [a, b, c] => {
+                self.call_primop(op, &[self.arg_thunk(a, env), self.arg_thunk(b, env), self.arg_thunk(c, env)], pos)
+            }
+            _ => self.apply_primop(Value::PrimOp(op), args, pos, env),
+        }
     }
 
     /// Call the builtin (or partial application of one) `f` with exactly
@@ -546,6 +616,19 @@ impl Eval {
             Err(e) if default.is_none() => return Err(e.while_("while selecting an attribute", pos)),
             Err(e) => return Err(e),
         };
+        self.select_in(v, path, default, pos, env)
+    }
+
+    /// `v.path or default` for an evaluated `v`, with the error frames.
+    #[inline(never)]
+    fn select_in(
+        &self,
+        v: &Value,
+        path: &'static [AttrName],
+        default: Option<&'static Expr>,
+        pos: Span,
+        env: &Env,
+    ) -> Result<Value> {
         let mut found = None;
         self.select(v, path, default, pos, env, &mut found).map_err(|e| select_frames(e, path, found, pos))
     }
@@ -565,7 +648,6 @@ impl Eval {
             },
         };
         let mut v = v.map_err(|e| e.while_("in the argument of '?'", pos))?;
-        let mut owned;
         let last = path.len().saturating_sub(1);
         for (i, name) in path.iter().enumerate() {
             let n = self.attr_name(name, env)?;
@@ -573,11 +655,7 @@ impl Eval {
                 // `x ? a.b` forces `x.a` but never `x.a.b` itself.
                 Value::Attrs(a) => match a.get(n) {
                     Some(_) if i == last => return Ok(Value::Bool(true)),
-                    Some(x) => {
-                        let next = self.force(x)?;
-                        owned = next;
-                        v = &owned;
-                    }
+                    Some(x) => v = self.force_ref(x)?,
                     None => return Ok(Value::Bool(false)),
                 },
                 _ => return Ok(Value::Bool(false)),
@@ -687,8 +765,8 @@ impl Eval {
         env: &Env,
         found: &mut Option<(usize, Pos)>,
     ) -> Result<Value> {
-        let last = path.len().saturating_sub(1);
-        let mut owned;
+        // each set on the path is borrowed from the one before (whose
+        // thunk holds it; sets are immutable), only the result is cloned
         let mut v = v;
         for (i, name) in path.iter().enumerate() {
             let n = self.attr_name(name, env)?;
@@ -696,12 +774,7 @@ impl Eval {
                 Value::Attrs(a) => match a.get_attr(n) {
                     Some(x) => {
                         *found = Some((i, x.pos));
-                        if i == last {
-                            return self.force(&x.value);
-                        }
-                        let next = self.force(&x.value)?;
-                        owned = next;
-                        v = &owned;
+                        v = self.force_ref(&x.value)?;
                     }
                     None => {
                         if let Some(d) = default {
