@@ -42,7 +42,7 @@ impl Clone for Value {
     fn clone(&self) -> Value {
         match self {
             Value::String(s) | Value::Path(s) => std::mem::forget(s.clone()),
-            Value::Attrs(a) => std::mem::forget(Rc::clone(a)),
+            Value::Attrs(a) => std::mem::forget(a.clone()),
             Value::List(l) => std::mem::forget(Rc::clone(l)),
             Value::Lambda(c) => std::mem::forget(Rc::clone(c)),
             Value::PrimOpApp(p) => std::mem::forget(Rc::clone(p)),
