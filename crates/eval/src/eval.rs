@@ -341,11 +341,9 @@ impl Eval {
         let Expr::Select { e: target, path, default, pos } = e else { unreachable!("x_select of a selection") };
         // a variable (most selections): its set is borrowed from the frame
         if let Expr::Var { depth, slot } = **target {
-            let v = match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
-                Ok(v) => v,
-                Err(err) if default.is_none() => return Err(err.while_("while selecting an attribute", *pos)),
-                Err(err) => return Err(err),
-            };
+            let v = self
+                .force_ref(env.up(depth).slot_ref(slot as usize))
+                .map_err(|err| select_target_frame(err, default.is_some(), *pos))?;
             // `x.name`: the attribute's value borrowed too, one clone
             if let [AttrName::Static(n)] = **path
                 && let Value::Attrs(a) = v
@@ -599,24 +597,9 @@ impl Eval {
         pos: Span,
         env: &Env,
     ) -> Result<Value> {
-        // a variable's value is borrowed from its frame, not cloned
-        let owned;
-        let v = match target {
-            Expr::Var { depth, slot } => self.force_ref(env.up(*depth).slot_ref(*slot as usize)),
-            _ => match self.eval(target, env) {
-                Ok(v) => {
-                    owned = v;
-                    Ok(&owned)
-                }
-                Err(e) => Err(e),
-            },
-        };
-        let v = match v {
-            Ok(v) => v,
-            Err(e) if default.is_none() => return Err(e.while_("while selecting an attribute", pos)),
-            Err(e) => return Err(e),
-        };
-        self.select_in(v, path, default, pos, env)
+        // (a variable is x_select's: borrowed from its frame, not cloned)
+        let v = self.eval(target, env).map_err(|err| select_target_frame(err, default.is_some(), pos))?;
+        self.select_in(&v, path, default, pos, env)
     }
 
     /// `v.path or default` for an evaluated `v`, with the error frames.
@@ -1836,6 +1819,13 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
         return e.at(pos);
     }
     e.while_(format!("while calling the '{}' builtin", op.name), pos)
+}
+
+/// The frame of an error in the set a selection selects from: none when
+/// the selection has an `or` default (as C++ Nix's ExprSelect).
+#[cold]
+fn select_target_frame(e: Error, has_default: bool, pos: Span) -> Error {
+    if has_default { e } else { e.while_("while selecting an attribute", pos) }
 }
 
 /// Frames for an error raised while selecting `e.a.b` (C++ Nix's
