@@ -157,6 +157,12 @@ fn next_escaped(s: &[u8]) -> usize {
 /// whole.
 fn escape_into(out: &mut impl AtermOut, s: &[u8]) {
     out.byte(b'"');
+    escape_body(out, s);
+    out.byte(b'"');
+}
+
+/// The inside of an ATerm string literal (without the quotes).
+fn escape_body(out: &mut impl AtermOut, s: &[u8]) {
     let mut rest = s;
     loop {
         let i = next_escaped(rest);
@@ -171,7 +177,6 @@ fn escape_into(out: &mut impl AtermOut, s: &[u8]) {
         });
         rest = &rest[i + 1..];
     }
-    out.byte(b'"');
 }
 
 /// A store path as an ATerm string literal, without building its text.
@@ -265,6 +270,105 @@ fn set_env(env: &mut BTreeMap<Vec<u8>, Vec<u8>>, key: &str, value: Vec<u8>) {
     }
 }
 
+/// `Derive(` and the list of outputs, each with the path `path_of` gives
+/// (`None`: written as "", masked or not known), and the `,` after it.
+fn head_into<'a, O: AtermOut>(
+    o: &mut O,
+    sd: &StoreDir,
+    outputs: &'a BTreeMap<String, Output>,
+    path_of: impl Fn(usize, &'a Output) -> Option<&'a StorePath>,
+) {
+    o.put(b"Derive(");
+    list_into(o, outputs.iter().enumerate(), |o, (i, (name, out))| {
+        o.byte(b'(');
+        escape_into(o, name.as_bytes());
+        o.byte(b',');
+        match path_of(i, out) {
+            Some(p) => path_into(o, sd, p),
+            None => o.put(b"\"\""),
+        }
+        o.byte(b',');
+        match &out.ca {
+            None => o.put(b"\"\",\"\""),
+            Some(OutputCa::Fixed(ca)) => {
+                escape_into(o, ca.method_algo().as_bytes());
+                o.byte(b',');
+                escape_into(o, hex::encode(ca.hash.digest()).as_bytes());
+            }
+            Some(OutputCa::Floating { method, algo }) => {
+                escape_into(o, format!("{}{}", method.algo_prefix(), algo).as_bytes());
+                o.put(b",\"\"");
+            }
+        }
+        o.byte(b')');
+    });
+    o.byte(b',');
+}
+
+/// The input derivations by store path, as the `.drv` file has them.
+fn paths_inputs_into(o: &mut impl AtermOut, sd: &StoreDir, input_drvs: &BTreeMap<StorePath, BTreeSet<String>>) {
+    list_into(o, input_drvs, |o, (path, outs)| {
+        o.byte(b'(');
+        path_into(o, sd, path);
+        outs_into(o, outs);
+    });
+}
+
+/// An environment value as [`tail_into`] writes it.
+#[derive(Clone, Copy)]
+enum EnvVal<'a> {
+    Bytes(&'a [u8]),
+    /// The value of output `i` (in output name order), written by the
+    /// caller between the quotes.
+    Out(usize),
+}
+
+/// What the part after the input derivations needs besides the arguments
+/// and the environment.
+struct Tail<'a> {
+    input_srcs: &'a BTreeSet<StorePath>,
+    system: &'a [u8],
+    builder: &'a [u8],
+}
+
+/// Everything after the input derivations: `,[sources],system,builder,
+/// [args],[env])`. An [`EnvVal::Out`] value's text is written by `out_val`
+/// (or left empty, for it to be spliced in later at the position it is
+/// called at).
+fn tail_into<'a, O: AtermOut>(
+    o: &mut O,
+    sd: &StoreDir,
+    t: &Tail<'_>,
+    args: impl IntoIterator<Item = &'a [u8]>,
+    env: impl IntoIterator<Item = (&'a [u8], EnvVal<'a>)>,
+    out_val: &mut dyn FnMut(&mut O, usize),
+) {
+    o.byte(b',');
+    list_into(o, t.input_srcs, |o, p| path_into(o, sd, p));
+    o.byte(b',');
+    escape_into(o, t.system);
+    o.byte(b',');
+    escape_into(o, t.builder);
+    o.byte(b',');
+    list_into(o, args, |o, a| escape_into(o, a));
+    o.byte(b',');
+    list_into(o, env, |o, (k, v)| {
+        o.byte(b'(');
+        escape_into(o, k);
+        o.byte(b',');
+        match v {
+            EnvVal::Bytes(v) => escape_into(o, v),
+            EnvVal::Out(i) => {
+                o.byte(b'"');
+                out_val(o, i);
+                o.byte(b'"');
+            }
+        }
+        o.byte(b')');
+    });
+    o.byte(b')');
+}
+
 /// How the input derivations are written: by store path (the `.drv` file)
 /// or by the hex of their modulo hashes (hash-derivation-modulo; sorted and
 /// merged, as C++ Nix's map keyed by that text gives them).
@@ -303,58 +407,26 @@ impl Derivation {
     /// file and the text hash-derivation-modulo hashes when outputs are not
     /// masked.
     fn unparse(&self, o: &mut impl AtermOut, sd: &StoreDir, mask_outputs: bool, inputs: InputKeys<'_>) -> (usize, usize) {
-        o.put(b"Derive(");
-        list_into(o, &self.outputs, |o, (name, out)| {
-            o.byte(b'(');
-            escape_into(o, name.as_bytes());
-            o.byte(b',');
-            match (&out.path, mask_outputs) {
-                (Some(p), false) => path_into(o, sd, p),
-                _ => o.put(b"\"\""),
-            }
-            o.byte(b',');
-            match &out.ca {
-                None => o.put(b"\"\",\"\""),
-                Some(OutputCa::Fixed(ca)) => {
-                    escape_into(o, ca.method_algo().as_bytes());
-                    o.byte(b',');
-                    escape_into(o, hex::encode(ca.hash.digest()).as_bytes());
-                }
-                Some(OutputCa::Floating { method, algo }) => {
-                    escape_into(o, format!("{}{}", method.algo_prefix(), algo).as_bytes());
-                    o.put(b",\"\"");
-                }
-            }
-            o.byte(b')');
-        });
-        o.byte(b',');
+        head_into(o, sd, &self.outputs, |_, out| if mask_outputs { None } else { out.path.as_ref() });
         let start = o.pos();
         match inputs {
-            InputKeys::Paths => list_into(o, &self.input_drvs, |o, (path, outs)| {
-                o.byte(b'(');
-                path_into(o, sd, path);
-                outs_into(o, outs);
-            }),
+            InputKeys::Paths => paths_inputs_into(o, sd, &self.input_drvs),
             InputKeys::Hashes(h) => hashed_inputs_into(o, h),
         }
         let end = o.pos();
-        o.byte(b',');
-        list_into(o, &self.input_srcs, |o, p| path_into(o, sd, p));
-        o.byte(b',');
-        escape_into(o, &self.system);
-        o.byte(b',');
-        escape_into(o, &self.builder);
-        o.byte(b',');
-        list_into(o, &self.args, |o, a| escape_into(o, a));
-        o.byte(b',');
-        list_into(o, &self.env, |o, (k, v)| {
-            o.byte(b'(');
-            escape_into(o, k);
-            o.byte(b',');
-            escape_into(o, v);
-            o.byte(b')');
-        });
-        o.byte(b')');
+        let tail = Tail {
+            input_srcs: &self.input_srcs,
+            system: &self.system,
+            builder: &self.builder,
+        };
+        tail_into(
+            o,
+            sd,
+            &tail,
+            self.args.iter().map(|a| a.as_slice()),
+            self.env.iter().map(|(k, v)| (k.as_slice(), EnvVal::Bytes(v))),
+            &mut |_, _| {},
+        );
         (start, end)
     }
 
@@ -837,54 +909,35 @@ impl Derivation {
     /// Validate, fill in output paths (and their `env` entries), and compute
     /// the `.drv` path and bytes. `name` is the derivation name;
     /// `input_hash` gives each input derivation's [`Derivation::hash_modulo`].
+    /// (Through [`finish_parts`]: one way of writing a new derivation.)
     pub fn finish(
         mut self,
         store_dir: &StoreDir,
         name: &str,
         input_hash: &mut dyn FnMut(&StorePath) -> Option<[u8; 32]>,
     ) -> Result<FinishedDerivation, DerivationError> {
-        crate::store_path::validate_name(name.as_bytes(), name)
-            .map_err(|_| DerivationError::BadName(name.to_owned()))?;
-        self.validate()?;
-        let fixed = self.is_fixed_output();
-        // The input derivations' modulo hashes are looked up once: for the
-        // output paths (masked) and for this derivation's own modulo hash
-        // (unmasked), for which the part they make is kept.
-        let input_drvs = std::mem::take(&mut self.input_drvs);
-        let mut hashed_section = Vec::new();
-        {
-            let inputs = if fixed {
-                Vec::new()
-            } else {
-                Self::hashed_inputs(&input_drvs, store_dir, input_hash)?
-            };
-            self.fill_output_paths_with(store_dir, name, &inputs)?;
-            if !fixed {
-                hashed_section.reserve(2 + 100 * inputs.len());
-                hashed_inputs_into(&mut hashed_section, &inputs);
-            }
-        }
-        self.input_drvs = input_drvs;
-        let mut aterm = Vec::with_capacity(self.aterm_size_hint());
-        let (start, end) = self.unparse(&mut aterm, store_dir, false, InputKeys::Paths);
-        let drv_path = self.drv_path_for_aterm(store_dir, name, &aterm)?;
-        // hash-derivation-modulo of the finished derivation: the `.drv`
-        // bytes with the input derivations written by their hashes.
-        let modulo_hash = if fixed {
-            self.fixed_modulo(store_dir)?
-        } else {
-            use sha2::Digest;
-            let mut h = sha2::Sha256::new();
-            h.update(&aterm[..start]);
-            h.update(&hashed_section);
-            h.update(&aterm[end..]);
-            h.finalize().into()
+        let args: Vec<&[u8]> = self.args.iter().map(|a| a.as_slice()).collect();
+        let env: Vec<(&[u8], &[u8])> = self.env.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+        let parts = DerivationParts {
+            outputs: &self.outputs,
+            input_drvs: &self.input_drvs,
+            input_srcs: &self.input_srcs,
+            system: &self.system,
+            builder: &self.builder,
+            args: &args,
+            env: &env,
         };
+        let f = finish_parts(&parts, store_dir, name, input_hash)?;
+        drop((args, env));
+        for ((o, out), (path, value)) in self.outputs.iter_mut().zip(f.outputs) {
+            set_env(&mut self.env, o, value);
+            out.path = path;
+        }
         Ok(FinishedDerivation {
             derivation: self,
-            drv_path,
-            aterm,
-            modulo_hash,
+            drv_path: f.drv_path,
+            aterm: f.aterm,
+            modulo_hash: f.modulo_hash,
         })
     }
 
@@ -895,6 +948,237 @@ impl Derivation {
             .filter_map(|(n, o)| o.path.as_ref().map(|p| (n.as_str(), p)))
             .collect()
     }
+}
+
+/// A new derivation to finish, its strings borrowed (what
+/// `derivationStrict` collected, without copying it into a [`Derivation`]).
+/// Output paths are computed by [`finish_parts`]; the environment gets
+/// their values there too (an entry named after an output is replaced).
+pub struct DerivationParts<'a> {
+    /// The outputs (paths unknown: `path` is ignored).
+    pub outputs: &'a BTreeMap<String, Output>,
+    pub input_drvs: &'a BTreeMap<StorePath, BTreeSet<String>>,
+    pub input_srcs: &'a BTreeSet<StorePath>,
+    pub system: &'a [u8],
+    pub builder: &'a [u8],
+    pub args: &'a [&'a [u8]],
+    /// Sorted by name, each name once.
+    pub env: &'a [(&'a [u8], &'a [u8])],
+}
+
+/// What [`finish_parts`] gives back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedParts {
+    pub drv_path: StorePath,
+    /// The `.drv` file.
+    pub aterm: Vec<u8>,
+    /// `hash_modulo(mask_outputs = false)` of the finished derivation.
+    pub modulo_hash: [u8; 32],
+    /// Per output (in name order): its path (`None` for a floating
+    /// content-addressed one) and its environment value.
+    pub outputs: Vec<(Option<StorePath>, Vec<u8>)>,
+}
+
+/// The environment with the outputs' entries merged in (both in name
+/// order; an output replaces an entry of the same name).
+struct MergedEnv<'a> {
+    env: &'a [(&'a [u8], &'a [u8])],
+    outs: std::iter::Peekable<std::iter::Enumerate<std::collections::btree_map::Keys<'a, String, Output>>>,
+}
+
+impl<'a> Iterator for MergedEnv<'a> {
+    type Item = (&'a [u8], EnvVal<'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::cmp::Ordering;
+        let e = self.env.first().copied();
+        let take_env = match (e, self.outs.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((k, _)), Some((_, o))) => match k.cmp(o.as_bytes()) {
+                Ordering::Less => true,
+                Ordering::Greater => false,
+                Ordering::Equal => {
+                    self.env = &self.env[1..];
+                    false
+                }
+            },
+        };
+        if take_env {
+            let (k, v) = e.expect("an entry is left");
+            self.env = &self.env[1..];
+            Some((k, EnvVal::Bytes(v)))
+        } else {
+            let (i, o) = self.outs.next().expect("an output is left");
+            Some((o.as_bytes(), EnvVal::Out(i)))
+        }
+    }
+}
+
+/// C++ Nix's rules for a derivation's outputs (see [`Derivation::validate`]).
+fn validate_outputs(outputs: &BTreeMap<String, Output>) -> Result<(), DerivationError> {
+    if outputs.is_empty() {
+        return Err(DerivationError::NoOutputs);
+    }
+    for name in outputs.keys() {
+        if name.is_empty() || name == "drv" || crate::store_path::validate_name(name.as_bytes(), name).is_err() {
+            return Err(DerivationError::BadOutputName(name.clone()));
+        }
+    }
+    let fixed = outputs.values().filter(|o| matches!(o.ca, Some(OutputCa::Fixed(_)))).count();
+    if fixed > 0 && !(fixed == 1 && outputs.len() == 1 && outputs.contains_key("out")) {
+        return Err(DerivationError::FixedOutputNotOut);
+    }
+    Ok(())
+}
+
+/// Validate a new derivation, compute its output paths, its `.drv` file
+/// and path and its own modulo hash. `name` is the derivation name;
+/// `input_hash` gives each input derivation's [`Derivation::hash_modulo`]
+/// (each is looked up once).
+///
+/// An input-addressed derivation is written in full once: the text
+/// hash-derivation-modulo hashes for its output paths (outputs masked,
+/// input derivations by their hashes) goes into a scratch buffer, recording
+/// where the outputs' environment values go; the `.drv` file is then its
+/// outputs and input derivations written again (short) and the rest copied
+/// from the scratch buffer with the output paths spliced in. Its own modulo
+/// hash is the `.drv` bytes with the hashed input list from the scratch
+/// buffer in place of the paths (three SHA-256 passes over the text, as in
+/// C++ Nix, two renderings of the short parts, one of the rest).
+pub fn finish_parts(
+    d: &DerivationParts<'_>,
+    sd: &StoreDir,
+    name: &str,
+    input_hash: &mut dyn FnMut(&StorePath) -> Option<[u8; 32]>,
+) -> Result<FinishedParts, DerivationError> {
+    crate::store_path::validate_name(name.as_bytes(), name).map_err(|_| DerivationError::BadName(name.to_owned()))?;
+    validate_outputs(d.outputs)?;
+    if let Some(w) = d.env.windows(2).find(|w| w[0].0 >= w[1].0) {
+        return Err(DerivationError::BadAttr(format!(
+            "environment not in name order at '{}'",
+            String::from_utf8_lossy(w[1].0)
+        )));
+    }
+    let tail = Tail {
+        input_srcs: d.input_srcs,
+        system: d.system,
+        builder: d.builder,
+    };
+    let env = || MergedEnv {
+        env: d.env,
+        outs: d.outputs.keys().enumerate().peekable(),
+    };
+    let hint = 256
+        + d.env.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
+        + d.args.iter().map(|a| a.len() + 3).sum::<usize>()
+        + 128 * (2 * d.outputs.len() + d.input_drvs.len() + d.input_srcs.len());
+    let fixed = d.outputs.len() == 1 && matches!(d.outputs.values().next(), Some(Output { ca: Some(OutputCa::Fixed(_)), .. }));
+    let floating = !fixed && d.outputs.values().any(|o| o.ca.is_some());
+    let mut aterm = Vec::with_capacity(hint);
+
+    if fixed {
+        let Some(OutputCa::Fixed(ca)) = &d.outputs["out"].ca else {
+            unreachable!("checked fixed")
+        };
+        let p = sd.make_ca_path(name, ca)?;
+        let value = sd.display(&p).into_bytes();
+        let paths = [Some(p)];
+        head_into(&mut aterm, sd, d.outputs, |i, _| paths[i].as_ref());
+        paths_inputs_into(&mut aterm, sd, d.input_drvs);
+        tail_into(&mut aterm, sd, &tail, d.args.iter().copied(), env(), &mut |o, _| escape_body(o, &value));
+        let [p] = paths;
+        let p = p.expect("computed above");
+        let modulo_hash = sha256(
+            format!("fixed:out:{}:{}:{}", ca.method_algo(), hex::encode(ca.hash.digest()), sd.display(&p)).as_bytes(),
+        );
+        let drv_path = drv_path_of(sd, d, name, &aterm)?;
+        return Ok(FinishedParts {
+            drv_path,
+            aterm,
+            modulo_hash,
+            outputs: vec![(Some(p), value)],
+        });
+    }
+
+    let inputs = Derivation::hashed_inputs(d.input_drvs, sd, input_hash)?;
+    if floating {
+        // experimental ca-derivations: paths known only after building;
+        // the environment gets placeholders
+        let values: Vec<Vec<u8>> = d.outputs.keys().map(|o| crate::store_path::hash_placeholder(o).into_bytes()).collect();
+        head_into(&mut aterm, sd, d.outputs, |_, _| None);
+        let start = aterm.len();
+        paths_inputs_into(&mut aterm, sd, d.input_drvs);
+        let end = aterm.len();
+        tail_into(&mut aterm, sd, &tail, d.args.iter().copied(), env(), &mut |o, i| escape_body(o, &values[i]));
+        let mut hashed = Vec::new();
+        hashed_inputs_into(&mut hashed, &inputs);
+        let modulo_hash = sha256_parts(&[&aterm[..start], &hashed, &aterm[end..]]);
+        let drv_path = drv_path_of(sd, d, name, &aterm)?;
+        return Ok(FinishedParts {
+            drv_path,
+            aterm,
+            modulo_hash,
+            outputs: values.into_iter().map(|v| (None, v)).collect(),
+        });
+    }
+
+    with_scratch(hint, |masked| {
+        // the text whose hash gives the output paths
+        head_into(masked, sd, d.outputs, |_, _| None);
+        let hashed_start = masked.len();
+        hashed_inputs_into(masked, &inputs);
+        let tail_start = masked.len();
+        let mut splices: Vec<(usize, usize)> = Vec::with_capacity(d.outputs.len());
+        tail_into(masked, sd, &tail, d.args.iter().copied(), env(), &mut |o, i| splices.push((o.pos(), i)));
+        let h = sha256(masked);
+        let mut paths = Vec::with_capacity(d.outputs.len());
+        let mut values = Vec::with_capacity(d.outputs.len());
+        for o in d.outputs.keys() {
+            let p = sd.make_output_path(o, &h, name)?;
+            values.push(sd.display(&p).into_bytes());
+            paths.push(Some(p));
+        }
+        // the `.drv` file
+        head_into(&mut aterm, sd, d.outputs, |i, _| paths[i].as_ref());
+        let start = aterm.len();
+        paths_inputs_into(&mut aterm, sd, d.input_drvs);
+        let end = aterm.len();
+        let mut from = tail_start;
+        for (at, i) in splices {
+            aterm.extend_from_slice(&masked[from..at]);
+            escape_body(&mut aterm, &values[i]);
+            from = at;
+        }
+        aterm.extend_from_slice(&masked[from..]);
+        let modulo_hash = sha256_parts(&[&aterm[..start], &masked[hashed_start..tail_start], &aterm[end..]]);
+        let drv_path = drv_path_of(sd, d, name, &aterm)?;
+        Ok(FinishedParts {
+            drv_path,
+            aterm,
+            modulo_hash,
+            outputs: paths.into_iter().zip(values).collect(),
+        })
+    })
+}
+
+/// sha256 of the concatenation of `parts`.
+fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// The `.drv` path of a finished derivation's ATerm.
+fn drv_path_of(sd: &StoreDir, d: &DerivationParts<'_>, name: &str, aterm: &[u8]) -> Result<StorePath, DerivationError> {
+    let refs: BTreeSet<&StorePath> = d.input_srcs.iter().chain(d.input_drvs.keys()).collect();
+    let mut drv_name = String::with_capacity(name.len() + 4);
+    drv_name.push_str(name);
+    drv_name.push_str(".drv");
+    Ok(sd.compute_text_path(&drv_name, aterm, refs)?)
 }
 
 /// Render `{ "<drv path>": <drv json>, … }` like `nix show-derivation`.
@@ -1295,6 +1579,42 @@ mod aterm_writer_tests {
         #[test]
         fn escape_matches_on_text(s in "[a-z\"\\\\\n\r\t\x01 ]{0,100}") {
             prop_assert_eq!(escape_fast(s.as_bytes()), escape_slow(s.as_bytes()));
+        }
+    }
+
+    proptest! {
+        /// `finish` (one rendering of the tail, output paths spliced in)
+        /// gives what the step-by-step way gives: output paths from the
+        /// masked text, the `.drv` file written whole, its modulo hash.
+        #[test]
+        fn finish_equals_step_by_step(
+            env in proptest::collection::btree_map("[a-z\"\\\n]{0,6}", "[a-z\"\\\n\t ]{0,20}", 0..8),
+            args in proptest::collection::vec("[a-z\"\\\n]{0,10}", 0..3),
+            outs in proptest::sample::subsequence(vec!["bin", "dev", "out", "x\"y"].into_iter().filter(|o| !o.contains('"')).collect::<Vec<_>>(), 1..4),
+            odd_dir in any::<bool>(),
+            user_out in proptest::option::of("[a-z]{0,5}"),
+        ) {
+            let sd = if odd_dir { StoreDir::new("/tmp/a b") } else { StoreDir::default() };
+            let a = StorePath::from_base_name("00000000000000000000000000000000-a.drv").unwrap();
+            let mut d = Derivation::with_outputs(outs.iter().copied());
+            d.system = b"x86_64-linux".to_vec();
+            d.builder = b"/bin/sh".to_vec();
+            d.args = args.into_iter().map(String::into_bytes).collect();
+            d.env = env.into_iter().map(|(k, v)| (k.into_bytes(), v.into_bytes())).collect();
+            if let Some(v) = user_out {
+                // an attribute named like an output: the output's path wins
+                d.env.insert(b"out".to_vec(), v.into_bytes());
+                d.env.insert(b"dev".to_vec(), b"d".to_vec());
+            }
+            d.input_drvs.insert(a.clone(), ["out".to_string()].into());
+            let mut hash = |_: &StorePath| Some([7u8; 32]);
+            let mut step = d.clone();
+            step.fill_output_paths(&sd, "n", &mut hash).unwrap();
+            let f = d.finish(&sd, "n", &mut hash).unwrap();
+            prop_assert_eq!(&f.derivation, &step);
+            prop_assert_eq!(&f.aterm, &step.to_aterm(&sd));
+            prop_assert_eq!(f.modulo_hash, step.hash_modulo(&sd, false, &mut hash).unwrap());
+            prop_assert_eq!(f.drv_path, step.drv_path(&sd, "n").unwrap());
         }
     }
 

@@ -50,7 +50,8 @@ pub mod store_path;
 
 pub use ca::{CAHash, CaMethod};
 pub use derivation::{
-    Derivation, DerivationError, FinishedDerivation, Output, OutputCa, fixed_output_ca,
+    Derivation, DerivationError, DerivationParts, FinishedDerivation, FinishedParts, Output, OutputCa, finish_parts,
+    fixed_output_ca,
 };
 pub use hash::{Encoding, HashAlgo, HashError, Hasher, NixHash};
 pub use narinfo::{NarInfo, NarInfoError, PublicKey, SecretKey};
