@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferrix_eval::{Attr, AttrSet, Coerce, Context, ContextElem, Error, Eval, Result, Span, Symbol, Value};
-use ferrix_formats::{fixed_output_ca, CAHash, CaMethod, Derivation, FinishedDerivation, StorePath};
+use ferrix_formats::{finish_parts, fixed_output_ca, CAHash, CaMethod, Derivation, DerivationParts, FinishedParts, StorePath};
 
 use crate::context::{self, Parsed};
 use crate::io::{store_io, StoreIO};
@@ -463,38 +463,41 @@ fn finish(ev: &Eval, mut c: Box<Collected>, pos: Span) -> Result<Value> {
 fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Value> {
     let Collected { structured, ctx, parts, bytes, rare, .. } = c;
     let Rare { mut json, output_hash, output_hash_algo, hash_mode, outputs } = rare.map(|r| *r).unwrap_or_default();
-    let outputs = outputs.unwrap_or_else(|| vec!["out".into()]);
-    let mut env: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(parts.len() + 1);
-    let mut args = Vec::new();
-    let (mut builder, mut system) = (Vec::new(), Vec::new());
+    // the strings stay where they were collected: the environment and the
+    // arguments are slices of `bytes`
+    let mut env: Vec<(&[u8], &[u8])> = Vec::with_capacity(parts.len() + 1);
+    let mut args: Vec<&[u8]> = Vec::new();
+    let (mut builder, mut system): (&[u8], &[u8]) = (b"", b"");
     let (builder_sym, system_sym) = (Symbol::new("builder").0, Symbol::new("system").0);
     let mut from = 0;
-    for (what, end) in parts {
+    for &(what, end) in &parts {
         let v = &bytes[from..end as usize];
         from = end as usize;
         match what {
-            ARG => args.push(v.to_vec()),
-            BUILDER => builder = v.to_vec(),
-            SYSTEM => system = v.to_vec(),
+            ARG => args.push(v),
+            BUILDER => builder = v,
+            SYSTEM => system = v,
             name => {
                 if name == builder_sym {
-                    builder = v.to_vec();
+                    builder = v;
                 } else if name == system_sym {
-                    system = v.to_vec();
+                    system = v;
                 }
-                env.push((Symbol(name).as_bytes().to_vec(), v.to_vec()));
+                // in name order already
+                env.push((Symbol(name).as_bytes(), v));
             }
         }
     }
-    drop(bytes);
-    // in name order already: built in bulk
-    let mut env: BTreeMap<Vec<u8>, Vec<u8>> = env.into_iter().collect();
     if structured {
         if json.is_empty() {
             json.push(b'{');
         }
         json.push(b'}');
-        env.insert(b"__json".to_vec(), json);
+        let k: &[u8] = b"__json";
+        match env.binary_search_by(|e| e.0.cmp(k)) {
+            Ok(i) => env[i].1 = &json,
+            Err(i) => env.insert(i, (k, &json)),
+        }
     }
 
     let io = store_io(ev)?;
@@ -532,7 +535,8 @@ fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Va
         return Err(Error::eval("derivation names are not allowed to end in '.drv'").at(pos));
     }
 
-    let mut drv = if let Some(h) = &output_hash {
+    let drv_outputs = if let Some(h) = &output_hash {
+        let outputs = outputs.unwrap_or_else(|| vec!["out".into()]);
         if outputs.len() != 1 || outputs[0] != "out" {
             return Err(Error::eval("multiple outputs are not supported in fixed-output derivations").at(pos));
         }
@@ -542,32 +546,41 @@ fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Va
             _ => "flat",
         };
         let ca = fixed_output_ca(h, output_hash_algo.as_deref(), Some(mode_s)).map_err(|e| Error::eval(e.to_string()).at(pos))?;
-        Derivation::fixed_output(CAHash::new(mode, ca.hash))
+        Derivation::fixed_output(CAHash::new(mode, ca.hash)).outputs
     } else {
-        Derivation::with_outputs(outputs.iter().map(|s| s.as_str()))
+        match &outputs {
+            Some(o) => Derivation::with_outputs(o.iter().map(|s| s.as_str())).outputs,
+            None => Derivation::with_outputs(["out"]).outputs,
+        }
     };
-    drv.input_drvs = input_drvs;
-    drv.input_srcs = input_srcs;
-    drv.system = system;
-    drv.builder = builder;
-    drv.args = args;
-    drv.env = env;
-
-    let finished = with_modulo_hashes(io, |h| drv.finish(dir, drv_name, h))?.map_err(|e| Error::eval(e.to_string()).at(pos))?;
-    let FinishedDerivation { derivation, drv_path, mut aterm, modulo_hash } = finished;
-    let Derivation { outputs, input_srcs, input_drvs, .. } = derivation;
+    let drv = DerivationParts {
+        outputs: &drv_outputs,
+        input_drvs: &input_drvs,
+        input_srcs: &input_srcs,
+        system,
+        builder,
+        args: &args,
+        env: &env,
+    };
+    let finished = with_modulo_hashes(io, |h| finish_parts(&drv, dir, drv_name, h))?.map_err(|e| Error::eval(e.to_string()).at(pos))?;
+    drop(env);
+    drop(args);
+    drop(json);
+    drop(bytes);
+    let FinishedParts { drv_path, mut aterm, modulo_hash, outputs: out_paths } = finished;
     let drv_path = &drv_path;
     let drv_key = key(drv_path);
     if !io.known.borrow().modulo.get(&drv_key).is_some_and(|m| m.1) {
         // the `.drv` bytes and references go to the sink as they are (the
-        // bytes without the room `finish` left for them: the sink may hold
-        // them a while)
+        // bytes without the room `finish_parts` left for them: the sink
+        // may hold them a while)
         aterm.shrink_to_fit();
-        let refs: BTreeSet<StorePath> = input_srcs.into_iter().chain(input_drvs.into_keys()).collect();
+        let mut refs = input_srcs;
+        refs.extend(input_drvs.into_keys());
         io.sink.add_derivation(drv_path, aterm, refs).map_err(Error::eval)?;
     }
     // Its modulo hash is needed as soon as another derivation depends on
-    // it; `finish` computed it from the `.drv` bytes.
+    // it; `finish_parts` computed it from the `.drv` bytes.
     io.known.borrow_mut().modulo.insert(drv_key, (modulo_hash, true));
 
     // the context texts (`=<drv>`, `!<output>!<drv>`) built in one buffer
@@ -575,15 +588,15 @@ fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Va
     text.push('=');
     dir.push_display(&mut text, drv_path);
     let drv_path_s = &text[1..];
-    let mut pairs = Vec::with_capacity(1 + outputs.len());
+    let mut pairs = Vec::with_capacity(1 + drv_outputs.len());
     pairs.push((
         ferrix_eval::symbol::sym::drv_path(),
         Value::string_ctx(drv_path_s.as_bytes().to_vec(), ContextElem::new(&text).into()),
     ));
     let mut built = String::with_capacity(text.len() + 16);
-    for (o, out) in &outputs {
+    for (o, (path, _)) in drv_outputs.keys().zip(&out_paths) {
         let mut p = String::new();
-        if let Some(op) = &out.path {
+        if let Some(op) = path {
             dir.push_display(&mut p, op);
         }
         built.clear();

@@ -264,7 +264,9 @@ fn dump<W: Write>(path: &str, node: Node<'_, W>, filter: &mut dyn FnMut(&str, Fi
         FileType::Regular => {
             let mut f = std::fs::File::open(path).map_err(|e| ioe(path, e))?;
             let exec = md.permissions().mode() & 0o100 != 0;
-            let mut buf = vec![0u8; 1 << 16];
+            // no bigger than the file: most sources are small, and a zeroed
+            // 64 KiB buffer per file cost more than hashing them
+            let mut buf = vec![0u8; md.len().clamp(1, 1 << 16) as usize];
             node.file_with_buffer(exec, md.len(), &mut f as &mut dyn Read, &mut buf).map_err(|e| ioe(path, e))
         }
         FileType::Symlink => {
