@@ -32,16 +32,6 @@ pub fn parse(dir: &StoreDir, e: ContextElem) -> Result<Parsed> {
     }
 }
 
-/// [`parse`], remembered per element for the evaluation.
-pub fn parse_cached(io: &crate::io::StoreIO, e: ContextElem) -> Result<Parsed> {
-    if let Some(p) = io.parsed_context.borrow().get(&e) {
-        return Ok(p.clone());
-    }
-    let p = parse(&io.store_dir, e)?;
-    io.parsed_context.borrow_mut().insert(e, p.clone());
-    Ok(p)
-}
-
 /// The store path of `path`'s string value with itself as context.
 pub fn store_path_value(dir: &StoreDir, p: &StorePath) -> ferrix_eval::Value {
     let s = dir.display(p);

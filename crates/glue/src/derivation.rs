@@ -506,7 +506,7 @@ fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Va
     let mut input_drvs: BTreeMap<StorePath, BTreeSet<String>> = BTreeMap::new();
     let mut input_srcs: BTreeSet<StorePath> = BTreeSet::new();
     for e in ctx.iter() {
-        match context::parse_cached(io, e)? {
+        match context::parse(dir, e)? {
             Parsed::Opaque(p) => {
                 input_srcs.insert(p);
             }

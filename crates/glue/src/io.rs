@@ -26,9 +26,6 @@ pub struct StoreIO {
     pub fetched: RefCell<BTreeMap<StorePath, Fetched>>,
     /// (url, name, unpack) → (store path, hash) of fetches already done.
     pub fetch_cache: RefCell<BTreeMap<(String, String, bool), (StorePath, NixHash)>>,
-    /// Context elements parsed so far (the same ones, `!out!` of stdenv
-    /// and the common libraries, recur in most derivations' contexts).
-    pub parsed_context: RefCell<rustc_hash::FxHashMap<ferrix_eval::ContextElem, crate::context::Parsed>>,
 }
 
 /// Content fetched during this evaluation: `root` inside a temporary
@@ -47,7 +44,6 @@ impl StoreIO {
             known: RefCell::new(Known::default()),
             fetched: RefCell::default(),
             fetch_cache: RefCell::default(),
-            parsed_context: RefCell::default(),
         }
     }
 
