@@ -638,6 +638,9 @@ struct Slot {
     progressed: bool,
     /// To be replaced when the zygote forks again.
     deferred: bool,
+    /// Takes the root's attributes from the end of the walk backwards (see
+    /// [`Queue`]).
+    from_back: bool,
 }
 
 /// One line of the output, or the place of a set's attributes.
@@ -952,8 +955,22 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let (tx, rx) = mpsc::channel();
     let mut uids = 0u64;
     let mut zygote = Zygote::start(opts)?;
+    // Half the workers walk the root's attributes backwards (see [`Queue`]).
+    let both_ends = std::env::var_os("FERRIX_EVAL_JOBS_INTERLEAVE").is_none();
     let mut slots: Vec<Slot> = (0..opts.workers)
-        .map(|_| Slot { child: None, stdin: None, generation: 0, uid: 0, assigned: Default::default(), current: None, retiring: false, progressed: false, deferred: false })
+        .enumerate()
+        .map(|(k, _)| Slot {
+            child: None,
+            stdin: None,
+            generation: 0,
+            uid: 0,
+            assigned: Default::default(),
+            current: None,
+            retiring: false,
+            progressed: false,
+            deferred: false,
+            from_back: both_ends && k % 2 == 1,
+        })
         .collect();
     // The zygote walks the first units itself, as slot 0; the other slots
     // wait for its walk to end and are then forked warm. Only with a memory
@@ -1009,7 +1026,7 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
         let ahead = (queue.len() / (2 * workers)).clamp(2, AHEAD);
         let mut batch = String::new();
         while s.assigned.len() < ahead + 1 {
-            let Some(u) = queue.take(s.uid) else { break };
+            let Some(u) = queue.take(s.uid, s.from_back) else { break };
             let unit = &units[u];
             batch.push_str(&format!("{u}\t{}{}\n", unit.path, if unit.careful { "\t!" } else { "" }));
             s.assigned.push_back(u);
@@ -1201,8 +1218,9 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                 }
                 let mut back: Vec<usize> = s.assigned.drain(..).collect();
                 back.extend(queue.owned.remove(&s.uid).into_iter().flatten());
+                // Where its replacement takes them first, in the order given.
                 for u in back.into_iter().rev() {
-                    queue.free.push_front(u);
+                    if s.from_back { queue.free.push_back(u) } else { queue.free.push_front(u) }
                 }
                 // A worker past its memory bound (or one that died) is
                 // replaced while there is work.
@@ -1278,18 +1296,23 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
 /// worker that cut it (its skeleton is in that worker's memory), first, in
 /// walk order; a worker with nothing of its own takes the root's attributes,
 /// and when those are gone it takes the last units of another worker's sets
-/// (the tail of the walk is shared).
+/// (the tail of the walk is shared). Every other worker (odd slots) takes
+/// the root's attributes from the end backwards: with two, each walks one
+/// contiguous stretch of the alphabet until they meet, so neighbours that
+/// share dependencies (`python*`, `perl*`, `linux*`...) are mostly
+/// evaluated by one process instead of both (`FERRIX_EVAL_JOBS_INTERLEAVE`
+/// set: all take from the front, in runs of up to [`AHEAD`]).
 struct Queue {
     free: std::collections::VecDeque<usize>,
     owned: std::collections::HashMap<u64, std::collections::VecDeque<usize>>,
 }
 
 impl Queue {
-    fn take(&mut self, uid: u64) -> Option<usize> {
+    fn take(&mut self, uid: u64, from_back: bool) -> Option<usize> {
         if let Some(u) = self.owned.get_mut(&uid).and_then(|q| q.pop_front()) {
             return Some(u);
         }
-        if let Some(u) = self.free.pop_front() {
+        if let Some(u) = if from_back { self.free.pop_back() } else { self.free.pop_front() } {
             return Some(u);
         }
         let busiest = self.owned.iter_mut().filter(|(_, q)| !q.is_empty()).max_by_key(|(_, q)| q.len())?;
