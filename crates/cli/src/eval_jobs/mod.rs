@@ -13,7 +13,9 @@
 //! of every `recurseForDerivations` set a unit meets (the worker reports the
 //! set's names instead of walking it). The coordinator hands units out, a
 //! few ahead, to whichever worker is free (a cut set's units to the worker
-//! that cut it, shared only at the tail); a worker walks its unit ([`walk`],
+//! that cut it, shared only at the tail; the root's attributes from the
+//! front to even slots, from the back to odd ones, so two workers walk
+//! contiguous halves); a worker walks its unit ([`walk`],
 //! nix-env's walk) and evaluates each derivation (`drvPath`, outputs) in the
 //! same evaluator as soon as it finds it. The coordinator prints the lines
 //! in walk order.
