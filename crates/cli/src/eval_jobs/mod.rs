@@ -509,8 +509,18 @@ fn same_checker(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Resul
     let mut out = std::io::stdout().lock();
     let mut asked = 0;
     for line in std::io::stdin().lock().lines() {
-        asked += 1;
         let Ok(line) = line else { break };
+        // `?paths`: select them now, answer nothing (the question comes
+        // later, in walk order, and finds them evaluated).
+        if let Some(paths) = line.strip_prefix('?') {
+            if let Ok(root) = root {
+                for p in paths.split('\t') {
+                    let _ = select_found(ev, flags, root, p);
+                }
+            }
+            continue;
+        }
+        asked += 1;
         let mut paths = line.split('\t');
         let same = match (root, paths.next()) {
             (Ok(root), Some(b)) => match select_found(ev, flags, root, b) {
@@ -692,6 +702,9 @@ struct Dedup {
     /// wait here.
     zygote_busy: bool,
     unasked: Vec<String>,
+    /// Key -> the first process that sent a line with it, and its `attr`
+    /// (in the order lines arrive, see [`Dedup::warm`]).
+    arrived: std::collections::HashMap<String, (u64, String)>,
 }
 
 impl Dedup {
@@ -707,6 +720,7 @@ impl Dedup {
             held: 0,
             zygote_busy: false,
             unasked: Vec::new(),
+            arrived: Default::default(),
         }
     }
 
@@ -747,6 +761,28 @@ impl Dedup {
                 }
             }
             None => writeln!(out, "{json}"),
+        }
+    }
+
+    /// A line as it arrives (before its turn in walk order): when another
+    /// process sent a line with its key before, and the checker is running,
+    /// it selects both paths now, so that the question, asked when the line
+    /// is printed (with the second worker walking from the end, at the end
+    /// of the walk for half of them), finds them evaluated.
+    fn warm(&mut self, uid: u64, key: &str, json: &str) {
+        if self.checker.is_none() {
+            return;
+        }
+        let q = match self.arrived.get(key) {
+            None => {
+                self.arrived.insert(key.to_string(), (uid, json_attr(json)));
+                return;
+            }
+            Some((u, a)) if *u != uid => format!("?{}\t{}", self.rel(a), self.rel(&json_attr(json))),
+            Some(_) => return,
+        };
+        if let Some(c) = &mut self.checker {
+            let _ = writeln!(c, "{q}");
         }
     }
 
@@ -1099,6 +1135,9 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                                 None => (slots[k].uid, set),
                             };
                             let set: u64 = set.parse().map_err(|_| bad(k, &line))?;
+                            if set != 0 && !key.starts_with('!') {
+                                dedup.warm(uid, key, json);
+                            }
                             let unit = units.get_mut(u).ok_or_else(|| bad(k, &line))?;
                             unit.entries.push(Entry::Line { uid, set, key: key.to_string(), json: json.to_string() });
                         }
@@ -1333,6 +1372,15 @@ impl Queue {
 /// `path.name`, or `name` at the top.
 fn walk_path(path: &str, name: &str) -> String {
     if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
+}
+
+/// The `attr` of a JSON line as made here (`{"attr":` first): its first
+/// string only is parsed.
+fn json_attr(json: &str) -> String {
+    json.strip_prefix("{\"attr\":")
+        .and_then(|rest| serde_json::Deserializer::from_str(rest).into_iter::<String>().next())
+        .and_then(Result::ok)
+        .unwrap_or_else(|| line_attr(json))
 }
 
 /// The `attr` of a JSON line.
