@@ -13,7 +13,9 @@
 //! of every `recurseForDerivations` set a unit meets (the worker reports the
 //! set's names instead of walking it). The coordinator hands units out, a
 //! few ahead, to whichever worker is free (a cut set's units to the worker
-//! that cut it, shared only at the tail); a worker walks its unit ([`walk`],
+//! that cut it, shared only at the tail; the root's attributes from the
+//! front to even slots, from the back to odd ones, so two workers walk
+//! contiguous halves); a worker walks its unit ([`walk`],
 //! nix-env's walk) and evaluates each derivation (`drvPath`, outputs) in the
 //! same evaluator as soon as it finds it. The coordinator prints the lines
 //! in walk order.
@@ -507,8 +509,18 @@ fn same_checker(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Resul
     let mut out = std::io::stdout().lock();
     let mut asked = 0;
     for line in std::io::stdin().lock().lines() {
-        asked += 1;
         let Ok(line) = line else { break };
+        // `?paths`: select them now, answer nothing (the question comes
+        // later, in walk order, and finds them evaluated).
+        if let Some(paths) = line.strip_prefix('?') {
+            if let Ok(root) = root {
+                for p in paths.split('\t') {
+                    let _ = select_found(ev, flags, root, p);
+                }
+            }
+            continue;
+        }
+        asked += 1;
         let mut paths = line.split('\t');
         let same = match (root, paths.next()) {
             (Ok(root), Some(b)) => match select_found(ev, flags, root, b) {
@@ -638,6 +650,9 @@ struct Slot {
     progressed: bool,
     /// To be replaced when the zygote forks again.
     deferred: bool,
+    /// Takes the root's attributes from the end of the walk backwards (see
+    /// [`Queue`]).
+    from_back: bool,
 }
 
 /// One line of the output, or the place of a set's attributes.
@@ -687,6 +702,9 @@ struct Dedup {
     /// wait here.
     zygote_busy: bool,
     unasked: Vec<String>,
+    /// Key -> the first process that sent a line with it, and its `attr`
+    /// (in the order lines arrive, see [`Dedup::warm`]).
+    arrived: std::collections::HashMap<String, (u64, String)>,
 }
 
 impl Dedup {
@@ -702,6 +720,7 @@ impl Dedup {
             held: 0,
             zygote_busy: false,
             unasked: Vec::new(),
+            arrived: Default::default(),
         }
     }
 
@@ -742,6 +761,28 @@ impl Dedup {
                 }
             }
             None => writeln!(out, "{json}"),
+        }
+    }
+
+    /// A line as it arrives (before its turn in walk order): when another
+    /// process sent a line with its key before, and the checker is running,
+    /// it selects both paths now, so that the question, asked when the line
+    /// is printed (with the second worker walking from the end, at the end
+    /// of the walk for half of them), finds them evaluated.
+    fn warm(&mut self, uid: u64, key: &str, json: &str) {
+        if self.checker.is_none() {
+            return;
+        }
+        let q = match self.arrived.get(key) {
+            None => {
+                self.arrived.insert(key.to_string(), (uid, json_attr(json)));
+                return;
+            }
+            Some((u, a)) if *u != uid => format!("?{}\t{}", self.rel(a), self.rel(&json_attr(json))),
+            Some(_) => return,
+        };
+        if let Some(c) = &mut self.checker {
+            let _ = writeln!(c, "{q}");
         }
     }
 
@@ -952,8 +993,22 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     let (tx, rx) = mpsc::channel();
     let mut uids = 0u64;
     let mut zygote = Zygote::start(opts)?;
+    // Half the workers walk the root's attributes backwards (see [`Queue`]).
+    let both_ends = std::env::var_os("FERRIX_EVAL_JOBS_INTERLEAVE").is_none();
     let mut slots: Vec<Slot> = (0..opts.workers)
-        .map(|_| Slot { child: None, stdin: None, generation: 0, uid: 0, assigned: Default::default(), current: None, retiring: false, progressed: false, deferred: false })
+        .enumerate()
+        .map(|(k, _)| Slot {
+            child: None,
+            stdin: None,
+            generation: 0,
+            uid: 0,
+            assigned: Default::default(),
+            current: None,
+            retiring: false,
+            progressed: false,
+            deferred: false,
+            from_back: both_ends && k % 2 == 1,
+        })
         .collect();
     // The zygote walks the first units itself, as slot 0; the other slots
     // wait for its walk to end and are then forked warm. Only with a memory
@@ -1009,7 +1064,7 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
         let ahead = (queue.len() / (2 * workers)).clamp(2, AHEAD);
         let mut batch = String::new();
         while s.assigned.len() < ahead + 1 {
-            let Some(u) = queue.take(s.uid) else { break };
+            let Some(u) = queue.take(s.uid, s.from_back) else { break };
             let unit = &units[u];
             batch.push_str(&format!("{u}\t{}{}\n", unit.path, if unit.careful { "\t!" } else { "" }));
             s.assigned.push_back(u);
@@ -1080,6 +1135,9 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                                 None => (slots[k].uid, set),
                             };
                             let set: u64 = set.parse().map_err(|_| bad(k, &line))?;
+                            if set != 0 && !key.starts_with('!') {
+                                dedup.warm(uid, key, json);
+                            }
                             let unit = units.get_mut(u).ok_or_else(|| bad(k, &line))?;
                             unit.entries.push(Entry::Line { uid, set, key: key.to_string(), json: json.to_string() });
                         }
@@ -1201,8 +1259,9 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
                 }
                 let mut back: Vec<usize> = s.assigned.drain(..).collect();
                 back.extend(queue.owned.remove(&s.uid).into_iter().flatten());
+                // Where its replacement takes them first, in the order given.
                 for u in back.into_iter().rev() {
-                    queue.free.push_front(u);
+                    if s.from_back { queue.free.push_back(u) } else { queue.free.push_front(u) }
                 }
                 // A worker past its memory bound (or one that died) is
                 // replaced while there is work.
@@ -1278,18 +1337,23 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
 /// worker that cut it (its skeleton is in that worker's memory), first, in
 /// walk order; a worker with nothing of its own takes the root's attributes,
 /// and when those are gone it takes the last units of another worker's sets
-/// (the tail of the walk is shared).
+/// (the tail of the walk is shared). Every other worker (odd slots) takes
+/// the root's attributes from the end backwards: with two, each walks one
+/// contiguous stretch of the alphabet until they meet, so neighbours that
+/// share dependencies (`python*`, `perl*`, `linux*`...) are mostly
+/// evaluated by one process instead of both (`FERRIX_EVAL_JOBS_INTERLEAVE`
+/// set: all take from the front, in runs of up to [`AHEAD`]).
 struct Queue {
     free: std::collections::VecDeque<usize>,
     owned: std::collections::HashMap<u64, std::collections::VecDeque<usize>>,
 }
 
 impl Queue {
-    fn take(&mut self, uid: u64) -> Option<usize> {
+    fn take(&mut self, uid: u64, from_back: bool) -> Option<usize> {
         if let Some(u) = self.owned.get_mut(&uid).and_then(|q| q.pop_front()) {
             return Some(u);
         }
-        if let Some(u) = self.free.pop_front() {
+        if let Some(u) = if from_back { self.free.pop_back() } else { self.free.pop_front() } {
             return Some(u);
         }
         let busiest = self.owned.iter_mut().filter(|(_, q)| !q.is_empty()).max_by_key(|(_, q)| q.len())?;
@@ -1308,6 +1372,15 @@ impl Queue {
 /// `path.name`, or `name` at the top.
 fn walk_path(path: &str, name: &str) -> String {
     if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
+}
+
+/// The `attr` of a JSON line as made here (`{"attr":` first): its first
+/// string only is parsed.
+fn json_attr(json: &str) -> String {
+    json.strip_prefix("{\"attr\":")
+        .and_then(|rest| serde_json::Deserializer::from_str(rest).into_iter::<String>().next())
+        .and_then(Result::ok)
+        .unwrap_or_else(|| line_attr(json))
 }
 
 /// The `attr` of a JSON line.
