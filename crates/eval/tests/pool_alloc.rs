@@ -33,3 +33,26 @@ fn grows_and_shrinks_across_classes() {
     let handle = std::thread::spawn(move || boxes.iter().map(|b| b[0]).sum::<u64>());
     assert_eq!(handle.join().expect("thread"), 499_500);
 }
+
+/// More small blocks than one 16 MiB pool region holds, of every class
+/// up to 512 bytes: each stays distinct, keeps its contents and its
+/// alignment across the regions.
+#[test]
+fn small_blocks_span_several_regions() {
+    let sizes = [8usize, 24, 40, 128, 136, 264, 512];
+    let mut blocks: Vec<Vec<u64>> = Vec::new();
+    let mut total = 0usize;
+    let mut i = 0u64;
+    while total < 40 << 20 {
+        let words = sizes[i as usize % sizes.len()] / 8;
+        blocks.push(vec![i; words]);
+        total += words * 8;
+        i += 1;
+    }
+    for (k, b) in blocks.iter().enumerate() {
+        assert!(b.iter().all(|&w| w == k as u64), "block {k} kept its contents");
+        assert_eq!(b.as_ptr() as usize % 8, 0);
+    }
+    let aligned: Vec<Box<std::mem::MaybeUninit<u128>>> = (0..100_000).map(|_| Box::new_uninit()).collect();
+    assert!(aligned.iter().all(|b| (b.as_ref() as *const _ as usize) % 16 == 0));
+}
