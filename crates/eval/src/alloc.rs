@@ -7,13 +7,6 @@
 //! larger goes to the system allocator. Small blocks are recycled, never
 //! returned to the system, which suits a short-lived evaluation process.
 //!
-//! On Linux the chunks are cut from 16 MiB regions mapped by the pool
-//! itself, the first 8 marked for transparent huge pages (`MADV_HUGEPAGE`): the
-//! evaluator's small objects then fault in 2 MiB at a time rather than
-//! 4 KiB (evalModules over 10 000 modules: ~23 000 page faults were most
-//! of its system time) and take fewer TLB misses. Where huge pages are
-//! off, the advice is ignored and the region behaves like any mapping.
-//!
 //! A binary opts in with
 //! `#[global_allocator] static A: ferrix_eval::alloc::PoolAlloc = ferrix_eval::alloc::PoolAlloc;`
 
@@ -31,95 +24,6 @@ pub struct PoolAlloc;
 thread_local! {
     // const-initialised, no destructor: safe to use inside an allocator
     static FREE: [Cell<*mut u8>; CLASSES] = const { [const { Cell::new(ptr::null_mut()) }; CLASSES] };
-    /// The unused part of the current region: (next chunk, end).
-    static REGION: Cell<(*mut u8, *mut u8)> = const { Cell::new((ptr::null_mut(), ptr::null_mut())) };
-}
-
-/// The size of a region chunks are cut from (a multiple of [`HUGE_PAGE`]).
-#[cfg(target_os = "linux")]
-const REGION_SIZE: usize = 16 << 20;
-/// A transparent huge page's size on x86_64 and (4 KiB-page) aarch64.
-#[cfg(target_os = "linux")]
-const HUGE_PAGE: usize = 2 << 20;
-
-/// A new 64 KiB chunk, 16-aligned (null if memory is exhausted).
-#[cold]
-#[inline(never)]
-fn new_chunk() -> *mut u8 {
-    #[cfg(target_os = "linux")]
-    {
-        let got = REGION.try_with(|r| {
-            let (next, end) = r.get();
-            if !next.is_null() && (end as usize) - (next as usize) >= CHUNK {
-                // SAFETY: next + CHUNK <= end, inside the region.
-                r.set((unsafe { next.add(CHUNK) }, end));
-                return next;
-            }
-            let Some(start) = map_region() else { return ptr::null_mut() };
-            // SAFETY: the region is REGION_SIZE bytes from `start`.
-            r.set((unsafe { start.add(CHUNK) }, unsafe { start.add(REGION_SIZE) }));
-            start
-        });
-        if let Ok(p) = got
-            && !p.is_null()
-        {
-            return p;
-        }
-    }
-    // SAFETY: CHUNK is non-zero and 16-aligned.
-    unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK, 16)) }
-}
-
-/// Map a region of [`REGION_SIZE`] bytes aligned to [`HUGE_PAGE`] (so
-/// every huge page of it can be backed by one) and advise huge pages.
-/// How many regions (the first 128 MiB of small objects of a process) are
-/// advised for huge pages. A short evaluation gets all of them; a long one
-/// (a nixpkgs walk's worker, gigabytes) would otherwise stall on the
-/// kernel's compaction for each huge page where memory is mostly page
-/// cache (measured: the walk's system time 3.5 s -> 9.5 s with every region
-/// advised, 3.0 s with the first 8).
-#[cfg(target_os = "linux")]
-const HUGE_REGIONS: usize = 8;
-/// Regions mapped so far by the process.
-#[cfg(target_os = "linux")]
-static REGIONS_MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-#[cfg(target_os = "linux")]
-fn map_region() -> Option<*mut u8> {
-    let len = REGION_SIZE + HUGE_PAGE;
-    // SAFETY: an anonymous private mapping at an address of the kernel's
-    // choice; it aliases nothing.
-    let m = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if m == libc::MAP_FAILED {
-        return None;
-    }
-    let m = m as usize;
-    let start = (m + HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
-    // SAFETY: the head and tail trimmed here are parts of the mapping just
-    // made that nothing uses; the advice only concerns the kept region
-    // (failure, with huge pages disabled, is harmless).
-    unsafe {
-        if start > m {
-            libc::munmap(m as *mut libc::c_void, start - m);
-        }
-        let tail = m + len - (start + REGION_SIZE);
-        if tail > 0 {
-            libc::munmap((start + REGION_SIZE) as *mut libc::c_void, tail);
-        }
-        if REGIONS_MAPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < HUGE_REGIONS {
-            libc::madvise(start as *mut libc::c_void, REGION_SIZE, libc::MADV_HUGEPAGE);
-        }
-    }
-    Some(start as *mut u8)
 }
 
 #[inline(always)]
@@ -148,7 +52,8 @@ unsafe impl GlobalAlloc for PoolAlloc {
                 return head;
             }
             let size = (c + 1) * STEP;
-            let chunk = new_chunk();
+            // SAFETY: CHUNK is non-zero and 16-aligned.
+            let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK, 16)) };
             if chunk.is_null() {
                 return ptr::null_mut();
             }

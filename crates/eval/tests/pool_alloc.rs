@@ -34,11 +34,10 @@ fn grows_and_shrinks_across_classes() {
     assert_eq!(handle.join().expect("thread"), 499_500);
 }
 
-/// More small blocks than one 16 MiB pool region holds, of every class
-/// up to 512 bytes: each stays distinct, keeps its contents and its
-/// alignment across the regions.
+/// Many chunks' worth of small blocks of every class up to 512 bytes:
+/// each stays distinct, keeps its contents and its alignment.
 #[test]
-fn small_blocks_span_several_regions() {
+fn small_blocks_span_many_chunks() {
     let sizes = [8usize, 24, 40, 128, 136, 264, 512];
     let mut blocks: Vec<Vec<u64>> = Vec::new();
     let mut total = 0usize;
