@@ -1,9 +1,8 @@
 //! A small-object allocator for the evaluator's hot allocations (thunks,
 //! environment frames, closures): per-thread free lists for blocks of up
-//! to 512 bytes in 8-byte classes (a thunk is 24 bytes; a request aligned
+//! to 128 bytes in 8-byte classes (a thunk is 24 bytes; a request aligned
 //! to 16 takes a class of a multiple of 16, whose blocks are 16-aligned
-//! since chunks are; attribute sets of up to 20 attributes and short
-//! lists' vectors fit too), refilled from 64 KiB chunks; anything
+//! since chunks are), refilled from 64 KiB chunks; anything
 //! larger goes to the system allocator. Small blocks are recycled, never
 //! returned to the system, which suits a short-lived evaluation process.
 //!
@@ -15,7 +14,7 @@ use std::cell::Cell;
 use std::ptr;
 
 const STEP: usize = 8;
-const CLASSES: usize = 64;
+const CLASSES: usize = 16;
 const CHUNK: usize = 64 * 1024;
 
 /// See the module documentation.

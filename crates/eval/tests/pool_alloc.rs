@@ -34,8 +34,9 @@ fn grows_and_shrinks_across_classes() {
     assert_eq!(handle.join().expect("thread"), 499_500);
 }
 
-/// Many chunks' worth of small blocks of every class up to 512 bytes:
-/// each stays distinct, keeps its contents and its alignment.
+/// Many chunks' worth of small blocks of every class, and blocks just past
+/// the pool's largest (the system allocator's): each stays distinct, keeps
+/// its contents and its alignment.
 #[test]
 fn small_blocks_span_many_chunks() {
     let sizes = [8usize, 24, 40, 128, 136, 264, 512];
