@@ -562,26 +562,7 @@ impl Derivation {
     /// one output, valid output names, a fixed-output derivation has exactly
     /// one output `out`.
     pub fn validate(&self) -> Result<(), DerivationError> {
-        if self.outputs.is_empty() {
-            return Err(DerivationError::NoOutputs);
-        }
-        for name in self.outputs.keys() {
-            if name.is_empty()
-                || name == "drv"
-                || crate::store_path::validate_name(name.as_bytes(), name).is_err()
-            {
-                return Err(DerivationError::BadOutputName(name.clone()));
-            }
-        }
-        let fixed = self
-            .outputs
-            .values()
-            .filter(|o| matches!(o.ca, Some(OutputCa::Fixed(_))))
-            .count();
-        if fixed > 0 && !self.is_fixed_output() {
-            return Err(DerivationError::FixedOutputNotOut);
-        }
-        Ok(())
+        validate_outputs(&self.outputs)
     }
 
     /// Nix's `hashDerivationModulo`: for a fixed-output derivation the hash of
