@@ -380,11 +380,7 @@ enum InputKeys<'a> {
 impl Derivation {
     /// Whether this is a fixed-output derivation (one output `out` with a fixed hash).
     pub fn is_fixed_output(&self) -> bool {
-        self.outputs.len() == 1
-            && self
-                .outputs
-                .get("out")
-                .is_some_and(|o| matches!(o.ca, Some(OutputCa::Fixed(_))))
+        fixed_output_of(&self.outputs).is_some()
     }
 
     /// The `.drv` file contents.
@@ -594,13 +590,7 @@ impl Derivation {
             .path
             .as_ref()
             .ok_or_else(|| DerivationError::MissingOutputPath("out".into()))?;
-        let s = format!(
-            "fixed:out:{}:{}:{}",
-            ca.method_algo(),
-            hex::encode(ca.hash.digest()),
-            store_dir.display(path)
-        );
-        Ok(sha256(s.as_bytes()))
+        Ok(fixed_modulo_hash(store_dir, ca, path))
     }
 
     /// The input derivations keyed by their modulo hashes, in the order
@@ -996,6 +986,21 @@ impl<'a> Iterator for MergedEnv<'a> {
     }
 }
 
+/// hash-derivation-modulo of a fixed-output derivation whose `out` is
+/// `path`: `fixed:out:<method algo>:<hex>:<out path>` hashed.
+fn fixed_modulo_hash(sd: &StoreDir, ca: &CAHash, path: &StorePath) -> [u8; 32] {
+    sha256(format!("fixed:out:{}:{}:{}", ca.method_algo(), hex::encode(ca.hash.digest()), sd.display(path)).as_bytes())
+}
+
+/// The hash of a fixed-output derivation's outputs: one output, `out`,
+/// with a fixed hash (None for any other outputs).
+fn fixed_output_of(outputs: &BTreeMap<String, Output>) -> Option<&CAHash> {
+    match (outputs.len(), outputs.get("out")) {
+        (1, Some(Output { ca: Some(OutputCa::Fixed(ca)), .. })) => Some(ca),
+        _ => None,
+    }
+}
+
 /// C++ Nix's rules for a derivation's outputs (see [`Derivation::validate`]).
 fn validate_outputs(outputs: &BTreeMap<String, Output>) -> Result<(), DerivationError> {
     if outputs.is_empty() {
@@ -1007,7 +1012,7 @@ fn validate_outputs(outputs: &BTreeMap<String, Output>) -> Result<(), Derivation
         }
     }
     let fixed = outputs.values().filter(|o| matches!(o.ca, Some(OutputCa::Fixed(_)))).count();
-    if fixed > 0 && !(fixed == 1 && outputs.len() == 1 && outputs.contains_key("out")) {
+    if fixed > 0 && fixed_output_of(outputs).is_none() {
         return Err(DerivationError::FixedOutputNotOut);
     }
     Ok(())
@@ -1054,14 +1059,11 @@ pub fn finish_parts(
         + d.env.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
         + d.args.iter().map(|a| a.len() + 3).sum::<usize>()
         + 128 * (2 * d.outputs.len() + d.input_drvs.len() + d.input_srcs.len());
-    let fixed = d.outputs.len() == 1 && matches!(d.outputs.values().next(), Some(Output { ca: Some(OutputCa::Fixed(_)), .. }));
-    let floating = !fixed && d.outputs.values().any(|o| o.ca.is_some());
+    let fixed = fixed_output_of(d.outputs);
+    let floating = fixed.is_none() && d.outputs.values().any(|o| o.ca.is_some());
     let mut aterm = Vec::with_capacity(hint);
 
-    if fixed {
-        let Some(OutputCa::Fixed(ca)) = &d.outputs["out"].ca else {
-            unreachable!("checked fixed")
-        };
+    if let Some(ca) = fixed {
         let p = sd.make_ca_path(name, ca)?;
         let value = sd.display(&p).into_bytes();
         let paths = [Some(p)];
@@ -1070,9 +1072,7 @@ pub fn finish_parts(
         tail_into(&mut aterm, sd, &tail, d.args.iter().copied(), env(), &mut |o, _| escape_body(o, &value));
         let [p] = paths;
         let p = p.expect("computed above");
-        let modulo_hash = sha256(
-            format!("fixed:out:{}:{}:{}", ca.method_algo(), hex::encode(ca.hash.digest()), sd.display(&p)).as_bytes(),
-        );
+        let modulo_hash = fixed_modulo_hash(sd, ca, &p);
         let drv_path = drv_path_of(sd, d, name, &aterm)?;
         return Ok(FinishedParts {
             drv_path,
