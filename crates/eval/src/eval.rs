@@ -343,7 +343,7 @@ impl Eval {
         if let Expr::Var { depth, slot } = **target {
             let v = self
                 .force_ref(env.up(depth).slot_ref(slot as usize))
-                .map_err(|err| select_target_frame(err, default.is_some(), *pos))?;
+                .map_err(|err| select_target_frame(err, default.is_some(), (*pos).into()))?;
             // `x.name`: the attribute's value borrowed too, one clone
             if let [AttrName::Static(n)] = **path
                 && let Value::Attrs(a) = v
@@ -352,7 +352,7 @@ impl Eval {
                 return match &x.value {
                     Value::Thunk(t) => match t.force_ref(self) {
                         Ok(v) => Ok(v.clone()),
-                        Err(err) => Err(select_frames(err, path, Some((0, x.pos)), *pos)),
+                        Err(err) => Err(select_frames(err, path, Some((0, x.pos)), (*pos).into())),
                     },
                     v => Ok(v.clone()),
                 };
@@ -594,11 +594,11 @@ impl Eval {
         target: &'static Expr,
         path: &'static [AttrName],
         default: Option<&'static Expr>,
-        pos: Span,
+        pos: Pos,
         env: &Env,
     ) -> Result<Value> {
         // (a variable is x_select's: borrowed from its frame, not cloned)
-        let v = self.eval(target, env).map_err(|err| select_target_frame(err, default.is_some(), pos))?;
+        let v = self.eval(target, env).map_err(|err| select_target_frame(err, default.is_some(), pos.into()))?;
         self.select_in(&v, path, default, pos, env)
     }
 
@@ -609,11 +609,11 @@ impl Eval {
         v: &Value,
         path: &'static [AttrName],
         default: Option<&'static Expr>,
-        pos: Span,
+        pos: Pos,
         env: &Env,
     ) -> Result<Value> {
         let mut found = None;
-        self.select(v, path, default, pos, env, &mut found).map_err(|e| select_frames(e, path, found, pos))
+        self.select(v, path, default, pos, env, &mut found).map_err(|e| select_frames(e, path, found, pos.into()))
     }
 
     #[inline]
@@ -665,7 +665,7 @@ impl Eval {
     }
 
     #[inline]
-    fn eval_assert(&self, cond: &'static Expr, body: &'static Expr, text: &str, pos: Span, env: &Env) -> Result<Value> {
+    fn eval_assert(&self, cond: &'static Expr, body: &'static Expr, text: &str, pos: Pos, env: &Env) -> Result<Value> {
         let frame = |e: Error| e.while_(format!("while evaluating the condition of the assertion '{text}'"), pos);
         if let Expr::Bin { op: BinOp::Eq, l, r, pos: eq_pos, .. } = cond {
             // `assert a == b` explains the first difference, like C++ Nix
@@ -744,7 +744,7 @@ impl Eval {
         v: &Value,
         path: &'static [AttrName],
         default: Option<&'static Expr>,
-        pos: Span,
+        pos: Pos,
         env: &Env,
         found: &mut Option<(usize, Pos)>,
     ) -> Result<Value> {
@@ -790,7 +790,8 @@ impl Eval {
     fn dynamic_attr_name(&self, n: &'static AttrName, env: &Env) -> Result<Symbol> {
         match n {
             AttrName::Static(s) => Ok(*s),
-            AttrName::Dynamic(e, pos, _) => {
+            AttrName::Dynamic(d) => {
+                let (e, pos, _) = &**d;
                 let v = self.eval(e, env).map_err(|e| e.while_("while evaluating an attribute name", *pos))?;
                 match &v {
                     Value::String(s) => Ok(Symbol::new(s.as_bytes())),
@@ -881,7 +882,7 @@ impl Eval {
     #[inline]
     fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, node: &'static Expr, env: &Env) -> Result<Value> {
         if matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
-            return self.eval_logic(op, l, r, bin_spans(node), env);
+            return self.eval_logic(op, l, r, node, env);
         }
         let a = match self.eval(l, env) {
             Ok(a) => a,
@@ -912,25 +913,29 @@ impl Eval {
                 return Ok(v);
             }
         }
-        self.bin_slow(op, a, b, bin_spans(node))
+        self.bin_slow(op, a, b, node)
     }
 
     /// [`Eval::eval_bin`] on evaluated operands that are not both integers
     /// (or overflowed).
     #[inline(never)]
-    fn bin_slow(&self, op: BinOp, a: Value, b: Value, pos: [Span; 3]) -> Result<Value> {
-        let [pos, _, rpos] = pos;
+    fn bin_slow(&self, op: BinOp, a: Value, b: Value, node: &Expr) -> Result<Value> {
+        let pos = match node {
+            Expr::Bin { pos, .. } => *pos,
+            _ => Span::NONE,
+        };
+        let rpos = || bin_spans(node)[2];
         {
             if matches!(op, BinOp::Add) && matches!(a, Value::String(_) | Value::Path(_)) {
                 // C++ Nix parses this as string concatenation: a failed
                 // coercion of the right side is "a path segment" there.
                 return self.add(a, b).map_err(|e| {
-                    if e.msg().starts_with("cannot coerce ") { e.in_path_segment(rpos) } else { e.at(pos) }
+                    if e.msg().starts_with("cannot coerce ") { e.in_path_segment(rpos()) } else { e.at(pos) }
                 });
             }
             if matches!(op, BinOp::Add) && matches!(a, Value::Int(_) | Value::Float(_)) {
                 // C++ Nix reports a numeric `+` at its right operand.
-                return self.add(a, b).map_err(|e| e.at(rpos));
+                return self.add(a, b).map_err(|e| e.at(rpos()));
             }
             self.bin_values(op, a, b, pos).map_err(|e| builtin_op_frame(e, op, pos))
         }
@@ -938,16 +943,16 @@ impl Eval {
 
     /// `&&`, `||`, `->` (short-circuiting).
     #[inline(never)]
-    fn eval_logic(&self, op: BinOp, l: &'static Expr, r: &'static Expr, pos: [Span; 3], env: &Env) -> Result<Value> {
-        let [_, lpos, rpos] = pos;
+    fn eval_logic(&self, op: BinOp, l: &'static Expr, r: &'static Expr, node: &Expr, env: &Env) -> Result<Value> {
         let side = |e: Error, left: bool| {
+            let [_, lpos, rpos] = bin_spans(node);
             let (which, at) = if left { ("left", lpos) } else { ("right", rpos) };
             e.while_(format!("in the {which} operand of '{}'", op_name(op)), at)
         };
         let lv = self.eval(l, env).map_err(|e| side(e, true))?;
         let lb = match lv {
             Value::Bool(b) => b,
-            other => return Err(side(type_err(&other, "a Boolean").at(lpos), true)),
+            other => return Err(side(type_err(&other, "a Boolean").at(bin_spans(node)[1]), true)),
         };
         let short = match op {
             BinOp::And => (!lb).then_some(false),
@@ -959,7 +964,7 @@ impl Eval {
         }
         match self.eval(r, env).map_err(|e| side(e, false))? {
             Value::Bool(b) => Ok(Value::Bool(b)),
-            other => Err(side(type_err(&other, "a Boolean").at(rpos), false)),
+            other => Err(side(type_err(&other, "a Boolean").at(bin_spans(node)[2]), false)),
         }
     }
 
@@ -1931,7 +1936,7 @@ fn operand_frame(e: Error, op: BinOp, left: bool, pos: Span, at: Span) -> Error 
 /// `[operator, left operand, right operand]` positions of an `Expr::Bin`.
 fn bin_spans(node: &Expr) -> [Span; 3] {
     match node {
-        Expr::Bin { pos, lpos, rpos, .. } => [*pos, *lpos, *rpos],
+        Expr::Bin { pos, lpos, rpos, .. } => [*pos, (*lpos).into(), (*rpos).into()],
         _ => [Span::NONE; 3],
     }
 }

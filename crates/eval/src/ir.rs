@@ -84,7 +84,9 @@ pub enum AttrName {
     Static(Symbol),
     /// `${e}`: the expression, its position and how C++ Nix shows it in
     /// attribute paths (`"${e}"`).
-    Dynamic(Expr, Span, Box<str>),
+    /// Boxed: a path's names are mostly static, which then take 16 bytes
+    /// instead of the size of an expression and its text.
+    Dynamic(Box<(Expr, Span, Box<str>)>),
 }
 
 impl AttrName {
@@ -92,7 +94,7 @@ impl AttrName {
     pub fn show(&self) -> String {
         match self {
             AttrName::Static(s) => s.to_string(),
-            AttrName::Dynamic(_, _, t) => t.to_string(),
+            AttrName::Dynamic(d) => d.2.to_string(),
         }
     }
 }
@@ -156,7 +158,7 @@ impl LambdaIR {
 pub enum StrPart {
     Lit(Box<[u8]>),
     /// An interpolated expression and where its `${` starts.
-    Interp(Expr, Span),
+    Interp(Box<Expr>, Span),
 }
 
 pub enum Expr {
@@ -172,16 +174,18 @@ pub enum Expr {
     List(Box<[Expr]>),
     Lambda(Box<LambdaIR>),
     Apply { f: Box<Expr>, args: Box<[Expr]>, pos: Span },
-    Select { e: Box<Expr>, path: Box<[AttrName]>, default: Option<Box<Expr>>, pos: Span },
+    /// (`pos` as a four-byte [`Pos`], read only for errors: an `Expr` stays 40 bytes.)
+    Select { e: Box<Expr>, path: Box<[AttrName]>, default: Option<Box<Expr>>, pos: Pos },
     /// `e ? path`; `pos` is the position of `e`.
     HasAttr { e: Box<Expr>, path: Box<[AttrName]>, pos: Span },
     Let { binds: Box<[Expr]>, body: Box<Expr> },
     With { ns: Box<Expr>, body: Box<Expr> },
     If { cond: Box<Expr>, then: Box<Expr>, else_: Box<Expr>, pos: Span },
-    Assert { cond: Box<Expr>, body: Box<Expr>, text: Box<str>, pos: Span },
+    Assert { cond: Box<Expr>, body: Box<Expr>, text: Box<str>, pos: Pos },
     /// `pos` is the operator's position (the expression's for `&&`, `||`,
     /// `->`, `<`, …); `lpos`/`rpos` are the operands' positions.
-    Bin { op: BinOp, l: Box<Expr>, r: Box<Expr>, pos: Span, lpos: Span, rpos: Span },
+    /// (`lpos`, `rpos` are only read for error messages: four bytes each.)
+    Bin { op: BinOp, l: Box<Expr>, r: Box<Expr>, pos: Span, lpos: Pos, rpos: Pos },
     /// `!e`; the position is `e`'s, as in C++ Nix.
     Not(Box<Expr>, Span),
     Neg(Box<Expr>, Span),

@@ -440,7 +440,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     NodeKind::Str { .. } => self.node_text(e).to_string(),
                     _ => format!("\"${{{}}}\"", self.show(e).unwrap_or_else(|| self.node_text(e).to_string())),
                 };
-                AttrName::Dynamic(self.expr(e)?, pos, shown.into())
+                AttrName::Dynamic(Box::new((self.expr(e)?, pos, shown.into())))
             }
         })
     }
@@ -592,7 +592,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             PVal::Inherit(name, pos) => resolve(&self.scopes, self.cx.globals, name, pos, usize::from(frame)),
             PVal::InheritFrom(i, name, pos) => {
                 let e = resolve(&self.scopes, self.cx.globals, from_sym(i), pos, 0)?;
-                Ok(Expr::Select { e: Box::new(e), path: Box::new([AttrName::Static(name)]), default: None, pos })
+                Ok(Expr::Select { e: Box::new(e), path: Box::new([AttrName::Static(name)]), default: None, pos: pos.into() })
             }
         }
     }
@@ -835,7 +835,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                                 out.push(StrPart::Lit(lit_bytes(l)))
                             }
                         }
-                        NPart::Interp(ie, start) => out.push(StrPart::Interp(self.expr(ie)?, self.span_at(start))),
+                        NPart::Interp(ie, start) => out.push(StrPart::Interp(Box::new(self.expr(ie)?), self.span_at(start))),
                     }
                 }
                 match out.len() {
@@ -886,7 +886,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                             let t = if i == 0 { self.resolve_path_literal(t, kind, pos)? } else { t.to_string() };
                             out.push(StrPart::Lit(t.into_bytes().into()))
                         }
-                        Part::Interp { e, start } => out.push(StrPart::Interp(self.expr(e)?, self.span_at(start))),
+                        Part::Interp { e, start } => out.push(StrPart::Interp(Box::new(self.expr(e)?), self.span_at(start))),
                     }
                 }
                 match out.as_slice() {
@@ -922,7 +922,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 let mut pa = PAttrs::new(true);
                 self.collect(&mut pa, entries)?;
                 let attrs = self.lower_attrs(pa)?;
-                Expr::Select { e: Box::new(attrs), path: Box::new([AttrName::Static(Symbol::new("body"))]), default: None, pos }
+                Expr::Select { e: Box::new(attrs), path: Box::new([AttrName::Static(Symbol::new("body"))]), default: None, pos: pos.into() }
             }
             NodeKind::With { ns, body } => {
                 let ns = self.sub(ns)?;
@@ -954,7 +954,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     Some(d) => Some(Box::new(self.expr(d)?)),
                     None => None,
                 };
-                Expr::Select { e: target, path, default, pos }
+                Expr::Select { e: target, path, default, pos: pos.into() }
             }
             NodeKind::HasAttr { e: target, path } => {
                 let epos = self.span(self.ast.strip_parens(target));
@@ -967,7 +967,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             }
             NodeKind::Assert { cond, body } => {
                 let text = self.show(cond).unwrap_or_else(|| self.node_text(cond).to_string());
-                Expr::Assert { cond: Box::new(self.expr(cond)?), body: self.sub(body)?, text: text.into(), pos }
+                Expr::Assert { cond: Box::new(self.expr(cond)?), body: self.sub(body)?, text: text.into(), pos: pos.into() }
             }
             NodeKind::Not(inner) => {
                 let ipos = self.span(self.ast.strip_parens(inner));
@@ -989,8 +989,8 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 // C++ Nix places `&&`, `||` and `->` at the expression, the
                 // others at the operator.
                 let pos = if matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) { pos } else { op_pos };
-                let lpos = self.span(self.ast.strip_parens(l));
-                let rpos = self.span(self.ast.strip_parens(r));
+                let lpos = self.span(self.ast.strip_parens(l)).into();
+                let rpos = self.span(self.ast.strip_parens(r)).into();
                 Expr::Bin { op, l: lsub, r: rsub, pos, lpos, rpos }
             }
         })

@@ -1025,7 +1025,7 @@ impl AttrSet {
         }
         // chains stay short (bounded lookups, and dropping never recurses deeply)
         let depth = this.depth();
-        if other.len() * 8 <= this.len() && depth < MAX_LAYERS {
+        if other.len() * 2 <= this.len() && depth < MAX_LAYERS {
             // the layer's own attributes: `other` itself when it is flat
             let own = if other.flat().is_some() { other.clone() } else { AttrSet::from_slice(other.attrs()) };
             let b = own.attrs();
