@@ -95,7 +95,9 @@ pub fn ingest_path(
     // Check the name before doing any work.
     validate_name(name.as_bytes(), &name)?;
 
-    let mut buf = vec![0u8; 1 << 20];
+    // grown to the largest small file met, at most SMALL_BUF: most imports
+    // are a few small files, which should not pay for zeroing a MiB each
+    let mut buf = Vec::new();
     let mut directories = Vec::new();
     let hashing = ThreadedSha256::new().map_err(|e| Error::io("starting the NAR hasher", e))?;
     let share = hashing.share_handle();
@@ -219,6 +221,9 @@ struct Ingester<'a> {
 /// Files at least this large are read chunk by chunk into shared buffers.
 const SHARED_MIN: u64 = 2 * CHUNK_SIZE as u64;
 
+/// The largest read buffer for a smaller file.
+const SMALL_BUF: usize = 1 << 20;
+
 /// Reads a file, copying every byte into a blob writer (and a flat hasher).
 struct Tee<'a> {
     file: fs::File,
@@ -244,7 +249,7 @@ impl Ingester<'_> {
         &mut self,
         path: &Path,
         out: nar::Node<'_, W>,
-        buf: &mut [u8],
+        buf: &mut Vec<u8>,
     ) -> Result<Node> {
         let ctx = || format!("reading {}", path.display());
         let meta = fs::symlink_metadata(path).map_err(|e| Error::io(ctx(), e))?;
@@ -302,7 +307,7 @@ impl Ingester<'_> {
         size: u64,
         executable: bool,
         out: nar::Node<'_, W>,
-        buf: &mut [u8],
+        buf: &mut Vec<u8>,
         flat: Option<&mut Hasher>,
     ) -> Result<Node> {
         let ctx = || format!("reading {}", path.display());
@@ -352,6 +357,10 @@ impl Ingester<'_> {
             flat,
             progress: &mut *self.progress,
         };
+        let want = size.min(SMALL_BUF as u64) as usize;
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
         out.file_with_buffer(executable, size, &mut tee, buf)
             .map_err(|e| Error::io(ctx(), e))?;
         if blob.bytes_written() != size {
