@@ -203,6 +203,10 @@ impl Eval {
             Expr::Var { depth, slot } => env.up(*depth).get(*slot as usize),
             Expr::Global(g) => self.globals.borrow()[*g as usize].clone(),
             Expr::Lambda(l) => Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() })),
+            Expr::Select { e: target, path, .. } => match peek_select(target, path, env) {
+                Some(v) => v,
+                None => Thunk::suspended(e, env.clone()),
+            },
             _ => Thunk::suspended(e, env.clone()),
         }
     }
@@ -2003,4 +2007,23 @@ fn levenshtein(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// `x.name` (with or without `or`) where `x` is a variable already
+/// evaluated to a set whose attribute `name` is evaluated too: that value,
+/// without a thunk. Nothing is forced, so nothing can fail or differ; in a
+/// frame still being filled, a slot not yet written holds null and the
+/// selection stays suspended.
+#[inline]
+fn peek_select(target: &Expr, path: &[AttrName], env: &Env) -> Option<Value> {
+    let (Expr::Var { depth, slot }, [AttrName::Static(n)]) = (target, path) else { return None };
+    let v = match env.up(*depth).slot_ref(*slot as usize) {
+        Value::Thunk(t) => t.value()?,
+        v => v,
+    };
+    let Value::Attrs(a) = v else { return None };
+    match &a.get_attr(*n)?.value {
+        Value::Thunk(t) => t.value().cloned(),
+        v => Some(v.clone()),
+    }
 }
