@@ -317,8 +317,8 @@ impl Eval {
     }
     #[inline(never)]
     fn x_with_var(&self, e: &'static Expr, env: &Env) -> Result<Value> {
-        let Expr::WithVar { name, withs, pos } = e else { unreachable!("x_with_var of a with variable") };
-        self.eval_with_var(*name, withs, *pos, env)
+        let Expr::WithVar { name, hint, withs, pos } = e else { unreachable!("x_with_var of a with variable") };
+        self.eval_with_var(*name, hint, withs, *pos, env)
     }
     #[inline(never)]
     fn x_attrs(&self, e: &'static Expr, env: &Env) -> Result<Value> {
@@ -349,9 +349,9 @@ impl Eval {
                 .force_ref(env.up(depth).slot_ref(slot as usize))
                 .map_err(|err| select_target_frame(err, default.is_some(), (*pos).into()))?;
             // `x.name`: the attribute's value borrowed too, one clone
-            if let [AttrName::Static(n)] = **path
+            if let [AttrName::Static(n, ref hint)] = **path
                 && let Value::Attrs(a) = v
-                && let Some(x) = a.get_attr(n)
+                && let Some(x) = a.get_attr_hinted(n, hint)
             {
                 return match &x.value {
                     Value::Thunk(t) => match t.force_ref(self) {
@@ -370,10 +370,10 @@ impl Eval {
         let Expr::HasAttr { e: target, path, pos } = e else { unreachable!("x_has_attr of `?`") };
         // `x ? name` of a variable that is a set
         if let Expr::Var { depth, slot } = **target
-            && let [AttrName::Static(n)] = **path
+            && let [AttrName::Static(n, ref hint)] = **path
         {
             return match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
-                Ok(Value::Attrs(a)) => Ok(Value::Bool(a.get_attr(n).is_some())),
+                Ok(Value::Attrs(a)) => Ok(Value::Bool(a.get_attr_hinted(n, hint).is_some())),
                 Ok(_) => Ok(Value::Bool(false)),
                 Err(err) => Err(err.while_("in the argument of '?'", *pos)),
             };
@@ -433,14 +433,15 @@ impl Eval {
     }
 
     #[inline]
-    fn eval_with_var(&self, name: Symbol, withs: &'static [u32], pos: Span, env: &Env) -> Result<Value> {
+    fn eval_with_var(&self, name: Symbol, hint: &Hint, withs: &'static [u32], pos: Span, env: &Env) -> Result<Value> {
         for d in withs.iter() {
             let ns = self.force_ref(env.up(*d).slot_ref(0))?;
             let Value::Attrs(a) = ns else {
                 return Err(type_err(ns, "a set").at(pos));
             };
-            if let Some(v) = a.get(name) {
-                return self.force(v);
+            // (one hint for all the `with`s: it is checked before use)
+            if let Some(x) = a.get_attr_hinted(name, hint) {
+                return self.force(&x.value);
             }
         }
         Err(Error::eval(format!("undefined variable '{name}'")).at(pos))
@@ -640,9 +641,9 @@ impl Eval {
             let n = self.attr_name(name, env)?;
             match v {
                 // `x ? a.b` forces `x.a` but never `x.a.b` itself.
-                Value::Attrs(a) => match a.get(n) {
+                Value::Attrs(a) => match lookup(a, n, name) {
                     Some(_) if i == last => return Ok(Value::Bool(true)),
-                    Some(x) => v = self.force_ref(x)?,
+                    Some(x) => v = self.force_ref(&x.value)?,
                     None => return Ok(Value::Bool(false)),
                 },
                 _ => return Ok(Value::Bool(false)),
@@ -758,7 +759,7 @@ impl Eval {
         for (i, name) in path.iter().enumerate() {
             let n = self.attr_name(name, env)?;
             match v {
-                Value::Attrs(a) => match a.get_attr(n) {
+                Value::Attrs(a) => match lookup(a, n, name) {
                     Some(x) => {
                         *found = Some((i, x.pos));
                         v = self.force_ref(&x.value)?;
@@ -785,7 +786,7 @@ impl Eval {
     #[inline]
     fn attr_name(&self, n: &'static AttrName, env: &Env) -> Result<Symbol> {
         match n {
-            AttrName::Static(s) => Ok(*s),
+            AttrName::Static(s, _) => Ok(*s),
             AttrName::Dynamic(..) => self.dynamic_attr_name(n, env),
         }
     }
@@ -793,7 +794,7 @@ impl Eval {
     #[inline(never)]
     fn dynamic_attr_name(&self, n: &'static AttrName, env: &Env) -> Result<Symbol> {
         match n {
-            AttrName::Static(s) => Ok(*s),
+            AttrName::Static(s, _) => Ok(*s),
             AttrName::Dynamic(d) => {
                 let (e, pos, _) = &**d;
                 let v = self.eval(e, env).map_err(|e| e.while_("while evaluating an attribute name", *pos))?;
@@ -2009,6 +2010,16 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// A path component's attribute in `a`: through the site's hint when the
+/// name is static.
+#[inline(always)]
+fn lookup<'a>(a: &'a AttrSet, n: Symbol, name: &AttrName) -> Option<&'a Attr> {
+    match name {
+        AttrName::Static(_, hint) => a.get_attr_hinted(n, hint),
+        AttrName::Dynamic(_) => a.get_attr(n),
+    }
+}
+
 /// `x.name` (with or without `or`) where `x` is a variable already
 /// evaluated to a set whose attribute `name` is evaluated too: that value,
 /// without a thunk. Nothing is forced, so nothing can fail or differ; in a
@@ -2016,7 +2027,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 /// selection stays suspended.
 #[inline]
 fn peek_select(target: &Expr, path: &[AttrName], env: &Env) -> Option<Value> {
-    let (Expr::Var { depth, slot }, [AttrName::Static(n)]) = (target, path) else { return None };
+    let (Expr::Var { depth, slot }, [AttrName::Static(n, _)]) = (target, path) else { return None };
     let v = match env.up(*depth).slot_ref(*slot as usize) {
         Value::Thunk(t) => t.value()?,
         v => v,

@@ -81,7 +81,8 @@ pub enum BinOp {
 }
 
 pub enum AttrName {
-    Static(Symbol),
+    /// A name, with where it was found the last time this selection ran.
+    Static(Symbol, Hint),
     /// `${e}`: the expression, its position and how C++ Nix shows it in
     /// attribute paths (`"${e}"`).
     /// Boxed: a path's names are mostly static, which then take 16 bytes
@@ -93,9 +94,30 @@ impl AttrName {
     /// The name as C++ Nix's `showAttrPath` prints it.
     pub fn show(&self) -> String {
         match self {
-            AttrName::Static(s) => s.to_string(),
+            AttrName::Static(s, _) => s.to_string(),
             AttrName::Dynamic(d) => d.2.to_string(),
         }
+    }
+}
+
+/// An inline cache for one attribute lookup site: the index at which the
+/// name was found in the sorted attributes searched last time. A selection
+/// like `lib.optional` runs again and again on the same set (or on sets of
+/// the same shape), so checking that one slot usually replaces a binary
+/// search, whose probes into a set of hundreds of attributes miss the cache
+/// (the hottest function of a whole-nixpkgs walk). A stale hint only costs
+/// the check: the name at the hinted index is compared before it is used.
+#[derive(Default)]
+pub struct Hint(std::cell::Cell<u32>);
+
+impl Hint {
+    #[inline(always)]
+    pub fn get(&self) -> usize {
+        self.0.get() as usize
+    }
+    #[inline(always)]
+    pub fn set(&self, i: usize) {
+        self.0.set(i as u32)
     }
 }
 
@@ -161,6 +183,9 @@ pub enum StrPart {
     Interp(Box<Expr>, Span),
 }
 
+const _: () = assert!(std::mem::size_of::<AttrName>() == 16);
+const _: () = assert!(std::mem::size_of::<Expr>() == 40);
+
 pub enum Expr {
     Const(Value),
     /// A variable in frame `depth` levels up, slot `slot`.
@@ -169,7 +194,7 @@ pub enum Expr {
     Global(u32),
     /// A name only found through enclosing `with`s: depths of the with
     /// frames, innermost first.
-    WithVar { name: Symbol, withs: Box<[u32]>, pos: Span },
+    WithVar { name: Symbol, hint: Hint, withs: Box<[u32]>, pos: Span },
     Attrs(Box<AttrsIR>),
     List(Box<[Expr]>),
     Lambda(Box<LambdaIR>),

@@ -129,7 +129,7 @@ fn resolve(
     if withs.is_empty() {
         return Err(Error::parse(format!("undefined variable '{name}'"), pos));
     }
-    Ok(Expr::WithVar { name, withs: withs.into(), pos })
+    Ok(Expr::WithVar { name, hint: Default::default(), withs: withs.into(), pos })
 }
 
 enum Scope {
@@ -433,7 +433,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
 
     fn attr_name(&mut self, a: &Attr) -> Result<AttrName> {
         Ok(match self.attr_key(a)? {
-            AttrKey::Static(s) => AttrName::Static(s),
+            AttrKey::Static(s) => AttrName::Static(s, Default::default()),
             AttrKey::Dynamic(e) => {
                 let pos = self.span(e);
                 let shown = match self.ast.node(e).kind {
@@ -592,7 +592,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             PVal::Inherit(name, pos) => resolve(&self.scopes, self.cx.globals, name, pos, usize::from(frame)),
             PVal::InheritFrom(i, name, pos) => {
                 let e = resolve(&self.scopes, self.cx.globals, from_sym(i), pos, 0)?;
-                Ok(Expr::Select { e: Box::new(e), path: Box::new([AttrName::Static(name)]), default: None, pos: pos.into() })
+                Ok(Expr::Select { e: Box::new(e), path: Box::new([AttrName::Static(name, Default::default())]), default: None, pos: pos.into() })
             }
         }
     }
@@ -922,7 +922,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 let mut pa = PAttrs::new(true);
                 self.collect(&mut pa, entries)?;
                 let attrs = self.lower_attrs(pa)?;
-                Expr::Select { e: Box::new(attrs), path: Box::new([AttrName::Static(Symbol::new("body"))]), default: None, pos: pos.into() }
+                Expr::Select { e: Box::new(attrs), path: Box::new([AttrName::Static(Symbol::new("body"), Default::default())]), default: None, pos: pos.into() }
             }
             NodeKind::With { ns, body } => {
                 let ns = self.sub(ns)?;

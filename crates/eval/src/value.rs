@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 
 use crate::error::{Error, Result};
-use crate::ir::{Expr, LambdaIR, Pos, Span};
+use crate::ir::{Expr, Hint, LambdaIR, Pos, Span};
 use crate::symbol::Symbol;
 use crate::Eval;
 
@@ -968,18 +968,35 @@ impl AttrSet {
     pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
         match self.flat() {
             Some(v) => find(v, name),
-            None => self.get_layered(name),
+            None => self.get_layered(name, None),
         }
     }
-    fn get_layered(&self, name: Symbol) -> Option<&Attr> {
+    /// [`AttrSet::get_attr`] for a lookup site with an inline cache.
+    #[inline]
+    pub fn get_attr_hinted(&self, name: Symbol, hint: &Hint) -> Option<&Attr> {
+        match self.flat() {
+            Some(v) => find_hinted(v, name, hint),
+            None => self.get_layered(name, Some(hint)),
+        }
+    }
+    /// The hint, if any, is for the slice the name is found in (the layers
+    /// above it are searched first, so a name they override is never
+    /// taken from below).
+    fn get_layered(&self, name: Symbol, hint: Option<&Hint>) -> Option<&Attr> {
+        fn search<'a>(v: &'a [Attr], name: Symbol, hint: Option<&Hint>) -> Option<&'a Attr> {
+            match hint {
+                Some(h) => find_hinted(v, name, h),
+                None => find(v, name),
+            }
+        }
         let mut s = self;
         loop {
             if let Some(v) = s.flat() {
-                return find(v, name);
+                return search(v, name, hint);
             }
             let l = s.layer().expect("a set that is not flat is layered");
             if let Some(f) = l.flat.get() {
-                return find(f.attrs(), name);
+                return search(f.attrs(), name, hint);
             }
             if let Some(a) = find(l.own.attrs(), name) {
                 return Some(a);
@@ -1050,10 +1067,29 @@ impl AttrSet {
 /// slice (no mispredicted halving), a binary search of a longer one.
 #[inline(always)]
 fn find(v: &[Attr], name: Symbol) -> Option<&Attr> {
+    find_index(v, name).map(|i| &v[i])
+}
+
+#[inline(always)]
+fn find_index(v: &[Attr], name: Symbol) -> Option<usize> {
     if v.len() <= 8 {
-        return v.iter().find(|a| a.name == name);
+        return v.iter().position(|a| a.name == name);
     }
-    v.binary_search_by_key(&name, |a| a.name).ok().map(|i| &v[i])
+    v.binary_search_by_key(&name, |a| a.name).ok()
+}
+
+/// [`find`] that first tries the index where the site found its name last
+/// time (see [`Hint`]) and remembers where it finds it now.
+#[inline(always)]
+fn find_hinted<'a>(v: &'a [Attr], name: Symbol, hint: &Hint) -> Option<&'a Attr> {
+    if let Some(a) = v.get(hint.get())
+        && a.name == name
+    {
+        return Some(a);
+    }
+    let i = find_index(v, name)?;
+    hint.set(i);
+    Some(&v[i])
 }
 
 impl Clone for AttrSet {
@@ -2036,6 +2072,30 @@ impl fmt::Debug for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// A lookup through a hint finds what a plain lookup finds, whatever
+        /// the hint held before (stale, out of range, or another name's).
+        #[test]
+        fn hinted_lookup_agrees_with_plain(
+            mut ids in proptest::collection::vec(0u32..400, 0..40),
+            probes in proptest::collection::vec((0u32..400, 0u32..60), 1..40),
+        ) {
+            ids.sort_unstable();
+            ids.dedup();
+            let attrs: Vec<Attr> = ids.iter().map(|&i| Attr { name: Symbol(i), pos: Pos::NONE, value: Value::Null }).collect();
+            let shared = Hint::default();
+            for (p, h) in probes {
+                let fresh = Hint::default();
+                fresh.set(h as usize);
+                let want = attrs.iter().position(|a| a.name.0 == p);
+                for hint in [&fresh, &shared] {
+                    let got = find_hinted(&attrs, Symbol(p), hint).map(|a| a as *const Attr);
+                    proptest::prop_assert_eq!(got, want.map(|i| &attrs[i] as *const Attr));
+                }
+            }
+        }
+    }
 
     #[test]
     fn strings_short_and_long() {
