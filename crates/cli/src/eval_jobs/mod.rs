@@ -156,13 +156,15 @@ fn report_usage(who: &str, units: usize) {
     };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     let line = format!(
-        "eval-jobs: at {:.3} {who} pid {}: {units} units, user {:.2} s, sys {:.2} s, {} minor faults, peak RSS {} MiB\n",
+        "eval-jobs: at {:.3} {who} pid {}: {units} units, user {:.2} s, sys {:.2} s, {} minor faults, peak RSS {} MiB, {} waits, {} preemptions\n",
         now_s(),
         std::process::id(),
         t(ru.ru_utime),
         t(ru.ru_stime),
         ru.ru_minflt,
-        ru.ru_maxrss >> 10
+        ru.ru_maxrss >> 10,
+        ru.ru_nvcsw,
+        ru.ru_nivcsw
     );
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
