@@ -2097,6 +2097,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Through `//` layers too: a hinted lookup gives the attribute a
+        /// plain one gives (a layer's own attribute, never the one it
+        /// overrides below), with one hint reused across sets and names.
+        #[test]
+        fn hinted_lookup_through_layers(
+            base in proptest::collection::btree_set(0u32..300, 20..60),
+            over in proptest::collection::btree_set(0u32..300, 1..10),
+            probes in proptest::collection::vec(0u32..300, 1..60),
+        ) {
+            let set = |ids: &std::collections::BTreeSet<u32>, tag: i64| {
+                AttrSet::from_sorted(ids.iter().map(|&i| Attr { name: Symbol(i), pos: Pos::NONE, value: Value::Int(tag) }).collect())
+            };
+            let (b, o) = (set(&base, 1), set(&over, 2));
+            let layered = AttrSet::update(&b, &o);
+            proptest::prop_assert!(layered.layer().is_some(), "the small right side makes a layer");
+            let hint = Hint::default();
+            for p in probes {
+                for s in [&layered, &b, &o] {
+                    let plain = s.get_attr(Symbol(p)).map(|a| a as *const Attr);
+                    let hinted = s.get_attr_hinted(Symbol(p), &hint).map(|a| a as *const Attr);
+                    proptest::prop_assert_eq!(hinted, plain);
+                }
+            }
+        }
+    }
+
     #[test]
     fn strings_short_and_long() {
         for n in [0usize, 1, 15, 16, 17, 39, 40, 41, 200, 5000] {
