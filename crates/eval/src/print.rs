@@ -193,7 +193,8 @@ fn print_err(out: &mut String, v: &Value, depth: usize) {
             }
             out.push_str("{ ");
             let sorted = a.sorted_by_name();
-            for attr in sorted.iter().take(10) {
+            let n = sorted.len();
+            for attr in sorted.take(10) {
                 let name = attr.name.as_bytes();
                 if is_plain_ident(name) {
                     out.push_str(&String::from_utf8_lossy(name));
@@ -204,8 +205,8 @@ fn print_err(out: &mut String, v: &Value, depth: usize) {
                 print_err(out, &attr.value, depth + 1);
                 out.push_str("; ");
             }
-            if sorted.len() > 10 {
-                let _ = write!(out, "«{} attributes elided» ", sorted.len() - 10);
+            if n > 10 {
+                let _ = write!(out, "«{} attributes elided» ", n - 10);
             }
             out.push('}');
         }

@@ -80,6 +80,19 @@ impl List {
     }
 }
 
+impl List {
+    /// Append the elements to `out`: moved out when `this` is the last
+    /// handle on a list that owns its vector (no count increments, and no
+    /// decrements when the list would have been dropped), copied otherwise.
+    pub fn append_to(this: Rc<List>, out: &mut Vec<Value>) {
+        match Rc::try_unwrap(this) {
+            Ok(List(ListRepr::Own(v))) => out.extend(v),
+            Ok(l) => out.extend_from_slice(&l),
+            Err(l) => out.extend_from_slice(&l),
+        }
+    }
+}
+
 impl From<Vec<Value>> for List {
     fn from(v: Vec<Value>) -> List {
         List(ListRepr::Own(v))
@@ -1016,7 +1029,7 @@ impl AttrSet {
         self.len() == 0
     }
     /// Attributes sorted by name (how Nix prints and lists them).
-    pub fn sorted_by_name(&self) -> Vec<&Attr> {
+    pub fn sorted_by_name(&self) -> impl ExactSizeIterator<Item = &Attr> {
         // names are distinct, so an unstable sort is deterministic
         // the first 8 bytes (big-endian, zero-padded) decide most comparisons
         // without a call to memcmp; equal prefixes fall back to the bytes
@@ -1029,7 +1042,7 @@ impl AttrSet {
         let mut v: Vec<(u64, &'static [u8], &Attr)> =
             self.attrs().iter().map(|a| (key(a.name.as_bytes()), a.name.as_bytes(), a)).collect();
         v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        v.into_iter().map(|(_, _, a)| a).collect()
+        v.into_iter().map(|(_, _, a)| a)
     }
     /// `this // other`, `other` wins: a linear merge, or a layer over `this`
     /// when `other` is small next to it. An empty side gives the other set.

@@ -42,13 +42,11 @@ const ENV: Coerce = Coerce { more: true, copy_to_store: true };
 pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let attrs = ev.force_attrs(&a[0])?;
     let mut c = start(ev, &attrs, pos)?;
-    let sorted = attrs.sorted_by_name();
-    for &attr in &sorted {
+    for attr in attrs.sorted_by_name() {
         if let Err(e) = collect_attr(ev, &mut c, attr) {
             return Err(attr_error(e, attr, &c));
         }
     }
-    drop(sorted);
     finish(ev, c, pos)
 }
 

@@ -83,7 +83,7 @@ fn derivation_strict_result_contexts() {
         )
         .unwrap();
     let a = ev.force_attrs(&v).unwrap();
-    let names: Vec<String> = a.sorted_by_name().iter().map(|x| x.name.as_str().into_owned()).collect();
+    let names: Vec<String> = a.sorted_by_name().map(|x| x.name.as_str().into_owned()).collect();
     assert_eq!(names, ["dev", "drvPath", "out"]);
     let drv = ev.force_string(a.get(ferrix_eval::Symbol::new("drvPath")).unwrap()).unwrap();
     let drv_s = drv.to_str_lossy().into_owned();

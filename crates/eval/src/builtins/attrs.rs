@@ -28,12 +28,12 @@ pub static DEFS: &[PrimOpDef] = &[
 /// `builtins.attrNames { b = 1; a = 2; }` → `[ "a" "b" ]`
 fn attr_names(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_attrs(&a[0])?;
-    Ok(Value::list(s.sorted_by_name().iter().map(|x| Value::sym_string(x.name)).collect()))
+    Ok(Value::list(s.sorted_by_name().map(|x| Value::sym_string(x.name)).collect()))
 }
 /// `builtins.attrValues { b = 1; a = 2; }` → `[ 2 1 ]`
 fn attr_values(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_attrs(&a[0])?;
-    Ok(Value::list(s.sorted_by_name().iter().map(|x| x.value.clone()).collect()))
+    Ok(Value::list(s.sorted_by_name().map(|x| x.value.clone()).collect()))
 }
 fn sym_of(ev: &Eval, v: &Value) -> Result<Symbol> {
     Ok(Symbol::new(ev.force_string(v)?.as_bytes()))

@@ -137,7 +137,7 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
                             .map_err(|e| e.while_("while using the `outPath` attribute", attr.pos));
                     }
                     out.push(b'{');
-                    for (i, attr) in a.sorted_by_name().into_iter().enumerate() {
+                    for (i, attr) in a.sorted_by_name().enumerate() {
                         if i > 0 {
                             out.push(b',');
                         }

@@ -144,7 +144,10 @@ fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut out = Vec::new();
     for x in l.iter() {
         let r = ev.call(&f, x.clone(), Span::NONE)?;
-        out.extend_from_slice(&ev.force_list(&r).map_err(|e| ret_frame(e, "the function passed to builtins.concatMap", &f))?);
+        let part = ev.force_list(&r).map_err(|e| ret_frame(e, "the function passed to builtins.concatMap", &f))?;
+        // the call's own list (usually a fresh literal) gives up its elements
+        drop(r);
+        List::append_to(part, &mut out);
     }
     Ok(grown_list(out))
 }
