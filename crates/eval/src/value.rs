@@ -78,9 +78,6 @@ impl List {
             ListRepr::Suffix(base, s) => List(ListRepr::Suffix(base.clone(), s + start)),
         }
     }
-}
-
-impl List {
     /// Append the elements to `out`: moved out when `this` is the last
     /// handle on a list that owns its vector (no count increments, and no
     /// decrements when the list would have been dropped), copied otherwise.

@@ -46,6 +46,11 @@ const EXPRS: &[&str] = &[
     "builtins.groupBy (x: if x > 2 then \"big\" else \"small\") [ 1 2 3 4 ]",
     "builtins.zipAttrsWith (n: vs: vs) [ { a = 1; } { a = 2; b = 3; } ]",
     "builtins.concatMap (x: [ x x ]) [ 1 2 ]",
+    // concatMap's results: a list held elsewhere (copied, left intact), a
+    // shared tail, a list a `let` binding holds
+    "let l = [ 1 2 ]; in [ (builtins.concatMap (x: l) [ 1 2 ]) l ]",
+    "builtins.concatMap (x: builtins.tail [ 0 x x ]) [ 1 2 ]",
+    "builtins.concatMap (x: let r = [ x (x + 1) ]; in r) [ 1 2 ]",
     "builtins.elem 2 [ 1 2 3 ]",
     "{ a = 1; } // { b = 2; } // { a = 3; }",
     "[ 1 ] ++ [ 2 3 ]",
