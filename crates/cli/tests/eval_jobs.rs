@@ -98,21 +98,23 @@ fn eval_jobs_root_failure_is_an_error_line() {
 fn eval_jobs_worker_death_blames_one_attribute() {
     // The process that dies is the zygote walking the first units itself
     // (replaced by a fresh one), or, with FERRIX_EVAL_JOBS_COLD, a worker
-    // forked from it.
-    for cold in [false, true] {
-        worker_death(cold);
+    // forked from it; with two workers, possibly the second one, forked
+    // before the zygote's walk, walking from the end while the zygote walks.
+    for (cold, workers) in [(false, 1), (true, 1), (false, 2)] {
+        worker_death(cold, workers);
     }
 }
 
-fn worker_death(cold: bool) {
+fn worker_death(cold: bool, workers: usize) {
     let expr = r#"let d = name: derivation { inherit name; system = "x"; builder = "/bin/sh"; }; in {
       a = d "a"; b = d "b";
       c = d "c${toString (builtins.length (builtins.genList (x: x) 400000000))}";
       e = d "e"; f = d "f"; }"#;
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", "ulimit -v 4000000 && exec \"$0\" eval-jobs -E \"$1\" --workers 1"])
+    cmd.args(["-c", "ulimit -v 4000000 && exec \"$0\" eval-jobs -E \"$1\" --workers \"$2\""])
         .arg(env!("CARGO_BIN_EXE_ferrix"))
         .arg(expr)
+        .arg(workers.to_string())
         .env("FERRIX_STORE", "memory://");
     if cold {
         cmd.env("FERRIX_EVAL_JOBS_COLD", "1");

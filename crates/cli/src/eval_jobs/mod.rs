@@ -8,7 +8,9 @@
 //! skeleton, e.g. nixpkgs' package set) on its one thread and forks the
 //! workers from that state on request (copy-on-write: no worker evaluates it
 //! again, a restart costs a fork). It first walks the first units itself, as
-//! worker 0, so the workers forked after it start warm. The walk is cut into
+//! worker 0, so the workers forked after it start warm (a second worker is
+//! forked cold before that walk, so as not to leave its core idle). The
+//! walk is cut into
 //! units, each one attribute path: the root's attributes, and the attributes
 //! of every `recurseForDerivations` set a unit meets (the worker reports the
 //! set's names instead of walking it). The coordinator hands units out, a
@@ -289,8 +291,8 @@ enum Role {
 /// The zygote: evaluate the root (and the list of its attributes), then
 /// fork, on request, the workers and the identity checker from that state,
 /// so that none of them evaluates it again (the pages are shared, copied on
-/// write). Before the first fork of a worker it may walk the first units
-/// itself, as a worker, until it has grown by [`WARM_SHARE`] of the memory
+/// write). Before it forks worker 0 it may walk the first units
+/// itself, as that worker, until it has grown by [`WARM_SHARE`] of the memory
 /// bound: the workers forked later start with what those units evaluated,
 /// the skeleton every unit needs (stdenv, the compilers and libraries most
 /// packages depend on), instead of evaluating it again after every restart.
@@ -371,12 +373,14 @@ fn zygote(flags: &Flags, max_memory: Option<u64>, workers: usize) -> ExitCode {
 /// The zygote walks the first units until it has grown by this share of the
 /// memory bound (1/WARM_SHARE).
 const WARM_SHARE: u64 = 4;
-/// The same with more than one worker: the other workers are forked when
-/// it stops (warm, instead of one evaluating the skeleton again from the
-/// root beside it), so it walks alone, and for less. Measured on the
-/// nixpkgs walk with two workers: medians of 5, 15.1 s (and 25 s user CPU)
-/// against 15.9 s (27 s) forking the second worker cold at the start with a
-/// share of 1/4; noisy, but less CPU.
+/// The same with more than one worker: the workers after the second are
+/// forked when it stops, warm, so it walks for less. The second worker is
+/// forked cold before it starts, on the core that would otherwise wait for
+/// it, and evaluates the skeleton again (stdenv and the rest of one
+/// package: `-A zziplib` alone takes 0.1 s). On the nixpkgs walk with two
+/// workers, six alternating pairs against forking it warm after the walk
+/// (`FERRIX_EVAL_JOBS_WAIT_WARM=1`): 0.35 s less on average, within this
+/// machine's noise; the timeline shows no idle core.
 const WARM_SHARE_PARALLEL: u64 = 16;
 
 /// What a walk of units needs besides the walk.
@@ -919,6 +923,12 @@ impl Zygote {
         self.answer().unwrap_or_else(|_| "unknown status".into())
     }
 
+    /// Let the zygote go: the end of its socket ends it, without waiting
+    /// here (nor for the processes it forked).
+    fn release(self) {
+        drop(self.ctl);
+    }
+
     /// How the zygote itself ended, once it has.
     fn finish(mut self) -> String {
         drop(self.ctl);
@@ -1012,15 +1022,19 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
             from_back: both_ends && k % 2 == 1,
         })
         .collect();
-    // The zygote walks the first units itself, as slot 0; the other slots
-    // wait for its walk to end and are then forked warm. Only with a memory
+    // The zygote walks the first units itself, as slot 0; the slots after
+    // slot 1 wait for its walk to end and are then forked warm. Only with a memory
     // bound: it stops walking at a share of it.
     let warm = opts.max_memory.is_some() && std::env::var_os("FERRIX_EVAL_JOBS_COLD").is_none();
     // While it walks it forks nothing: workers to replace wait (`deferred`).
     let mut zygote_busy = warm;
-    // The other workers are forked once its walk ends, warm.
+    // The other workers are forked once its walk ends, warm; but for slot 1,
+    // forked cold before it starts (the zygote forks only between its
+    // requests): it evaluates the skeleton again, on the core that would
+    // otherwise wait for the zygote's walk, and walks from the back.
+    let cold_second = std::env::var_os("FERRIX_EVAL_JOBS_WAIT_WARM").is_none();
     for k in (0..opts.workers).rev() {
-        if k > 0 && warm {
+        if k > 0 && warm && !(k == 1 && cold_second) {
             slots[k].deferred = true;
             continue;
         }
@@ -1312,6 +1326,15 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
+    drop(out);
+    if !stats() {
+        // Every line is out and every process has been told there is no
+        // more: they are exiting. Their exits unmap their heaps (two
+        // workers of 1.5 GiB: 0.2 s), which nobody needs to wait for; the
+        // zygote exits at the end of its socket, and the system reaps them.
+        zygote.release();
+        return Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
+    }
     for s in slots.iter_mut() {
         if let Some(pid) = s.child.take().filter(|p| *p != 0) {
             zygote.wait(pid);
@@ -1322,7 +1345,7 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     }
     zygote.finish();
     report_usage("coordinator", units.len());
-    if stats() {
+    {
         eprintln!(
             "eval-jobs: {} units, {} worker processes, walk {:.2} s, {} lines held back, the last decided {:.2} s after the walk",
             units.len(),
