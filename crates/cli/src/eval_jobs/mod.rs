@@ -1327,6 +1327,8 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     drop(out);
+    // Below: only with FERRIX_EVAL_JOBS_STATS, which waits for every
+    // process to report its usage.
     if !stats() {
         // Every line is out and every process has been told there is no
         // more: they are exiting. Their exits unmap their heaps (two
@@ -1345,16 +1347,14 @@ fn coordinate(opts: &Options) -> anyhow::Result<ExitCode> {
     }
     zygote.finish();
     report_usage("coordinator", units.len());
-    {
-        eprintln!(
-            "eval-jobs: {} units, {} worker processes, walk {:.2} s, {} lines held back, the last decided {:.2} s after the walk",
-            units.len(),
-            uids,
-            walked.as_secs_f64(),
-            dedup.held,
-            (started.elapsed() - walked).as_secs_f64()
-        );
-    }
+    eprintln!(
+        "eval-jobs: {} units, {} worker processes, walk {:.2} s, {} lines held back, the last decided {:.2} s after the walk",
+        units.len(),
+        uids,
+        walked.as_secs_f64(),
+        dedup.held,
+        (started.elapsed() - walked).as_secs_f64()
+    );
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
