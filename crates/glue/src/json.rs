@@ -69,7 +69,7 @@ pub fn value(ev: &Eval, v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Resu
                 return value(ev, o, ctx, out);
             }
             out.push(b'{');
-            for (i, attr) in a.sorted_by_name().into_iter().enumerate() {
+            for (i, attr) in a.sorted_by_name().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }

@@ -79,7 +79,7 @@ pub struct Top {
 impl Top {
     /// The attributes of `a` to walk, as attribute paths below `prefix`.
     fn of(a: &AttrSet, prefix: &str) -> Top {
-        let attrs: Vec<_> = a.sorted_by_name().into_iter().filter(|attr| valid_attr_name(attr.name.as_bytes())).collect();
+        let attrs: Vec<_> = a.sorted_by_name().filter(|attr| valid_attr_name(attr.name.as_bytes())).collect();
         Top {
             combine: a.get(Symbol::new("_combineChannels")).is_some(),
             by_name: attrs.iter().enumerate().map(|(i, attr)| (attr.name, i)).collect(),
