@@ -39,6 +39,8 @@ pub struct Flags {
     pub store: Option<String>,
     /// `--option abort-on-warn true`
     pub abort_on_warn: bool,
+    /// `--max-call-depth N` (`max-call-depth` setting)
+    pub max_call_depth: Option<usize>,
 }
 
 pub enum AutoArg {
@@ -50,8 +52,48 @@ fn need<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> anyhow::Re
     it.next().cloned().ok_or_else(|| anyhow::anyhow!("flag '{flag}' requires an argument"))
 }
 
+/// Apply a setting given as `--option NAME VALUE`, `--NAME VALUE` or in
+/// nix.conf; settings of C++ Nix that ferrix has no use for are accepted
+/// and ignored.
+fn apply_setting(f: &mut Flags, name: &str, value: &str) -> anyhow::Result<()> {
+    let boolean = || match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(anyhow::anyhow!("invalid Boolean value '{value}' for setting '{name}'")),
+    };
+    match name {
+        "abort-on-warn" => f.abort_on_warn = boolean()?,
+        "show-trace" => f.show_trace = boolean()?,
+        "max-call-depth" => {
+            let n = value
+                .parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("setting '{name}' has invalid value '{value}'"))?;
+            f.max_call_depth = Some(n);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The settings of C++ Nix's configuration that ferrix honours
+/// (`show-trace`, `max-call-depth`, `abort-on-warn`), from
+/// `$NIX_CONF_DIR/nix.conf` (default `/etc/nix/nix.conf`) and then the
+/// `NIX_CONFIG` variable; command-line flags override both.
+fn config_settings(f: &mut Flags) -> anyhow::Result<()> {
+    let dir = std::env::var("NIX_CONF_DIR").unwrap_or_else(|_| "/etc/nix".into());
+    let file = std::fs::read_to_string(format!("{dir}/nix.conf")).unwrap_or_default();
+    let env = std::env::var("NIX_CONFIG").unwrap_or_default();
+    for line in file.lines().chain(env.lines()) {
+        let line = line.split('#').next().unwrap_or("");
+        let Some((name, value)) = line.split_once('=') else { continue };
+        apply_setting(f, name.trim(), value.trim())?;
+    }
+    Ok(())
+}
+
 pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
     let mut f = Flags::default();
+    config_settings(&mut f)?;
     let mut it = raw.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -75,6 +117,11 @@ pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
             }
             "-I" | "--include" => f.include.push(need(&mut it, a)?),
             "--show-trace" => f.show_trace = true,
+            "--no-show-trace" => f.show_trace = false,
+            "--max-call-depth" => {
+                let v = need(&mut it, a)?;
+                apply_setting(&mut f, "max-call-depth", &v)?;
+            }
             "--raw" => f.raw = true,
             "--read-write-mode" => f.read_write = true,
             "--readonly-mode" => f.read_write = false,
@@ -90,9 +137,7 @@ pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
             "--option" => {
                 let n = need(&mut it, a)?;
                 let v = need(&mut it, a)?;
-                if n == "abort-on-warn" {
-                    f.abort_on_warn = v == "true";
-                }
+                apply_setting(&mut f, &n, &v)?;
             }
             "--lint-absolute-path-literals" | "--lint-short-path-literals" | "--lint-url-literals" => {
                 let v = need(&mut it, a)?;
@@ -147,6 +192,7 @@ pub fn make_eval(flags: &Flags) -> Eval {
         lints: flags.lints,
         experimental: flags.experimental.clone(),
         abort_on_warn: flags.abort_on_warn,
+        max_call_depth: flags.max_call_depth.unwrap_or(EvalOptions::default().max_call_depth),
         ..EvalOptions::default()
     };
     ferrix_glue::new_eval(opts, make_sink(flags))

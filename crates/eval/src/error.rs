@@ -2,6 +2,7 @@
 //! `… while …` frames, printed like modern C++ Nix.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::ir::Span;
 use crate::source;
@@ -30,8 +31,8 @@ pub struct ErrorInner {
     pub kind: ErrorKind,
     pub msg: String,
     pub span: Span,
-    /// `… while …` frames, innermost first.
-    pub trace: Vec<(String, Span)>,
+    /// `… while …` frames.
+    pub trace: Trace,
     /// Extra text printed after the position (e.g. "Did you mean …").
     pub hint: Option<String>,
     /// For infinite recursion: the address of the thunk that was re-entered,
@@ -47,7 +48,7 @@ pub struct Error(pub Box<ErrorInner>);
 impl Error {
     #[cold]
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Error {
-        Error(Box::new(ErrorInner { kind, msg: msg.into(), span: Span::NONE, trace: Vec::new(), hint: None, origin: 0 }))
+        Error(Box::new(ErrorInner { kind, msg: msg.into(), span: Span::NONE, trace: Trace::default(), hint: None, origin: 0 }))
     }
     #[cold]
     pub fn eval(msg: impl Into<String>) -> Error {
@@ -115,9 +116,7 @@ impl Error {
     /// Nix's error context passed down into a coercion does.
     #[cold]
     pub fn while_innermost(mut self, msg: impl Into<String>, span: impl Into<Span>) -> Error {
-        if self.0.trace.len() < 64 {
-            self.0.trace.insert(0, (msg.into(), span.into()));
-        }
+        self.0.trace.push_innermost(msg.into(), span.into());
         self
     }
     /// Frames for a failed coercion in string interpolation: "while
@@ -133,26 +132,54 @@ impl Error {
     /// Add a `… while …` frame.
     #[cold]
     pub fn while_(mut self, msg: impl Into<String>, span: impl Into<Span>) -> Error {
-        if self.0.trace.len() < 64 {
-            self.0.trace.push((msg.into(), span.into()));
-        }
+        self.0.trace.push(msg.into(), span.into());
         self
     }
 
     /// Render like C++ Nix: trace frames (outermost first) when `show_trace`,
-    /// then the message, the position and a source excerpt.
+    /// then the message, the position and a source excerpt. A frame seen
+    /// before (same message and position) is not printed again: a run of
+    /// more than five such frames becomes "(N duplicate frames omitted)",
+    /// as in C++ Nix since 2.20 (a recursion 10 000 calls deep prints a few
+    /// frames, not 10 000).
     pub fn render(&self, show_trace: bool) -> String {
         let mut out = String::from("error:");
         let e = &self.0;
         if show_trace {
-            for (msg, span) in e.trace.iter().rev() {
-                let _ = write!(out, "\n       … {msg}");
-                if !span.is_none() && crate::source::get(span.file).is_some() {
+            let print = |out: &mut String, f: &Frame| {
+                let _ = write!(out, "\n       … {}", f.msg);
+                if !f.span.is_none() && crate::source::get(f.span.file).is_some() {
                     out.push('\n');
-                    render_pos(&mut out, *span, "         ");
+                    render_pos(out, f.span, "         ");
                 }
                 out.push('\n');
+            };
+            let flush = |out: &mut String, skipped: &mut Vec<&Frame>| {
+                if skipped.len() > 5 {
+                    let _ = write!(out, "\n       ({} duplicate frames omitted)\n", skipped.len());
+                } else {
+                    for f in skipped.iter() {
+                        print(out, f);
+                    }
+                }
+                skipped.clear();
+            };
+            // (C++ Nix means to forget the frames seen after an omission,
+            // but clears a copy of its set: a frame stays seen for good.)
+            let mut seen: std::collections::HashSet<(&str, u32, u32)> = std::collections::HashSet::new();
+            let mut skipped: Vec<&Frame> = Vec::new();
+            for f in e.trace.frames() {
+                if f.msg.is_empty() {
+                    continue;
+                }
+                if !seen.insert((f.msg.as_str(), f.span.file, f.span.offset)) {
+                    skipped.push(f);
+                    continue;
+                }
+                flush(&mut out, &mut skipped);
+                print(&mut out, f);
             }
+            flush(&mut out, &mut skipped);
         }
         if out == "error:" {
             let _ = write!(out, " {}", e.msg);
@@ -167,6 +194,63 @@ impl Error {
             let _ = write!(out, "\n       {h}");
         }
         filter_ansi(&out)
+    }
+}
+
+/// An error's `… while …` frames: a list shared between clones, outermost
+/// frame first. Adding an outer frame (what unwinding does) and cloning an
+/// error (a failed thunk keeps one, and each thunk a failure passes through
+/// clones it) cost O(1), so a trace keeps every frame of a recursion
+/// 10 000 deep without quadratic copying.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    head: Option<Arc<Frame>>,
+}
+
+/// One frame of a [`Trace`].
+#[derive(Debug)]
+pub struct Frame {
+    pub msg: String,
+    pub span: Span,
+    next: Option<Arc<Frame>>,
+}
+
+impl Trace {
+    pub fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+    /// Add a frame outside all the others.
+    pub fn push(&mut self, msg: String, span: Span) {
+        let next = self.head.take();
+        self.head = Some(Arc::new(Frame { msg, span, next }));
+    }
+    /// Add a frame inside all the others (rebuilds the list: a cold path
+    /// taken near where an error is raised, when the trace is short).
+    pub fn push_innermost(&mut self, msg: String, span: Span) {
+        let outer: Vec<(String, Span)> = self.frames().map(|f| (f.msg.clone(), f.span)).collect();
+        *self = Trace::default();
+        self.push(msg, span);
+        for (m, s) in outer.into_iter().rev() {
+            self.push(m, s);
+        }
+    }
+    /// The frames, outermost first.
+    pub fn frames(&self) -> impl Iterator<Item = &Frame> {
+        std::iter::successors(self.head.as_deref(), |f| f.next.as_deref())
+    }
+}
+
+impl Drop for Frame {
+    // iteratively: the default recursive drop of a long list would
+    // overflow the stack
+    fn drop(&mut self) {
+        let mut next = self.next.take();
+        while let Some(f) = next {
+            match Arc::try_unwrap(f) {
+                Ok(mut f) => next = f.next.take(),
+                Err(_) => break,
+            }
+        }
     }
 }
 

@@ -18,7 +18,8 @@ pub struct EvalOptions {
     /// Search path entries (`-I` and `NIX_PATH`): (prefix, path); an empty
     /// prefix means the entry is searched for `<name>` directly.
     pub search_path: Vec<(String, String)>,
-    /// Maximum nesting of function calls before "stack overflow".
+    /// Calls nested deeper than this (C++ Nix's `max-call-depth`: a call
+    /// at depth `max_call_depth + 1` fails) are a "stack overflow".
     pub max_call_depth: usize,
     /// `$HOME` for `~/…` paths.
     pub home: Option<String>,
@@ -475,7 +476,7 @@ impl Eval {
             [a] => {
                 let arg = self.arg_thunk(a, env);
                 let depth = self.call_depth.get();
-                if depth >= self.opts.max_call_depth {
+                if depth > self.opts.max_call_depth {
                     return Err(stack_overflow(pos));
                 }
                 self.call_depth.set(depth + 1);
@@ -584,7 +585,7 @@ impl Eval {
     #[inline]
     fn call_primop(&self, op: &'static PrimOpDef, args: &[Value], pos: Span) -> Result<Value> {
         let depth = self.call_depth.get();
-        if depth >= self.opts.max_call_depth {
+        if depth > self.opts.max_call_depth {
             return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos));
         }
         self.call_depth.set(depth + 1);
@@ -1201,7 +1202,7 @@ impl Eval {
     /// Call a function value with one (lazy) argument.
     pub fn call(&self, f: &Value, arg: Value, pos: Span) -> Result<Value> {
         let depth = self.call_depth.get();
-        if depth >= self.opts.max_call_depth {
+        if depth > self.opts.max_call_depth {
             return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos));
         }
         self.call_depth.set(depth + 1);
@@ -1219,7 +1220,7 @@ impl Eval {
             && inner.formals.is_none()
         {
             let depth = self.call_depth.get();
-            if depth + 2 >= self.opts.max_call_depth {
+            if depth + 1 > self.opts.max_call_depth {
                 return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos));
             }
             self.call_depth.set(depth + 2);
@@ -1655,7 +1656,7 @@ impl Eval {
         let v = self.force(v)?;
         stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || {
             let depth = self.call_depth.get();
-            if depth >= self.opts.max_call_depth {
+            if depth > self.opts.max_call_depth {
                 return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded"));
             }
             self.call_depth.set(depth + 1);
@@ -1867,9 +1868,6 @@ fn stack_overflow(pos: Span) -> Error {
 /// function body.
 #[cold]
 fn lambda_frames(e: Error, l: &LambdaIR, pos: Span) -> Error {
-    if e.kind() == ErrorKind::StackOverflow {
-        return e;
-    }
     let what = match l.name {
         Some(n) => format!("while calling '{n}'"),
         None => "while calling anonymous lambda".to_string(),

@@ -620,9 +620,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             let mut attrs = Vec::with_capacity(pa.entries.len());
             for (name, e) in pa.entries {
                 let mut value = self.lower_pval(e.val, pa.rec)?;
-                if let Expr::Lambda(l) = &mut value {
-                    l.name = Some(name);
-                }
+                name_lambda(&mut value, name);
                 attrs.push(AttrDef { name, value, pos: e.pos.into() });
             }
             let mut dynamic = Vec::new();
@@ -657,9 +655,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             let mut binds = Vec::with_capacity(pa.entries.len() + nfrom);
             for (name, e) in pa.entries {
                 let mut value = self.lower_pval(e.val, true)?;
-                if let Expr::Lambda(l) = &mut value {
-                    l.name = Some(name);
-                }
+                name_lambda(&mut value, name);
                 binds.push(value);
             }
             for f in pa.from_exprs {
@@ -1169,5 +1165,16 @@ fn push_canon(out: &mut String, p: &str) {
             }
         }
         i = j + 1;
+    }
+}
+
+/// A function bound to a name (`f = a: b: …` in a set or `let`) is called
+/// by that name in traces, and so are the functions its body returns
+/// directly (`b: …`), as C++ Nix names them.
+fn name_lambda(e: &mut Expr, name: Symbol) {
+    let mut e = e;
+    while let Expr::Lambda(l) = e {
+        l.name = Some(name);
+        e = &mut l.body;
     }
 }

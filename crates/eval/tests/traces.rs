@@ -1,0 +1,86 @@
+//! Error traces: every frame is kept however deep the failure, clones of an
+//! error share their frames, and rendering elides repeated frames the way
+//! C++ Nix (2.20 and later) does: a frame seen before is held back, and a
+//! run of more than five held-back frames prints as
+//! "(N duplicate frames omitted)".
+
+use ferrix_eval::{Builtins, Error, Eval, EvalOptions, HostIO, Span};
+
+/// An error whose frames, outermost first, are `outer_first`.
+fn with_frames(outer_first: &[&str]) -> Error {
+    let mut e = Error::eval("boom");
+    for f in outer_first.iter().rev() {
+        e = e.while_(*f, Span::NONE);
+    }
+    e
+}
+
+fn frames(rendered: &str) -> Vec<String> {
+    rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('…') || l.starts_with('('))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn short_repeats_are_printed() {
+    let e = with_frames(&["X", "Y", "X", "Y", "Z"]);
+    assert_eq!(frames(&e.render(true)), ["… X", "… Y", "… X", "… Y", "… Z"]);
+}
+
+#[test]
+fn long_repeats_are_counted() {
+    let mut f = vec!["top"];
+    for _ in 0..10 {
+        f.extend(["call", "site"]);
+    }
+    f.push("bottom");
+    let r = with_frames(&f).render(true);
+    assert_eq!(frames(&r), ["… top", "… call", "… site", "(18 duplicate frames omitted)", "… bottom"]);
+    assert!(r.ends_with("error: boom"), "{r}");
+}
+
+#[test]
+fn a_frame_stays_seen_after_an_omission() {
+    // A×10, B×10, A×10: the second run of A is all omitted (C++ Nix means
+    // to forget the frames seen after an omission but clears a copy of its
+    // set; its test eval-fail-mutual-recursion pins that output).
+    let mut f = Vec::new();
+    f.extend(std::iter::repeat_n("A", 10));
+    f.extend(std::iter::repeat_n("B", 10));
+    f.extend(std::iter::repeat_n("A", 10));
+    f.push("end");
+    let r = with_frames(&f).render(true);
+    assert_eq!(
+        frames(&r),
+        ["… A", "(9 duplicate frames omitted)", "… B", "(19 duplicate frames omitted)", "… end"]
+    );
+}
+
+#[test]
+fn deep_traces_are_kept_whole_and_dropped_without_recursion() {
+    // 200 000 frames, cloned (as a failed thunk keeps a copy) and dropped
+    // (a recursive drop of the list would overflow the test thread's stack)
+    let mut e = Error::eval("deep");
+    for i in 0..200_000 {
+        e = e.while_(if i % 2 == 0 { "a" } else { "b" }, Span::NONE);
+    }
+    let copy = e.clone();
+    drop(e);
+    let r = copy.render(true);
+    assert_eq!(frames(&r), ["… b", "… a", "(199998 duplicate frames omitted)"]);
+}
+
+#[test]
+fn stack_overflow_trace_counts_every_call() {
+    // `max-call-depth` 100: calls at depths 0..=100 run, the next fails;
+    // each call leaves "from call site" and "while calling" frames.
+    let opts = EvalOptions { max_call_depth: 100, ..Default::default() };
+    let ev = Eval::new(Box::new(HostIO), opts, Builtins::default());
+    let err = ev.eval_string("(x: x x) (x: x x)", "/").expect_err("a stack overflow");
+    let r = err.render(true);
+    assert!(r.contains("(197 duplicate frames omitted)"), "{r}");
+    assert!(r.contains("error: stack overflow; max-call-depth exceeded"), "{r}");
+}
