@@ -175,73 +175,88 @@ fn print_ambiguous_inner(out: &mut String, v: &Value, seen: &mut FxHashSet<usize
 /// The short form of a value used in error messages (`"foo"`, `{ a = 1; }`,
 /// `«lambda @ file:1:2»`), abbreviated like modern Nix.
 pub fn print_error_value(v: &Value) -> String {
-    let mut out = String::new();
-    print_err(&mut out, v, 0);
-    out
+    let mut p = ErrPrinter { out: String::new(), attrs: 0, items: 0 };
+    p.print(v, 0);
+    p.out
 }
 
-fn print_err(out: &mut String, v: &Value, depth: usize) {
-    match v {
-        Value::Attrs(a) => {
-            if a.is_empty() {
-                out.push_str("{ }");
-                return;
-            }
-            if depth > 0 {
-                out.push_str("{ ... }");
-                return;
-            }
-            out.push_str("{ ");
-            let sorted = a.sorted_by_name();
-            let n = sorted.len();
-            for attr in sorted.take(10) {
-                let name = attr.name.as_bytes();
-                if is_plain_ident(name) {
-                    out.push_str(&String::from_utf8_lossy(name));
-                } else {
-                    escape_string(out, name);
+/// C++ Nix's printer with its options for values in error messages: sets
+/// and lists nested ten deep print as `{ ... }` / `[ ... ]`, and at most
+/// ten attributes and ten list items are printed in all (counted over the
+/// whole value, an item after its own contents), the rest of each set or
+/// list as `«N attributes elided»` / `«N items elided»`.
+struct ErrPrinter {
+    out: String,
+    attrs: usize,
+    items: usize,
+}
+
+const ERR_MAX_DEPTH: usize = 10;
+const ERR_MAX_ATTRS: usize = 10;
+const ERR_MAX_ITEMS: usize = 10;
+
+impl ErrPrinter {
+    fn print(&mut self, v: &Value, depth: usize) {
+        match v {
+            Value::Attrs(a) => {
+                if depth >= ERR_MAX_DEPTH {
+                    self.out.push_str("{ ... }");
+                    return;
                 }
-                out.push_str(" = ");
-                print_err(out, &attr.value, depth + 1);
-                out.push_str("; ");
+                self.out.push('{');
+                let sorted: Vec<&crate::value::Attr> = a.sorted_by_name().collect();
+                for (shown, attr) in sorted.iter().enumerate() {
+                    self.out.push(' ');
+                    if self.attrs >= ERR_MAX_ATTRS {
+                        let n = sorted.len() - shown;
+                        let _ = write!(self.out, "«{n} attribute{} elided»", if n == 1 { "" } else { "s" });
+                        break;
+                    }
+                    let name = attr.name.as_bytes();
+                    if is_plain_ident(name) {
+                        self.out.push_str(&String::from_utf8_lossy(name));
+                    } else {
+                        escape_string(&mut self.out, name);
+                    }
+                    self.out.push_str(" = ");
+                    self.print(&attr.value, depth + 1);
+                    self.out.push(';');
+                    self.attrs += 1;
+                }
+                self.out.push_str(" }");
             }
-            if n > 10 {
-                let _ = write!(out, "«{} attributes elided» ", n - 10);
+            Value::List(l) => {
+                if depth >= ERR_MAX_DEPTH {
+                    self.out.push_str("[ ... ]");
+                    return;
+                }
+                self.out.push('[');
+                for (shown, x) in l.iter().enumerate() {
+                    self.out.push(' ');
+                    if self.items >= ERR_MAX_ITEMS {
+                        let n = l.len() - shown;
+                        let _ = write!(self.out, "«{n} item{} elided»", if n == 1 { "" } else { "s" });
+                        break;
+                    }
+                    self.print(x, depth + 1);
+                    self.items += 1;
+                }
+                self.out.push_str(" ]");
             }
-            out.push('}');
+            Value::Lambda(c) => {
+                let _ = write!(self.out, "«lambda @ {}»", pos_string(c.lambda.pos));
+            }
+            Value::PrimOp(p) => {
+                let _ = write!(self.out, "«primop {}»", p.name);
+            }
+            Value::PrimOpApp(p) => {
+                let _ = write!(self.out, "«partially applied primop {}»", p.op.name);
+            }
+            Value::Thunk(t) => match t.value() {
+                Some(v) => self.print(v, depth),
+                None => self.out.push_str("«thunk»"),
+            },
+            other => print_ambiguous(&mut self.out, other, &mut FxHashSet::default(), 0, "«thunk»"),
         }
-        Value::List(l) => {
-            if l.is_empty() {
-                out.push_str("[ ]");
-                return;
-            }
-            if depth > 0 {
-                out.push_str("[ ... ]");
-                return;
-            }
-            out.push_str("[ ");
-            for x in l.iter().take(10) {
-                print_err(out, x, depth + 1);
-                out.push(' ');
-            }
-            if l.len() > 10 {
-                let _ = write!(out, "«{} items elided» ", l.len() - 10);
-            }
-            out.push(']');
-        }
-        Value::Lambda(c) => {
-            let _ = write!(out, "«lambda @ {}»", pos_string(c.lambda.pos));
-        }
-        Value::PrimOp(p) => {
-            let _ = write!(out, "«primop {}»", p.name);
-        }
-        Value::PrimOpApp(p) => {
-            let _ = write!(out, "«partially applied primop {}»", p.op.name);
-        }
-        Value::Thunk(t) => match t.value() {
-            Some(v) => print_err(out, v, depth),
-            None => out.push_str("«thunk»"),
-        },
-        other => print_ambiguous(out, other, &mut FxHashSet::default(), 0, "«thunk»"),
     }
 }
