@@ -196,6 +196,11 @@ const ERR_MAX_ATTRS: usize = 10;
 const ERR_MAX_ITEMS: usize = 10;
 
 impl ErrPrinter {
+    /// `«3 items elided»`, `«1 attribute elided»`
+    fn elided(&mut self, n: usize, what: &str) {
+        let _ = write!(self.out, "«{n} {what}{} elided»", if n == 1 { "" } else { "s" });
+    }
+
     fn print(&mut self, v: &Value, depth: usize) {
         match v {
             Value::Attrs(a) => {
@@ -208,8 +213,7 @@ impl ErrPrinter {
                 for (shown, attr) in sorted.iter().enumerate() {
                     self.out.push(' ');
                     if self.attrs >= ERR_MAX_ATTRS {
-                        let n = sorted.len() - shown;
-                        let _ = write!(self.out, "«{n} attribute{} elided»", if n == 1 { "" } else { "s" });
+                        self.elided(sorted.len() - shown, "attribute");
                         break;
                     }
                     let name = attr.name.as_bytes();
@@ -234,8 +238,7 @@ impl ErrPrinter {
                 for (shown, x) in l.iter().enumerate() {
                     self.out.push(' ');
                     if self.items >= ERR_MAX_ITEMS {
-                        let n = l.len() - shown;
-                        let _ = write!(self.out, "«{n} item{} elided»", if n == 1 { "" } else { "s" });
+                        self.elided(l.len() - shown, "item");
                         break;
                     }
                     self.print(x, depth + 1);
