@@ -54,46 +54,45 @@ fn need<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> anyhow::Re
 
 /// Apply a setting given as `--option NAME VALUE`, `--NAME VALUE` or in
 /// nix.conf; settings of C++ Nix that ferrix has no use for are accepted
-/// and ignored.
-fn apply_setting(f: &mut Flags, name: &str, value: &str) -> anyhow::Result<()> {
-    let boolean = || match value {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(anyhow::anyhow!("invalid Boolean value '{value}' for setting '{name}'")),
+/// and ignored. Like C++ Nix, a Boolean is `true`/`yes`/`1` or
+/// `false`/`no`/`0`, and a value that does not parse is a warning, not an
+/// error (the setting keeps its value).
+fn apply_setting(f: &mut Flags, name: &str, value: &str) {
+    let invalid = |what: &str| eprintln!("warning: error: {what}setting '{name}' has invalid value '{value}'");
+    let boolean = |slot: &mut bool| match value {
+        "true" | "yes" | "1" => *slot = true,
+        "false" | "no" | "0" => *slot = false,
+        _ => invalid("Boolean "),
     };
     match name {
-        "abort-on-warn" => f.abort_on_warn = boolean()?,
-        "show-trace" => f.show_trace = boolean()?,
-        "max-call-depth" => {
-            let n = value
-                .parse::<usize>()
-                .map_err(|_| anyhow::anyhow!("setting '{name}' has invalid value '{value}'"))?;
-            f.max_call_depth = Some(n);
-        }
+        "abort-on-warn" => boolean(&mut f.abort_on_warn),
+        "show-trace" => boolean(&mut f.show_trace),
+        "max-call-depth" => match value.parse::<usize>() {
+            Ok(n) => f.max_call_depth = Some(n),
+            Err(_) => invalid(""),
+        },
         _ => {}
     }
-    Ok(())
 }
 
 /// The settings of C++ Nix's configuration that ferrix honours
-/// (`show-trace`, `max-call-depth`, `abort-on-warn`), from
+/// (`max-call-depth`, `abort-on-warn`; `show-trace` is accepted), from
 /// `$NIX_CONF_DIR/nix.conf` (default `/etc/nix/nix.conf`) and then the
 /// `NIX_CONFIG` variable; command-line flags override both.
-fn config_settings(f: &mut Flags) -> anyhow::Result<()> {
+fn config_settings(f: &mut Flags) {
     let dir = std::env::var("NIX_CONF_DIR").unwrap_or_else(|_| "/etc/nix".into());
     let file = std::fs::read_to_string(format!("{dir}/nix.conf")).unwrap_or_default();
     let env = std::env::var("NIX_CONFIG").unwrap_or_default();
     for line in file.lines().chain(env.lines()) {
         let line = line.split('#').next().unwrap_or("");
         let Some((name, value)) = line.split_once('=') else { continue };
-        apply_setting(f, name.trim(), value.trim())?;
+        apply_setting(f, name.trim(), value.trim());
     }
-    Ok(())
 }
 
 pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
     let mut f = Flags::default();
-    config_settings(&mut f)?;
+    config_settings(&mut f);
     let mut it = raw.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -120,7 +119,7 @@ pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
             "--no-show-trace" => f.show_trace = false,
             "--max-call-depth" => {
                 let v = need(&mut it, a)?;
-                apply_setting(&mut f, "max-call-depth", &v)?;
+                apply_setting(&mut f, "max-call-depth", &v);
             }
             "--raw" => f.raw = true,
             "--read-write-mode" => f.read_write = true,
@@ -137,7 +136,7 @@ pub fn parse_flags(raw: &[String]) -> anyhow::Result<Flags> {
             "--option" => {
                 let n = need(&mut it, a)?;
                 let v = need(&mut it, a)?;
-                apply_setting(&mut f, &n, &v)?;
+                apply_setting(&mut f, &n, &v);
             }
             "--lint-absolute-path-literals" | "--lint-short-path-literals" | "--lint-url-literals" => {
                 let v = need(&mut it, a)?;

@@ -432,3 +432,36 @@ fn generated_expressions_match_cpp_nix() {
     let exprs: Vec<String> = (0..400).map(|i| g.expr(tys[i % tys.len()], 5)).collect();
     check_all(exprs);
 }
+
+/// `--option NAME VALUE` as C++ Nix takes it: a Boolean spelled
+/// `true`/`yes`/`1` or `false`/`no`/`0`, and a value that does not parse
+/// is a warning (`warning: error: Boolean setting 'show-trace' has invalid
+/// value 'maybe'`) while the evaluation goes on and succeeds.
+#[test]
+fn setting_values_are_taken_like_cpp_nix() {
+    let run_with = |tool: &str, value: &str| {
+        let mut cmd = if tool == "ferrix" {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_ferrix"));
+            c.arg("instantiate");
+            c
+        } else {
+            Command::new(tool)
+        };
+        let out = cmd
+            .args(["--option", "show-trace", value, "--eval", "-E", "1 + 1"])
+            .env("NIX_CONF_DIR", env!("CARGO_TARGET_TMPDIR"))
+            .output()
+            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+        let warnings: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("warning: error:"))
+            .map(String::from)
+            .collect();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), warnings)
+    };
+    for value in ["true", "yes", "1", "false", "no", "0", "maybe"] {
+        let ours = run_with("ferrix", value);
+        assert_eq!(ours, run_with("nix-instantiate", value), "--option show-trace {value}");
+        assert_eq!(ours.0, Some(0), "--option show-trace {value}");
+    }
+}
