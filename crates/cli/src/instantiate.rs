@@ -324,10 +324,16 @@ pub fn print_result(ev: &Eval, v: &Value, flags: &Flags, out: &mut impl Write) -
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let flags = parse_flags(&args.raw)?;
     // Deep programs need a big stack; run on a thread with plenty (stacker grows further).
+    let done = crate::prefault::DoneSignal::new();
     let child = std::thread::Builder::new()
         .stack_size(64 << 20)
-        .spawn(move || run_inner(flags))
+        .spawn(move || {
+            let _done = done;
+            run_inner(flags)
+        })
         .map_err(|e| anyhow::anyhow!("spawning evaluator thread: {e}"))?;
+    // meanwhile this thread faults in the heap's pages ahead of the evaluator
+    crate::prefault::assist(&child);
     match child.join() {
         Ok(r) => r,
         Err(_) => {

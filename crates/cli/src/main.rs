@@ -14,6 +14,7 @@ mod eval_jobs;
 mod hash;
 mod instantiate;
 mod nar;
+mod prefault;
 mod repl;
 mod store;
 

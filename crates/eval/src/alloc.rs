@@ -12,6 +12,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ptr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const STEP: usize = 8;
 const CLASSES: usize = 16;
@@ -19,6 +21,63 @@ const CHUNK: usize = 64 * 1024;
 
 /// See the module documentation.
 pub struct PoolAlloc;
+
+/// The end of the highest chunk the pool has taken from the system so far:
+/// where fresh memory is being used (see [`watch_chunks`]).
+static FRONTIER: AtomicUsize = AtomicUsize::new(0);
+/// The chunk end past which the watcher is woken (`usize::MAX`: none).
+static WAKE_AT: AtomicUsize = AtomicUsize::new(usize::MAX);
+static WATCHER: OnceLock<std::thread::Thread> = OnceLock::new();
+
+/// Let `watcher` (a thread that waits with [`std::thread::park`]) know
+/// where the pool takes fresh memory: it is unparked once a chunk ending
+/// at or past `wake_at` is taken, after which it sets the next mark with
+/// [`rearm_watch`] and reads the position with [`chunk_frontier`]. A helper
+/// that populates the pages ahead of the evaluator uses this (the CLI's
+/// `prefault`); without a watcher the pool does nothing more per chunk
+/// than one atomic store and load.
+pub fn watch_chunks(watcher: std::thread::Thread, wake_at: usize) -> bool {
+    let ok = WATCHER.set(watcher).is_ok();
+    if ok {
+        WAKE_AT.store(wake_at, Ordering::Release);
+    }
+    ok
+}
+
+/// Wake the watcher again once a chunk ends at or past `wake_at`.
+pub fn rearm_watch(wake_at: usize) {
+    WAKE_AT.store(wake_at, Ordering::Release);
+    // a chunk taken between the watcher's last look and this store would
+    // otherwise go unnoticed until the next one
+    if FRONTIER.load(Ordering::Acquire) >= wake_at {
+        wake_watcher();
+    }
+}
+
+/// The end of the highest chunk taken so far (0 before the first).
+pub fn chunk_frontier() -> usize {
+    FRONTIER.load(Ordering::Acquire)
+}
+
+#[inline]
+fn chunk_taken(end: usize) {
+    if end > FRONTIER.load(Ordering::Relaxed) {
+        FRONTIER.store(end, Ordering::Release);
+    }
+    if end >= WAKE_AT.load(Ordering::Acquire) {
+        WAKE_AT.store(usize::MAX, Ordering::Relaxed);
+        wake_watcher();
+    }
+}
+
+#[cold]
+fn wake_watcher() {
+    // `unpark` neither allocates nor blocks (a futex wake at most), so it
+    // is safe inside the allocator
+    if let Some(t) = WATCHER.get() {
+        t.unpark();
+    }
+}
 
 thread_local! {
     // const-initialised, no destructor: safe to use inside an allocator
@@ -56,6 +115,7 @@ unsafe impl GlobalAlloc for PoolAlloc {
             if chunk.is_null() {
                 return ptr::null_mut();
             }
+            chunk_taken(chunk as usize + CHUNK);
             let n = CHUNK / size;
             // thread blocks 1..n onto the free list, hand out block 0
             let mut next: *mut u8 = ptr::null_mut();
