@@ -35,6 +35,13 @@ fn parse_error(err: &rnix::ParseError, file: u32, text: &str) -> Error {
         (format!("syntax error, unexpected '{}'", tok.trim()), usize::from(r.start()))
     };
     let (msg, off) = match err {
+        // C++ Nix's lexer rejects a path ending in `/` itself, pointing
+        // just past it (rnix reads it as an error token)
+        P::Unexpected(r) | P::UnexpectedExtra(r) | P::UnexpectedWanted(_, r, _)
+            if is_path_with_trailing_slash(&text[usize::from(r.start())..usize::from(r.end())]) =>
+        {
+            ("path has a trailing slash".to_string(), usize::from(r.end()))
+        }
         P::Unexpected(r) | P::UnexpectedExtra(r) | P::UnexpectedWanted(_, r, _) => unexpected(r),
         P::UnexpectedDoubleBind(r) => ("syntax error, double bind".to_string(), usize::from(r.start())),
         P::DuplicatedArgs(r, name) => (format!("duplicate formal function argument '{name}'"), usize::from(r.start())),
@@ -43,6 +50,15 @@ fn parse_error(err: &rnix::ParseError, file: u32, text: &str) -> Error {
         _ => ("syntax error".to_string(), 0),
     };
     Error::parse(msg, Span { file, offset: off as u32 })
+}
+
+/// `/a/b/`, `./a/`, `~/a/`, `a/b/`: a path token (path characters, at
+/// least one `/` before the last) that ends in a slash.
+fn is_path_with_trailing_slash(tok: &str) -> bool {
+    let Some(body) = tok.strip_suffix('/') else { return false };
+    let body = body.strip_prefix('~').unwrap_or(body);
+    body.contains('/')
+        && body.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'+' | b'/'))
 }
 
 struct Conv {

@@ -1,0 +1,34 @@
+//! Parse errors that C++ Nix words in its own way rather than as "syntax
+//! error, unexpected …": the text and the position (line:column) it points at.
+
+use ferrix_eval::Eval;
+
+/// The error's first line and its `at «string»:L:C` position.
+fn parse_error(src: &str) -> (String, String) {
+    let ev = Eval::default();
+    let e = ev.eval_string(src, "/").expect_err("does not parse");
+    let r = e.render(false);
+    let mut lines = r.lines();
+    let msg = lines.next().unwrap_or_default().to_string();
+    let at = lines.next().unwrap_or_default().trim().to_string();
+    (msg, at)
+}
+
+#[test]
+fn a_path_with_a_trailing_slash_is_its_own_error() {
+    // C++ Nix (newer than 2.8, which gives no position) points just past the
+    // slash: upstream's eval-fail-path-slash
+    for (src, col) in [("/nix/store/", 12), ("./foo/", 7), ("~/foo/", 7), ("foo/bar/", 9), ("[ /a/b/ ]", 8)] {
+        let (msg, at) = parse_error(src);
+        assert_eq!(msg, "error: path has a trailing slash", "{src}");
+        assert_eq!(at, format!("at «string»:1:{col}:"), "{src}");
+    }
+}
+
+#[test]
+fn a_slash_that_is_not_a_path_end_stays_a_syntax_error() {
+    let (msg, _) = parse_error("a/");
+    assert_eq!(msg, "error: syntax error, unexpected end of file");
+    let (msg, _) = parse_error("1 / / 2");
+    assert!(msg.starts_with("error: syntax error"), "{msg}");
+}
