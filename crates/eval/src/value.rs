@@ -1617,7 +1617,7 @@ pub enum ThunkState {
     ApplyElem(Rc<(Value, Rc<List>)>, usize),
     /// `f name value` of attribute `i` of a set (mapAttrs, zipAttrsWith:
     /// the attributes share `f` and the set, so one costs one thunk block).
-    ApplyAttr(Rc<(Value, AttrSet)>, usize),
+    ApplyAttr(Rc<(Value, AttrSet, Span)>, usize),
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
     Done(Value),
@@ -1637,7 +1637,7 @@ const T_APPLY_ATTR: u32 = 8;
 const _: () = assert!(std::mem::size_of::<ThunkBox>() == 24);
 const _: () = assert!(std::mem::size_of::<(&'static Expr, Env)>() <= 16 && std::mem::align_of::<(&'static Expr, Env)>() <= 8);
 const _: () = assert!(std::mem::size_of::<(Rc<Value>, i64)>() <= 16 && std::mem::size_of::<(Rc<(Value, Rc<List>)>, usize)>() <= 16);
-const _: () = assert!(std::mem::size_of::<(Rc<(Value, AttrSet)>, usize)>() <= 16);
+const _: () = assert!(std::mem::size_of::<(Rc<(Value, AttrSet, Span)>, usize)>() <= 16);
 const _: () = assert!(std::mem::size_of::<Value>() <= 16 && std::mem::align_of::<Value>() <= 8);
 const _: () = assert!(std::mem::size_of::<Error>() <= 16 && std::mem::align_of::<Error>() <= 8);
 
@@ -1676,7 +1676,7 @@ impl ThunkBox {
                     T_APPLY_ELEM
                 }
                 ThunkState::ApplyAttr(src, i) => {
-                    (d as *mut (Rc<(Value, AttrSet)>, usize)).write((src, i));
+                    (d as *mut (Rc<(Value, AttrSet, Span)>, usize)).write((src, i));
                     T_APPLY_ATTR
                 }
                 ThunkState::Blackhole => T_BLACKHOLE,
@@ -1720,7 +1720,7 @@ impl ThunkBox {
                     ThunkState::ApplyElem(src, i)
                 }
                 T_APPLY_ATTR => {
-                    let (src, i) = (d as *const (Rc<(Value, AttrSet)>, usize)).read();
+                    let (src, i) = (d as *const (Rc<(Value, AttrSet, Span)>, usize)).read();
                     ThunkState::ApplyAttr(src, i)
                 }
                 T_DONE => ThunkState::Done((d as *const Value).read()),
@@ -1795,6 +1795,15 @@ fn free_thunk(p: NonNull<ThunkBox>) {
     }
 }
 
+/// Where C++ Nix places a call that has no call site: the function's own
+/// position, if it is a lambda.
+fn lambda_pos(f: &Value) -> Span {
+    match f {
+        Value::Lambda(c) => c.lambda.pos,
+        _ => Span::NONE,
+    }
+}
+
 impl Thunk {
     #[inline]
     fn new(state: ThunkState) -> Thunk {
@@ -1841,8 +1850,9 @@ impl Thunk {
         Value::Thunk(Thunk::new(ThunkState::ApplyElem(src.clone(), i)))
     }
     /// `f name value` of the `i`th attribute (in symbol order) of a set, as
-    /// a thunk (`f` and the set shared by the caller's thunks).
-    pub fn apply_attr(src: &Rc<(Value, AttrSet)>, i: usize) -> Value {
+    /// a thunk (`f` and the set shared by the caller's thunks; the span is
+    /// the position the call is shown at, if any).
+    pub fn apply_attr(src: &Rc<(Value, AttrSet, Span)>, i: usize) -> Value {
         Value::Thunk(Thunk::new(ThunkState::ApplyAttr(src.clone(), i)))
     }
     /// A thunk that is being filled in (used for self-referencing constants).
@@ -1928,15 +1938,19 @@ impl Thunk {
             ThunkState::Apply(fa) => {
                 ev.with_stack(|| ev.call(&fa.0, fa.1.clone(), Span::NONE))
             }
+            // These applications have no call site of their own; C++ Nix
+            // then shows the position of the function (when the builtin
+            // forced it: `map`, `genList`, `zipAttrsWith`, not `mapAttrs`)
+            // as the call's, in "from call site" frames and errors.
             ThunkState::ApplyAttr(src, i) => ev.with_stack(|| {
                 let a = &src.1.attrs()[*i];
-                ev.call2(&src.0, Value::sym_string(a.name), a.value.clone(), Span::NONE)
+                ev.call2(&src.0, Value::sym_string(a.name), a.value.clone(), src.2)
             }),
             ThunkState::ApplyElem(src, i) => {
-                ev.with_stack(|| ev.call(&src.0, src.1[*i].clone(), Span::NONE))
+                ev.with_stack(|| ev.call(&src.0, src.1[*i].clone(), lambda_pos(&src.0)))
             }
             ThunkState::ApplyInt(f, i) => {
-                ev.with_stack(|| ev.call(f, Value::Int(*i), Span::NONE))
+                ev.with_stack(|| ev.call(f, Value::Int(*i), lambda_pos(f)))
             }
             _ => unreachable!(),
         };

@@ -29,6 +29,8 @@ fn a_path_with_a_trailing_slash_is_its_own_error() {
 fn a_slash_that_is_not_a_path_end_stays_a_syntax_error() {
     let (msg, _) = parse_error("a/");
     assert_eq!(msg, "error: syntax error, unexpected end of file");
+    let (msg, _) = parse_error("// 1");
+    assert_eq!(msg, "error: syntax error, unexpected '//'");
     let (msg, _) = parse_error("1 / / 2");
     assert!(msg.starts_with("error: syntax error"), "{msg}");
 }

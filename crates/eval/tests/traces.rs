@@ -84,3 +84,57 @@ fn stack_overflow_trace_counts_every_call() {
     assert!(r.contains("(197 duplicate frames omitted)"), "{r}");
     assert!(r.contains("error: stack overflow; max-call-depth exceeded"), "{r}");
 }
+
+/// The frames and positions of an error, one line each (`… text @ L:C`,
+/// the final error last).
+fn located(src: &str) -> Vec<String> {
+    let ev = Eval::default();
+    let err = ev.eval_string(src, "/").and_then(|v| ev.force_deep(&v)).expect_err("fails");
+    let r = err.render(true);
+    let mut out: Vec<String> = Vec::new();
+    for l in r.lines().map(str::trim) {
+        if let Some(at) = l.strip_prefix("at «string»:") {
+            if let Some(last) = out.last_mut() {
+                *last = format!("{last} @ {}", at.trim_end_matches(':'));
+            }
+        } else if l.starts_with('…') || l.starts_with("error: ") && l != "error:" {
+            out.push(l.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn lazy_applications_of_builtins_are_placed_at_the_function() {
+    // C++ Nix shows a call that `genList`, `map` or `zipAttrsWith` set up
+    // (no call site of its own) at the function's position: upstream's
+    // eval-fail-genList-3, eval-fail-zipAttrsWith-3/-4
+    assert_eq!(
+        located(r#"builtins.genList (x: x + "foo") 2"#),
+        [
+            "… while evaluating list element at index 0",
+            "… from call site @ 1:19",
+            "… while calling anonymous lambda @ 1:19",
+            "error: cannot add a string to an integer @ 1:26",
+        ]
+    );
+    assert_eq!(
+        located(r#"builtins.map (x: x + "foo") [ 1 ]"#),
+        [
+            "… while evaluating list element at index 0",
+            "… from call site @ 1:15",
+            "… while calling anonymous lambda @ 1:15",
+            "error: cannot add a string to an integer @ 1:22",
+        ]
+    );
+    assert_eq!(
+        located("builtins.zipAttrsWith (_: 1) [ { foo = 1; } ]"),
+        ["… while evaluating the attribute 'foo'", "error: attempt to call something which is not a function but an integer: 1 @ 1:24"]
+    );
+    // `mapAttrs` does not force its function first: no position (upstream's
+    // eval-fail-mapAttrs-3)
+    assert_eq!(
+        located(r#"builtins.mapAttrs (x: x + "1") { foo.bar = 1; }"#),
+        ["… while evaluating the attribute 'foo'", "error: attempt to call something which is not a function but a string: \"foo1\""]
+    );
+}

@@ -104,7 +104,8 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     // The function is not forced here (C++ Nix applies it lazily; nixpkgs'
     // idris package set passes `self.x` of the fixpoint being built).
     // The new values share the function and the set (one block each).
-    let src = Rc::new((a[0].clone(), s));
+    // (shown at no position: C++ Nix's function here is unforced)
+    let src = Rc::new((a[0].clone(), s, Span::NONE));
     let names = src.1.attrs();
     // like C++ Nix: mapped attributes have no position
     // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
@@ -156,7 +157,12 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut lists: Vec<Attr> =
         groups.into_iter().map(|(name, vs)| Attr { name, pos: Pos::NONE, value: grown_list(vs) }).collect();
     lists.sort_unstable_by_key(|x| x.name);
-    let src = Rc::new((f, AttrSet::from_sorted(lists)));
+    // a call is shown at the (forced) function's position, as C++ Nix does
+    let pos = match &f {
+        Value::Lambda(c) => c.lambda.pos,
+        _ => Span::NONE,
+    };
+    let src = Rc::new((f, AttrSet::from_sorted(lists), pos));
     let names = src.1.attrs();
     let set = AttrSet::from_fn(names.len(), |i| Attr { name: names[i].name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) });
     Ok(Value::attrs(set))

@@ -58,6 +58,8 @@ fn is_path_with_trailing_slash(tok: &str) -> bool {
     let Some(body) = tok.strip_suffix('/') else { return false };
     let body = body.strip_prefix('~').unwrap_or(body);
     body.contains('/')
+        && !tok.contains("//")
+        && body.bytes().any(|c| c != b'/')
         && body.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'+' | b'/'))
 }
 
