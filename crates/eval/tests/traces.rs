@@ -138,3 +138,28 @@ fn lazy_applications_of_builtins_are_placed_at_the_function() {
         ["… while evaluating the attribute 'foo'", "error: attempt to call something which is not a function but a string: \"foo1\""]
     );
 }
+
+#[test]
+fn to_json_places_list_elements_at_the_attribute_holding_the_list() {
+    // as upstream's eval-fail-toJSON: a list element's frame is shown at
+    // the position of the attribute the list came from (or of the call)
+    assert_eq!(
+        located(r#"builtins.toJSON { a = [ 1 (throw "no") ]; }"#),
+        [
+            "… while calling the 'toJSON' builtin @ 1:1",
+            "… while evaluating attribute 'a' @ 1:19",
+            "… while evaluating list element at index 1 @ 1:19",
+            "… while calling the 'throw' builtin @ 1:28",
+            "error: no",
+        ]
+    );
+    assert_eq!(
+        located(r#"builtins.toJSON [ (throw "no") ]"#),
+        [
+            "… while calling the 'toJSON' builtin @ 1:1",
+            "… while evaluating list element at index 0 @ 1:1",
+            "… while calling the 'throw' builtin @ 1:20",
+            "error: no",
+        ]
+    );
+}

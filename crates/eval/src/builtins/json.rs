@@ -1,7 +1,7 @@
 //! JSON and TOML: toJSON, fromJSON, fromTOML.
 
 use crate::error::{Error, Result};
-use crate::ir::Span;
+use crate::ir::{Pos, Span};
 use crate::symbol::{sym, Symbol};
 use crate::value::{Attr, AttrSet, PrimOpDef, Value};
 use crate::{Coerce, Context, Eval};
@@ -69,6 +69,13 @@ fn scalar_json(v: &Value, ctx: &mut Context, out: &mut Vec<u8>) -> Result<bool> 
 
 /// Serialise a value as JSON (forcing it), collecting string context.
 pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: bool, out: &mut Vec<u8>) -> Result<()> {
+    to_json_at(ev, v, ctx, copy_to_store, out, Span::NONE)
+}
+
+/// [`to_json_bytes`] of a value found at `pos` (C++ Nix's printValueAsJSON
+/// passes down the position of the attribute a value came from, or the
+/// call's: "while evaluating list element" frames are shown there).
+fn to_json_at(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: bool, out: &mut Vec<u8>, pos: Span) -> Result<()> {
     let v = ev.force(v)?;
     if scalar_json(&v, ctx, out)? {
         return Ok(());
@@ -98,7 +105,7 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
                 }
                 Value::Attrs(a) => {
                     if let Some(attr) = a.get_attr(sym::to_string()) {
-                        let pos = attr.pos;
+                        let pos: Pos = attr.pos;
                         let r = ev
                             .force(&attr.value)
                             .and_then(|f| ev.call(&f, v.clone(), pos.span()))
@@ -133,7 +140,7 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
                         return Ok(());
                     }
                     if let Some(attr) = a.get_attr(sym::out_path()) {
-                        return to_json_bytes(ev, &attr.value, ctx, copy_to_store, out)
+                        return to_json_at(ev, &attr.value, ctx, copy_to_store, out, attr.pos.span())
                             .map_err(|e| e.while_("while using the `outPath` attribute", attr.pos));
                     }
                     out.push(b'{');
@@ -143,7 +150,7 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
                         }
                         json_string(out, attr.name.as_bytes());
                         out.push(b':');
-                        to_json_bytes(ev, &attr.value, ctx, copy_to_store, out).map_err(|e| {
+                        to_json_at(ev, &attr.value, ctx, copy_to_store, out, attr.pos.span()).map_err(|e| {
                             e.while_(format!("while evaluating attribute '{}'", attr.name), attr.pos)
                         })?;
                     }
@@ -155,8 +162,8 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
                         if i > 0 {
                             out.push(b',');
                         }
-                        to_json_bytes(ev, x, ctx, copy_to_store, out)
-                            .map_err(|e| e.while_(format!("while evaluating list element at index {i}"), Span::NONE))?;
+                        to_json_at(ev, x, ctx, copy_to_store, out, pos)
+                            .map_err(|e| e.while_(format!("while evaluating list element at index {i}"), pos))?;
                     }
                     out.push(b']');
                 }
@@ -172,10 +179,10 @@ pub fn to_json_bytes(ev: &Eval, v: &Value, ctx: &mut Context, copy_to_store: boo
 }
 
 /// `builtins.toJSON { a = [ 1 ]; }` → `"{\"a\":[1]}"`
-fn to_json(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
+fn to_json(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let mut out = Vec::new();
     let mut ctx = Context::new();
-    to_json_bytes(ev, &a[0], &mut ctx, true, &mut out)?;
+    to_json_at(ev, &a[0], &mut ctx, true, &mut out, pos)?;
     Ok(Value::string_ctx(out, ctx))
 }
 
