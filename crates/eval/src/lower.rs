@@ -985,8 +985,12 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 // C++ Nix places `&&`, `||` and `->` at the expression, the
                 // others at the operator.
                 let pos = if matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) { pos } else { op_pos };
-                let lpos = self.span(self.ast.strip_parens(l)).into();
-                let rpos = self.span(self.ast.strip_parens(r)).into();
+                // `+` is C++ Nix's ExprConcatStrings, whose operands are
+                // placed where their source starts, parentheses included;
+                // other operators' frames point at the operand expression
+                let (l_at, r_at) = if op == BinOp::Add { (l, r) } else { (self.ast.strip_parens(l), self.ast.strip_parens(r)) };
+                let lpos = self.span(l_at).into();
+                let rpos = self.span(r_at).into();
                 Expr::Bin { op, l: lsub, r: rsub, pos, lpos, rpos }
             }
         })

@@ -163,3 +163,15 @@ fn to_json_places_list_elements_at_the_attribute_holding_the_list() {
         ]
     );
 }
+
+#[test]
+fn an_operand_of_plus_is_placed_at_its_parenthesis() {
+    // `+` is C++ Nix's string concatenation, whose operands are placed
+    // where their source starts, `(` included (upstream's
+    // eval-fail-nested-list-items); `==` points into the parentheses
+    assert_eq!(
+        located(r#""" + (let v = [ 1 ]; in v)"#),
+        ["… while evaluating a path segment @ 1:6", "error: cannot coerce a list to a string: [ 1 ]"]
+    );
+    assert_eq!(located(r#"1 + ( "a")"#).last().map(String::as_str), Some("error: cannot add a string to an integer @ 1:5"));
+}
