@@ -405,13 +405,13 @@ fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
         })();
         if let Err(e) = r {
             let _ = out.flush();
-            eprintln!("{}", e.render(true));
+            eprintln!("{}", e.render(flags.show_trace));
             return Ok(ExitCode::from(1));
         }
     }
     // `toFile` texts written with --eval --read-write-mode
     if let Err(e) = ferrix_glue::io::store_io(&ev).and_then(|io| io.flush()) {
-        eprintln!("{}", e.render(true));
+        eprintln!("{}", e.render(flags.show_trace));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -135,6 +135,13 @@ impl Error {
         self.0.trace.push(msg.into(), span.into());
         self
     }
+    /// Add a frame that a truncated trace still shows (`addErrorContext`'s,
+    /// the derivation being evaluated).
+    #[cold]
+    pub fn while_always(mut self, msg: impl Into<String>, span: impl Into<Span>) -> Error {
+        self.0.trace.push_frame(msg.into(), span.into(), true);
+        self
+    }
 
     /// Render like C++ Nix: trace frames (outermost first) when `show_trace`,
     /// then the message, the position and a source excerpt. A frame seen
@@ -142,10 +149,16 @@ impl Error {
     /// more than five such frames becomes "(N duplicate frames omitted)",
     /// as in C++ Nix since 2.20 (a recursion 10 000 calls deep prints a few
     /// frames, not 10 000).
+    ///
+    /// Without `show_trace` the trace is cut short as in C++ Nix 2.20+: call
+    /// frames ("while calling …", "from call site"), which C++ Nix only
+    /// records with `show-trace`, are left out; after three frames only
+    /// those marked [`Error::while_always`] are printed, and a line says the
+    /// trace was truncated.
     pub fn render(&self, show_trace: bool) -> String {
         let mut out = String::from("error:");
         let e = &self.0;
-        if show_trace {
+        {
             let print = |out: &mut String, f: &Frame| {
                 let _ = write!(out, "\n       … {}", f.msg);
                 if !f.span.is_none() && crate::source::get(f.span.file).is_some() {
@@ -168,18 +181,30 @@ impl Error {
             // but clears a copy of its set: a frame stays seen for good.)
             let mut seen: std::collections::HashSet<(&str, u32, u32)> = std::collections::HashSet::new();
             let mut skipped: Vec<&Frame> = Vec::new();
+            let mut printed = 0usize;
+            let mut truncated = false;
             for f in e.trace.frames() {
-                if f.msg.is_empty() {
+                if f.msg.is_empty() || (!show_trace && f.is_call()) {
                     continue;
+                }
+                if !show_trace && printed >= 3 {
+                    truncated = true;
+                    if !f.always {
+                        continue;
+                    }
                 }
                 if !seen.insert((f.msg.as_str(), f.span.file, f.span.offset)) {
                     skipped.push(f);
                     continue;
                 }
+                printed += if skipped.len() > 5 { 1 } else { skipped.len() } + 1;
                 flush(&mut out, &mut skipped);
                 print(&mut out, f);
             }
             flush(&mut out, &mut skipped);
+            if truncated {
+                out.push_str("\n       (stack trace truncated; use '--show-trace' to show the full, detailed trace)\n");
+            }
         }
         if out == "error:" {
             let _ = write!(out, " {}", e.msg);
@@ -212,7 +237,22 @@ pub struct Trace {
 pub struct Frame {
     pub msg: String,
     pub span: Span,
+    /// Shown even in a truncated trace (`addErrorContext`, "while
+    /// evaluating derivation"; C++ Nix's `TracePrint::Always`).
+    pub always: bool,
     next: Option<Arc<Frame>>,
+}
+
+impl Frame {
+    /// A frame of a function or builtin call ("while calling …", "from call
+    /// site"): C++ Nix records these only with `show-trace`.
+    fn is_call(&self) -> bool {
+        !self.always
+            && (self.msg.starts_with("while calling '")
+                || self.msg.starts_with("while calling the '")
+                || self.msg == "while calling anonymous lambda"
+                || self.msg == "from call site")
+    }
 }
 
 impl Trace {
@@ -221,17 +261,20 @@ impl Trace {
     }
     /// Add a frame outside all the others.
     pub fn push(&mut self, msg: String, span: Span) {
+        self.push_frame(msg, span, false);
+    }
+    fn push_frame(&mut self, msg: String, span: Span, always: bool) {
         let next = self.head.take();
-        self.head = Some(Arc::new(Frame { msg, span, next }));
+        self.head = Some(Arc::new(Frame { msg, span, always, next }));
     }
     /// Add a frame inside all the others (rebuilds the list: a cold path
     /// taken near where an error is raised, when the trace is short).
     pub fn push_innermost(&mut self, msg: String, span: Span) {
-        let outer: Vec<(String, Span)> = self.frames().map(|f| (f.msg.clone(), f.span)).collect();
+        let outer: Vec<(String, Span, bool)> = self.frames().map(|f| (f.msg.clone(), f.span, f.always)).collect();
         *self = Trace::default();
         self.push(msg, span);
-        for (m, s) in outer.into_iter().rev() {
-            self.push(m, s);
+        for (m, s, a) in outer.into_iter().rev() {
+            self.push_frame(m, s, a);
         }
     }
     /// The frames, outermost first.

@@ -175,3 +175,32 @@ fn an_operand_of_plus_is_placed_at_its_parenthesis() {
     );
     assert_eq!(located(r#"1 + ( "a")"#).last().map(String::as_str), Some("error: cannot add a string to an integer @ 1:5"));
 }
+
+#[test]
+fn without_show_trace_the_trace_is_cut_short_but_keeps_context_frames() {
+    // as C++ Nix 2.20+ without --show-trace (upstream's
+    // eval-fail-addErrorContext-example): no call frames, three frames,
+    // then only `addErrorContext`'s, and a line saying so
+    let ev = Eval::default();
+    let src = r#"let f = n: if n == 0 then throw "kaboom" else builtins.addErrorContext "at ${toString n}" ("x" + f (n - 1)); in f 5"#;
+    let err = ev.eval_string(src, "/").expect_err("fails");
+    assert_eq!(
+        frames(&err.render(false)),
+        [
+            "… at 5",
+            "… in an operand of '+'",
+            "… at 4",
+            "… at 3",
+            "… at 2",
+            "… at 1",
+            "(stack trace truncated; use '--show-trace' to show the full, detailed trace)",
+        ]
+    );
+    // with it, every frame (call frames too)
+    let full = frames(&err.render(true));
+    assert!(full.iter().any(|f| f == "… from call site"), "{full:?}");
+    assert!(!full.iter().any(|f| f.starts_with("(stack trace truncated")), "{full:?}");
+    // a short trace is not marked
+    let err = ev.eval_string(r#"builtins.toJSON { a = throw "x"; }"#, "/").expect_err("fails");
+    assert_eq!(frames(&err.render(false)), ["… while evaluating attribute 'a'"]);
+}

@@ -164,7 +164,7 @@ fn drv_frame(e: Error, c: &Collected) -> Error {
 #[cold]
 #[inline(never)]
 fn name_frame(e: Error, name: &str, name_pos: Span) -> Error {
-    e.while_(
+    e.while_always(
         format!(
             "while evaluating derivation '{name}'\n         whose name attribute is located at {}",
             ferrix_eval::print::pos_string(name_pos)

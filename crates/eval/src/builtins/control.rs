@@ -111,7 +111,7 @@ fn add_error_context(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     match ev.force(&a[1]) {
         Ok(v) => Ok(v),
         Err(e) => match msg(ev, &a[0]) {
-            Ok(m) => Err(e.while_(m, Span::NONE)),
+            Ok(m) => Err(e.while_always(m, Span::NONE)),
             Err(_) => Err(e),
         },
     }
