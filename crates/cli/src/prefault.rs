@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 /// How far past the pool's highest chunk pages are kept populated.
-const AHEAD: usize = 1 << 20;
+const AHEAD: usize = 512 << 10;
 /// How much the pool takes before populating starts (short evaluations,
 /// most `-E` and `-A hello`, are over by then).
 const START: usize = 2 << 20;

@@ -1617,7 +1617,9 @@ pub enum ThunkState {
     ApplyElem(Rc<(Value, Rc<List>)>, usize),
     /// `f name value` of attribute `i` of a set (mapAttrs, zipAttrsWith:
     /// the attributes share `f` and the set, so one costs one thunk block).
-    ApplyAttr(Rc<(Value, AttrSet, Span)>, usize),
+    /// (An index with [`PLACED_AT_FUNCTION`] set: the call is shown at the
+    /// function's position, see [`Thunk::apply_attr`].)
+    ApplyAttr(Rc<(Value, AttrSet)>, usize),
     /// Being evaluated: forcing it again is infinite recursion.
     Blackhole,
     Done(Value),
@@ -1637,7 +1639,7 @@ const T_APPLY_ATTR: u32 = 8;
 const _: () = assert!(std::mem::size_of::<ThunkBox>() == 24);
 const _: () = assert!(std::mem::size_of::<(&'static Expr, Env)>() <= 16 && std::mem::align_of::<(&'static Expr, Env)>() <= 8);
 const _: () = assert!(std::mem::size_of::<(Rc<Value>, i64)>() <= 16 && std::mem::size_of::<(Rc<(Value, Rc<List>)>, usize)>() <= 16);
-const _: () = assert!(std::mem::size_of::<(Rc<(Value, AttrSet, Span)>, usize)>() <= 16);
+const _: () = assert!(std::mem::size_of::<(Rc<(Value, AttrSet)>, usize)>() <= 16);
 const _: () = assert!(std::mem::size_of::<Value>() <= 16 && std::mem::align_of::<Value>() <= 8);
 const _: () = assert!(std::mem::size_of::<Error>() <= 16 && std::mem::align_of::<Error>() <= 8);
 
@@ -1676,7 +1678,7 @@ impl ThunkBox {
                     T_APPLY_ELEM
                 }
                 ThunkState::ApplyAttr(src, i) => {
-                    (d as *mut (Rc<(Value, AttrSet, Span)>, usize)).write((src, i));
+                    (d as *mut (Rc<(Value, AttrSet)>, usize)).write((src, i));
                     T_APPLY_ATTR
                 }
                 ThunkState::Blackhole => T_BLACKHOLE,
@@ -1720,7 +1722,7 @@ impl ThunkBox {
                     ThunkState::ApplyElem(src, i)
                 }
                 T_APPLY_ATTR => {
-                    let (src, i) = (d as *const (Rc<(Value, AttrSet, Span)>, usize)).read();
+                    let (src, i) = (d as *const (Rc<(Value, AttrSet)>, usize)).read();
                     ThunkState::ApplyAttr(src, i)
                 }
                 T_DONE => ThunkState::Done((d as *const Value).read()),
@@ -1795,6 +1797,10 @@ fn free_thunk(p: NonNull<ThunkBox>) {
     }
 }
 
+/// The flag in an `ApplyAttr` index for a call shown at the function's
+/// position (no set has 2^63 attributes).
+const PLACED_AT_FUNCTION: usize = 1 << (usize::BITS - 1);
+
 /// Where C++ Nix places a call that has no call site: the function's own
 /// position, if it is a lambda.
 fn lambda_pos(f: &Value) -> Span {
@@ -1850,9 +1856,11 @@ impl Thunk {
         Value::Thunk(Thunk::new(ThunkState::ApplyElem(src.clone(), i)))
     }
     /// `f name value` of the `i`th attribute (in symbol order) of a set, as
-    /// a thunk (`f` and the set shared by the caller's thunks; the span is
-    /// the position the call is shown at, if any).
-    pub fn apply_attr(src: &Rc<(Value, AttrSet, Span)>, i: usize) -> Value {
+    /// a thunk (`f` and the set shared by the caller's thunks). With
+    /// `placed`, the call is shown at `f`'s position (as C++ Nix shows
+    /// `zipAttrsWith`'s, whose function it forced, but not `mapAttrs`').
+    pub fn apply_attr(src: &Rc<(Value, AttrSet)>, i: usize, placed: bool) -> Value {
+        let i = if placed { i | PLACED_AT_FUNCTION } else { i };
         Value::Thunk(Thunk::new(ThunkState::ApplyAttr(src.clone(), i)))
     }
     /// A thunk that is being filled in (used for self-referencing constants).
@@ -1943,8 +1951,9 @@ impl Thunk {
             // forced it: `map`, `genList`, `zipAttrsWith`, not `mapAttrs`)
             // as the call's, in "from call site" frames and errors.
             ThunkState::ApplyAttr(src, i) => ev.with_stack(|| {
-                let a = &src.1.attrs()[*i];
-                ev.call2(&src.0, Value::sym_string(a.name), a.value.clone(), src.2)
+                let a = &src.1.attrs()[*i & !PLACED_AT_FUNCTION];
+                let pos = if *i & PLACED_AT_FUNCTION != 0 { lambda_pos(&src.0) } else { Span::NONE };
+                ev.call2(&src.0, Value::sym_string(a.name), a.value.clone(), pos)
             }),
             ThunkState::ApplyElem(src, i) => {
                 ev.with_stack(|| ev.call(&src.0, src.1[*i].clone(), lambda_pos(&src.0)))

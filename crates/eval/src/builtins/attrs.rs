@@ -104,12 +104,11 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     // The function is not forced here (C++ Nix applies it lazily; nixpkgs'
     // idris package set passes `self.x` of the fixpoint being built).
     // The new values share the function and the set (one block each).
-    // (shown at no position: C++ Nix's function here is unforced)
-    let src = Rc::new((a[0].clone(), s, Span::NONE));
+    let src = Rc::new((a[0].clone(), s));
     let names = src.1.attrs();
     // like C++ Nix: mapped attributes have no position
     // (`unsafeGetAttrPos` gives null; nixpkgs' module tests rely on it)
-    let set = AttrSet::from_fn(names.len(), |i| Attr { name: names[i].name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) });
+    let set = AttrSet::from_fn(names.len(), |i| Attr { name: names[i].name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i, false) });
     Ok(Value::attrs(set))
 }
 /// `builtins.listToAttrs [ { name = "a"; value = 1; } ]` → `{ a = 1; }`
@@ -157,13 +156,8 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut lists: Vec<Attr> =
         groups.into_iter().map(|(name, vs)| Attr { name, pos: Pos::NONE, value: grown_list(vs) }).collect();
     lists.sort_unstable_by_key(|x| x.name);
-    // a call is shown at the (forced) function's position, as C++ Nix does
-    let pos = match &f {
-        Value::Lambda(c) => c.lambda.pos,
-        _ => Span::NONE,
-    };
-    let src = Rc::new((f, AttrSet::from_sorted(lists), pos));
+    let src = Rc::new((f, AttrSet::from_sorted(lists)));
     let names = src.1.attrs();
-    let set = AttrSet::from_fn(names.len(), |i| Attr { name: names[i].name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i) });
+    let set = AttrSet::from_fn(names.len(), |i| Attr { name: names[i].name, pos: Pos::NONE, value: Thunk::apply_attr(&src, i, true) });
     Ok(Value::attrs(set))
 }
