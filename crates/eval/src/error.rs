@@ -2,7 +2,7 @@
 //! `… while …` frames, printed like modern C++ Nix.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::ir::Span;
 use crate::source;
@@ -39,6 +39,11 @@ pub struct ErrorInner {
     /// until the error unwinds out of that thunk's first forcing (which
     /// adds "entering the infinite recursion"); 0 otherwise.
     pub origin: usize,
+    /// Set once a thunk has memoised this error: the frames it gains while
+    /// it goes on unwinding are written here too, so forcing that thunk
+    /// again shows them (C++ Nix memoises the exception object itself,
+    /// which keeps being added to until it is caught).
+    pub memo: Option<Arc<Mutex<Trace>>>,
 }
 
 /// An evaluation error.
@@ -48,7 +53,7 @@ pub struct Error(pub Box<ErrorInner>);
 impl Error {
     #[cold]
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Error {
-        Error(Box::new(ErrorInner { kind, msg: msg.into(), span: Span::NONE, trace: Trace::default(), hint: None, origin: 0 }))
+        Error(Box::new(ErrorInner { kind, msg: msg.into(), span: Span::NONE, trace: Trace::default(), hint: None, origin: 0, memo: None }))
     }
     #[cold]
     pub fn eval(msg: impl Into<String>) -> Error {
@@ -110,6 +115,8 @@ impl Error {
         self.0 = other.0;
         self.0.msg = msg;
         self.0.kind = kind;
+        // a new error: not the one a thunk memoised
+        self.0.memo = None;
         self
     }
     /// Add a `… while …` frame below all existing ones (innermost), as C++
@@ -117,6 +124,7 @@ impl Error {
     #[cold]
     pub fn while_innermost(mut self, msg: impl Into<String>, span: impl Into<Span>) -> Error {
         self.0.trace.push_innermost(msg.into(), span.into());
+        self.sync_memo();
         self
     }
     /// Frames for a failed coercion in string interpolation: "while
@@ -133,6 +141,7 @@ impl Error {
     #[cold]
     pub fn while_(mut self, msg: impl Into<String>, span: impl Into<Span>) -> Error {
         self.0.trace.push(msg.into(), span.into());
+        self.sync_memo();
         self
     }
     /// Add a frame that a truncated trace still shows (`addErrorContext`'s,
@@ -140,7 +149,36 @@ impl Error {
     #[cold]
     pub fn while_always(mut self, msg: impl Into<String>, span: impl Into<Span>) -> Error {
         self.0.trace.push_frame(msg.into(), span.into(), true);
+        self.sync_memo();
         self
+    }
+
+    #[inline]
+    fn sync_memo(&self) {
+        if let Some(m) = &self.0.memo {
+            *m.lock().unwrap_or_else(|p| p.into_inner()) = self.0.trace.clone();
+        }
+    }
+
+    /// The error a thunk keeps when its evaluation fails: it shares a cell
+    /// with the error that goes on unwinding, which writes its later frames
+    /// there (a thunk inside another that failed with it shares the cell).
+    pub fn memoised(&mut self) -> Error {
+        if self.0.memo.is_none() {
+            self.0.memo = Some(Arc::new(Mutex::new(self.0.trace.clone())));
+        }
+        self.clone()
+    }
+
+    /// A fresh copy of a memoised error, with the frames it had gained when
+    /// its unwinding stopped (C++ Nix since 2.34 rethrows a copy, so the
+    /// memo is not changed by the new unwinding).
+    pub fn rethrown(&self) -> Error {
+        let mut e = self.clone();
+        if let Some(m) = e.0.memo.take() {
+            e.0.trace = m.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        }
+        e
     }
 
     /// Render like C++ Nix: trace frames (outermost first) when `show_trace`,

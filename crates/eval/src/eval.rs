@@ -1829,6 +1829,11 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
     if e.kind() == ErrorKind::StackOverflow {
         return e.at(pos);
     }
+    // C++ Nix adds no frame of its own for `addErrorContext`, only the
+    // context it was given
+    if op.name == "addErrorContext" {
+        return e;
+    }
     e.while_(format!("while calling the '{}' builtin", op.name), pos)
 }
 

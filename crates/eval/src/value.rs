@@ -1934,7 +1934,7 @@ impl Thunk {
         }
         match b.tag.get() {
             T_BLACKHOLE => return Err(Error::infinite_recursion_from(self.as_ptr())),
-            T_FAILED => return Err(b.failed().expect("a failed thunk holds its error").clone()),
+            T_FAILED => return Err(b.failed().expect("a failed thunk holds its error").rethrown()),
             _ => {}
         }
         // SAFETY: single-threaded; nothing borrows a state that is not
@@ -1986,12 +1986,12 @@ impl Thunk {
     fn record_failure(&self, e: Error, taken: ThunkState) -> Error {
         let b = self.block();
         let id = self.as_ptr();
-        let e = if e.kind() == crate::ErrorKind::InfiniteRecursion { e.leaving_thunk(id) } else { e };
+        let mut e = if e.kind() == crate::ErrorKind::InfiniteRecursion { e.leaving_thunk(id) } else { e };
         // SAFETY: the data owns nothing (the caller's state was moved out).
         if matches!(e.kind(), crate::ErrorKind::StackOverflow | crate::ErrorKind::InfiniteRecursion) {
             unsafe { b.put(taken) };
         } else {
-            unsafe { b.put(ThunkState::Failed(e.clone())) };
+            unsafe { b.put(ThunkState::Failed(e.memoised())) };
             drop(taken);
         }
         e

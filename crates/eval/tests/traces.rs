@@ -204,3 +204,28 @@ fn without_show_trace_the_trace_is_cut_short_but_keeps_context_frames() {
     let err = ev.eval_string(r#"builtins.toJSON { a = throw "x"; }"#, "/").expect_err("fails");
     assert_eq!(frames(&err.render(false)), ["… while evaluating attribute 'a'"]);
 }
+
+#[test]
+fn a_memoised_error_keeps_the_frames_of_its_first_unwinding() {
+    // as C++ Nix 2.34+ (upstream's eval-fail-memoised-error-trace-not-mutated):
+    // `a` failed first under "forcing b"; forced again under "forcing d" it
+    // shows both, and not "forcing c" (each forcing gets a fresh copy)
+    let src = r#"let
+  a = throw "nope";
+  b = builtins.addErrorContext "forcing b" a;
+  c = builtins.addErrorContext "forcing c" a;
+  d = builtins.addErrorContext "forcing d" a;
+in builtins.seq (builtins.tryEval b) (builtins.seq (builtins.tryEval c) d)"#;
+    let ev = Eval::default();
+    let err = ev.eval_string(src, "/").expect_err("fails");
+    assert_eq!(
+        frames(&err.render(true)),
+        [
+            "… while calling the 'seq' builtin",
+            "… while calling the 'seq' builtin",
+            "… forcing d",
+            "… forcing b",
+            "… while calling the 'throw' builtin",
+        ]
+    );
+}
