@@ -85,12 +85,16 @@ fn stack_overflow_trace_counts_every_call() {
     assert!(r.contains("error: stack overflow; max-call-depth exceeded"), "{r}");
 }
 
+/// The error of evaluating `src` deeply.
+fn error_of(src: &str) -> Error {
+    let ev = Eval::default();
+    ev.eval_string(src, "/").and_then(|v| ev.force_deep(&v)).expect_err("fails")
+}
+
 /// The frames and positions of an error, one line each (`… text @ L:C`,
 /// the final error last).
 fn located(src: &str) -> Vec<String> {
-    let ev = Eval::default();
-    let err = ev.eval_string(src, "/").and_then(|v| ev.force_deep(&v)).expect_err("fails");
-    let r = err.render(true);
+    let r = error_of(src).render(true);
     let mut out: Vec<String> = Vec::new();
     for l in r.lines().map(str::trim) {
         if let Some(at) = l.strip_prefix("at «string»:") {
@@ -181,9 +185,8 @@ fn without_show_trace_the_trace_is_cut_short_but_keeps_context_frames() {
     // as C++ Nix 2.20+ without --show-trace (upstream's
     // eval-fail-addErrorContext-example): no call frames, three frames,
     // then only `addErrorContext`'s, and a line saying so
-    let ev = Eval::default();
     let src = r#"let f = n: if n == 0 then throw "kaboom" else builtins.addErrorContext "at ${toString n}" ("x" + f (n - 1)); in f 5"#;
-    let err = ev.eval_string(src, "/").expect_err("fails");
+    let err = error_of(src);
     assert_eq!(
         frames(&err.render(false)),
         [
@@ -201,7 +204,7 @@ fn without_show_trace_the_trace_is_cut_short_but_keeps_context_frames() {
     assert!(full.iter().any(|f| f == "… from call site"), "{full:?}");
     assert!(!full.iter().any(|f| f.starts_with("(stack trace truncated")), "{full:?}");
     // a short trace is not marked
-    let err = ev.eval_string(r#"builtins.toJSON { a = throw "x"; }"#, "/").expect_err("fails");
+    let err = error_of(r#"builtins.toJSON { a = throw "x"; }"#);
     assert_eq!(frames(&err.render(false)), ["… while evaluating attribute 'a'"]);
 }
 
@@ -216,10 +219,8 @@ fn a_memoised_error_keeps_the_frames_of_its_first_unwinding() {
   c = builtins.addErrorContext "forcing c" a;
   d = builtins.addErrorContext "forcing d" a;
 in builtins.seq (builtins.tryEval b) (builtins.seq (builtins.tryEval c) d)"#;
-    let ev = Eval::default();
-    let err = ev.eval_string(src, "/").expect_err("fails");
     assert_eq!(
-        frames(&err.render(true)),
+        frames(&error_of(src).render(true)),
         [
             "… while calling the 'seq' builtin",
             "… while calling the 'seq' builtin",
