@@ -148,7 +148,15 @@ impl Error {
     /// the derivation being evaluated).
     #[cold]
     pub fn while_always(mut self, msg: impl Into<String>, span: impl Into<Span>) -> Error {
-        self.0.trace.push_frame(msg.into(), span.into(), true);
+        self.0.trace.push_frame(msg.into(), span.into(), FrameKind::Always);
+        self.sync_memo();
+        self
+    }
+    /// Add a frame of a function or builtin call ("while calling …", "from
+    /// call site"), which a truncated trace leaves out.
+    #[cold]
+    pub fn while_calling(mut self, msg: impl Into<String>, span: impl Into<Span>) -> Error {
+        self.0.trace.push_frame(msg.into(), span.into(), FrameKind::Call);
         self.sync_memo();
         self
     }
@@ -189,10 +197,10 @@ impl Error {
     /// frames, not 10 000).
     ///
     /// Without `show_trace` the trace is cut short as in C++ Nix 2.20+: call
-    /// frames ("while calling …", "from call site"), which C++ Nix only
-    /// records with `show-trace`, are left out; after three frames only
-    /// those marked [`Error::while_always`] are printed, and a line says the
-    /// trace was truncated.
+    /// frames ([`Error::while_calling`]), which C++ Nix only records with
+    /// `show-trace`, are left out; after three frames only those added with
+    /// [`Error::while_always`] are printed, and a line says the trace was
+    /// truncated.
     pub fn render(&self, show_trace: bool) -> String {
         let mut out = String::from("error:");
         let e = &self.0;
@@ -222,12 +230,12 @@ impl Error {
             let mut printed = 0usize;
             let mut truncated = false;
             for f in e.trace.frames() {
-                if f.msg.is_empty() || (!show_trace && f.is_call()) {
+                if f.msg.is_empty() || (!show_trace && f.kind == FrameKind::Call) {
                     continue;
                 }
                 if !show_trace && printed >= 3 {
                     truncated = true;
-                    if !f.always {
+                    if f.kind != FrameKind::Always {
                         continue;
                     }
                 }
@@ -275,22 +283,21 @@ pub struct Trace {
 pub struct Frame {
     pub msg: String,
     pub span: Span,
-    /// Shown even in a truncated trace (`addErrorContext`, "while
-    /// evaluating derivation"; C++ Nix's `TracePrint::Always`).
-    pub always: bool,
+    pub kind: FrameKind,
     next: Option<Arc<Frame>>,
 }
 
-impl Frame {
-    /// A frame of a function or builtin call ("while calling …", "from call
-    /// site"): C++ Nix records these only with `show-trace`.
-    fn is_call(&self) -> bool {
-        !self.always
-            && (self.msg.starts_with("while calling '")
-                || self.msg.starts_with("while calling the '")
-                || self.msg == "while calling anonymous lambda"
-                || self.msg == "from call site")
-    }
+/// How a truncated trace (no `show-trace`) treats a [`Frame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// Printed among the first three frames.
+    Normal,
+    /// A function or builtin call ("while calling …", "from call site"):
+    /// C++ Nix records these only with `show-trace`, so it is left out.
+    Call,
+    /// Printed even past the first three (`addErrorContext`, "while
+    /// evaluating derivation"; C++ Nix's `TracePrint::Always`).
+    Always,
 }
 
 impl Trace {
@@ -299,16 +306,16 @@ impl Trace {
     }
     /// Add a frame outside all the others.
     pub fn push(&mut self, msg: String, span: Span) {
-        self.push_frame(msg, span, false);
+        self.push_frame(msg, span, FrameKind::Normal);
     }
-    fn push_frame(&mut self, msg: String, span: Span, always: bool) {
+    fn push_frame(&mut self, msg: String, span: Span, kind: FrameKind) {
         let next = self.head.take();
-        self.head = Some(Arc::new(Frame { msg, span, always, next }));
+        self.head = Some(Arc::new(Frame { msg, span, kind, next }));
     }
     /// Add a frame inside all the others (rebuilds the list: a cold path
     /// taken near where an error is raised, when the trace is short).
     pub fn push_innermost(&mut self, msg: String, span: Span) {
-        let outer: Vec<(String, Span, bool)> = self.frames().map(|f| (f.msg.clone(), f.span, f.always)).collect();
+        let outer: Vec<(String, Span, FrameKind)> = self.frames().map(|f| (f.msg.clone(), f.span, f.kind)).collect();
         *self = Trace::default();
         self.push(msg, span);
         for (m, s, a) in outer.into_iter().rev() {

@@ -1350,7 +1350,7 @@ impl Eval {
                             f.name
                         ))
                         .at(l.pos)
-                        .while_("from call site", pos));
+                        .while_calling("from call site", pos));
                     }
                 },
             }
@@ -1368,7 +1368,7 @@ impl Eval {
                     {
                         err = err.with_hint(h);
                     }
-                    return Err(err.at(l.pos).while_("from call site", pos));
+                    return Err(err.at(l.pos).while_calling("from call site", pos));
                 }
             }
         }
@@ -1834,7 +1834,7 @@ fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Err
     if op.name == "addErrorContext" {
         return e;
     }
-    e.while_(format!("while calling the '{}' builtin", op.name), pos)
+    e.while_calling(format!("while calling the '{}' builtin", op.name), pos)
 }
 
 /// The frame of an error in the set a selection selects from: none when
@@ -1877,8 +1877,8 @@ fn lambda_frames(e: Error, l: &LambdaIR, pos: Span) -> Error {
         Some(n) => format!("while calling '{n}'"),
         None => "while calling anonymous lambda".to_string(),
     };
-    let e = e.while_(what, l.pos);
-    if pos.is_none() { e } else { e.while_("from call site", pos) }
+    let e = e.while_calling(what, l.pos);
+    if pos.is_none() { e } else { e.while_calling("from call site", pos) }
 }
 
 /// The largest arity of a builtin.
@@ -1961,12 +1961,12 @@ fn bin_operand_err(e: Error, op: BinOp, left: bool, node: &Expr) -> Error {
 #[cold]
 fn builtin_op_frame(e: Error, op: BinOp, pos: Span) -> Error {
     match op {
-        BinOp::Sub => e.while_("while calling the 'sub' builtin", pos),
-        BinOp::Mul => e.while_("while calling the 'mul' builtin", pos),
-        BinOp::Div => e.while_("while calling the 'div' builtin", pos),
-        BinOp::Lt | BinOp::Gt => e.while_("while calling the 'lessThan' builtin", pos),
+        BinOp::Sub => e.while_calling("while calling the 'sub' builtin", pos),
+        BinOp::Mul => e.while_calling("while calling the 'mul' builtin", pos),
+        BinOp::Div => e.while_calling("while calling the 'div' builtin", pos),
+        BinOp::Lt | BinOp::Gt => e.while_calling("while calling the 'lessThan' builtin", pos),
         BinOp::Le | BinOp::Ge => {
-            e.while_("while calling the 'lessThan' builtin", pos).while_("in the argument of '!'", pos)
+            e.while_calling("while calling the 'lessThan' builtin", pos).while_("in the argument of '!'", pos)
         }
         _ => e,
     }
