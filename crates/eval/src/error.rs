@@ -204,53 +204,55 @@ impl Error {
     pub fn render(&self, show_trace: bool) -> String {
         let mut out = String::from("error:");
         let e = &self.0;
-        {
-            let print = |out: &mut String, f: &Frame| {
-                let _ = write!(out, "\n       … {}", f.msg);
-                if !f.span.is_none() && crate::source::get(f.span.file).is_some() {
-                    out.push('\n');
-                    render_pos(out, f.span, "         ");
-                }
+        let print = |out: &mut String, f: &Frame| {
+            let _ = write!(out, "\n       … {}", f.msg);
+            if !f.span.is_none() && crate::source::get(f.span.file).is_some() {
                 out.push('\n');
-            };
-            let flush = |out: &mut String, skipped: &mut Vec<&Frame>| {
-                if skipped.len() > 5 {
-                    let _ = write!(out, "\n       ({} duplicate frames omitted)\n", skipped.len());
-                } else {
-                    for f in skipped.iter() {
-                        print(out, f);
-                    }
+                render_pos(out, f.span, "         ");
+            }
+            out.push('\n');
+        };
+        // prints the frames held back (a long run as one line); how many
+        // lines that took
+        let flush = |out: &mut String, skipped: &mut Vec<&Frame>| -> usize {
+            let lines = if skipped.len() > 5 {
+                let _ = write!(out, "\n       ({} duplicate frames omitted)\n", skipped.len());
+                1
+            } else {
+                for f in skipped.iter() {
+                    print(out, f);
                 }
-                skipped.clear();
+                skipped.len()
             };
-            // (C++ Nix means to forget the frames seen after an omission,
-            // but clears a copy of its set: a frame stays seen for good.)
-            let mut seen: std::collections::HashSet<(&str, u32, u32)> = std::collections::HashSet::new();
-            let mut skipped: Vec<&Frame> = Vec::new();
-            let mut printed = 0usize;
-            let mut truncated = false;
-            for f in e.trace.frames() {
-                if f.msg.is_empty() || (!show_trace && f.kind == FrameKind::Call) {
+            skipped.clear();
+            lines
+        };
+        // (C++ Nix means to forget the frames seen after an omission,
+        // but clears a copy of its set: a frame stays seen for good.)
+        let mut seen: std::collections::HashSet<(&str, u32, u32)> = std::collections::HashSet::new();
+        let mut skipped: Vec<&Frame> = Vec::new();
+        let mut printed = 0usize;
+        let mut truncated = false;
+        for f in e.trace.frames() {
+            if f.msg.is_empty() || (!show_trace && f.kind == FrameKind::Call) {
+                continue;
+            }
+            if !show_trace && printed >= 3 {
+                truncated = true;
+                if f.kind != FrameKind::Always {
                     continue;
                 }
-                if !show_trace && printed >= 3 {
-                    truncated = true;
-                    if f.kind != FrameKind::Always {
-                        continue;
-                    }
-                }
-                if !seen.insert((f.msg.as_str(), f.span.file, f.span.offset)) {
-                    skipped.push(f);
-                    continue;
-                }
-                printed += if skipped.len() > 5 { 1 } else { skipped.len() } + 1;
-                flush(&mut out, &mut skipped);
-                print(&mut out, f);
             }
-            flush(&mut out, &mut skipped);
-            if truncated {
-                out.push_str("\n       (stack trace truncated; use '--show-trace' to show the full, detailed trace)\n");
+            if !seen.insert((f.msg.as_str(), f.span.file, f.span.offset)) {
+                skipped.push(f);
+                continue;
             }
+            printed += flush(&mut out, &mut skipped) + 1;
+            print(&mut out, f);
+        }
+        flush(&mut out, &mut skipped);
+        if truncated {
+            out.push_str("\n       (stack trace truncated; use '--show-trace' to show the full, detailed trace)\n");
         }
         if out == "error:" {
             let _ = write!(out, " {}", e.msg);
