@@ -333,7 +333,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
         .map_err(|e| anyhow::anyhow!("spawning evaluator thread: {e}"))?;
     // meanwhile this thread faults in the heap's pages ahead of the evaluator
-    crate::prefault::assist(&child);
+    crate::prefault::assist();
     match child.join() {
         Ok(r) => r,
         Err(_) => {

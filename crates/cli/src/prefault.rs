@@ -16,7 +16,6 @@
 //! an evaluation that takes less than [`START`] bytes never sees it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
 /// How far past the pool's highest chunk pages are kept populated.
 const AHEAD: usize = 512 << 10;
@@ -36,7 +35,8 @@ impl DoneSignal {
 }
 
 /// Set by [`DoneSignal`] before it wakes the waiting thread (`JoinHandle::
-/// is_finished` turns true only after the closure's values are dropped).
+/// is_finished` turns true only after the closure's values are dropped, so
+/// it could still be false when the waiting thread wakes).
 static EVALUATOR_DONE: AtomicBool = AtomicBool::new(false);
 
 impl Drop for DoneSignal {
@@ -46,22 +46,18 @@ impl Drop for DoneSignal {
     }
 }
 
-/// Populate ahead of the evaluator until `child` (which holds a
-/// [`DoneSignal`] made on this thread) has dropped it; the caller then
+/// Populate ahead of the evaluator until the evaluator thread (which holds
+/// a [`DoneSignal`] made on this thread) has dropped it; the caller then
 /// joins it. Returns at once where there is no core to spare or no support.
-pub fn assist<T>(child: &JoinHandle<T>) {
+pub fn assist() {
     #[cfg(target_os = "linux")]
-    {
-        if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
-            populate_ahead(child);
-        }
+    if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
+        populate_ahead();
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = child;
 }
 
 #[cfg(target_os = "linux")]
-fn populate_ahead<T>(child: &JoinHandle<T>) {
+fn populate_ahead() {
     use ferrix_eval::alloc::{chunk_frontier, rearm_watch, watch_chunks};
     // SAFETY: sysconf has no preconditions.
     let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
@@ -76,7 +72,7 @@ fn populate_ahead<T>(child: &JoinHandle<T>) {
     let mut done = 0usize;
     loop {
         std::thread::park();
-        if EVALUATOR_DONE.load(Ordering::Acquire) || child.is_finished() {
+        if EVALUATOR_DONE.load(Ordering::Acquire) {
             return;
         }
         let frontier = chunk_frontier();
