@@ -199,6 +199,16 @@ impl Eval {
     /// directly, anything else becomes a thunk.
     #[inline]
     pub fn thunk(&self, e: &'static Expr, env: &Env) -> Value {
+        // a variable (a third of the calls on evalModules): the slot's
+        // value, copied right here
+        if let Expr::Var { depth, slot } = e {
+            return env.up(*depth).get(*slot as usize);
+        }
+        self.thunk_other(e, env)
+    }
+
+    #[inline(never)]
+    fn thunk_other(&self, e: &'static Expr, env: &Env) -> Value {
         match e {
             Expr::Const(v) => v.clone(),
             Expr::Var { depth, slot } => env.up(*depth).get(*slot as usize),
@@ -1380,13 +1390,14 @@ impl Eval {
 
     /// Deep equality as `==` defines it.
     pub fn equal(&self, a: &Value, b: &Value) -> Result<bool> {
-        stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || self.equal_inner(a, b))
+        self.with_stack(|| self.equal_inner(a, b))
     }
 
     fn equal_inner(&self, a: &Value, b: &Value) -> Result<bool> {
-        let a = self.force(a)?;
-        let b = self.force(b)?;
-        Ok(match (&a, &b) {
+        // borrowed: comparing changes no count
+        let a = self.force_ref(a)?;
+        let b = self.force_ref(b)?;
+        Ok(match (a, b) {
             (Value::Null, Value::Null) => true,
             (Value::Bool(x), Value::Bool(y)) => x == y,
             (Value::Int(x), Value::Int(y)) => x == y,

@@ -1395,7 +1395,7 @@ impl Env {
         unsafe { &*self.slots_ptr().add(slot) }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, slot: usize) -> Value {
         self.slot(slot).clone()
     }
