@@ -405,16 +405,24 @@ fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
         })();
         if let Err(e) = r {
             let _ = out.flush();
-            eprintln!("{}", e.render(flags.show_trace));
+            print_error(&e, flags.show_trace);
             return Ok(ExitCode::from(1));
         }
     }
     // `toFile` texts written with --eval --read-write-mode
     if let Err(e) = ferrix_glue::io::store_io(&ev).and_then(|io| io.flush()) {
-        eprintln!("{}", e.render(flags.show_trace));
+        print_error(&e, flags.show_trace);
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An evaluation error on stderr, with its trailing newline.
+pub(crate) fn print_error(e: &ferrix_eval::Error, show_trace: bool) {
+    use std::io::Write;
+    let mut bytes = e.render_bytes(show_trace);
+    bytes.push(b'\n');
+    let _ = std::io::stderr().lock().write_all(&bytes);
 }
 
 pub fn absolute(p: &str, cwd: &str) -> String {

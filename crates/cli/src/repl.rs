@@ -442,7 +442,7 @@ fn repl(args: Args) -> anyhow::Result<ExitCode> {
     for f in &args.files {
         match session.load(f) {
             Ok(msg) => eprintln!("{msg}"),
-            Err(e) => eprintln!("{}", e.render(args.show_trace)),
+            Err(e) => crate::instantiate::print_error(&e, args.show_trace),
         }
     }
     let mut rl: rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory> = rustyline::Editor::new()?;

@@ -201,11 +201,18 @@ impl Error {
     /// `show-trace`, are left out; after three frames only those added with
     /// [`Error::while_always`] are printed, and a line says the trace was
     /// truncated.
+    /// [`Error::render`] as the bytes to print: source lines quoted in it
+    /// show a file's bytes that are not UTF-8 as they are, as C++ Nix does.
+    pub fn render_bytes(&self, show_trace: bool) -> Vec<u8> {
+        crate::lower::lit_bytes(self.render(show_trace)).into_vec()
+    }
+
     pub fn render(&self, show_trace: bool) -> String {
         let mut out = String::from("error:");
         let e = &self.0;
         let print = |out: &mut String, f: &Frame| {
-            let _ = write!(out, "\n       … {}", f.msg);
+            out.push_str("\n       … ");
+            push_indented(out, &f.msg);
             if !f.span.is_none() && crate::source::get(f.span.file).is_some() {
                 out.push('\n');
                 render_pos(out, f.span, "         ");
@@ -255,16 +262,18 @@ impl Error {
             out.push_str("\n       (stack trace truncated; use '--show-trace' to show the full, detailed trace)\n");
         }
         if out == "error:" {
-            let _ = write!(out, " {}", e.msg);
+            out.push(' ');
         } else {
-            let _ = write!(out, "\n       error: {}", e.msg);
+            out.push_str("\n       error: ");
         }
+        push_indented(&mut out, &e.msg);
         if !e.span.is_none() {
             out.push('\n');
             render_pos(&mut out, e.span, "       ");
         }
         if let Some(h) = &e.hint {
-            let _ = write!(out, "\n       {h}");
+            out.push_str("\n       ");
+            push_indented(&mut out, h);
         }
         filter_ansi(&out)
     }
@@ -394,6 +403,20 @@ pub fn filter_ansi(s: &str) -> String {
 }
 
 /// `at FILE:LINE:COL:` and a code excerpt with a caret.
+/// Text of a message, its lines after the first indented to line up under
+/// the first (C++ Nix indents everything after an error's first line by
+/// the width of `error: `).
+fn push_indented(out: &mut String, text: &str) {
+    let mut lines = text.split('\n');
+    if let Some(first) = lines.next() {
+        out.push_str(first);
+    }
+    for l in lines {
+        out.push_str("\n       ");
+        out.push_str(l);
+    }
+}
+
 pub fn render_pos(out: &mut String, span: Span, indent: &str) {
     render_pos_w(out, span, indent, 13)
 }

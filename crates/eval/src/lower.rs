@@ -814,13 +814,16 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 }
             }
             NodeKind::Str { multiline, parts } => {
-                let parts = normalized_parts(self.src, &self.ast.parts[parts.iter()], multiline);
-                let open = if multiline { 2 } else { 1 };
+                let raw = &self.ast.parts[parts.iter()];
+                if multiline && let Some((text, at)) = indented_nul_token(self.src, raw) {
+                    return Err(Error::parse(nul_message(text), Span { file: pos.file, offset: at }));
+                }
+                let parts = normalized_parts(self.src, raw, multiline);
                 for p in &parts {
                     if let NPart::Lit(l) = p
                         && l.as_bytes().contains(&0)
                     {
-                        return Err(Error::parse(nul_message(l), Span { file: pos.file, offset: pos.offset + open }));
+                        return Err(Error::parse(nul_message(l), Span { file: pos.file, offset: pos.offset + 1 }));
                     }
                 }
                 let mut out = Vec::with_capacity(parts.len());
@@ -1101,7 +1104,7 @@ pub fn decode_source(bytes: &[u8]) -> String {
 }
 
 /// String literal text to bytes, undoing [`decode_source`].
-fn lit_bytes(s: String) -> Box<[u8]> {
+pub(crate) fn lit_bytes(s: String) -> Box<[u8]> {
     // Such characters are encoded with a leading 0xF4 byte.
     if !s.as_bytes().contains(&0xF4) || !s.chars().any(|c| c as u32 >= 0x10FF00) {
         return s.into_bytes().into();
@@ -1116,6 +1119,50 @@ fn lit_bytes(s: String) -> Box<[u8]> {
         }
     }
     out.into()
+}
+
+/// The first piece of an indented string's source holding a NUL byte, as
+/// C++ Nix's lexer cuts it (its error shows that piece as written, before
+/// indentation is stripped, and points at its start): literal text runs
+/// between the `''$`, `'''` and `''\x` escapes, and the first one starts
+/// after the line break that may follow the opening `''`.
+fn indented_nul_token<'s>(src: &'s str, parts: &[Part]) -> Option<(&'s str, u32)> {
+    for (k, p) in parts.iter().enumerate() {
+        let Part::Lit { start, end } = *p else { continue };
+        let b = &src.as_bytes()[start as usize..end as usize];
+        let Some(nul) = b.iter().position(|&c| c == 0) else { continue };
+        let mut from = 0;
+        if k == 0 {
+            let spaces = b.iter().take_while(|&&c| c == b' ').count();
+            if b.get(spaces) == Some(&b'\n') && spaces < nul {
+                from = spaces + 1;
+            }
+        }
+        let mut i = from;
+        while i < nul {
+            if b[i..].starts_with(b"''") {
+                // an escape: `''$`, `'''` or `''\` and one character
+                let len = if b.get(i + 2) == Some(&b'\\') {
+                    3 + src[start as usize + i + 3..].chars().next().map_or(0, char::len_utf8)
+                } else {
+                    3
+                };
+                if i + len > nul {
+                    // the NUL is the escaped character itself (shown
+                    // unescaped, as the lexer unescapes that piece)
+                    return Some((&src[start as usize + i + 3..start as usize + i + len], start + i as u32));
+                }
+                i += len;
+                from = i;
+            } else {
+                i += 1;
+            }
+        }
+        let to = (nul..b.len()).find(|&j| b[j..].starts_with(b"''")).unwrap_or(b.len());
+        let s = start as usize;
+        return Some((&src[s + from..s + to], start + from as u32));
+    }
+    None
 }
 
 /// The error for a string containing NUL bytes.

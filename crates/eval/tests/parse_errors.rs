@@ -34,3 +34,33 @@ fn a_slash_that_is_not_a_path_end_stays_a_syntax_error() {
     let (msg, _) = parse_error("1 / / 2");
     assert!(msg.starts_with("error: syntax error"), "{msg}");
 }
+
+#[test]
+fn a_nul_in_an_indented_string_shows_the_piece_as_written() {
+    // upstream's eval-fail-string-nul-2: the lexer's piece (indentation
+    // kept, from the line after `''`), at its start; continuation lines of
+    // a message line up under its first
+    let ev = Eval::default();
+    let e = ev.eval_string("''\n  foo\n  \0\n  bar\n''", "/").expect_err("a NUL");
+    let r = e.render(false);
+    assert!(
+        r.starts_with("error: input string '  foo\n         \u{2400}\n         bar\n       ' cannot be represented"),
+        "{r}"
+    );
+    assert!(r.contains("at «string»:2:1:"), "{r}");
+    // the piece ends at an escape; a NUL after one starts a piece of its own
+    let e = ev.eval_string("''  a''$b\0c''", "/").expect_err("a NUL");
+    let r = e.render(false);
+    assert!(r.starts_with("error: input string 'b\u{2400}c' cannot"), "{r}");
+    assert!(r.contains("at «string»:1:9:"), "{r}");
+    // in a plain string: the unescaped text, just past the quote
+    let e = ev.eval_string("\"foo\0bar\"", "/").expect_err("a NUL");
+    assert!(e.render(false).starts_with("error: input string 'foo\u{2400}bar' cannot"));
+}
+
+#[test]
+fn every_line_of_a_message_is_indented_under_the_first() {
+    let ev = Eval::default();
+    let e = ev.eval_string("throw \"a\\nb\\n\\nc\"", "/").expect_err("throws");
+    assert_eq!(e.render(false).lines().take(4).collect::<Vec<_>>(), ["error: a", "       b", "       ", "       c"]);
+}

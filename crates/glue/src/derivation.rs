@@ -166,7 +166,7 @@ fn drv_frame(e: Error, c: &Collected) -> Error {
 fn name_frame(e: Error, name: &str, name_pos: Span) -> Error {
     e.while_always(
         format!(
-            "while evaluating derivation '{name}'\n         whose name attribute is located at {}",
+            "while evaluating derivation '{name}'\n  whose name attribute is located at {}",
             ferrix_eval::print::pos_string(name_pos)
         ),
         Span::NONE,

@@ -1,0 +1,22 @@
+//! What `ferrix instantiate` prints for a failed evaluation, byte for byte.
+
+use std::process::Command;
+
+#[test]
+fn source_lines_in_errors_keep_bytes_that_are_not_utf8() {
+    // upstream's eval-fail-toJSON-non-utf-8: the quoted source line shows
+    // the file's 0xFF byte as it is, as C++ Nix prints it
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.nix");
+    std::fs::write(&file, b"builtins.toJSON \"_invalid UTF-8: \xff_\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrix"))
+        .args(["instantiate", "--eval", "--show-trace", "--store", "memory://"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let line: &[u8] = b"            1| builtins.toJSON \"_invalid UTF-8: \xff_\"\n";
+    assert!(out.stderr.windows(line.len()).any(|w| w == line), "{}", String::from_utf8_lossy(&out.stderr));
+    let msg: &[u8] = b"error: JSON serialization error: [json.exception.type_error.316] invalid UTF-8 byte at index 16: 0xFF";
+    assert!(out.stderr.windows(msg.len()).any(|w| w == msg), "{}", String::from_utf8_lossy(&out.stderr));
+}
