@@ -307,6 +307,43 @@ fn from_json(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     }
 }
 
+/// A TOML parse error. A decimal integer out of the 64-bit range is
+/// worded and drawn as C++ Nix's TOML parser (toml11) does, pointing just
+/// past the number; other errors keep the parser's own message.
+fn toml_error(text: &str, e: &toml::de::Error) -> Error {
+    if let Some(span) = e.span()
+        && let Some((line_no, line, end_col)) = overflowing_integer(text, span)
+    {
+        let gutter = " ".repeat(line_no.to_string().len() + 2);
+        return Error::eval(format!(
+            "while parsing TOML: [error] toml::parse_dec_integer: too large integer: current max digits = 2^63\n --> fromTOML\n{gutter}|\n {line_no} | {line}\n{gutter}| {}^-- must be < 2^63\n",
+            " ".repeat(end_col)
+        ));
+    }
+    Error::eval(format!("while parsing TOML: {}", e.message()))
+}
+
+/// A decimal integer literal inside `span` that does not fit in an i64:
+/// its line's number and text, and the column (0-based, in characters)
+/// just past it.
+fn overflowing_integer(text: &str, span: std::ops::Range<usize>) -> Option<(usize, &str, usize)> {
+    let lit = text.get(span.clone())?;
+    let skip = lit.len() - lit.trim_start().len();
+    let digits = lit.trim();
+    let body = digits.strip_prefix(['+', '-']).unwrap_or(digits);
+    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+        return None;
+    }
+    if digits.replace('_', "").parse::<i64>().is_ok() {
+        return None;
+    }
+    let end = span.start + skip + digits.len();
+    let line_start = text[..end].rfind('\n').map_or(0, |p| p + 1);
+    let line_end = text[end..].find('\n').map_or(text.len(), |p| end + p);
+    let line_no = text[..line_start].matches('\n').count() + 1;
+    Some((line_no, text[line_start..line_end].trim_end_matches('\r'), text[line_start..end].chars().count()))
+}
+
 /// A TOML date/time as Nix prints it: fractional seconds padded to 3, 6 or 9 digits.
 fn toml_timestamp(d: &toml::value::Datetime) -> String {
     let s = d.to_string();
@@ -360,7 +397,7 @@ fn from_toml_value(v: toml::Value, timestamps: bool) -> Result<Value> {
 fn from_toml(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_string(&a[0])?;
     let text = String::from_utf8_lossy(&s.bytes);
-    let t: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::eval(format!("while parsing TOML: {}", e.message())))?;
+    let t: toml::Table = text.parse().map_err(|e: toml::de::Error| toml_error(&text, &e))?;
     let timestamps = ev.opts.experimental.iter().any(|f| f == "parse-toml-timestamps");
     from_toml_value(toml::Value::Table(t), timestamps)
 }
