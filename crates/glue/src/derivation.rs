@@ -41,7 +41,7 @@ const ENV: Coerce = Coerce { more: true, copy_to_store: true };
 /// happens in functions that return before the next attribute is forced.
 pub fn derivation_strict(ev: &Eval, a: &[Value], pos: Span) -> Result<Value> {
     let attrs = ev.force_attrs(&a[0])?;
-    let mut c = start(ev, &attrs, pos)?;
+    let mut c = start(ev, &attrs)?;
     for attr in attrs.sorted_by_name() {
         if let Err(e) = collect_attr(ev, &mut c, attr) {
             return Err(attr_error(e, attr, &c));
@@ -108,7 +108,7 @@ impl Collected {
 
 /// The name (checked), and the flags that change how attributes are taken.
 #[inline(never)]
-fn start(ev: &Eval, attrs: &AttrSet, pos: Span) -> Result<Box<Collected>> {
+fn start(ev: &Eval, attrs: &AttrSet) -> Result<Box<Collected>> {
     let name_attr = attrs.get_attr(Symbol::new("name")).ok_or_else(|| {
         Error::eval("attribute 'name' missing").while_("in the attrset passed as argument to builtins.derivationStrict", Span::NONE)
     })?;
@@ -131,8 +131,7 @@ fn start(ev: &Eval, attrs: &AttrSet, pos: Span) -> Result<Box<Collected>> {
             return Err(Error::eval(format!(
                 "invalid derivation name: name '{}' contains illegal character '{ch}'. Please pass a different 'name'.",
                 c.name
-            ))
-            .at(pos));
+            )));
         }
         let get_bool = |n: &str| -> Result<bool> {
             match attrs.get(Symbol::new(n)) {
