@@ -201,12 +201,6 @@ impl Error {
     /// `show-trace`, are left out; after three frames only those added with
     /// [`Error::while_always`] are printed, and a line says the trace was
     /// truncated.
-    /// [`Error::render`] as the bytes to print: source lines quoted in it
-    /// show a file's bytes that are not UTF-8 as they are, as C++ Nix does.
-    pub fn render_bytes(&self, show_trace: bool) -> Vec<u8> {
-        crate::lower::lit_bytes(self.render(show_trace)).into_vec()
-    }
-
     pub fn render(&self, show_trace: bool) -> String {
         let mut out = String::from("error:");
         let e = &self.0;
@@ -276,6 +270,12 @@ impl Error {
             push_indented(&mut out, h);
         }
         filter_ansi(&out)
+    }
+
+    /// [`Error::render`] as the bytes to print: source lines quoted in it
+    /// show a file's bytes that are not UTF-8 as they are, as C++ Nix does.
+    pub fn render_bytes(&self, show_trace: bool) -> Vec<u8> {
+        crate::lower::lit_bytes(self.render(show_trace)).into_vec()
     }
 }
 
@@ -402,7 +402,6 @@ pub fn filter_ansi(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `at FILE:LINE:COL:` and a code excerpt with a caret.
 /// Text of a message, its lines after the first indented to line up under
 /// the first (C++ Nix indents everything after an error's first line by
 /// the width of `error: `).
@@ -417,6 +416,7 @@ fn push_indented(out: &mut String, text: &str) {
     }
 }
 
+/// `at FILE:LINE:COL:` and a code excerpt with a caret.
 pub fn render_pos(out: &mut String, span: Span, indent: &str) {
     render_pos_w(out, span, indent, 13)
 }
