@@ -218,6 +218,7 @@ impl Eval {
                 Some(v) => v,
                 None => Thunk::suspended(e, env.clone()),
             },
+            Expr::Shift { k, e } => self.thunk(e, env.up(*k)),
             _ => Thunk::suspended(e, env.clone()),
         }
     }
@@ -226,6 +227,9 @@ impl Eval {
     /// evaluated operands is done right away (see `speculate_int`).
     #[inline]
     fn arg_thunk(&self, e: &'static Expr, env: &Env) -> Value {
+        if let Expr::Shift { k, e } = e {
+            return self.arg_thunk(e, env.up(*k));
+        }
         if let Expr::Bin { op, l, r, .. } = e
             && let Some(v) = self.speculate_int(*op, l, r, env)
         {
@@ -314,7 +318,7 @@ impl Eval {
             Expr::Not(..) => self.x_not(e, env),
             Expr::Neg(..) => self.x_neg(e, env),
             Expr::Bin { .. } => self.x_bin(e, env),
-            Expr::Interp { .. } | Expr::PathInterp { .. } | Expr::SearchPath { .. } | Expr::CurPos(_) => {
+            Expr::Interp { .. } | Expr::PathInterp { .. } | Expr::SearchPath { .. } | Expr::CurPos(_) | Expr::Shift { .. } => {
                 self.x_other(e, env)
             }
         }
@@ -439,6 +443,7 @@ impl Eval {
             Expr::PathInterp { parts, pos } => self.eval_path_interp(parts, *pos, env),
             Expr::SearchPath { path, pos } => self.find_search_path(path).map_err(|e| e.at(*pos)),
             Expr::CurPos(span) => Ok(self.pos_value(*span)),
+            Expr::Shift { k, e } => self.eval(e, env.up(*k)),
             _ => unreachable!("x_other of an interpolation, search path or position"),
         }
     }
@@ -2052,3 +2057,4 @@ fn peek_select(target: &Expr, path: &[AttrName], env: &Env) -> Option<Value> {
         v => Some(v.clone()),
     }
 }
+

@@ -221,4 +221,292 @@ pub enum Expr {
     /// `<name>`: looked up in the search path.
     SearchPath { path: Box<str>, pos: Span },
     CurPos(Span),
+    /// `e` evaluated in the frame `k` levels up: set by [`trim_thunks`]
+    /// where a lazily evaluated expression reads nothing from the `k`
+    /// innermost frames, so its thunk (or closure) does not keep them.
+    Shift { k: u32, e: Box<Expr> },
+}
+
+/// The smallest frame depth, counted from the frame `e` is evaluated in,
+/// that `e` reads a variable from (`u32::MAX`: none). `level` is how many
+/// frames the walk has entered below that frame.
+pub fn min_free(e: &Expr, level: u32) -> u32 {
+    let v = |d: u32| if d >= level { d - level } else { u32::MAX };
+    let m = |a: u32, b: u32| a.min(b);
+    match e {
+        Expr::Const(_) | Expr::Global(_) | Expr::SearchPath { .. } | Expr::CurPos(_) => u32::MAX,
+        Expr::Var { depth, .. } => v(*depth),
+        Expr::WithVar { withs, .. } => withs.iter().map(|d| v(*d)).min().unwrap_or(u32::MAX),
+        Expr::Attrs(a) => {
+            let l = if a.rec { level + 1 } else { level };
+            let mut r = u32::MAX;
+            for d in &a.attrs {
+                r = m(r, min_free(&d.value, l));
+            }
+            for d in &a.dynamic {
+                r = m(r, m(min_free(&d.name, l), min_free(&d.value, l)));
+            }
+            for h in &a.hidden {
+                r = m(r, min_free(h, l));
+            }
+            r
+        }
+        Expr::List(items) => items.iter().map(|i| min_free(i, level)).min().unwrap_or(u32::MAX),
+        Expr::Lambda(l) => {
+            let mut r = min_free(&l.body, level + 1);
+            if let Some(f) = &l.formals {
+                for x in &f.entries {
+                    if let Some(d) = &x.default {
+                        r = m(r, min_free(d, level + 1));
+                    }
+                }
+            }
+            r
+        }
+        Expr::Apply { f, args, .. } => args.iter().map(|a| min_free(a, level)).fold(min_free(f, level), m),
+        Expr::Select { e, path, default, .. } => {
+            let mut r = m(min_free(e, level), path_free(path, level));
+            if let Some(d) = default {
+                r = m(r, min_free(d, level));
+            }
+            r
+        }
+        Expr::HasAttr { e, path, .. } => m(min_free(e, level), path_free(path, level)),
+        Expr::Let { binds, body } => binds.iter().map(|b| min_free(b, level + 1)).fold(min_free(body, level + 1), m),
+        Expr::With { ns, body } => m(min_free(ns, level), min_free(body, level + 1)),
+        Expr::If { cond, then, else_, .. } => m(min_free(cond, level), m(min_free(then, level), min_free(else_, level))),
+        Expr::Assert { cond, body, .. } => m(min_free(cond, level), min_free(body, level)),
+        Expr::Bin { l, r, .. } => m(min_free(l, level), min_free(r, level)),
+        Expr::Not(x, _) | Expr::Neg(x, _) => min_free(x, level),
+        Expr::Shift { k, e } => {
+            let r = min_free(e, level);
+            if r == u32::MAX { r } else { r + k }
+        }
+        Expr::Interp { parts, .. } | Expr::PathInterp { parts, .. } => parts
+            .iter()
+            .map(|p| match p {
+                StrPart::Lit(_) => u32::MAX,
+                StrPart::Interp(x, _) => min_free(x, level),
+            })
+            .min()
+            .unwrap_or(u32::MAX),
+    }
+}
+
+fn path_free(path: &[AttrName], level: u32) -> u32 {
+    path.iter()
+        .map(|n| match n {
+            AttrName::Static(..) => u32::MAX,
+            AttrName::Dynamic(d) => min_free(&d.0, level),
+        })
+        .min()
+        .unwrap_or(u32::MAX)
+}
+
+/// Lower the depth of every variable of `e` that reads `level` or more
+/// frames up by `k` (`e` will run `k` frames further up).
+fn shift(e: &mut Expr, k: u32, level: u32) {
+    let sh = |d: &mut u32| {
+        if *d >= level {
+            *d -= k;
+        }
+    };
+    match e {
+        Expr::Const(_) | Expr::Global(_) | Expr::SearchPath { .. } | Expr::CurPos(_) => {}
+        Expr::Var { depth, .. } => sh(depth),
+        Expr::WithVar { withs, .. } => withs.iter_mut().for_each(sh),
+        Expr::Attrs(a) => {
+            let l = if a.rec { level + 1 } else { level };
+            for d in a.attrs.iter_mut() {
+                shift(&mut d.value, k, l);
+            }
+            for d in a.dynamic.iter_mut() {
+                shift(&mut d.name, k, l);
+                shift(&mut d.value, k, l);
+            }
+            for h in a.hidden.iter_mut() {
+                shift(h, k, l);
+            }
+        }
+        Expr::List(items) => items.iter_mut().for_each(|i| shift(i, k, level)),
+        Expr::Lambda(l) => {
+            shift(&mut l.body, k, level + 1);
+            if let Some(f) = &mut l.formals {
+                for x in f.entries.iter_mut() {
+                    if let Some(d) = &mut x.default {
+                        shift(d, k, level + 1);
+                    }
+                }
+            }
+        }
+        Expr::Apply { f, args, .. } => {
+            shift(f, k, level);
+            args.iter_mut().for_each(|a| shift(a, k, level));
+        }
+        Expr::Select { e, path, default, .. } => {
+            shift(e, k, level);
+            shift_path(path, k, level);
+            if let Some(d) = default {
+                shift(d, k, level);
+            }
+        }
+        Expr::HasAttr { e, path, .. } => {
+            shift(e, k, level);
+            shift_path(path, k, level);
+        }
+        Expr::Let { binds, body } => {
+            binds.iter_mut().for_each(|b| shift(b, k, level + 1));
+            shift(body, k, level + 1);
+        }
+        Expr::With { ns, body } => {
+            shift(ns, k, level);
+            shift(body, k, level + 1);
+        }
+        Expr::If { cond, then, else_, .. } => {
+            shift(cond, k, level);
+            shift(then, k, level);
+            shift(else_, k, level);
+        }
+        Expr::Assert { cond, body, .. } => {
+            shift(cond, k, level);
+            shift(body, k, level);
+        }
+        Expr::Bin { l, r, .. } => {
+            shift(l, k, level);
+            shift(r, k, level);
+        }
+        Expr::Not(x, _) | Expr::Neg(x, _) => shift(x, k, level),
+        // its own expression runs `k2` further up: the boundary moves too
+        Expr::Shift { k: k2, e } => {
+            if level > *k2 {
+                shift(e, k, level - *k2)
+            } else {
+                // the wrapper itself reaches past the boundary: the whole
+                // jump is shortened instead of its inside
+                *k2 -= k.min(*k2);
+            }
+        }
+        Expr::Interp { parts, .. } | Expr::PathInterp { parts, .. } => {
+            for p in parts.iter_mut() {
+                if let StrPart::Interp(x, _) = p {
+                    shift(x, k, level);
+                }
+            }
+        }
+    }
+}
+
+fn shift_path(path: &mut [AttrName], k: u32, level: u32) {
+    for n in path.iter_mut() {
+        if let AttrName::Dynamic(d) = n {
+            shift(&mut d.0, k, level);
+        }
+    }
+}
+
+/// Wrap each lazily evaluated subexpression of `e` (attribute values, list
+/// items, arguments, `let` bindings, formals' defaults, `with`'s set) that
+/// reads nothing from the innermost frames in an [`Expr::Shift`] over
+/// them, so that its thunk or closure keeps only the frames it reads.
+/// `depth` is how many frames lie between `e`'s frame and the one the
+/// whole program runs in (a jump goes no further up).
+pub fn trim_thunks(e: &mut Expr, depth: u32) {
+    match e {
+        Expr::Const(_) | Expr::Global(_) | Expr::SearchPath { .. } | Expr::CurPos(_) | Expr::Var { .. } | Expr::WithVar { .. } => {}
+        Expr::Attrs(a) => {
+            let d = if a.rec { depth + 1 } else { depth };
+            for x in a.attrs.iter_mut() {
+                lazy(&mut x.value, d);
+            }
+            for x in a.dynamic.iter_mut() {
+                trim_thunks(&mut x.name, d);
+                lazy(&mut x.value, d);
+            }
+            for h in a.hidden.iter_mut() {
+                lazy(h, d);
+            }
+        }
+        Expr::List(items) => items.iter_mut().for_each(|i| lazy(i, depth)),
+        Expr::Lambda(l) => {
+            trim_thunks(&mut l.body, depth + 1);
+            if let Some(f) = &mut l.formals {
+                for x in f.entries.iter_mut() {
+                    if let Some(d) = &mut x.default {
+                        lazy(d, depth + 1);
+                    }
+                }
+            }
+        }
+        Expr::Apply { f, args, .. } => {
+            trim_thunks(f, depth);
+            args.iter_mut().for_each(|a| lazy(a, depth));
+        }
+        Expr::Select { e, path, default, .. } => {
+            trim_thunks(e, depth);
+            trim_path(path, depth);
+            if let Some(d) = default {
+                trim_thunks(d, depth);
+            }
+        }
+        Expr::HasAttr { e, path, .. } => {
+            trim_thunks(e, depth);
+            trim_path(path, depth);
+        }
+        Expr::Let { binds, body } => {
+            binds.iter_mut().for_each(|b| lazy(b, depth + 1));
+            trim_thunks(body, depth + 1);
+        }
+        Expr::With { ns, body } => {
+            lazy(ns, depth);
+            trim_thunks(body, depth + 1);
+        }
+        Expr::If { cond, then, else_, .. } => {
+            trim_thunks(cond, depth);
+            trim_thunks(then, depth);
+            trim_thunks(else_, depth);
+        }
+        Expr::Assert { cond, body, .. } => {
+            trim_thunks(cond, depth);
+            trim_thunks(body, depth);
+        }
+        Expr::Bin { l, r, .. } => {
+            trim_thunks(l, depth);
+            trim_thunks(r, depth);
+        }
+        Expr::Not(x, _) | Expr::Neg(x, _) => trim_thunks(x, depth),
+        Expr::Shift { k, e } => trim_thunks(e, depth - (*k).min(depth)),
+        Expr::Interp { parts, .. } | Expr::PathInterp { parts, .. } => {
+            for p in parts.iter_mut() {
+                if let StrPart::Interp(x, _) = p {
+                    trim_thunks(x, depth);
+                }
+            }
+        }
+    }
+}
+
+fn trim_path(path: &mut [AttrName], depth: u32) {
+    for n in path.iter_mut() {
+        if let AttrName::Dynamic(d) = n {
+            trim_thunks(&mut d.0, depth);
+        }
+    }
+}
+
+/// [`trim_thunks`] for an expression that becomes a thunk or closure.
+fn lazy(e: &mut Expr, depth: u32) {
+    // constants and variables make no thunk
+    if !matches!(e, Expr::Const(_) | Expr::Global(_) | Expr::Var { .. }) {
+        let k = min_free(e, 0).min(depth);
+        if k > 0 {
+            shift(e, k, 0);
+            let inner = std::mem::replace(e, Expr::Const(Value::Null));
+            *e = Expr::Shift { k, e: Box::new(inner) };
+            if let Expr::Shift { e: inner, .. } = e {
+                trim_thunks(inner, depth - k);
+            }
+            return;
+        }
+    }
+    trim_thunks(e, depth);
 }

@@ -262,7 +262,8 @@ impl Eval {
     fn parse_in(&self, text: &str, name: &str, base_dir: &str, scope: Option<&[Symbol]>) -> Result<&'static ir::Expr> {
         let text = normalise_newlines(text);
         let cx = self.lower_ctx(source::add(name, &text), base_dir, scope);
-        let e = lower::parse_and_lower(&text, &cx)?;
+        let mut e = lower::parse_and_lower(&text, &cx)?;
+        ir::trim_thunks(&mut e, u32::from(scope.is_some()));
         Ok(Box::leak(Box::new(e)))
     }
 
