@@ -411,102 +411,114 @@ fn shift_path(path: &mut [AttrName], k: u32, level: u32) {
 /// `depth` is how many frames lie between `e`'s frame and the one the
 /// whole program runs in (a jump goes no further up).
 pub fn trim_thunks(e: &mut Expr, depth: u32) {
+    trim_in(e, depth, 0)
+}
+
+/// How many lazily evaluated expressions, one inside the other, are
+/// trimmed: each looks at all of its inside, so without a bound a literal
+/// nested 100 000 deep took 26 s to lower instead of 0.1 s. Deeper ones
+/// keep their frames.
+const TRIM_NESTING: u32 = 64;
+
+/// [`trim_thunks`] with `nest` lazily evaluated expressions around `e`.
+fn trim_in(e: &mut Expr, depth: u32, nest: u32) {
     match e {
         Expr::Const(_) | Expr::Global(_) | Expr::SearchPath { .. } | Expr::CurPos(_) | Expr::Var { .. } | Expr::WithVar { .. } => {}
         Expr::Attrs(a) => {
             let d = if a.rec { depth + 1 } else { depth };
             for x in a.attrs.iter_mut() {
-                lazy(&mut x.value, d);
+                lazy(&mut x.value, d, nest);
             }
             for x in a.dynamic.iter_mut() {
-                trim_thunks(&mut x.name, d);
-                lazy(&mut x.value, d);
+                trim_in(&mut x.name, d, nest);
+                lazy(&mut x.value, d, nest);
             }
             for h in a.hidden.iter_mut() {
-                lazy(h, d);
+                lazy(h, d, nest);
             }
         }
-        Expr::List(items) => items.iter_mut().for_each(|i| lazy(i, depth)),
+        Expr::List(items) => items.iter_mut().for_each(|i| lazy(i, depth, nest)),
         Expr::Lambda(l) => {
-            trim_thunks(&mut l.body, depth + 1);
+            trim_in(&mut l.body, depth + 1, nest);
             if let Some(f) = &mut l.formals {
                 for x in f.entries.iter_mut() {
                     if let Some(d) = &mut x.default {
-                        lazy(d, depth + 1);
+                        lazy(d, depth + 1, nest);
                     }
                 }
             }
         }
         Expr::Apply { f, args, .. } => {
-            trim_thunks(f, depth);
-            args.iter_mut().for_each(|a| lazy(a, depth));
+            trim_in(f, depth, nest);
+            args.iter_mut().for_each(|a| lazy(a, depth, nest));
         }
         Expr::Select { e, path, default, .. } => {
-            trim_thunks(e, depth);
-            trim_path(path, depth);
+            trim_in(e, depth, nest);
+            trim_path(path, depth, nest);
             if let Some(d) = default {
-                trim_thunks(d, depth);
+                trim_in(d, depth, nest);
             }
         }
         Expr::HasAttr { e, path, .. } => {
-            trim_thunks(e, depth);
-            trim_path(path, depth);
+            trim_in(e, depth, nest);
+            trim_path(path, depth, nest);
         }
         Expr::Let { binds, body } => {
-            binds.iter_mut().for_each(|b| lazy(b, depth + 1));
-            trim_thunks(body, depth + 1);
+            binds.iter_mut().for_each(|b| lazy(b, depth + 1, nest));
+            trim_in(body, depth + 1, nest);
         }
         Expr::With { ns, body } => {
-            lazy(ns, depth);
-            trim_thunks(body, depth + 1);
+            lazy(ns, depth, nest);
+            trim_in(body, depth + 1, nest);
         }
         Expr::If { cond, then, else_, .. } => {
-            trim_thunks(cond, depth);
-            trim_thunks(then, depth);
-            trim_thunks(else_, depth);
+            trim_in(cond, depth, nest);
+            trim_in(then, depth, nest);
+            trim_in(else_, depth, nest);
         }
         Expr::Assert { cond, body, .. } => {
-            trim_thunks(cond, depth);
-            trim_thunks(body, depth);
+            trim_in(cond, depth, nest);
+            trim_in(body, depth, nest);
         }
         Expr::Bin { l, r, .. } => {
-            trim_thunks(l, depth);
-            trim_thunks(r, depth);
+            trim_in(l, depth, nest);
+            trim_in(r, depth, nest);
         }
-        Expr::Not(x, _) | Expr::Neg(x, _) => trim_thunks(x, depth),
-        Expr::Shift { k, e } => trim_thunks(e, depth - (*k).min(depth)),
+        Expr::Not(x, _) | Expr::Neg(x, _) => trim_in(x, depth, nest),
+        Expr::Shift { k, e } => trim_in(e, depth - (*k).min(depth), nest),
         Expr::Interp { parts, .. } | Expr::PathInterp { parts, .. } => {
             for p in parts.iter_mut() {
                 if let StrPart::Interp(x, _) = p {
-                    trim_thunks(x, depth);
+                    trim_in(x, depth, nest);
                 }
             }
         }
     }
 }
 
-fn trim_path(path: &mut [AttrName], depth: u32) {
+fn trim_path(path: &mut [AttrName], depth: u32, nest: u32) {
     for n in path.iter_mut() {
         if let AttrName::Dynamic(d) = n {
-            trim_thunks(&mut d.0, depth);
+            trim_in(&mut d.0, depth, nest);
         }
     }
 }
 
 /// [`trim_thunks`] for an expression that becomes a thunk or closure.
-fn lazy(e: &mut Expr, depth: u32) {
+fn lazy(e: &mut Expr, depth: u32, nest: u32) {
+    let nest = nest + 1;
     // constants and variables make no thunk
-    if !matches!(e, Expr::Const(_) | Expr::Global(_) | Expr::Var { .. }) {
+    if nest <= TRIM_NESTING && !matches!(e, Expr::Const(_) | Expr::Global(_) | Expr::Var { .. }) {
         let k = min_free(e, 0).min(depth);
         if k > 0 {
             shift(e, k, 0);
             let inner = std::mem::replace(e, Expr::Const(Value::Null));
             *e = Expr::Shift { k, e: Box::new(inner) };
             if let Expr::Shift { e: inner, .. } = e {
-                trim_thunks(inner, depth - k);
+                trim_in(inner, depth - k, nest);
             }
             return;
         }
     }
-    trim_thunks(e, depth);
+    trim_in(e, depth, nest);
 }
