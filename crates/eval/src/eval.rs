@@ -33,6 +33,9 @@ pub struct EvalOptions {
     pub experimental: Vec<String>,
     /// `abort-on-warn`: `builtins.warn` fails after printing the warning.
     pub abort_on_warn: bool,
+    /// Every thunk and closure keeps all the frames around its expression
+    /// (no `ir::trim_thunks`): slower and bigger, a reference for tests.
+    pub keep_frames: bool,
 }
 
 impl Default for EvalOptions {
@@ -46,6 +49,7 @@ impl Default for EvalOptions {
             lints: Default::default(),
             experimental: Vec::new(),
             abort_on_warn: false,
+            keep_frames: false,
         }
     }
 }

@@ -227,298 +227,223 @@ pub enum Expr {
     Shift { k: u32, e: Box<Expr> },
 }
 
-/// The smallest frame depth, counted from the frame `e` is evaluated in,
-/// that `e` reads a variable from (`u32::MAX`: none). `level` is how many
-/// frames the walk has entered below that frame.
-pub fn min_free(e: &Expr, level: u32) -> u32 {
-    let v = |d: u32| if d >= level { d - level } else { u32::MAX };
-    let m = |a: u32, b: u32| a.min(b);
+/// Whether a child expression runs in a frame of its own (a lambda's body
+/// and formals' defaults, a `let`'s bindings and body, the values of a
+/// `rec` set, a `with`'s body) and whether it is evaluated lazily (it
+/// becomes a thunk or, for a lambda, a closure: attribute values, list
+/// items, arguments, `let` bindings, formals' defaults, `with`'s set).
+#[derive(Clone, Copy)]
+struct Child {
+    new_frame: bool,
+    lazy: bool,
+}
+
+const NOW: Child = Child { new_frame: false, lazy: false };
+const LAZY: Child = Child { new_frame: false, lazy: true };
+const INNER: Child = Child { new_frame: true, lazy: false };
+const INNER_LAZY: Child = Child { new_frame: true, lazy: true };
+
+/// Call `f` on each direct subexpression of `e` with how it runs. An
+/// [`Expr::Shift`]'s inside runs in another frame altogether: the callers
+/// handle it themselves.
+fn for_each_child(e: &mut Expr, mut f: impl FnMut(&mut Expr, Child)) {
     match e {
-        Expr::Const(_) | Expr::Global(_) | Expr::SearchPath { .. } | Expr::CurPos(_) => u32::MAX,
-        Expr::Var { depth, .. } => v(*depth),
-        Expr::WithVar { withs, .. } => withs.iter().map(|d| v(*d)).min().unwrap_or(u32::MAX),
+        Expr::Const(_)
+        | Expr::Var { .. }
+        | Expr::Global(_)
+        | Expr::WithVar { .. }
+        | Expr::SearchPath { .. }
+        | Expr::CurPos(_)
+        | Expr::Shift { .. } => {}
         Expr::Attrs(a) => {
-            let l = if a.rec { level + 1 } else { level };
-            let mut r = u32::MAX;
-            for d in &a.attrs {
-                r = m(r, min_free(&d.value, l));
-            }
-            for d in &a.dynamic {
-                r = m(r, m(min_free(&d.name, l), min_free(&d.value, l)));
-            }
-            for h in &a.hidden {
-                r = m(r, min_free(h, l));
-            }
-            r
-        }
-        Expr::List(items) => items.iter().map(|i| min_free(i, level)).min().unwrap_or(u32::MAX),
-        Expr::Lambda(l) => {
-            let mut r = min_free(&l.body, level + 1);
-            if let Some(f) = &l.formals {
-                for x in &f.entries {
-                    if let Some(d) = &x.default {
-                        r = m(r, min_free(d, level + 1));
-                    }
-                }
-            }
-            r
-        }
-        Expr::Apply { f, args, .. } => args.iter().map(|a| min_free(a, level)).fold(min_free(f, level), m),
-        Expr::Select { e, path, default, .. } => {
-            let mut r = m(min_free(e, level), path_free(path, level));
-            if let Some(d) = default {
-                r = m(r, min_free(d, level));
-            }
-            r
-        }
-        Expr::HasAttr { e, path, .. } => m(min_free(e, level), path_free(path, level)),
-        Expr::Let { binds, body } => binds.iter().map(|b| min_free(b, level + 1)).fold(min_free(body, level + 1), m),
-        Expr::With { ns, body } => m(min_free(ns, level), min_free(body, level + 1)),
-        Expr::If { cond, then, else_, .. } => m(min_free(cond, level), m(min_free(then, level), min_free(else_, level))),
-        Expr::Assert { cond, body, .. } => m(min_free(cond, level), min_free(body, level)),
-        Expr::Bin { l, r, .. } => m(min_free(l, level), min_free(r, level)),
-        Expr::Not(x, _) | Expr::Neg(x, _) => min_free(x, level),
-        Expr::Shift { k, e } => {
-            let r = min_free(e, level);
-            if r == u32::MAX { r } else { r + k }
-        }
-        Expr::Interp { parts, .. } | Expr::PathInterp { parts, .. } => parts
-            .iter()
-            .map(|p| match p {
-                StrPart::Lit(_) => u32::MAX,
-                StrPart::Interp(x, _) => min_free(x, level),
-            })
-            .min()
-            .unwrap_or(u32::MAX),
-    }
-}
-
-fn path_free(path: &[AttrName], level: u32) -> u32 {
-    path.iter()
-        .map(|n| match n {
-            AttrName::Static(..) => u32::MAX,
-            AttrName::Dynamic(d) => min_free(&d.0, level),
-        })
-        .min()
-        .unwrap_or(u32::MAX)
-}
-
-/// Lower the depth of every variable of `e` that reads `level` or more
-/// frames up by `k` (`e` will run `k` frames further up).
-fn shift(e: &mut Expr, k: u32, level: u32) {
-    let sh = |d: &mut u32| {
-        if *d >= level {
-            *d -= k;
-        }
-    };
-    match e {
-        Expr::Const(_) | Expr::Global(_) | Expr::SearchPath { .. } | Expr::CurPos(_) => {}
-        Expr::Var { depth, .. } => sh(depth),
-        Expr::WithVar { withs, .. } => withs.iter_mut().for_each(sh),
-        Expr::Attrs(a) => {
-            let l = if a.rec { level + 1 } else { level };
-            for d in a.attrs.iter_mut() {
-                shift(&mut d.value, k, l);
-            }
-            for d in a.dynamic.iter_mut() {
-                shift(&mut d.name, k, l);
-                shift(&mut d.value, k, l);
-            }
-            for h in a.hidden.iter_mut() {
-                shift(h, k, l);
-            }
-        }
-        Expr::List(items) => items.iter_mut().for_each(|i| shift(i, k, level)),
-        Expr::Lambda(l) => {
-            shift(&mut l.body, k, level + 1);
-            if let Some(f) = &mut l.formals {
-                for x in f.entries.iter_mut() {
-                    if let Some(d) = &mut x.default {
-                        shift(d, k, level + 1);
-                    }
-                }
-            }
-        }
-        Expr::Apply { f, args, .. } => {
-            shift(f, k, level);
-            args.iter_mut().for_each(|a| shift(a, k, level));
-        }
-        Expr::Select { e, path, default, .. } => {
-            shift(e, k, level);
-            shift_path(path, k, level);
-            if let Some(d) = default {
-                shift(d, k, level);
-            }
-        }
-        Expr::HasAttr { e, path, .. } => {
-            shift(e, k, level);
-            shift_path(path, k, level);
-        }
-        Expr::Let { binds, body } => {
-            binds.iter_mut().for_each(|b| shift(b, k, level + 1));
-            shift(body, k, level + 1);
-        }
-        Expr::With { ns, body } => {
-            shift(ns, k, level);
-            shift(body, k, level + 1);
-        }
-        Expr::If { cond, then, else_, .. } => {
-            shift(cond, k, level);
-            shift(then, k, level);
-            shift(else_, k, level);
-        }
-        Expr::Assert { cond, body, .. } => {
-            shift(cond, k, level);
-            shift(body, k, level);
-        }
-        Expr::Bin { l, r, .. } => {
-            shift(l, k, level);
-            shift(r, k, level);
-        }
-        Expr::Not(x, _) | Expr::Neg(x, _) => shift(x, k, level),
-        // its own expression runs `k2` further up: the boundary moves too
-        Expr::Shift { k: k2, e } => {
-            if level > *k2 {
-                shift(e, k, level - *k2)
-            } else {
-                // the wrapper itself reaches past the boundary: the whole
-                // jump is shortened instead of its inside
-                *k2 -= k.min(*k2);
-            }
-        }
-        Expr::Interp { parts, .. } | Expr::PathInterp { parts, .. } => {
-            for p in parts.iter_mut() {
-                if let StrPart::Interp(x, _) = p {
-                    shift(x, k, level);
-                }
-            }
-        }
-    }
-}
-
-fn shift_path(path: &mut [AttrName], k: u32, level: u32) {
-    for n in path.iter_mut() {
-        if let AttrName::Dynamic(d) = n {
-            shift(&mut d.0, k, level);
-        }
-    }
-}
-
-/// Wrap each lazily evaluated subexpression of `e` (attribute values, list
-/// items, arguments, `let` bindings, formals' defaults, `with`'s set) that
-/// reads nothing from the innermost frames in an [`Expr::Shift`] over
-/// them, so that its thunk or closure keeps only the frames it reads.
-/// `depth` is how many frames lie between `e`'s frame and the one the
-/// whole program runs in (a jump goes no further up).
-pub fn trim_thunks(e: &mut Expr, depth: u32) {
-    trim_in(e, depth, 0)
-}
-
-/// How many lazily evaluated expressions, one inside the other, are
-/// trimmed: each looks at all of its inside, so without a bound a literal
-/// nested 100 000 deep took 26 s to lower instead of 0.1 s. Deeper ones
-/// keep their frames.
-const TRIM_NESTING: u32 = 64;
-
-/// [`trim_thunks`] with `nest` lazily evaluated expressions around `e`.
-fn trim_in(e: &mut Expr, depth: u32, nest: u32) {
-    match e {
-        Expr::Const(_) | Expr::Global(_) | Expr::SearchPath { .. } | Expr::CurPos(_) | Expr::Var { .. } | Expr::WithVar { .. } => {}
-        Expr::Attrs(a) => {
-            let d = if a.rec { depth + 1 } else { depth };
+            let (now, lazy) = if a.rec { (INNER, INNER_LAZY) } else { (NOW, LAZY) };
             for x in a.attrs.iter_mut() {
-                lazy(&mut x.value, d, nest);
+                f(&mut x.value, lazy);
             }
             for x in a.dynamic.iter_mut() {
-                trim_in(&mut x.name, d, nest);
-                lazy(&mut x.value, d, nest);
+                f(&mut x.name, now);
+                f(&mut x.value, lazy);
             }
             for h in a.hidden.iter_mut() {
-                lazy(h, d, nest);
+                f(h, lazy);
             }
         }
-        Expr::List(items) => items.iter_mut().for_each(|i| lazy(i, depth, nest)),
+        Expr::List(items) => items.iter_mut().for_each(|i| f(i, LAZY)),
         Expr::Lambda(l) => {
-            trim_in(&mut l.body, depth + 1, nest);
-            if let Some(f) = &mut l.formals {
-                for x in f.entries.iter_mut() {
+            f(&mut l.body, INNER);
+            if let Some(fs) = &mut l.formals {
+                for x in fs.entries.iter_mut() {
                     if let Some(d) = &mut x.default {
-                        lazy(d, depth + 1, nest);
+                        f(d, INNER_LAZY);
                     }
                 }
             }
         }
-        Expr::Apply { f, args, .. } => {
-            trim_in(f, depth, nest);
-            args.iter_mut().for_each(|a| lazy(a, depth, nest));
+        Expr::Apply { f: g, args, .. } => {
+            f(g, NOW);
+            args.iter_mut().for_each(|a| f(a, LAZY));
         }
         Expr::Select { e, path, default, .. } => {
-            trim_in(e, depth, nest);
-            trim_path(path, depth, nest);
+            f(e, NOW);
+            for_each_dynamic(path, &mut f);
             if let Some(d) = default {
-                trim_in(d, depth, nest);
+                f(d, NOW);
             }
         }
         Expr::HasAttr { e, path, .. } => {
-            trim_in(e, depth, nest);
-            trim_path(path, depth, nest);
+            f(e, NOW);
+            for_each_dynamic(path, &mut f);
         }
         Expr::Let { binds, body } => {
-            binds.iter_mut().for_each(|b| lazy(b, depth + 1, nest));
-            trim_in(body, depth + 1, nest);
+            binds.iter_mut().for_each(|b| f(b, INNER_LAZY));
+            f(body, INNER);
         }
         Expr::With { ns, body } => {
-            lazy(ns, depth, nest);
-            trim_in(body, depth + 1, nest);
+            f(ns, LAZY);
+            f(body, INNER);
         }
         Expr::If { cond, then, else_, .. } => {
-            trim_in(cond, depth, nest);
-            trim_in(then, depth, nest);
-            trim_in(else_, depth, nest);
+            f(cond, NOW);
+            f(then, NOW);
+            f(else_, NOW);
         }
         Expr::Assert { cond, body, .. } => {
-            trim_in(cond, depth, nest);
-            trim_in(body, depth, nest);
+            f(cond, NOW);
+            f(body, NOW);
         }
         Expr::Bin { l, r, .. } => {
-            trim_in(l, depth, nest);
-            trim_in(r, depth, nest);
+            f(l, NOW);
+            f(r, NOW);
         }
-        Expr::Not(x, _) | Expr::Neg(x, _) => trim_in(x, depth, nest),
-        Expr::Shift { k, e } => trim_in(e, depth - (*k).min(depth), nest),
+        Expr::Not(x, _) | Expr::Neg(x, _) => f(x, NOW),
         Expr::Interp { parts, .. } | Expr::PathInterp { parts, .. } => {
             for p in parts.iter_mut() {
                 if let StrPart::Interp(x, _) = p {
-                    trim_in(x, depth, nest);
+                    f(x, NOW);
                 }
             }
         }
     }
 }
 
-fn trim_path(path: &mut [AttrName], depth: u32, nest: u32) {
+fn for_each_dynamic(path: &mut [AttrName], f: &mut impl FnMut(&mut Expr, Child)) {
     for n in path.iter_mut() {
         if let AttrName::Dynamic(d) = n {
-            trim_in(&mut d.0, depth, nest);
+            f(&mut d.0, NOW);
         }
     }
 }
 
-/// [`trim_thunks`] for an expression that becomes a thunk or closure.
-fn lazy(e: &mut Expr, depth: u32, nest: u32) {
-    let nest = nest + 1;
-    // constants and variables make no thunk
-    if nest <= TRIM_NESTING && !matches!(e, Expr::Const(_) | Expr::Global(_) | Expr::Var { .. }) {
-        let k = min_free(e, 0).min(depth);
-        if k > 0 {
-            shift(e, k, 0);
-            let inner = std::mem::replace(e, Expr::Const(Value::Null));
-            *e = Expr::Shift { k, e: Box::new(inner) };
-            if let Expr::Shift { e: inner, .. } = e {
-                trim_in(inner, depth - k, nest);
-            }
-            return;
-        }
+/// Which frames an expression reads, counted from the frame it runs in:
+/// bit `d` for a variable `d` frames up. Bit 63 stands for any depth from
+/// 63 on, and a bit may stand for a deeper frame than its own (never a
+/// shallower one), so the lowest set bit is at most the nearest frame read.
+type Reads = u64;
+
+/// The most frames one [`Expr::Shift`] skips (what [`Reads`] tells exactly).
+const MAX_SKIP: u32 = 63;
+
+fn read_at(depth: u32) -> Reads {
+    1 << depth.min(MAX_SKIP)
+}
+
+/// The reads of an expression running one frame further in, seen from the
+/// frame outside it (its own frame dropped; bit 63 stays set, and the
+/// depths it stood for are now also claimed by bit 62: shallower, so safe).
+fn outward(r: Reads) -> Reads {
+    (r >> 1) | (r & read_at(MAX_SKIP))
+}
+
+/// Let each thunk and closure keep only the frames its expression reads:
+/// each lazily evaluated subexpression of `e` (attribute values, list
+/// items, arguments, `let` bindings, formals' defaults, `with`'s set) that
+/// reads nothing from its `k` innermost frames is wrapped in an
+/// [`Expr::Shift`] over them, with its variables' depths lowered to match.
+/// `depth` is how many frames lie between `e`'s frame and the one the
+/// whole program runs in (no jump goes further up). Runs once on freshly
+/// lowered IR, in two walks: one up the tree finding what each expression
+/// reads and wrapping (with the jump counted in frames of the syntax), one
+/// down it rewriting depths and jumps into frames of the chain that is
+/// actually there at run time (an outer wrapper may already have left some
+/// frames out). Both walks are linear in the size of `e`.
+pub fn trim_thunks(e: &mut Expr, depth: u32) {
+    mark(e, depth);
+    let mut chain: Vec<u32> = (0..=depth).collect();
+    place(e, &mut chain);
+}
+
+/// The walk up: returns what `e` reads, and wraps its lazy subexpressions
+/// with jumps counted in syntactic frames. `limit`: frames between `e`'s
+/// frame and the program's.
+fn mark(e: &mut Expr, limit: u32) -> Reads {
+    match e {
+        Expr::Var { depth, .. } => return read_at(*depth),
+        Expr::WithVar { withs, .. } => return withs.iter().fold(0, |r, d| r | read_at(*d)),
+        // (not made by lowering; reading "everything" keeps outer jumps off it)
+        Expr::Shift { .. } => return Reads::MAX,
+        _ => {}
     }
-    trim_in(e, depth, nest);
+    let mut reads = 0;
+    for_each_child(e, |c, how| {
+        let limit = limit + u32::from(how.new_frame);
+        let r = mark(c, limit);
+        if how.lazy && !matches!(c, Expr::Const(_) | Expr::Global(_) | Expr::Var { .. }) {
+            // constants and variables make no thunk
+            let k = r.trailing_zeros().min(limit).min(MAX_SKIP);
+            if k > 0 {
+                let inner = std::mem::replace(c, Expr::Const(Value::Null));
+                *c = Expr::Shift { k, e: Box::new(inner) };
+            }
+        }
+        reads |= if how.new_frame { outward(r) } else { r };
+    });
+    reads
+}
+
+/// The walk down. `chain[j]` is how many of the syntactic frames `1..=j`
+/// around `e` (outermost first) are in `e`'s chain of frames at run time;
+/// the last entry is `e`'s own frame.
+fn place(e: &mut Expr, chain: &mut Vec<u32>) {
+    let n = chain.len() - 1;
+    // a variable `d` syntactic frames up is as many frames up as there
+    // are frames of the chain below the one it reads
+    let runtime = |chain: &[u32], d: u32| -> u32 {
+        let d = d as usize;
+        if d <= n { chain[n] - chain[n - d] } else { chain[n] + (d - n) as u32 }
+    };
+    match e {
+        Expr::Var { depth, .. } => *depth = runtime(chain, *depth),
+        Expr::WithVar { withs, .. } => withs.iter_mut().for_each(|d| *d = runtime(chain, *d)),
+        Expr::Shift { k, e: inner } => {
+            let skip = *k as usize;
+            if skip > n {
+                return; // (only `mark` makes these, within the frames around)
+            }
+            let jump = runtime(chain, *k);
+            if jump == 0 {
+                // outer jumps already left those frames out
+                let Expr::Shift { e: inner, .. } = std::mem::replace(e, Expr::Const(Value::Null)) else {
+                    unreachable!("matched a shift")
+                };
+                *e = *inner;
+                return place(e, chain);
+            }
+            *k = jump;
+            // the skipped frames leave the chain while the inside is walked
+            let saved: Vec<u32> = chain[n + 1 - skip..].to_vec();
+            let below = chain[n - skip];
+            chain[n + 1 - skip..].fill(below);
+            place(inner, chain);
+            chain[n + 1 - skip..].copy_from_slice(&saved);
+        }
+        _ => for_each_child(e, |c, how| {
+            if how.new_frame {
+                chain.push(chain[n] + 1);
+            }
+            place(c, chain);
+            if how.new_frame {
+                chain.pop();
+            }
+        }),
+    }
 }

@@ -264,7 +264,9 @@ impl Eval {
         let text = normalise_newlines(text);
         let cx = self.lower_ctx(source::add(name, &text), base_dir, scope);
         let mut e = lower::parse_and_lower(&text, &cx)?;
-        ir::trim_thunks(&mut e, u32::from(scope.is_some()));
+        if !self.opts.keep_frames {
+            ir::trim_thunks(&mut e, u32::from(scope.is_some()));
+        }
         Ok(Box::leak(Box::new(e)))
     }
 
