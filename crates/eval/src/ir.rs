@@ -376,6 +376,10 @@ pub fn trim_thunks(e: &mut Expr, depth: u32) {
 /// with jumps counted in syntactic frames. `limit`: frames between `e`'s
 /// frame and the program's.
 fn mark(e: &mut Expr, limit: u32) -> Reads {
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, || mark_inner(e, limit))
+}
+
+fn mark_inner(e: &mut Expr, limit: u32) -> Reads {
     match e {
         Expr::Var { depth, .. } => return read_at(*depth),
         Expr::WithVar { withs, .. } => return withs.iter().fold(0, |r, d| r | read_at(*d)),
@@ -404,6 +408,10 @@ fn mark(e: &mut Expr, limit: u32) -> Reads {
 /// around `e` (outermost first) are in `e`'s chain of frames at run time;
 /// the last entry is `e`'s own frame.
 fn place(e: &mut Expr, chain: &mut Vec<u32>) {
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, || place_inner(e, chain))
+}
+
+fn place_inner(e: &mut Expr, chain: &mut Vec<u32>) {
     let n = chain.len() - 1;
     // a variable `d` syntactic frames up is as many frames up as there
     // are frames of the chain below the one it reads

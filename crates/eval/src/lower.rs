@@ -574,6 +574,11 @@ impl<'a, 'b> Lowerer<'a, 'b> {
     }
 
     fn pval(&mut self, value: NodeId) -> Result<PVal> {
+        // (nested set literals recurse here, not through `expr`)
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.pval_inner(value))
+    }
+
+    fn pval_inner(&mut self, value: NodeId) -> Result<PVal> {
         let v = self.ast.strip_parens(value);
         match self.ast.node(v).kind {
             NodeKind::AttrSet { rec, entries } => {
@@ -588,7 +593,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
     fn lower_pval(&mut self, v: PVal, frame: bool) -> Result<Expr> {
         match v {
             PVal::Syn(e) => self.expr(e),
-            PVal::Nested(pa) => self.lower_attrs(*pa),
+            PVal::Nested(pa) => stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.lower_attrs(*pa)),
             PVal::Inherit(name, pos) => resolve(&self.scopes, self.cx.globals, name, pos, usize::from(frame)),
             PVal::InheritFrom(i, name, pos) => {
                 let e = resolve(&self.scopes, self.cx.globals, from_sym(i), pos, 0)?;
