@@ -64,3 +64,43 @@ fn every_line_of_a_message_is_indented_under_the_first() {
     let e = ev.eval_string("throw \"a\\nb\\n\\nc\"", "/").expect_err("throws");
     assert_eq!(e.render(false).lines().take(4).collect::<Vec<_>>(), ["error: a", "       b", "       ", "       c"]);
 }
+
+/// Syntax errors in the words of C++ Nix's parser (2.20+: its tokens'
+/// names, and the tokens it expected where it lists them), at the token it
+/// could not take.
+#[test]
+fn syntax_errors_name_the_tokens_as_cpp_nix_does() {
+    let cases = [
+        ("if 1 else 2", "error: syntax error, unexpected 'else', expecting 'then'", "at «string»:1:6:"),
+        ("if 1 then 2", "error: syntax error, unexpected end of file, expecting 'else'", "at «string»:1:12:"),
+        ("(1 2", "error: syntax error, unexpected end of file, expecting ')'", "at «string»:1:5:"),
+        ("with {}; 1 2 )", "error: syntax error, unexpected ')', expecting end of file", "at «string»:1:14:"),
+        ("{ a = 1 }", "error: syntax error, unexpected '}', expecting ';'", "at «string»:1:9:"),
+        ("{ a.b 1 }", "error: syntax error, unexpected integer, expecting '.' or '='", "at «string»:1:7:"),
+        ("{ a = 1; ./p = 2; }", "error: syntax error, unexpected path, expecting 'inherit'", "at «string»:1:10:"),
+        ("x.${y", "error: syntax error, unexpected end of file, expecting '}'", "at «string»:1:6:"),
+        ("x ? 2", "error: syntax error, unexpected integer, expecting identifier or 'or' or '${' or '\"'", "at «string»:1:5:"),
+        ("{ a, b c }: a", "error: syntax error, unexpected identifier, expecting '}' or ','", "at «string»:1:8:"),
+        ("{ a, 1 }: a", "error: syntax error, unexpected integer, expecting identifier or '...'", "at «string»:1:6:"),
+        ("{ ~/q = 1; }", "error: syntax error, unexpected '~/…' path, expecting 'inherit'", "at «string»:1:3:"),
+        ("let <p> = 1; in 2", "error: syntax error, unexpected '<…>' path, expecting 'in' or 'inherit'", "at «string»:1:5:"),
+        ("\"a${b}c", "error: syntax error, unexpected end of file, expecting '\"'", "at «string»:1:8:"),
+        ("1 + é", "error: syntax error, unexpected invalid token", "at «string»:1:5:"),
+    ];
+    for (src, msg, at) in cases {
+        assert_eq!(parse_error(src), (msg.to_string(), at.to_string()), "{src}");
+    }
+}
+
+/// An indented string is no attribute name in C++ Nix (rnix takes one).
+#[test]
+fn an_indented_string_is_no_attribute_name() {
+    assert_eq!(
+        parse_error("{ a = 1; }.''a''").0,
+        "error: syntax error, unexpected start of an indented string, expecting identifier or 'or' or '${' or '\"'"
+    );
+    assert_eq!(parse_error("{ ''a'' = 1; }").0, "error: syntax error, unexpected start of an indented string, expecting 'inherit'");
+    let ev = Eval::default();
+    let v = ev.eval_string("{ \"a\" = 1; }.\"a\"", "/").expect("a plain string is a name");
+    assert_eq!(ferrix_eval::print::print_value(&ev.force(&v).expect("forces")), "1");
+}

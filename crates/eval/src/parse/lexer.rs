@@ -67,6 +67,9 @@ pub enum Tok {
     OrOr,
     PipeLeft,
     PipeRight,
+    /// Not made by the lexer: where it gave up on a character that starts
+    /// no token (C++ Nix's "invalid token"), for the parser's error.
+    Invalid,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -135,18 +138,31 @@ struct Lexer<'a> {
 
 /// Tokenize `src`, trivia left out.
 pub fn lex(src: &str) -> Result<Vec<Token>, Bail> {
+    lex_upto_failure(src).map_err(|_| Bail)
+}
+
+/// [`lex`], or where it gives up: the tokens before that point and the
+/// offset of the token it could not read (the end of `src` when an
+/// unfinished string or comment ran into it).
+pub fn lex_upto_failure(src: &str) -> Result<Vec<Token>, (Vec<Token>, usize)> {
     if src.len() >= u32::MAX as usize {
-        return Err(Bail);
+        return Err((Vec::new(), 0));
     }
     let mut lx = Lexer { s: src.as_bytes(), pos: 0, ctx: Vec::new() };
     let mut out = Vec::with_capacity(src.len() / 4);
     loop {
         let start = lx.pos;
-        let t = lx.next_token().inspect_err(|_| super::note_bail(lx.pos))?;
-        match t {
-            None => return Ok(out),
-            Some(None) => {}
-            Some(Some(kind)) => out.push(Token { kind, start: start as u32, end: lx.pos as u32 }),
+        match lx.next_token() {
+            Err(Bail) => {
+                super::note_bail(lx.pos);
+                // a string's body fails only by running into the end
+                let in_string = matches!(lx.ctx.last(), Some(Ctx::StrBody { .. }));
+                let at = if in_string || lx.pos >= src.len() { src.len() } else { start };
+                return Err((out, at));
+            }
+            Ok(None) => return Ok(out),
+            Ok(Some(None)) => {}
+            Ok(Some(Some(kind))) => out.push(Token { kind, start: start as u32, end: lx.pos as u32 }),
         }
     }
 }

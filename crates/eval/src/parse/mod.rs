@@ -6,11 +6,12 @@
 //! recursive-descent parser (`lexer`, `parser`) accept exactly what rnix 0.15
 //! parses without errors and build the tree rnix would (same associativity,
 //! same node offsets); on anything else they give up with [`Bail`], and rnix
-//! runs instead (`from_rnix`): it gives the syntax error (its texts are the
-//! ones the parse-fail tests pin), or converts its tree for the odd forms the
-//! hand-written parser leaves to it (`|>`). rnix is thus the error path and
-//! the oracle: `tests/parser_diff.rs` checks that both front ends build the
-//! same tree for every `.nix` file of nixpkgs and the language tests.
+//! runs instead (`from_rnix`): it converts its tree for the odd forms the
+//! hand-written parser leaves to it (`|>`), and where it fails too, the
+//! hand-written parser's first failure is the syntax error, in C++ Nix's
+//! words (see [`parse`]). rnix is thus also the oracle: `tests/parser_diff.rs`
+//! checks that both front ends build the same tree for every `.nix` file of
+//! nixpkgs and the language tests.
 
 pub(crate) mod ast;
 mod from_rnix;
@@ -27,11 +28,38 @@ pub struct Bail;
 
 /// Parse `text` (registered as source `file`, for error positions): with the
 /// hand-written parser, or with rnix where that one gives up.
+///
+/// A syntax error both reject is worded as C++ Nix's parser words it
+/// (`unexpected 'else', expecting 'then'`) where the hand-written parser
+/// found it; rnix's own wording stays for the errors that are not an
+/// unexpected token (a path with a trailing slash, duplicate formals, too
+/// deep a nesting) and for input the hand-written lexer gives up on.
 pub(crate) fn parse(text: &str, file: u32) -> Result<(Ast, NodeId)> {
-    match parse_fast(text) {
-        Some(tree) => Ok(tree),
-        None => from_rnix::parse(text, file),
+    let ours = match lexer::lex_upto_failure(text) {
+        Ok(toks) => match parser::parse(&toks) {
+            Ok(tree) => return Ok(tree),
+            Err(e) => e,
+        },
+        // the tokens up to where the lexer gave up: the parser finds the
+        // error there (the end of the input, or an invalid token) or before
+        Err((mut toks, at)) => {
+            if at < text.len() {
+                toks.push(lexer::Token { kind: lexer::Tok::Invalid, start: at as u32, end: at as u32 + 1 });
+            }
+            parser::parse(&toks).err().flatten()
+        }
+    };
+    let ours_error = |e: &parser::SyntaxError| {
+        let offset = e.token.map_or(text.len() as u32, |t| t.start);
+        crate::Error::parse(e.message(), crate::ir::Span { file, offset })
+    };
+    if let Some(e) = ours.filter(|e| e.rnix_lax) {
+        return Err(ours_error(&e));
     }
+    from_rnix::parse(text, file).map_err(|e| match ours {
+        Some(ours) if e.0.msg.starts_with("syntax error, unexpected") => ours_error(&ours),
+        _ => e,
+    })
 }
 
 /// rnix alone (for the parser benchmark).

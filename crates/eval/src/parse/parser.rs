@@ -27,6 +27,12 @@ struct Parser<'t> {
     /// Scratch stack for child lists being collected.
     scratch: Vec<NodeId>,
     attr_scratch: Vec<Attr>,
+    /// The first place the parse failed: the token's index (the end of
+    /// the input when past the last one) and what C++ Nix's parser says it
+    /// expected there.
+    failed: Option<(usize, &'static [&'static str])>,
+    /// The failure is one rnix would not find (it parses more than C++ Nix).
+    rnix_lax: bool,
 }
 
 type R<T> = Result<T, Bail>;
@@ -34,8 +40,9 @@ type R<T> = Result<T, Bail>;
 /// Formals, ellipsis, `@` binding (see [`Pattern`]).
 type PatternParts = (Range, bool, Option<(u32, u32, u32)>);
 
-/// Parse a whole file.
-pub fn parse(toks: &[Token]) -> R<(Ast, NodeId)> {
+/// Parse a whole file; on failure, the syntax error in C++ Nix's words
+/// where the parser found one (`None`: a form it leaves to rnix).
+pub fn parse(toks: &[Token]) -> Result<(Ast, NodeId), Option<SyntaxError>> {
     let mut p = Parser {
         toks,
         i: 0,
@@ -44,6 +51,8 @@ pub fn parse(toks: &[Token]) -> R<(Ast, NodeId)> {
         ast: Ast::default(),
         scratch: Vec::new(),
         attr_scratch: Vec::new(),
+        failed: None,
+        rnix_lax: false,
     };
     p.ast.nodes.reserve(toks.len());
     // Room for the side tables as large as nixpkgs files need them (from
@@ -55,13 +64,110 @@ pub fn parse(toks: &[Token]) -> R<(Ast, NodeId)> {
     p.ast.entries.reserve(toks.len() / 8);
     p.ast.parts.reserve(toks.len() / 8);
     let root = p.expr();
-    if root.is_err() || p.i != toks.len() {
-        super::note_bail(toks.get(p.i).map_or(usize::MAX, |t| t.start as usize));
-        return Err(Bail);
+    if root.is_ok() && p.i != toks.len() {
+        let _ = p.fail::<()>(&["end of file"]);
     }
-    let root = root?;
-    Ok((p.ast, root))
+    match (root, p.failed) {
+        (Ok(root), None) => Ok((p.ast, root)),
+        (_, failed) => {
+            super::note_bail(toks.get(p.i).map_or(usize::MAX, |t| t.start as usize));
+            let rnix_lax = p.rnix_lax;
+            Err(failed
+                .map(|(at, expecting)| SyntaxError { token: toks.get(at).copied(), expecting, rnix_lax })
+                // the pipe operators are rnix's to parse
+                .filter(|e| !e.token.is_some_and(|t| matches!(t.kind, Tok::PipeLeft | Tok::PipeRight))))
+        }
+    }
 }
+
+/// Where and how the hand-written parser found the input wrong, in the
+/// words of C++ Nix's parser: the token it did not expect (`None`: the end
+/// of the input) and, where C++ Nix names them, the tokens it expected.
+#[derive(Debug, Clone, Copy)]
+pub struct SyntaxError {
+    pub token: Option<Token>,
+    pub expecting: &'static [&'static str],
+    /// rnix accepts this input, C++ Nix does not (an indented string as
+    /// an attribute name): the error stands without asking rnix.
+    pub rnix_lax: bool,
+}
+
+impl SyntaxError {
+    /// "syntax error, unexpected …[, expecting … or …]".
+    pub fn message(&self) -> String {
+        let mut m = format!("syntax error, unexpected {}", self.token.map_or("end of file", describe));
+        for (i, e) in self.expecting.iter().enumerate() {
+            m.push_str(if i == 0 { ", expecting " } else { " or " });
+            m.push_str(e);
+        }
+        m
+    }
+}
+
+/// A token as C++ Nix's grammar names it.
+fn describe(t: Token) -> &'static str {
+    match t.kind {
+        Tok::Ident => "identifier",
+        Tok::Or => "'or'",
+        Tok::Assert => "'assert'",
+        Tok::Else => "'else'",
+        Tok::If => "'if'",
+        Tok::In => "'in'",
+        Tok::Inherit => "'inherit'",
+        Tok::Let => "'let'",
+        Tok::Rec => "'rec'",
+        Tok::Then => "'then'",
+        Tok::With => "'with'",
+        Tok::Int => "integer",
+        Tok::Float => "floating-point literal",
+        Tok::Uri => "URI",
+        Tok::PathAbs | Tok::PathRel => "path",
+        Tok::PathHome => "'~/…' path",
+        Tok::PathSearch => "'<…>' path",
+        Tok::StrStart if t.end - t.start == 2 => "start of an indented string",
+        Tok::StrStart => "'\"'",
+        Tok::StrContent => "string",
+        Tok::StrEnd if t.end - t.start == 2 => "end of an indented string",
+        Tok::StrEnd => "'\"'",
+        Tok::InterpStart => "'${'",
+        Tok::InterpEnd | Tok::RBrace => "'}'",
+        Tok::LBrace => "'{'",
+        Tok::LBrack => "'['",
+        Tok::RBrack => "']'",
+        Tok::LParen => "'('",
+        Tok::RParen => "')'",
+        Tok::At => "'@'",
+        Tok::Colon => "':'",
+        Tok::Comma => "','",
+        Tok::Dot => "'.'",
+        Tok::Ellipsis => "'...'",
+        Tok::Assign => "'='",
+        Tok::Question => "'?'",
+        Tok::Semi => "';'",
+        Tok::Concat => "'++'",
+        Tok::Impl => "'->'",
+        Tok::Update => "'//'",
+        Tok::Add => "'+'",
+        Tok::Sub => "'-'",
+        Tok::Mul => "'*'",
+        Tok::Div => "'/'",
+        Tok::Eq => "'=='",
+        Tok::Neq => "'!='",
+        Tok::Not => "'!'",
+        Tok::Lt => "'<'",
+        Tok::Le => "'<='",
+        Tok::Gt => "'>'",
+        Tok::Ge => "'>='",
+        Tok::And => "'&&'",
+        Tok::OrOr => "'||'",
+        Tok::PipeLeft => "'<|'",
+        Tok::PipeRight => "'|>'",
+        Tok::Invalid => "invalid token",
+    }
+}
+
+/// What C++ Nix expects where an attribute name must come (after `.`, `?`).
+const ATTR_NAME: &[&str] = &["identifier", "'or'", "'${'", "'\"'"];
 
 fn is_fn_arg(t: Tok) -> bool {
     matches!(
@@ -98,13 +204,26 @@ impl Parser<'_> {
         self.prev_end = t.end;
         t
     }
+    /// `k` next, or a failure at the next token, which C++ Nix's parser
+    /// words as expecting `expecting`.
     #[inline]
-    fn expect(&mut self, k: Tok) -> R<Token> {
-        if self.peek() == Some(k) { Ok(self.bump()) } else { Err(Bail) }
+    fn expect(&mut self, k: Tok, expecting: &'static [&'static str]) -> R<Token> {
+        if self.peek() == Some(k) { Ok(self.bump()) } else { self.fail(expecting) }
     }
     #[inline]
-    fn start(&self) -> R<u32> {
-        self.toks.get(self.i).map(|t| t.start).ok_or(Bail)
+    fn start(&mut self) -> R<u32> {
+        match self.toks.get(self.i) {
+            Some(t) => Ok(t.start),
+            None => self.fail(&[]),
+        }
+    }
+    /// Give up at the next token; the first failure is the one reported.
+    #[cold]
+    fn fail<T>(&mut self, expecting: &'static [&'static str]) -> R<T> {
+        if self.failed.is_none() {
+            self.failed = Some((self.i, expecting));
+        }
+        Err(Bail)
     }
 
     fn take_scratch(&mut self, from: usize) -> Range {
@@ -123,7 +242,7 @@ impl Parser<'_> {
 
     fn expr(&mut self) -> R<NodeId> {
         if self.depth >= MAX_NESTING {
-            return Err(Bail);
+            return Err(Bail); // (rnix says it is nested too deeply)
         }
         self.depth += 1;
         let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.expr_inner());
@@ -149,23 +268,23 @@ impl Parser<'_> {
             Some(Tok::With) => {
                 self.bump();
                 let ns = self.expr()?;
-                self.expect(Tok::Semi)?;
+                self.expect(Tok::Semi, &["';'"])?;
                 let body = self.expr()?;
                 Ok(self.ast.add(NodeKind::With { ns, body }, start, self.prev_end))
             }
             Some(Tok::If) => {
                 self.bump();
                 let cond = self.expr()?;
-                self.expect(Tok::Then)?;
+                self.expect(Tok::Then, &["'then'"])?;
                 let then = self.expr()?;
-                self.expect(Tok::Else)?;
+                self.expect(Tok::Else, &["'else'"])?;
                 let else_ = self.expr()?;
                 Ok(self.ast.add(NodeKind::If { cond, then, else_ }, start, self.prev_end))
             }
             Some(Tok::Assert) => {
                 self.bump();
                 let cond = self.expr()?;
-                self.expect(Tok::Semi)?;
+                self.expect(Tok::Semi, &["';'"])?;
                 let body = self.expr()?;
                 Ok(self.ast.add(NodeKind::Assert { cond, body }, start, self.prev_end))
             }
@@ -176,16 +295,20 @@ impl Parser<'_> {
     /// Entries of a set / let up to `until` (consumed).
     fn set(&mut self, until: Tok) -> R<Range> {
         let mut list: smallvec::SmallVec<[Entry; 8]> = smallvec::SmallVec::new();
+        // what C++ Nix's parser says it expects where a binding cannot start:
+        // having taken the bindings so far as complete, only `inherit` (or,
+        // in a `let`, `in`)
+        let binding: &'static [&'static str] = if until == Tok::In { &["'in'", "'inherit'"] } else { &["'inherit'"] };
         loop {
             match self.peek() {
-                None => return Err(Bail),
+                None => return self.fail(binding),
                 Some(t) if t == until => break,
                 Some(Tok::Inherit) => {
                     self.bump();
                     let from = if self.peek() == Some(Tok::LParen) {
                         self.bump();
                         let e = self.expr()?;
-                        self.expect(Tok::RParen)?;
+                        self.expect(Tok::RParen, &["')'"])?;
                         Some(e)
                     } else {
                         None
@@ -195,23 +318,28 @@ impl Parser<'_> {
                         match self.peek() {
                             Some(Tok::Semi) => break,
                             Some(_) => {
-                                let a = self.attr()?;
+                                let a = self.attr(&[])?;
                                 self.attr_scratch.push(a);
                             }
-                            None => return Err(Bail),
+                            None => return self.fail(&[]),
                         }
                     }
                     self.bump();
                     let attrs = self.take_attrs(mark);
                     list.push(Entry::Inherit { from, attrs });
                 }
-                Some(_) => {
+                Some(Tok::StrStart) if self.toks[self.i].end - self.toks[self.i].start == 2 => {
+                    self.rnix_lax = true;
+                    return self.fail(binding);
+                }
+                Some(Tok::Ident | Tok::Or | Tok::StrStart | Tok::InterpStart) => {
                     let path = self.attrpath()?;
-                    self.expect(Tok::Assign)?;
+                    self.expect(Tok::Assign, &["'.'", "'='"])?;
                     let value = self.expr()?;
-                    self.expect(Tok::Semi)?;
+                    self.expect(Tok::Semi, &["';'"])?;
                     list.push(Entry::Value { path, value });
                 }
+                Some(_) => return self.fail(binding),
             }
         }
         self.bump();
@@ -220,27 +348,34 @@ impl Parser<'_> {
         Ok(Range { start, len: list.len() as u32 })
     }
 
-    fn attr(&mut self) -> R<Attr> {
+    /// An attribute name; if there is none, a failure expecting `expecting`.
+    fn attr(&mut self, expecting: &'static [&'static str]) -> R<Attr> {
         match self.peek() {
             Some(Tok::InterpStart) => {
                 let start = self.bump().start;
                 let e = self.expr()?;
-                self.expect(Tok::InterpEnd)?;
+                self.expect(Tok::InterpEnd, &["'}'"])?;
                 Ok(Attr::Dynamic { e, start })
+            }
+            // an indented string is no attribute name in C++ Nix (rnix
+            // takes it)
+            Some(Tok::StrStart) if self.toks[self.i].end - self.toks[self.i].start == 2 => {
+                self.rnix_lax = true;
+                self.fail(expecting)
             }
             Some(Tok::StrStart) => Ok(Attr::Str(self.string()?)),
             Some(Tok::Ident | Tok::Or) => {
                 let t = self.bump();
                 Ok(Attr::Ident { start: t.start, end: t.end })
             }
-            _ => Err(Bail),
+            _ => self.fail(expecting),
         }
     }
 
     fn attrpath(&mut self) -> R<Range> {
         let mark = self.attr_scratch.len();
         loop {
-            let a = self.attr()?;
+            let a = self.attr(ATTR_NAME)?;
             self.attr_scratch.push(a);
             if self.peek() == Some(Tok::Dot) {
                 self.bump();
@@ -252,7 +387,7 @@ impl Parser<'_> {
     }
 
     fn string(&mut self) -> R<NodeId> {
-        let st = self.expect(Tok::StrStart)?;
+        let st = self.expect(Tok::StrStart, &[])?;
         let multiline = st.end - st.start == 2;
         let mut parts: smallvec::SmallVec<[Part; 8]> = smallvec::SmallVec::new();
         loop {
@@ -264,14 +399,17 @@ impl Parser<'_> {
                 Some(Tok::InterpStart) => {
                     let start = self.bump().start;
                     let e = self.expr()?;
-                    self.expect(Tok::InterpEnd)?;
+                    self.expect(Tok::InterpEnd, &["'}'"])?;
                     parts.push(Part::Interp { e, start });
                 }
                 Some(Tok::StrEnd) => {
                     self.bump();
                     break;
                 }
-                _ => return Err(Bail),
+                // what C++ Nix's parser expects when the input ends inside
+                None if multiline => return self.fail(&["indented string", "'${'", "end of an indented string"]),
+                None => return self.fail(&["'\"'"]),
+                _ => return self.fail(&[]),
             }
         }
         let start = self.ast.parts.len() as u32;
@@ -287,7 +425,7 @@ impl Parser<'_> {
             Some(Tok::RBrace) => {
                 self.bump();
             }
-            None => return Err(Bail),
+            None => return self.fail(&[]),
             Some(_) => loop {
                 match self.peek() {
                     Some(Tok::RBrace) => {
@@ -297,7 +435,7 @@ impl Parser<'_> {
                     Some(Tok::Ellipsis) => {
                         self.bump();
                         ellipsis = true;
-                        self.expect(Tok::RBrace)?;
+                        self.expect(Tok::RBrace, &["'}'"])?;
                         break;
                     }
                     Some(Tok::Ident) => {
@@ -312,21 +450,21 @@ impl Parser<'_> {
                         if self.peek() == Some(Tok::Comma) {
                             self.bump();
                         } else {
-                            self.expect(Tok::RBrace)?;
+                            self.expect(Tok::RBrace, &["'}'", "','"])?;
                             break;
                         }
                     }
-                    _ => return Err(Bail),
+                    _ => return self.fail(&["identifier", "'...'"]),
                 }
             },
         }
         let mut at = None;
         if self.peek() == Some(Tok::At) {
             if bound {
-                return Err(Bail);
+                return self.fail(&[]);
             }
             let a = self.bump().start;
-            let t = self.expect(Tok::Ident)?;
+            let t = self.expect(Tok::Ident, &["identifier"])?;
             at = Some((t.start, t.end, a));
         }
         let start = self.ast.pat_entries.len() as u32;
@@ -339,18 +477,18 @@ impl Parser<'_> {
     }
 
     fn simple_inner(&mut self) -> R<NodeId> {
-        let Some(&tok) = self.toks.get(self.i) else { return Err(Bail) };
+        let Some(&tok) = self.toks.get(self.i) else { return self.fail(&[]) };
         let start = tok.start;
         let node = match tok.kind {
             Tok::LParen => {
                 self.bump();
                 let inner = self.expr()?;
-                self.expect(Tok::RParen)?;
+                self.expect(Tok::RParen, &["')'"])?;
                 self.ast.add(NodeKind::Paren(inner), start, self.prev_end)
             }
             Tok::Rec => {
                 self.bump();
-                self.expect(Tok::LBrace)?;
+                self.expect(Tok::LBrace, &["'{'"])?;
                 let entries = self.set(Tok::RBrace)?;
                 self.ast.add(NodeKind::AttrSet { rec: true, entries }, start, self.prev_end)
             }
@@ -364,7 +502,7 @@ impl Parser<'_> {
                 self.bump();
                 if is_pattern {
                     let (entries, ellipsis, at) = self.pattern(false)?;
-                    self.expect(Tok::Colon)?;
+                    self.expect(Tok::Colon, &["':'", "'@'"])?;
                     let body = self.expr()?;
                     self.ast.patterns.push(Pattern { entries, ellipsis, at });
                     let pat = (self.ast.patterns.len() - 1) as u32;
@@ -380,7 +518,7 @@ impl Parser<'_> {
                 loop {
                     match self.peek() {
                         Some(Tok::RBrack) => break,
-                        None => return Err(Bail),
+                        None => return self.fail(&[]),
                         Some(_) => {
                             let e = self.simple()?;
                             self.scratch.push(e);
@@ -414,7 +552,7 @@ impl Parser<'_> {
                             Tok::InterpStart => {
                                 self.bump();
                                 let e = self.expr()?;
-                                self.expect(Tok::InterpEnd)?;
+                                self.expect(Tok::InterpEnd, &["'}'"])?;
                                 parts.push(Part::Interp { e, start: t.start });
                             }
                             _ => break,
@@ -453,9 +591,9 @@ impl Parser<'_> {
                 Some(Tok::At) => {
                     self.bump();
                     self.bump();
-                    self.expect(Tok::LBrace)?;
+                    self.expect(Tok::LBrace, &["'{'"])?;
                     let (entries, ellipsis, _) = self.pattern(true)?;
-                    self.expect(Tok::Colon)?;
+                    self.expect(Tok::Colon, &["':'"])?;
                     let body = self.expr()?;
                     self.ast.patterns.push(Pattern { entries, ellipsis, at: Some((tok.start, tok.end, tok.start)) });
                     let pat = (self.ast.patterns.len() - 1) as u32;
@@ -466,7 +604,7 @@ impl Parser<'_> {
                     self.ast.add(NodeKind::Ident, start, tok.end)
                 }
             },
-            _ => return Err(Bail),
+            _ => return self.fail(&[]),
         };
         match self.peek() {
             Some(Tok::Dot) => {
