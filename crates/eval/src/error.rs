@@ -429,7 +429,8 @@ pub fn render_pos_w(out: &mut String, span: Span, indent: &str, w: usize) {
     let lines: Vec<&str> = text.split('\n').collect();
     let show = |out: &mut String, n: usize| {
         if n >= 1 && n <= lines.len() {
-            let l = lines[n - 1];
+            // (C++ Nix leaves out a line's trailing blanks)
+            let l = lines[n - 1].trim_end_matches([' ', '\t', '\r']);
             if l.is_empty() {
                 let _ = write!(out, "\n{n:>w$}|");
             } else {

@@ -152,6 +152,33 @@ struct Lowerer<'a, 'b> {
     base: String,
 }
 
+/// Merge the attributes of a set literal into the set that attribute
+/// paths built for the same name (`x.y.a = 1; x = { y.b = 2; };`): sets on
+/// both sides merge in turn, anything else defined twice is an error naming
+/// the whole path (`full`), as in C++ Nix.
+fn merge_nested(existing: &mut PAttrs, new: PAttrs, full: &str) -> Result<()> {
+    let offset = existing.from_exprs.len();
+    existing.from_exprs.extend(new.from_exprs);
+    for (n, mut e) in new.entries {
+        if let PVal::InheritFrom(i, _, _) = &mut e.val {
+            *i += offset;
+        }
+        if let Some(&j) = existing.names.get(&n) {
+            let name = format!("{full}.{n}");
+            let old_pos = existing.entries[j].1.pos;
+            match (&mut existing.entries[j].1.val, e.val) {
+                (PVal::Nested(there), PVal::Nested(here)) => merge_nested(there, *here, &name)?,
+                _ => return Err(dup_attr(&name, e.pos, old_pos)),
+            }
+            continue;
+        }
+        existing.names.insert(n, existing.entries.len());
+        existing.entries.push((n, e));
+    }
+    existing.dynamic.extend(new.dynamic);
+    Ok(())
+}
+
 struct PAttrs {
     rec: bool,
     names: FxHashMap<Symbol, usize>,
@@ -522,23 +549,11 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                             (PVal::Nested(existing), NodeKind::AttrSet { rec, entries }) => {
                                 let mut tmp = PAttrs::new(rec);
                                 self.collect(&mut tmp, entries)?;
-                                let offset = existing.from_exprs.len();
-                                existing.from_exprs.extend(tmp.from_exprs);
-                                for (n, mut e) in tmp.entries {
-                                    if let PVal::InheritFrom(i, _, _) = &mut e.val {
-                                        *i += offset;
-                                    }
-                                    if let Some(&j) = existing.names.get(&n) {
-                                        let full = self.path_text(from, here);
-                                        return Err(dup_attr(&format!("{full}.{n}"), e.pos, existing.entries[j].1.pos));
-                                    }
-                                    existing.names.insert(n, existing.entries.len());
-                                    existing.entries.push((n, e));
-                                }
-                                existing.dynamic.extend(tmp.dynamic);
-                                return Ok(());
+                                let full = self.path_text(from, here);
+                                return merge_nested(existing, tmp, &full);
                             }
-                            _ => return Err(dup_attr(&self.path_text(from, here), pos, old_pos)),
+                            // (C++ Nix points at the binding, not at its last name)
+                            _ => return Err(dup_attr(&self.path_text(from, here), start, old_pos)),
                         }
                     }
                     match &mut pa.entries[i].1.val {
@@ -550,7 +565,8 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                             }
                             r
                         }
-                        _ => Err(dup_attr(&self.path_text(from, here), pos, old_pos)),
+                        // the whole path and the binding, as C++ Nix reports them
+                        _ => Err(dup_attr(&self.path_text(from, path.start + path.len - 1), start, old_pos)),
                     }?;
                 } else {
                     let val = self.path_value(rest, value, from, start)?;

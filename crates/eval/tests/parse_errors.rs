@@ -104,3 +104,34 @@ fn an_indented_string_is_no_attribute_name() {
     let v = ev.eval_string("{ \"a\" = 1; }.\"a\"", "/").expect("a plain string is a name");
     assert_eq!(ferrix_eval::print::print_value(&ev.force(&v).expect("forces")), "1");
 }
+
+/// An attribute defined twice: the whole path, at the binding (checked
+/// against C++ Nix 2.8); a set literal merges into the sets attribute paths
+/// made for the same name, level by level, as in C++ Nix 2.20+.
+#[test]
+fn duplicate_attributes_name_the_whole_path_at_the_binding() {
+    assert_eq!(
+        parse_error("{ a = 1; a.b.c = 2; }"),
+        ("error: attribute 'a.b.c' already defined at «string»:1:3".to_string(), "at «string»:1:10:".to_string())
+    );
+    assert_eq!(
+        parse_error("{ a.b = 1; a.b = 2; }"),
+        ("error: attribute 'a.b' already defined at «string»:1:3".to_string(), "at «string»:1:12:".to_string())
+    );
+    assert_eq!(
+        parse_error("{ x.y.y = 3; x = { y.y = 3; }; }"),
+        ("error: attribute 'x.y.y' already defined at «string»:1:3".to_string(), "at «string»:1:20:".to_string())
+    );
+    let ev = Eval::default();
+    let v = ev.eval_string("{ x.y.a = 3; x = { y.b = 4; z = 5; }; }", "/").and_then(|v| ev.force_deep(&v)).expect("merges");
+    assert_eq!(ferrix_eval::print::print_value(&v), "{ x = { y = { a = 3; b = 4; }; z = 5; }; }");
+}
+
+/// Quoted source lines leave out trailing blanks, as C++ Nix prints them.
+#[test]
+fn quoted_lines_have_no_trailing_blanks() {
+    let ev = Eval::default();
+    let e = ev.eval_string("{\n  a = 1;  \t\n  a = 2; \n}", "/").expect_err("duplicate");
+    let r = e.render(false);
+    assert!(r.contains("\n            2|   a = 1;\n            3|   a = 2;\n"), "{r}");
+}
