@@ -272,6 +272,30 @@ impl Error {
         filter_ansi(&out)
     }
 
+    /// This error printed as a warning, as C++ Nix prints a warning that
+    /// carries a position and a trace: `warning:` heads it, and the frames
+    /// and the message (itself headed `warning: `) are indented by the
+    /// width of `warning: ` instead of `error: `.
+    pub fn render_warning(&self) -> String {
+        let text = self.render(false);
+        let body = text.strip_prefix("error:").unwrap_or(&text);
+        let mut out = String::from("warning:");
+        for (i, line) in body.split('\n').enumerate() {
+            if i > 0 {
+                out.push('\n');
+                if !line.is_empty() {
+                    out.push_str("  ");
+                }
+            }
+            out.push_str(line);
+        }
+        const HEAD: &str = "\n         error: ";
+        if let Some(at) = out.rfind(HEAD) {
+            out.replace_range(at..at + HEAD.len(), "\n         warning: ");
+        }
+        out
+    }
+
     /// [`Error::render`] as the bytes to print: source lines quoted in it
     /// show a file's bytes that are not UTF-8 as they are, as C++ Nix does.
     pub fn render_bytes(&self, show_trace: bool) -> Vec<u8> {

@@ -789,6 +789,27 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         })
     }
 
+    /// `e or` (an expression applied to a variable named `or`) as an
+    /// argument, a list item or a selection's default: C++ Nix warns that
+    /// its meaning will change, when it parses the file.
+    fn warn_cursed_or(&self, item: NodeId) {
+        let NodeKind::Apply { f, args } = self.ast.node(item).kind else { return };
+        if args.len != 1 {
+            return;
+        }
+        let arg = self.ast.ids[args.start as usize];
+        if !matches!(self.ast.node(arg).kind, NodeKind::Ident) || self.node_text(arg) != "or" {
+            return;
+        }
+        eprintln!(
+            "warning: at {}: This expression uses `or` as an identifier in a way that will change in a future Nix release.\n\
+             Wrap this entire expression in parentheses to preserve its current meaning:\n    ({} or)\n\
+             Give feedback at https://github.com/NixOS/nix/pull/11121",
+            pos_string(self.span(item)),
+            self.node_text(f)
+        );
+    }
+
     pub fn expr(&mut self, e: NodeId) -> Result<Expr> {
         stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.expr_inner(e))
     }
@@ -924,6 +945,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             NodeKind::List(items) => {
                 let mut out = Vec::with_capacity(items.len as usize);
                 for i in items.iter() {
+                    self.warn_cursed_or(self.ast.ids[i]);
                     out.push(self.expr(self.ast.ids[i])?);
                 }
                 Expr::List(out.into())
@@ -963,6 +985,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 let f = Box::new(self.expr(f)?);
                 let mut out = Vec::with_capacity(args.len as usize);
                 for i in args.iter() {
+                    self.warn_cursed_or(self.ast.ids[i]);
                     out.push(self.expr(self.ast.ids[i])?);
                 }
                 Expr::Apply { f, args: out.into(), pos }
@@ -971,7 +994,10 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 let target = self.sub(target)?;
                 let path = self.attrpath(path)?;
                 let default = match default {
-                    Some(d) => Some(Box::new(self.expr(d)?)),
+                    Some(d) => {
+                        self.warn_cursed_or(d);
+                        Some(Box::new(self.expr(d)?))
+                    }
                     None => None,
                 };
                 Expr::Select { e: target, path, default, pos: pos.into() }

@@ -191,7 +191,7 @@ fn collect_attr(ev: &Eval, c: &mut Collected, attr: &Attr) -> Result<()> {
         return Ok(());
     }
     let v = ev.force(&attr.value)?;
-    match classify(ev, c, key, &v)? {
+    match classify(ev, c, key, &v, attr.pos.into())? {
         Kind::Done => Ok(()),
         Kind::Args(l) => coerce_args(ev, l, c),
         Kind::Env => {
@@ -232,7 +232,7 @@ enum Kind<'a> {
 /// (or is rare): null skipping, experimental flags, `args` checks,
 /// structured attributes.
 #[inline(never)]
-fn classify<'a>(ev: &Eval, c: &mut Collected, key: &[u8], v: &'a Value) -> Result<Kind<'a>> {
+fn classify<'a>(ev: &Eval, c: &mut Collected, key: &[u8], v: &'a Value, pos: Span) -> Result<Kind<'a>> {
     if c.ignore_nulls && matches!(v, Value::Null) {
         return Ok(Kind::Done);
     }
@@ -248,9 +248,29 @@ fn classify<'a>(ev: &Eval, c: &mut Collected, key: &[u8], v: &'a Value) -> Resul
     }
     if c.structured {
         collect_structured(ev, c, key, v)?;
+        if matches!(
+            key,
+            b"allowedReferences" | b"allowedRequisites" | b"disallowedReferences" | b"disallowedRequisites" | b"maxSize" | b"maxClosureSize"
+        ) {
+            output_check_warning(c, key, pos);
+        }
         return Ok(Kind::Done);
     }
     Ok(Kind::Env)
+}
+
+/// C++ Nix's warning that with structured attributes an output check set
+/// at the top level does nothing (it belongs under `outputChecks`).
+#[cold]
+#[inline(never)]
+fn output_check_warning(c: &Collected, key: &[u8], pos: Span) {
+    let key = String::from_utf8_lossy(key);
+    let w = Error::eval(format!(
+        "'structuredAttrs' disables the effect of the derivation attribute '{key}'; use 'outputChecks.<output>.{key}' instead"
+    ))
+    .at(pos)
+    .while_always(format!("while evaluating derivation '{}'", c.name), Span::NONE);
+    eprintln!("{}", w.render_warning());
 }
 
 /// The error for an `args` that is not a list (from the evaluator, for

@@ -87,10 +87,23 @@ fn trace(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn trace_verbose(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     ev.force(&a[1])
 }
+/// `builtins.warn`'s line(s) as C++ Nix prints them: the lines of the
+/// message after its first hang under the "evaluation warning: " prefix,
+/// except that a message starting with a line break is printed as it is,
+/// below the bare prefix.
+fn warning_text(msg: &str) -> String {
+    const PREFIX: &str = "evaluation warning:";
+    if msg.starts_with('\n') {
+        return format!("{PREFIX}{msg}");
+    }
+    let hang = format!("\n{}", " ".repeat(PREFIX.len() + 1));
+    format!("{PREFIX} {}", msg.replace('\n', &hang))
+}
+
 fn warn(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let v = ev.force(&a[0])?;
     match &v {
-        Value::String(s) => eprintln!("evaluation warning: {}", crate::error::filter_ansi(&s.to_str_lossy())),
+        Value::String(s) => eprintln!("{}", warning_text(&crate::error::filter_ansi(&s.to_str_lossy()))),
         _ => {
             return Err(Error::eval(format!(
                 "expected a string but found {}",

@@ -125,6 +125,10 @@ fn convert_hash(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     };
     let fmt = args.get(Symbol::new("toHashFormat")).ok_or_else(|| Error::eval("attribute 'toHashFormat' missing"))?;
     let fmt = ev.force_str_nocontext(fmt)?;
+    if fmt == "base32" {
+        // C++ Nix warns as it reads the format, before the hash
+        eprintln!("warning: \"base32\" is a deprecated alias for hash format \"nix32\".");
+    }
     let (algo, digest) = parse_hash(&hash, algo.as_deref())?;
     Ok(Value::str(&format_hash(&algo, &digest, &fmt)?))
 }
