@@ -222,7 +222,8 @@ impl Eval {
                 Some(v) => v,
                 None => Thunk::suspended(e, env.clone()),
             },
-            Expr::Shift { k, e } => self.thunk(e, env.up(*k)),
+            // (what a wrapper holds is never a variable or a constant)
+            Expr::Shift { k, e } => self.thunk_other(e, env.up(*k)),
             _ => Thunk::suspended(e, env.clone()),
         }
     }
@@ -231,15 +232,16 @@ impl Eval {
     /// evaluated operands is done right away (see `speculate_int`).
     #[inline]
     fn arg_thunk(&self, e: &'static Expr, env: &Env) -> Value {
-        if let Expr::Shift { k, e } = e {
-            return self.arg_thunk(e, env.up(*k));
+        // one dispatch on the node's kind, the variable first
+        match e {
+            Expr::Var { depth, slot } => env.up(*depth).get(*slot as usize),
+            Expr::Bin { op, l, r, .. } => match self.speculate_int(*op, l, r, env) {
+                Some(v) => v,
+                None => self.thunk_other(e, env),
+            },
+            Expr::Shift { k, e } => self.arg_thunk(e, env.up(*k)),
+            _ => self.thunk_other(e, env),
         }
-        if let Expr::Bin { op, l, r, .. } = e
-            && let Some(v) = self.speculate_int(*op, l, r, env)
-        {
-            return v;
-        }
-        self.thunk(e, env)
     }
 
     /// Integer arithmetic or comparison whose operands are already
