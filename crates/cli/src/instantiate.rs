@@ -366,16 +366,17 @@ fn run_inner(flags: Flags) -> anyhow::Result<ExitCode> {
     for (text, name, base) in inputs {
         let r: ferrix_eval::Result<()> = (|| {
             if flags.parse {
-                let e = if base.is_empty() {
+                // printed as C++ Nix shows the expression it parsed
+                let shown = if base.is_empty() {
                     let p = absolute(&name, &cwd);
                     let bytes = ev.io.read_file(&p).map_err(ferrix_eval::Error::eval)?;
                     let dir = p.rsplit_once('/').map(|x| x.0.to_string()).unwrap_or_default();
-                    ev.parse(&ferrix_eval::decode_source(&bytes), &p, &dir)?
+                    ev.parse_show(&ferrix_eval::decode_source(&bytes), &p, &dir)?
                 } else {
-                    ev.parse(&text, &name, &base)?
+                    ev.parse_show(&text, &name, &base)?
                 };
-                let _ = e;
-                let _ = writeln!(out, "«parsed»");
+                let _ = out.write_all(&shown);
+                let _ = writeln!(out);
                 return Ok(());
             }
             let v = if base.is_empty() {

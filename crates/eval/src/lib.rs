@@ -270,6 +270,15 @@ impl Eval {
         Ok(Box::leak(Box::new(e)))
     }
 
+    /// A source text as `nix-instantiate --parse` prints it (after the
+    /// same checks as [`Eval::parse`]).
+    /// (Bytes: a string literal's bytes that are not UTF-8 print as they are.)
+    pub fn parse_show(&self, text: &str, name: &str, base_dir: &str) -> Result<Vec<u8>> {
+        let text = normalise_newlines(text);
+        let cx = self.lower_ctx(source::add(name, &text), base_dir, None);
+        Ok(lower::lit_bytes(lower::parse_and_show(&text, &cx)?).into_vec())
+    }
+
     /// Parse and lower a source text; `name` is shown in positions and
     /// `base_dir` resolves relative paths.
     pub fn parse(&self, text: &str, name: &str, base_dir: &str) -> Result<&'static ir::Expr> {

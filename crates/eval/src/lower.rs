@@ -6,7 +6,6 @@
 //! There is one lowering: both parsers (the hand-written one and rnix, the
 //! syntax-error path) produce the same [`Ast`].
 
-use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
@@ -50,6 +49,18 @@ pub struct Lints {
 pub fn parse_and_lower(text: &str, cx: &LowerCtx<'_>) -> Result<Expr> {
     let (ast, root) = crate::parse::parse(text, cx.file)?;
     lower(text, &ast, root, cx)
+}
+
+/// Parse and lower `text` (for its errors), then show the expression as
+/// `nix-instantiate --parse` prints it (C++ Nix's `Expr::show`).
+pub fn parse_and_show(text: &str, cx: &LowerCtx<'_>) -> Result<String> {
+    let (ast, root) = crate::parse::parse(text, cx.file)?;
+    lower(text, &ast, root, cx)?;
+    let base = canon_path(cx.base_dir);
+    let mut l = Lowerer { cx, src: text, ast: &ast, scopes: Vec::new(), base };
+    let mut out = String::new();
+    l.show_into(&mut out, root)?;
+    Ok(out)
 }
 
 /// Lower the tree `ast` (parsed from `src`) from its root `root`.
@@ -689,104 +700,355 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         r
     }
 
-    /// C++ Nix's `Expr::show` for the forms `crate::lower` covers.
+    /// C++ Nix's `Expr::show` of the expression C++ Nix's parser makes of
+    /// `e` (what `nix-instantiate --parse` prints and assertion messages
+    /// quote): attribute paths merged into nested sets, bindings sorted by
+    /// name with inherits first, formals sorted, `-`, `*`, `/` and the
+    /// comparisons as the builtin calls they stand for, strings with
+    /// interpolation and `+` as concatenations. `None` where lowering would
+    /// fail.
     fn show(&mut self, e: NodeId) -> Option<String> {
-        enum Node {
-            Leaf(String),
-            Sub(BTreeMap<String, Node>),
-        }
-        fn render(m: &BTreeMap<String, Node>, rec: bool) -> String {
-            let mut out = String::from(if rec { "rec { " } else { "{ " });
-            for (k, v) in m {
-                let v = match v {
-                    Node::Leaf(s) => s.clone(),
-                    Node::Sub(m) => render(m, false),
-                };
-                out.push_str(&format!("{k} = {v}; "));
-            }
-            out.push('}');
-            out
-        }
+        let mut out = String::new();
+        self.show_into(&mut out, e).ok()?;
+        Some(out)
+    }
+
+    fn show_into(&mut self, out: &mut String, e: NodeId) -> Result<()> {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.show_inner(out, e))
+    }
+
+    fn show_inner(&mut self, out: &mut String, e: NodeId) -> Result<()> {
         let node = *self.ast.node(e);
-        Some(match node.kind {
-            NodeKind::Paren(inner) => self.show(inner)?,
-            NodeKind::Int | NodeKind::Float | NodeKind::Uri | NodeKind::Str { .. } => match self.expr(e).ok()? {
-                Expr::Const(v) => crate::print::print_value(&v),
-                _ => return None,
-            },
-            NodeKind::Path { kind: PathKind::Abs | PathKind::Rel, .. } => match self.expr(e).ok()? {
-                Expr::Const(v) => crate::print::print_value(&v),
-                _ => return None,
-            },
-            // rnix makes `__curPos` a node of its own, which `show` does not cover.
-            NodeKind::Ident if self.node_text(e) == "__curPos" => return None,
-            NodeKind::Ident => self.node_text(e).to_string(),
-            NodeKind::List(items) => {
-                let mut out = String::from("[ ");
-                for i in items.iter() {
-                    let item = self.ast.ids[i];
-                    out.push_str(&format!("({}) ", self.show(item)?));
+        match node.kind {
+            NodeKind::Paren(inner) => self.show_into(out, inner)?,
+            NodeKind::Int | NodeKind::Float | NodeKind::Uri => {
+                if let Expr::Const(v) = self.expr(e)? {
+                    out.push_str(&crate::print::print_value(&v));
                 }
-                out.push(']');
-                out
             }
-            NodeKind::AttrSet { rec, entries } => {
-                let mut root: BTreeMap<String, Node> = BTreeMap::new();
-                for ei in entries.iter() {
-                    let Entry::Value { path, value, .. } = self.ast.entries[ei] else { return None };
-                    let mut keys = Vec::new();
-                    for ai in path.iter() {
-                        let a = self.ast.attrs[ai];
-                        match self.attr_key(&a).ok()? {
-                            AttrKey::Static(s) => keys.push(s.to_string()),
-                            AttrKey::Dynamic(_) => return None,
+            NodeKind::Str { multiline, parts } => {
+                let raw = &self.ast.parts[parts.iter()];
+                let parts: Vec<NPart> = normalized_parts(self.src, raw, multiline)
+                    .into_iter()
+                    .filter(|p| !matches!(p, NPart::Lit(l) if l.is_empty()))
+                    .collect();
+                let lit = |out: &mut String, l: &str| out.push_str(&crate::print::print_value(&Value::string(lit_bytes(l.to_string()))));
+                if parts.iter().all(|p| matches!(p, NPart::Lit(_))) {
+                    let all: String = parts.iter().map(|p| if let NPart::Lit(l) = p { l.as_str() } else { "" }).collect();
+                    lit(out, &all);
+                } else {
+                    out.push('(');
+                    for (i, p) in parts.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(" + ");
+                        }
+                        match p {
+                            NPart::Lit(l) => lit(out, l),
+                            NPart::Interp(x, _) => self.show_into(out, *x)?,
                         }
                     }
-                    let v = self.show(value)?;
-                    let (last, init) = keys.split_last()?;
-                    let mut m = &mut root;
-                    for k in init {
-                        let n = m.entry(k.clone()).or_insert_with(|| Node::Sub(BTreeMap::new()));
-                        let Node::Sub(sub) = n else { return None };
-                        m = sub;
+                    out.push(')');
+                }
+            }
+            NodeKind::Path { kind, parts } => {
+                if parts.len == 1 {
+                    if let Expr::Const(v) = self.expr(e)? {
+                        out.push_str(&crate::print::print_value(&v));
                     }
-                    if m.insert(last.clone(), Node::Leaf(v)).is_some() {
-                        return None;
+                    return Ok(());
+                }
+                out.push('(');
+                for (i, pi) in parts.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(" + ");
+                    }
+                    match self.ast.parts[pi] {
+                        Part::Lit { start, end } if i == 0 => {
+                            let t = self.text(start, end);
+                            out.push_str(&self.resolve_path_literal(t, kind, self.span(e))?);
+                        }
+                        Part::Lit { start, end } => {
+                            let t = self.text(start, end).to_string();
+                            out.push_str(&crate::print::print_value(&Value::string(t.into_bytes())));
+                        }
+                        Part::Interp { e: x, .. } => self.show_into(out, x)?,
                     }
                 }
-                if root.is_empty() {
-                    return Some(if rec { "rec { }".into() } else { "{ }".into() });
+                out.push(')');
+            }
+            NodeKind::SearchPath => {
+                let t = self.node_text(e);
+                let inner = t.trim_start_matches('<').trim_end_matches('>').to_string();
+                out.push_str("(__findFile __nixPath ");
+                out.push_str(&crate::print::print_value(&Value::string(inner.into_bytes())));
+                out.push(')');
+            }
+            NodeKind::Ident => out.push_str(self.node_text(e)),
+            NodeKind::List(items) => {
+                out.push_str("[ ");
+                for i in items.iter() {
+                    out.push('(');
+                    self.show_into(out, self.ast.ids[i])?;
+                    out.push_str(") ");
                 }
-                render(&root, rec)
+                out.push(']');
+            }
+            NodeKind::AttrSet { rec, entries } => {
+                let mut pa = PAttrs::new(rec);
+                self.collect(&mut pa, entries)?;
+                self.show_attrs(out, pa)?;
+            }
+            NodeKind::LegacyLet { entries } => {
+                let mut pa = PAttrs::new(true);
+                self.collect(&mut pa, entries)?;
+                out.push('(');
+                self.show_attrs(out, pa)?;
+                out.push_str(").body");
+            }
+            NodeKind::LetIn { entries, body } => {
+                let mut pa = PAttrs::new(true);
+                self.collect(&mut pa, entries)?;
+                out.push_str("(let ");
+                self.show_bindings(out, pa)?;
+                out.push_str("in ");
+                self.show_into(out, body)?;
+                out.push(')');
+            }
+            NodeKind::With { ns, body } => {
+                out.push_str("(with ");
+                self.show_into(out, ns)?;
+                out.push_str("; ");
+                self.show_into(out, body)?;
+                out.push(')');
+            }
+            NodeKind::If { cond, then, else_ } => {
+                out.push_str("(if ");
+                self.show_into(out, cond)?;
+                out.push_str(" then ");
+                self.show_into(out, then)?;
+                out.push_str(" else ");
+                self.show_into(out, else_)?;
+                out.push(')');
+            }
+            NodeKind::Assert { cond, body } => {
+                out.push_str("assert ");
+                self.show_into(out, cond)?;
+                out.push_str("; ");
+                self.show_into(out, body)?;
             }
             NodeKind::LambdaIdent { name_start, name_end, body } => {
-                format!("({}: {})", self.text(name_start, name_end), self.show(body)?)
+                out.push('(');
+                out.push_str(self.text(name_start, name_end));
+                out.push_str(": ");
+                self.show_into(out, body)?;
+                out.push(')');
             }
-            NodeKind::Not(inner) => format!("(! {})", self.show(inner)?),
-            NodeKind::Bin { op, l, r, .. } => {
-                let op = match op {
-                    BinOp::Eq => "==",
-                    BinOp::Neq => "!=",
-                    BinOp::And => "&&",
-                    BinOp::Or => "||",
-                    BinOp::Impl => "->",
-                    BinOp::Update => "//",
-                    BinOp::Concat => "++",
-                    _ => return None,
-                };
-                format!("({} {op} {})", self.show(l)?, self.show(r)?)
+            NodeKind::LambdaPat { pat, body } => {
+                let pat = self.ast.patterns[pat as usize];
+                let mut formals: Vec<PatEntry> = self.ast.pat_entries[pat.entries.iter()].to_vec();
+                formals.sort_by(|a, b| self.text(a.name_start, a.name_end).cmp(self.text(b.name_start, b.name_end)));
+                out.push_str("({ ");
+                for (i, f) in formals.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(self.text(f.name_start, f.name_end));
+                    if let Some(d) = f.default {
+                        out.push_str(" ? ");
+                        self.show_into(out, d)?;
+                    }
+                }
+                if pat.ellipsis {
+                    out.push_str(if formals.is_empty() { "..." } else { ", ..." });
+                }
+                out.push_str(" }");
+                if let Some((s, t, _)) = pat.at {
+                    out.push_str(" @ ");
+                    out.push_str(self.text(s, t));
+                }
+                out.push_str(": ");
+                self.show_into(out, body)?;
+                out.push(')');
             }
             NodeKind::Apply { f, args } => {
-                let mut shown = Vec::with_capacity(args.len as usize);
-                // rnix's nesting shows the last argument first.
-                for i in args.iter().rev() {
-                    shown.push(self.show(self.ast.ids[i])?);
+                out.push('(');
+                self.show_into(out, f)?;
+                for i in args.iter() {
+                    out.push(' ');
+                    self.show_into(out, self.ast.ids[i])?;
                 }
-                shown.reverse();
-                format!("({} {})", self.show(f)?, shown.join(" "))
+                out.push(')');
             }
-            _ => return None,
-        })
+            NodeKind::Select { e: target, path, default } => {
+                out.push('(');
+                self.show_into(out, target)?;
+                out.push_str(").");
+                self.show_path(out, path)?;
+                if let Some(d) = default {
+                    out.push_str(" or (");
+                    self.show_into(out, d)?;
+                    out.push(')');
+                }
+            }
+            NodeKind::HasAttr { e: target, path } => {
+                out.push_str("((");
+                self.show_into(out, target)?;
+                out.push_str(") ? ");
+                self.show_path(out, path)?;
+                out.push(')');
+            }
+            NodeKind::Not(inner) => {
+                out.push_str("(! ");
+                self.show_into(out, inner)?;
+                out.push(')');
+            }
+            NodeKind::Neg(inner) => {
+                out.push_str("(__sub 0 ");
+                self.show_into(out, inner)?;
+                out.push(')');
+            }
+            NodeKind::Bin { op, l, r, .. } => {
+                let infix = match op {
+                    BinOp::Eq => Some("=="),
+                    BinOp::Neq => Some("!="),
+                    BinOp::And => Some("&&"),
+                    BinOp::Or => Some("||"),
+                    BinOp::Impl => Some("->"),
+                    BinOp::Update => Some("//"),
+                    BinOp::Concat => Some("++"),
+                    BinOp::Add => Some("+"),
+                    _ => None,
+                };
+                if let Some(o) = infix {
+                    out.push('(');
+                    self.show_into(out, l)?;
+                    out.push_str(&format!(" {o} "));
+                    self.show_into(out, r)?;
+                    out.push(')');
+                    return Ok(());
+                }
+                // the builtin calls C++ Nix's parser makes of them
+                let (f, a, b, not) = match op {
+                    BinOp::Sub => ("__sub", l, r, false),
+                    BinOp::Mul => ("__mul", l, r, false),
+                    BinOp::Div => ("__div", l, r, false),
+                    BinOp::Lt => ("__lessThan", l, r, false),
+                    BinOp::Gt => ("__lessThan", r, l, false),
+                    BinOp::Le => ("__lessThan", r, l, true),
+                    _ => ("__lessThan", l, r, true),
+                };
+                if not {
+                    out.push_str("(! ");
+                }
+                out.push('(');
+                out.push_str(f);
+                out.push(' ');
+                self.show_into(out, a)?;
+                out.push(' ');
+                self.show_into(out, b)?;
+                out.push(')');
+                if not {
+                    out.push(')');
+                }
+            }
+            NodeKind::Pipe { .. } => {
+                self.expr(e)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An attribute path as C++ Nix's `showAttrPath` writes it.
+    fn show_path(&mut self, out: &mut String, path: Range) -> Result<()> {
+        for (i, ai) in path.iter().enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            let a = self.ast.attrs[ai];
+            match self.attr_key(&a)? {
+                AttrKey::Static(s) => out.push_str(&s.as_str()),
+                AttrKey::Dynamic(x) => {
+                    out.push_str("\"${");
+                    self.show_into(out, x)?;
+                    out.push_str("}\"");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `{ … }` or `rec { … }` of merged bindings.
+    fn show_attrs(&mut self, out: &mut String, pa: PAttrs) -> Result<()> {
+        if pa.rec {
+            out.push_str("rec ");
+        }
+        out.push_str("{ ");
+        self.show_bindings(out, pa)?;
+        out.push('}');
+        Ok(())
+    }
+
+    /// Bindings as C++ Nix shows them: `inherit`s first, then each
+    /// `inherit (…)` source in order, then the other attributes by name,
+    /// then dynamic ones as written; each followed by a space.
+    fn show_bindings(&mut self, out: &mut String, pa: PAttrs) -> Result<()> {
+        let PAttrs { mut entries, dynamic, from_exprs, .. } = pa;
+        entries.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
+        let inherits: Vec<Symbol> = entries.iter().filter(|(_, e)| matches!(e.val, PVal::Inherit(..))).map(|(n, _)| *n).collect();
+        if !inherits.is_empty() {
+            out.push_str("inherit");
+            for n in inherits {
+                out.push(' ');
+                out.push_str(&n.as_str());
+            }
+            out.push_str("; ");
+        }
+        for (i, from) in from_exprs.iter().enumerate() {
+            let names: Vec<Symbol> =
+                entries.iter().filter(|(_, e)| matches!(e.val, PVal::InheritFrom(j, ..) if j == i)).map(|(n, _)| *n).collect();
+            if names.is_empty() {
+                continue;
+            }
+            out.push_str("inherit (");
+            self.show_into(out, *from)?;
+            out.push(')');
+            for n in names {
+                out.push(' ');
+                out.push_str(&n.as_str());
+            }
+            out.push_str("; ");
+        }
+        for (n, e) in entries {
+            let v = match e.val {
+                PVal::Syn(x) => {
+                    let mut s = String::new();
+                    self.show_into(&mut s, x)?;
+                    s
+                }
+                PVal::Nested(inner) => {
+                    let mut s = String::new();
+                    self.show_attrs(&mut s, *inner)?;
+                    s
+                }
+                PVal::Inherit(..) | PVal::InheritFrom(..) => continue,
+            };
+            out.push_str(&n.as_str());
+            out.push_str(" = ");
+            out.push_str(&v);
+            out.push_str("; ");
+        }
+        for (name, val, _) in dynamic {
+            out.push_str("\"${");
+            self.show_into(out, name)?;
+            out.push_str("}\" = ");
+            match val {
+                PVal::Syn(x) => self.show_into(out, x)?,
+                PVal::Nested(inner) => self.show_attrs(out, *inner)?,
+                PVal::Inherit(..) | PVal::InheritFrom(..) => {}
+            }
+            out.push_str("; ");
+        }
+        Ok(())
     }
 
     /// `e or` (an expression applied to a variable named `or`) as an
