@@ -216,6 +216,13 @@ enum PVal {
     InheritFrom(usize, Symbol, Span),
 }
 
+/// A piece of [`Lowerer::show`]'s output: a text, or an expression shown.
+enum Shown<'a> {
+    T(&'a str),
+    N(NodeId),
+}
+use Shown::{N, T};
+
 enum AttrKey {
     Static(Symbol),
     /// A dynamic name: the expression node.
@@ -814,28 +821,11 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 self.show_into(out, body)?;
                 out.push(')');
             }
-            NodeKind::With { ns, body } => {
-                out.push_str("(with ");
-                self.show_into(out, ns)?;
-                out.push_str("; ");
-                self.show_into(out, body)?;
-                out.push(')');
-            }
+            NodeKind::With { ns, body } => self.show_seq(out, &[T("(with "), N(ns), T("; "), N(body), T(")")])?,
             NodeKind::If { cond, then, else_ } => {
-                out.push_str("(if ");
-                self.show_into(out, cond)?;
-                out.push_str(" then ");
-                self.show_into(out, then)?;
-                out.push_str(" else ");
-                self.show_into(out, else_)?;
-                out.push(')');
+                self.show_seq(out, &[T("(if "), N(cond), T(" then "), N(then), T(" else "), N(else_), T(")")])?
             }
-            NodeKind::Assert { cond, body } => {
-                out.push_str("assert ");
-                self.show_into(out, cond)?;
-                out.push_str("; ");
-                self.show_into(out, body)?;
-            }
+            NodeKind::Assert { cond, body } => self.show_seq(out, &[T("assert "), N(cond), T("; "), N(body)])?,
             NodeKind::LambdaIdent { name_start, name_end, body } => {
                 out.push('(');
                 out.push_str(self.text(name_start, name_end));
@@ -891,22 +881,12 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 }
             }
             NodeKind::HasAttr { e: target, path } => {
-                out.push_str("((");
-                self.show_into(out, target)?;
-                out.push_str(") ? ");
+                self.show_seq(out, &[T("(("), N(target), T(") ? ")])?;
                 self.show_path(out, path)?;
                 out.push(')');
             }
-            NodeKind::Not(inner) => {
-                out.push_str("(! ");
-                self.show_into(out, inner)?;
-                out.push(')');
-            }
-            NodeKind::Neg(inner) => {
-                out.push_str("(__sub 0 ");
-                self.show_into(out, inner)?;
-                out.push(')');
-            }
+            NodeKind::Not(inner) => self.show_seq(out, &[T("(! "), N(inner), T(")")])?,
+            NodeKind::Neg(inner) => self.show_seq(out, &[T("(__sub 0 "), N(inner), T(")")])?,
             NodeKind::Bin { op, l, r, .. } => {
                 let infix = match op {
                     BinOp::Eq => Some("=="),
@@ -920,12 +900,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     _ => None,
                 };
                 if let Some(o) = infix {
-                    out.push('(');
-                    self.show_into(out, l)?;
-                    out.push_str(&format!(" {o} "));
-                    self.show_into(out, r)?;
-                    out.push(')');
-                    return Ok(());
+                    return self.show_seq(out, &[T("("), N(l), T(" "), T(o), T(" "), N(r), T(")")]);
                 }
                 // the builtin calls C++ Nix's parser makes of them
                 let (f, a, b, not) = match op {
@@ -937,22 +912,22 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                     BinOp::Le => ("__lessThan", r, l, true),
                     _ => ("__lessThan", l, r, true),
                 };
-                if not {
-                    out.push_str("(! ");
-                }
-                out.push('(');
-                out.push_str(f);
-                out.push(' ');
-                self.show_into(out, a)?;
-                out.push(' ');
-                self.show_into(out, b)?;
-                out.push(')');
-                if not {
-                    out.push(')');
-                }
+                let (open, close) = if not { ("(! (", "))") } else { ("(", ")") };
+                self.show_seq(out, &[T(open), T(f), T(" "), N(a), T(" "), N(b), T(close)])?;
             }
             NodeKind::Pipe { .. } => {
                 self.expr(e)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Texts and shown expressions one after the other.
+    fn show_seq(&mut self, out: &mut String, pieces: &[Shown<'_>]) -> Result<()> {
+        for p in pieces {
+            match *p {
+                T(t) => out.push_str(t),
+                N(e) => self.show_into(out, e)?,
             }
         }
         Ok(())
