@@ -216,6 +216,16 @@ enum PVal {
     InheritFrom(usize, Symbol, Span),
 }
 
+/// An attribute name as C++ Nix shows it: as it is if it is an
+/// identifier, else quoted.
+fn show_name(out: &mut String, name: &str) {
+    if crate::print::is_plain_ident(name.as_bytes()) {
+        out.push_str(name);
+    } else {
+        crate::print::escape_string(out, name.as_bytes());
+    }
+}
+
 /// A piece of [`Lowerer::show`]'s output: a text, or an expression shown.
 enum Shown<'a> {
     T(&'a str),
@@ -941,7 +951,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             }
             let a = self.ast.attrs[ai];
             match self.attr_key(&a)? {
-                AttrKey::Static(s) => out.push_str(&s.as_str()),
+                AttrKey::Static(s) => show_name(out, &s.as_str()),
                 AttrKey::Dynamic(x) => {
                     out.push_str("\"${");
                     self.show_into(out, x)?;
@@ -974,7 +984,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             out.push_str("inherit");
             for n in inherits {
                 out.push(' ');
-                out.push_str(&n.as_str());
+                show_name(out, &n.as_str());
             }
             out.push_str("; ");
         }
@@ -989,7 +999,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             out.push(')');
             for n in names {
                 out.push(' ');
-                out.push_str(&n.as_str());
+                show_name(out, &n.as_str());
             }
             out.push_str("; ");
         }
@@ -1007,7 +1017,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 }
                 PVal::Inherit(..) | PVal::InheritFrom(..) => continue,
             };
-            out.push_str(&n.as_str());
+            show_name(out, &n.as_str());
             out.push_str(" = ");
             out.push_str(&v);
             out.push_str("; ");

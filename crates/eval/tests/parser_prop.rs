@@ -190,3 +190,30 @@ proptest! {
         agree(&e, true)?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// What `--parse` prints (C++ Nix's `Expr::show`), parsed and shown
+    /// again, is stable after one round (a concatenation of one string,
+    /// `"${x}"`, shows as `(x)`, which shows as `x`; otherwise every form is
+    /// shown fully bracketed and desugared once).
+    #[test]
+    fn shown_expressions_are_nix_and_show_stably(e in expr()) {
+        EV.with(|ev| {
+            let show = |t: &str| {
+                ev.parse_show(t, "«t»", "/base").map(|b| String::from_utf8_lossy(&b).into_owned()).map_err(|e| e.render(false))
+            };
+            // (C++ Nix shows an interpolated path as a sum starting with
+            // a bare path, `(/ + x)`, which is no Nix: those are left out)
+            // (its free variables bound, so that it lowers)
+            let e = format!("x: y: undefinedvar: {e}");
+            if let Ok(first) = show(&e)
+                && let Ok(second) = show(&first)
+            {
+                prop_assert_eq!(show(&second), Ok(second.clone()), "from {:?}", e);
+            }
+            Ok(())
+        })?;
+    }
+}
