@@ -186,3 +186,4 @@ builtins.toJSON (builtins.split "(b)|(d)" "abcde")
 builtins.match ".*" ""
 builtins.match "(a)?b" "b"
 builtins.split "x*" "abc"
+{ or = 1; "if" = 2; "a b" = 3; x-y = 4; "1a" = 5; "" = 7; }

@@ -92,7 +92,8 @@ pub fn is_plain_ident(s: &[u8]) -> bool {
     if !s.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'\'' || c == b'-') {
         return false;
     }
-    !matches!(s, b"if" | b"then" | b"else" | b"assert" | b"with" | b"let" | b"in" | b"rec" | b"inherit" | b"or")
+    // (C++ Nix's reserved keywords: `or` is none, it prints bare)
+    !matches!(s, b"if" | b"then" | b"else" | b"assert" | b"with" | b"let" | b"in" | b"rec" | b"inherit")
 }
 
 /// Print like `nix-instantiate --eval`: values that are still thunks print
