@@ -202,14 +202,33 @@ impl Error {
     /// [`Error::while_always`] are printed, and a line says the trace was
     /// truncated.
     pub fn render(&self, show_trace: bool) -> String {
-        let mut out = String::from("error:");
+        self.render_as("error", show_trace)
+    }
+
+    /// This error printed as a warning, as C++ Nix prints a warning that
+    /// carries a position and a trace: `warning:` heads it (and the message
+    /// itself), and everything after the first line is indented by the
+    /// width of `warning: ` instead of `error: `.
+    pub fn render_warning(&self) -> String {
+        self.render_as("warning", false)
+    }
+
+    /// [`Error::render`] headed by `kind` (`error`, `warning`): the lines
+    /// after the first are indented by the width of `kind: `, frames' source
+    /// excerpts two more, and the line-number column widens with them.
+    fn render_as(&self, kind: &str, show_trace: bool) -> String {
+        let pad = " ".repeat(kind.len() + 2);
+        let frame_pad = format!("{pad}  ");
+        let width = pad.len() + 6;
+        let head = format!("{kind}:");
+        let mut out = head.clone();
         let e = &self.0;
         let print = |out: &mut String, f: &Frame| {
-            out.push_str("\n       … ");
-            push_indented(out, &f.msg);
+            let _ = write!(out, "\n{pad}… ");
+            push_indented(out, &f.msg, &pad);
             if !f.span.is_none() && crate::source::get(f.span.file).is_some() {
                 out.push('\n');
-                render_pos(out, f.span, "         ");
+                render_pos_w(out, f.span, &frame_pad, width);
             }
             out.push('\n');
         };
@@ -217,7 +236,7 @@ impl Error {
         // lines that took
         let flush = |out: &mut String, skipped: &mut Vec<&Frame>| -> usize {
             let lines = if skipped.len() > 5 {
-                let _ = write!(out, "\n       ({} duplicate frames omitted)\n", skipped.len());
+                let _ = write!(out, "\n{pad}({} duplicate frames omitted)\n", skipped.len());
                 1
             } else {
                 for f in skipped.iter() {
@@ -253,47 +272,23 @@ impl Error {
         }
         flush(&mut out, &mut skipped);
         if truncated {
-            out.push_str("\n       (stack trace truncated; use '--show-trace' to show the full, detailed trace)\n");
+            let _ = write!(out, "\n{pad}(stack trace truncated; use '--show-trace' to show the full, detailed trace)\n");
         }
-        if out == "error:" {
+        if out == head {
             out.push(' ');
         } else {
-            out.push_str("\n       error: ");
+            let _ = write!(out, "\n{pad}{kind}: ");
         }
-        push_indented(&mut out, &e.msg);
+        push_indented(&mut out, &e.msg, &pad);
         if !e.span.is_none() {
             out.push('\n');
-            render_pos(&mut out, e.span, "       ");
+            render_pos_w(&mut out, e.span, &pad, width);
         }
         if let Some(h) = &e.hint {
-            out.push_str("\n       ");
-            push_indented(&mut out, h);
+            let _ = write!(out, "\n{pad}");
+            push_indented(&mut out, h, &pad);
         }
         filter_ansi(&out)
-    }
-
-    /// This error printed as a warning, as C++ Nix prints a warning that
-    /// carries a position and a trace: `warning:` heads it, and the frames
-    /// and the message (itself headed `warning: `) are indented by the
-    /// width of `warning: ` instead of `error: `.
-    pub fn render_warning(&self) -> String {
-        let text = self.render(false);
-        let body = text.strip_prefix("error:").unwrap_or(&text);
-        let mut out = String::from("warning:");
-        for (i, line) in body.split('\n').enumerate() {
-            if i > 0 {
-                out.push('\n');
-                if !line.is_empty() {
-                    out.push_str("  ");
-                }
-            }
-            out.push_str(line);
-        }
-        const HEAD: &str = "\n         error: ";
-        if let Some(at) = out.rfind(HEAD) {
-            out.replace_range(at..at + HEAD.len(), "\n         warning: ");
-        }
-        out
     }
 
     /// [`Error::render`] as the bytes to print: source lines quoted in it
@@ -426,26 +421,23 @@ pub fn filter_ansi(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Text of a message, its lines after the first indented to line up under
-/// the first (C++ Nix indents everything after an error's first line by
-/// the width of `error: `).
-fn push_indented(out: &mut String, text: &str) {
+/// Text of a message, its lines after the first indented by `pad` (C++
+/// Nix indents everything after an error's first line by the width of
+/// `error: `).
+fn push_indented(out: &mut String, text: &str, pad: &str) {
     let mut lines = text.split('\n');
     if let Some(first) = lines.next() {
         out.push_str(first);
     }
     for l in lines {
-        out.push_str("\n       ");
+        out.push('\n');
+        out.push_str(pad);
         out.push_str(l);
     }
 }
 
-/// `at FILE:LINE:COL:` and a code excerpt with a caret.
-pub fn render_pos(out: &mut String, span: Span, indent: &str) {
-    render_pos_w(out, span, indent, 13)
-}
-
-/// [`render_pos`] with the width of the line-number column.
+/// `at FILE:LINE:COL:` and a code excerpt with a caret, indented by
+/// `indent`, the line numbers right-aligned in `w` columns.
 pub fn render_pos_w(out: &mut String, span: Span, indent: &str, w: usize) {
     let Some((name, text)) = source::get(span.file) else { return };
     let (line, col) = source::line_col(&text, span.offset as usize);
