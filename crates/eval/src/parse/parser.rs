@@ -124,10 +124,10 @@ fn describe(t: Token) -> &'static str {
         Tok::PathAbs | Tok::PathRel => "path",
         Tok::PathHome => "'~/…' path",
         Tok::PathSearch => "'<…>' path",
-        Tok::StrStart if t.end - t.start == 2 => "start of an indented string",
+        Tok::StrStart if two_quotes(t) => "start of an indented string",
         Tok::StrStart => "'\"'",
         Tok::StrContent => "string",
-        Tok::StrEnd if t.end - t.start == 2 => "end of an indented string",
+        Tok::StrEnd if two_quotes(t) => "end of an indented string",
         Tok::StrEnd => "'\"'",
         Tok::InterpStart => "'${'",
         Tok::InterpEnd | Tok::RBrace => "'}'",
@@ -164,6 +164,11 @@ fn describe(t: Token) -> &'static str {
         Tok::PipeRight => "'|>'",
         Tok::Invalid => "invalid token",
     }
+}
+
+/// Whether a string token is `''` (an indented string's start or end).
+fn two_quotes(t: Token) -> bool {
+    t.end - t.start == 2
 }
 
 /// What C++ Nix expects where an attribute name must come (after `.`, `?`).
@@ -328,18 +333,13 @@ impl Parser<'_> {
                     let attrs = self.take_attrs(mark);
                     list.push(Entry::Inherit { from, attrs });
                 }
-                Some(Tok::StrStart) if self.toks[self.i].end - self.toks[self.i].start == 2 => {
-                    self.rnix_lax = true;
-                    return self.fail(binding);
-                }
-                Some(Tok::Ident | Tok::Or | Tok::StrStart | Tok::InterpStart) => {
-                    let path = self.attrpath()?;
+                Some(_) => {
+                    let path = self.attrpath(binding)?;
                     self.expect(Tok::Assign, &["'.'", "'='"])?;
                     let value = self.expr()?;
                     self.expect(Tok::Semi, &["';'"])?;
                     list.push(Entry::Value { path, value });
                 }
-                Some(_) => return self.fail(binding),
             }
         }
         self.bump();
@@ -359,7 +359,7 @@ impl Parser<'_> {
             }
             // an indented string is no attribute name in C++ Nix (rnix
             // takes it)
-            Some(Tok::StrStart) if self.toks[self.i].end - self.toks[self.i].start == 2 => {
+            Some(Tok::StrStart) if two_quotes(self.toks[self.i]) => {
                 self.rnix_lax = true;
                 self.fail(expecting)
             }
@@ -372,10 +372,14 @@ impl Parser<'_> {
         }
     }
 
-    fn attrpath(&mut self) -> R<Range> {
+    /// An attribute path; if it does not start with a name, a failure
+    /// expecting `first` (after a `.`, one expecting any name).
+    fn attrpath(&mut self, first: &'static [&'static str]) -> R<Range> {
         let mark = self.attr_scratch.len();
+        let mut expecting = first;
         loop {
-            let a = self.attr(ATTR_NAME)?;
+            let a = self.attr(expecting)?;
+            expecting = ATTR_NAME;
             self.attr_scratch.push(a);
             if self.peek() == Some(Tok::Dot) {
                 self.bump();
@@ -388,7 +392,7 @@ impl Parser<'_> {
 
     fn string(&mut self) -> R<NodeId> {
         let st = self.expect(Tok::StrStart, &[])?;
-        let multiline = st.end - st.start == 2;
+        let multiline = two_quotes(st);
         let mut parts: smallvec::SmallVec<[Part; 8]> = smallvec::SmallVec::new();
         loop {
             match self.peek() {
@@ -609,7 +613,7 @@ impl Parser<'_> {
         match self.peek() {
             Some(Tok::Dot) => {
                 self.bump();
-                let path = self.attrpath()?;
+                let path = self.attrpath(ATTR_NAME)?;
                 let default = if self.peek() == Some(Tok::Or) {
                     self.bump();
                     Some(self.simple()?)
@@ -681,7 +685,7 @@ impl Parser<'_> {
         let start = self.ast.node(e).start;
         while self.peek() == Some(Tok::Question) {
             self.bump();
-            let path = self.attrpath()?;
+            let path = self.attrpath(ATTR_NAME)?;
             e = self.ast.add(NodeKind::HasAttr { e, path }, start, self.prev_end);
         }
         Ok(e)
