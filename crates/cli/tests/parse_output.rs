@@ -26,3 +26,16 @@ fn parse_prints_the_expression_as_cpp_nix_shows_it() {
                 \"${(s)}\" = 1; }) ((rec { body = 1; }).body) ]))\n";
     assert_eq!(String::from_utf8_lossy(&out.stdout), want);
 }
+
+#[test]
+fn parse_prints_a_lint_warning_once() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrix"))
+        .args(["instantiate", "--parse", "--lint-url-literals", "warn", "-E", "[ http://a.b/c ./p ]"])
+        .current_dir("/")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[ (\"http://a.b/c\") (/p) ]\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("URL literals are discouraged").count(), 1, "{err}");
+}

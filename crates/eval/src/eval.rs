@@ -1930,7 +1930,8 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn op_name(op: BinOp) -> &'static str {
+/// An operator as written.
+pub(crate) fn op_name(op: BinOp) -> &'static str {
     match op {
         BinOp::And => "&&",
         BinOp::Or => "||",
@@ -2063,4 +2064,3 @@ fn peek_select(target: &Expr, path: &[AttrName], env: &Env) -> Option<Value> {
         v => Some(v.clone()),
     }
 }
-

@@ -6,12 +6,12 @@
 //! There is one lowering: both parsers (the hand-written one and rnix, the
 //! syntax-error path) produce the same [`Ast`].
 
-
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::ir::*;
 use crate::parse::ast::*;
+use crate::print::escape_string;
 use crate::symbol::Symbol;
 use crate::value::Value;
 
@@ -222,7 +222,7 @@ fn show_name(out: &mut String, name: &str) {
     if crate::print::is_plain_ident(name.as_bytes()) {
         out.push_str(name);
     } else {
-        crate::print::escape_string(out, name.as_bytes());
+        escape_string(out, name.as_bytes());
     }
 }
 
@@ -738,18 +738,20 @@ impl<'a, 'b> Lowerer<'a, 'b> {
         let node = *self.ast.node(e);
         match node.kind {
             NodeKind::Paren(inner) => self.show_into(out, inner)?,
-            NodeKind::Int | NodeKind::Float | NodeKind::Uri => {
+            NodeKind::Int | NodeKind::Float => {
                 if let Expr::Const(v) = self.expr(e)? {
                     out.push_str(&crate::print::print_value(&v));
                 }
             }
+            // (not lowered again: that would repeat its lint's warning)
+            NodeKind::Uri => escape_string(out, self.node_text(e).as_bytes()),
             NodeKind::Str { multiline, parts } => {
                 let raw = &self.ast.parts[parts.iter()];
                 let parts: Vec<NPart> = normalized_parts(self.src, raw, multiline)
                     .into_iter()
                     .filter(|p| !matches!(p, NPart::Lit(l) if l.is_empty()))
                     .collect();
-                let lit = |out: &mut String, l: &str| out.push_str(&crate::print::print_value(&Value::string(lit_bytes(l.to_string()))));
+                let lit = |out: &mut String, l: &str| escape_string(out, &lit_bytes(l.to_string()));
                 if parts.iter().all(|p| matches!(p, NPart::Lit(_))) {
                     let all: String = parts.iter().map(|p| if let NPart::Lit(l) = p { l.as_str() } else { "" }).collect();
                     lit(out, &all);
@@ -768,10 +770,13 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 }
             }
             NodeKind::Path { kind, parts } => {
-                if parts.len == 1 {
-                    if let Expr::Const(v) = self.expr(e)? {
-                        out.push_str(&crate::print::print_value(&v));
-                    }
+                // (resolved as lowering resolves it, not lowered again: that
+                // would repeat a path lint's warning)
+                if parts.len == 1
+                    && let Part::Lit { start, end } = self.ast.parts[parts.start as usize]
+                {
+                    let resolved = self.resolve_path_literal(self.text(start, end), kind, self.span(e))?;
+                    out.push_str(&canon_path(&resolved));
                     return Ok(());
                 }
                 out.push('(');
@@ -784,10 +789,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                             let t = self.text(start, end);
                             out.push_str(&self.resolve_path_literal(t, kind, self.span(e))?);
                         }
-                        Part::Lit { start, end } => {
-                            let t = self.text(start, end).to_string();
-                            out.push_str(&crate::print::print_value(&Value::string(t.into_bytes())));
-                        }
+                        Part::Lit { start, end } => escape_string(out, self.text(start, end).as_bytes()),
                         Part::Interp { e: x, .. } => self.show_into(out, x)?,
                     }
                 }
@@ -797,7 +799,7 @@ impl<'a, 'b> Lowerer<'a, 'b> {
                 let t = self.node_text(e);
                 let inner = t.trim_start_matches('<').trim_end_matches('>').to_string();
                 out.push_str("(__findFile __nixPath ");
-                out.push_str(&crate::print::print_value(&Value::string(inner.into_bytes())));
+                escape_string(out, inner.as_bytes());
                 out.push(')');
             }
             NodeKind::Ident => out.push_str(self.node_text(e)),
@@ -898,19 +900,12 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             NodeKind::Not(inner) => self.show_seq(out, &[T("(! "), N(inner), T(")")])?,
             NodeKind::Neg(inner) => self.show_seq(out, &[T("(__sub 0 "), N(inner), T(")")])?,
             NodeKind::Bin { op, l, r, .. } => {
-                let infix = match op {
-                    BinOp::Eq => Some("=="),
-                    BinOp::Neq => Some("!="),
-                    BinOp::And => Some("&&"),
-                    BinOp::Or => Some("||"),
-                    BinOp::Impl => Some("->"),
-                    BinOp::Update => Some("//"),
-                    BinOp::Concat => Some("++"),
-                    BinOp::Add => Some("+"),
-                    _ => None,
-                };
-                if let Some(o) = infix {
-                    return self.show_seq(out, &[T("("), N(l), T(" "), T(o), T(" "), N(r), T(")")]);
+                // the operators C++ Nix's parser keeps as operators
+                if matches!(
+                    op,
+                    BinOp::Eq | BinOp::Neq | BinOp::And | BinOp::Or | BinOp::Impl | BinOp::Update | BinOp::Concat | BinOp::Add
+                ) {
+                    return self.show_seq(out, &[T("("), N(l), T(" "), T(crate::eval::op_name(op)), T(" "), N(r), T(")")]);
                 }
                 // the builtin calls C++ Nix's parser makes of them
                 let (f, a, b, not) = match op {
@@ -1004,36 +999,30 @@ impl<'a, 'b> Lowerer<'a, 'b> {
             out.push_str("; ");
         }
         for (n, e) in entries {
-            let v = match e.val {
-                PVal::Syn(x) => {
-                    let mut s = String::new();
-                    self.show_into(&mut s, x)?;
-                    s
-                }
-                PVal::Nested(inner) => {
-                    let mut s = String::new();
-                    self.show_attrs(&mut s, *inner)?;
-                    s
-                }
-                PVal::Inherit(..) | PVal::InheritFrom(..) => continue,
-            };
+            if matches!(e.val, PVal::Inherit(..) | PVal::InheritFrom(..)) {
+                continue;
+            }
             show_name(out, &n.as_str());
             out.push_str(" = ");
-            out.push_str(&v);
+            self.show_pval(out, e.val)?;
             out.push_str("; ");
         }
         for (name, val, _) in dynamic {
-            out.push_str("\"${");
-            self.show_into(out, name)?;
-            out.push_str("}\" = ");
-            match val {
-                PVal::Syn(x) => self.show_into(out, x)?,
-                PVal::Nested(inner) => self.show_attrs(out, *inner)?,
-                PVal::Inherit(..) | PVal::InheritFrom(..) => {}
-            }
+            self.show_seq(out, &[T("\"${"), N(name), T("}\" = ")])?;
+            self.show_pval(out, val)?;
             out.push_str("; ");
         }
         Ok(())
+    }
+
+    /// A binding's value: an expression, or a set attribute paths made
+    /// (inherited names are shown in the `inherit` lines instead).
+    fn show_pval(&mut self, out: &mut String, val: PVal) -> Result<()> {
+        match val {
+            PVal::Syn(x) => self.show_into(out, x),
+            PVal::Nested(inner) => self.show_attrs(out, *inner),
+            PVal::Inherit(..) | PVal::InheritFrom(..) => Ok(()),
+        }
     }
 
     /// `e or` (an expression applied to a variable named `or`) as an
