@@ -55,9 +55,8 @@ pub fn parse_and_lower(text: &str, cx: &LowerCtx<'_>) -> Result<Expr> {
 /// `nix-instantiate --parse` prints it (C++ Nix's `Expr::show`).
 pub fn parse_and_show(text: &str, cx: &LowerCtx<'_>) -> Result<String> {
     let (ast, root) = crate::parse::parse(text, cx.file)?;
-    lower(text, &ast, root, cx)?;
-    let base = canon_path(cx.base_dir);
-    let mut l = Lowerer { cx, src: text, ast: &ast, scopes: Vec::new(), base };
+    let mut l = Lowerer::new(text, &ast, cx);
+    l.expr(root)?;
     let mut out = String::new();
     l.show_into(&mut out, root)?;
     Ok(out)
@@ -65,12 +64,7 @@ pub fn parse_and_show(text: &str, cx: &LowerCtx<'_>) -> Result<String> {
 
 /// Lower the tree `ast` (parsed from `src`) from its root `root`.
 pub(crate) fn lower(src: &str, ast: &Ast, root: NodeId, cx: &LowerCtx<'_>) -> Result<Expr> {
-    let base = canon_path(cx.base_dir);
-    let mut l = Lowerer { cx, src, ast, scopes: Vec::new(), base };
-    if let Some(names) = cx.scope {
-        l.scopes.push(Scope::Frame(names.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect()));
-    }
-    l.expr(root)
+    Lowerer::new(src, ast, cx).expr(root)
 }
 
 /// Report a lint at `level`, making its message only when it is reported.
@@ -432,6 +426,17 @@ pub(crate) fn normalized_parts(src: &str, parts: &[Part], multiline: bool) -> Ve
 }
 
 impl<'a, 'b> Lowerer<'a, 'b> {
+    /// A lowering of `ast` (parsed from `src`), with the outermost frame
+    /// `cx.scope` binds if any.
+    fn new(src: &'a str, ast: &'a Ast, cx: &'a LowerCtx<'b>) -> Self {
+        let base = canon_path(cx.base_dir);
+        let mut l = Lowerer { cx, src, ast, scopes: Vec::new(), base };
+        if let Some(names) = cx.scope {
+            l.scopes.push(Scope::Frame(names.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect()));
+        }
+        l
+    }
+
     fn text(&self, start: u32, end: u32) -> &'a str {
         &self.src[start as usize..end as usize]
     }
