@@ -821,7 +821,7 @@ impl Eval {
                 let (e, pos, _) = &**d;
                 let v = self.eval(e, env).map_err(|e| e.while_("while evaluating an attribute name", *pos))?;
                 match &v {
-                    Value::String(s) => Ok(Symbol::new(s.as_bytes())),
+                    Value::String(s) => Ok(Symbol::of_string(s.as_bytes())),
                     _ => Err(type_err(&v, "a string").at(*pos).while_("while evaluating an attribute name", *pos)),
                 }
             }
@@ -886,7 +886,7 @@ impl Eval {
             let n = self.eval(&d.name, venv)?;
             let name = match &n {
                 Value::Null => continue,
-                Value::String(s) => Symbol::new(s.as_bytes()),
+                Value::String(s) => Symbol::of_string(s.as_bytes()),
                 _ => return Err(type_err(&n, "a string").at(d.pos)),
             };
             if let Some(existing) = attrs.iter().find(|x| x.name == name) {

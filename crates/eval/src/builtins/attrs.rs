@@ -36,7 +36,7 @@ fn attr_values(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     Ok(Value::list(s.sorted_by_name().map(|x| x.value.clone()).collect()))
 }
 fn sym_of(ev: &Eval, v: &Value) -> Result<Symbol> {
-    Ok(Symbol::new(ev.force_string(v)?.as_bytes()))
+    Ok(Symbol::of_string(ev.force_string(v)?.as_bytes()))
 }
 /// `builtins.getAttr "a" { a = 1; }` → `1`
 fn get_attr(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
@@ -125,7 +125,7 @@ fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         let n = ev
             .force_string(&n.value)
             .map(|s| {
-                let name = Symbol::new(s.as_bytes());
+                let name = Symbol::of_string(s.as_bytes());
                 Value::offer_sym_string(name, &s);
                 name
             })

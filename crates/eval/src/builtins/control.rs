@@ -297,7 +297,7 @@ fn generic_closure(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn unsafe_get_attr_pos(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let name = ev.force_string(&a[0])?;
     let set = ev.force_attrs(&a[1])?;
-    match set.get_attr(Symbol::new(name.as_bytes())) {
+    match set.get_attr(Symbol::of_string(name.as_bytes())) {
         Some(attr) => Ok(ev.pos_value(attr.pos.span())),
         None => Ok(Value::Null),
     }

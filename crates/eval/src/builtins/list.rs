@@ -251,7 +251,7 @@ fn group_by(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut order = Vec::new();
     for x in ev.force_list(&a[1])?.iter() {
         let k = ev.force_string(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the grouping function passed to builtins.groupBy", &f))?;
-        let s = Symbol::new(k.as_bytes());
+        let s = Symbol::of_string(k.as_bytes());
         groups
             .entry(s)
             .or_insert_with(|| {
