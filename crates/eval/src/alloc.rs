@@ -1,9 +1,9 @@
 //! A small-object allocator for the evaluator's hot allocations (thunks,
-//! environment frames, closures): per-thread free lists for blocks of up
-//! to 128 bytes in 8-byte classes (a thunk is 24 bytes; a request aligned
-//! to 16 takes a class of a multiple of 16, whose blocks are 16-aligned
-//! since chunks are), refilled from 64 KiB chunks; anything
-//! larger goes to the system allocator. Small blocks are recycled, never
+//! environment frames, closures, sets): per-thread free lists for blocks
+//! of up to 256 bytes in 8-byte classes (a thunk is 24 bytes; a request
+//! aligned to 16 takes a class of a multiple of 16, whose blocks are
+//! 16-aligned since chunks are), refilled from 64 KiB chunks (16 KiB
+//! above 128 bytes); anything larger goes to the system allocator. Small blocks are recycled, never
 //! returned to the system, which suits a short-lived evaluation process.
 //!
 //! A binary opts in with
@@ -16,8 +16,13 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const STEP: usize = 8;
-const CLASSES: usize = 16;
+const CLASSES: usize = 32;
+/// Classes below this take [`CHUNK`]-byte chunks, the others (sets of 5 to
+/// 10 attributes, longer frames) [`BIG_CHUNK`]-byte ones, so a short
+/// evaluation that uses a few blocks of each does not hold 64 KiB per class.
+const SMALL_CLASSES: usize = 16;
 const CHUNK: usize = 64 * 1024;
+const BIG_CHUNK: usize = 16 * 1024;
 
 /// See the module documentation.
 pub struct PoolAlloc;
@@ -110,13 +115,14 @@ unsafe impl GlobalAlloc for PoolAlloc {
                 return head;
             }
             let size = (c + 1) * STEP;
-            // SAFETY: CHUNK is non-zero and 16-aligned.
-            let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK, 16)) };
+            let chunk_size = if c < SMALL_CLASSES { CHUNK } else { BIG_CHUNK };
+            // SAFETY: chunk sizes are non-zero and 16-aligned.
+            let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(chunk_size, 16)) };
             if chunk.is_null() {
                 return ptr::null_mut();
             }
-            chunk_taken(chunk as usize + CHUNK);
-            let n = CHUNK / size;
+            chunk_taken(chunk as usize + chunk_size);
+            let n = chunk_size / size;
             // thread blocks 1..n onto the free list, hand out block 0
             let mut next: *mut u8 = ptr::null_mut();
             for i in (1..n).rev() {

@@ -39,7 +39,7 @@ fn grows_and_shrinks_across_classes() {
 /// its contents and its alignment.
 #[test]
 fn small_blocks_span_many_chunks() {
-    let sizes = [8usize, 24, 40, 128, 136, 264, 512];
+    let sizes = [8usize, 24, 40, 128, 136, 200, 256, 264, 512];
     let mut blocks: Vec<Vec<u64>> = Vec::new();
     let mut total = 0usize;
     let mut i = 0u64;
