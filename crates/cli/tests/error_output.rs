@@ -20,3 +20,33 @@ fn source_lines_in_errors_keep_bytes_that_are_not_utf8() {
     let msg: &[u8] = b"error: JSON serialization error: [json.exception.type_error.316] invalid UTF-8 byte at index 16: 0xFF";
     assert!(out.stderr.windows(msg.len()).any(|w| w == msg), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn traces_through_the_derivation_wrapper_quote_cpp_nix_lines() {
+    // the wrapper is laid out as C++ Nix's derivation-internal.nix, so a
+    // failure in a derivation's attributes is traced at its lines (here
+    // `drvPath` on line 50, which instantiation selects)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("drv.nix");
+    std::fs::write(
+        &file,
+        "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; args = [ (throw \"kaboom\") ]; }\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrix"))
+        .args(["instantiate", "--store", "memory://"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "at «nix-internal»/derivation-internal.nix:50:17:",
+        "           49|       outPath = strict.${outputName};",
+        "           50|       drvPath = strict.drvPath;",
+        "           51|       type = \"derivation\";",
+        "error: kaboom",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}

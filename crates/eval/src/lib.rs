@@ -113,38 +113,72 @@ const PLAIN_GLOBALS: &[&str] = &[
 
 /// C++ Nix's `derivation` wrapper, enabled when the embedder registers
 /// `derivationStrict`, loaded as `«nix-internal»/derivation-internal.nix`
-/// as newer C++ Nix names it. `outPath` is a selection, as in newer Nix's
-/// file, rather than 2.8's `getAttr` call (the same value; an error in the
-/// derivation is traced "while selecting an attribute", as upstream's tests
-/// expect, and each level of a chain of derivations takes less stack).
-/// Each output's set is built as `drvAttrs // outputs // { all; drvAttrs; }
-/// // { outPath; … }` in one expression, where C++ Nix binds the first
-/// three as `commonAttrs`: the same sets (`//` is associative), but the
-/// `outPath` and `drvPath` thunks, which stay unforced in most derivations
-/// of a package set, then hold no frame that keeps that intermediate set
-/// alive (laid out as C++ Nix's file, with `commonAttrs` in scope, the
-/// 10 000-derivation benchmark took 2% more memory; with a per-output
-/// `commonAttrs` and `ir::trim_thunks`, still 1%). Traces through it
-/// therefore quote other lines than C++ Nix's (upstream's
-/// eval-fail-derivation-name and -stack-trace).
-pub const DERIVATION_NIX: &str = r#"
+/// as newer C++ Nix names it, laid out as that file is (the same line for
+/// every expression a trace can quote, upstream's eval-fail-derivation-name
+/// and -stack-trace pin them): `commonAttrs` bound once in the `let`,
+/// `outPath` a selection as in newer Nix's file rather than 2.8's `getAttr`
+/// call (the same value; an error in the derivation is traced "while
+/// selecting an attribute", and each level of a chain of derivations takes
+/// less stack). The comment at its top is ferrix's own.
+pub const DERIVATION_NIX: &str = r#"# The `derivation` function: a thin wrapper around the `derivationStrict`
+# builtin, which checks the attributes, writes the `.drv` file and returns
+# the store paths of the derivation and of each of its outputs.
+#
+# The wrapper turns that into the value Nix code works with:
+#
+#   derivation {
+#     name = "hello";
+#     system = "x86_64-linux";
+#     builder = "/bin/sh";
+#     args = [ "-c" "echo hi > $out" ];
+#   }
+#
+# is a set holding every attribute given (`drvAttrs`, also under that
+# name), `type = "derivation"`, `drvPath`, and for each output named in
+# `outputs` (default: `[ "out" ]`) a set like the whole one whose
+# `outPath` is that output's path and whose `outputName` is its name.
+# The whole set is the first output's set; `all` lists every output's set.
+#
+# Nothing is built. `outPath` and `drvPath` stay suspended until they are
+# needed: interpolating a derivation into a string, or passing it to
+# another derivation, forces `derivationStrict` on it and adds the output
+# to the string's context, so the other derivation depends on it.
+#
+# The strict result is shared by all outputs: `derivationStrict` runs once
+# per derivation, however many outputs are asked for.
+#
+# This file is laid out line for line as C++ Nix's own wrapper is (its
+# `outPath` on line 49), so that error traces through it quote the same
+# lines as C++ Nix's do; keep the code below where it is when editing
+# this comment.
+#
+# (ferrix loads it as «nix-internal»/derivation-internal.nix.)
+
 drvAttrs@{ outputs ? [ "out" ], ... }:
+
 let
+
   strict = derivationStrict drvAttrs;
+
+  commonAttrs = drvAttrs // (builtins.listToAttrs outputsList) // {
+    all = map (x: x.value) outputsList;
+    inherit drvAttrs;
+  };
+
   outputToAttrListElement = outputName: {
     name = outputName;
-    value = drvAttrs // (builtins.listToAttrs outputsList) // {
-      all = map (x: x.value) outputsList;
-      inherit drvAttrs;
-    } // {
+    value = commonAttrs // {
       outPath = strict.${outputName};
       drvPath = strict.drvPath;
       type = "derivation";
       inherit outputName;
     };
   };
+
   outputsList = map outputToAttrListElement outputs;
-in (builtins.head outputsList).value
+
+in
+(builtins.head outputsList).value
 "#;
 
 impl Default for Eval {
