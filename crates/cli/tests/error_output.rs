@@ -50,3 +50,27 @@ fn traces_through_the_derivation_wrapper_quote_cpp_nix_lines() {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
+
+#[test]
+fn infinite_recursion_is_reported_at_the_variable_that_reentered() {
+    // upstream's eval-fail-blackhole and -recursion: `y = x` shares x's
+    // thunk (a slot written already), so forcing x evaluates `y` (3:7),
+    // which finds x being evaluated; `{ } // a` re-enters `a` at 2:14
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (src, line) in [
+        ("let {\n  body = x;\n  x = y;\n  y = x;\n}\n", "       at FILE:3:7:"),
+        ("let\n  a = { } // a;\nin\na.foo\n", "       at FILE:2:14:"),
+    ] {
+        let file = dir.path().join("rec.nix");
+        std::fs::write(&file, src).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_ferrix"))
+            .args(["instantiate", "--eval", "--strict", "--store", "memory://"])
+            .arg(&file)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let want = format!("error: infinite recursion encountered\n{}", line.replace("FILE", &file.display().to_string()));
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+}

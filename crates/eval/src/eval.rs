@@ -131,7 +131,7 @@ impl Eval {
     pub fn eval(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Var { depth, slot } => env.up(*depth).force_slot(*slot as usize, self),
+            Expr::Var { depth, slot, .. } => env.up(*depth).force_slot(*slot as usize, self),
             _ => self.eval_inner(e, env),
         }
     }
@@ -205,7 +205,7 @@ impl Eval {
     pub fn thunk(&self, e: &'static Expr, env: &Env) -> Value {
         // a variable (a third of the calls on evalModules): the slot's
         // value, copied right here
-        if let Expr::Var { depth, slot } = e {
+        if let Expr::Var { depth, slot, .. } = e {
             return env.up(*depth).get(*slot as usize);
         }
         self.thunk_other(e, env)
@@ -215,7 +215,7 @@ impl Eval {
     fn thunk_other(&self, e: &'static Expr, env: &Env) -> Value {
         match e {
             Expr::Const(v) => v.clone(),
-            Expr::Var { depth, slot } => env.up(*depth).get(*slot as usize),
+            Expr::Var { depth, slot, .. } => env.up(*depth).get(*slot as usize),
             Expr::Global(g) => self.globals.borrow()[*g as usize].clone(),
             Expr::Lambda(l) => Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() })),
             Expr::Select { e: target, path, .. } => match peek_select(target, path, env) {
@@ -234,7 +234,7 @@ impl Eval {
     fn arg_thunk(&self, e: &'static Expr, env: &Env) -> Value {
         // one dispatch on the node's kind, the variable first
         match e {
-            Expr::Var { depth, slot } => env.up(*depth).get(*slot as usize),
+            Expr::Var { depth, slot, .. } => env.up(*depth).get(*slot as usize),
             Expr::Bin { op, l, r, .. } => match self.speculate_int(*op, l, r, env) {
                 Some(v) => v,
                 None => self.thunk_other(e, env),
@@ -253,7 +253,7 @@ impl Eval {
         let peek = |e: &'static Expr| -> Option<i64> {
             match e {
                 Expr::Const(Value::Int(i)) => Some(*i),
-                Expr::Var { depth, slot } => env.up(*depth).peek_int(*slot as usize),
+                Expr::Var { depth, slot, .. } => env.up(*depth).peek_int(*slot as usize),
                 _ => None,
             }
         };
@@ -273,12 +273,14 @@ impl Eval {
         })
     }
 
-    /// Like [`Eval::thunk`] for a frame that is still being filled in:
-    /// variables of that frame (depth 0) must stay lazy.
+    /// Like [`Eval::thunk`] for a frame whose first `filled` slots are
+    /// written: a variable of one of those is its value (shared, as C++
+    /// Nix's `maybeThunk` shares it), a variable of a slot not written
+    /// yet stays lazy.
     #[inline]
-    pub(crate) fn thunk_rec(&self, e: &'static Expr, env: &Env) -> Value {
+    pub(crate) fn thunk_rec(&self, e: &'static Expr, env: &Env, filled: usize) -> Value {
         match e {
-            Expr::Var { depth: 0, .. } => Thunk::suspended(e, env.clone()),
+            Expr::Var { depth: 0, slot, .. } if *slot as usize >= filled => Thunk::suspended(e, env.clone()),
             _ => self.thunk(e, env),
         }
     }
@@ -308,7 +310,7 @@ impl Eval {
     fn eval_inner(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Var { depth, slot } => env.up(*depth).force_slot(*slot as usize, self),
+            Expr::Var { depth, slot, .. } => env.up(*depth).force_slot(*slot as usize, self),
             Expr::Global(_) => self.x_global(e),
             Expr::WithVar { .. } => self.x_with_var(e, env),
             Expr::Attrs(_) => self.x_attrs(e, env),
@@ -365,7 +367,7 @@ impl Eval {
     fn x_select(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::Select { e: target, path, default, pos } = e else { unreachable!("x_select of a selection") };
         // a variable (most selections): its set is borrowed from the frame
-        if let Expr::Var { depth, slot } = **target {
+        if let Expr::Var { depth, slot, .. } = **target {
             let v = self
                 .force_ref(env.up(depth).slot_ref(slot as usize))
                 .map_err(|err| select_target_frame(err, default.is_some(), (*pos).into()))?;
@@ -390,7 +392,7 @@ impl Eval {
     fn x_has_attr(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::HasAttr { e: target, path, pos } = e else { unreachable!("x_has_attr of `?`") };
         // `x ? name` of a variable that is a set
-        if let Expr::Var { depth, slot } = **target
+        if let Expr::Var { depth, slot, .. } = **target
             && let [AttrName::Static(n, ref hint)] = **path
         {
             return match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
@@ -479,7 +481,7 @@ impl Eval {
         // a function in a variable is borrowed from its frame, not cloned
         let owned;
         let fr: &Value = match f {
-            Expr::Var { depth, slot } => self.force_ref(env.up(*depth).slot_ref(*slot as usize))?,
+            Expr::Var { depth, slot, .. } => self.force_ref(env.up(*depth).slot_ref(*slot as usize))?,
             _ => {
                 owned = self.eval(f, env)?;
                 &owned
@@ -648,7 +650,7 @@ impl Eval {
         // a variable's value is borrowed from its frame, not cloned
         let first;
         let v = match target {
-            Expr::Var { depth, slot } => self.force_ref(env.up(*depth).slot_ref(*slot as usize)),
+            Expr::Var { depth, slot, .. } => self.force_ref(env.up(*depth).slot_ref(*slot as usize)),
             _ => match self.eval(target, env) {
                 Ok(v) => {
                     first = v;
@@ -678,7 +680,7 @@ impl Eval {
     fn eval_let(&self, binds: &'static [Expr], body: &'static Expr, env: &Env) -> Result<Value> {
         let new = Env::with_len(Some(env.clone()), binds.len());
         for (i, b) in binds.iter().enumerate() {
-            new.set(i, self.thunk_rec(b, &new));
+            new.set(i, self.thunk_rec(b, &new, i));
         }
         let r = self.eval(body, &new);
         new.release();
@@ -835,10 +837,10 @@ impl Eval {
             let n = a.attrs.len();
             inner = Env::with_len(Some(env.clone()), n + a.hidden.len());
             for (i, d) in a.attrs.iter().enumerate() {
-                inner.set(i, self.thunk_rec(&d.value, &inner));
+                inner.set(i, self.thunk_rec(&d.value, &inner, i));
             }
             for (i, h) in a.hidden.iter().enumerate() {
-                inner.set(n + i, self.thunk_rec(h, &inner));
+                inner.set(n + i, self.thunk_rec(h, &inner, n + i));
             }
             &inner
         } else {
@@ -1362,7 +1364,7 @@ impl Eval {
                 None => match &f.default {
                     Some(d) => {
                         defaults = true;
-                        env.set(i, self.thunk_rec(d, &env))
+                        env.set(i, self.thunk_rec(d, &env, i))
                     }
                     None => {
                         return Err(Error::eval(format!(
@@ -1977,7 +1979,17 @@ fn bin_spans(node: &Expr) -> [Span; 3] {
 #[inline(never)]
 fn bin_operand_err(e: Error, op: BinOp, left: bool, node: &Expr) -> Error {
     let [pos, lpos, rpos] = bin_spans(node);
-    operand_frame(e, op, left, pos, if left { lpos } else { rpos })
+    let at = if left { lpos } else { rpos };
+    // C++ Nix reports infinite recursion at the variable whose value was
+    // being evaluated already
+    let e = match node {
+        Expr::Bin { l, r, .. } if e.kind() == ErrorKind::InfiniteRecursion => match if left { &**l } else { &**r } {
+            Expr::Var { pos, .. } => e.at(pos.span()),
+            _ => e,
+        },
+        _ => e,
+    };
+    operand_frame(e, op, left, pos, at)
 }
 
 /// `a - b` is `__sub a b` in C++ Nix, `a <= b` is `!(__lessThan b a)`, …
@@ -2053,7 +2065,7 @@ fn lookup<'a>(a: &'a AttrSet, n: Symbol, name: &AttrName) -> Option<&'a Attr> {
 /// selection stays suspended.
 #[inline]
 fn peek_select(target: &Expr, path: &[AttrName], env: &Env) -> Option<Value> {
-    let (Expr::Var { depth, slot }, [AttrName::Static(n, _)]) = (target, path) else { return None };
+    let (Expr::Var { depth, slot, .. }, [AttrName::Static(n, _)]) = (target, path) else { return None };
     let v = match env.up(*depth).slot_ref(*slot as usize) {
         Value::Thunk(t) => t.value()?,
         v => v,

@@ -188,8 +188,10 @@ const _: () = assert!(std::mem::size_of::<Expr>() == 40);
 
 pub enum Expr {
     Const(Value),
-    /// A variable in frame `depth` levels up, slot `slot`.
-    Var { depth: u32, slot: u32 },
+    /// A variable in frame `depth` levels up, slot `slot`; `pos` is read
+    /// only to report infinite recursion at the variable that re-entered
+    /// the value being evaluated, as C++ Nix does.
+    Var { depth: u32, slot: u32, pos: Pos },
     /// A builtin from the base environment.
     Global(u32),
     /// A name only found through enclosing `with`s: depths of the with

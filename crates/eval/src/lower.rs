@@ -113,12 +113,12 @@ fn resolve(
                 if i >= skip
                     && let Some(&slot) = map.get(&name)
                 {
-                    return Ok(Expr::Var { depth, slot });
+                    return Ok(Expr::Var { depth, slot, pos: pos.into() });
                 }
             }
             Scope::Single(n) => {
                 if i >= skip && *n == name {
-                    return Ok(Expr::Var { depth, slot: 0 });
+                    return Ok(Expr::Var { depth, slot: 0, pos: pos.into() });
                 }
             }
             Scope::With => {
