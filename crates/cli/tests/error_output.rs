@@ -1,6 +1,19 @@
 //! What `ferrix instantiate` prints for a failed evaluation, byte for byte.
 
+use std::path::Path;
 use std::process::Command;
+
+/// `ferrix instantiate ARGS --store memory:// FILE`: its exit code and stderr.
+fn instantiate(args: &[&str], file: &Path) -> (Option<i32>, Vec<u8>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrix"))
+        .arg("instantiate")
+        .args(args)
+        .args(["--store", "memory://"])
+        .arg(file)
+        .output()
+        .expect("runs");
+    (out.status.code(), out.stderr)
+}
 
 #[test]
 fn source_lines_in_errors_keep_bytes_that_are_not_utf8() {
@@ -9,16 +22,12 @@ fn source_lines_in_errors_keep_bytes_that_are_not_utf8() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("bad.nix");
     std::fs::write(&file, b"builtins.toJSON \"_invalid UTF-8: \xff_\"\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrix"))
-        .args(["instantiate", "--eval", "--show-trace", "--store", "memory://"])
-        .arg(&file)
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(1));
+    let (code, stderr) = instantiate(&["--eval", "--show-trace"], &file);
+    assert_eq!(code, Some(1));
     let line: &[u8] = b"            1| builtins.toJSON \"_invalid UTF-8: \xff_\"\n";
-    assert!(out.stderr.windows(line.len()).any(|w| w == line), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stderr.windows(line.len()).any(|w| w == line), "{}", String::from_utf8_lossy(&stderr));
     let msg: &[u8] = b"error: JSON serialization error: [json.exception.type_error.316] invalid UTF-8 byte at index 16: 0xFF";
-    assert!(out.stderr.windows(msg.len()).any(|w| w == msg), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stderr.windows(msg.len()).any(|w| w == msg), "{}", String::from_utf8_lossy(&stderr));
 }
 
 #[test]
@@ -33,13 +42,9 @@ fn traces_through_the_derivation_wrapper_quote_cpp_nix_lines() {
         "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; args = [ (throw \"kaboom\") ]; }\n",
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrix"))
-        .args(["instantiate", "--store", "memory://"])
-        .arg(&file)
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = instantiate(&[], &file);
+    assert_eq!(code, Some(1));
+    let err = String::from_utf8_lossy(&stderr);
     for want in [
         "at «nix-internal»/derivation-internal.nix:50:17:",
         "           49|       outPath = strict.${outputName};",
@@ -63,13 +68,9 @@ fn infinite_recursion_is_reported_at_the_variable_that_reentered() {
     ] {
         let file = dir.path().join("rec.nix");
         std::fs::write(&file, src).expect("write");
-        let out = Command::new(env!("CARGO_BIN_EXE_ferrix"))
-            .args(["instantiate", "--eval", "--strict", "--store", "memory://"])
-            .arg(&file)
-            .output()
-            .expect("runs");
-        assert_eq!(out.status.code(), Some(1));
-        let err = String::from_utf8_lossy(&out.stderr);
+        let (code, stderr) = instantiate(&["--eval", "--strict"], &file);
+        assert_eq!(code, Some(1));
+        let err = String::from_utf8_lossy(&stderr);
         let want = format!("error: infinite recursion encountered\n{}", line.replace("FILE", &file.display().to_string()));
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
