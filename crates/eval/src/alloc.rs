@@ -3,8 +3,9 @@
 //! of up to 256 bytes in 8-byte classes (a thunk is 24 bytes; a request
 //! aligned to 16 takes a class of a multiple of 16, whose blocks are
 //! 16-aligned since chunks are), refilled from 64 KiB chunks (16 KiB
-//! above 128 bytes); anything larger goes to the system allocator. Small blocks are recycled, never
-//! returned to the system, which suits a short-lived evaluation process.
+//! above 128 bytes); anything larger goes to the system allocator. Small
+//! blocks are recycled, never returned to the system, which suits a
+//! short-lived evaluation process.
 //!
 //! A binary opts in with
 //! `#[global_allocator] static A: ferrix_eval::alloc::PoolAlloc = ferrix_eval::alloc::PoolAlloc;`

@@ -94,6 +94,16 @@ impl Error {
     pub fn msg(&self) -> &str {
         &self.0.msg
     }
+    /// Infinite recursion found while evaluating `e`, a variable, is
+    /// reported at that variable, as C++ Nix reports it; other errors and
+    /// other expressions leave the error as it is.
+    #[cold]
+    pub fn at_reentered_var(self, e: &crate::ir::Expr) -> Error {
+        match e {
+            crate::ir::Expr::Var { pos, .. } if self.kind() == ErrorKind::InfiniteRecursion => self.at(pos.span()),
+            _ => self,
+        }
+    }
     /// Attach a position if the error has none yet.
     #[cold]
     pub fn at(mut self, span: impl Into<Span>) -> Error {

@@ -1979,17 +1979,11 @@ fn bin_spans(node: &Expr) -> [Span; 3] {
 #[inline(never)]
 fn bin_operand_err(e: Error, op: BinOp, left: bool, node: &Expr) -> Error {
     let [pos, lpos, rpos] = bin_spans(node);
-    let at = if left { lpos } else { rpos };
-    // C++ Nix reports infinite recursion at the variable whose value was
-    // being evaluated already
     let e = match node {
-        Expr::Bin { l, r, .. } if e.kind() == ErrorKind::InfiniteRecursion => match if left { &**l } else { &**r } {
-            Expr::Var { pos, .. } => e.at(pos.span()),
-            _ => e,
-        },
+        Expr::Bin { l, r, .. } => e.at_reentered_var(if left { l } else { r }),
         _ => e,
     };
-    operand_frame(e, op, left, pos, at)
+    operand_frame(e, op, left, pos, if left { lpos } else { rpos })
 }
 
 /// `a - b` is `__sub a b` in C++ Nix, `a <= b` is `!(__lessThan b a)`, …

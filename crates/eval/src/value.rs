@@ -1986,17 +1986,13 @@ impl Thunk {
     fn record_failure(&self, e: Error, taken: ThunkState) -> Error {
         let b = self.block();
         let id = self.as_ptr();
-        let mut e = if e.kind() == crate::ErrorKind::InfiniteRecursion {
-            // a variable's thunk (a slot of a frame not written yet when it
-            // was made) re-entered: reported at that variable, as C++ Nix
-            let e = match &taken {
-                ThunkState::Suspended(Expr::Var { pos, .. }, _) => e.at(pos.span()),
-                _ => e,
-            };
-            e.leaving_thunk(id)
-        } else {
-            e
+        // a variable's thunk (a slot of a frame not written yet when it was
+        // made) that re-entered its value
+        let e = match &taken {
+            ThunkState::Suspended(x, _) => e.at_reentered_var(x),
+            _ => e,
         };
+        let mut e = if e.kind() == crate::ErrorKind::InfiniteRecursion { e.leaving_thunk(id) } else { e };
         // SAFETY: the data owns nothing (the caller's state was moved out).
         if matches!(e.kind(), crate::ErrorKind::StackOverflow | crate::ErrorKind::InfiniteRecursion) {
             unsafe { b.put(taken) };
