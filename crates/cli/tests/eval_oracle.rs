@@ -465,3 +465,64 @@ fn setting_values_are_taken_like_cpp_nix() {
         assert_eq!(ours.0, Some(0), "--option show-trace {value}");
     }
 }
+
+/// Where an infinite recursion is reported: C++ Nix throws it where a value
+/// found being evaluated is forced, with that place's position — the
+/// variable that re-enters it (`if x`, `f x`'s function, `x.a`'s set, an
+/// operand, an interpolation, `assert x`), the definition of the attribute
+/// a selection forces, the call that passes a function its argument
+/// pattern. Each line of C++ Nix's message and ferrix's that names a
+/// position after "infinite recursion encountered" must agree.
+///
+/// Deliberate differences, left out: a builtin that forces the value
+/// (`builtins.head xs` inside `xs`, `builtins.add f 1` inside `f`, `-x`,
+/// which is `__sub 0 x`) gets a position from 2.8 but none from modern Nix
+/// (upstream's eval-fail-infinite-recursion-builtin), which ferrix
+/// follows; 2.8 places an attribute inherited with `inherit (s) x` just
+/// after the `)` rather than at `x`; and where a `let` variable names
+/// another (`x = y; y = x;`) modern Nix shares the named variable's value
+/// and reports the recursion one step earlier than 2.8 (upstream's
+/// eval-fail-blackhole, pinned in `error_output.rs`).
+#[test]
+fn infinite_recursion_is_reported_where_cpp_nix_reports_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        "let a = { x = a.x; }; in a.x",
+        "let f = f 1; in f",
+        "let x = x.a; in x",
+        "let s = { a = s.b; b = s.a; }; in s.a",
+        "let x = if x then 1 else 2; in x",
+        "let s = { a = s ? a && s.a; }; in s.a",
+        "let f = x: g x; g = f 1; in g",
+        "rec { a = b; b = a; }.a",
+        "let x = !x; in x",
+        "let x = x && true; in x",
+        "let x = \"${x}\"; in x",
+        "let x = assert x; true; in x",
+        "let x = x.y or 1; in x",
+        "let x = x { }; in x",
+        "let x = { a = 1; } // x; in x.a",
+        "let f = { a }: a; x = f x; in x",
+    ];
+    let position = |tool: &str, file: &std::path::Path| -> Option<String> {
+        let mut cmd = if tool == "ferrix" {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_ferrix"));
+            c.arg("instantiate");
+            c
+        } else {
+            Command::new(tool)
+        };
+        let out = cmd.args(["--eval", "--strict"]).arg(file).output().unwrap_or_else(|e| panic!("running {tool}: {e}"));
+        assert!(!out.status.success(), "{tool} evaluated {}", file.display());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let tail = err.split("infinite recursion encountered").nth(1).unwrap_or_else(|| panic!("{tool}: no infinite recursion in:\n{err}"));
+        // the message's own position: the first line of the rest that is one
+        // (2.8 leaves a blank line before it, modern Nix none)
+        tail.lines().map(str::trim).find(|l| !l.is_empty()).filter(|l| l.starts_with("at ")).map(String::from)
+    };
+    for (i, src) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("rec{i}.nix"));
+        std::fs::write(&file, src).expect("write");
+        assert_eq!(position("ferrix", &file), position("nix-instantiate", &file), "position of the infinite recursion in {src:?}");
+    }
+}

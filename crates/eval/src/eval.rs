@@ -370,7 +370,7 @@ impl Eval {
         if let Expr::Var { depth, slot, .. } = **target {
             let v = self
                 .force_ref(env.up(depth).slot_ref(slot as usize))
-                .map_err(|err| select_target_frame(err, default.is_some(), (*pos).into()))?;
+                .map_err(|err| select_target_frame(reentered(err, target), default.is_some(), (*pos).into()))?;
             // `x.name`: the attribute's value borrowed too, one clone
             if let [AttrName::Static(n, ref hint)] = **path
                 && let Value::Attrs(a) = v
@@ -398,7 +398,7 @@ impl Eval {
             return match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
                 Ok(Value::Attrs(a)) => Ok(Value::Bool(a.get_attr_hinted(n, hint).is_some())),
                 Ok(_) => Ok(Value::Bool(false)),
-                Err(err) => Err(err.while_("in the argument of '?'", *pos)),
+                Err(err) => Err(reentered(err, target).while_("in the argument of '?'", *pos)),
             };
         }
         self.eval_has_attr(target, path, *pos, env)
@@ -416,7 +416,7 @@ impl Eval {
     #[inline(never)]
     fn x_if(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::If { cond, then, else_, pos } = e else { unreachable!("x_if of an if") };
-        let c = self.eval(cond, env)?;
+        let c = self.eval(cond, env).map_err(|err| reentered(err, cond))?;
         if let Value::Bool(b) = c {
             // a Boolean: nothing to drop
             std::mem::forget(c);
@@ -481,7 +481,7 @@ impl Eval {
         // a function in a variable is borrowed from its frame, not cloned
         let owned;
         let fr: &Value = match f {
-            Expr::Var { depth, slot, .. } => self.force_ref(env.up(*depth).slot_ref(*slot as usize))?,
+            Expr::Var { depth, slot, .. } => self.force_ref(env.up(*depth).slot_ref(*slot as usize)).map_err(|err| reentered(err, f))?,
             _ => {
                 owned = self.eval(f, env)?;
                 &owned
@@ -705,7 +705,7 @@ impl Eval {
             }
             return Err(frame(self.explain_unequal(&lv, &rv, *eq_pos)));
         }
-        let c = self.eval(cond, env).map_err(frame)?;
+        let c = self.eval(cond, env).map_err(|e| frame(reentered(e, cond)))?;
         match c {
             Value::Bool(true) => self.eval(body, env),
             Value::Bool(false) => Err(Error::new(ErrorKind::Assert, format!("assertion '{text}' failed")).at(pos)),
@@ -715,7 +715,7 @@ impl Eval {
 
     #[inline]
     fn eval_not(&self, x: &'static Expr, pos: Span, env: &Env) -> Result<Value> {
-        match self.eval(x, env).map_err(|e| e.while_("in the argument of '!'", pos))? {
+        match self.eval(x, env).map_err(|e| reentered(e, x).while_("in the argument of '!'", pos))? {
             Value::Bool(b) => Ok(Value::Bool(!b)),
             other => Err(type_err(&other, "a Boolean").at(pos)),
         }
@@ -978,7 +978,7 @@ impl Eval {
             let (which, at) = if left { ("left", lpos) } else { ("right", rpos) };
             e.while_(format!("in the {which} operand of '{}'", op_name(op)), at)
         };
-        let lv = self.eval(l, env).map_err(|e| side(e, true))?;
+        let lv = self.eval(l, env).map_err(|e| side(reentered(e, l), true))?;
         let lb = match lv {
             Value::Bool(b) => b,
             other => return Err(side(type_err(&other, "a Boolean").at(bin_spans(node)[1]), true)),
@@ -991,7 +991,7 @@ impl Eval {
         if let Some(b) = short {
             return Ok(Value::Bool(b));
         }
-        match self.eval(r, env).map_err(|e| side(e, false))? {
+        match self.eval(r, env).map_err(|e| side(reentered(e, r), false))? {
             Value::Bool(b) => Ok(Value::Bool(b)),
             other => Err(side(type_err(&other, "a Boolean").at(bin_spans(node)[2]), false)),
         }
@@ -1192,7 +1192,7 @@ impl Eval {
         for p in parts {
             match p {
                 StrPart::Lit(l) => len += l.len(),
-                StrPart::Interp(e, ipos) => match self.eval(e, env)? {
+                StrPart::Interp(e, ipos) => match self.eval(e, env).map_err(|err| reentered(err, e))? {
                     Value::String(s) => {
                         len += s.bytes.len();
                         s.collect_context(&mut ctx);
@@ -1347,7 +1347,8 @@ impl Eval {
     #[inline(never)]
     fn bind_formals(&self, c: &Rc<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<(Env, bool)> {
         let l = c.lambda;
-        let argv = self.force_ref(&arg)?;
+        // (the argument is forced at the call, as C++ Nix's callFunction does)
+        let argv = self.force_ref(&arg).map_err(|e| if e.kind() == ErrorKind::InfiniteRecursion { e.at(pos) } else { e })?;
         let Value::Attrs(attrs) = argv else {
             return Err(type_err(argv, "a set").at(pos));
         };
@@ -1879,6 +1880,11 @@ fn select_frames(mut e: Error, path: &[AttrName], found: Option<(usize, Pos)>, p
     if let Some((i, def)) = found
         && !def.is_none()
     {
+        // the attribute's value is forced at its definition (C++ Nix's
+        // `forceValue(*v, posAttr)`)
+        if e.kind() == ErrorKind::InfiniteRecursion {
+            e = e.at(def);
+        }
         let shown: Vec<String> = path[..=i].iter().map(AttrName::show).collect();
         e = e.while_(format!("from the definition of '{}'", shown.join(".")), def);
     }
@@ -1972,6 +1978,15 @@ fn bin_spans(node: &Expr) -> [Span; 3] {
         Expr::Bin { pos, lpos, rpos, .. } => [*pos, (*lpos).into(), (*rpos).into()],
         _ => [Span::NONE; 3],
     }
+}
+
+/// Infinite recursion met forcing the variable `e` is reported at it
+/// (C++ Nix's `ExprVar::eval` forces the variable's value with the
+/// variable's position); other errors pass through.
+#[cold]
+#[inline(never)]
+fn reentered(err: Error, e: &Expr) -> Error {
+    err.at_reentered_var(e)
 }
 
 /// [`operand_frame`] for the operand of an `Expr::Bin` node.
