@@ -474,11 +474,11 @@ fn setting_values_are_taken_like_cpp_nix() {
 /// pattern. Each line of C++ Nix's message and ferrix's that names a
 /// position after "infinite recursion encountered" must agree.
 ///
-/// Deliberate differences, left out: a builtin that forces the value
-/// (`builtins.head xs` inside `xs`, `builtins.add f 1` inside `f`, `-x`,
-/// which is `__sub 0 x`) gets a position from 2.8 but none from modern Nix
-/// (upstream's eval-fail-infinite-recursion-builtin), which ferrix
-/// follows; 2.8 places an attribute inherited with `inherit (s) x` just
+/// Deliberate differences: a builtin that forces the value (`builtins.head
+/// xs` inside `xs`, `builtins.add f 1` inside `f`, `-x`, which is `__sub 0
+/// x`) gets a position from 2.8 but none from modern Nix (upstream's
+/// eval-fail-infinite-recursion-builtin), which ferrix follows (asserted
+/// below); 2.8 places an attribute inherited with `inherit (s) x` just
 /// after the `)` rather than at `x`; and where a `let` variable names
 /// another (`x = y; y = x;`) modern Nix shares the named variable's value
 /// and reports the recursion one step earlier than 2.8 (upstream's
@@ -524,5 +524,21 @@ fn infinite_recursion_is_reported_where_cpp_nix_reports_it() {
         let file = dir.path().join(format!("rec{i}.nix"));
         std::fs::write(&file, src).expect("write");
         assert_eq!(position("ferrix", &file), position("nix-instantiate", &file), "position of the infinite recursion in {src:?}");
+    }
+    // A builtin that finds the value being evaluated gives no position, and
+    // the places it unwinds through add none either: they entered the
+    // value, they did not find it being evaluated (modern Nix's
+    // `tryFixupBlackHolePos`; 2.8 reports the builtin's call instead).
+    for (i, src) in [
+        "let y = builtins.add y 1; in if y then 1 else 2",
+        "let a = if b then 1 else 2; b = builtins.add a 1; in a",
+        "let s = { a = y; }; y = builtins.add y 1; in s.a",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = dir.path().join(format!("builtin{i}.nix"));
+        std::fs::write(&file, src).expect("write");
+        assert_eq!(position("ferrix", &file), None, "position of the infinite recursion in {src:?}");
     }
 }

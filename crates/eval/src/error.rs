@@ -39,6 +39,10 @@ pub struct ErrorInner {
     /// until the error unwinds out of that thunk's first forcing (which
     /// adds "entering the infinite recursion"); 0 otherwise.
     pub origin: usize,
+    /// Infinite recursion that has not yet unwound out of any thunk's
+    /// evaluation or builtin: the place it reaches is the one that found
+    /// the value being evaluated (see [`Error::found_here`]).
+    pub fresh: bool,
     /// Set once a thunk has memoised this error: the frames it gains while
     /// it goes on unwinding are written here too, so forcing that thunk
     /// again shows them (C++ Nix memoises the exception object itself,
@@ -53,7 +57,7 @@ pub struct Error(pub Box<ErrorInner>);
 impl Error {
     #[cold]
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Error {
-        Error(Box::new(ErrorInner { kind, msg: msg.into(), span: Span::NONE, trace: Trace::default(), hint: None, origin: 0, memo: None }))
+        Error(Box::new(ErrorInner { kind, msg: msg.into(), span: Span::NONE, trace: Trace::default(), hint: None, origin: 0, fresh: false, memo: None }))
     }
     #[cold]
     pub fn eval(msg: impl Into<String>) -> Error {
@@ -72,6 +76,7 @@ impl Error {
     pub fn infinite_recursion_from(origin: usize) -> Error {
         let mut e = Error::infinite_recursion();
         e.0.origin = origin;
+        e.0.fresh = true;
         e
     }
     /// Called as the error leaves the forcing of the thunk at `addr`: if that
@@ -94,15 +99,30 @@ impl Error {
     pub fn msg(&self) -> &str {
         &self.0.msg
     }
-    /// Infinite recursion found while evaluating `e`, a variable, is
-    /// reported at that variable, as C++ Nix reports it; other errors and
-    /// other expressions leave the error as it is.
+    /// Infinite recursion raised by the force just made, which found the
+    /// value being evaluated, is reported at `pos`, where C++ Nix forces it
+    /// (its `tryFixupBlackHolePos`); one raised deeper (by a builtin, which
+    /// gives none, or at another variable) and errors of other kinds are
+    /// left as they are.
+    #[cold]
+    pub fn found_here(self, pos: impl Into<Span>) -> Error {
+        if self.0.fresh { self.at(pos) } else { self }
+    }
+    /// [`Error::found_here`] for forcing `e` when it is a variable: at the
+    /// variable (C++ Nix's `ExprVar::eval`).
     #[cold]
     pub fn at_reentered_var(self, e: &crate::ir::Expr) -> Error {
         match e {
-            crate::ir::Expr::Var { pos, .. } if self.kind() == ErrorKind::InfiniteRecursion => self.at(pos.span()),
+            crate::ir::Expr::Var { pos, .. } => self.found_here(pos.span()),
             _ => self,
         }
+    }
+    /// The error leaves a thunk's evaluation or a builtin: places it
+    /// reaches from here on did not find the value being evaluated.
+    #[cold]
+    pub fn unwound(mut self) -> Error {
+        self.0.fresh = false;
+        self
     }
     /// Attach a position if the error has none yet.
     #[cold]

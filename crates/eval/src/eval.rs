@@ -379,7 +379,9 @@ impl Eval {
                 return match &x.value {
                     Value::Thunk(t) => match t.force_ref(self) {
                         Ok(v) => Ok(v.clone()),
-                        Err(err) => Err(select_frames(err, path, Some((0, x.pos)), (*pos).into())),
+                        // forced at the attribute's definition (C++ Nix's
+                        // `forceValue(*v, posAttr)`)
+                        Err(err) => Err(select_frames(err.found_here(x.pos), path, Some((0, x.pos)), (*pos).into())),
                     },
                     v => Ok(v.clone()),
                 };
@@ -786,7 +788,7 @@ impl Eval {
                 Value::Attrs(a) => match lookup(a, n, name) {
                     Some(x) => {
                         *found = Some((i, x.pos));
-                        v = self.force_ref(&x.value)?;
+                        v = self.force_ref(&x.value).map_err(|e| e.found_here(x.pos))?;
                     }
                     None => {
                         if let Some(d) = default {
@@ -1348,7 +1350,7 @@ impl Eval {
     fn bind_formals(&self, c: &Rc<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<(Env, bool)> {
         let l = c.lambda;
         // (the argument is forced at the call, as C++ Nix's callFunction does)
-        let argv = self.force_ref(&arg).map_err(|e| if e.kind() == ErrorKind::InfiniteRecursion { e.at(pos) } else { e })?;
+        let argv = self.force_ref(&arg).map_err(|e| e.found_here(pos))?;
         let Value::Attrs(attrs) = argv else {
             return Err(type_err(argv, "a set").at(pos));
         };
@@ -1802,7 +1804,10 @@ impl Eval {
 /// had the wrong type (found by matching the message against the evaluated
 /// arguments) and "while calling the 'NAME' builtin".
 #[cold]
-fn builtin_error(mut e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Error {
+fn builtin_error(e: Error, op: &PrimOpDef, args: &[Value], pos: Span) -> Error {
+    // (a builtin that finds a value being evaluated reports no position,
+    // as in modern Nix, and neither do the places the error unwinds to)
+    let mut e = e.unwound();
     let coerce = e.msg().starts_with("cannot coerce ");
     if e.0.trace.is_empty()
         && e.0.span.is_none()
@@ -1880,11 +1885,6 @@ fn select_frames(mut e: Error, path: &[AttrName], found: Option<(usize, Pos)>, p
     if let Some((i, def)) = found
         && !def.is_none()
     {
-        // the attribute's value is forced at its definition (C++ Nix's
-        // `forceValue(*v, posAttr)`)
-        if e.kind() == ErrorKind::InfiniteRecursion {
-            e = e.at(def);
-        }
         let shown: Vec<String> = path[..=i].iter().map(AttrName::show).collect();
         e = e.while_(format!("from the definition of '{}'", shown.join(".")), def);
     }
@@ -1980,9 +1980,8 @@ fn bin_spans(node: &Expr) -> [Span; 3] {
     }
 }
 
-/// Infinite recursion met forcing the variable `e` is reported at it
-/// (C++ Nix's `ExprVar::eval` forces the variable's value with the
-/// variable's position); other errors pass through.
+/// [`Error::at_reentered_var`] out of line (the error paths that call it
+/// are inlined into the evaluator's arms).
 #[cold]
 #[inline(never)]
 fn reentered(err: Error, e: &Expr) -> Error {

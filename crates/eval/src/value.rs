@@ -1991,7 +1991,8 @@ impl Thunk {
         let e = match &taken {
             ThunkState::Suspended(x, _) => e.at_reentered_var(x),
             _ => e,
-        };
+        }
+        .unwound();
         let mut e = if e.kind() == crate::ErrorKind::InfiniteRecursion { e.leaving_thunk(id) } else { e };
         // SAFETY: the data owns nothing (the caller's state was moved out).
         if matches!(e.kind(), crate::ErrorKind::StackOverflow | crate::ErrorKind::InfiniteRecursion) {
