@@ -109,8 +109,10 @@ impl Error {
         if self.0.fresh { self.at(pos) } else { self }
     }
     /// [`Error::found_here`] for forcing `e` when it is a variable: at the
-    /// variable (C++ Nix's `ExprVar::eval`).
+    /// variable (C++ Nix's `ExprVar::eval`). Out of line: the error paths
+    /// that call it are inlined into the evaluator's arms.
     #[cold]
+    #[inline(never)]
     pub fn at_reentered_var(self, e: &crate::ir::Expr) -> Error {
         match e {
             crate::ir::Expr::Var { pos, .. } => self.found_here(pos.span()),

@@ -370,7 +370,7 @@ impl Eval {
         if let Expr::Var { depth, slot, .. } = **target {
             let v = self
                 .force_ref(env.up(depth).slot_ref(slot as usize))
-                .map_err(|err| select_target_frame(reentered(err, target), default.is_some(), (*pos).into()))?;
+                .map_err(|err| select_target_frame(err.at_reentered_var(target), default.is_some(), (*pos).into()))?;
             // `x.name`: the attribute's value borrowed too, one clone
             if let [AttrName::Static(n, ref hint)] = **path
                 && let Value::Attrs(a) = v
@@ -400,7 +400,7 @@ impl Eval {
             return match self.force_ref(env.up(depth).slot_ref(slot as usize)) {
                 Ok(Value::Attrs(a)) => Ok(Value::Bool(a.get_attr_hinted(n, hint).is_some())),
                 Ok(_) => Ok(Value::Bool(false)),
-                Err(err) => Err(reentered(err, target).while_("in the argument of '?'", *pos)),
+                Err(err) => Err(err.at_reentered_var(target).while_("in the argument of '?'", *pos)),
             };
         }
         self.eval_has_attr(target, path, *pos, env)
@@ -418,7 +418,7 @@ impl Eval {
     #[inline(never)]
     fn x_if(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::If { cond, then, else_, pos } = e else { unreachable!("x_if of an if") };
-        let c = self.eval(cond, env).map_err(|err| reentered(err, cond))?;
+        let c = self.eval(cond, env).map_err(|err| err.at_reentered_var(cond))?;
         if let Value::Bool(b) = c {
             // a Boolean: nothing to drop
             std::mem::forget(c);
@@ -483,7 +483,7 @@ impl Eval {
         // a function in a variable is borrowed from its frame, not cloned
         let owned;
         let fr: &Value = match f {
-            Expr::Var { depth, slot, .. } => self.force_ref(env.up(*depth).slot_ref(*slot as usize)).map_err(|err| reentered(err, f))?,
+            Expr::Var { depth, slot, .. } => self.force_ref(env.up(*depth).slot_ref(*slot as usize)).map_err(|err| err.at_reentered_var(f))?,
             _ => {
                 owned = self.eval(f, env)?;
                 &owned
@@ -707,7 +707,7 @@ impl Eval {
             }
             return Err(frame(self.explain_unequal(&lv, &rv, *eq_pos)));
         }
-        let c = self.eval(cond, env).map_err(|e| frame(reentered(e, cond)))?;
+        let c = self.eval(cond, env).map_err(|e| frame(e.at_reentered_var(cond)))?;
         match c {
             Value::Bool(true) => self.eval(body, env),
             Value::Bool(false) => Err(Error::new(ErrorKind::Assert, format!("assertion '{text}' failed")).at(pos)),
@@ -717,7 +717,7 @@ impl Eval {
 
     #[inline]
     fn eval_not(&self, x: &'static Expr, pos: Span, env: &Env) -> Result<Value> {
-        match self.eval(x, env).map_err(|e| reentered(e, x).while_("in the argument of '!'", pos))? {
+        match self.eval(x, env).map_err(|e| e.at_reentered_var(x).while_("in the argument of '!'", pos))? {
             Value::Bool(b) => Ok(Value::Bool(!b)),
             other => Err(type_err(&other, "a Boolean").at(pos)),
         }
@@ -980,7 +980,7 @@ impl Eval {
             let (which, at) = if left { ("left", lpos) } else { ("right", rpos) };
             e.while_(format!("in the {which} operand of '{}'", op_name(op)), at)
         };
-        let lv = self.eval(l, env).map_err(|e| side(reentered(e, l), true))?;
+        let lv = self.eval(l, env).map_err(|e| side(e.at_reentered_var(l), true))?;
         let lb = match lv {
             Value::Bool(b) => b,
             other => return Err(side(type_err(&other, "a Boolean").at(bin_spans(node)[1]), true)),
@@ -993,7 +993,7 @@ impl Eval {
         if let Some(b) = short {
             return Ok(Value::Bool(b));
         }
-        match self.eval(r, env).map_err(|e| side(reentered(e, r), false))? {
+        match self.eval(r, env).map_err(|e| side(e.at_reentered_var(r), false))? {
             Value::Bool(b) => Ok(Value::Bool(b)),
             other => Err(side(type_err(&other, "a Boolean").at(bin_spans(node)[2]), false)),
         }
@@ -1194,7 +1194,7 @@ impl Eval {
         for p in parts {
             match p {
                 StrPart::Lit(l) => len += l.len(),
-                StrPart::Interp(e, ipos) => match self.eval(e, env).map_err(|err| reentered(err, e))? {
+                StrPart::Interp(e, ipos) => match self.eval(e, env).map_err(|err| err.at_reentered_var(e))? {
                     Value::String(s) => {
                         len += s.bytes.len();
                         s.collect_context(&mut ctx);
@@ -1978,14 +1978,6 @@ fn bin_spans(node: &Expr) -> [Span; 3] {
         Expr::Bin { pos, lpos, rpos, .. } => [*pos, (*lpos).into(), (*rpos).into()],
         _ => [Span::NONE; 3],
     }
-}
-
-/// [`Error::at_reentered_var`] out of line (the error paths that call it
-/// are inlined into the evaluator's arms).
-#[cold]
-#[inline(never)]
-fn reentered(err: Error, e: &Expr) -> Error {
-    err.at_reentered_var(e)
 }
 
 /// [`operand_frame`] for the operand of an `Expr::Bin` node.
