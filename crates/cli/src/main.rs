@@ -17,6 +17,7 @@ mod nar;
 mod prefault;
 mod repl;
 mod store;
+mod teardown;
 
 /// The evaluator allocates many small objects (thunks, frames); a pooled
 /// small-object allocator makes that several times cheaper than malloc.
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Eval(_) | Command::EvalJobs(_) | Command::Instantiate(_) | Command::Repl(_)) {
         one_padded_arena();
     }
+    let evaluates = matches!(cli.command, Command::Eval(_) | Command::Instantiate(_));
     let result = match cli.command {
         Command::Hash(a) => hash::run(a),
         Command::Nar(a) => nar::run(a),
@@ -84,11 +86,17 @@ fn main() -> ExitCode {
         Command::Repl(a) => repl::run(a),
         Command::Store(a) => store::run(a),
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    if evaluates {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        teardown::hand_off();
     }
+    code
 }
