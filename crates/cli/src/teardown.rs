@@ -10,7 +10,8 @@
 //! holds no file; the process then exits without freeing anything (the
 //! memory still has a user), and the helper, killed by the kernel when its
 //! parent is gone (`PR_SET_PDEATHSIG`), frees it in the background. The
-//! linker mold ends the same way. Small heaps are freed as usual.
+//! linker mold ends the same way. Small heaps are freed as usual, and so
+//! is the heap of a run under valgrind, which cannot run such a helper.
 
 /// Below this peak resident size (KiB) the exit is cheap and nothing is
 /// handed off.
@@ -38,7 +39,9 @@ fn hand_off_linux() {
         }
         ru.ru_maxrss
     };
-    if peak < MIN_KIB {
+    // valgrind cannot run a process that shares its memory with another
+    // (it ends the run with an error); its preloaded library names it
+    if peak < MIN_KIB || std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("vgpreload")) {
         return;
     }
     static PARENT: AtomicI32 = AtomicI32::new(0);
