@@ -682,7 +682,7 @@ impl Eval {
     fn eval_let(&self, binds: &'static [Expr], body: &'static Expr, env: &Env) -> Result<Value> {
         let new = Env::with_len(Some(env.clone()), binds.len());
         for (i, b) in binds.iter().enumerate() {
-            new.set(i, self.thunk_rec(b, &new, i));
+            new.init(i, self.thunk_rec(b, &new, i));
         }
         let r = self.eval(body, &new);
         new.release();
@@ -839,10 +839,10 @@ impl Eval {
             let n = a.attrs.len();
             inner = Env::with_len(Some(env.clone()), n + a.hidden.len());
             for (i, d) in a.attrs.iter().enumerate() {
-                inner.set(i, self.thunk_rec(&d.value, &inner, i));
+                inner.init(i, self.thunk_rec(&d.value, &inner, i));
             }
             for (i, h) in a.hidden.iter().enumerate() {
-                inner.set(n + i, self.thunk_rec(h, &inner, n + i));
+                inner.init(n + i, self.thunk_rec(h, &inner, n + i));
             }
             &inner
         } else {
@@ -1362,12 +1362,12 @@ impl Eval {
             match attrs.get(f.name) {
                 Some(v) => {
                     used += 1;
-                    env.set(i, v.clone());
+                    env.init(i, v.clone());
                 }
                 None => match &f.default {
                     Some(d) => {
                         defaults = true;
-                        env.set(i, self.thunk_rec(d, &env, i))
+                        env.init(i, self.thunk_rec(d, &env, i))
                     }
                     None => {
                         return Err(Error::eval(format!(
@@ -1399,7 +1399,7 @@ impl Eval {
             }
         }
         if formals.at.is_some() {
-            env.set(formals.entries.len(), argv.clone());
+            env.init(formals.entries.len(), argv.clone());
         }
         Ok((env, defaults))
     }

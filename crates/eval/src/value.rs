@@ -1429,7 +1429,21 @@ impl Env {
         }
     }
 
-    /// Set a slot (used while building recursive frames).
+    /// Write a slot of a frame being filled, still holding the null that
+    /// [`Env::with_len`] put there (nothing to drop).
+    #[inline]
+    pub fn init(&self, slot: usize, v: Value) {
+        assert!(slot < self.len(), "lowering resolved the slot within the frame");
+        // SAFETY: in bounds; the slot holds a null (asserted in debug
+        // builds), which owns nothing, so overwriting it leaks nothing.
+        unsafe {
+            let p = self.slots_ptr().add(slot);
+            debug_assert!(matches!(*p, Value::Null), "a slot is initialised once");
+            p.write(v);
+        }
+    }
+
+    /// Replace a slot's value (a `rec` set's `__overrides`).
     #[inline]
     pub fn set(&self, slot: usize, v: Value) {
         assert!(slot < self.len(), "lowering resolved the slot within the frame");
