@@ -30,7 +30,6 @@ pub fn hand_off() {
 
 #[cfg(target_os = "linux")]
 fn hand_off_linux() {
-    use std::sync::atomic::{AtomicI32, Ordering};
     // SAFETY: getrusage only writes the struct it is given.
     let peak = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
@@ -44,14 +43,14 @@ fn hand_off_linux() {
     if peak < MIN_KIB || std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("vgpreload")) {
         return;
     }
-    static PARENT: AtomicI32 = AtomicI32::new(0);
     #[repr(C, align(16))]
     struct Stack([u8; 16 << 10]);
     static mut STACK: Stack = Stack([0; 16 << 10]);
 
-    /// The helper: it shares the parent's memory and (through the thread
-    /// pointer) its thread's libc state, so it makes system calls only.
-    extern "C" fn helper(_: *mut libc::c_void) -> libc::c_int {
+    /// The helper, given its parent's process id as its argument: it
+    /// shares the parent's memory and (through the thread pointer) its
+    /// thread's libc state, so it makes system calls only.
+    extern "C" fn helper(parent: *mut libc::c_void) -> libc::c_int {
         // SAFETY: plain system calls on the helper's own file table and
         // process; none touches memory the exiting parent uses.
         unsafe {
@@ -62,7 +61,7 @@ fn hand_off_linux() {
             }
             libc::syscall(libc::SYS_prctl, libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // the parent may be gone already, before the signal was asked for
-            if libc::syscall(libc::SYS_getppid) as i32 == PARENT.load(Ordering::Relaxed) {
+            if libc::syscall(libc::SYS_getppid) as usize == parent as usize {
                 loop {
                     libc::syscall(libc::SYS_pause);
                 }
@@ -77,9 +76,9 @@ fn hand_off_linux() {
     // the parent's memory shared, and makes only system calls; clone's
     // failure leaves the ordinary exit.
     unsafe {
-        PARENT.store(libc::getpid(), Ordering::Relaxed);
+        let parent = libc::getpid() as usize as *mut libc::c_void;
         let stack = &raw mut STACK;
         let top = (stack as *mut u8).add(std::mem::size_of::<Stack>()) as *mut libc::c_void;
-        libc::clone(helper, top, libc::CLONE_VM | libc::SIGCHLD, std::ptr::null_mut());
+        libc::clone(helper, top, libc::CLONE_VM | libc::SIGCHLD, parent);
     }
 }
