@@ -90,6 +90,36 @@ thread_local! {
     static FREE: [Cell<*mut u8>; CLASSES] = const { [const { Cell::new(ptr::null_mut()) }; CLASSES] };
 }
 
+/// The first block of a new chunk for class `c`, whose free list `free` is
+/// empty; the chunk's other blocks are threaded onto that list. Kept out of
+/// line so the allocation's fast path saves no registers.
+#[cold]
+#[inline(never)]
+fn refill(free: &Cell<*mut u8>, c: usize) -> *mut u8 {
+    let size = (c + 1) * STEP;
+    let chunk_size = if c < SMALL_CLASSES { CHUNK } else { BIG_CHUNK };
+    // SAFETY: chunk sizes are non-zero and 16-aligned.
+    let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(chunk_size, 16)) };
+    if chunk.is_null() {
+        return ptr::null_mut();
+    }
+    chunk_taken(chunk as usize + chunk_size);
+    let n = chunk_size / size;
+    // thread blocks 1..n onto the free list, hand out block 0
+    let mut next: *mut u8 = ptr::null_mut();
+    for i in (1..n).rev() {
+        // SAFETY: i * size + 8 <= chunk_size (blocks are at least 8
+        // bytes, 8-aligned).
+        unsafe {
+            let b = chunk.add(i * size);
+            *(b as *mut *mut u8) = next;
+            next = b;
+        }
+    }
+    free.set(next);
+    chunk
+}
+
 #[inline(always)]
 fn class_of(layout: &Layout) -> Option<usize> {
     // the size rounded up to the alignment: a 16-aligned request takes a
@@ -115,28 +145,7 @@ unsafe impl GlobalAlloc for PoolAlloc {
                 f[c].set(unsafe { *(head as *mut *mut u8) });
                 return head;
             }
-            let size = (c + 1) * STEP;
-            let chunk_size = if c < SMALL_CLASSES { CHUNK } else { BIG_CHUNK };
-            // SAFETY: chunk sizes are non-zero and 16-aligned.
-            let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(chunk_size, 16)) };
-            if chunk.is_null() {
-                return ptr::null_mut();
-            }
-            chunk_taken(chunk as usize + chunk_size);
-            let n = chunk_size / size;
-            // thread blocks 1..n onto the free list, hand out block 0
-            let mut next: *mut u8 = ptr::null_mut();
-            for i in (1..n).rev() {
-                // SAFETY: i * size + 8 <= CHUNK (blocks are at least 8 bytes,
-            // 8-aligned).
-                unsafe {
-                    let b = chunk.add(i * size);
-                    *(b as *mut *mut u8) = next;
-                    next = b;
-                }
-            }
-            f[c].set(next);
-            chunk
+            refill(&f[c], c)
         });
         match got {
             Ok(p) => p,
