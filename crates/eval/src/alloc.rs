@@ -120,6 +120,21 @@ fn refill(free: &Cell<*mut u8>, c: usize) -> *mut u8 {
     chunk
 }
 
+/// Ask for the cache line of the block the next allocation of a class will
+/// take (its first word is read then, to pop the list, and the block is
+/// written): a block freed long ago is no longer cached, and reading it
+/// would stall that allocation. A hint only; null is fine.
+#[inline(always)]
+fn prefetch(p: *mut u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[inline(always)]
 fn class_of(layout: &Layout) -> Option<usize> {
     // the size rounded up to the alignment: a 16-aligned request takes a
@@ -142,7 +157,9 @@ unsafe impl GlobalAlloc for PoolAlloc {
             let head = f[c].get();
             if !head.is_null() {
                 // SAFETY: free blocks store the next pointer in their first word.
-                f[c].set(unsafe { *(head as *mut *mut u8) });
+                let next = unsafe { *(head as *mut *mut u8) };
+                f[c].set(next);
+                prefetch(next);
                 return head;
             }
             refill(&f[c], c)
