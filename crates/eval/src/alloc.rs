@@ -125,7 +125,7 @@ fn refill(free: &Cell<*mut u8>, c: usize) -> *mut u8 {
 /// written): a block freed long ago is no longer cached, and reading it
 /// would stall that allocation. A hint only; null is fine.
 #[inline(always)]
-fn prefetch(p: *mut u8) {
+pub(crate) fn prefetch(p: *mut u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults, whatever the address.
     unsafe {

@@ -56,6 +56,37 @@ impl Clone for Value {
     }
 }
 
+impl Value {
+    /// Ask for the cache line of the block this value's handle points to
+    /// (a hint, for loops over many values: the block of the next one is
+    /// on its way while this one is worked on, where each would otherwise
+    /// stall on its count or its state in turn).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self) {
+        let p: *mut u8 = match self {
+            Value::Thunk(t) => t.0.as_ptr() as *mut u8,
+            Value::Attrs(a) => a.0.as_ptr() as *mut u8,
+            Value::String(s) | Value::Path(s) => s.0.as_ptr() as *mut u8,
+            Value::List(l) => Rc::as_ptr(l) as *mut u8,
+            Value::Lambda(c) => Rc::as_ptr(c) as *mut u8,
+            _ => return,
+        };
+        crate::alloc::prefetch(p);
+    }
+}
+
+/// [`Value::prefetch`] of the value [`PREFETCH_AHEAD`] places after `i` in
+/// `xs`, if any.
+#[inline(always)]
+pub(crate) fn prefetch_ahead(xs: &[Value], i: usize) {
+    if let Some(v) = xs.get(i + PREFETCH_AHEAD) {
+        v.prefetch();
+    }
+}
+
+/// How many values ahead a loop asks for (see [`Value::prefetch`]).
+pub(crate) const PREFETCH_AHEAD: usize = 2;
+
 /// A list's elements: a vector of its own, or a suffix of another list's
 /// vector. `builtins.tail` shares instead of copying: nixpkgs walks long
 /// lists with `head`/`tail` recursion (texlive's `fastUnique` over ~8 000

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{Attr, AttrSet, List, PrimOpDef, Thunk, Value};
+use crate::value::{prefetch_ahead, Attr, AttrSet, List, PrimOpDef, Thunk, Value};
 use crate::Eval;
 
 pub static DEFS: &[PrimOpDef] = &[
@@ -47,7 +47,8 @@ fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     }
     let f = ev.force_function(&a[0])?;
     let mut out = Vec::new();
-    for x in l.iter() {
+    for (i, x) in l.iter().enumerate() {
+        prefetch_ahead(&l, i);
         if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the filtering function passed to builtins.filter", &f))? {
             out.push(x.clone());
         }
@@ -66,7 +67,8 @@ fn foldl(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         return ev.force(&a[1]);
     }
     let mut acc = a[1].clone();
-    for x in l.iter() {
+    for (i, x) in l.iter().enumerate() {
+        prefetch_ahead(&l, i);
         acc = ev.call2(&f, acc, x.clone(), Span::NONE)?;
     }
     ev.force(&acc)
@@ -87,7 +89,8 @@ fn gen_list(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 /// `builtins.elem 2 [ 1 2 ]` → `true`
 fn elem(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[1])?;
-    for x in l.iter() {
+    for (i, x) in l.iter().enumerate() {
+        prefetch_ahead(&l, i);
         if ev.equal(&a[0], x)? {
             return Ok(Value::Bool(true));
         }
@@ -128,7 +131,8 @@ fn length(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn concat_lists(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[0])?;
     let mut out = Vec::new();
-    for x in l.iter() {
+    for (i, x) in l.iter().enumerate() {
+        prefetch_ahead(&l, i);
         let x = ev.force(x)?;
         out.extend_from_slice(
             &ev.force_list(&x)
@@ -142,7 +146,8 @@ fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     let l = ev.force_list(&a[1])?;
     let mut out = Vec::new();
-    for x in l.iter() {
+    for (i, x) in l.iter().enumerate() {
+        prefetch_ahead(&l, i);
         let r = ev.call(&f, x.clone(), Span::NONE)?;
         let part = ev.force_list(&r).map_err(|e| ret_frame(e, "the function passed to builtins.concatMap", &f))?;
         // the call's own list (usually a fresh literal) gives up its elements
@@ -154,7 +159,9 @@ fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 /// `builtins.all (x: x > 0) [ 1 2 ]` → `true`
 fn all(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
-    for x in ev.force_list(&a[1])?.iter() {
+    let l = ev.force_list(&a[1])?;
+    for (i, x) in l.iter().enumerate() {
+        prefetch_ahead(&l, i);
         if !ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the function passed to builtins.all", &f))? {
             return Ok(Value::Bool(false));
         }
@@ -164,7 +171,9 @@ fn all(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 /// `builtins.any (x: x > 1) [ 1 2 ]` → `true`
 fn any(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
-    for x in ev.force_list(&a[1])?.iter() {
+    let l = ev.force_list(&a[1])?;
+    for (i, x) in l.iter().enumerate() {
+        prefetch_ahead(&l, i);
         if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the function passed to builtins.any", &f))? {
             return Ok(Value::Bool(true));
         }
