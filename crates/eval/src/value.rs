@@ -82,6 +82,11 @@ pub(crate) fn prefetch_ahead(xs: &[Value], i: usize) {
     if let Some(v) = xs.get(i + PREFETCH_AHEAD) {
         v.prefetch();
     }
+    // the next element's block was asked for one round ago: what its
+    // force reads next can be asked for now
+    if let Some(Value::Thunk(t)) = xs.get(i + 1) {
+        t.block().prefetch_state();
+    }
 }
 
 /// How many values ahead a loop asks for (see [`Value::prefetch`]).
@@ -1786,6 +1791,27 @@ impl ThunkBox {
             Some(unsafe { &*(self.data_ptr() as *const Value) })
         } else {
             None
+        }
+    }
+
+    /// Ask for the line that forcing this thunk reads after the block
+    /// itself: its value's block, its frame, or the list element it maps.
+    #[inline(always)]
+    fn prefetch_state(&self) {
+        let d = self.data_ptr();
+        // SAFETY: each tag's payload is read as the type `put` wrote.
+        unsafe {
+            match self.tag.get() {
+                T_DONE => (*(d as *const Value)).prefetch(),
+                T_SUSPENDED => crate::alloc::prefetch((*(d as *const (&'static Expr, Env))).1 .0.as_ptr() as *mut u8),
+                T_APPLY_ELEM => {
+                    let (src, i) = &*(d as *const (Rc<(Value, Rc<List>)>, usize));
+                    if let Some(x) = src.1.get(*i) {
+                        x.prefetch();
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
