@@ -120,10 +120,8 @@ fn refill(free: &Cell<*mut u8>, c: usize) -> *mut u8 {
     chunk
 }
 
-/// Ask for the cache line of the block the next allocation of a class will
-/// take (its first word is read then, to pop the list, and the block is
-/// written): a block freed long ago is no longer cached, and reading it
-/// would stall that allocation. A hint only; null is fine.
+/// Ask for the cache line at `p` (a hint only: any address, null
+/// included, is fine).
 #[inline(always)]
 pub(crate) fn prefetch(p: *mut u8) {
     #[cfg(target_arch = "x86_64")]
@@ -159,6 +157,9 @@ unsafe impl GlobalAlloc for PoolAlloc {
                 // SAFETY: free blocks store the next pointer in their first word.
                 let next = unsafe { *(head as *mut *mut u8) };
                 f[c].set(next);
+                // the next allocation of the class reads that block's first
+                // word and writes the block: one freed long ago is no
+                // longer cached, and reading it would stall that allocation
                 prefetch(next);
                 return head;
             }

@@ -75,10 +75,21 @@ impl Value {
     }
 }
 
-/// [`Value::prefetch`] of the value [`PREFETCH_AHEAD`] places after `i` in
-/// `xs`, if any.
+/// `xs`'s values in order, for loops that force or call a function on
+/// each: every round asks for the blocks the rounds ahead will read (see
+/// [`prefetch_ahead`]).
 #[inline(always)]
-pub(crate) fn prefetch_ahead(xs: &[Value], i: usize) {
+pub(crate) fn prefetching(xs: &[Value]) -> impl Iterator<Item = &Value> {
+    xs.iter().enumerate().map(move |(i, x)| {
+        prefetch_ahead(xs, i);
+        x
+    })
+}
+
+/// [`Value::prefetch`] of the value [`PREFETCH_AHEAD`] places after `i` in
+/// `xs`, if any, and what forcing the next one reads after its block.
+#[inline(always)]
+fn prefetch_ahead(xs: &[Value], i: usize) {
     if let Some(v) = xs.get(i + PREFETCH_AHEAD) {
         v.prefetch();
     }
@@ -90,7 +101,7 @@ pub(crate) fn prefetch_ahead(xs: &[Value], i: usize) {
 }
 
 /// How many values ahead a loop asks for (see [`Value::prefetch`]).
-pub(crate) const PREFETCH_AHEAD: usize = 2;
+const PREFETCH_AHEAD: usize = 2;
 
 /// A list's elements: a vector of its own, or a suffix of another list's
 /// vector. `builtins.tail` shares instead of copying: nixpkgs walks long

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 use crate::ir::{Pos, Span};
 use crate::symbol::{sym, Symbol};
-use crate::value::{prefetch_ahead, Attr, AttrSet, PrimOpDef, Thunk, Value};
+use crate::value::{prefetching, Attr, AttrSet, PrimOpDef, Thunk, Value};
 use crate::builtins::list::grown_list;
 use crate::Eval;
 
@@ -84,8 +84,7 @@ fn cat_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let n = sym_of(ev, &a[0])?;
     let l = ev.force_list(&a[1])?;
     let mut out = Vec::new();
-    for (i, x) in l.iter().enumerate() {
-        prefetch_ahead(&l, i);
+    for x in prefetching(&l) {
         let x = ev.force(x)?;
         let x = ev.force_attrs(&x).map_err(|e| {
             e.while_("while evaluating an element in the list passed as second argument to builtins.catAttrs", Span::NONE)
@@ -116,8 +115,7 @@ fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn list_to_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[0])?;
     let mut attrs = Vec::with_capacity(l.len());
-    for (i, x) in l.iter().enumerate() {
-        prefetch_ahead(&l, i);
+    for x in prefetching(&l) {
         let x = ev.force(x)?;
         let e = ev
             .force_attrs(&x)
@@ -145,8 +143,7 @@ fn zip_attrs_with(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     let l = ev.force_list(&a[1])?;
     let mut groups: FxHashMap<Symbol, Vec<Value>> = FxHashMap::default();
-    for (i, x) in l.iter().enumerate() {
-        prefetch_ahead(&l, i);
+    for x in prefetching(&l) {
         let x = ev.force(x)?;
         let x = ev.force_attrs(&x).map_err(|e| {
             e.while_("while evaluating a value of the list passed as second argument to builtins.zipAttrsWith", Span::NONE)

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{prefetch_ahead, Attr, AttrSet, List, PrimOpDef, Thunk, Value};
+use crate::value::{prefetching, Attr, AttrSet, List, PrimOpDef, Thunk, Value};
 use crate::Eval;
 
 pub static DEFS: &[PrimOpDef] = &[
@@ -47,8 +47,7 @@ fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     }
     let f = ev.force_function(&a[0])?;
     let mut out = Vec::new();
-    for (i, x) in l.iter().enumerate() {
-        prefetch_ahead(&l, i);
+    for x in prefetching(&l) {
         if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the filtering function passed to builtins.filter", &f))? {
             out.push(x.clone());
         }
@@ -67,8 +66,7 @@ fn foldl(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         return ev.force(&a[1]);
     }
     let mut acc = a[1].clone();
-    for (i, x) in l.iter().enumerate() {
-        prefetch_ahead(&l, i);
+    for x in prefetching(&l) {
         acc = ev.call2(&f, acc, x.clone(), Span::NONE)?;
     }
     ev.force(&acc)
@@ -89,8 +87,7 @@ fn gen_list(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 /// `builtins.elem 2 [ 1 2 ]` → `true`
 fn elem(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[1])?;
-    for (i, x) in l.iter().enumerate() {
-        prefetch_ahead(&l, i);
+    for x in prefetching(&l) {
         if ev.equal(&a[0], x)? {
             return Ok(Value::Bool(true));
         }
@@ -131,8 +128,7 @@ fn length(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn concat_lists(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[0])?;
     let mut out = Vec::new();
-    for (i, x) in l.iter().enumerate() {
-        prefetch_ahead(&l, i);
+    for x in prefetching(&l) {
         let x = ev.force(x)?;
         out.extend_from_slice(
             &ev.force_list(&x)
@@ -146,8 +142,7 @@ fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     let l = ev.force_list(&a[1])?;
     let mut out = Vec::new();
-    for (i, x) in l.iter().enumerate() {
-        prefetch_ahead(&l, i);
+    for x in prefetching(&l) {
         let r = ev.call(&f, x.clone(), Span::NONE)?;
         let part = ev.force_list(&r).map_err(|e| ret_frame(e, "the function passed to builtins.concatMap", &f))?;
         // the call's own list (usually a fresh literal) gives up its elements
@@ -160,8 +155,7 @@ fn concat_map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn all(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     let l = ev.force_list(&a[1])?;
-    for (i, x) in l.iter().enumerate() {
-        prefetch_ahead(&l, i);
+    for x in prefetching(&l) {
         if !ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the function passed to builtins.all", &f))? {
             return Ok(Value::Bool(false));
         }
@@ -172,8 +166,7 @@ fn all(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn any(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let f = ev.force_function(&a[0])?;
     let l = ev.force_list(&a[1])?;
-    for (i, x) in l.iter().enumerate() {
-        prefetch_ahead(&l, i);
+    for x in prefetching(&l) {
         if ev.force_bool(&ev.call(&f, x.clone(), Span::NONE)?).map_err(|e| ret_frame(e, "the function passed to builtins.any", &f))? {
             return Ok(Value::Bool(true));
         }
