@@ -542,3 +542,26 @@ fn infinite_recursion_is_reported_where_cpp_nix_reports_it() {
         assert_eq!(position("ferrix", &file), None, "position of the infinite recursion in {src:?}");
     }
 }
+
+/// Arguments a builtin forces first are evaluated before the call (see
+/// `PrimOpDef::forces`): what they print with `builtins.trace`, and in
+/// which order, must stay C++ Nix's, including when the builtin fails on
+/// an earlier argument and never looks at a later one.
+#[test]
+fn builtin_arguments_trace_like_cpp_nix() {
+    let cases = [
+        r#"builtins.length (builtins.trace "a" [ 1 ])"#,
+        r#"builtins.seq (builtins.trace "a" 1) (builtins.trace "b" 2)"#,
+        r#"builtins.map (x: x) (builtins.trace "l" [ (builtins.trace "e" 1) ])"#,
+        r#"builtins.hasAttr 1 (builtins.trace "s" { })"#,
+        r#"builtins.foldl' 1 0 (builtins.trace "l" [ ])"#,
+        r#"builtins.any (builtins.trace "f" (x: x)) (builtins.trace "l" [ true ])"#,
+        r#"builtins.tryEval (builtins.length (builtins.trace "t" (throw "x")))"#,
+    ];
+    let traces = |stderr: &str| stderr.lines().filter(|l| l.starts_with("trace:")).map(String::from).collect::<Vec<_>>();
+    for e in cases {
+        let w = run("nix-instantiate", e);
+        let g = run("ferrix", e);
+        assert_eq!((g.0, g.1.trim_end(), traces(&g.2)), (w.0, w.1.trim_end(), traces(&w.2)), "{e}");
+    }
+}

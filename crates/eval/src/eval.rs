@@ -36,6 +36,9 @@ pub struct EvalOptions {
     /// Every thunk and closure keeps all the frames around its expression
     /// (no `ir::trim_thunks`): slower and bigger, a reference for tests.
     pub keep_frames: bool,
+    /// Builtins' arguments are all suspended, none evaluated before the
+    /// call (no [`PrimOpDef::forces`]): a reference for tests.
+    pub lazy_builtin_args: bool,
 }
 
 impl Default for EvalOptions {
@@ -50,6 +53,7 @@ impl Default for EvalOptions {
             experimental: Vec::new(),
             abort_on_warn: false,
             keep_frames: false,
+            lazy_builtin_args: false,
         }
     }
 }
@@ -560,17 +564,66 @@ impl Eval {
     }
 
     /// A builtin applied to exactly its arity's arguments (the usual
-    /// `map f xs`, `length xs`): their thunks are made into an array on
+    /// `map f xs`, `length xs`): their values are made into an array on
     /// the stack and it is called.
     #[inline(never)]
     fn call_primop_args(&self, op: &'static PrimOpDef, args: &'static [Expr], env: &Env, pos: Span) -> Result<Value> {
-        match args {
-            [a] => self.call_primop(op, &[self.arg_thunk(a, env)], pos),
-            [a, b] => self.call_primop(op, &[self.arg_thunk(a, env), self.arg_thunk(b, env)], pos),
-            [a, b, c] => {
-                self.call_primop(op, &[self.arg_thunk(a, env), self.arg_thunk(b, env), self.arg_thunk(c, env)], pos)
+        let depth = self.call_depth.get();
+        if depth > self.opts.max_call_depth {
+            return Err(stack_overflow(pos));
+        }
+        self.call_depth.set(depth + 1);
+        let mut next = op.forces;
+        let r = match args {
+            [a] => {
+                let x = self.primop_arg(&mut next, 0, a, env);
+                let v = [x];
+                (op.func)(self, &v, pos).map_err(|e| builtin_error(e, op, &v, pos))
             }
-            _ => self.apply_primop(Value::PrimOp(op), args, pos, env),
+            [a, b] => {
+                let x = self.primop_arg(&mut next, 0, a, env);
+                let y = self.primop_arg(&mut next, 1, b, env);
+                let v = [x, y];
+                (op.func)(self, &v, pos).map_err(|e| builtin_error(e, op, &v, pos))
+            }
+            [a, b, c] => {
+                let x = self.primop_arg(&mut next, 0, a, env);
+                let y = self.primop_arg(&mut next, 1, b, env);
+                let z = self.primop_arg(&mut next, 2, c, env);
+                let v = [x, y, z];
+                (op.func)(self, &v, pos).map_err(|e| builtin_error(e, op, &v, pos))
+            }
+            _ => {
+                self.call_depth.set(depth);
+                return self.apply_primop(Value::PrimOp(op), args, pos, env);
+            }
+        };
+        self.call_depth.set(depth);
+        r
+    }
+
+    /// Argument `i` of a builtin call, given as `e`: a value to force
+    /// later ([`Eval::arg_thunk`]), or, when it is the next of the
+    /// arguments the builtin forces first ([`PrimOpDef::forces`], whose
+    /// rest `next` holds), evaluated now instead of made a thunk the
+    /// builtin would force at once (`length (f x)`, `map g (h y)`: 42 of
+    /// the 200 thunks a module of evalModules used to make).
+    ///
+    /// Nothing observable changes: they are evaluated in the builtin's
+    /// order, each only once the one before it is what the builtin wants
+    /// (so the builtin would have gone on to force it), inside the call's
+    /// level as the builtin would; an evaluation that fails becomes a
+    /// thunk that throws its error when the builtin forces it
+    /// ([`Thunk::failing`]), so the builtin adds its frames as before.
+    #[inline(always)]
+    fn primop_arg(&self, next: &mut &'static [(u8, Want)], i: u8, e: &'static Expr, env: &Env) -> Value {
+        match next {
+            [(j, want), rest @ ..] if *j == i => {
+                let v = self.arg_forced(e, env);
+                *next = if want.admits(&v) { rest } else { &[] };
+                v
+            }
+            _ => self.arg_thunk(e, env),
         }
     }
 
@@ -583,21 +636,40 @@ impl Eval {
             Value::PrimOpApp(app) => (app.op, &app.args),
             _ => unreachable!("primop_missing said f is a builtin"),
         };
+        let depth = self.call_depth.get();
+        if depth > self.opts.max_call_depth {
+            return Err(stack_overflow(pos));
+        }
+        self.call_depth.set(depth + 1);
         use std::mem::MaybeUninit;
         // only the arguments are written and dropped (no null fill)
         let mut buf: [MaybeUninit<Value>; MAX_ARITY] = [const { MaybeUninit::uninit() }; MAX_ARITY];
+        let mut next = op.forces;
         let mut k = 0;
         for v in prefix {
+            // an argument given before: the builtin goes on past it only
+            // if it is evaluated and what it wants
+            if let [(j, want), rest @ ..] = next
+                && *j as usize == k
+            {
+                next = match v {
+                    Value::Thunk(t) if t.value().is_none() => &[],
+                    v if want.admits(v) => rest,
+                    _ => &[],
+                };
+            }
             buf[k].write(v.clone());
             k += 1;
         }
         for a in args {
-            buf[k].write(self.arg_thunk(a, env));
+            buf[k].write(self.primop_arg(&mut next, k as u8, a, env));
             k += 1;
         }
         // SAFETY: the first k slots were written just above.
         let vals = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const Value, k) };
-        let r = self.call_primop(op, &vals[..op.arity.min(k)], pos);
+        let vals = &vals[..op.arity.min(k)];
+        let r = (op.func)(self, vals, pos).map_err(|e| builtin_error(e, op, vals, pos));
+        self.call_depth.set(depth);
         for b in &mut buf[..k] {
             // SAFETY: initialised above, dropped once.
             unsafe { drop_value_in_place(b.as_mut_ptr()) };
@@ -611,13 +683,54 @@ impl Eval {
     fn call_primop(&self, op: &'static PrimOpDef, args: &[Value], pos: Span) -> Result<Value> {
         let depth = self.call_depth.get();
         if depth > self.opts.max_call_depth {
-            return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos));
+            return Err(stack_overflow(pos));
         }
         self.call_depth.set(depth + 1);
         let r = (op.func)(self, args, pos).map_err(|e| builtin_error(e, op, args, pos));
         self.call_depth.set(depth);
         r
     }
+
+    /// A builtin's argument `e` that the builtin forces first, evaluated:
+    /// [`Eval::arg_thunk`]'s value forced, without the thunk it would
+    /// make for an expression. A failure is kept for the builtin to throw.
+    #[inline]
+    fn arg_forced(&self, e: &'static Expr, env: &Env) -> Value {
+        let v = match e {
+            Expr::Var { depth, slot, .. } => env.up(*depth).get(*slot as usize),
+            Expr::Shift { k, e } => return self.arg_forced(e, env.up(*k)),
+            Expr::Const(_) | Expr::Global(_) | Expr::Lambda(_) => self.thunk_other(e, env),
+            Expr::Select { e: target, path, .. } => match peek_select(target, path, env) {
+                Some(v) => v,
+                None => return self.eval_kept(e, env),
+            },
+            Expr::Bin { op, l, r, .. } => match self.speculate_int(*op, l, r, env) {
+                Some(v) => return v,
+                None => return self.eval_kept(e, env),
+            },
+            _ => return self.eval_kept(e, env),
+        };
+        // a value shared with its holder (a frame's slot, a set): forced
+        // there, and a failure handed on as forcing it would throw it
+        if let Value::Thunk(t) = &v
+            && t.value().is_none()
+            && let Err(err) = t.force_ref(self)
+        {
+            return Thunk::failing(err);
+        }
+        v
+    }
+
+    /// `e` evaluated in `env`, or a thunk that throws its error as the
+    /// thunk [`Eval::arg_thunk`] would have made would throw it.
+    #[inline]
+    fn eval_kept(&self, e: &'static Expr, env: &Env) -> Value {
+        match self.eval_deep(e, env) {
+            Ok(v) => v,
+            Err(err) => Thunk::failing(err.unwound()),
+        }
+    }
+
 
     #[inline]
     fn eval_select(

@@ -65,7 +65,7 @@ pub use io::{EvalIO, FileType, HostIO};
 pub use ir::Span;
 pub use lower::{canon_path, decode_source, LintLevel, Lints};
 pub use symbol::Symbol;
-pub use value::{Attr, AttrSet, Context, ContextElem, Env, List, NixStr, NixString, PrimOpDef, Thunk, Value};
+pub use value::{Attr, AttrSet, Context, ContextElem, Env, List, NixStr, NixString, PrimOpDef, Thunk, Value, Want};
 
 /// Builtins the embedder adds on top of the core set. Register everything
 /// before [`Eval::new`]; names must not collide with core builtins unless
@@ -194,6 +194,12 @@ impl Eval {
         for d in extra.primops {
             defs.retain(|x| x.name != d.name);
             defs.push(d);
+        }
+        if opts.lazy_builtin_args {
+            // (leaked: a handful of small definitions per evaluator, in tests)
+            for d in &mut defs {
+                *d = Box::leak(Box::new(PrimOpDef { name: d.name, arity: d.arity, func: d.func, forces: &[] }));
+            }
         }
         let has_drv_strict = defs.iter().any(|d| d.name == "derivationStrict");
         let mut globals: Vec<Value> = Vec::new();

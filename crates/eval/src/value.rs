@@ -1641,6 +1641,44 @@ pub struct PrimOpDef {
     pub name: &'static str,
     pub arity: usize,
     pub func: fn(&Eval, &[Value], Span) -> Result<Value>,
+    /// The arguments the builtin forces before it does anything else, in
+    /// its order, each with what it must be for the builtin to go on to
+    /// the next. A call that gives them as expressions evaluates them
+    /// before the call instead of suspending them (`Eval::arg_forced`).
+    pub forces: &'static [(u8, Want)],
+}
+
+/// What a builtin's argument must be (in weak head normal form) for the
+/// builtin to go on without an error (see [`PrimOpDef::forces`]); a
+/// subset of what it accepts is enough.
+#[derive(Clone, Copy, Debug)]
+pub enum Want {
+    Any,
+    List,
+    Attrs,
+    Function,
+    String,
+}
+
+impl Want {
+    #[inline]
+    pub(crate) fn admits(self, v: &Value) -> bool {
+        let v = match v {
+            Value::Thunk(t) => match t.value() {
+                Some(v) => v,
+                // not evaluated, or failed: the builtin stops there
+                None => return false,
+            },
+            v => v,
+        };
+        match self {
+            Want::Any => true,
+            Want::List => matches!(v, Value::List(_)),
+            Want::Attrs => matches!(v, Value::Attrs(_)),
+            Want::Function => matches!(v, Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_)),
+            Want::String => matches!(v, Value::String(_)),
+        }
+    }
 }
 
 /// A partially applied builtin.
@@ -1696,6 +1734,9 @@ const T_BLACKHOLE: u32 = 5;
 const T_DONE: u32 = 6;
 const T_FAILED: u32 = 7;
 const T_APPLY_ATTR: u32 = 8;
+/// [`T_FAILED`] whose error has not been thrown yet: the first force
+/// hands it on as it is (see [`Thunk::failing`]).
+const T_FAILED_FIRST: u32 = 9;
 
 const _: () = assert!(std::mem::size_of::<ThunkBox>() == 24);
 const _: () = assert!(std::mem::size_of::<(&'static Expr, Env)>() <= 16 && std::mem::align_of::<(&'static Expr, Env)>() <= 8);
@@ -1787,7 +1828,7 @@ impl ThunkBox {
                     ThunkState::ApplyAttr(src, i)
                 }
                 T_DONE => ThunkState::Done((d as *const Value).read()),
-                T_FAILED => ThunkState::Failed((d as *const Error).read()),
+                T_FAILED | T_FAILED_FIRST => ThunkState::Failed((d as *const Error).read()),
                 _ => ThunkState::Blackhole,
             }
         }
@@ -1945,6 +1986,16 @@ impl Thunk {
         let i = if placed { i | PLACED_AT_FUNCTION } else { i };
         Value::Thunk(Thunk::new(ThunkState::ApplyAttr(src.clone(), i)))
     }
+    /// A thunk standing for an evaluation that already failed with `e`
+    /// (a builtin's argument evaluated before the call, see
+    /// `Eval::arg_forced`): its first force throws `e` itself, as the
+    /// failing evaluation would have, later ones a copy.
+    #[cold]
+    pub(crate) fn failing(e: Error) -> Value {
+        let t = Thunk::new(ThunkState::Failed(e));
+        t.block().tag.set(T_FAILED_FIRST);
+        Value::Thunk(t)
+    }
     /// A thunk that is being filled in (used for self-referencing constants).
     pub fn blackhole() -> Thunk {
         Thunk::new(ThunkState::Blackhole)
@@ -2017,6 +2068,10 @@ impl Thunk {
         match b.tag.get() {
             T_BLACKHOLE => return Err(Error::infinite_recursion_from(self.as_ptr())),
             T_FAILED => return Err(b.failed().expect("a failed thunk holds its error").rethrown()),
+            T_FAILED_FIRST => {
+                b.tag.set(T_FAILED);
+                return Err(b.failed().expect("a failed thunk holds its error").clone());
+            }
             _ => {}
         }
         // SAFETY: single-threaded; nothing borrows a state that is not

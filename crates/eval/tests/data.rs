@@ -95,7 +95,7 @@ fn derivation_wrapper_uses_registered_derivation_strict() {
         ]))
     }
     let mut b = Builtins::default();
-    b.add(PrimOpDef { name: "derivationStrict", arity: 1, func: fake_strict });
+    b.add(PrimOpDef { name: "derivationStrict", arity: 1, func: fake_strict, forces: &[] });
     let ev = Eval::new(Box::new(HostIO), EvalOptions::default(), b);
     let v = ev
         .eval_string(

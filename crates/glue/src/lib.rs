@@ -35,14 +35,14 @@ pub use store::{DirStore, MemoryStore, StoreSink, StoredObject};
 pub fn builtins() -> Builtins {
     let mut b = Builtins::default();
     for def in [
-        PrimOpDef { name: "derivationStrict", arity: 1, func: derivation::derivation_strict },
-        PrimOpDef { name: "placeholder", arity: 1, func: derivation::placeholder },
-        PrimOpDef { name: "toFile", arity: 2, func: paths::to_file },
-        PrimOpDef { name: "path", arity: 1, func: paths::path },
-        PrimOpDef { name: "filterSource", arity: 2, func: paths::filter_source },
-        PrimOpDef { name: "storePath", arity: 1, func: paths::store_path },
-        PrimOpDef { name: "fetchurl", arity: 1, func: fetch::fetchurl },
-        PrimOpDef { name: "fetchTarball", arity: 1, func: fetch::fetch_tarball },
+        PrimOpDef { name: "derivationStrict", arity: 1, func: derivation::derivation_strict, forces: &[] },
+        PrimOpDef { name: "placeholder", arity: 1, func: derivation::placeholder, forces: &[] },
+        PrimOpDef { name: "toFile", arity: 2, func: paths::to_file, forces: &[] },
+        PrimOpDef { name: "path", arity: 1, func: paths::path, forces: &[] },
+        PrimOpDef { name: "filterSource", arity: 2, func: paths::filter_source, forces: &[] },
+        PrimOpDef { name: "storePath", arity: 1, func: paths::store_path, forces: &[] },
+        PrimOpDef { name: "fetchurl", arity: 1, func: fetch::fetchurl, forces: &[] },
+        PrimOpDef { name: "fetchTarball", arity: 1, func: fetch::fetch_tarball, forces: &[] },
     ] {
         b.add(def);
     }

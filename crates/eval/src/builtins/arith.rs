@@ -6,16 +6,16 @@ use crate::value::{PrimOpDef, Value};
 use crate::Eval;
 
 pub static DEFS: &[PrimOpDef] = &[
-    PrimOpDef { name: "add", arity: 2, func: add },
-    PrimOpDef { name: "sub", arity: 2, func: sub },
-    PrimOpDef { name: "mul", arity: 2, func: mul },
-    PrimOpDef { name: "div", arity: 2, func: div },
-    PrimOpDef { name: "lessThan", arity: 2, func: less_than },
-    PrimOpDef { name: "bitAnd", arity: 2, func: bit_and },
-    PrimOpDef { name: "bitOr", arity: 2, func: bit_or },
-    PrimOpDef { name: "bitXor", arity: 2, func: bit_xor },
-    PrimOpDef { name: "floor", arity: 1, func: floor },
-    PrimOpDef { name: "ceil", arity: 1, func: ceil },
+    PrimOpDef { name: "add", arity: 2, func: add, forces: &[] },
+    PrimOpDef { name: "sub", arity: 2, func: sub, forces: &[] },
+    PrimOpDef { name: "mul", arity: 2, func: mul, forces: &[] },
+    PrimOpDef { name: "div", arity: 2, func: div, forces: &[] },
+    PrimOpDef { name: "lessThan", arity: 2, func: less_than, forces: &[] },
+    PrimOpDef { name: "bitAnd", arity: 2, func: bit_and, forces: &[] },
+    PrimOpDef { name: "bitOr", arity: 2, func: bit_or, forces: &[] },
+    PrimOpDef { name: "bitXor", arity: 2, func: bit_xor, forces: &[] },
+    PrimOpDef { name: "floor", arity: 1, func: floor, forces: &[] },
+    PrimOpDef { name: "ceil", arity: 1, func: ceil, forces: &[] },
 ];
 
 fn num(ev: &Eval, v: &Value) -> Result<Value> {

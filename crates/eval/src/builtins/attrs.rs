@@ -8,21 +8,21 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 use crate::ir::{Pos, Span};
 use crate::symbol::{sym, Symbol};
-use crate::value::{prefetching, Attr, AttrSet, PrimOpDef, Thunk, Value};
+use crate::value::{prefetching, Attr, AttrSet, PrimOpDef, Want, Thunk, Value};
 use crate::builtins::list::grown_list;
 use crate::Eval;
 
 pub static DEFS: &[PrimOpDef] = &[
-    PrimOpDef { name: "attrNames", arity: 1, func: attr_names },
-    PrimOpDef { name: "attrValues", arity: 1, func: attr_values },
-    PrimOpDef { name: "getAttr", arity: 2, func: get_attr },
-    PrimOpDef { name: "hasAttr", arity: 2, func: has_attr },
-    PrimOpDef { name: "removeAttrs", arity: 2, func: remove_attrs },
-    PrimOpDef { name: "intersectAttrs", arity: 2, func: intersect_attrs },
-    PrimOpDef { name: "catAttrs", arity: 2, func: cat_attrs },
-    PrimOpDef { name: "mapAttrs", arity: 2, func: map_attrs },
-    PrimOpDef { name: "listToAttrs", arity: 1, func: list_to_attrs },
-    PrimOpDef { name: "zipAttrsWith", arity: 2, func: zip_attrs_with },
+    PrimOpDef { name: "attrNames", arity: 1, func: attr_names, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "attrValues", arity: 1, func: attr_values, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "getAttr", arity: 2, func: get_attr, forces: &[(0, Want::String), (1, Want::Any)] },
+    PrimOpDef { name: "hasAttr", arity: 2, func: has_attr, forces: &[(0, Want::String), (1, Want::Any)] },
+    PrimOpDef { name: "removeAttrs", arity: 2, func: remove_attrs, forces: &[(0, Want::Attrs), (1, Want::Any)] },
+    PrimOpDef { name: "intersectAttrs", arity: 2, func: intersect_attrs, forces: &[(0, Want::Attrs), (1, Want::Any)] },
+    PrimOpDef { name: "catAttrs", arity: 2, func: cat_attrs, forces: &[(0, Want::String), (1, Want::Any)] },
+    PrimOpDef { name: "mapAttrs", arity: 2, func: map_attrs, forces: &[(1, Want::Any)] },
+    PrimOpDef { name: "listToAttrs", arity: 1, func: list_to_attrs, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "zipAttrsWith", arity: 2, func: zip_attrs_with, forces: &[(0, Want::Function), (1, Want::Any)] },
 ];
 
 /// `builtins.attrNames { b = 1; a = 2; }` → `[ "a" "b" ]`

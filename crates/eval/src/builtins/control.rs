@@ -7,37 +7,37 @@ use rustc_hash::FxHashSet;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{Attr, AttrSet, PrimOpDef, Value};
+use crate::value::{Attr, AttrSet, PrimOpDef, Want, Value};
 use crate::{Coerce, Context, Eval};
 
 pub static DEFS: &[PrimOpDef] = &[
-    PrimOpDef { name: "throw", arity: 1, func: throw },
-    PrimOpDef { name: "abort", arity: 1, func: abort },
-    PrimOpDef { name: "tryEval", arity: 1, func: try_eval },
-    PrimOpDef { name: "seq", arity: 2, func: seq },
-    PrimOpDef { name: "deepSeq", arity: 2, func: deep_seq },
-    PrimOpDef { name: "trace", arity: 2, func: trace },
-    PrimOpDef { name: "traceVerbose", arity: 2, func: trace_verbose },
-    PrimOpDef { name: "warn", arity: 2, func: warn },
-    PrimOpDef { name: "addErrorContext", arity: 2, func: add_error_context },
-    PrimOpDef { name: "break", arity: 1, func: break_ },
-    PrimOpDef { name: "typeOf", arity: 1, func: type_of },
-    PrimOpDef { name: "isNull", arity: 1, func: is_null },
-    PrimOpDef { name: "isInt", arity: 1, func: is_int },
-    PrimOpDef { name: "isFloat", arity: 1, func: is_float },
-    PrimOpDef { name: "isBool", arity: 1, func: is_bool },
-    PrimOpDef { name: "isString", arity: 1, func: is_string },
-    PrimOpDef { name: "isPath", arity: 1, func: is_path },
-    PrimOpDef { name: "isList", arity: 1, func: is_list },
-    PrimOpDef { name: "isAttrs", arity: 1, func: is_attrs },
-    PrimOpDef { name: "isFunction", arity: 1, func: is_function },
-    PrimOpDef { name: "functionArgs", arity: 1, func: function_args },
-    PrimOpDef { name: "genericClosure", arity: 1, func: generic_closure },
-    PrimOpDef { name: "unsafeGetAttrPos", arity: 2, func: unsafe_get_attr_pos },
+    PrimOpDef { name: "throw", arity: 1, func: throw, forces: &[] },
+    PrimOpDef { name: "abort", arity: 1, func: abort, forces: &[] },
+    PrimOpDef { name: "tryEval", arity: 1, func: try_eval, forces: &[] },
+    PrimOpDef { name: "seq", arity: 2, func: seq, forces: &[(0, Want::Any), (1, Want::Any)] },
+    PrimOpDef { name: "deepSeq", arity: 2, func: deep_seq, forces: &[] },
+    PrimOpDef { name: "trace", arity: 2, func: trace, forces: &[] },
+    PrimOpDef { name: "traceVerbose", arity: 2, func: trace_verbose, forces: &[] },
+    PrimOpDef { name: "warn", arity: 2, func: warn, forces: &[] },
+    PrimOpDef { name: "addErrorContext", arity: 2, func: add_error_context, forces: &[(1, Want::Any)] },
+    PrimOpDef { name: "break", arity: 1, func: break_, forces: &[] },
+    PrimOpDef { name: "typeOf", arity: 1, func: type_of, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "isNull", arity: 1, func: is_null, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "isInt", arity: 1, func: is_int, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "isFloat", arity: 1, func: is_float, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "isBool", arity: 1, func: is_bool, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "isString", arity: 1, func: is_string, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "isPath", arity: 1, func: is_path, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "isList", arity: 1, func: is_list, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "isAttrs", arity: 1, func: is_attrs, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "isFunction", arity: 1, func: is_function, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "functionArgs", arity: 1, func: function_args, forces: &[] },
+    PrimOpDef { name: "genericClosure", arity: 1, func: generic_closure, forces: &[] },
+    PrimOpDef { name: "unsafeGetAttrPos", arity: 2, func: unsafe_get_attr_pos, forces: &[] },
 ];
 
 /// Stands in for `derivation` when no `derivationStrict` is registered.
-pub static NO_DERIVATION: PrimOpDef = PrimOpDef { name: "derivation", arity: 1, func: no_derivation };
+pub static NO_DERIVATION: PrimOpDef = PrimOpDef { name: "derivation", arity: 1, func: no_derivation, forces: &[] };
 
 fn no_derivation(_: &Eval, _: &[Value], _: Span) -> Result<Value> {
     Err(Error::eval("derivations need the store: `derivation` is provided by the glue (ferrix-glue), not by ferrix-eval alone"))

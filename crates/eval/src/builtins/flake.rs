@@ -15,8 +15,8 @@ use crate::value::{PrimOpDef, Value};
 use crate::Eval;
 
 pub static DEFS: &[PrimOpDef] = &[
-    PrimOpDef { name: "parseFlakeRef", arity: 1, func: parse_flake_ref },
-    PrimOpDef { name: "flakeRefToString", arity: 1, func: flake_ref_to_string },
+    PrimOpDef { name: "parseFlakeRef", arity: 1, func: parse_flake_ref, forces: &[] },
+    PrimOpDef { name: "flakeRefToString", arity: 1, func: flake_ref_to_string, forces: &[] },
 ];
 
 /// An attribute of a flake reference (C++ Nix's `fetchers::Attr`).

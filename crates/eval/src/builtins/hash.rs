@@ -9,8 +9,8 @@ use crate::value::{PrimOpDef, Value};
 use crate::Eval;
 
 pub static DEFS: &[PrimOpDef] = &[
-    PrimOpDef { name: "convertHash", arity: 1, func: convert_hash },
-    PrimOpDef { name: "placeholder", arity: 1, func: placeholder },
+    PrimOpDef { name: "convertHash", arity: 1, func: convert_hash, forces: &[] },
+    PrimOpDef { name: "placeholder", arity: 1, func: placeholder, forces: &[] },
 ];
 
 const NIX32: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";

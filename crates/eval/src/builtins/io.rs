@@ -9,16 +9,16 @@ use crate::value::{Attr, AttrSet, Env, PrimOpDef, Value};
 use crate::{Coerce, Context, Eval, FileType};
 
 pub static DEFS: &[PrimOpDef] = &[
-    PrimOpDef { name: "import", arity: 1, func: import },
-    PrimOpDef { name: "scopedImport", arity: 2, func: scoped_import },
-    PrimOpDef { name: "readFile", arity: 1, func: read_file },
-    PrimOpDef { name: "readDir", arity: 1, func: read_dir },
-    PrimOpDef { name: "readFileType", arity: 1, func: read_file_type },
-    PrimOpDef { name: "pathExists", arity: 1, func: path_exists },
-    PrimOpDef { name: "getEnv", arity: 1, func: get_env },
-    PrimOpDef { name: "findFile", arity: 2, func: find_file },
-    PrimOpDef { name: "toPath", arity: 1, func: to_path },
-    PrimOpDef { name: "hashFile", arity: 2, func: hash_file },
+    PrimOpDef { name: "import", arity: 1, func: import, forces: &[] },
+    PrimOpDef { name: "scopedImport", arity: 2, func: scoped_import, forces: &[] },
+    PrimOpDef { name: "readFile", arity: 1, func: read_file, forces: &[] },
+    PrimOpDef { name: "readDir", arity: 1, func: read_dir, forces: &[] },
+    PrimOpDef { name: "readFileType", arity: 1, func: read_file_type, forces: &[] },
+    PrimOpDef { name: "pathExists", arity: 1, func: path_exists, forces: &[] },
+    PrimOpDef { name: "getEnv", arity: 1, func: get_env, forces: &[] },
+    PrimOpDef { name: "findFile", arity: 2, func: find_file, forces: &[] },
+    PrimOpDef { name: "toPath", arity: 1, func: to_path, forces: &[] },
+    PrimOpDef { name: "hashFile", arity: 2, func: hash_file, forces: &[] },
 ];
 
 fn path_arg(ev: &Eval, v: &Value) -> Result<String> {

@@ -7,9 +7,9 @@ use crate::value::{Attr, AttrSet, PrimOpDef, Value};
 use crate::{Coerce, Context, Eval};
 
 pub static DEFS: &[PrimOpDef] = &[
-    PrimOpDef { name: "toJSON", arity: 1, func: to_json },
-    PrimOpDef { name: "fromJSON", arity: 1, func: from_json },
-    PrimOpDef { name: "fromTOML", arity: 1, func: from_toml },
+    PrimOpDef { name: "toJSON", arity: 1, func: to_json, forces: &[] },
+    PrimOpDef { name: "fromJSON", arity: 1, func: from_json, forces: &[] },
+    PrimOpDef { name: "fromTOML", arity: 1, func: from_toml, forces: &[] },
 ];
 
 fn json_string(out: &mut Vec<u8>, s: &[u8]) {

@@ -5,26 +5,26 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{prefetching, Attr, AttrSet, List, PrimOpDef, Thunk, Value};
+use crate::value::{prefetching, Attr, AttrSet, List, PrimOpDef, Want, Thunk, Value};
 use crate::Eval;
 
 pub static DEFS: &[PrimOpDef] = &[
-    PrimOpDef { name: "map", arity: 2, func: map },
-    PrimOpDef { name: "filter", arity: 2, func: filter },
-    PrimOpDef { name: "foldl'", arity: 3, func: foldl },
-    PrimOpDef { name: "genList", arity: 2, func: gen_list },
-    PrimOpDef { name: "elem", arity: 2, func: elem },
-    PrimOpDef { name: "elemAt", arity: 2, func: elem_at },
-    PrimOpDef { name: "head", arity: 1, func: head },
-    PrimOpDef { name: "tail", arity: 1, func: tail },
-    PrimOpDef { name: "length", arity: 1, func: length },
-    PrimOpDef { name: "concatLists", arity: 1, func: concat_lists },
-    PrimOpDef { name: "concatMap", arity: 2, func: concat_map },
-    PrimOpDef { name: "all", arity: 2, func: all },
-    PrimOpDef { name: "any", arity: 2, func: any },
-    PrimOpDef { name: "sort", arity: 2, func: sort },
-    PrimOpDef { name: "partition", arity: 2, func: partition },
-    PrimOpDef { name: "groupBy", arity: 2, func: group_by },
+    PrimOpDef { name: "map", arity: 2, func: map, forces: &[(1, Want::Any)] },
+    PrimOpDef { name: "filter", arity: 2, func: filter, forces: &[(1, Want::Any)] },
+    PrimOpDef { name: "foldl'", arity: 3, func: foldl, forces: &[(0, Want::Function), (2, Want::Any)] },
+    PrimOpDef { name: "genList", arity: 2, func: gen_list, forces: &[(1, Want::Any)] },
+    PrimOpDef { name: "elem", arity: 2, func: elem, forces: &[(1, Want::Any)] },
+    PrimOpDef { name: "elemAt", arity: 2, func: elem_at, forces: &[(0, Want::List), (1, Want::Any)] },
+    PrimOpDef { name: "head", arity: 1, func: head, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "tail", arity: 1, func: tail, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "length", arity: 1, func: length, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "concatLists", arity: 1, func: concat_lists, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "concatMap", arity: 2, func: concat_map, forces: &[(0, Want::Function), (1, Want::Any)] },
+    PrimOpDef { name: "all", arity: 2, func: all, forces: &[(0, Want::Function), (1, Want::Any)] },
+    PrimOpDef { name: "any", arity: 2, func: any, forces: &[(0, Want::Function), (1, Want::Any)] },
+    PrimOpDef { name: "sort", arity: 2, func: sort, forces: &[(1, Want::Any)] },
+    PrimOpDef { name: "partition", arity: 2, func: partition, forces: &[] },
+    PrimOpDef { name: "groupBy", arity: 2, func: group_by, forces: &[] },
 ];
 
 /// `map (x: x + 1) [ 1 2 ]` → `[ 2 3 ]`

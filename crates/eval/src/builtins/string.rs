@@ -9,29 +9,29 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{Attr, AttrSet, Context, ContextElem, List, NixString, PrimOpDef, StrBuf, Value};
+use crate::value::{Attr, AttrSet, Context, ContextElem, List, NixString, PrimOpDef, Want, StrBuf, Value};
 use crate::{Coerce, Eval};
 
 pub static DEFS: &[PrimOpDef] = &[
-    PrimOpDef { name: "toString", arity: 1, func: to_string },
-    PrimOpDef { name: "stringLength", arity: 1, func: string_length },
-    PrimOpDef { name: "substring", arity: 3, func: substring },
-    PrimOpDef { name: "replaceStrings", arity: 3, func: replace_strings },
-    PrimOpDef { name: "concatStringsSep", arity: 2, func: concat_strings_sep },
-    PrimOpDef { name: "split", arity: 2, func: split },
-    PrimOpDef { name: "match", arity: 2, func: match_ },
-    PrimOpDef { name: "compareVersions", arity: 2, func: compare_versions },
-    PrimOpDef { name: "splitVersion", arity: 1, func: split_version },
-    PrimOpDef { name: "parseDrvName", arity: 1, func: parse_drv_name },
-    PrimOpDef { name: "hashString", arity: 2, func: hash_string },
-    PrimOpDef { name: "baseNameOf", arity: 1, func: base_name_of },
-    PrimOpDef { name: "dirOf", arity: 1, func: dir_of },
-    PrimOpDef { name: "getContext", arity: 1, func: get_context },
-    PrimOpDef { name: "hasContext", arity: 1, func: has_context },
-    PrimOpDef { name: "unsafeDiscardStringContext", arity: 1, func: discard_context },
-    PrimOpDef { name: "unsafeDiscardOutputDependency", arity: 1, func: discard_output_dep },
-    PrimOpDef { name: "addDrvOutputDependencies", arity: 1, func: add_drv_output_deps },
-    PrimOpDef { name: "appendContext", arity: 2, func: append_context },
+    PrimOpDef { name: "toString", arity: 1, func: to_string, forces: &[] },
+    PrimOpDef { name: "stringLength", arity: 1, func: string_length, forces: &[(0, Want::Any)] },
+    PrimOpDef { name: "substring", arity: 3, func: substring, forces: &[] },
+    PrimOpDef { name: "replaceStrings", arity: 3, func: replace_strings, forces: &[] },
+    PrimOpDef { name: "concatStringsSep", arity: 2, func: concat_strings_sep, forces: &[] },
+    PrimOpDef { name: "split", arity: 2, func: split, forces: &[] },
+    PrimOpDef { name: "match", arity: 2, func: match_, forces: &[] },
+    PrimOpDef { name: "compareVersions", arity: 2, func: compare_versions, forces: &[] },
+    PrimOpDef { name: "splitVersion", arity: 1, func: split_version, forces: &[] },
+    PrimOpDef { name: "parseDrvName", arity: 1, func: parse_drv_name, forces: &[] },
+    PrimOpDef { name: "hashString", arity: 2, func: hash_string, forces: &[] },
+    PrimOpDef { name: "baseNameOf", arity: 1, func: base_name_of, forces: &[] },
+    PrimOpDef { name: "dirOf", arity: 1, func: dir_of, forces: &[] },
+    PrimOpDef { name: "getContext", arity: 1, func: get_context, forces: &[] },
+    PrimOpDef { name: "hasContext", arity: 1, func: has_context, forces: &[] },
+    PrimOpDef { name: "unsafeDiscardStringContext", arity: 1, func: discard_context, forces: &[] },
+    PrimOpDef { name: "unsafeDiscardOutputDependency", arity: 1, func: discard_output_dep, forces: &[] },
+    PrimOpDef { name: "addDrvOutputDependencies", arity: 1, func: add_drv_output_deps, forces: &[] },
+    PrimOpDef { name: "appendContext", arity: 2, func: append_context, forces: &[] },
 ];
 
 fn coerce(ev: &Eval, v: &Value, ctx: &mut Context, more: bool) -> Result<Vec<u8>> {

@@ -6,7 +6,7 @@ use crate::symbol::sym;
 use crate::value::{PrimOpDef, Value};
 use crate::{Coerce, Context, Eval};
 
-pub static DEFS: &[PrimOpDef] = &[PrimOpDef { name: "toXML", arity: 1, func: to_xml }];
+pub static DEFS: &[PrimOpDef] = &[PrimOpDef { name: "toXML", arity: 1, func: to_xml, forces: &[] }];
 
 fn esc(s: &[u8]) -> String {
     let mut out = String::new();
