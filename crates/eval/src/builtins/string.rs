@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{Attr, AttrSet, Context, ContextElem, List, NixString, PrimOpDef, Want, StrBuf, Value};
+use crate::value::{Attr, AttrSet, Context, ContextElem, NixString, PrimOpDef, Want, StrBuf, Value};
 use crate::{Coerce, Eval};
 
 pub static DEFS: &[PrimOpDef] = &[
@@ -430,7 +430,7 @@ fn split(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let mut last = 0;
     if r.captures_len() == 1 {
         // no groups: every match gives the same empty list, shared
-        let empty = Value::List(EMPTY_LIST.with(Rc::clone));
+        let empty = Value::list(Vec::new());
         for m in r.find_iter(s) {
             out.push(Value::string(&s[last..m.start()]));
             out.push(empty.clone());
@@ -483,7 +483,7 @@ fn split_literal(lit: &[u8], s: &[u8]) -> Value {
     let finder = memchr::memmem::Finder::new(lit);
     let n = if let [b] = lit { memchr::memchr_iter(*b, s).count() } else { finder.find_iter(s).count() };
     let mut out = Vec::with_capacity(2 * n + 1);
-    let empty = Value::List(EMPTY_LIST.with(Rc::clone));
+    let empty = Value::list(Vec::new());
     let mut last = 0;
     let mut piece = |at: usize, out: &mut Vec<Value>| {
         out.push(Value::string(&s[last..at]));
@@ -497,10 +497,6 @@ fn split_literal(lit: &[u8], s: &[u8]) -> Value {
     }
     out.push(Value::string(&s[last..]));
     Value::list(out)
-}
-
-thread_local! {
-    static EMPTY_LIST: Rc<List> = Rc::new(List::from(Vec::new()));
 }
 
 fn next_component<'a>(s: &'a [u8], p: &mut usize) -> &'a [u8] {
