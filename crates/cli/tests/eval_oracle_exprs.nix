@@ -187,3 +187,6 @@ builtins.match ".*" ""
 builtins.match "(a)?b" "b"
 builtins.split "x*" "abc"
 { or = 1; "if" = 2; "a b" = 3; x-y = 4; "1a" = 5; "" = 7; }
+let l = [ { a = 1; } ]; in [ (builtins.tail l) (builtins.head l) (l == [ { a = 1; } ]) (builtins.length l) (l ++ l) (builtins.concatLists [ l [ ] l ]) ]
+[ (builtins.tail [ 1 ]) (builtins.tail (builtins.tail [ 1 2 ])) (builtins.filter (x: false) [ 1 ]) (builtins.map (x: x) [ ]) ([ ] == builtins.tail [ 2 ]) ]
+builtins.concatMap (x: [ x ]) [ 1 2 3 ]
