@@ -652,11 +652,7 @@ impl Eval {
             if let [(j, want), rest @ ..] = next
                 && *j as usize == k
             {
-                next = match v {
-                    Value::Thunk(t) if t.value().is_none() => &[],
-                    v if want.admits(v) => rest,
-                    _ => &[],
-                };
+                next = if want.admits(v) { rest } else { &[] };
             }
             buf[k].write(v.clone());
             k += 1;
@@ -721,8 +717,8 @@ impl Eval {
         v
     }
 
-    /// `e` evaluated in `env`, or a thunk that throws its error as the
-    /// thunk [`Eval::arg_thunk`] would have made would throw it.
+    /// `e` evaluated in `env`; if that fails, a thunk that throws the
+    /// error as the one [`Eval::arg_thunk`] would have made throws it.
     #[inline]
     fn eval_kept(&self, e: &'static Expr, env: &Env) -> Value {
         match self.eval_deep(e, env) {

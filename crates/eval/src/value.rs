@@ -103,8 +103,8 @@ fn prefetch_ahead(xs: &[Value], i: usize) {
 /// How many values ahead a loop asks for (see [`Value::prefetch`]).
 const PREFETCH_AHEAD: usize = 2;
 
-/// A list's elements: a vector of its own, or a suffix of another list's
-/// vector. `builtins.tail` shares instead of copying: nixpkgs walks long
+/// A list's elements: a vector of its own, one element of its own, or a
+/// suffix of another list's elements. `builtins.tail` shares instead of copying: nixpkgs walks long
 /// lists with `head`/`tail` recursion (texlive's `fastUnique` over ~8 000
 /// outputs), where copying tails costs quadratic time and, while the
 /// recursion holds every tail, quadratic memory (1.3 GiB for one package).
@@ -121,7 +121,7 @@ enum ListRepr {
     /// evalModules over 10 000 modules makes 140 000 of them, kept in
     /// the options' definitions).
     One(Value),
-    /// `base[start..]`; `base` always owns its vector (suffixes of
+    /// `base[start..]`; `base` always owns its elements (suffixes of
     /// suffixes point at the original), so reading is one step.
     Suffix(Rc<List>, usize),
 }
