@@ -568,30 +568,25 @@ impl Eval {
     /// the stack and it is called.
     #[inline(never)]
     fn call_primop_args(&self, op: &'static PrimOpDef, args: &'static [Expr], env: &Env, pos: Span) -> Result<Value> {
-        let depth = self.call_depth.get();
-        if depth > self.opts.max_call_depth {
-            return Err(stack_overflow(pos));
-        }
-        self.call_depth.set(depth + 1);
+        // the level is entered first: the arguments the builtin forces
+        // first are evaluated inside it (`primop_arg`)
+        let depth = self.enter_call(pos)?;
         let mut next = op.forces;
         let r = match args {
             [a] => {
                 let x = self.primop_arg(&mut next, 0, a, env);
-                let v = [x];
-                (op.func)(self, &v, pos).map_err(|e| builtin_error(e, op, &v, pos))
+                self.run_primop(op, &[x], pos)
             }
             [a, b] => {
                 let x = self.primop_arg(&mut next, 0, a, env);
                 let y = self.primop_arg(&mut next, 1, b, env);
-                let v = [x, y];
-                (op.func)(self, &v, pos).map_err(|e| builtin_error(e, op, &v, pos))
+                self.run_primop(op, &[x, y], pos)
             }
             [a, b, c] => {
                 let x = self.primop_arg(&mut next, 0, a, env);
                 let y = self.primop_arg(&mut next, 1, b, env);
                 let z = self.primop_arg(&mut next, 2, c, env);
-                let v = [x, y, z];
-                (op.func)(self, &v, pos).map_err(|e| builtin_error(e, op, &v, pos))
+                self.run_primop(op, &[x, y, z], pos)
             }
             _ => {
                 self.call_depth.set(depth);
@@ -636,11 +631,7 @@ impl Eval {
             Value::PrimOpApp(app) => (app.op, &app.args),
             _ => unreachable!("primop_missing said f is a builtin"),
         };
-        let depth = self.call_depth.get();
-        if depth > self.opts.max_call_depth {
-            return Err(stack_overflow(pos));
-        }
-        self.call_depth.set(depth + 1);
+        let depth = self.enter_call(pos)?;
         use std::mem::MaybeUninit;
         // only the arguments are written and dropped (no null fill)
         let mut buf: [MaybeUninit<Value>; MAX_ARITY] = [const { MaybeUninit::uninit() }; MAX_ARITY];
@@ -664,7 +655,7 @@ impl Eval {
         // SAFETY: the first k slots were written just above.
         let vals = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const Value, k) };
         let vals = &vals[..op.arity.min(k)];
-        let r = (op.func)(self, vals, pos).map_err(|e| builtin_error(e, op, vals, pos));
+        let r = self.run_primop(op, vals, pos);
         self.call_depth.set(depth);
         for b in &mut buf[..k] {
             // SAFETY: initialised above, dropped once.
@@ -677,14 +668,29 @@ impl Eval {
     /// of the curried calls it replaces).
     #[inline]
     fn call_primop(&self, op: &'static PrimOpDef, args: &[Value], pos: Span) -> Result<Value> {
+        let depth = self.enter_call(pos)?;
+        let r = self.run_primop(op, args, pos);
+        self.call_depth.set(depth);
+        r
+    }
+
+    /// Enter one call level for a call at `pos`: the depth to set back
+    /// when it returns, or the stack overflow past `max-call-depth`.
+    #[inline(always)]
+    fn enter_call(&self, pos: Span) -> Result<usize> {
         let depth = self.call_depth.get();
         if depth > self.opts.max_call_depth {
             return Err(stack_overflow(pos));
         }
         self.call_depth.set(depth + 1);
-        let r = (op.func)(self, args, pos).map_err(|e| builtin_error(e, op, args, pos));
-        self.call_depth.set(depth);
-        r
+        Ok(depth)
+    }
+
+    /// Builtin `op` on all its arguments, a failure given the builtin's
+    /// frames.
+    #[inline(always)]
+    fn run_primop(&self, op: &'static PrimOpDef, args: &[Value], pos: Span) -> Result<Value> {
+        (op.func)(self, args, pos).map_err(|e| builtin_error(e, op, args, pos))
     }
 
     /// A builtin's argument `e` that the builtin forces first, evaluated:
@@ -1335,11 +1341,7 @@ impl Eval {
 
     /// Call a function value with one (lazy) argument.
     pub fn call(&self, f: &Value, arg: Value, pos: Span) -> Result<Value> {
-        let depth = self.call_depth.get();
-        if depth > self.opts.max_call_depth {
-            return Err(Error::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded").at(pos));
-        }
-        self.call_depth.set(depth + 1);
+        let depth = self.enter_call(pos)?;
         let r = self.call_inner(f, arg, pos);
         self.call_depth.set(depth);
         r
@@ -1391,8 +1393,7 @@ impl Eval {
             Value::Lambda(c) => self.call_lambda(c, arg, pos),
             Value::PrimOp(op) => {
                 if op.arity == 1 {
-                    let args = [arg];
-                    (op.func)(self, &args, pos).map_err(|e| builtin_error(e, op, &args, pos))
+                    self.run_primop(op, &[arg], pos)
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op, args: vec![arg] })))
                 }
@@ -1402,7 +1403,7 @@ impl Eval {
                 args.extend_from_slice(&app.args);
                 args.push(arg);
                 if args.len() == app.op.arity {
-                    (app.op.func)(self, &args, pos).map_err(|e| builtin_error(e, app.op, &args, pos))
+                    self.run_primop(app.op, &args, pos)
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: app.op, args })))
                 }
