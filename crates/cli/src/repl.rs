@@ -210,7 +210,6 @@ impl Session {
             let Ok(attrs) = self.ev.force_attrs(&v) else { return (pos, Vec::new()) };
             let names = attrs
                 .sorted_by_name()
-                .into_iter()
                 .map(|a| a.name.as_str().into_owned())
                 .filter(|n| n.starts_with(prefix))
                 .map(|n| format!("{expr}.{n}"))

@@ -868,8 +868,8 @@ struct SetHeader {
 const LAYERED: u32 = u32::MAX;
 
 const SET_BODY: usize = std::mem::size_of::<SetHeader>();
-const _: () = assert!(SET_BODY == 8 && SET_BODY % std::mem::align_of::<Attr>() == 0);
-const _: () = assert!(SET_BODY % std::mem::align_of::<Layer>() == 0);
+const _: () = assert!(SET_BODY == 8 && SET_BODY.is_multiple_of(std::mem::align_of::<Attr>()));
+const _: () = assert!(SET_BODY.is_multiple_of(std::mem::align_of::<Layer>()));
 const _: () = assert!(std::mem::size_of::<AttrSet>() == 8);
 
 /// How many small `//` layers may stack on a set before it is flattened.
@@ -1362,7 +1362,7 @@ struct EnvHeader {
 }
 
 const SLOTS_OFFSET: usize = std::mem::size_of::<EnvHeader>();
-const _: () = assert!(SLOTS_OFFSET == 16 && SLOTS_OFFSET % std::mem::align_of::<Value>() == 0);
+const _: () = assert!(SLOTS_OFFSET == 16 && SLOTS_OFFSET.is_multiple_of(std::mem::align_of::<Value>()));
 
 #[inline]
 fn env_layout(len: usize) -> Layout {

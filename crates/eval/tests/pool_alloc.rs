@@ -54,5 +54,5 @@ fn small_blocks_span_many_chunks() {
         assert_eq!(b.as_ptr() as usize % 8, 0);
     }
     let aligned: Vec<Box<std::mem::MaybeUninit<u128>>> = (0..100_000).map(|_| Box::new_uninit()).collect();
-    assert!(aligned.iter().all(|b| (b.as_ref() as *const _ as usize) % 16 == 0));
+    assert!(aligned.iter().all(|b| (b.as_ref() as *const _ as usize).is_multiple_of(16)));
 }

@@ -471,6 +471,9 @@ fn collect_structured(ev: &Eval, c: &mut Collected, key: &[u8], value: &Value) -
 /// Inputs from the context, the derivation, its paths and `.drv` file, and
 /// the result set.
 #[inline(never)]
+// boxed on purpose: the collected inputs stay off the stack of the deep
+// recursion that instantiates dependencies
+#[allow(clippy::boxed_local)]
 fn finish(ev: &Eval, mut c: Box<Collected>, pos: Span) -> Result<Value> {
     let name = std::mem::take(&mut c.name);
     let name_pos = c.name_pos;
@@ -608,7 +611,7 @@ fn finish_inner(ev: &Eval, c: Collected, drv_name: &str, pos: Span) -> Result<Va
     let mut pairs = Vec::with_capacity(1 + drv_outputs.len());
     pairs.push((
         ferrix_eval::symbol::sym::drv_path(),
-        Value::string_ctx(drv_path_s.as_bytes().to_vec(), ContextElem::new(&text).into()),
+        Value::string_ctx(drv_path_s.as_bytes(), ContextElem::new(&text).into()),
     ));
     let mut built = String::with_capacity(text.len() + 16);
     for (o, (path, _)) in drv_outputs.keys().zip(&out_paths) {

@@ -25,8 +25,12 @@ pub struct StoreIO {
     /// Fetched store paths and where their content is on the host.
     pub fetched: RefCell<BTreeMap<StorePath, Fetched>>,
     /// (url, name, unpack) → (store path, hash) of fetches already done.
-    pub fetch_cache: RefCell<BTreeMap<(String, String, bool), (StorePath, NixHash)>>,
+    pub fetch_cache: RefCell<BTreeMap<FetchKey, (StorePath, NixHash)>>,
 }
+
+/// A fetch as [`StoreIO::fetch_cache`] knows it: url, name, and whether it
+/// is unpacked.
+pub type FetchKey = (String, String, bool);
 
 /// Content fetched during this evaluation: `root` inside a temporary
 /// directory that lives as long as the evaluator.

@@ -739,6 +739,8 @@ impl Dedup {
         }
     }
 
+    // the first four are the fields of one `Entry::Line`
+    #[allow(clippy::too_many_arguments)]
     fn line(&mut self, uid: u64, set: u64, key: String, json: String, out: &mut impl Write, zygote: &Zygote, tx: &mpsc::Sender<Msg>) -> std::io::Result<()> {
         if set == 0 {
             return writeln!(out, "{json}");

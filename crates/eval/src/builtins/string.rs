@@ -573,7 +573,7 @@ fn split_version(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn parse_drv_name(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_string(&a[0])?;
     let b = &s.bytes;
-    let mut name = &b[..];
+    let mut name = b;
     let mut version: &[u8] = b"";
     for i in 0..b.len() {
         if b[i] == b'-' && i + 1 < b.len() && !b[i + 1].is_ascii_alphabetic() {
@@ -615,7 +615,7 @@ fn base_name_of(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         end -= 1;
     }
     let start = s[..end].iter().rposition(|&c| c == b'/').map_or(0, |p| p + 1);
-    Ok(Value::string_ctx(s[start..end].to_vec(), ctx))
+    Ok(Value::string_ctx(&s[start..end], ctx))
 }
 /// `dirOf "/a/b"` → `"/a"`
 fn dir_of(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {

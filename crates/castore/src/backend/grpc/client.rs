@@ -280,6 +280,8 @@ impl GrpcBlobWriter {
         }
     }
 
+    // the trait takes the writer boxed, so that it can be a trait object
+    #[allow(clippy::boxed_local)]
     fn finish(mut self: Box<Self>, expected: Option<&B3Digest>) -> Result<B3Digest> {
         let data = Bytes::from(std::mem::take(&mut self.buf));
         let expected_digest = expected.map(digest_bytes).unwrap_or_default();
