@@ -2,7 +2,6 @@
 //! operators, coercions and equality.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -221,7 +220,7 @@ impl Eval {
             Expr::Const(v) => v.clone(),
             Expr::Var { depth, slot, .. } => env.up(*depth).get(*slot as usize),
             Expr::Global(g) => self.globals.borrow()[*g as usize].clone(),
-            Expr::Lambda(l) => Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() })),
+            Expr::Lambda(l) => Value::Lambda(Shared::new(Closure { lambda: l, env: env.clone() })),
             Expr::Select { e: target, path, .. } => match peek_select(target, path, env) {
                 Some(v) => v,
                 None => Thunk::suspended(e, env.clone()),
@@ -360,7 +359,7 @@ impl Eval {
     #[inline(never)]
     fn x_lambda(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::Lambda(l) = e else { unreachable!("x_lambda of a lambda") };
-        Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() })))
+        Ok(Value::Lambda(Shared::new(Closure { lambda: l, env: env.clone() })))
     }
     #[inline(never)]
     fn x_apply(&self, e: &'static Expr, env: &Env) -> Result<Value> {
@@ -1395,7 +1394,7 @@ impl Eval {
                 if op.arity == 1 {
                     self.run_primop(op, &[arg], pos)
                 } else {
-                    Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op, args: vec![arg] })))
+                    Ok(Value::PrimOpApp(Shared::new(PrimOpApp { op, args: vec![arg] })))
                 }
             }
             Value::PrimOpApp(app) => {
@@ -1405,7 +1404,7 @@ impl Eval {
                 if args.len() == app.op.arity {
                     self.run_primop(app.op, &args, pos)
                 } else {
-                    Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: app.op, args })))
+                    Ok(Value::PrimOpApp(Shared::new(PrimOpApp { op: app.op, args })))
                 }
             }
             Value::Attrs(a) => match a.get(sym::functor()) {
@@ -1440,7 +1439,7 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn call_lambda(&self, c: &Rc<Closure>, arg: Value, pos: Span) -> Result<Value> {
+    fn call_lambda(&self, c: &Shared<Closure>, arg: Value, pos: Span) -> Result<Value> {
         let l = c.lambda;
         let Some(formals) = &l.formals else {
             let env = Env::one(Some(c.env.clone()), arg);
@@ -1457,7 +1456,7 @@ impl Eval {
     /// The frame of a call to a `{ a, b ? d, ... }@x:` function. Also says
     /// whether a default was used (its thunk refers to the frame).
     #[inline(never)]
-    fn bind_formals(&self, c: &Rc<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<(Env, bool)> {
+    fn bind_formals(&self, c: &Shared<Closure>, formals: &'static Formals, arg: Value, pos: Span) -> Result<(Env, bool)> {
         let l = c.lambda;
         // (the argument is forced at the call, as C++ Nix's callFunction does)
         let argv = self.force_ref(&arg).map_err(|e| e.found_here(pos))?;
@@ -1533,7 +1532,7 @@ impl Eval {
             (Value::String(x), Value::String(y)) => x.bytes == y.bytes,
             (Value::Path(x), Value::Path(y)) => x.bytes == y.bytes,
             (Value::List(x), Value::List(y)) => {
-                if Rc::ptr_eq(x, y) {
+                if Shared::ptr_eq(x, y) {
                     return Ok(true);
                 }
                 if x.len() != y.len() {
@@ -1808,7 +1807,7 @@ impl Eval {
                             }
                         }
                     Value::List(l)
-                        if seen.insert(Rc::as_ptr(l) as usize) => {
+                        if seen.insert(Shared::as_ptr(l) as usize) => {
                             for (i, x) in l.iter().enumerate() {
                                 self.force_deep_inner(x, seen).map_err(|e| {
                                     e.while_(format!("while evaluating list element at index {i}"), Span::NONE)
@@ -1867,7 +1866,7 @@ impl Eval {
             other => Err(type_err(&other, "a Boolean")),
         }
     }
-    pub fn force_list(&self, v: &Value) -> Result<Rc<List>> {
+    pub fn force_list(&self, v: &Value) -> Result<Shared<List>> {
         match self.force(v)? {
             Value::List(l) => Ok(l),
             other => Err(type_err(&other, "a list")),
@@ -2039,11 +2038,11 @@ fn primop_missing(f: &Value) -> Option<usize> {
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Thunk(x), Value::Thunk(y)) => Thunk::ptr_eq(x, y),
-        (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
+        (Value::Lambda(x), Value::Lambda(y)) => Shared::ptr_eq(x, y),
         (Value::Attrs(x), Value::Attrs(y)) => AttrSet::ptr_eq(x, y),
-        (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
+        (Value::List(x), Value::List(y)) => Shared::ptr_eq(x, y),
         (Value::PrimOp(x), Value::PrimOp(y)) => std::ptr::eq(*x, *y),
-        (Value::PrimOpApp(x), Value::PrimOpApp(y)) => Rc::ptr_eq(x, y),
+        (Value::PrimOpApp(x), Value::PrimOpApp(y)) => Shared::ptr_eq(x, y),
         _ => false,
     }
 }

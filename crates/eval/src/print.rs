@@ -2,12 +2,11 @@
 //! forms used inside error messages.
 
 use std::fmt::Write as _;
-use std::rc::Rc;
 
 use rustc_hash::FxHashSet;
 
 use crate::ir::Span;
-use crate::value::Value;
+use crate::value::{Shared, Value};
 
 /// `file:line:col` of a span.
 pub fn pos_string(span: Span) -> String {
@@ -151,7 +150,7 @@ fn print_ambiguous_inner(out: &mut String, v: &Value, seen: &mut FxHashSet<usize
             out.push('}');
         }
         Value::List(l) => {
-            let key = if l.len() <= 2 { via } else { Rc::as_ptr(l) as usize };
+            let key = if l.len() <= 2 { via } else { Shared::as_ptr(l) as usize };
             if !l.is_empty() && key != 0 && !seen.insert(key) {
                 out.push_str("«repeated»");
                 return;

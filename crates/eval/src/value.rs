@@ -15,44 +15,62 @@ use crate::Eval;
 
 /// A Nix value. Anything not yet evaluated is a [`Thunk`]; call
 /// [`Eval::force`] to get a value in weak head normal form.
+///
+/// The kinds that hold no count come first: every kind from `String` on
+/// holds, after its one-byte tag, a pointer to a block that starts with
+/// its [`Count`] (see `Value::clone`).
+#[repr(u8)]
 pub enum Value {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
+    PrimOp(&'static PrimOpDef),
     String(NixString),
     /// An absolute, canonical path (bytes, no context).
     Path(NixString),
     Attrs(AttrSet),
-    List(Rc<List>),
-    Lambda(Rc<Closure>),
-    PrimOp(&'static PrimOpDef),
-    PrimOpApp(Rc<PrimOpApp>),
+    List(Shared<List>),
+    Lambda(Shared<Closure>),
+    PrimOpApp(Shared<PrimOpApp>),
     Thunk(Thunk),
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
+const _: () = assert!(std::mem::size_of::<Option<Value>>() == 16);
+/// The tag of the first kind that holds a counted handle.
+const FIRST_COUNTED: u8 = 5;
+// every counted kind's block starts with its count
+const _: () = assert!(
+    std::mem::offset_of!(StrHeader, rc) == 0
+        && std::mem::offset_of!(SetHeader, rc) == 0
+        && std::mem::offset_of!(ThunkBox, rc) == 0
+        && std::mem::offset_of!(SharedBox<List>, rc) == 0
+        && std::mem::offset_of!(SharedBox<Closure>, rc) == 0
+        && std::mem::offset_of!(SharedBox<PrimOpApp>, rc) == 0
+);
 
 impl Clone for Value {
     /// Inlined at every use: a copy of the 16 bytes plus, for the kinds
     /// that hold a counted handle, one increment (the derived clone was an
     /// out-of-line call through a jump table, ~7 million calls in
     /// evalModules over 10 000 modules).
+    /// One comparison of the tag, no jump table: every counted kind keeps
+    /// its count first in the block its handle points to.
     #[inline(always)]
     fn clone(&self) -> Value {
-        match self {
-            Value::String(s) | Value::Path(s) => std::mem::forget(s.clone()),
-            Value::Attrs(a) => std::mem::forget(a.clone()),
-            Value::List(l) => std::mem::forget(Rc::clone(l)),
-            Value::Lambda(c) => std::mem::forget(Rc::clone(c)),
-            Value::PrimOpApp(p) => std::mem::forget(Rc::clone(p)),
-            Value::Thunk(t) => std::mem::forget(t.clone()),
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_) => {}
+        let me = self as *const Value as *const u8;
+        // SAFETY: `Value` is `repr(u8)`: its first byte is the tag, and a
+        // kind whose tag is FIRST_COUNTED or more holds (at offset 8, its
+        // field's place after the tag) a handle whose pointer names a live
+        // block that starts with its `Count` (asserted above).
+        unsafe {
+            if *me >= FIRST_COUNTED {
+                (**(me.add(8) as *const *const Count)).inc();
+            }
+            // a bitwise copy, which owns the count just raised
+            std::ptr::read(self)
         }
-        // SAFETY: a bitwise copy of `self`; the handle it holds, if any,
-        // had its count raised just above (the forgotten clone), so the
-        // copy owns a count of its own.
-        unsafe { std::ptr::read(self) }
     }
 }
 
@@ -67,8 +85,8 @@ impl Value {
             Value::Thunk(t) => t.0.as_ptr() as *mut u8,
             Value::Attrs(a) => a.0.as_ptr() as *mut u8,
             Value::String(s) | Value::Path(s) => s.0.as_ptr() as *mut u8,
-            Value::List(l) => Rc::as_ptr(l) as *mut u8,
-            Value::Lambda(c) => Rc::as_ptr(c) as *mut u8,
+            Value::List(l) => Shared::as_ptr(l) as *mut u8,
+            Value::Lambda(c) => Shared::as_ptr(c) as *mut u8,
             _ => return,
         };
         crate::alloc::prefetch(p);
@@ -112,7 +130,7 @@ pub struct List(ListRepr);
 
 thread_local! {
     /// The empty list every [`Value::list`] of no elements shares.
-    pub(crate) static EMPTY_LIST: Rc<List> = Rc::new(List::from(Vec::new()));
+    pub(crate) static EMPTY_LIST: Shared<List> = Shared::new(List::from(Vec::new()));
 }
 
 enum ListRepr {
@@ -123,12 +141,12 @@ enum ListRepr {
     One(Value),
     /// `base[start..]`; `base` always owns its elements (suffixes of
     /// suffixes point at the original), so reading is one step.
-    Suffix(Rc<List>, usize),
+    Suffix(Shared<List>, usize),
 }
 
 impl List {
     /// The elements from `start` on, sharing `this`'s storage.
-    pub fn suffix(this: &Rc<List>, start: usize) -> List {
+    pub fn suffix(this: &Shared<List>, start: usize) -> List {
         match &this.0 {
             ListRepr::Own(_) | ListRepr::One(_) => List(ListRepr::Suffix(this.clone(), start)),
             ListRepr::Suffix(base, s) => List(ListRepr::Suffix(base.clone(), s + start)),
@@ -137,8 +155,8 @@ impl List {
     /// Append the elements to `out`: moved out when `this` is the last
     /// handle on a list that owns its vector (no count increments, and no
     /// decrements when the list would have been dropped), copied otherwise.
-    pub fn append_to(this: Rc<List>, out: &mut Vec<Value>) {
-        match Rc::try_unwrap(this) {
+    pub fn append_to(this: Shared<List>, out: &mut Vec<Value>) {
+        match Shared::try_unwrap(this) {
             Ok(List(ListRepr::Own(v))) => out.extend(v),
             Ok(List(ListRepr::One(x))) => out.push(x),
             Ok(l) => out.extend_from_slice(&l),
@@ -1563,7 +1581,7 @@ impl Env {
                         own += 1;
                     }
                 }
-                Value::Lambda(c) if Rc::strong_count(c) == 1 && Rc::weak_count(c) == 0 && c.env.0 == me => own += 1,
+                Value::Lambda(c) if Shared::strong_count(c) == 1 && c.env.0 == me => own += 1,
                 _ => {}
             }
         }
@@ -1646,6 +1664,98 @@ fn free_env_chain(mut p: NonNull<EnvHeader>) {
             return;
         }
         p = q;
+    }
+}
+
+/// A counted handle to one block holding a [`Count`] and a `T`: `Rc`
+/// without the weak count, and with the count first in the block, where
+/// `Value::clone` finds every counted kind's.
+pub struct Shared<T> {
+    ptr: NonNull<SharedBox<T>>,
+    _owns: std::marker::PhantomData<T>,
+}
+
+#[repr(C)]
+struct SharedBox<T> {
+    rc: Count,
+    value: T,
+}
+
+impl<T> Shared<T> {
+    pub fn new(value: T) -> Shared<T> {
+        let b = Box::new(SharedBox { rc: Count::one(), value });
+        Shared { ptr: NonNull::from(Box::leak(b)), _owns: std::marker::PhantomData }
+    }
+
+    /// Whether two handles name the same block.
+    #[inline]
+    pub fn ptr_eq(a: &Shared<T>, b: &Shared<T>) -> bool {
+        a.ptr == b.ptr
+    }
+
+    /// The address of the value (an identity).
+    #[inline]
+    pub fn as_ptr(this: &Shared<T>) -> *const T {
+        // SAFETY: the block lives while any handle does.
+        unsafe { &raw const (*this.ptr.as_ptr()).value }
+    }
+
+    /// How many handles there are.
+    #[inline]
+    pub fn strong_count(this: &Shared<T>) -> usize {
+        // SAFETY: the block lives while any handle does.
+        unsafe { this.ptr.as_ref() }.rc.0.get() as usize
+    }
+
+    /// The value, if this is the only handle.
+    pub fn try_unwrap(this: Shared<T>) -> std::result::Result<T, Shared<T>> {
+        if Shared::strong_count(&this) != 1 {
+            return Err(this);
+        }
+        let this = std::mem::ManuallyDrop::new(this);
+        // SAFETY: the last handle: the block came from `Box::new` and
+        // nothing else reads it; the value is moved out and the box freed
+        // without dropping it again.
+        unsafe {
+            let b = Box::from_raw(this.ptr.as_ptr() as *mut std::mem::ManuallyDrop<SharedBox<T>>);
+            Ok(std::ptr::read(&b.value))
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn free(&mut self) {
+        // SAFETY: the count reached zero: this was the last handle to the
+        // block `Box::new` made.
+        drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
+    }
+}
+
+impl<T> Clone for Shared<T> {
+    #[inline(always)]
+    fn clone(&self) -> Shared<T> {
+        // SAFETY: the block lives while any handle does.
+        unsafe { self.ptr.as_ref() }.rc.inc();
+        Shared { ptr: self.ptr, _owns: std::marker::PhantomData }
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the block lives while this handle does.
+        if unsafe { self.ptr.as_ref() }.rc.dec() {
+            self.free();
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        // SAFETY: the block lives while any handle does.
+        unsafe { &self.ptr.as_ref().value }
     }
 }
 
@@ -1732,7 +1842,7 @@ pub enum ThunkState {
     ApplyInt(Rc<Value>, i64),
     /// `f list[i]` (map: the elements share `f` and the input list, so an
     /// element costs one small block).
-    ApplyElem(Rc<(Value, Rc<List>)>, usize),
+    ApplyElem(Rc<(Value, Shared<List>)>, usize),
     /// `f name value` of attribute `i` of a set (mapAttrs, zipAttrsWith:
     /// the attributes share `f` and the set, so one costs one thunk block).
     /// (An index with [`PLACED_AT_FUNCTION`] set: the call is shown at the
@@ -1759,7 +1869,7 @@ const T_FAILED_FIRST: u32 = 9;
 
 const _: () = assert!(std::mem::size_of::<ThunkBox>() == 24);
 const _: () = assert!(std::mem::size_of::<(&'static Expr, Env)>() <= 16 && std::mem::align_of::<(&'static Expr, Env)>() <= 8);
-const _: () = assert!(std::mem::size_of::<(Rc<Value>, i64)>() <= 16 && std::mem::size_of::<(Rc<(Value, Rc<List>)>, usize)>() <= 16);
+const _: () = assert!(std::mem::size_of::<(Rc<Value>, i64)>() <= 16 && std::mem::size_of::<(Rc<(Value, Shared<List>)>, usize)>() <= 16);
 const _: () = assert!(std::mem::size_of::<(Rc<(Value, AttrSet)>, usize)>() <= 16);
 const _: () = assert!(std::mem::size_of::<Value>() <= 16 && std::mem::align_of::<Value>() <= 8);
 const _: () = assert!(std::mem::size_of::<Error>() <= 16 && std::mem::align_of::<Error>() <= 8);
@@ -1795,7 +1905,7 @@ impl ThunkBox {
                     T_APPLY_INT
                 }
                 ThunkState::ApplyElem(src, i) => {
-                    (d as *mut (Rc<(Value, Rc<List>)>, usize)).write((src, i));
+                    (d as *mut (Rc<(Value, Shared<List>)>, usize)).write((src, i));
                     T_APPLY_ELEM
                 }
                 ThunkState::ApplyAttr(src, i) => {
@@ -1839,7 +1949,7 @@ impl ThunkBox {
                     ThunkState::ApplyInt(f, i)
                 }
                 T_APPLY_ELEM => {
-                    let (src, i) = (d as *const (Rc<(Value, Rc<List>)>, usize)).read();
+                    let (src, i) = (d as *const (Rc<(Value, Shared<List>)>, usize)).read();
                     ThunkState::ApplyElem(src, i)
                 }
                 T_APPLY_ATTR => {
@@ -1876,7 +1986,7 @@ impl ThunkBox {
                 T_DONE => (*(d as *const Value)).prefetch(),
                 T_SUSPENDED => crate::alloc::prefetch((*(d as *const (&'static Expr, Env))).1 .0.as_ptr() as *mut u8),
                 T_APPLY_ELEM => {
-                    let (src, i) = &*(d as *const (Rc<(Value, Rc<List>)>, usize));
+                    let (src, i) = &*(d as *const (Rc<(Value, Shared<List>)>, usize));
                     if let Some(x) = src.1.get(*i) {
                         x.prefetch();
                     }
@@ -1994,7 +2104,7 @@ impl Thunk {
         Value::Thunk(Thunk::new(ThunkState::ApplyInt(f.clone(), i)))
     }
     /// `f list[i]` as a thunk (`f` and the list shared by the caller's thunks).
-    pub fn apply_elem(src: &Rc<(Value, Rc<List>)>, i: usize) -> Value {
+    pub fn apply_elem(src: &Rc<(Value, Shared<List>)>, i: usize) -> Value {
         Value::Thunk(Thunk::new(ThunkState::ApplyElem(src.clone(), i)))
     }
     /// `f name value` of the `i`th attribute (in symbol order) of a set, as
@@ -2206,9 +2316,9 @@ impl Value {
         if v.is_empty() {
             // one shared block per thread: evalModules over 10 000 modules
             // made 140 000 empty lists, many kept in the options' sets
-            return Value::List(EMPTY_LIST.with(Rc::clone));
+            return Value::List(EMPTY_LIST.with(Shared::clone));
         }
-        Value::List(Rc::new(List::from(v)))
+        Value::List(Shared::new(List::from(v)))
     }
     pub fn attrs(a: AttrSet) -> Value {
         Value::Attrs(a)
@@ -2273,6 +2383,50 @@ impl fmt::Debug for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The handle's own count, read through its kind's header.
+    fn count_of(v: &Value) -> usize {
+        // SAFETY: each handle's block is live while `v` is.
+        unsafe {
+            match v {
+                Value::String(s) | Value::Path(s) => s.0.as_ref().rc.0.get() as usize,
+                Value::Attrs(a) => a.0.as_ref().rc.0.get() as usize,
+                Value::List(l) => Shared::strong_count(l),
+                Value::Lambda(c) => Shared::strong_count(c),
+                Value::PrimOpApp(p) => Shared::strong_count(p),
+                Value::Thunk(t) => t.block().rc.0.get() as usize,
+                _ => 0,
+            }
+        }
+    }
+
+    /// `Value::clone` finds every counted kind's count by the tag alone:
+    /// a clone raises exactly that handle's count and dropping it lowers
+    /// it again; the other kinds are copied.
+    #[test]
+    fn clone_counts_every_kind() {
+        let ev = crate::Eval::default();
+        let l = ev
+            .eval_string(r#"[ "s" /p { a = 1; } [ 1 2 ] (x: x) (builtins.add 1) (1 + 1) 3 true null 1.5 builtins.add ]"#, "/")
+            .expect("evaluates");
+        let Value::List(items) = l else { panic!("a list") };
+        let mut kinds = Vec::new();
+        for (i, raw) in items.iter().enumerate() {
+            // the seventh item stays a thunk; the others are forced
+            let v = if i == 6 { raw.clone() } else { ev.force(raw).expect("forces") };
+            let before = count_of(&v);
+            let c = v.clone();
+            let counted = !matches!(v, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_));
+            assert_eq!(count_of(&v), before + usize::from(counted), "item {i}");
+            drop(c);
+            assert_eq!(count_of(&v), before, "item {i}");
+            kinds.push(v.type_name());
+        }
+        assert_eq!(
+            kinds,
+            ["string", "path", "set", "list", "lambda", "lambda", "thunk", "int", "bool", "null", "float", "lambda"]
+        );
+    }
 
     proptest::proptest! {
         /// A lookup through a hint finds what a plain lookup finds, whatever

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::ir::Span;
 use crate::symbol::{sym, Symbol};
-use crate::value::{prefetching, Attr, AttrSet, List, PrimOpDef, Want, Thunk, Value};
+use crate::value::{prefetching, Attr, AttrSet, List, PrimOpDef, Shared, Want, Thunk, Value};
 use crate::Eval;
 
 pub static DEFS: &[PrimOpDef] = &[
@@ -118,7 +118,7 @@ fn tail(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         return Err(Error::eval("'builtins.tail' called on an empty list"));
     }
     // shares `l`'s elements (see `List`)
-    Ok(Value::List(Rc::new(List::suffix(&l, 1))))
+    Ok(Value::List(Shared::new(List::suffix(&l, 1))))
 }
 /// `builtins.length [ 1 2 ]` → `2`
 fn length(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
