@@ -138,9 +138,10 @@ fn class_of(layout: &Layout) -> Option<usize> {
     // the size rounded up to the alignment: a 16-aligned request takes a
     // class whose size is a multiple of 16, whose blocks sit at multiples
     // of 16 in a 16-aligned chunk; size 0 wraps to a class out of range
+    // (size rounded up to a multiple of a) - 1 is (size - 1) | (a - 1) for
+    // a power of two a
     let a = layout.align();
-    let size = (layout.size() + a - 1) & !(a - 1);
-    let c = size.wrapping_sub(1) / STEP;
+    let c = (layout.size().wrapping_sub(1) | (a - 1)) / STEP;
     if c < CLASSES && a <= 16 { Some(c) } else { None }
 }
 
@@ -208,6 +209,25 @@ unsafe impl GlobalAlloc for PoolAlloc {
                 self.dealloc(p, layout);
             }
             q
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The class is that of the size rounded up to the alignment, and
+    /// sizes past the pool, alignments above 16 and size 0 go elsewhere.
+    #[test]
+    fn class_of_rounds_to_the_alignment() {
+        for align in [1usize, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in 0..=300usize {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                let rounded = size.next_multiple_of(align);
+                let want = if size == 0 || rounded > CLASSES * STEP || align > 16 { None } else { Some((rounded - 1) / STEP) };
+                assert_eq!(class_of(&layout), want, "size {size} align {align}");
+            }
         }
     }
 }
