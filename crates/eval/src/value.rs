@@ -525,12 +525,13 @@ impl Count {
 
     #[inline(always)]
     fn inc(&self) {
-        let n = self.0.get().wrapping_add(1);
-        if n == 0 {
+        // one add to memory and a jump on its carry
+        let (n, overflow) = self.0.get().overflowing_add(1);
+        self.0.set(n);
+        if overflow {
             // more handles than fit in memory: corrupted count
             std::process::abort();
         }
-        self.0.set(n);
     }
 
     /// Drops one; true when that was the last (the block is to be freed).
