@@ -135,11 +135,11 @@ pub(crate) fn prefetch(p: *mut u8) {
 
 #[inline(always)]
 fn class_of(layout: &Layout) -> Option<usize> {
-    // the size rounded up to the alignment: a 16-aligned request takes a
-    // class whose size is a multiple of 16, whose blocks sit at multiples
-    // of 16 in a 16-aligned chunk; size 0 wraps to a class out of range
-    // (size rounded up to a multiple of a) - 1 is (size - 1) | (a - 1) for
-    // a power of two a
+    // the class of the size rounded up to the alignment, whose size minus
+    // one is (size - 1) | (a - 1) for a power of two a: a 16-aligned
+    // request takes a class whose size is a multiple of 16, whose blocks
+    // sit at multiples of 16 in a 16-aligned chunk; size 0 wraps to a
+    // class out of range
     let a = layout.align();
     let c = (layout.size().wrapping_sub(1) | (a - 1)) / STEP;
     if c < CLASSES && a <= 16 { Some(c) } else { None }
