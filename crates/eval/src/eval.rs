@@ -144,7 +144,7 @@ impl Eval {
     #[inline]
     pub fn eval_deep(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         if self.stack_ok() {
-            return self.eval(e, env);
+            return self.eval_here(e, env);
         }
         self.grow(|| self.eval(e, env))
     }
@@ -310,7 +310,23 @@ impl Eval {
     // Every arm but the leaves is a call of its own non-inlined method
     // taking the node (so this is a jump table of tail calls with no frame
     // of its own, and the frames on deep recursion stay small).
+    #[inline(never)]
     fn eval_inner(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        self.dispatch(e, env)
+    }
+
+    /// [`Eval::eval`] with the match over the node kinds inlined at the
+    /// call site: used where most evaluations start (a thunk's or a
+    /// function body's, an `if`'s), so that each of these has an indirect
+    /// jump of its own, predicted from what is evaluated there, instead of
+    /// all sharing the one in `eval_inner`.
+    #[inline(always)]
+    fn eval_here(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        self.dispatch(e, env)
+    }
+
+    #[inline(always)]
+    fn dispatch(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var { depth, slot, .. } => env.up(*depth).force_slot(*slot as usize, self),
@@ -425,7 +441,7 @@ impl Eval {
         if let Value::Bool(b) = c {
             // a Boolean: nothing to drop
             std::mem::forget(c);
-            return self.eval(if b { then } else { else_ }, env);
+            return self.eval_here(if b { then } else { else_ }, env);
         }
         Err(type_err(&c, "a Boolean").at(*pos))
     }
@@ -573,19 +589,31 @@ impl Eval {
         let mut next = op.forces;
         let r = match args {
             [a] => {
-                let x = self.primop_arg(&mut next, 0, a, env);
-                self.run_primop(op, &[x], pos)
+                let xs = [self.primop_arg(&mut next, 0, a, env)];
+                let r = self.run_primop(op, &xs, pos);
+                let [x] = xs;
+                x.release();
+                r
             }
             [a, b] => {
                 let x = self.primop_arg(&mut next, 0, a, env);
-                let y = self.primop_arg(&mut next, 1, b, env);
-                self.run_primop(op, &[x, y], pos)
+                let xs = [x, self.primop_arg(&mut next, 1, b, env)];
+                let r = self.run_primop(op, &xs, pos);
+                let [x, y] = xs;
+                x.release();
+                y.release();
+                r
             }
             [a, b, c] => {
                 let x = self.primop_arg(&mut next, 0, a, env);
                 let y = self.primop_arg(&mut next, 1, b, env);
-                let z = self.primop_arg(&mut next, 2, c, env);
-                self.run_primop(op, &[x, y, z], pos)
+                let xs = [x, y, self.primop_arg(&mut next, 2, c, env)];
+                let r = self.run_primop(op, &xs, pos);
+                let [x, y, z] = xs;
+                x.release();
+                y.release();
+                z.release();
+                r
             }
             _ => {
                 self.call_depth.set(depth);
@@ -1115,68 +1143,49 @@ impl Eval {
 
     #[inline(never)]
     fn bin_values(&self, op: BinOp, a: Value, b: Value, pos: Span) -> Result<Value> {
-        match op {
-            BinOp::Eq => {
-                                Ok(Value::Bool(self.equal(&a, &b).map_err(|e| e.at(pos))?))
-            }
-            BinOp::Neq => {
-                                Ok(Value::Bool(!self.equal(&a, &b).map_err(|e| e.at(pos))?))
-            }
-            BinOp::Lt => {
-                                Ok(Value::Bool(self.less_than(&a, &b)?))
-            }
-            BinOp::Gt => {
-                                Ok(Value::Bool(self.less_than(&b, &a)?))
-            }
-            BinOp::Le => {
-                                Ok(Value::Bool(!self.less_than(&b, &a)?))
-            }
-            BinOp::Ge => {
-                                Ok(Value::Bool(!self.less_than(&a, &b)?))
-            }
-            BinOp::Update => {
-                match (&a, &b) {
-                    (Value::Attrs(x), Value::Attrs(y)) => {
-                        if y.is_empty() {
-                            return Ok(a.clone());
-                        }
-                        if x.is_empty() {
-                            return Ok(b.clone());
-                        }
-                        Ok(Value::attrs(AttrSet::update(x, y)))
-                    }
-                    (Value::Attrs(_), _) => Err(type_err(&b, "a set").at(pos)),
-                    _ => Err(type_err(&a, "a set").at(pos)),
+        let r = match op {
+            BinOp::Eq => self.equal(&a, &b).map(Value::Bool).map_err(|e| e.at(pos)),
+            BinOp::Neq => self.equal(&a, &b).map(|x| Value::Bool(!x)).map_err(|e| e.at(pos)),
+            BinOp::Lt => self.less_than(&a, &b).map(Value::Bool),
+            BinOp::Gt => self.less_than(&b, &a).map(Value::Bool),
+            BinOp::Le => self.less_than(&b, &a).map(|x| Value::Bool(!x)),
+            BinOp::Ge => self.less_than(&a, &b).map(|x| Value::Bool(!x)),
+            BinOp::Update => match (&a, &b) {
+                (Value::Attrs(x), Value::Attrs(y)) => Ok(if y.is_empty() {
+                    a.clone()
+                } else if x.is_empty() {
+                    b.clone()
+                } else {
+                    Value::attrs(AttrSet::update(x, y))
+                }),
+                (Value::Attrs(_), _) => Err(type_err(&b, "a set").at(pos)),
+                _ => Err(type_err(&a, "a set").at(pos)),
+            },
+            BinOp::Concat => match (&a, &b) {
+                (Value::List(x), Value::List(y)) => Ok(if y.is_empty() {
+                    a.clone()
+                } else if x.is_empty() {
+                    b.clone()
+                } else {
+                    let mut v = Vec::with_capacity(x.len() + y.len());
+                    v.extend_from_slice(x);
+                    v.extend_from_slice(y);
+                    Value::list(v)
+                }),
+                (Value::List(_), _) => {
+                    Err(type_err(&b, "a list").while_("while evaluating one of the elements to concatenate", pos))
                 }
-            }
-            BinOp::Concat => {
-                match (&a, &b) {
-                    (Value::List(x), Value::List(y)) => {
-                        if y.is_empty() {
-                            return Ok(a.clone());
-                        }
-                        if x.is_empty() {
-                            return Ok(b.clone());
-                        }
-                        let mut v = Vec::with_capacity(x.len() + y.len());
-                        v.extend_from_slice(x);
-                        v.extend_from_slice(y);
-                        Ok(Value::list(v))
-                    }
-                    (Value::List(_), _) => {
-                        Err(type_err(&b, "a list").while_("while evaluating one of the elements to concatenate", pos))
-                    }
-                    _ => Err(type_err(&a, "a list").while_("while evaluating one of the elements to concatenate", pos)),
-                }
-            }
-            BinOp::Add => {
-                self.add(a, b).map_err(|e| e.at(pos))
-            }
+                _ => Err(type_err(&a, "a list").while_("while evaluating one of the elements to concatenate", pos)),
+            },
+            BinOp::Add => return self.add(a, b).map_err(|e| e.at(pos)),
             // builtin calls in C++ Nix (`__sub`, …): their errors carry no position
-            BinOp::Div => crate::builtins::arith::div_values(a, b),
-            BinOp::Sub | BinOp::Mul => self.arith(op, a, b),
+            BinOp::Div => return crate::builtins::arith::div_values(a, b),
+            BinOp::Sub | BinOp::Mul => return self.arith(op, a, b),
             BinOp::And | BinOp::Or | BinOp::Impl => unreachable!("short-circuit operators are handled in eval_bin"),
-        }
+        };
+        a.release();
+        b.release();
+        r
     }
 
     /// `+` on numbers, strings and paths.
