@@ -220,7 +220,7 @@ impl Eval {
             Expr::Const(v) => v.clone(),
             Expr::Var { depth, slot, .. } => env.up(*depth).get(*slot as usize),
             Expr::Global(g) => self.globals.borrow()[*g as usize].clone(),
-            Expr::Lambda(l) => Value::Lambda(Shared::new(Closure { lambda: l, env: env.clone() })),
+            Expr::Lambda(l) => Value::from_lambda(Shared::new(Closure { lambda: l, env: env.clone() })),
             Expr::Select { e: target, path, .. } => match peek_select(target, path, env) {
                 Some(v) => v,
                 None => Thunk::suspended(e, env.clone()),
@@ -375,7 +375,7 @@ impl Eval {
     #[inline(never)]
     fn x_lambda(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::Lambda(l) = e else { unreachable!("x_lambda of a lambda") };
-        Ok(Value::Lambda(Shared::new(Closure { lambda: l, env: env.clone() })))
+        Ok(Value::from_lambda(Shared::new(Closure { lambda: l, env: env.clone() })))
     }
     #[inline(never)]
     fn x_apply(&self, e: &'static Expr, env: &Env) -> Result<Value> {
@@ -589,31 +589,19 @@ impl Eval {
         let mut next = op.forces;
         let r = match args {
             [a] => {
-                let xs = [self.primop_arg(&mut next, 0, a, env)];
-                let r = self.run_primop(op, &xs, pos);
-                let [x] = xs;
-                x.release();
-                r
+                let x = self.primop_arg(&mut next, 0, a, env);
+                self.run_primop(op, &[x], pos)
             }
             [a, b] => {
                 let x = self.primop_arg(&mut next, 0, a, env);
-                let xs = [x, self.primop_arg(&mut next, 1, b, env)];
-                let r = self.run_primop(op, &xs, pos);
-                let [x, y] = xs;
-                x.release();
-                y.release();
-                r
+                let y = self.primop_arg(&mut next, 1, b, env);
+                self.run_primop(op, &[x, y], pos)
             }
             [a, b, c] => {
                 let x = self.primop_arg(&mut next, 0, a, env);
                 let y = self.primop_arg(&mut next, 1, b, env);
-                let xs = [x, y, self.primop_arg(&mut next, 2, c, env)];
-                let r = self.run_primop(op, &xs, pos);
-                let [x, y, z] = xs;
-                x.release();
-                y.release();
-                z.release();
-                r
+                let z = self.primop_arg(&mut next, 2, c, env);
+                self.run_primop(op, &[x, y, z], pos)
             }
             _ => {
                 self.call_depth.set(depth);
@@ -993,7 +981,7 @@ impl Eval {
         if a.dynamic.is_empty() && !(a.rec && a.attrs.binary_search_by_key(&sym::overrides(), |d| d.name).is_ok()) {
             // the usual set: made in place, in the IR's (sorted) order
             let d = &a.attrs;
-            return Ok(Value::Attrs(if a.rec {
+            return Ok(Value::attrs(if a.rec {
                 AttrSet::from_fn(d.len(), |i| Attr { name: d[i].name, value: venv.get(i), pos: d[i].pos })
             } else {
                 AttrSet::from_fn(d.len(), |i| Attr { name: d[i].name, value: self.thunk(&d[i].value, venv), pos: d[i].pos })
@@ -1143,7 +1131,7 @@ impl Eval {
 
     #[inline(never)]
     fn bin_values(&self, op: BinOp, a: Value, b: Value, pos: Span) -> Result<Value> {
-        let r = match op {
+        match op {
             BinOp::Eq => self.equal(&a, &b).map(Value::Bool).map_err(|e| e.at(pos)),
             BinOp::Neq => self.equal(&a, &b).map(|x| Value::Bool(!x)).map_err(|e| e.at(pos)),
             BinOp::Lt => self.less_than(&a, &b).map(Value::Bool),
@@ -1177,15 +1165,12 @@ impl Eval {
                 }
                 _ => Err(type_err(&a, "a list").while_("while evaluating one of the elements to concatenate", pos)),
             },
-            BinOp::Add => return self.add(a, b).map_err(|e| e.at(pos)),
+            BinOp::Add => self.add(a, b).map_err(|e| e.at(pos)),
             // builtin calls in C++ Nix (`__sub`, …): their errors carry no position
-            BinOp::Div => return crate::builtins::arith::div_values(a, b),
-            BinOp::Sub | BinOp::Mul => return self.arith(op, a, b),
+            BinOp::Div => crate::builtins::arith::div_values(a, b),
+            BinOp::Sub | BinOp::Mul => self.arith(op, a, b),
             BinOp::And | BinOp::Or | BinOp::Impl => unreachable!("short-circuit operators are handled in eval_bin"),
-        };
-        a.release();
-        b.release();
-        r
+        }
     }
 
     /// `+` on numbers, strings and paths.
@@ -1213,10 +1198,10 @@ impl Eval {
                 let mut ctx = s.context.clone();
                 if let Value::String(t) = &b {
                     t.collect_context(&mut ctx);
-                    return Ok(Value::String(NixString::concat(&[&s.bytes, &t.bytes], ctx)));
+                    return Ok(Value::from_string(NixString::concat(&[&s.bytes, &t.bytes], ctx)));
                 }
                 let rhs = self.coerce_to_string(&b, &mut ctx, Coerce { more: false, copy_to_store: true })?;
-                Ok(Value::String(NixString::concat(&[&s.bytes, &rhs], ctx)))
+                Ok(Value::from_string(NixString::concat(&[&s.bytes, &rhs], ctx)))
             }
             _ => {
                 // As in C++ Nix, paths are copied to the store only when the
@@ -1317,13 +1302,13 @@ impl Eval {
         for p in parts {
             match p {
                 StrPart::Lit(l) => len += l.len(),
-                StrPart::Interp(e, ipos) => match self.eval(e, env).map_err(|err| err.at_reentered_var(e))? {
-                    Value::String(s) => {
+                StrPart::Interp(e, ipos) => match self.eval(e, env).map_err(|err| err.at_reentered_var(e))?.into_string() {
+                    Ok(s) => {
                         len += s.bytes.len();
                         s.collect_context(&mut ctx);
                         pieces.push(Piece::Str(s));
                     }
-                    v => {
+                    Err(v) => {
                         let s = self
                             .coerce_to_string(&v, &mut ctx, Coerce { more: false, copy_to_store: true })
                             .map_err(|e| e.in_path_segment(*ipos))?;
@@ -1344,7 +1329,7 @@ impl Eval {
                 },
             }
         }
-        Ok(Value::String(out.finish(ctx)))
+        Ok(Value::from_string(out.finish(ctx)))
     }
 
     /// Call a function value with one (lazy) argument.
@@ -1403,7 +1388,7 @@ impl Eval {
                 if op.arity == 1 {
                     self.run_primop(op, &[arg], pos)
                 } else {
-                    Ok(Value::PrimOpApp(Shared::new(PrimOpApp { op, args: vec![arg] })))
+                    Ok(Value::from_primop_app(Shared::new(PrimOpApp { op, args: vec![arg] })))
                 }
             }
             Value::PrimOpApp(app) => {
@@ -1413,7 +1398,7 @@ impl Eval {
                 if args.len() == app.op.arity {
                     self.run_primop(app.op, &args, pos)
                 } else {
-                    Ok(Value::PrimOpApp(Shared::new(PrimOpApp { op: app.op, args })))
+                    Ok(Value::from_primop_app(Shared::new(PrimOpApp { op: app.op, args })))
                 }
             }
             Value::Attrs(a) => match a.get(sym::functor()) {
@@ -1876,16 +1861,10 @@ impl Eval {
         }
     }
     pub fn force_list(&self, v: &Value) -> Result<Shared<List>> {
-        match self.force(v)? {
-            Value::List(l) => Ok(l),
-            other => Err(type_err(&other, "a list")),
-        }
+        self.force(v)?.into_list().map_err(|other| type_err(&other, "a list"))
     }
     pub fn force_attrs(&self, v: &Value) -> Result<AttrSet> {
-        match self.force(v)? {
-            Value::Attrs(a) => Ok(a),
-            other => Err(type_err(&other, "a set")),
-        }
+        self.force(v)?.into_attrs().map_err(|other| type_err(&other, "a set"))
     }
     pub fn force_function(&self, v: &Value) -> Result<Value> {
         let f = self.force(v)?;
@@ -1897,10 +1876,7 @@ impl Eval {
     }
     /// Force to a string (no coercion), returning it with its context.
     pub fn force_string(&self, v: &Value) -> Result<NixString> {
-        match self.force(v)? {
-            Value::String(s) => Ok(s),
-            other => Err(type_err(&other, "a string")),
-        }
+        self.force(v)?.into_string().map_err(|other| type_err(&other, "a string"))
     }
     /// A string without context (errors if it has one? no: context is ignored).
     pub fn force_str_nocontext(&self, v: &Value) -> Result<String> {

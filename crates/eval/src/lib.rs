@@ -262,10 +262,10 @@ impl Eval {
         // `builtins.derivation` is filled in once the wrapper is evaluated.
         let drv_thunk = Thunk::blackhole();
         set.retain(|a| a.name != Symbol::new("derivation"));
-        set.push(Attr { name: Symbol::new("derivation"), value: Value::Thunk(drv_thunk.clone()), pos: crate::ir::Pos::NONE });
+        set.push(Attr { name: Symbol::new("derivation"), value: Value::from_thunk(drv_thunk.clone()), pos: crate::ir::Pos::NONE });
         // `builtins` contains itself: a thunk filled in after the set exists.
         let self_thunk = Thunk::blackhole();
-        set.push(Attr { name: Symbol::new("builtins"), value: Value::Thunk(self_thunk.clone()), pos: crate::ir::Pos::NONE });
+        set.push(Attr { name: Symbol::new("builtins"), value: Value::from_thunk(self_thunk.clone()), pos: crate::ir::Pos::NONE });
         let builtins_v = Value::attrs(AttrSet::from_unsorted(set));
         self_thunk.set_done(builtins_v.clone());
         add_global(&mut globals, &mut names, "builtins", builtins_v);

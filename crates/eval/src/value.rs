@@ -18,7 +18,7 @@ use crate::Eval;
 ///
 /// The kinds that hold no count come first: every kind from `String` on
 /// holds, after its one-byte tag, a pointer to a block that starts with
-/// its [`Count`] (see `Value::clone`).
+/// its [`Count`] (see `Value::clone` and `Value::drop`).
 #[repr(u8)]
 pub enum Value {
     Null,
@@ -26,14 +26,128 @@ pub enum Value {
     Int(i64),
     Float(f64),
     PrimOp(&'static PrimOpDef),
-    String(NixString),
+    String(Held<NixString>),
     /// An absolute, canonical path (bytes, no context).
-    Path(NixString),
-    Attrs(AttrSet),
-    List(Shared<List>),
-    Lambda(Shared<Closure>),
-    PrimOpApp(Shared<PrimOpApp>),
-    Thunk(Thunk),
+    Path(Held<NixString>),
+    Attrs(Held<AttrSet>),
+    List(Held<Shared<List>>),
+    Lambda(Held<Shared<Closure>>),
+    PrimOpApp(Held<Shared<PrimOpApp>>),
+    Thunk(Held<Thunk>),
+}
+
+/// A handle inside a [`Value`]: dropped by `Value`'s own `Drop`, not by
+/// drop glue (see there). It reads as the handle (`Deref`), and has no
+/// `Clone` of its own, so `h.clone()` of a borrowed one clones the handle
+/// (an owned `Held` would never be dropped). Made by `Value`'s
+/// constructors (`Value::attrs`, `Value::from_string`, …), taken out by
+/// its `into_*` methods.
+#[repr(transparent)]
+pub struct Held<T>(std::mem::ManuallyDrop<T>);
+
+impl<T> Held<T> {
+    #[inline(always)]
+    pub(crate) fn new(h: T) -> Held<T> {
+        Held(std::mem::ManuallyDrop::new(h))
+    }
+}
+
+impl<T> std::ops::Deref for Held<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl Drop for Value {
+    /// Inlined at every drop: nothing for the kinds that own nothing, one
+    /// decrement for a handle that is not the last (found, as in `clone`,
+    /// by one comparison of the tag); only the last handle of a block goes
+    /// out of line to free it. Drop glue would be a jump table over the
+    /// kinds at each of ~4 million drops in evalModules over 10 000
+    /// modules, one indirect jump that predicts badly.
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(block) = self.counted_block() {
+            // SAFETY: the block of a live handle starts with its `Count`.
+            let c = unsafe { &*(block as *const Count) };
+            let n = c.0.get();
+            if n > 1 {
+                c.0.set(n - 1);
+            } else {
+                self.drop_last();
+            }
+        }
+    }
+}
+
+/// The handle moved out of a value of its kind, else the value back.
+macro_rules! into_handle {
+    ($name:ident, $ty:ty, $($kind:ident)|+) => {
+        #[inline(always)]
+        pub fn $name(self) -> std::result::Result<$ty, Value> {
+            match &self {
+                $(Value::$kind(h))|+ => {
+                    // SAFETY: the handle is read out once and `self`
+                    // forgotten, so its count moves with it.
+                    let h = unsafe { std::ptr::read(&**h) };
+                    std::mem::forget(self);
+                    Ok(h)
+                }
+                _ => Err(self),
+            }
+        }
+    };
+}
+
+impl Value {
+    /// Free the block of a handle whose count is 1 (its own drop takes
+    /// the count to zero and frees it).
+    #[inline(never)]
+    fn drop_last(&mut self) {
+        // SAFETY: called once, from `drop`; the value is not used after.
+        unsafe {
+            match self {
+                Value::String(h) | Value::Path(h) => std::mem::ManuallyDrop::drop(&mut h.0),
+                Value::Attrs(h) => std::mem::ManuallyDrop::drop(&mut h.0),
+                Value::List(h) => std::mem::ManuallyDrop::drop(&mut h.0),
+                Value::Lambda(h) => std::mem::ManuallyDrop::drop(&mut h.0),
+                Value::PrimOpApp(h) => std::mem::ManuallyDrop::drop(&mut h.0),
+                Value::Thunk(h) => std::mem::ManuallyDrop::drop(&mut h.0),
+                Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_) => {}
+            }
+        }
+    }
+
+    into_handle!(into_string, NixString, String);
+    into_handle!(into_path, NixString, Path);
+    into_handle!(into_attrs, AttrSet, Attrs);
+    into_handle!(into_list, Shared<List>, List);
+    into_handle!(into_lambda, Shared<Closure>, Lambda);
+    into_handle!(into_primop_app, Shared<PrimOpApp>, PrimOpApp);
+    into_handle!(into_thunk, Thunk, Thunk);
+
+    #[inline(always)]
+    pub fn from_string(s: NixString) -> Value {
+        Value::String(Held::new(s))
+    }
+    #[inline(always)]
+    pub fn from_path(s: NixString) -> Value {
+        Value::Path(Held::new(s))
+    }
+    #[inline(always)]
+    pub fn from_thunk(t: Thunk) -> Value {
+        Value::Thunk(Held::new(t))
+    }
+    #[inline(always)]
+    pub fn from_lambda(c: Shared<Closure>) -> Value {
+        Value::Lambda(Held::new(c))
+    }
+    #[inline(always)]
+    pub fn from_primop_app(p: Shared<PrimOpApp>) -> Value {
+        Value::PrimOpApp(Held::new(p))
+    }
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
@@ -81,28 +195,6 @@ impl Value {
         unsafe { if *me >= FIRST_COUNTED { Some(*(me.add(8) as *const *mut u8)) } else { None } }
     }
 
-    /// Drop this value with the common cases inline: a kind that owns
-    /// nothing, or a handle that is not the last (one decrement). Only
-    /// the last handle of a block goes through the drop glue, whose match
-    /// over the kinds is an indirect jump that predicts badly when one
-    /// site drops values of every kind.
-    #[inline(always)]
-    pub(crate) fn release(self) {
-        if let Some(block) = self.counted_block() {
-            // SAFETY: the block of a live handle starts with its `Count`.
-            let c = unsafe { &*(block as *const Count) };
-            let n = c.0.get();
-            if n > 1 {
-                c.0.set(n - 1);
-                std::mem::forget(self);
-            } else {
-                drop_last(self);
-            }
-        } else {
-            std::mem::forget(self);
-        }
-    }
-
     /// Ask for the cache line of the block this value's handle points to
     /// (a hint, for loops over many values: the block of the next one is
     /// on its way while this one is worked on, where each would otherwise
@@ -113,12 +205,6 @@ impl Value {
             crate::alloc::prefetch(block);
         }
     }
-}
-
-/// The drop of a value whose handle is the last (see [`Value::release`]).
-#[inline(never)]
-fn drop_last(v: Value) {
-    drop(v)
 }
 
 /// `xs`'s values in order, for loops that force or call a function on
@@ -2123,18 +2209,18 @@ impl Thunk {
         self.0.as_ptr() as usize
     }
     pub fn suspended(e: &'static Expr, env: Env) -> Value {
-        Value::Thunk(Thunk::new(ThunkState::Suspended(e, env)))
+        Value::from_thunk(Thunk::new(ThunkState::Suspended(e, env)))
     }
     pub fn apply(f: Value, arg: Value) -> Value {
-        Value::Thunk(Thunk::new(ThunkState::Apply(Box::new((f, arg)))))
+        Value::from_thunk(Thunk::new(ThunkState::Apply(Box::new((f, arg)))))
     }
     /// `f i` as a thunk (`f` shared by the caller's thunks).
     pub fn apply_int(f: &Rc<Value>, i: i64) -> Value {
-        Value::Thunk(Thunk::new(ThunkState::ApplyInt(f.clone(), i)))
+        Value::from_thunk(Thunk::new(ThunkState::ApplyInt(f.clone(), i)))
     }
     /// `f list[i]` as a thunk (`f` and the list shared by the caller's thunks).
     pub fn apply_elem(src: &Rc<(Value, Shared<List>)>, i: usize) -> Value {
-        Value::Thunk(Thunk::new(ThunkState::ApplyElem(src.clone(), i)))
+        Value::from_thunk(Thunk::new(ThunkState::ApplyElem(src.clone(), i)))
     }
     /// `f name value` of the `i`th attribute (in symbol order) of a set, as
     /// a thunk (`f` and the set shared by the caller's thunks). With
@@ -2142,7 +2228,7 @@ impl Thunk {
     /// `zipAttrsWith`'s, whose function it forced, but not `mapAttrs`').
     pub fn apply_attr(src: &Rc<(Value, AttrSet)>, i: usize, placed: bool) -> Value {
         let i = if placed { i | PLACED_AT_FUNCTION } else { i };
-        Value::Thunk(Thunk::new(ThunkState::ApplyAttr(src.clone(), i)))
+        Value::from_thunk(Thunk::new(ThunkState::ApplyAttr(src.clone(), i)))
     }
     /// A thunk standing for an evaluation that already failed with `e`
     /// (a builtin's argument evaluated before the call, see
@@ -2152,7 +2238,7 @@ impl Thunk {
     pub(crate) fn failing(e: Error) -> Value {
         let t = Thunk::new(ThunkState::Failed(e));
         t.block().tag.set(T_FAILED_FIRST);
-        Value::Thunk(t)
+        Value::from_thunk(t)
     }
     /// A thunk that is being filled in (used for self-referencing constants).
     pub fn blackhole() -> Thunk {
@@ -2302,7 +2388,7 @@ impl Thunk {
 
 impl Value {
     pub fn string(s: impl AsRef<[u8]>) -> Value {
-        Value::String(NixString::new(s))
+        Value::from_string(NixString::new(s))
     }
     /// An attribute name as a string value; one shared string per name.
     pub fn sym_string(n: Symbol) -> Value {
@@ -2312,7 +2398,7 @@ impl Value {
             if c.len() <= i {
                 c.resize(i + 1, None);
             }
-            Value::String(c[i].get_or_insert_with(|| NixString::new(n.as_bytes())).clone())
+            Value::from_string(c[i].get_or_insert_with(|| NixString::new(n.as_bytes())).clone())
         })
     }
     /// Offer `s`, a context-free string whose bytes are `n`'s name, as the
@@ -2336,21 +2422,24 @@ impl Value {
         Value::string(s.as_bytes())
     }
     pub fn string_ctx(s: impl AsRef<[u8]>, ctx: Context) -> Value {
-        Value::String(NixString::with_context(s, ctx))
+        Value::from_string(NixString::with_context(s, ctx))
     }
     pub fn path(p: impl AsRef<[u8]>) -> Value {
-        Value::Path(NixString::new(p))
+        Value::from_path(NixString::new(p))
     }
     pub fn list(v: Vec<Value>) -> Value {
         if v.is_empty() {
             // one shared block per thread: evalModules over 10 000 modules
             // made 140 000 empty lists, many kept in the options' sets
-            return Value::List(EMPTY_LIST.with(Shared::clone));
+            return Value::from_list(EMPTY_LIST.with(Shared::clone));
         }
-        Value::List(Shared::new(List::from(v)))
+        Value::from_list(Shared::new(List::from(v)))
     }
     pub fn attrs(a: AttrSet) -> Value {
-        Value::Attrs(a)
+        Value::Attrs(Held::new(a))
+    }
+    pub fn from_list(l: Shared<List>) -> Value {
+        Value::List(Held::new(l))
     }
     /// Build an attribute set from (name, value) pairs.
     pub fn attrs_from(pairs: impl IntoIterator<Item = (Symbol, Value)>) -> Value {
@@ -2418,8 +2507,8 @@ mod tests {
         // SAFETY: each handle's block is live while `v` is.
         unsafe {
             match v {
-                Value::String(s) | Value::Path(s) => s.0.as_ref().rc.0.get() as usize,
-                Value::Attrs(a) => a.0.as_ref().rc.0.get() as usize,
+                Value::String(s) | Value::Path(s) => (**s).0.as_ref().rc.0.get() as usize,
+                Value::Attrs(a) => (**a).0.as_ref().rc.0.get() as usize,
                 Value::List(l) => Shared::strong_count(l),
                 Value::Lambda(c) => Shared::strong_count(c),
                 Value::PrimOpApp(p) => Shared::strong_count(p),
@@ -2438,7 +2527,7 @@ mod tests {
         let l = ev
             .eval_string(r#"[ "s" /p { a = 1; } [ 1 2 ] (x: x) (builtins.add 1) (1 + 1) 3 true null 1.5 builtins.add ]"#, "/")
             .expect("evaluates");
-        let Value::List(items) = l else { panic!("a list") };
+        let Value::List(items) = &l else { panic!("a list") };
         let mut kinds = Vec::new();
         for (i, raw) in items.iter().enumerate() {
             // the seventh item stays a thunk; the others are forced

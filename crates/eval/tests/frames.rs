@@ -194,7 +194,7 @@ fn deep_nesting_reads_the_right_frames() {
     let ev = Eval::default();
     let mut v = ev.eval_string(&src, "/").expect("evaluates");
     for i in 0..depth {
-        let ferrix_eval::Value::List(l) = ev.force(&v).expect("forces") else { panic!("a list") };
+        let ferrix_eval::Value::List(l) = &ev.force(&v).expect("forces") else { panic!("a list") };
         assert_eq!(print_value(&ev.force(&l[1]).expect("forces")), (1000 + i).to_string());
         v = l[0].clone();
     }

@@ -318,8 +318,8 @@ fn coerce_one(ev: &Eval, v: &Value, c: &mut Collected) -> Result<()> {
         return coerce_other(ev, v, c);
     };
     match ev.force(&attr.value) {
-        Ok(Value::String(s)) => {
-            push_string(c, &s);
+        Ok(Value::String(ref s)) => {
+            push_string(c, s);
             Ok(())
         }
         Ok(o) => coerce_other(ev, &o, c).map_err(|e| out_path_frame(e, attr)),

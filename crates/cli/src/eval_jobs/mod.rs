@@ -495,7 +495,7 @@ fn select_found(ev: &ferrix_eval::Eval, flags: &Flags, root: &ferrix_eval::Value
     let mut v = instantiate::auto_call(ev, root.clone(), flags)?;
     let parts: Vec<&str> = if rel.is_empty() { Vec::new() } else { rel.split('.').collect() };
     for (j, part) in parts.iter().enumerate() {
-        v = match ev.force(&v)? {
+        v = match &ev.force(&v)? {
             Value::Attrs(a) => a.get(Symbol::new(part)).cloned().ok_or_else(|| Error::eval(format!("attribute '{part}' not found")))?,
             Value::List(l) => part.parse::<usize>().ok().and_then(|i| l.get(i).cloned()).ok_or_else(|| Error::eval(format!("list element {part} not found")))?,
             other => return Err(Error::eval(format!("expected a set but found {}", other.show_type()))),

@@ -123,9 +123,9 @@ impl<'a> Walk<'a> {
                 return Ok(Found::NotDrv(v));
             }
             if self.done.insert(a.as_ptr()) {
-                self.keep.push(a.clone());
+                self.keep.push(AttrSet::clone(a));
             }
-            self.emit(Event::Drv { attr: attr.to_string(), drv: a.clone() });
+            self.emit(Event::Drv { attr: attr.to_string(), drv: AttrSet::clone(a) });
             Ok(Found::Drv)
         })();
         r.unwrap_or_else(|error| {

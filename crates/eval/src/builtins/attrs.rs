@@ -99,7 +99,7 @@ fn cat_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
 fn map_attrs(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let s = ev.force_attrs(&a[1])?;
     if s.is_empty() {
-        return Ok(Value::Attrs(s));
+        return Ok(Value::attrs(s));
     }
     // The function is not forced here (C++ Nix applies it lazily; nixpkgs'
     // idris package set passes `self.x` of the fixpoint being built).

@@ -53,13 +53,13 @@ fn flake_ref_to_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     for at in set.sorted_by_name() {
         let name = String::from_utf8_lossy(at.name.as_bytes()).into_owned();
         let v = ev.force(&at.value)?;
-        let v = match v {
+        let v = match &v {
             Value::String(s) => Attr::Str(s.to_str_lossy().into_owned()),
-            Value::Int(i) if i < 0 => {
+            Value::Int(i) if *i < 0 => {
                 return Err(Error::eval(format!("negative value given for flake ref attr {name}: {i}")));
             }
-            Value::Int(i) => Attr::Int(i as u64),
-            Value::Bool(b) => Attr::Bool(b),
+            Value::Int(i) => Attr::Int(*i as u64),
+            Value::Bool(b) => Attr::Bool(*b),
             other => {
                 return Err(Error::eval(format!(
                     "flake reference attribute sets representation expected, but attribute '{name}' is {}",

@@ -31,7 +31,7 @@ pub static DEFS: &[PrimOpDef] = &[
 fn map(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     let l = ev.force_list(&a[1])?;
     if l.is_empty() {
-        return Ok(Value::List(l));
+        return Ok(Value::from_list(l));
     }
     let f = ev.force_function(&a[0])?;
     let n = l.len();
@@ -53,7 +53,7 @@ fn filter(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         }
     }
     if out.len() == l.len() {
-        return Ok(Value::List(l));
+        return Ok(Value::from_list(l));
     }
     Ok(grown_list(out))
 }
@@ -118,7 +118,7 @@ fn tail(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         return Err(Error::eval("'builtins.tail' called on an empty list"));
     }
     // shares `l`'s elements (see `List`)
-    Ok(Value::List(Shared::new(List::suffix(&l, 1))))
+    Ok(Value::from_list(Shared::new(List::suffix(&l, 1))))
 }
 /// `builtins.length [ 1 2 ]` → `2`
 fn length(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {

@@ -44,7 +44,7 @@ fn to_string(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
     match &v {
         // the string itself, context and all
         Value::String(_) => return Ok(v),
-        Value::Int(i) => return Ok(Value::String(NixString::new(itoa::Buffer::new().format(*i)))),
+        Value::Int(i) => return Ok(Value::from_string(NixString::new(itoa::Buffer::new().format(*i)))),
         _ => {}
     }
     let mut ctx = Context::new();
@@ -90,7 +90,7 @@ fn substring(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             // the whole string: itself (the context is kept either way)
             return Ok(v);
         }
-        return Ok(Value::String(NixString::with_context(&s.bytes[r], s.context.clone())));
+        return Ok(Value::from_string(NixString::with_context(&s.bytes[r], s.context.clone())));
     }
     let mut ctx = Context::new();
     let s = coerce(ev, &v, &mut ctx, false)?;
@@ -120,10 +120,10 @@ fn replace_strings(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
         match replace_nonempty(&mut r, &froms, bytes)? {
             Some(out) => out,
             // nothing matched: the string itself (no replacement was forced)
-            None => return Ok(Value::String(s)),
+            None => return Ok(Value::from_string(s)),
         }
     };
-    Ok(Value::String(out.finish(r.ctx)))
+    Ok(Value::from_string(out.finish(r.ctx)))
 }
 
 /// The replacement strings of a `replaceStrings` call, forced on first use
@@ -314,7 +314,7 @@ fn concat_strings_sep(ev: &Eval, a: &[Value], _: Span) -> Result<Value> {
             v => out.push(&coerce(ev, v, &mut ctx, false).map_err(frame)?),
         }
     }
-    Ok(Value::String(out.finish(ctx)))
+    Ok(Value::from_string(out.finish(ctx)))
 }
 
 thread_local! {
