@@ -379,8 +379,51 @@ impl Eval {
     }
     #[inline(never)]
     fn x_apply(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Apply { f, args, .. } = e else { unreachable!("x_apply of an application") };
+        // A builtin in a variable given all its arguments (more than half
+        // the calls on evalModules) goes straight to the builtin's call,
+        // in a frame of its own, without the saved registers and stack of
+        // the general path; that gets the variable's slot, so it is found
+        // once.
+        let fr = match **f {
+            Expr::Var { depth, slot, .. } => {
+                let v = env.up(depth).slot_ref(slot as usize);
+                let done = match v {
+                    Value::Thunk(t) => t.value(),
+                    v => Some(v),
+                };
+                if let Some(Value::PrimOp(op)) = done
+                    && op.arity == args.len()
+                {
+                    return self.x_call_primop(op, e, env);
+                }
+                Some(v)
+            }
+            Expr::Global(g) => {
+                let op = match self.globals.borrow()[g as usize] {
+                    Value::PrimOp(op) if op.arity == args.len() => Some(op),
+                    _ => None,
+                };
+                if let Some(op) = op {
+                    return self.x_call_primop(op, e, env);
+                }
+                None
+            }
+            _ => None,
+        };
+        self.x_apply_general(e, env, fr)
+    }
+    #[inline(never)]
+    fn x_call_primop(&self, op: &'static PrimOpDef, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Apply { args, pos, .. } = e else { unreachable!("x_call_primop of an application") };
+        self.call_primop_here(op, args, env, *pos)
+    }
+    /// [`Eval::x_apply`] of anything but a builtin in a variable given
+    /// all its arguments; `fr` is the variable's slot if `f` is one.
+    #[inline(never)]
+    fn x_apply_general(&self, e: &'static Expr, env: &Env, fr: Option<&Value>) -> Result<Value> {
         let Expr::Apply { f, args, pos } = e else { unreachable!("x_apply of an application") };
-        self.eval_apply(f, args, *pos, env)
+        self.eval_apply(f, fr, args, *pos, env)
     }
     #[inline(never)]
     fn x_select(&self, e: &'static Expr, env: &Env) -> Result<Value> {
@@ -498,11 +541,11 @@ impl Eval {
     }
 
     #[inline]
-    fn eval_apply(&self, f: &'static Expr, args: &'static [Expr], pos: Span, env: &Env) -> Result<Value> {
+    fn eval_apply(&self, f: &'static Expr, slot: Option<&Value>, args: &'static [Expr], pos: Span, env: &Env) -> Result<Value> {
         // a function in a variable is borrowed from its frame, not cloned
         let owned;
-        let fr: &Value = match f {
-            Expr::Var { depth, slot, .. } => self.force_ref(env.up(*depth).slot_ref(*slot as usize)).map_err(|err| err.at_reentered_var(f))?,
+        let fr: &Value = match slot {
+            Some(v) => self.force_ref(v).map_err(|err| err.at_reentered_var(f))?,
             _ => {
                 owned = self.eval(f, env)?;
                 &owned
@@ -583,6 +626,11 @@ impl Eval {
     /// the stack and it is called.
     #[inline(never)]
     fn call_primop_args(&self, op: &'static PrimOpDef, args: &'static [Expr], env: &Env, pos: Span) -> Result<Value> {
+        self.call_primop_here(op, args, env, pos)
+    }
+
+    #[inline(always)]
+    fn call_primop_here(&self, op: &'static PrimOpDef, args: &'static [Expr], env: &Env, pos: Span) -> Result<Value> {
         // the level is entered first: the arguments the builtin forces
         // first are evaluated inside it (`primop_arg`)
         let depth = self.enter_call(pos)?;
