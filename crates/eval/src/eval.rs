@@ -75,7 +75,8 @@ pub struct Eval {
     pub(crate) global_names: FxHashMap<Symbol, u32>,
     pub(crate) import_cache: RefCell<FxHashMap<String, Value>>,
     pub(crate) call_depth: Cell<usize>,
-    /// See [`Eval::stack_ok`]: (low, high) stack addresses.
+    /// See [`Eval::stack_ok`]: the lowest stack address known to be safe
+    /// and the length of the range above it.
     pub(crate) stack_bounds: Cell<(usize, usize)>,
     pub(crate) root_env: Env,
     /// Path → store path copies made so far (for `"${./file}"`).
@@ -156,8 +157,9 @@ impl Eval {
     #[inline(always)]
     pub(crate) fn stack_ok(&self) -> bool {
         let sp = stack_pointer();
-        let (low, high) = self.stack_bounds.get();
-        sp > low && sp < high
+        let (low, span) = self.stack_bounds.get();
+        // one comparison: below `low` the difference wraps to a huge value
+        sp.wrapping_sub(low) < span
     }
 
     /// Run `f` with at least [`STACK_RED_ZONE`] bytes of stack (cheap when
@@ -180,7 +182,7 @@ impl Eval {
                 // this one (a builtin's loop calling functions), so they
                 // stay after `f`
                 let low = (sp - rem).saturating_add(STACK_RED_ZONE);
-                self.stack_bounds.set((low, sp.saturating_add(STACK_SLACK)));
+                self.stack_bounds.set((low, sp.saturating_add(STACK_SLACK).saturating_sub(low)));
                 f()
             }
             _ => {
@@ -189,7 +191,10 @@ impl Eval {
                     let sp = stack_pointer();
                     let bounds = match stacker::remaining_stack() {
                         // `sp - remaining` is the segment's usable end
-                        Some(rem) => (sp.saturating_sub(rem).saturating_add(STACK_RED_ZONE), sp),
+                        Some(rem) => {
+                            let low = sp.saturating_sub(rem).saturating_add(STACK_RED_ZONE);
+                            (low, sp.saturating_sub(low))
+                        }
                         None => (usize::MAX, 0),
                     };
                     self.stack_bounds.set(bounds);
@@ -506,7 +511,16 @@ impl Eval {
     #[inline(never)]
     fn x_bin(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::Bin { op, l, r, .. } = e else { unreachable!("x_bin of an operator") };
+        // (the short-circuiting ones in their own frame, not this one's)
+        if matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
+            return self.x_logic(e, env);
+        }
         self.eval_bin(*op, l, r, e, env)
+    }
+    #[inline(never)]
+    fn x_logic(&self, e: &'static Expr, env: &Env) -> Result<Value> {
+        let Expr::Bin { op, l, r, .. } = e else { unreachable!("x_logic of an operator") };
+        self.eval_logic(*op, l, r, e, env)
     }
     #[inline(never)]
     fn x_other(&self, e: &'static Expr, env: &Env) -> Result<Value> {
@@ -1090,9 +1104,6 @@ impl Eval {
     /// goes to `bin_slow`, so this frame stays small.
     #[inline]
     fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, node: &'static Expr, env: &Env) -> Result<Value> {
-        if matches!(op, BinOp::And | BinOp::Or | BinOp::Impl) {
-            return self.eval_logic(op, l, r, node, env);
-        }
         let a = match self.eval(l, env) {
             Ok(a) => a,
             Err(e) => return Err(bin_operand_err(e, op, true, node)),
@@ -1151,7 +1162,7 @@ impl Eval {
     }
 
     /// `&&`, `||`, `->` (short-circuiting).
-    #[inline(never)]
+    #[inline(always)]
     fn eval_logic(&self, op: BinOp, l: &'static Expr, r: &'static Expr, node: &Expr, env: &Env) -> Result<Value> {
         let side = |e: Error, left: bool| {
             let [_, lpos, rpos] = bin_spans(node);
