@@ -485,7 +485,7 @@ impl Eval {
     #[inline(never)]
     fn x_if(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         let Expr::If { cond, then, else_, pos } = e else { unreachable!("x_if of an if") };
-        let c = self.eval(cond, env).map_err(|err| err.at_reentered_var(cond))?;
+        let c = self.eval_here(cond, env).map_err(|err| err.at_reentered_var(cond))?;
         if let Value::Bool(b) = c {
             // a Boolean: nothing to drop
             std::mem::forget(c);
