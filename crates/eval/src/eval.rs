@@ -1198,27 +1198,19 @@ impl Eval {
             BinOp::Le => self.less_than(&b, &a).map(|x| Value::Bool(!x)),
             BinOp::Ge => self.less_than(&a, &b).map(|x| Value::Bool(!x)),
             BinOp::Update => match (&a, &b) {
-                (Value::Attrs(x), Value::Attrs(y)) => Ok(if y.is_empty() {
-                    a.clone()
-                } else if x.is_empty() {
-                    b.clone()
-                } else {
-                    Value::attrs(AttrSet::update(x, y))
-                }),
+                (Value::Attrs(x), Value::Attrs(y)) => {
+                    Ok(unless_empty(&a, &b, x.is_empty(), y.is_empty(), || Value::attrs(AttrSet::update(x, y))))
+                }
                 (Value::Attrs(_), _) => Err(type_err(&b, "a set").at(pos)),
                 _ => Err(type_err(&a, "a set").at(pos)),
             },
             BinOp::Concat => match (&a, &b) {
-                (Value::List(x), Value::List(y)) => Ok(if y.is_empty() {
-                    a.clone()
-                } else if x.is_empty() {
-                    b.clone()
-                } else {
+                (Value::List(x), Value::List(y)) => Ok(unless_empty(&a, &b, x.is_empty(), y.is_empty(), || {
                     let mut v = Vec::with_capacity(x.len() + y.len());
                     v.extend_from_slice(x);
                     v.extend_from_slice(y);
                     Value::list(v)
-                }),
+                })),
                 (Value::List(_), _) => {
                     Err(type_err(&b, "a list").while_("while evaluating one of the elements to concatenate", pos))
                 }
@@ -2227,5 +2219,18 @@ fn peek_select(target: &Expr, path: &[AttrName], env: &Env) -> Option<Value> {
     match &a.get_attr(*n)?.value {
         Value::Thunk(t) => t.value().cloned(),
         v => Some(v.clone()),
+    }
+}
+
+/// `join()` of two sets or lists, or the one side that is not empty (`//`
+/// and `++` with an empty side return the other unchanged).
+#[inline]
+fn unless_empty(a: &Value, b: &Value, a_empty: bool, b_empty: bool, join: impl FnOnce() -> Value) -> Value {
+    if b_empty {
+        a.clone()
+    } else if a_empty {
+        b.clone()
+    } else {
+        join()
     }
 }
