@@ -322,7 +322,8 @@ impl Eval {
 
     /// [`Eval::eval`] with the match over the node kinds inlined at the
     /// call site: used where most evaluations start (a thunk's or a
-    /// function body's, an `if`'s), so that each of these has an indirect
+    /// function body's, an `if`'s, an operator's operands, a `let`'s
+    /// body), so that each of these has an indirect
     /// jump of its own, predicted from what is evaluated there, instead of
     /// all sharing the one in `eval_inner`.
     #[inline(always)]
@@ -876,7 +877,7 @@ impl Eval {
         for (i, b) in binds.iter().enumerate() {
             new.init(i, self.thunk_rec(b, &new, i));
         }
-        let r = self.eval(body, &new);
+        let r = self.eval_here(body, &new);
         new.release();
         r
     }
@@ -1104,11 +1105,11 @@ impl Eval {
     /// goes to `bin_slow`, so this frame stays small.
     #[inline]
     fn eval_bin(&self, op: BinOp, l: &'static Expr, r: &'static Expr, node: &'static Expr, env: &Env) -> Result<Value> {
-        let a = match self.eval(l, env) {
+        let a = match self.eval_here(l, env) {
             Ok(a) => a,
             Err(e) => return Err(bin_operand_err(e, op, true, node)),
         };
-        let b = match self.eval(r, env) {
+        let b = match self.eval_here(r, env) {
             Ok(b) => b,
             Err(e) => return Err(bin_operand_err(e, op, false, node)),
         };
