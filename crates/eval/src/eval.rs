@@ -317,7 +317,7 @@ impl Eval {
     // of its own, and the frames on deep recursion stay small).
     #[inline(never)]
     fn eval_inner(&self, e: &'static Expr, env: &Env) -> Result<Value> {
-        self.dispatch(e, env)
+        self.eval_here(e, env)
     }
 
     /// [`Eval::eval`] with the match over the node kinds inlined at the
@@ -328,11 +328,6 @@ impl Eval {
     /// all sharing the one in `eval_inner`.
     #[inline(always)]
     fn eval_here(&self, e: &'static Expr, env: &Env) -> Result<Value> {
-        self.dispatch(e, env)
-    }
-
-    #[inline(always)]
-    fn dispatch(&self, e: &'static Expr, env: &Env) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var { depth, slot, .. } => env.up(*depth).force_slot(*slot as usize, self),
@@ -424,8 +419,9 @@ impl Eval {
         let Expr::Apply { args, pos, .. } = e else { unreachable!("x_call_primop of an application") };
         self.call_primop_here(op, args, env, *pos)
     }
-    /// [`Eval::x_apply`] of anything but a builtin in a variable given
-    /// all its arguments; `fr` is the variable's slot if `f` is one.
+    /// [`Eval::x_apply`] of anything but a builtin in a variable or a
+    /// global given all its arguments; `fr` is the variable's slot if `f`
+    /// is one.
     #[inline(never)]
     fn x_apply_general(&self, e: &'static Expr, env: &Env, fr: Option<&Value>) -> Result<Value> {
         let Expr::Apply { f, args, pos } = e else { unreachable!("x_apply of an application") };
@@ -644,6 +640,7 @@ impl Eval {
         self.call_primop_here(op, args, env, pos)
     }
 
+    /// [`Eval::call_primop_args`]'s body, inlined into `x_call_primop`.
     #[inline(always)]
     fn call_primop_here(&self, op: &'static PrimOpDef, args: &'static [Expr], env: &Env, pos: Span) -> Result<Value> {
         // the level is entered first: the arguments the builtin forces
@@ -737,7 +734,7 @@ impl Eval {
         self.call_depth.set(depth);
         for b in &mut buf[..k] {
             // SAFETY: initialised above, dropped once.
-            unsafe { drop_value_in_place(b.as_mut_ptr()) };
+            unsafe { std::ptr::drop_in_place(b.as_mut_ptr()) };
         }
         r
     }

@@ -72,10 +72,7 @@ impl Drop for Value {
         if let Some(block) = self.counted_block() {
             // SAFETY: the block of a live handle starts with its `Count`.
             let c = unsafe { &*(block as *const Count) };
-            let n = c.0.get();
-            if n > 1 {
-                c.0.set(n - 1);
-            } else {
+            if !c.dec_unless_last() {
                 self.drop_last();
             }
         }
@@ -647,6 +644,17 @@ impl Count {
             // more handles than fit in memory: corrupted count
             std::process::abort();
         }
+    }
+
+    /// Drops one unless it is the last; false for the last, left for the
+    /// caller to free with the block (see `Value::drop`).
+    #[inline(always)]
+    fn dec_unless_last(&self) -> bool {
+        let n = self.0.get();
+        if n > 1 {
+            self.0.set(n - 1);
+        }
+        n > 1
     }
 
     /// Drops one; true when that was the last (the block is to be freed).
@@ -1738,21 +1746,6 @@ impl Drop for Env {
     }
 }
 
-/// Drop a value in place, calling the drop glue only for the kinds that
-/// own something (most frame slots and arguments are numbers or Booleans).
-///
-/// # Safety
-/// As [`std::ptr::drop_in_place`].
-#[inline(always)]
-pub(crate) unsafe fn drop_value_in_place(v: *mut Value) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        if !matches!(*v, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_)) {
-            std::ptr::drop_in_place(v);
-        }
-    }
-}
-
 /// Free a frame whose count reached zero, then its parents that become
 /// unreferenced, iteratively (a long chain of frames does not recurse).
 #[inline(never)]
@@ -1764,7 +1757,7 @@ fn free_env_chain(mut p: NonNull<EnvHeader>) {
             let len = p.as_ref().len as usize;
             let slots = (p.as_ptr() as *mut u8).add(SLOTS_OFFSET) as *mut Value;
             for i in 0..len {
-                drop_value_in_place(slots.add(i));
+                std::ptr::drop_in_place(slots.add(i));
             }
             let parent = std::ptr::read(&p.as_ref().parent);
             std::alloc::dealloc(p.as_ptr() as *mut u8, env_layout(len));
@@ -2155,7 +2148,7 @@ fn free_thunk(p: NonNull<ThunkBox>) {
         // the two common states (an evaluated value, a suspended
         // expression) are dropped in place; the rest through `take`
         match b.tag.get() {
-            T_DONE => drop_value_in_place(d as *mut Value),
+            T_DONE => std::ptr::drop_in_place(d as *mut Value),
             T_SUSPENDED => std::ptr::drop_in_place(d as *mut (&'static Expr, Env)),
             T_BLACKHOLE => {}
             _ => drop(b.take()),
